@@ -1,0 +1,68 @@
+"""Opening the DuckDB warehouse (one writer at a time) and the raw schema's shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, Table
+
+RAW_SCHEMA = "raw"
+INCOMING_SCHEMA = "raw_incoming"
+OPS_SCHEMA = "ops"
+
+
+class WarehouseLockedError(RuntimeError):
+    """Another process holds the DuckDB file."""
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse and always close it, so the next step (or dbt) can take the file."""
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"warehouse {path} does not exist yet: run `kizuna run` or `kizuna ingest` first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WarehouseLockedError(
+                f"warehouse {path} is held by another process; wait for it to finish ({exc})"
+            ) from exc
+        raise
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def raw_table_ddl(table: Table, schema: str = RAW_SCHEMA) -> str:
+    """CREATE TABLE statement for one raw table, with the provenance columns last."""
+    cols = [f'"{c.name}" {c.type.value}' for c in table.columns]
+    cols += [f"{SOURCE_FILE_COLUMN} VARCHAR", f"{SOURCE_ROW_COLUMN} BIGINT"]
+    return f'CREATE OR REPLACE TABLE {schema}."{table.name}" ({", ".join(cols)})'
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every raw table of the contract that does not exist yet (empty), so dbt always builds."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+    existing = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]
+        ).fetchall()
+    }
+    for table in TABLES:
+        if table.name not in existing:
+            con.execute(raw_table_ddl(table))
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchone()
+    return bool(row and row[0])
