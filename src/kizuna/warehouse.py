@@ -66,3 +66,55 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool
         [schema, name],
     ).fetchone()
     return bool(row and row[0])
+
+
+def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, int]:
+    """Replace every raw table from the incoming schema in one transaction: all tables or none.
+
+    Tables with no staged file become empty, so raw mirrors exactly what the source directory held.
+    """
+    staged = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [INCOMING_SCHEMA]
+        ).fetchall()
+    }
+    counts: dict[str, int] = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {OPS_SCHEMA}.loads (load_id VARCHAR, published_at TIMESTAMP, "
+            "source_dir VARCHAR, table_name VARCHAR, source_file VARCHAR, encoding VARCHAR, "
+            "row_count BIGINT, sha256 VARCHAR)"
+        )
+        for table in TABLES:
+            if table.name in staged:
+                con.execute(
+                    f'CREATE OR REPLACE TABLE {RAW_SCHEMA}."{table.name}" AS '
+                    f'SELECT * FROM {INCOMING_SCHEMA}."{table.name}"'
+                )
+            else:
+                con.execute(raw_table_ddl(table, RAW_SCHEMA))
+            row = con.execute(f'SELECT count(*) FROM {RAW_SCHEMA}."{table.name}"').fetchone()
+            counts[table.name] = int(row[0]) if row else 0
+        con.execute(
+            f"INSERT INTO {OPS_SCHEMA}.loads SELECT load_id, timezone('UTC', now()), source_dir, table_name, "
+            f"source_file, encoding, row_count, sha256 FROM {INCOMING_SCHEMA}._load WHERE load_id = ?",
+            [load_id],
+        )
+        con.execute(f"DROP SCHEMA {INCOMING_SCHEMA} CASCADE")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def staged_load_id(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The load waiting in the incoming schema, if any."""
+    if not table_exists(con, INCOMING_SCHEMA, "_load"):
+        return None
+    row = con.execute(f"SELECT any_value(load_id) FROM {INCOMING_SCHEMA}._load").fetchone()
+    return str(row[0]) if row and row[0] else None

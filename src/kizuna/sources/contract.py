@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class ColumnType(str, Enum):
+class ColumnType(StrEnum):
     """Logical column types; each maps to one DuckDB type in the raw schema."""
 
     TEXT = "VARCHAR"

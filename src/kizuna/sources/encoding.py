@@ -1,0 +1,65 @@
+"""Text encodings of source files: UTF-8 (with or without BOM) or CP932 as Japanese Excel writes it."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+from kizuna.sources.errors import SourceError
+
+_CHUNK = 1 << 20
+
+
+def _first_bad_line(path: Path, encoding: str) -> tuple[int, int]:
+    """Line number (1-based) and byte offset of the first byte that does not decode."""
+    data = path.read_bytes()
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        return data.count(b"\n", 0, exc.start) + 1, exc.start
+    return 0, -1
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with path.open("rb") as fh:
+        try:
+            while chunk := fh.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def detect_encoding(path: Path) -> str:
+    """Return 'utf-8-sig', 'utf-8' or 'cp932'; raise SourceError naming the line if neither fits."""
+    with path.open("rb") as fh:
+        head = fh.read(3)
+    if head == codecs.BOM_UTF8:
+        return "utf-8-sig"
+    if _decodes(path, "utf-8"):
+        return "utf-8"
+    if _decodes(path, "cp932"):
+        return "cp932"
+    line, offset = _first_bad_line(path, "utf-8")
+    raise SourceError(
+        path.name,
+        row=None,
+        column=None,
+        message=(
+            f"is neither UTF-8 nor CP932 (Shift_JIS): the first undecodable byte is on line {line} "
+            f"(byte {offset}); save it as 'CSV UTF-8' or 'CSV (comma delimited)' from Excel"
+        ),
+    )
+
+
+def to_utf8(path: Path, encoding: str, dest: Path) -> Path:
+    """Write a UTF-8 copy of `path` at `dest` (streamed) and return it; UTF-8 input is returned as is."""
+    if encoding == "utf-8":
+        return path
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("r", encoding=encoding, newline="") as src, dest.open("w", encoding="utf-8", newline="") as out:
+        while chunk := src.read(_CHUNK):
+            out.write(chunk)
+    return dest

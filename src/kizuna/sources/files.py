@@ -1,0 +1,210 @@
+"""The file source: CSV (UTF-8 or CP932) and customers.xlsx from a directory, parsed to the contract's types."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, ColumnType, Table
+from kizuna.sources.encoding import detect_encoding, to_utf8
+from kizuna.sources.errors import Finding, SourceError
+
+MAX_FINDINGS_PER_FILE = 20
+_TRUE = ("true", "t", "1", "yes", "y")
+_FALSE = ("false", "f", "0", "no", "n")
+
+
+@dataclass
+class StagedFile:
+    """A file parsed into a typed table of the incoming schema."""
+
+    table: str
+    file: str
+    encoding: str
+    rows: int
+    sha256: str
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+def find_file(source_dir: Path, table: Table) -> Path | None:
+    """The file that feeds `table`: <name>.csv, or <name>.xlsx where the contract allows Excel."""
+    csv_path = source_dir / f"{table.name}.csv"
+    xlsx_path = source_dir / f"{table.name}.xlsx"
+    if csv_path.exists() and table.excel_allowed and xlsx_path.exists():
+        raise SourceError(xlsx_path.name, None, None, f"both {csv_path.name} and {xlsx_path.name} exist; keep only one")
+    if csv_path.exists():
+        return csv_path
+    if table.excel_allowed and xlsx_path.exists():
+        return xlsx_path
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _excel_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # Excel stores every number as a float: 12 must not become "12.0"
+    return str(value)
+
+
+def excel_to_csv(path: Path, dest: Path) -> Path:
+    """Copy the first sheet of an .xlsx workbook to a UTF-8 CSV, keeping row numbers aligned."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+        rows = workbook.get_sheet_by_index(0).to_python(skip_empty_area=False)
+    except Exception as exc:  # calamine raises its own error types for broken workbooks
+        raise SourceError(path.name, None, None, f"cannot be read as an Excel workbook ({exc})") from exc
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        for row in rows:
+            writer.writerow([_excel_cell(v) for v in row])
+    return dest
+
+
+def _read_header(path: Path) -> list[str]:
+    with path.open("r", encoding="utf-8", newline="") as fh:
+        first = fh.readline()
+    if not first.strip():
+        return []
+    return [h.strip().lower() for h in next(csv.reader(io.StringIO(first)))]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _typed_expr(col: str, ctype: ColumnType) -> str:
+    """SQL turning the trimmed text column into its contract type; NULL where it does not parse."""
+    v = _quote(col)
+    if ctype is ColumnType.TEXT:
+        return v
+    if ctype is ColumnType.INTEGER:
+        return f"try_cast(replace({v}, ',', '') AS BIGINT)"
+    if ctype is ColumnType.MONEY:
+        return f"try_cast(regexp_replace({v}, '[,¥￥円\\s]', '', 'g') AS DECIMAL(18,2))"
+    if ctype is ColumnType.NUMBER:
+        return f"try_cast(replace({v}, ',', '') AS DOUBLE)"
+    if ctype is ColumnType.DATE:
+        return f"coalesce(try_strptime({v}, ['%Y-%m-%d', '%Y/%m/%d'])::DATE, try_cast({v} AS DATE))"
+    if ctype is ColumnType.TIMESTAMP:
+        # Naive text is business-local time (the session TimeZone); stored as UTC.
+        return f"timezone('UTC', try_cast(replace({v}, '/', '-') AS TIMESTAMPTZ))"
+    if ctype is ColumnType.BOOLEAN:
+        t = ", ".join(f"'{x}'" for x in _TRUE)
+        f = ", ".join(f"'{x}'" for x in _FALSE)
+        return f"CASE WHEN lower({v}) IN ({t}) THEN true WHEN lower({v}) IN ({f}) THEN false END"
+    raise AssertionError(ctype)
+
+
+_TYPE_HINT = {
+    ColumnType.INTEGER: "a whole number",
+    ColumnType.MONEY: "an amount (digits, optional decimals)",
+    ColumnType.NUMBER: "a number",
+    ColumnType.DATE: "a date (YYYY-MM-DD or YYYY/MM/DD)",
+    ColumnType.TIMESTAMP: "a date-time (YYYY-MM-DD HH:MM[:SS], optional UTC offset)",
+    ColumnType.BOOLEAN: "true or false",
+}
+
+
+def stage_file(
+    con: duckdb.DuckDBPyConnection, table: Table, path: Path, schema: str, tmp_dir: Path
+) -> tuple[StagedFile | None, list[Finding], int]:
+    """Parse one file into `schema.<table>`. Returns the staged file (None on findings), findings, their total."""
+    sha = _sha256(path)
+    if path.suffix.lower() == ".xlsx":
+        encoding = "xlsx"
+        text_path = excel_to_csv(path, tmp_dir / f"{table.name}.from-xlsx.csv")
+    else:
+        encoding = detect_encoding(path)
+        text_path = to_utf8(path, encoding, tmp_dir / f"{table.name}.utf8.csv")
+
+    header = _read_header(text_path)
+    findings = [
+        Finding(path.name, 1, c, "required column is missing from the header row")
+        for c in table.required_columns
+        if c not in header
+    ]
+    duplicated = sorted({h for h in header if header.count(h) > 1})
+    findings += [Finding(path.name, 1, c, "column appears more than once in the header") for c in duplicated]
+    if findings:
+        return None, findings, len(findings)
+
+    text_table = f'{schema}."_text_{table.name}"'
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _read AS SELECT * FROM read_csv(?, header = true, all_varchar = true, "
+            "delim = ',', quote = '\"', escape = '\"', normalize_names = false)",
+            [str(text_path)],
+        )
+    except duckdb.Error as exc:
+        raise SourceError(path.name, None, None, f"is not a readable CSV file: {exc}") from exc
+    read_cols = [r[0] for r in con.execute("DESCRIBE _read").fetchall()]
+    by_lower = {c.strip().lower(): c for c in read_cols}
+    selects = []
+    for col in table.columns:
+        expr = f"nullif(trim({_quote(by_lower[col.name])}), '')" if col.name in by_lower else "NULL::VARCHAR"
+        if col.default is not None:
+            expr = f"coalesce({expr}, '{col.default}')"
+        selects.append(f"{expr} AS {_quote(col.name)}")
+    con.execute(
+        f"CREATE OR REPLACE TABLE {text_table} AS SELECT {', '.join(selects)}, "
+        f"(row_number() OVER () + 1)::BIGINT AS {SOURCE_ROW_COLUMN} FROM _read"
+    )
+    con.execute("DROP TABLE _read")
+
+    checks: list[str] = []
+    for col in table.columns:
+        q = _quote(col.name)
+        if col.required:
+            checks.append(
+                f"SELECT {SOURCE_ROW_COLUMN}, '{col.name}', NULL, 'required value is empty' "
+                f"FROM {text_table} WHERE {q} IS NULL"
+            )
+        if col.type is not ColumnType.TEXT:
+            checks.append(
+                f"SELECT {SOURCE_ROW_COLUMN}, '{col.name}', {q}, 'is not {_TYPE_HINT[col.type]}' "
+                f"FROM {text_table} WHERE {q} IS NOT NULL AND {_typed_expr(col.name, col.type)} IS NULL"
+            )
+    union = " UNION ALL ".join(checks)
+    total_row = con.execute(f"SELECT count(*) FROM ({union})").fetchone()
+    total = int(total_row[0]) if total_row else 0
+    if total:
+        rows = con.execute(f"SELECT * FROM ({union}) ORDER BY 1, 2 LIMIT {MAX_FINDINGS_PER_FILE}").fetchall()
+        for row_no, column, value, problem in rows:
+            shown = f" (found {value!r})" if value is not None else ""
+            findings.append(Finding(path.name, int(row_no), column, f"{problem}{shown}"))
+        con.execute(f"DROP TABLE {text_table}")
+        return None, findings, total
+
+    typed = ", ".join(f"{_typed_expr(c.name, c.type)}::{c.type.value} AS {_quote(c.name)}" for c in table.columns)
+    con.execute(
+        f'CREATE OR REPLACE TABLE {schema}."{table.name}" AS SELECT {typed}, '
+        f"?::VARCHAR AS {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN} FROM {text_table} ORDER BY {SOURCE_ROW_COLUMN}",
+        [path.name],
+    )
+    con.execute(f"DROP TABLE {text_table}")
+    count_row = con.execute(f'SELECT count(*) FROM {schema}."{table.name}"').fetchone()
+    ignored = [h for h in header if h not in table.column_names]
+    staged = StagedFile(table.name, path.name, encoding, int(count_row[0]) if count_row else 0, sha, ignored)
+    return staged, [], 0

@@ -1,0 +1,50 @@
+"""Shared fixtures: one Prefect harness per session, settings pointing at temporary directories."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+# Before Prefect is imported anywhere: a private PREFECT_HOME, no telemetry, quiet logs.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="kizuna-prefect-home-")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+
+from kizuna.runtime import quiet_third_parties  # noqa: E402
+from kizuna.settings import Settings  # noqa: E402
+
+quiet_third_parties()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server for the whole session (starting one costs 10-40 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings whose every output lives under tmp_path; sources in tmp_path/src."""
+    (tmp_path / "src").mkdir()
+    return Settings(
+        source_dir=tmp_path / "src",
+        warehouse=tmp_path / "warehouse.duckdb",
+        var_dir=tmp_path / "var",
+        outbox_dir=tmp_path / "var" / "outbox",
+    )
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]], encoding: str = "utf-8") -> Path:
+    with path.open("w", encoding=encoding, newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
