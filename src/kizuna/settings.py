@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -31,6 +31,18 @@ class Settings(BaseSettings):
     sender_postal_address: str = "〒100-0005 東京都千代田区丸の内1-1-1"
     sender_contact: str = "support@example.co.jp / 03-0000-0000"
     unsubscribe_url: str = "https://example.co.jp/unsubscribe?c={contact_token}"
+    unsubscribe_secret: SecretStr = Field(
+        SecretStr("kizuna-demo-only-secret"),
+        description="Signs unsubscribe tokens so nobody can unsubscribe someone else; set your own in production.",
+    )
+
+    @field_validator("sender_name", "sender_email", "sender_postal_address", "sender_contact")
+    @classmethod
+    def _identity_present(cls, value: str) -> str:
+        # Japan's Act on Specified Electronic Mail requires the sender's identity in every advertising email.
+        if not value.strip():
+            raise ValueError("must not be empty: every email shows the sender's name, address and contact")
+        return value
 
     @property
     def dbt_project_dir(self) -> Path:

@@ -183,6 +183,7 @@ def _run_suite(suite: SuiteFile, frame: pd.DataFrame, file: str) -> list[CheckRe
     checks = []
     for r in outcome.results:
         config = r.expectation_config
+        assert config is not None  # GX fills it for every result of a suite run
         column = _expectation_column({"kwargs": config.kwargs})
         raised = (r.exception_info or {}).get("raised_exception")
         if raised:

@@ -1,0 +1,23 @@
+{#- The as-of date: var `as_of` ('YYYY-MM-DD', a YAML date also works), else today's date where dbt runs. -#}
+{% macro as_of_iso() -%}
+    {%- set raw = var('as_of', none) -%}
+    {%- if raw is none or (raw | string | trim) in ('', 'None', 'null') -%}
+        {{- return(modules.datetime.date.today().isoformat()) -}}
+    {%- endif -%}
+    {%- set text = raw | string | trim -%}
+    {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', text) -%}
+        {{- exceptions.raise_compiler_error("var as_of must be a date 'YYYY-MM-DD', got '" ~ text ~ "'") -}}
+    {%- endif -%}
+    {%- do modules.datetime.date(text[0:4] | int, text[5:7] | int, text[8:10] | int) -%}
+    {{- return(text) -}}
+{%- endmacro %}
+
+{#- SQL date literal of the as-of date. -#}
+{% macro as_of_date() -%}
+    cast('{{ as_of_iso() }}' as date)
+{%- endmacro %}
+
+{#- SQL date literal of the first day of the as-of month. -#}
+{% macro as_of_month() -%}
+    cast('{{ as_of_iso()[0:8] }}01' as date)
+{%- endmacro %}

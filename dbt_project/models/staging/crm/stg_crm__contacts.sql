@@ -1,0 +1,20 @@
+with
+
+source as (select * from {{ source('raw', 'contacts') }}),
+
+final as (
+    select
+        cast(contact_id as {{ dbt.type_string() }}) as contact_id,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        email,
+        name as contact_name,
+        role,
+        coalesce(is_primary, false) as is_primary,
+        coalesce(marketing_opt_in, false) as is_marketing_opted_in,
+        locale,
+        _source_file as source_file,
+        _source_row as source_row
+    from source
+)
+
+select * from final

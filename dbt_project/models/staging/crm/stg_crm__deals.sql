@@ -1,0 +1,21 @@
+with
+
+source as (select * from {{ source('raw', 'deals') }}),
+
+final as (
+    select
+        cast(deal_id as {{ dbt.type_string() }}) as deal_id,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        type as deal_type,
+        stage,
+        amount,
+        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+        cast(closed_at as {{ dbt.type_timestamp() }}) as closed_at,
+        is_won,
+        source as lead_source,
+        _source_file as source_file,
+        _source_row as source_row
+    from source
+)
+
+select * from final

@@ -1,0 +1,1 @@
+"""Prefect flows: wiring of kizuna library calls into tasks, nothing else."""

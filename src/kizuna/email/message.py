@@ -1,0 +1,113 @@
+"""The message every email backend sends, the backend interface, and building a message from a render."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kizuna.email.render import RenderedEmail
+
+ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
+
+
+class InvalidMessageError(ValueError):
+    """An OutgoingMessage that no backend should send."""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One email to one recipient. ``message_key`` is the caller's idempotency key (one per send)."""
+
+    message_key: str
+    to_email: str
+    to_name: str
+    from_email: str
+    from_name: str
+    subject: str
+    html: str
+    text: str
+    cc: list[str] = field(default_factory=list)
+    reply_to: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    categories: list[str] = field(default_factory=list)
+    custom_args: dict[str, str] = field(default_factory=dict)  # echoed on provider events; no personal data
+
+    def __post_init__(self) -> None:
+        if not self.message_key.strip():
+            raise InvalidMessageError("message_key is empty: the caller must give each send its own key")
+        for what, address in [("to_email", self.to_email), ("from_email", self.from_email)] + [
+            ("cc", a) for a in self.cc
+        ]:
+            if "@" not in address or any(ch.isspace() or ch in "<>,;" for ch in address):
+                raise InvalidMessageError(f"{what} {address!r} is not a single email address ({self.message_key})")
+        one_line = {
+            "to_name": self.to_name,
+            "from_name": self.from_name,
+            "subject": self.subject,
+            "reply_to": self.reply_to or "",
+            **{f"header {k}": f"{k}{v}" for k, v in self.headers.items()},
+        }
+        for what, value in one_line.items():
+            if "\r" in value or "\n" in value:
+                raise InvalidMessageError(f"{what} contains a line break ({self.message_key}): header injection")
+        if not self.subject.strip():
+            raise InvalidMessageError(f"subject is empty ({self.message_key})")
+        bad_args = [k for k, v in self.custom_args.items() if not isinstance(v, str)]
+        if bad_args:
+            raise InvalidMessageError(f"custom_args values must be strings (SendGrid): {bad_args}")
+
+
+class EmailBackend(Protocol):
+    """Hands messages to a provider (SendGrid) or a local stand-in (the outbox)."""
+
+    name: str
+    # True only when sending the same message_key twice cannot deliver two copies.
+    idempotent_per_key: bool
+
+    def send(self, message: OutgoingMessage) -> str:
+        """Send one message; return the provider's message id."""
+        ...
+
+
+def unsubscribe_headers(unsubscribe_url: str, mailto: str | None = None) -> dict[str, str]:
+    """List-Unsubscribe with RFC 8058 one-click (Gmail/Yahoo bulk-sender rules)."""
+    targets = [f"<{unsubscribe_url}>"] + ([f"<mailto:{mailto}?subject=unsubscribe>"] if mailto else [])
+    return {"List-Unsubscribe": ", ".join(targets), "List-Unsubscribe-Post": ONE_CLICK}
+
+
+def build_message(
+    rendered: RenderedEmail,
+    recipient_email: str,
+    recipient_name: str,
+    message_key: str,
+    unsubscribe_url: str | None = None,
+    *,
+    cc: Iterable[str] = (),
+    reply_to: str | None = None,
+    custom_args: Mapping[str, str] | None = None,
+    extra_categories: Iterable[str] = (),
+    headers: Mapping[str, str] | None = None,
+) -> OutgoingMessage:
+    """An OutgoingMessage from a render and a recipient.
+
+    ``unsubscribe_url`` defaults to the one the footer shows (``rendered.unsubscribe_url``): the header and
+    the footer must point to the same place. ``reply_to`` overrides meta.yml's (e.g. the account owner).
+    """
+    url = unsubscribe_url or rendered.unsubscribe_url
+    categories = list(dict.fromkeys([*rendered.categories, *extra_categories]))
+    return OutgoingMessage(
+        message_key=message_key,
+        to_email=recipient_email.strip(),
+        to_name=" ".join(recipient_name.split()),
+        cc=[c.strip() for c in cc],
+        from_email=rendered.from_email,
+        from_name=rendered.from_name,
+        reply_to=reply_to or rendered.reply_to,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        headers={**unsubscribe_headers(url), **(headers or {})},
+        categories=categories,
+        custom_args={"message_key": message_key, "template": rendered.template, **(custom_args or {})},
+    )

@@ -1,0 +1,123 @@
+"""The local email backend: each message as an .eml file in the outbox directory, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import email.policy
+import hashlib
+import json
+import os
+import re
+import tempfile
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from pathlib import Path
+
+from kizuna.email.message import OutgoingMessage
+
+_SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
+_POLICY = email.policy.SMTP  # CRLF line ends, RFC 2047 for non-ASCII headers, as a provider would send
+
+
+def message_id(message: OutgoingMessage) -> str:
+    """A Message-ID derived from the message_key: the same key always names the same message."""
+    digest = hashlib.sha256(message.message_key.encode("utf-8")).hexdigest()[:32]
+    domain = message.from_email.rpartition("@")[2] or "kizuna.invalid"
+    return f"<{digest}.kizuna@{domain}>"
+
+
+def safe_filename(message_key: str) -> str:
+    """A file name for a key: the key itself when harmless, else a readable prefix plus its hash."""
+    if _SAFE_KEY.fullmatch(message_key):
+        return f"{message_key}.eml"
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", message_key).strip("._")[:80]
+    digest = hashlib.sha256(message_key.encode("utf-8")).hexdigest()[:16]
+    return f"{readable}-{digest}.eml" if readable else f"{digest}.eml"
+
+
+def to_mime(message: OutgoingMessage, *, now: dt.datetime | None = None) -> EmailMessage:
+    """The message as multipart/alternative (text, then HTML), UTF-8, with its headers."""
+    mime = EmailMessage(policy=_POLICY)
+    mime["Message-ID"] = message_id(message)
+    mime["Date"] = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    mime["From"] = Address(display_name=message.from_name, addr_spec=message.from_email)
+    mime["To"] = Address(display_name=message.to_name, addr_spec=message.to_email)
+    if message.cc:
+        mime["Cc"] = [Address(addr_spec=cc) for cc in message.cc]
+    if message.reply_to:
+        mime["Reply-To"] = message.reply_to
+    mime["Subject"] = message.subject
+    for name, value in message.headers.items():
+        mime[name] = value
+    # What a provider would receive besides the MIME message; kept for debugging the outbox.
+    mime["X-Kizuna-Message-Key"] = message.message_key
+    if message.categories:
+        mime["X-Kizuna-Categories"] = ", ".join(message.categories)
+    if message.custom_args:
+        mime["X-Kizuna-Custom-Args"] = json.dumps(message.custom_args, ensure_ascii=True, sort_keys=True)
+    mime.set_content(message.text, subtype="plain", charset="utf-8")
+    mime.add_alternative(message.html, subtype="html", charset="utf-8")
+    return mime
+
+
+class OutboxBackend:
+    """Writes <outbox_dir>/<message_key>.eml; sending a key again returns the first file's Message-ID."""
+
+    name = "outbox"
+    # Re-sending a key after a crash cannot make a second copy, so unfinished ledger claims may be retried.
+    idempotent_per_key = True
+
+    def __init__(self, outbox_dir: Path) -> None:
+        self.outbox_dir = Path(outbox_dir)
+
+    def path_for(self, message: OutgoingMessage) -> Path:
+        return self.outbox_dir / safe_filename(message.message_key)
+
+    def send(self, message: OutgoingMessage) -> str:
+        path = self.path_for(message)
+        existing = _read_message_id(path)
+        if existing:
+            return existing
+        self.outbox_dir.mkdir(parents=True, exist_ok=True)
+        mime = to_mime(message)
+        data = mime.as_bytes(policy=_POLICY)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=self.outbox_dir)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            # Two writers racing on one key both write the same Message-ID; either file is right.
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.outbox_dir)
+        return str(mime["Message-ID"])
+
+
+def _read_message_id(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            headers = BytesHeaderParser(policy=_POLICY).parse(handle)
+    except FileNotFoundError:
+        return None
+    value = headers.get("Message-ID")
+    return str(value) if value else None
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
