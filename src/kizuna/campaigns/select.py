@@ -132,7 +132,7 @@ def select_recipients(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id
                      WHEN k.contact_id IS NULL THEN 'no_contact'
                      WHEN NOT regexp_matches(coalesce(k.email, ''), ?) THEN 'invalid_email'
                      WHEN NOT coalesce(k.is_marketing_opted_in, false) THEN 'no_marketing_consent'
-                     WHEN row_number() OVER (PARTITION BY k.email, k.occasion
+                     WHEN row_number() OVER (PARTITION BY k.email
                                              ORDER BY k.is_marketing_opted_in DESC NULLS LAST, k.customer_id, k.contact_id) > 1
                        THEN 'duplicate_email'
                      WHEN l.message_key IS NOT NULL THEN 'already_sent'

@@ -1,0 +1,148 @@
+"""The daily flow end to end on a small demo set: loads, gates, builds, sends once, and stops on bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kizuna.demo.generate import generate_demo_data
+from kizuna.quality.gate import GateFailedError
+from kizuna.settings import Settings
+from kizuna.sources.errors import SourceContractError
+from kizuna.warehouse import connect
+from tests.sources.test_ingest import raw_fingerprint
+
+AS_OF = dt.date(2026, 11, 23)
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    generate_demo_data(out, customers=400, seed=7, as_of=AS_OF)
+    return out
+
+
+@pytest.fixture
+def flow_settings(tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings for a flow run: sources copied so a test may break them; outputs under tmp_path."""
+    src = tmp_path / "src"
+    shutil.copytree(demo_dir, src)
+    monkeypatch.setenv("KIZUNA_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("KIZUNA_OUTBOX_DIR", str(tmp_path / "var" / "outbox"))
+    return Settings(source_dir=src, warehouse=tmp_path / "warehouse.duckdb")
+
+
+def marts_fingerprint(settings: Settings) -> tuple:
+    with connect(settings.warehouse) as con:
+        return con.execute(
+            "SELECT (SELECT count(*) FROM marts.customers), (SELECT sum(current_mrr) FROM marts.customers), "
+            "(SELECT count(*) FROM marts.customer_mrr_monthly), (SELECT sum(ending_mrr) FROM marts.mrr_kpis_monthly)"
+        ).fetchone()
+
+
+def outbox_files(settings: Settings) -> list[Path]:
+    return sorted(settings.outbox_dir.glob("*.eml"))
+
+
+def test_daily_runs_end_to_end_and_a_rerun_sends_nothing_twice(prefect_harness: None, flow_settings: Settings) -> None:
+    from flows.daily import daily
+
+    s = flow_settings
+    summary = daily(source_dir=str(s.source_dir), warehouse=str(s.warehouse), as_of=AS_OF)
+
+    with connect(s.warehouse) as con:
+        raw_customers = con.execute("SELECT count(*) FROM raw.customers").fetchone()[0]
+        kpi_months = con.execute("SELECT count(*) FROM marts.mrr_kpis_monthly").fetchone()[0]
+        ledger = dict(con.execute("SELECT state, count(*) FROM ops.send_ledger GROUP BY 1").fetchall())
+        selected_keys = {
+            r[0] for r in con.execute("SELECT message_key FROM ops.campaign_recipients WHERE is_selected").fetchall()
+        }
+    assert summary.rows_loaded["customers"] == raw_customers == 400
+    assert summary.checks_passed > 0 and summary.models_built >= 10 and summary.tests_passed > 50
+    assert kpi_months > 12
+    assert summary.kpis["month"] == dt.date(2026, 10, 1)
+    [renewal] = [c for c in summary.campaigns if c.campaign == "renewal_reminder"]
+    assert renewal.selected > 0
+    assert renewal.sent == renewal.selected == ledger["sent"] == len(outbox_files(s)) == len(selected_keys)
+    assert "renewal_reminder" in summary.to_markdown()
+
+    first_files = {p.name: p.read_bytes() for p in outbox_files(s)}
+    again = daily(source_dir=str(s.source_dir), warehouse=str(s.warehouse), as_of=AS_OF)
+    [renewal2] = [c for c in again.campaigns if c.campaign == "renewal_reminder"]
+    assert renewal2.sent == 0 and renewal2.selected == 0
+    assert renewal2.excluded["already_sent"] == renewal.sent
+    assert {p.name: p.read_bytes() for p in outbox_files(s)} == first_files
+
+
+def _duplicate_customer(src: Path) -> None:
+    path = src / "customers.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join([*lines, lines[1]]), encoding="utf-8")
+
+
+def _bad_start_date(src: Path) -> None:
+    path = src / "subscriptions.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    header = lines[0].strip().split(",")
+    col = header.index("start_date")
+    fields = lines[5].rstrip("\r\n").split(",")
+    fields[col] = "2026-02-30"
+    lines[5] = ",".join(fields) + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def _missing_column(src: Path) -> None:
+    path = src / "subscriptions.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    col = lines[0].strip().split(",").index("customer_id")
+    path.write_text(
+        "".join(",".join(f for i, f in enumerate(line.rstrip("\r\n").split(",")) if i != col) + "\n" for line in lines),
+        encoding="utf-8",
+    )
+
+
+@pytest.fixture(scope="module")
+def good_run(prefect_harness: None, demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace after one good daily run; tests copy it instead of re-running dbt each time."""
+    from flows.daily import daily
+
+    root = tmp_path_factory.mktemp("good-run")
+    shutil.copytree(demo_dir, root / "src")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KIZUNA_VAR_DIR", str(root / "var"))
+        mp.setenv("KIZUNA_OUTBOX_DIR", str(root / "var" / "outbox"))
+        daily(source_dir=str(root / "src"), warehouse=str(root / "warehouse.duckdb"), as_of=AS_OF)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("break_it", "error", "message"),
+    [
+        (_duplicate_customer, GateFailedError, r"customers.csv, row 402, column customer_id: duplicate value"),
+        (_bad_start_date, SourceContractError, r"subscriptions.csv, row 6, column start_date: is not a date"),
+        (_missing_column, SourceContractError, r"subscriptions.csv, row 1, column customer_id: required column"),
+    ],
+    ids=["duplicate-customer-id", "start-date-not-a-date", "missing-required-column"],
+)
+def test_bad_input_stops_before_dbt_and_nothing_changes(
+    good_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, break_it, error, message
+) -> None:
+    from flows.daily import daily
+
+    shutil.copytree(good_run, tmp_path / "ws")
+    monkeypatch.setenv("KIZUNA_VAR_DIR", str(tmp_path / "ws" / "var"))
+    monkeypatch.setenv("KIZUNA_OUTBOX_DIR", str(tmp_path / "ws" / "var" / "outbox"))
+    s = Settings(source_dir=tmp_path / "ws" / "src", warehouse=tmp_path / "ws" / "warehouse.duckdb")
+    assert outbox_files(s), "the good run sent something, so 'nothing more was sent' means something"
+    raw_before, marts_before, sent_before = raw_fingerprint(s), marts_fingerprint(s), outbox_files(s)
+
+    break_it(s.source_dir)
+    with pytest.raises(error, match=message):
+        daily(source_dir=str(s.source_dir), warehouse=str(s.warehouse), as_of=AS_OF + dt.timedelta(days=1))
+
+    assert raw_fingerprint(s) == raw_before
+    assert marts_fingerprint(s) == marts_before
+    assert outbox_files(s) == sent_before
