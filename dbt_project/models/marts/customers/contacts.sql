@@ -8,12 +8,12 @@ final as (
     select
         contacts.contact_id,
         contacts.customer_id,
-        lower(trim(contacts.email)) as email,
         contacts.contact_name,
         contacts.role,
         contacts.is_primary,
         contacts.is_marketing_opted_in,
-        contacts.locale
+        contacts.locale,
+        lower(trim(contacts.email)) as email
     from contacts
     inner join customers on contacts.customer_id = customers.customer_id
 )
