@@ -15,8 +15,8 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="kizuna-prefect-home-")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 
-from kizuna.runtime import quiet_third_parties  # noqa: E402
-from kizuna.settings import Settings  # noqa: E402
+from kizuna.runtime import quiet_third_parties
+from kizuna.settings import Settings
 
 quiet_third_parties()
 
