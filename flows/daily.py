@@ -26,8 +26,8 @@ def ingest(settings: Settings) -> IngestResult:
 
 
 @task(name="quality-gate", cache_policy=NONE)
-def quality_gate(settings: Settings, staged: IngestResult) -> GateVerdict:
-    return gate_and_publish(settings)
+def quality_gate(settings: Settings, as_of: date, staged: IngestResult) -> GateVerdict:
+    return gate_and_publish(settings, as_of)
 
 
 @task(name="dbt-build", cache_policy=NONE)
@@ -59,7 +59,7 @@ def daily(
     logger = get_run_logger()
 
     staged = ingest(settings)
-    verdict = quality_gate(settings, staged)
+    verdict = quality_gate(settings, as_of, staged)
     built = build_marts(settings, as_of, verdict)
     run_id = new_load_id()
     campaigns = [campaign_task(settings, c, run_id, as_of, built) for c in load_campaigns(settings.campaigns_dir)]
@@ -73,7 +73,9 @@ def daily(
         skipped_sources=staged.skipped,
         checks_passed=sum(1 for r in verdict.results if r.success),
         checks_failed_warning=len(verdict.warnings),
-        gate_report=str(settings.var_dir / "reports" / f"gate-{verdict.load_id}.json"),
+        gate_report=verdict.report,
+        quarantined=verdict.quarantined,
+        new_columns={s.file: s.ignored_columns for s in staged.staged if s.ignored_columns},
         models_built=built.count("model"),
         tests_passed=built.count("test") + built.count("unit_test"),
         kpis=kpis,

@@ -105,21 +105,30 @@ def ingest(source_dir: SourceDir = None, warehouse: Warehouse = None) -> None:
 
 
 @app.command()
-def check(warehouse: Warehouse = None) -> None:
+def check(
+    warehouse: Warehouse = None,
+    as_of: AsOf = None,
+    accept_drop: Annotated[
+        bool, typer.Option(help="Confirm a load much smaller than the last good one (else held as suspicious).")
+    ] = False,
+) -> None:
     """Run the quality gate on the staged load and publish it to raw if no critical check fails."""
     from kizuna.quality.gate import GateFailedError, gate_and_publish
     from kizuna.quality.suites import load_suites
 
     settings = _settings(warehouse=warehouse)
+    day = _as_of(as_of, settings)
     try:
         with _progress("quality gate", len(load_suites(settings.expectations_dir, "raw"))) as step:
-            verdict = gate_and_publish(settings, progress=step)
+            verdict = gate_and_publish(settings, day, accept_drop=accept_drop, progress=step)
     except (GateFailedError, RuntimeError) as exc:
         raise _fail(exc) from exc
     console.print(f"{sum(r.success for r in verdict.results)} checks passed, {len(verdict.warnings)} warnings")
     if verdict.warnings:
         console.print(verdict.describe_failures(), highlight=False)
-    console.print("published to raw")
+    for table, rows in verdict.quarantined.items():
+        console.print(f"{table}: {rows} rows moved to quarantine.rows")
+    console.print(f"published to raw; report: {verdict.report}")
 
 
 @app.command()
@@ -151,6 +160,11 @@ def run(source_dir: SourceDir = None, warehouse: Warehouse = None, as_of: AsOf =
     except Exception as exc:
         raise _fail(exc) from exc
     console.print(Markdown(summary.to_markdown()))
+
+
+from kizuna.cli_templates import app as templates_app  # noqa: E402
+
+app.add_typer(templates_app, name="templates")
 
 
 def main() -> None:

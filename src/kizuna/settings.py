@@ -23,8 +23,64 @@ class Settings(BaseSettings):
     outbox_dir: Path = Field(Path("var/outbox"), description="The local outbox: one .eml per message.")
     timezone: str = Field("Asia/Tokyo", description="Business time zone: naive timestamps and as-of dates.")
 
-    email_backend: Literal["outbox"] = "outbox"
+    gate_max_drop: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of customers, subscriptions or total MRR that may vanish between two loads before "
+        "the gate holds the load as suspicious (kizuna check --accept-drop confirms it).",
+    )
+
+    email_backend: Literal["outbox", "sendgrid"] = Field(
+        "outbox", description="outbox (.eml files, for demos and dry runs) or sendgrid (docs/delivery.md)."
+    )
     sendgrid_api_key: SecretStr | None = None
+    sendgrid_api_key_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the API key, used when sendgrid_api_key is unset."
+    )
+    sendgrid_api_host: str = Field(
+        "https://api.sendgrid.com", description="SendGrid API base URL: a relay, a regional host or a test stand-in."
+    )
+    sendgrid_timeout_seconds: float = Field(10.0, gt=0, description="Per-request timeout; a timeout leaves 'unknown'.")
+    sendgrid_sandbox_mode: bool = Field(False, description="SendGrid validates but delivers nothing (answers 200).")
+    sendgrid_open_tracking: bool = True
+    sendgrid_click_tracking: bool = True
+    sendgrid_transport: Literal["official", "pooled"] = Field(
+        "official",
+        description="official: the sendgrid client (new connection per request); pooled: keep-alive connections "
+        "per worker thread, for throughput (docs/delivery.md).",
+    )
+    sendgrid_max_rate_limit_wait_seconds: float = Field(
+        120.0, ge=0, description="Longest wait for X-RateLimit-Reset after a 429; longer leaves the rest pending."
+    )
+    send_concurrency: int = Field(32, ge=1, le=512, description="Requests in flight at once.")
+    send_rate_per_second: float = Field(1000.0, ge=0, description="Messages per second at most; 0 means no limit.")
+    send_batch_size: int = Field(
+        500,
+        ge=1,
+        description="Messages marked 'sending' in one ledger write; a crash leaves at most two batches unknown.",
+    )
+
+    events_dir: Path = Field(
+        Path("var/events"), description="The event webhook's append-only store (JSON-lines segments)."
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        None,
+        description="SendGrid's Event Webhook verification key (base64 DER SubjectPublicKeyInfo, as SendGrid shows it).",
+    )
+    webhook_max_body_bytes: int = Field(5 * 1024 * 1024, ge=1, description="Larger webhook posts get 413.")
+    webhook_max_age_seconds: int = Field(
+        600, ge=1, description="Signed webhook posts older than this are refused as replays (403)."
+    )
+    webhook_clock_skew_seconds: int = Field(
+        30, ge=0, le=300, description="How far in the future a signed timestamp may be (clocks differ a little)."
+    )
+    events_segment_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="The event store starts a new segment file past this size."
+    )
+    events_load_wait_seconds: float = Field(
+        300.0, ge=0, description="How long `kizuna events load` waits for a held warehouse before deferring."
+    )
 
     sender_name: str = "株式会社キズナ デモ (Kizuna Demo K.K.)"
     sender_email: str = "success@example.co.jp"

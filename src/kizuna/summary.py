@@ -33,6 +33,7 @@ class CampaignSummary:
     sent: int
     failed: int
     left_pending: int = 0
+    unknown: int = 0  # may or may not have been queued by the provider; see docs/delivery.md
 
 
 @dataclass
@@ -44,6 +45,8 @@ class RunSummary:
     checks_passed: int = 0
     checks_failed_warning: int = 0
     gate_report: str | None = None
+    quarantined: dict[str, int] = field(default_factory=dict)
+    new_columns: dict[str, list[str]] = field(default_factory=dict)
     models_built: int = 0
     tests_passed: int = 0
     kpis: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +64,10 @@ class RunSummary:
             f"- {self.checks_passed} checks passed, {self.checks_failed_warning} warnings"
             + (f" (report: {self.gate_report})" if self.gate_report else "")
         )
+        for table, rows in self.quarantined.items():
+            lines.append(f"- {table}: {rows:,} rows quarantined (quarantine.rows)")
+        for file, columns in self.new_columns.items():
+            lines.append(f"- schema drift: {file} has new columns {', '.join(columns)} (ignored)")
         lines += ["", "## dbt build", f"- {self.models_built} models built, {self.tests_passed} tests passed"]
         if self.kpis:
             month = self.kpis.get("month")
@@ -75,6 +82,7 @@ class RunSummary:
             excluded = ", ".join(f"{k} {v}" for k, v in sorted(c.excluded.items())) or "none"
             lines.append(
                 f"- {c.campaign}: {c.selected} selected, {c.sent} sent, {c.failed} failed"
+                + (f", {c.unknown} unknown" if c.unknown else "")
                 + (f", {c.left_pending} left pending" if c.left_pending else "")
                 + f"; excluded: {excluded}"
             )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import duckdb
 
 from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, Table
+
+log = logging.getLogger(__name__)
 
 RAW_SCHEMA = "raw"
 INCOMING_SCHEMA = "raw_incoming"
@@ -37,6 +42,33 @@ def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyC
         yield con
     finally:
         con.close()
+
+
+@contextmanager
+def connect_when_free(
+    path: Path, *, wait_seconds: float, read_only: bool = False, max_delay: float = 10.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """connect(), waiting with backoff while another process holds the file; WarehouseLockedError after wait_seconds.
+
+    For jobs that share the file with the daily run (the event loader): a held file is normal, not an error.
+    """
+    deadline = time.monotonic() + wait_seconds
+    delay, attempt = 0.2, 1
+    while True:
+        stack = ExitStack()
+        try:
+            con = stack.enter_context(connect(path, read_only=read_only))
+            break
+        except WarehouseLockedError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            pause = min(delay * random.uniform(0.5, 1.0), left)  # jitter: two waiters do not retry in step
+            log.info("warehouse %s is held by another process; attempt %d, retrying in %.1f s", path, attempt, pause)
+            time.sleep(pause)
+            delay, attempt = min(delay * 2, max_delay), attempt + 1
+    with stack:
+        yield con
 
 
 def raw_table_ddl(table: Table, schema: str = RAW_SCHEMA) -> str:
@@ -104,6 +136,13 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
             f"source_file, encoding, row_count, sha256 FROM {INCOMING_SCHEMA}._load WHERE load_id = ?",
             [load_id],
         )
+        if table_exists(con, INCOMING_SCHEMA, "_quarantine"):
+            # Rows the gate moved out of this load, kept with file, row, column, rule and value.
+            con.execute("CREATE SCHEMA IF NOT EXISTS quarantine")
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS quarantine.rows AS SELECT * FROM {INCOMING_SCHEMA}._quarantine LIMIT 0"
+            )
+            con.execute(f"INSERT INTO quarantine.rows SELECT * FROM {INCOMING_SCHEMA}._quarantine")
         con.execute(f"DROP SCHEMA {INCOMING_SCHEMA} CASCADE")
         con.execute("COMMIT")
     except BaseException:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +24,8 @@ class SuiteFile:
     table: str
     expectations: list[dict[str, Any]]
     path: Path
+    # name -> SQL over the table (and {schema} for its load), added to the frame before validation
+    derived_columns: dict[str, str] = field(default_factory=dict)
 
 
 def load_suite(path: Path) -> SuiteFile:
@@ -44,7 +46,10 @@ def load_suite(path: Path) -> SuiteFile:
             raise SuiteFileError(
                 f"{path}: expectations[{i}] ({exp.get('type')}) needs meta.severity, one of {list(SEVERITIES)}"
             )
-    return SuiteFile(doc.get("name") or path.stem, meta["schema"], meta["table"], expectations, path)
+    derived = meta.get("derived_columns") or {}
+    if not isinstance(derived, dict) or not all(isinstance(v, str) for v in derived.values()):
+        raise SuiteFileError(f"{path}: meta.derived_columns must map column names to SQL expressions")
+    return SuiteFile(doc.get("name") or path.stem, meta["schema"], meta["table"], expectations, path, derived)
 
 
 def load_suites(expectations_dir: Path, schema: str) -> list[SuiteFile]:

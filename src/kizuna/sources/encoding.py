@@ -35,9 +35,15 @@ def _decodes(path: Path, encoding: str) -> bool:
 def detect_encoding(path: Path) -> str:
     """Return 'utf-8-sig', 'utf-8' or 'cp932'; raise SourceError naming the line if neither fits."""
     with path.open("rb") as fh:
-        head = fh.read(3)
-    if head == codecs.BOM_UTF8:
+        head = fh.read(_CHUNK)
+    if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    if b"\x00" in head:
+        # CP932 would "decode" UTF-16 into garbage; NUL bytes never occur in a UTF-8 or CP932 text file.
+        kind = "UTF-16 (Excel's 'Unicode text')" if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "binary"
+        raise SourceError(
+            path.name, None, None, f"is neither UTF-8 nor CP932 (Shift_JIS): it looks {kind}; save it as 'CSV UTF-8'"
+        )
     if _decodes(path, "utf-8"):
         return "utf-8"
     if _decodes(path, "cp932"):

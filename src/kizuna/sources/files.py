@@ -90,6 +90,27 @@ def _read_header(path: Path) -> list[str]:
     return [h.strip().lower() for h in next(csv.reader(io.StringIO(first)))]
 
 
+def find_csv_defect(path: Path, expected_fields: int) -> tuple[int | None, str]:
+    """The first record a strict CSV reader rejects, as (spreadsheet row, problem); (None, '') if none.
+
+    Only called after DuckDB refused the file: its errors do not name a row, and a person needs one.
+    """
+    row = 1
+    try:
+        with path.open("r", encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh, strict=True)
+            next(reader, None)
+            for row, record in enumerate(reader, start=2):
+                if record and len(record) != expected_fields:
+                    return row, (
+                        f"has {len(record)} fields where the header has {expected_fields} "
+                        "(a line cut short, or an unquoted comma?)"
+                    )
+    except csv.Error as exc:
+        return row + 1, f"is not valid CSV from this row on ({exc}; an unclosed quote, or a file cut short?)"
+    return None, ""
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -158,6 +179,9 @@ def stage_file(
             [str(text_path)],
         )
     except duckdb.Error as exc:
+        row, problem = find_csv_defect(text_path, len(header))
+        if row is not None:
+            raise SourceError(path.name, row, None, problem) from exc
         raise SourceError(path.name, None, None, f"is not a readable CSV file: {exc}") from exc
     read_cols = [r[0] for r in con.execute("DESCRIBE _read").fetchall()]
     by_lower = {c.strip().lower(): c for c in read_cols}

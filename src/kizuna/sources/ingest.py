@@ -78,7 +78,12 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                     continue
                 findings += file_findings
                 total += file_total
-                if staged:
+                if staged and table.required and staged.rows == 0:
+                    findings.append(
+                        Finding(path.name, 2, None, "has a header but no records; a required file cannot be empty")
+                    )
+                    total += 1
+                elif staged:
                     result.staged.append(staged)
             if findings:
                 con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")

@@ -1,0 +1,49 @@
+"""Quarantine: rows failing a warning-level check leave the load, with file, row, column, rule and value."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+from kizuna.quality.validate import CheckResult
+from kizuna.sources.contract import SOURCE_ROW_COLUMN
+from kizuna.warehouse import INCOMING_SCHEMA
+
+QUARANTINE_SCHEMA = "quarantine"
+QUARANTINE_TABLE = f"{QUARANTINE_SCHEMA}.rows"
+# Held in the incoming schema until the load is published, so a load that fails leaves no quarantine rows.
+QUARANTINE_STAGING = f"{INCOMING_SCHEMA}._quarantine"
+QUARANTINE_COLUMNS = (
+    "load_id VARCHAR, quarantined_at TIMESTAMP, table_name VARCHAR, source_file VARCHAR, source_row BIGINT, "
+    "column_name VARCHAR, rule VARCHAR, value VARCHAR, severity VARCHAR, record VARCHAR"
+)
+
+
+def quarantine_rows(
+    con: duckdb.DuckDBPyConnection, load_id: str, table: str, file: str, failures: Sequence[CheckResult]
+) -> int:
+    """Move every row named by `failures` out of the staged table; return how many rows left it."""
+    findings = [
+        (load_id, table, file, row, f.column, f.rule, value, f.severity) for f in failures for row, value in f.rows
+    ]
+    if not findings:
+        return 0
+    con.execute(f"CREATE TABLE IF NOT EXISTS {QUARANTINE_STAGING} ({QUARANTINE_COLUMNS})")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _findings (load_id VARCHAR, table_name VARCHAR, source_file VARCHAR, "
+        "source_row BIGINT, column_name VARCHAR, rule VARCHAR, value VARCHAR, severity VARCHAR)"
+    )
+    con.executemany("INSERT INTO _findings VALUES (?, ?, ?, ?, ?, ?, ?, ?)", findings)
+    staged = f'{INCOMING_SCHEMA}."{table}"'
+    con.execute(
+        f"""INSERT INTO {QUARANTINE_STAGING}
+            SELECT f.load_id, timezone('UTC', now()), f.table_name, f.source_file, f.source_row, f.column_name,
+                   f.rule, f.value, f.severity, to_json(t)::VARCHAR
+            FROM _findings f JOIN {staged} t ON t.{SOURCE_ROW_COLUMN} = f.source_row"""
+    )
+    before = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
+    con.execute(f"DELETE FROM {staged} WHERE {SOURCE_ROW_COLUMN} IN (SELECT source_row FROM _findings)")
+    after = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
+    con.execute("DROP TABLE _findings")
+    return int(before[0] if before else 0) - int(after[0] if after else 0)
