@@ -10,6 +10,7 @@ import pytest
 
 from kizuna.email.render import Sender, TemplateRenderer
 from kizuna.settings import PROJECT_DIR
+from tests.standins.sendgrid_server import sendgrid_standin  # noqa: F401 (a fixture)
 
 TEMPLATES_DIR = PROJECT_DIR / "templates"
 # Distinct from the settings defaults, so a test sees values that came through the renderer.

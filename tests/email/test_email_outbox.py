@@ -45,7 +45,7 @@ def test_build_message_carries_render_and_unsubscribe_headers(message: OutgoingM
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
     assert message.categories == ["renewal_reminder"]
-    assert message.custom_args == {"message_key": KEY, "template": "renewal_reminder", "campaign": "renewal_reminder"}
+    assert message.custom_args == {"send_id": KEY, "template": "renewal_reminder", "campaign": "renewal_reminder"}
 
 
 def test_outbox_writes_a_parseable_eml(tmp_path: Path, message: OutgoingMessage) -> None:

@@ -35,3 +35,11 @@ def test_lint_reports_undeclared_variables_and_incomplete_meta(make_renderer: Ma
 
     files["scratch/meta.yml"] = "description: x\nvariables: [greeting]\nsample_context: {}\n"
     assert "sample_context lacks declared variables ['greeting']" in " ".join(make_renderer(files).lint("scratch"))
+
+
+@pytest.mark.parametrize(
+    "expression", ["''.__class__.__mro__", "greeting.format_map.__globals__"], ids=["mro", "globals"]
+)
+def test_lint_reports_a_template_reaching_python_internals(make_renderer: MakeRenderer, expression: str) -> None:
+    problems = make_renderer(scratch_template(f"<p>{{{{ {expression} }}}}</p>")).lint("scratch")
+    assert any("not allowed in email templates" in p for p in problems)

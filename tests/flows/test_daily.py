@@ -66,7 +66,7 @@ def test_daily_runs_end_to_end_and_a_rerun_sends_nothing_twice(prefect_harness: 
     assert summary.kpis["month"] == dt.date(2026, 10, 1)
     [renewal] = [c for c in summary.campaigns if c.campaign == "renewal_reminder"]
     assert renewal.selected > 0
-    assert renewal.sent == renewal.selected == ledger["sent"] == len(outbox_files(s)) == len(selected_keys)
+    assert renewal.sent == renewal.selected == ledger["accepted"] == len(outbox_files(s)) == len(selected_keys)
     assert "renewal_reminder" in summary.to_markdown()
 
     first_files = {p.name: p.read_bytes() for p in outbox_files(s)}

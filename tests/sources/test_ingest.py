@@ -16,29 +16,54 @@ from kizuna.warehouse import INCOMING_SCHEMA, connect, publish_incoming
 from tests.conftest import write_csv
 
 CUSTOMERS_HEADER = ["customer_id", "name", "employee_count", "created_at", "owner_email"]
-SUBSCRIPTIONS_HEADER = ["subscription_id", "customer_id", "start_date", "end_date", "mrr", "amount",
-                        "billing_period_months", "contract_term_months", "status"]
+SUBSCRIPTIONS_HEADER = [
+    "subscription_id",
+    "customer_id",
+    "start_date",
+    "end_date",
+    "mrr",
+    "amount",
+    "billing_period_months",
+    "contract_term_months",
+    "status",
+]
 
 
 def good_sources(src: Path, encoding: str = "utf-8") -> None:
-    write_csv(src / "customers.csv", CUSTOMERS_HEADER, [
-        ["C1", "株式会社テスト", "1,200", "2024/01/05 10:00", "tanaka@example.co.jp"],
-        ["C2", "サンプル商事株式会社", "30", "2024-02-01", ""],
-    ], encoding=encoding)
-    write_csv(src / "subscriptions.csv", SUBSCRIPTIONS_HEADER, [
-        ["S1", "C1", "2024-01-01", "", "￥80,000", "", "", "12", "active"],
-        ["S2", "C2", "2024/02/01", "2024-05-01", "", "120000", "12", "12", "canceled"],
-    ], encoding=encoding)
+    write_csv(
+        src / "customers.csv",
+        CUSTOMERS_HEADER,
+        [
+            ["C1", "株式会社テスト", "1,200", "2024/01/05 10:00", "tanaka@example.co.jp"],
+            ["C2", "サンプル商事株式会社", "30", "2024-02-01", ""],
+        ],
+        encoding=encoding,
+    )
+    write_csv(
+        src / "subscriptions.csv",
+        SUBSCRIPTIONS_HEADER,
+        [
+            ["S1", "C1", "2024-01-01", "", "￥80,000", "", "", "12", "active"],
+            ["S2", "C2", "2024/02/01", "2024-05-01", "", "120000", "12", "12", "canceled"],
+        ],
+        encoding=encoding,
+    )
 
 
 def raw_fingerprint(settings: Settings) -> dict[str, str]:
     """A checksum of every raw table's full contents, to prove a failed load changed nothing."""
     with connect(settings.warehouse) as con:
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw' ORDER BY 1").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw' ORDER BY 1"
+            ).fetchall()
+        ]
         return {
-            t: con.execute(f'SELECT count(*) || \':\' || coalesce(md5(string_agg(CAST(r AS VARCHAR), \'|\' '
-                           f'ORDER BY CAST(r AS VARCHAR))), \'\') FROM raw."{t}" r').fetchone()[0]
+            t: con.execute(
+                f"SELECT count(*) || ':' || coalesce(md5(string_agg(CAST(r AS VARCHAR), '|' "
+                f"ORDER BY CAST(r AS VARCHAR))), '') FROM raw.\"{t}\" r"
+            ).fetchone()[0]
             for t in tables
         }
 
@@ -54,10 +79,12 @@ def test_good_files_are_typed_and_keep_their_row_numbers(settings: Settings) -> 
     counts = load(settings)
     assert counts["customers"] == 2 and counts["subscriptions"] == 2 and counts["usage"] == 0
     with connect(settings.warehouse) as con:
-        c1 = con.execute("SELECT employee_count, created_at, _source_file, _source_row FROM raw.customers "
-                         "WHERE customer_id = 'C1'").fetchone()
-        s = con.execute("SELECT subscription_id, start_date, end_date, mrr, amount, currency FROM raw.subscriptions "
-                        "ORDER BY 1").fetchall()
+        c1 = con.execute(
+            "SELECT employee_count, created_at, _source_file, _source_row FROM raw.customers WHERE customer_id = 'C1'"
+        ).fetchone()
+        s = con.execute(
+            "SELECT subscription_id, start_date, end_date, mrr, amount, currency FROM raw.subscriptions ORDER BY 1"
+        ).fetchall()
     # 10:00 in Tokyo is 01:00 UTC; "1,200" and "￥80,000" as Japanese Excel formats them.
     assert c1 == (1200, dt.datetime(2024, 1, 5, 1, 0), "customers.csv", 2)
     assert s[0] == ("S1", dt.date(2024, 1, 1), None, Decimal("80000.00"), None, "JPY")
@@ -85,8 +112,9 @@ def test_customers_xlsx_is_read_instead_of_csv(settings: Settings) -> None:
     counts = load(settings)
     assert counts["customers"] == 2
     with connect(settings.warehouse) as con:
-        row = con.execute("SELECT employee_count, created_at, _source_file FROM raw.customers "
-                          "WHERE customer_id = 'C1'").fetchone()
+        row = con.execute(
+            "SELECT employee_count, created_at, _source_file FROM raw.customers WHERE customer_id = 'C1'"
+        ).fetchone()
     assert row == (1200, dt.datetime(2024, 1, 5, 1, 0), "customers.xlsx")
 
 
@@ -98,24 +126,35 @@ def test_missing_optional_files_are_reported_as_skipped(settings: Settings) -> N
 
 BAD_INPUTS = [
     pytest.param(
-        lambda src: write_csv(src / "subscriptions.csv", [h for h in SUBSCRIPTIONS_HEADER if h != "start_date"],
-                              [["S9", "C1", "", "1000", "", "", "1", "active"]]),
+        lambda src: write_csv(
+            src / "subscriptions.csv",
+            [h for h in SUBSCRIPTIONS_HEADER if h != "start_date"],
+            [["S9", "C1", "", "1000", "", "", "1", "active"]],
+        ),
         "subscriptions.csv, row 1, column start_date: required column is missing",
         id="missing-required-column",
     ),
     pytest.param(
-        lambda src: write_csv(src / "subscriptions.csv", SUBSCRIPTIONS_HEADER, [
-            ["S1", "C1", "2024-01-01", "", "1000", "", "", "1", "active"],
-            ["S2", "C1", "2024-13-45", "", "1000", "", "", "1", "active"],
-        ]),
+        lambda src: write_csv(
+            src / "subscriptions.csv",
+            SUBSCRIPTIONS_HEADER,
+            [
+                ["S1", "C1", "2024-01-01", "", "1000", "", "", "1", "active"],
+                ["S2", "C1", "2024-13-45", "", "1000", "", "", "1", "active"],
+            ],
+        ),
         "subscriptions.csv, row 3, column start_date: is not a date (YYYY-MM-DD or YYYY/MM/DD) (found '2024-13-45')",
         id="start-date-not-a-date",
     ),
     pytest.param(
-        lambda src: write_csv(src / "customers.csv", CUSTOMERS_HEADER, [
-            ["C1", "株式会社テスト", "10", "", ""],
-            ["", "名無し株式会社", "10", "", ""],
-        ]),
+        lambda src: write_csv(
+            src / "customers.csv",
+            CUSTOMERS_HEADER,
+            [
+                ["C1", "株式会社テスト", "10", "", ""],
+                ["", "名無し株式会社", "10", "", ""],
+            ],
+        ),
         "customers.csv, row 3, column customer_id: required value is empty",
         id="required-value-empty",
     ),

@@ -1,90 +1,226 @@
-"""The send ledger: one row per message key, claimed before sending, so nothing goes out twice."""
+"""The send ledger: one row per send_id (message_key), moved through its states so nothing goes out twice.
+
+    pending ──(one UPDATE per batch, before any request)──▶ sending ──▶ accepted          (provider id)
+       ▲                                                      │  ├──▶ failed_permanent  (refused; reason)
+       └──────────── deferred: provably not sent ◀────────────┘  └──▶ unknown           (may be queued)
+
+A run claims its selection as pending, turns what an earlier run left in 'sending' into 'unknown' (it was
+killed between marking and recording, so the provider may have queued those messages), sends only its own
+pending keys, and records every answer. Accepted and unknown keys are never claimed again; failed_permanent
+keys are (the provider refused them, so no copy exists). With a backend that is idempotent per key (the
+outbox) leftovers in 'sending' go back to pending instead: sending them again cannot make a second copy.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import duckdb
 
 from kizuna.warehouse import OPS_SCHEMA
 
 LEDGER_TABLE = f"{OPS_SCHEMA}.send_ledger"
-STATES = ("pending", "sent", "failed")
+STATES = ("pending", "sending", "accepted", "failed_permanent", "unknown")
+# Keys in these states are done for good: selection reports them as already_sent, claim skips them.
+SETTLED_STATES = ("sending", "accepted", "unknown")
+_OLD_STATES = {"pending": "pending", "sent": "accepted", "failed": "failed_permanent"}
+
+Outcome = tuple[str, str, str | None, str | None]  # (send_id, state, provider_message_id, error)
 
 
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
-    con.execute(f"""
-        CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
+    states = ", ".join(f"'{s}'" for s in STATES)
+    columns = f"""
             message_key VARCHAR PRIMARY KEY,
             campaign VARCHAR NOT NULL,
             contact_id VARCHAR NOT NULL,
             email VARCHAR NOT NULL,
             occasion VARCHAR NOT NULL,
             run_id VARCHAR NOT NULL,
-            state VARCHAR NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+            state VARCHAR NOT NULL CHECK (state IN ({states})),
             backend VARCHAR,
             provider_message_id VARCHAR,
             error VARCHAR,
+            attempts INTEGER NOT NULL DEFAULT 0,
             claimed_at TIMESTAMP NOT NULL,
-            finished_at TIMESTAMP)""")
+            sending_at TIMESTAMP,
+            finished_at TIMESTAMP"""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} ({columns})")
+    has_attempts = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = 'send_ledger' "
+        "AND column_name = 'attempts'",
+        [OPS_SCHEMA],
+    ).fetchone()
+    if has_attempts and not has_attempts[0]:
+        _migrate_from_sent_failed(con, columns)
+
+
+def _migrate_from_sent_failed(con: duckdb.DuckDBPyConnection, columns: str) -> None:
+    """Ledgers written before the sending/unknown states: sent → accepted, failed → failed_permanent."""
+    mapping = " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in _OLD_STATES.items())
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE TABLE {OPS_SCHEMA}.send_ledger_new ({columns})")
+        con.execute(f"""
+            INSERT INTO {OPS_SCHEMA}.send_ledger_new
+                (message_key, campaign, contact_id, email, occasion, run_id, state, backend, provider_message_id,
+                 error, attempts, claimed_at, finished_at)
+            SELECT message_key, campaign, contact_id, email, occasion, run_id, CASE state {mapping} END, backend,
+                   provider_message_id, error, CASE WHEN state = 'pending' THEN 0 ELSE 1 END, claimed_at,
+                   finished_at
+            FROM {LEDGER_TABLE}""")
+        con.execute(f"DROP TABLE {LEDGER_TABLE}")
+        con.execute(f"ALTER TABLE {OPS_SCHEMA}.send_ledger_new RENAME TO send_ledger")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def claim(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, backend: str) -> int:
-    """Record every selected recipient of this run as pending, unless its key is already in the ledger.
+    """Record this run's selected recipients as pending; return how many keys are pending for this run.
 
-    A key whose last attempt failed outright (the backend refused it) is claimed again.
-
-    Committed before anything is sent: a crash after this point leaves 'pending' rows that the next run
-    resolves (re-sent only through a backend that is idempotent per key, see pending_keys).
+    New keys are inserted; keys still pending from an earlier run (never attempted) and keys refused
+    before (failed_permanent) are taken over by this run. Keys in sending, accepted or unknown are left
+    alone. Committed before anything is sent.
     """
-    before = con.execute(f"SELECT count(*) FROM {LEDGER_TABLE}").fetchone()
     con.execute(
         f"""
         INSERT INTO {LEDGER_TABLE} (message_key, campaign, contact_id, email, occasion, run_id, state, backend,
                                     claimed_at)
-        SELECT message_key, campaign, contact_id, email, occasion, run_id, 'pending', ?,
-               timezone('UTC', now())
+        SELECT message_key, campaign, contact_id, email, occasion, run_id, 'pending', ?, timezone('UTC', now())
         FROM {OPS_SCHEMA}.campaign_recipients
         WHERE run_id = ? AND campaign = ? AND is_selected
         ON CONFLICT (message_key) DO UPDATE
-            SET state = 'pending', run_id = excluded.run_id, error = NULL, claimed_at = excluded.claimed_at
-            WHERE send_ledger.state = 'failed'""",
+            SET state = 'pending', run_id = excluded.run_id, backend = excluded.backend, email = excluded.email,
+                error = NULL, claimed_at = excluded.claimed_at
+            WHERE send_ledger.state IN ('pending', 'failed_permanent')""",
         [backend, run_id, campaign],
     )
-    after = con.execute(f"SELECT count(*) FROM {LEDGER_TABLE}").fetchone()
-    return int(after[0] if after else 0) - int(before[0] if before else 0)
+    return len(pending_keys(con, campaign, run_id))
+
+
+def recover_interrupted(con: duckdb.DuckDBPyConnection, campaign: str, backend: str, idempotent: bool) -> int:
+    """Settle what an earlier, killed run left in 'sending'; return how many rows became unknown.
+
+    Those requests may have reached the provider, so they become 'unknown' (never resent blindly), unless
+    this backend is idempotent per key and sent them itself: then they go back to pending.
+    """
+    if idempotent:
+        con.execute(
+            f"UPDATE {LEDGER_TABLE} SET state = 'pending', sending_at = NULL "
+            "WHERE campaign = ? AND state = 'sending' AND backend = ?",
+            [campaign, backend],
+        )
+    row = con.execute(
+        f"""
+        UPDATE {LEDGER_TABLE}
+        SET state = 'unknown', finished_at = timezone('UTC', now()),
+            error = 'interrupted after marking sending (run ' || run_id || '); the provider may have queued it: '
+                    || 'reconcile with processed events'
+        WHERE campaign = ? AND state = 'sending'
+        RETURNING 1""",
+        [campaign],
+    ).fetchall()
+    return len(row)
 
 
 def release(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> None:
     """Drop this run's claims that were never attempted (e.g. a template failed to render)."""
     con.execute(
-        f"DELETE FROM {LEDGER_TABLE} WHERE run_id = ? AND campaign = ? AND state = 'pending'", [run_id, campaign]
+        f"DELETE FROM {LEDGER_TABLE} WHERE run_id = ? AND campaign = ? AND state = 'pending' AND attempts = 0",
+        [run_id, campaign],
     )
 
 
-def pending_keys(con: duckdb.DuckDBPyConnection, campaign: str, run_id: str, *, include_earlier: bool) -> list[str]:
-    """Keys still to send: this run's claims, plus earlier runs' unfinished ones when that is safe."""
-    sql = f"SELECT message_key FROM {LEDGER_TABLE} WHERE campaign = ? AND state = 'pending'"
-    params: list[object] = [campaign]
-    if not include_earlier:
-        sql += " AND run_id = ?"
-        params.append(run_id)
-    return [r[0] for r in con.execute(sql + " ORDER BY message_key", params).fetchall()]
+def release_stale(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> None:
+    """Drop never-attempted pending keys of earlier runs that this run did not select (e.g. opted out since)."""
+    con.execute(
+        f"DELETE FROM {LEDGER_TABLE} WHERE campaign = ? AND state = 'pending' AND run_id <> ? AND attempts = 0",
+        [campaign, run_id],
+    )
 
 
-def mark(con: duckdb.DuckDBPyConnection, outcomes: Sequence[tuple[str, str, str | None, str | None]]) -> None:
-    """Record (message_key, state, provider_message_id, error) for a batch in one transaction."""
+def pending_keys(con: duckdb.DuckDBPyConnection, campaign: str, run_id: str) -> list[str]:
+    """This run's keys still to send."""
+    rows = con.execute(
+        f"SELECT message_key FROM {LEDGER_TABLE} WHERE campaign = ? AND run_id = ? AND state = 'pending' "
+        "ORDER BY message_key",
+        [campaign, run_id],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def mark_sending(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
+    """One UPDATE for a batch, committed before its first request: a crash from here on leaves 'sending'."""
+    if keys:
+        con.execute(
+            f"""
+            UPDATE {LEDGER_TABLE}
+            SET state = 'sending', attempts = attempts + 1, sending_at = timezone('UTC', now()), error = NULL
+            WHERE state = 'pending' AND message_key IN (SELECT unnest(?::VARCHAR[]))""",
+            [list(keys)],
+        )
+
+
+def mark(con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome]) -> None:
+    """Record (send_id, state, provider_message_id, error) for a batch in one UPDATE; pending means deferred."""
     if not outcomes:
         return
+    bad = {o[1] for o in outcomes} - {"pending", "accepted", "failed_permanent", "unknown"}
+    if bad:
+        raise ValueError(f"not a final ledger state: {sorted(bad)}")
     keys, states, ids, errors = (list(col) for col in zip(*outcomes, strict=True))
     con.execute(
         f"""
         UPDATE {LEDGER_TABLE} AS l
         SET state = o.state, provider_message_id = o.provider_message_id, error = o.error,
-            finished_at = timezone('UTC', now())
+            finished_at = CASE WHEN o.state = 'pending' THEN NULL ELSE timezone('UTC', now()) END
         FROM (SELECT unnest(?::VARCHAR[]) AS message_key, unnest(?::VARCHAR[]) AS state,
                      unnest(?::VARCHAR[]) AS provider_message_id, unnest(?::VARCHAR[]) AS error) AS o
-        WHERE l.message_key = o.message_key""",
+        WHERE l.message_key = o.message_key AND l.state = 'sending'""",
         [keys, states, ids, errors],
     )
+
+
+def reconcile_unknown(con: duckdb.DuckDBPyConnection, processed: Mapping[str, str]) -> int:
+    """Unknown keys seen in provider events (send_id → provider message id) become accepted; return how many.
+
+    Feed it the send_id and sg_message_id of SendGrid ``processed`` (or any later) events.
+    """
+    if not processed:
+        return 0
+    rows = con.execute(
+        f"""
+        UPDATE {LEDGER_TABLE} AS l
+        SET state = 'accepted', provider_message_id = p.provider_message_id,
+            error = 'reconciled from provider events after: ' || coalesce(l.error, 'unknown'),
+            finished_at = timezone('UTC', now())
+        FROM (SELECT unnest(?::VARCHAR[]) AS message_key, unnest(?::VARCHAR[]) AS provider_message_id) AS p
+        WHERE l.message_key = p.message_key AND l.state = 'unknown'
+        RETURNING 1""",
+        [list(processed), list(processed.values())],
+    ).fetchall()
+    return len(rows)
+
+
+def retry_unknown(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> int:
+    """A person's decision that these unknown keys were not queued (no events after days): back to failed.
+
+    They are then claimed by the next run that selects them. Never call this automatically.
+    """
+    rows = con.execute(
+        f"""
+        UPDATE {LEDGER_TABLE} SET state = 'failed_permanent', error = 'unknown released for retry by an operator'
+        WHERE state = 'unknown' AND message_key IN (SELECT unnest(?::VARCHAR[]))
+        RETURNING 1""",
+        [list(keys)],
+    ).fetchall()
+    return len(rows)
+
+
+def counts(con: duckdb.DuckDBPyConnection, campaign: str) -> dict[str, int]:
+    """Ledger rows of a campaign by state."""
+    rows = con.execute(f"SELECT state, count(*) FROM {LEDGER_TABLE} WHERE campaign = ? GROUP BY 1", [campaign])
+    return {str(r[0]): int(r[1]) for r in rows.fetchall()}

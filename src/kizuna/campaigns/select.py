@@ -7,7 +7,7 @@ from datetime import date
 
 import duckdb
 
-from kizuna.campaigns.ledger import LEDGER_TABLE, ensure_ledger
+from kizuna.campaigns.ledger import LEDGER_TABLE, SETTLED_STATES, ensure_ledger
 from kizuna.campaigns.spec import Campaign
 from kizuna.warehouse import OPS_SCHEMA
 
@@ -138,7 +138,7 @@ def select_recipients(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id
                      WHEN l.message_key IS NOT NULL THEN 'already_sent'
                    END AS reason
             FROM keyed k
-            LEFT JOIN {LEDGER_TABLE} l ON l.message_key = k.message_key AND l.state = 'sent'
+            LEFT JOIN {LEDGER_TABLE} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}
         ),
         capped AS (
             SELECT *,

@@ -15,6 +15,22 @@ class InvalidMessageError(ValueError):
     """An OutgoingMessage that no backend should send."""
 
 
+class SendError(Exception):
+    """A send that returned no provider id; the subclass says what the send ledger records."""
+
+
+class PermanentSendError(SendError):
+    """The provider refused the message (e.g. SendGrid 400): not queued; ledger state failed_permanent."""
+
+
+class UncertainSendError(SendError):
+    """The message may or may not have been queued (5xx, timeout, lost connection); ledger state unknown."""
+
+
+class DeferredSendError(SendError):
+    """Provably not sent this time (a rate-limit wait too long, the backend halted); the key stays pending."""
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
     """One email to one recipient. ``message_key`` is the caller's idempotency key (one per send)."""
@@ -32,6 +48,7 @@ class OutgoingMessage:
     headers: dict[str, str] = field(default_factory=dict)
     categories: list[str] = field(default_factory=list)
     custom_args: dict[str, str] = field(default_factory=dict)  # echoed on provider events; no personal data
+    unsubscribe_group: int | None = None  # SendGrid ASM group id
 
     def __post_init__(self) -> None:
         if not self.message_key.strip():
@@ -66,7 +83,15 @@ class EmailBackend(Protocol):
     idempotent_per_key: bool
 
     def send(self, message: OutgoingMessage) -> str:
-        """Send one message; return the provider's message id."""
+        """Send one message; return the provider's message id. Safe to call from several threads.
+
+        Raises PermanentSendError, UncertainSendError or DeferredSendError (see each); any other exception
+        counts as uncertain unless the backend is idempotent per key.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections; the backend is not used afterwards."""
         ...
 
 
@@ -109,5 +134,6 @@ def build_message(
         text=rendered.text,
         headers={**unsubscribe_headers(url), **(headers or {})},
         categories=categories,
-        custom_args={"message_key": message_key, "template": rendered.template, **(custom_args or {})},
+        custom_args={"send_id": message_key, "template": rendered.template, **(custom_args or {})},
+        unsubscribe_group=rendered.unsubscribe_group,
     )

@@ -72,6 +72,9 @@ class OutboxBackend:
     def __init__(self, outbox_dir: Path) -> None:
         self.outbox_dir = Path(outbox_dir)
 
+    def close(self) -> None:
+        pass
+
     def path_for(self, message: OutgoingMessage) -> Path:
         return self.outbox_dir / safe_filename(message.message_key)
 

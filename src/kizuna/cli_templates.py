@@ -1,0 +1,167 @@
+"""`kizuna templates lint|preview`: check marketer-owned templates and look at them before any customer does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from kizuna.settings import Settings
+
+app = typer.Typer(help="Email templates: lint them, preview them, send yourself a test.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+# The per-recipient row of a preview with --customer: the columns campaign selection gives a template.
+_CUSTOMER_SQL = """
+    SELECT c.customer_id, c.name AS customer_name, c.owner_email,
+           ct.contact_id, ct.contact_name, ct.email, ct.locale,
+           r.product, r.plan, r.mrr, r.currency, r.contract_term_months, r.renewal_on, r.days_to_renewal
+    FROM marts.customers c
+    LEFT JOIN (SELECT * FROM marts.contacts WHERE customer_id = ?
+               ORDER BY is_primary DESC NULLS LAST, contact_id LIMIT 1) ct USING (customer_id)
+    LEFT JOIN (SELECT * FROM marts.subscription_renewals WHERE customer_id = ? AND days_to_renewal >= 0
+               ORDER BY renewal_on LIMIT 1) r USING (customer_id)
+    WHERE c.customer_id = ?"""
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(code=1)
+
+
+def _recipient_columns(settings: Settings) -> set[str] | None:
+    """Columns of ops.campaign_recipients in the warehouse (what a campaign can give a template), if known."""
+    from kizuna.warehouse import connect, table_exists
+
+    if not settings.warehouse.exists():
+        return None
+    try:
+        with connect(settings.warehouse, read_only=True) as con:
+            if not table_exists(con, "ops", "campaign_recipients"):
+                return None
+            rows = con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = 'ops' AND table_name = 'campaign_recipients'"
+            ).fetchall()
+    except Exception:  # a held or damaged warehouse: lint without it, as without a warehouse
+        return None
+    return {str(r[0]) for r in rows}
+
+
+@app.command()
+def lint(
+    name: Annotated[str | None, typer.Argument(help="Template folder; all templates when omitted.")] = None,
+) -> None:
+    """Check templates: declared variables, sample renders in every locale, footer and unsubscribe link."""
+    from kizuna.email.render import EmailTemplateError, TemplateRenderer
+
+    settings = Settings()
+    renderer = TemplateRenderer.from_settings(settings)
+    try:
+        names = [name] if name else renderer.templates()
+    except EmailTemplateError as exc:
+        raise _fail(str(exc)) from exc
+    columns = _recipient_columns(settings)
+    failed = 0
+    for template in names:
+        problems = renderer.lint(template)
+        if columns is not None and not problems:
+            missing = sorted(set(renderer.meta(template).variables) - columns)
+            if missing:
+                problems.append(
+                    f"{template}/meta.yml: variables {missing} are not columns of ops.campaign_recipients; "
+                    "a campaign cannot fill them"
+                )
+        if problems:
+            failed += 1
+            console.print(f"[red]✗[/] {template}", highlight=False)
+            for problem in problems:
+                console.print(f"    {problem}", highlight=False, markup=False)
+        else:
+            locales = ", ".join(renderer.locales(template))
+            console.print(f"[green]✓[/] {template} ({locales})", highlight=False)
+    if columns is None:
+        console.print("(no warehouse selection yet: variables checked against sample_context only)")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _customer_context(settings: Settings, customer_id: str) -> dict[str, Any]:
+    from kizuna.warehouse import connect, table_exists
+
+    if not settings.warehouse.exists():
+        raise _fail(f"--customer needs the warehouse {settings.warehouse}; run `kizuna run` first")
+    with connect(settings.warehouse, read_only=True) as con:
+        for mart in ("customers", "contacts", "subscription_renewals"):
+            if not table_exists(con, "marts", mart):
+                raise _fail(f"--customer needs marts.{mart} in {settings.warehouse}; run `kizuna build` first")
+        cur = con.execute(_CUSTOMER_SQL, [customer_id, customer_id, customer_id])
+        row = cur.fetchone()
+        names = [d[0] for d in cur.description]
+    if row is None:
+        raise _fail(f"customer {customer_id!r} is not in marts.customers of {settings.warehouse}")
+    return dict(zip(names, row, strict=True))
+
+
+@app.command()
+def preview(
+    name: Annotated[str, typer.Argument(help="Template folder, e.g. renewal_reminder.")],
+    customer: Annotated[str | None, typer.Option(help="Render for this customer_id from the warehouse marts.")] = None,
+    locale: Annotated[str | None, typer.Option(help="ja or en (default: the template's default_locale).")] = None,
+    send_test: Annotated[
+        str | None, typer.Option("--send-test", help="Send one copy to this address through the configured backend.")
+    ] = None,
+) -> None:
+    """Render a template to var/previews/ (HTML and text) and print the paths; optionally send a test copy."""
+    from kizuna.email.render import EmailTemplateError, TemplateRenderer
+
+    settings = Settings()
+    renderer = TemplateRenderer.from_settings(settings)
+    try:
+        meta = renderer.meta(name)
+        context = dict(meta.sample_context)
+        if customer:
+            context.update({k: v for k, v in _customer_context(settings, customer).items() if v is not None})
+        used_locale = locale or str(context.get("locale") or meta.default_locale)
+        email = renderer.render(name, used_locale, context)
+    except EmailTemplateError as exc:
+        raise _fail(str(exc)) from exc
+    out = settings.var_dir / "previews"
+    out.mkdir(parents=True, exist_ok=True)
+    who = re.sub(r"[^A-Za-z0-9_-]+", "_", customer or "sample")
+    stem = out / f"{name}.{email.locale}.{who}"
+    html_path, text_path = Path(f"{stem}.html"), Path(f"{stem}.txt")
+    html_path.write_text(email.html, encoding="utf-8")
+    text_path.write_text(f"Subject: {email.subject}\n\n{email.text}", encoding="utf-8")
+    typer.echo(f"subject: {email.subject}")
+    typer.echo(str(html_path))  # one path per line, unwrapped: scripts and terminals can open them
+    typer.echo(str(text_path))
+    if send_test:
+        _send_test(settings, email, send_test, name)
+
+
+def _send_test(settings: Settings, email: Any, address: str, template: str) -> None:
+    from kizuna.email.backends import make_backend
+    from kizuna.email.message import InvalidMessageError, SendError, build_message
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    key = f"test-{template}-{stamp}"  # its own key: never a campaign's send_id, never in the ledger
+    try:
+        message = build_message(
+            email, address, "", key, custom_args={"campaign": "template_test"}, extra_categories=["test"]
+        )
+        backend = make_backend(settings)
+    except (InvalidMessageError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        provider_id = backend.send(message)
+    except SendError as exc:
+        raise _fail(f"test send to {address} failed: {exc}") from exc
+    finally:
+        backend.close()
+    typer.echo(f"sent a test copy to {address} via {backend.name} ({provider_id})")

@@ -1,0 +1,70 @@
+"""`kizuna templates lint|preview`: exit codes, preview files, a customer from the marts, a test send."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kizuna.cli_templates import app
+from kizuna.settings import Settings
+from tests.campaigns.conftest import SG_API_KEY, SgWarehouse
+from tests.standins.sendgrid_server import SendGridStandin
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def sg_cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sendgrid_standin: SendGridStandin) -> Path:
+    """The CLI's settings come from the environment: point them at tmp_path and the stand-in."""
+    for name, value in {
+        "KIZUNA_VAR_DIR": str(tmp_path / "var"),
+        "KIZUNA_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+        "KIZUNA_EMAIL_BACKEND": "sendgrid",
+        "KIZUNA_SENDGRID_API_KEY": SG_API_KEY,
+        "KIZUNA_SENDGRID_API_HOST": sendgrid_standin.host,
+        "KIZUNA_SENDGRID_TIMEOUT_SECONDS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_lint_passes_for_every_shipped_template(sg_cli_env: Path) -> None:
+    result = runner.invoke(app, ["lint"])
+    assert result.exit_code == 0, result.output
+    assert "✓ renewal_reminder (en, ja)" in result.output
+
+
+def test_lint_of_a_missing_template_fails(sg_cli_env: Path) -> None:
+    result = runner.invoke(app, ["lint", "no_such_template"])
+    assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_preview_writes_html_and_text_and_prints_the_paths(sg_cli_env: Path) -> None:
+    result = runner.invoke(app, ["preview", "renewal_reminder", "--locale", "en"])
+    assert result.exit_code == 0, result.output
+    html = sg_cli_env / "var" / "previews" / "renewal_reminder.en.sample.html"
+    assert str(html) in result.output and "renews on" in html.read_text(encoding="utf-8")
+    assert html.with_suffix(".txt").read_text(encoding="utf-8").startswith("Subject: Your Kizuna Analytics")
+
+
+def test_preview_for_a_customer_reads_the_marts(sg_cli_env: Path, sg_make_warehouse: SgWarehouse) -> None:
+    assert runner.invoke(app, ["preview", "renewal_reminder", "--customer", "C-000002"]).exit_code == 1  # no warehouse
+    sg_make_warehouse(3, names={2: "株式会社　プレビュー商事"})
+    result = runner.invoke(app, ["preview", "renewal_reminder", "--customer", "C-000002"])
+    assert result.exit_code == 0, result.output
+    html = (sg_cli_env / "var" / "previews" / "renewal_reminder.ja.C-000002.html").read_text(encoding="utf-8")
+    assert "株式会社プレビュー商事" in html and "山田 2 様" in html
+    assert runner.invoke(app, ["preview", "renewal_reminder", "--customer", "C-999"]).exit_code == 1
+
+
+def test_send_test_goes_through_the_configured_backend_with_its_own_key(
+    sg_cli_env: Path, sendgrid_standin: SendGridStandin
+) -> None:
+    result = runner.invoke(app, ["preview", "renewal_reminder", "--send-test", "marketer@example.co.jp"])
+    assert result.exit_code == 0, result.output
+    [sent] = sendgrid_standin.state.accepted
+    assert sent.to_emails == ["marketer@example.co.jp"] and sent.custom_args["send_id"].startswith("test-")
+    assert "test" in sent.body["categories"] and not Path(Settings().warehouse).exists()
