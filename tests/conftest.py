@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import duckdb
 import pytest
 
 # Before Prefect is imported anywhere: a private PREFECT_HOME, no telemetry, quiet logs.
@@ -48,3 +49,20 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def record_passing_gate(con: duckdb.DuckDBPyConnection) -> None:
+    """Mark the warehouse as gated, as a daily run leaves it: campaigns refuse to send otherwise."""
+    from kizuna.quality.gate import GateVerdict, record_verdict
+    from kizuna.quality.validate import CheckResult
+
+    check = CheckResult(
+        "raw_customers",
+        "customers",
+        "expect_column_values_to_be_unique",
+        "customer_id",
+        "duplicate value",
+        "critical",
+        True,
+    )
+    record_verdict(con, GateVerdict("00000000T000000000000Z-test", [check]))

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from kizuna.settings import Settings
+from tests.conftest import record_passing_gate
 from tests.standins.sendgrid_server import SendGridStandin, sendgrid_standin  # noqa: F401 (a fixture)
 
 SG_AS_OF = dt.date(2026, 11, 23)
@@ -28,6 +29,7 @@ def sg_make_warehouse(tmp_path: Path) -> SgWarehouse:
         con = duckdb.connect(str(path))
         try:
             con.execute("CREATE SCHEMA marts")
+            record_passing_gate(con)
             con.execute(
                 """
                 CREATE TABLE marts.customers AS

@@ -14,8 +14,11 @@ from kizuna.campaigns.spec import Campaign, CampaignFileError, load_campaign, lo
 from kizuna.email.message import OutgoingMessage
 from kizuna.email.outbox import OutboxBackend
 from kizuna.email.render import MissingVariableError
+from kizuna.quality.gate import GateNotPassedError, GateVerdict, record_verdict
+from kizuna.quality.validate import CheckResult
 from kizuna.settings import Settings
 from kizuna.warehouse import connect
+from tests.conftest import record_passing_gate
 
 AS_OF = dt.date(2026, 11, 23)
 
@@ -46,6 +49,7 @@ def build_marts(path: Path) -> None:
     """The three marts selection reads, as dbt would leave them."""
     with connect(path) as con:
         con.execute("CREATE SCHEMA marts")
+        record_passing_gate(con)
         con.execute(
             "CREATE TABLE marts.customers (customer_id VARCHAR, name VARCHAR, status VARCHAR, "
             "current_mrr DECIMAL(18,2), tenure_months INTEGER, contract_term_months INTEGER, owner_email VARCHAR)"
@@ -199,3 +203,21 @@ def test_shipped_campaigns_load_and_name_existing_templates(settings: Settings) 
     assert "renewal_reminder" in {c.name for c in campaigns}
     for campaign in campaigns:
         assert (settings.templates_dir / campaign.template / "meta.yml").exists(), campaign.name
+
+
+def test_nothing_is_sent_when_the_latest_load_failed_the_gate(marts_settings: Settings) -> None:
+    failed = CheckResult(
+        "raw_customers",
+        "customers",
+        "expect_column_values_to_be_unique",
+        "customer_id",
+        "duplicate value",
+        "critical",
+        False,
+        1,
+    )
+    with connect(marts_settings.warehouse) as con:
+        record_verdict(con, GateVerdict("99999999T999999999999Z-bad", [failed]))
+    with pytest.raises(GateNotPassedError, match="failed the quality gate"):
+        run_campaign(marts_settings, renewal(), "r1", AS_OF)
+    assert not list(marts_settings.outbox_dir.glob("*.eml"))

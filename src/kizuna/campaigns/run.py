@@ -23,6 +23,7 @@ from kizuna.email.message import (
     build_message,
 )
 from kizuna.email.render import TemplateRenderer
+from kizuna.quality.gate import assert_latest_gate_passed
 from kizuna.settings import Settings
 from kizuna.summary import CampaignSummary
 from kizuna.warehouse import connect
@@ -166,6 +167,7 @@ def run_campaign(
     renderer = renderer or TemplateRenderer.from_settings(settings)
     try:
         with connect(settings.warehouse) as con:
+            assert_latest_gate_passed(con)  # never send from data whose latest load failed a critical check
             ledger.ensure_ledger(con)
             interrupted = ledger.recover_interrupted(con, campaign.name, backend.name, backend.idempotent_per_key)
             if interrupted:
