@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -14,7 +14,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 class Settings(BaseSettings):
     """Every knob of a kizuna run. Environment variables are KIZUNA_<FIELD>, e.g. KIZUNA_WAREHOUSE."""
 
-    model_config = SettingsConfigDict(env_prefix="KIZUNA_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KIZUNA_", env_file=".env", extra="ignore", populate_by_name=True)
 
     project_dir: Path = Field(PROJECT_DIR, description="Checkout holding dbt_project/, templates/, campaigns/.")
     var_dir: Path = Field(Path("var"), description="Where runs write: warehouse, outbox, previews, tmp.")
@@ -22,6 +22,21 @@ class Settings(BaseSettings):
     warehouse: Path = Field(Path("var/warehouse.duckdb"), description="The DuckDB file.")
     outbox_dir: Path = Field(Path("var/outbox"), description="The local outbox: one .eml per message.")
     timezone: str = Field("Asia/Tokyo", description="Business time zone: naive timestamps and as-of dates.")
+
+    campaigns_dir_setting: Path | None = Field(
+        None,
+        validation_alias="KIZUNA_CAMPAIGNS_DIR",
+        description="Folder of campaign YAML files (default: campaigns/ in the project).",
+    )
+    sending_disabled: bool = Field(False, description="Kill switch: no campaign sends anything while true.")
+    approval_required: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Hold a campaign's first send and any audience that grew by more than audience_growth_hold "
+        "for approval: auto = for real backends (not the outbox), always, or never.",
+    )
+    audience_growth_hold: float = Field(0.5, ge=0, description="Growth over the previous run that needs approval.")
+    frequency_max_emails: int = Field(2, ge=1, description="At most this many marketing emails per contact ...")
+    frequency_days: int = Field(7, ge=1, description="... in this many days, across all campaigns.")
 
     gate_max_drop: float = Field(
         0.5,
@@ -82,6 +97,42 @@ class Settings(BaseSettings):
         300.0, ge=0, description="How long `kizuna events load` waits for a held warehouse before deferring."
     )
 
+    send_window: str = Field(
+        "09:00-18:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$",
+        description="Campaigns send only between these times (HH:MM-HH:MM, business time zone); 00:00-24:00 is "
+        "all day. Outside it the daily run skips its campaigns and says so in the summary.",
+    )
+    send_on_business_days_only: bool = Field(
+        True, description="Skip sending on Saturdays, Sundays and Japanese national holidays (the holidays package)."
+    )
+    approval_timeout_seconds: int = Field(
+        24 * 3600,
+        ge=1,
+        description="How long a held campaign waits (paused flow run) for approve/reject in the Prefect UI; after "
+        "it the hold stays waiting and the run finishes without sending that campaign.",
+    )
+    approval_poll_seconds: int = Field(10, ge=1, description="How often a paused run checks whether it was resumed.")
+    alert_webhook_url: SecretStr | None = Field(
+        None, description="Slack-style incoming webhook URL for alerts on failure or hold (a secret)."
+    )
+    alert_block: str | None = Field(
+        None,
+        description="Name of a Prefect notification block (e.g. a Slack webhook or custom webhook block) used for "
+        "alerts when alert_webhook_url is unset.",
+    )
+    warehouse_wait_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="How long a run waits for a warehouse held by another process (another run, an analyst's "
+        "DuckDB session) before failing with that process's PID.",
+    )
+    dbt_lock_retries: int = Field(
+        3, ge=0, description="`dbt retry` attempts after nodes failed only because the DuckDB file was locked."
+    )
+    dbt_lock_retry_delay_seconds: float = Field(10.0, ge=0, description="Pause before each such `dbt retry`.")
+    work_pool: str = Field("kizuna-process", description="The Prefect process work pool `kizuna prefect setup` creates.")
+
     sender_name: str = "株式会社キズナ デモ (Kizuna Demo K.K.)"
     sender_email: str = "success@example.co.jp"
     sender_postal_address: str = "〒100-0005 東京都千代田区丸の内1-1-1"
@@ -91,6 +142,24 @@ class Settings(BaseSettings):
         SecretStr("kizuna-demo-only-secret"),
         description="Signs unsubscribe tokens so nobody can unsubscribe someone else; set your own in production.",
     )
+
+    seed_addresses: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses that may receive test copies from `kizuna studio` (and only these).",
+    )
+    studio_host: str = Field("127.0.0.1", description="Interface `kizuna studio` listens on; keep it on loopback.")
+    studio_port: int = Field(8030, ge=1, le=65535, description="Port of `kizuna studio`.")
+    report_font_dir: Path | None = Field(
+        None,
+        description="Fonts with Japanese glyphs for report charts; default: Debian's fonts-noto-cjk directories.",
+    )
+
+    @field_validator("seed_addresses", mode="before")
+    @classmethod
+    def _split_seed_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [a.strip() for a in value.split(",") if a.strip()]
+        return value
 
     @field_validator("sender_name", "sender_email", "sender_postal_address", "sender_contact")
     @classmethod
@@ -108,9 +177,10 @@ class Settings(BaseSettings):
     def templates_dir(self) -> Path:
         return self.project_dir / "templates"
 
+
     @property
     def campaigns_dir(self) -> Path:
-        return self.project_dir / "campaigns"
+        return self.campaigns_dir_setting or self.project_dir / "campaigns"
 
     @property
     def expectations_dir(self) -> Path:

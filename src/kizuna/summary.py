@@ -34,6 +34,19 @@ class CampaignSummary:
     failed: int
     left_pending: int = 0
     unknown: int = 0  # may or may not have been queued by the provider; see docs/delivery.md
+    holdout: int = 0  # selected but kept out on purpose, to measure lift
+    status: str = "sent"  # sent | held | rejected | killed | outside_window | dry_run | call_list
+    note: str = ""
+
+
+# How the summary names a campaign that did not send normally (CampaignSummary.status).
+STATUS_TEXT = {
+    "held": "held for approval",
+    "rejected": "rejected by its approver",
+    "killed": "not sent: the kill switch is on (KIZUNA_SENDING_DISABLED)",
+    "outside_window": "not sent: outside the send window",
+    "dry_run": "dry run, nothing sent",
+}
 
 
 @dataclass
@@ -52,6 +65,27 @@ class RunSummary:
     kpis: dict[str, Any] = field(default_factory=dict)
     campaigns: list[CampaignSummary] = field(default_factory=list)
     outbox: str | None = None
+    kpi_months: list[dict[str, Any]] = field(default_factory=list)  # mrr_kpis_monthly, latest months last
+    sends_by_state: dict[str, dict[str, int]] = field(default_factory=dict)  # campaign -> ledger state -> rows
+    flow_run_id: str | None = None
+
+    def campaign_rows(self) -> list[dict[str, Any]]:
+        """One row per campaign: what was selected, excluded (by reason) and sent; a table for the Prefect UI."""
+        return [
+            {
+                "campaign": c.campaign,
+                "status": c.status,
+                "selected": c.selected,
+                "sent": c.sent,
+                "failed": c.failed,
+                "unknown": c.unknown,
+                "left_pending": c.left_pending,
+                "excluded": sum(c.excluded.values()),
+                **{f"excluded_{k}": v for k, v in sorted(c.excluded.items())},
+                "note": c.note,
+            }
+            for c in self.campaigns
+        ]
 
     def to_markdown(self) -> str:
         lines = [f"# kizuna daily run, as of {self.as_of.isoformat()}", ""]
@@ -79,6 +113,10 @@ class RunSummary:
         if not self.campaigns:
             lines.append("- no enabled campaign")
         for c in self.campaigns:
+            if c.status in STATUS_TEXT:
+                lines.append(f"- {c.campaign}: {STATUS_TEXT[c.status]}" + (f" ({c.note})" if c.note else ""))
+                if not c.selected:
+                    continue
             excluded = ", ".join(f"{k} {v}" for k, v in sorted(c.excluded.items())) or "none"
             lines.append(
                 f"- {c.campaign}: {c.selected} selected, {c.sent} sent, {c.failed} failed"
@@ -86,7 +124,13 @@ class RunSummary:
                 + (f", {c.left_pending} left pending" if c.left_pending else "")
                 + f"; excluded: {excluded}"
             )
+        if self.sends_by_state:
+            lines += ["", "## Sends by state (ledger, all runs)"]
+            for campaign, states in sorted(self.sends_by_state.items()):
+                lines.append(f"- {campaign}: " + ", ".join(f"{s} {n:,}" for s, n in sorted(states.items())))
         lines += ["", "## Outputs", f"- warehouse: {self.warehouse}"]
+        if self.flow_run_id:
+            lines.append(f"- Prefect flow run: {self.flow_run_id}")
         if self.outbox:
             lines.append(f"- outbox: {self.outbox}")
         return "\n".join(lines) + "\n"
@@ -114,3 +158,30 @@ def last_full_month_kpis(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[st
         return {}
     names = [d[0] for d in cur.description]
     return dict(zip(names, row, strict=True))
+
+
+def kpi_months(con: duckdb.DuckDBPyConnection, as_of: date, months: int = 12) -> list[dict[str, Any]]:
+    """The last `months` full months of mrr_kpis_monthly before the as-of month, oldest first."""
+    if not table_exists(con, "marts", "mrr_kpis_monthly"):
+        return []
+    first_of_month = as_of.replace(day=1)
+    cols = ", ".join(("month", *KPI_COLUMNS))
+    cur = con.execute(
+        f"SELECT {cols} FROM (SELECT {cols} FROM marts.mrr_kpis_monthly WHERE month < ? ORDER BY month DESC LIMIT ?) "
+        "ORDER BY month",
+        [first_of_month, months],
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def sends_by_state(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
+    """Ledger rows per campaign and state, over all runs (pending, sending, accepted, failed_permanent, unknown)."""
+    if not table_exists(con, "ops", "send_ledger"):
+        return {}
+    out: dict[str, dict[str, int]] = {}
+    for campaign, state, rows in con.execute(
+        "SELECT campaign, state, count(*) FROM ops.send_ledger GROUP BY ALL ORDER BY ALL"
+    ).fetchall():
+        out.setdefault(str(campaign), {})[str(state)] = int(rows)
+    return out

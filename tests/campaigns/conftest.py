@@ -90,4 +90,5 @@ def sg_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
         send_concurrency=8,
         send_rate_per_second=0,
         send_batch_size=20,
+        approval_required="never",  # these tests are about delivery; holds have their own tests
     )

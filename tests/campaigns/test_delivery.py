@@ -123,6 +123,7 @@ def test_a_killed_run_leaves_unknown_not_duplicates(
         "KIZUNA_SENDGRID_TIMEOUT_SECONDS": "2",
         "KIZUNA_SEND_CONCURRENCY": "4",
         "KIZUNA_SEND_BATCH_SIZE": "20",
+        "KIZUNA_APPROVAL_REQUIRED": "never",
         "KIZUNA_SEND_RATE_PER_SECOND": "0",
     }
     script = (

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from kizuna.campaigns import holds
 from kizuna.campaigns.run import run_campaign
 from kizuna.campaigns.select import select_recipients
-from kizuna.campaigns.spec import Campaign, CampaignFileError, load_campaign, load_campaigns
+from kizuna.campaigns.spec import Campaign, CampaignFileError, Frequency, load_campaign, load_campaigns
 from kizuna.email.message import OutgoingMessage
 from kizuna.email.outbox import OutboxBackend
 from kizuna.email.render import MissingVariableError
 from kizuna.quality.gate import GateNotPassedError, GateVerdict, record_verdict
+from kizuna.quality.recipients import RecipientsCheckError, check_recipients
 from kizuna.quality.validate import CheckResult
 from kizuna.settings import Settings
 from kizuna.warehouse import connect
@@ -22,39 +25,48 @@ from tests.conftest import record_passing_gate
 
 AS_OF = dt.date(2026, 11, 23)
 
-# customer_id, name, status, current_mrr, tenure_months, contract_term_months
+# customer_id, name, status, current_mrr, tenure_months, contract_term_months, owner_email, rank, products_held,
+# plan_usage_ratio, days_since_last_touch, churned_month
 CUSTOMERS = [
-    ("C1", "株式会社一号", "active", 80000, 24, 12),
-    ("C2", "二号商事株式会社", "active", 30000, 5, 12),
-    ("C3", "三号株式会社", "active", 50000, 13, 12),
-    ("C4", "四号株式会社", "active", 10000, 40, 1),
-    ("C5", "五号株式会社", "churned", 0, 12, 12),
-    ("C6", "六号株式会社", "active", 90000, 30, 12),
-    ("C7", "七号株式会社", "active", 20000, 8, 12),
+    ("C1", "株式会社一号", "active", 80000, 24, 12, None, "A", "Analytics, CRM Suite", 0.95, 10, None),
+    ("C2", "二号商事株式会社", "active", 30000, 5, 12, None, "B", "CRM Suite", 0.50, 40, None),
+    ("C3", "三号株式会社", "active", 50000, 13, 12, None, "B", "CRM Suite", 0.85, 95, None),
+    ("C4", "四号株式会社", "active", 10000, 40, 1, None, "C", "CRM Suite", 0.20, 120, None),
+    ("C5", "五号株式会社", "churned", 0, 12, 12, None, "C", "", None, 200, "2026-08-01"),
+    ("C6", "六号株式会社", "active", 90000, 30, 12, "sato@kizuna-demo.example", "A", "CRM Suite", 0.70, 3, None),
+    ("C7", "七号株式会社", "active", 20000, 8, 12, None, "C", "CRM Suite", 0.10, 100, None),
 ]
 # customer_id, renewal_on offset days, contract_term_months
 RENEWALS = [("C1", 30, 12), ("C2", 59, 12), ("C3", 61, 12), ("C4", 10, 1), ("C6", 5, 12), ("C7", 20, 12)]
-# contact_id, customer_id, email, name, is_primary, opted_in, locale
+# contact_id, customer_id, email, name, role, is_primary, opted_in, locale
 CONTACTS = [
-    ("P1", "C1", "ichi@example.co.jp", "一号 太郎", True, True, "ja"),
-    ("P1b", "C1", "ichi-2@example.co.jp", "一号 次郎", False, True, "ja"),
-    ("P2", "C2", "ni@example.co.jp", "二号 花子", True, False, None),
-    ("P4", "C4", "yon@example.co.jp", "四号 三郎", True, True, "ja"),
-    ("P6", "C6", "not-an-email", "六号 四郎", True, True, "en"),
-    ("P7", "C7", "ICHI@example.co.jp", "七号 五郎", True, True, "ja"),
+    ("P1", "C1", "ichi@example.co.jp", "一号 太郎", "決裁者", True, True, "ja"),
+    ("P1b", "C1", "ichi-2@example.co.jp", "一号 次郎", "経理", False, True, "ja"),
+    ("P2", "C2", "ni@example.co.jp", "二号 花子", "担当者", True, False, None),
+    ("P3", "C3", "san@example.co.jp", "三号 一郎", "担当者", True, True, "ja"),
+    ("P4", "C4", "yon@example.co.jp", "四号 三郎", "決裁者", True, True, "ja"),
+    ("P5", "C5", "go@example.co.jp", "五号 二郎", "決裁者", True, True, "ja"),
+    ("P6", "C6", "not-an-email", "六号 四郎", "決裁者", True, True, "en"),
+    ("P7", "C7", "ICHI@example.co.jp", "七号 五郎", "担当者", True, True, "ja"),
 ]
+# customer_id, signal, first_seen days ago
+SIGNALS = [("C3", "near_plan_limit", 2), ("C1", "near_plan_limit", 30), ("C4", "usage_drop", 1)]
 
 
 def build_marts(path: Path) -> None:
-    """The three marts selection reads, as dbt would leave them."""
+    """The marts selection reads, as dbt would leave them (only the columns selection and templates use)."""
     with connect(path) as con:
         con.execute("CREATE SCHEMA marts")
         record_passing_gate(con)
         con.execute(
             "CREATE TABLE marts.customers (customer_id VARCHAR, name VARCHAR, status VARCHAR, "
-            "current_mrr DECIMAL(18,2), tenure_months INTEGER, contract_term_months INTEGER, owner_email VARCHAR)"
+            "current_mrr DECIMAL(18,2), tenure_months INTEGER, contract_term_months INTEGER, owner_email VARCHAR, "
+            "rank VARCHAR, products_held VARCHAR, plans_held VARCHAR, plan_usage_ratio DOUBLE, "
+            "days_since_last_touch INTEGER, churned_month DATE)"
         )
-        con.executemany("INSERT INTO marts.customers VALUES (?, ?, ?, ?, ?, ?, NULL)", CUSTOMERS)
+        con.executemany(
+            "INSERT INTO marts.customers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'CRM Suite Standard', ?, ?, ?)", CUSTOMERS
+        )
         con.execute(
             "CREATE TABLE marts.subscription_renewals (subscription_id VARCHAR, customer_id VARCHAR, "
             "product VARCHAR, plan VARCHAR, mrr DECIMAL(18,2), currency VARCHAR, contract_term_months INTEGER, "
@@ -69,7 +81,15 @@ def build_marts(path: Path) -> None:
             "contact_name VARCHAR, role VARCHAR, is_primary BOOLEAN, is_marketing_opted_in BOOLEAN, "
             "locale VARCHAR)"
         )
-        con.executemany("INSERT INTO marts.contacts VALUES (?, ?, lower(?), ?, NULL, ?, ?, ?)", CONTACTS)
+        con.executemany("INSERT INTO marts.contacts VALUES (?, ?, lower(?), ?, ?, ?, ?, ?)", CONTACTS)
+        con.execute(
+            "CREATE TABLE marts.customer_signals (customer_id VARCHAR, signal VARCHAR, first_seen_on DATE, "
+            "signal_detail VARCHAR)"
+        )
+        con.executemany(
+            "INSERT INTO marts.customer_signals VALUES (?, ?, ?, ?)",
+            [(c, sig, AS_OF - dt.timedelta(days=d), f"{sig} for {c}") for c, sig, d in SIGNALS],
+        )
 
 
 @pytest.fixture
@@ -89,9 +109,12 @@ def renewal(**overrides: object) -> Campaign:
 
 
 def recipients(settings: Settings, run_id: str) -> dict[str, tuple[str | None, str | None]]:
+    """customer -> (contact, exclusion reason or None) across recipients and exclusions of one run."""
     with connect(settings.warehouse) as con:
         rows = con.execute(
-            "SELECT customer_id, contact_id, exclusion_reason FROM ops.campaign_recipients WHERE run_id = ?", [run_id]
+            "SELECT customer_id, contact_id, NULL FROM ops.campaign_recipients WHERE run_id = ? UNION ALL "
+            "SELECT customer_id, contact_id, exclusion_reason FROM ops.campaign_exclusions WHERE run_id = ?",
+            [run_id, run_id],
         ).fetchall()
     return {customer: (contact, reason) for customer, contact, reason in rows}
 
@@ -101,6 +124,7 @@ def test_audience_and_every_exclusion_reason(marts_settings: Settings) -> None:
         selection = select_recipients(con, renewal(), "r1", AS_OF)
     got = recipients(marts_settings, "r1")
     # C3 renews in 61 days, C4 is month-to-month, C5 churned: not in the audience at all.
+    # (C6 has an owner, but its address is checked first.)
     assert set(got) == {"C1", "C2", "C6", "C7"}
     assert got["C1"] == ("P1", None)  # primary only: P1b is not considered
     assert got["C2"] == ("P2", "no_marketing_consent")
@@ -122,7 +146,7 @@ def test_cap_keeps_the_soonest_renewals(marts_settings: Settings) -> None:
         con.execute("UPDATE marts.contacts SET is_marketing_opted_in = true")
         con.execute("UPDATE marts.contacts SET email = 'roku@example.co.jp' WHERE contact_id = 'P6'")
         con.execute("UPDATE marts.contacts SET email = 'nana@example.co.jp' WHERE contact_id = 'P7'")
-        selection = select_recipients(con, renewal(max_recipients=2), "r1", AS_OF)
+        selection = select_recipients(con, renewal(max_recipients=2, owner_policy="ignore"), "r1", AS_OF)
     got = recipients(marts_settings, "r1")
     assert selection.selected == 2
     # Renewal in 5 (C6) and 20 (C7) days go first; 30 (C1) and 59 (C2) are over the cap.
@@ -142,8 +166,11 @@ def test_where_tenure_and_all_opted_in_contacts(marts_settings: Settings) -> Non
     )
     with connect(marts_settings.warehouse) as con:
         select_recipients(con, campaign, "r1", AS_OF)
-        rows = con.execute("SELECT contact_id, exclusion_reason FROM ops.campaign_recipients ORDER BY 1").fetchall()
-    # tenure >= 20 and MRR >= 50,000: C1 (both contacts) and C6.
+        rows = con.execute(
+            "SELECT contact_id, NULL FROM ops.campaign_recipients UNION ALL "
+            "SELECT contact_id, exclusion_reason FROM ops.campaign_exclusions ORDER BY 1"
+        ).fetchall()
+    # tenure >= 20 and MRR >= 50,000: C1 (both contacts) and C6 (owned: excluded before the email is looked at).
     assert rows == [("P1", None), ("P1b", None), ("P6", "invalid_email")]
 
 
@@ -221,3 +248,220 @@ def test_nothing_is_sent_when_the_latest_load_failed_the_gate(marts_settings: Se
     with pytest.raises(GateNotPassedError, match="failed the quality gate"):
         run_campaign(marts_settings, renewal(), "r1", AS_OF)
     assert not list(marts_settings.outbox_dir.glob("*.eml"))
+
+
+def select(settings: Settings, run_id: str = "r1", **overrides: object) -> dict[str, tuple[str | None, str | None]]:
+    campaign = Campaign.model_validate({"name": "test_campaign", "template": "renewal_reminder", **overrides})
+    with connect(settings.warehouse) as con:
+        select_recipients(con, campaign, run_id, AS_OF, settings)
+    return recipients(settings, run_id)
+
+
+@pytest.mark.parametrize(
+    ("audience", "expected"),
+    [
+        ({"ranks": ["A"]}, {"C1", "C6"}),
+        ({"products_held": ["Analytics"]}, {"C1"}),
+        ({"products_not_held": ["Analytics"]}, {"C2", "C3", "C4", "C6", "C7"}),
+        ({"plan_usage_ratio": {"min": 0.8}}, {"C1", "C3"}),
+        ({"days_since_last_touch": {"min": 90}, "ranks": ["C"]}, {"C4", "C7"}),
+        ({"signals": [{"name": "near_plan_limit", "within_days": 7}]}, {"C3"}),
+        ({"signals": [{"name": "near_plan_limit", "within_days": 60}]}, {"C1", "C3"}),
+        ({"status": "churned", "churned_within_days": {"min": 30, "max": 180}}, {"C5"}),
+        ({"status": "churned", "churned_within_days": {"max": 30}}, set()),
+        ({"tenure_months": {"max": 6}}, {"C2"}),
+        ({"contract_term_months": [1]}, {"C4"}),
+        ({"mrr": {"min": 60000}}, {"C1", "C6"}),
+    ],
+    ids=[
+        "ranks",
+        "products-held",
+        "products-not-held",
+        "plan-usage",
+        "dormant-c",
+        "signal-7d",
+        "signal-60d",
+        "churned-1-6-months",
+        "churned-too-recently",
+        "tenure",
+        "contract-term",
+        "mrr",
+    ],
+)
+def test_audience_filters(marts_settings: Settings, audience: dict, expected: set[str]) -> None:
+    got = select(marts_settings, audience=audience, owner_policy="ignore")
+    assert set(got) == expected
+
+
+def test_reasons_say_which_rule_matched_with_its_value(marts_settings: Settings) -> None:
+    select(marts_settings, audience={"ranks": ["A"], "plan_usage_ratio": {"min": 0.9}})
+    with connect(marts_settings.warehouse) as con:
+        reasons = con.execute("SELECT reasons FROM ops.campaign_recipients WHERE customer_id = 'C1'").fetchone()[0]
+    assert json.loads(reasons) == {"status": "active", "plan_usage_ratio": 0.95, "rank": "A"}
+
+
+def test_contacts_by_role(marts_settings: Settings) -> None:
+    got = select(marts_settings, audience={"ranks": ["A"]}, contacts={"roles": ["経理"]}, owner_policy="ignore")
+    assert got == {"C1": ("P1b", None), "C6": (None, "no_contact")}
+
+
+@pytest.mark.parametrize(
+    ("policy", "reason", "cc", "sender"),
+    [
+        ("exclude", "owner_policy", None, None),
+        ("owner_digest", "owner_policy", None, None),
+        ("cc_owner", None, "sato@kizuna-demo.example", None),
+        ("send_from_owner", None, None, "sato@kizuna-demo.example"),
+        ("ignore", None, None, None),
+    ],
+    ids=["exclude", "owner-digest", "cc-owner", "send-from-owner", "ignore"],
+)
+def test_owner_policies(marts_settings: Settings, policy: str, reason: str | None, cc: str | None, sender: str | None):
+    with connect(marts_settings.warehouse) as con:
+        con.execute("UPDATE marts.contacts SET email = 'roku@example.co.jp' WHERE contact_id = 'P6'")
+    got = select(marts_settings, audience={"ranks": ["A"]}, owner_policy=policy)
+    assert got["C6"] == ("P6", reason)
+    assert got["C1"] == ("P1", None)  # no owner: the policy does not touch it
+    if reason is None:
+        with connect(marts_settings.warehouse) as con:
+            row = con.execute("SELECT cc_email, from_email FROM ops.campaign_recipients WHERE customer_id = 'C6'")
+            assert row.fetchone() == (cc, sender)
+
+
+def test_owner_policy_reaches_the_message(marts_settings: Settings) -> None:
+    with connect(marts_settings.warehouse) as con:
+        con.execute("UPDATE marts.contacts SET email = 'roku@example.co.jp' WHERE contact_id = 'P6'")
+    run_campaign(marts_settings, renewal(owner_policy="cc_owner"), "r1", AS_OF)
+    [eml] = [p for p in marts_settings.outbox_dir.glob("*.eml") if "roku@example.co.jp" in p.read_text()]
+    assert "Cc: sato@kizuna-demo.example" in eml.read_text()
+
+
+def test_holdout_is_deterministic_recorded_and_never_sent(marts_settings: Settings) -> None:
+    with connect(marts_settings.warehouse) as con:
+        con.execute("UPDATE marts.contacts SET is_marketing_opted_in = true")
+        con.execute(
+            "INSERT INTO marts.customers SELECT 'H' || i, 'holdout test ' || i, 'active', 1000, 12, 12, "
+            "NULL, 'B', 'CRM Suite', 'CRM Suite Standard', 0.5, 5, NULL FROM range(400) t(i)"
+        )
+        con.execute(
+            "INSERT INTO marts.contacts SELECT 'HP' || i, 'H' || i, 'h' || i || '@example.co.jp', NULL, "
+            "NULL, true, true, 'ja' FROM range(400) t(i)"
+        )
+    first = select(marts_settings, "r1", audience={"ranks": ["B"]}, holdout_percent=25)
+    again = select(marts_settings, "r2", audience={"ranks": ["B"]}, holdout_percent=25)
+    with connect(marts_settings.warehouse) as con:
+        variants = dict(
+            con.execute(
+                "SELECT variant, count(*) FROM ops.campaign_recipients WHERE run_id = 'r1' GROUP BY 1"
+            ).fetchall()
+        )
+        same = con.execute(
+            "SELECT count(*) FROM ops.campaign_recipients a JOIN ops.campaign_recipients b "
+            "USING (customer_id) WHERE a.run_id = 'r1' AND b.run_id = 'r2' "
+            "AND a.variant <> b.variant"
+        ).fetchone()[0]
+    assert set(first) == set(again)
+    assert 70 <= variants["holdout"] <= 130  # 25% of 402, give or take chance
+    assert same == 0  # the same customer is in the same group every run
+    # Holdout contacts are recorded but never claimed nor sent.
+    with connect(marts_settings.warehouse) as con:
+        con.execute(
+            "INSERT INTO marts.subscription_renewals SELECT 'S-' || customer_id, customer_id, 'CRM Suite', "
+            "'Standard', 1000, 'JPY', 12, DATE '2026-12-20', 27 FROM marts.customers WHERE customer_id LIKE 'H%'"
+        )
+    campaign = renewal(
+        name="test_campaign",
+        holdout_percent=25,
+        owner_policy="ignore",
+        audience={"status": "active", "ranks": ["B"], "renewal_within_days": 60},
+    )
+    summary = run_campaign(marts_settings, campaign, "r3", AS_OF)
+    with connect(marts_settings.warehouse) as con:
+        treatment, holdout, claimed_holdouts = con.execute(
+            "SELECT count(*) FILTER (WHERE variant = 'treatment'), count(*) FILTER (WHERE variant = 'holdout'), "
+            "(SELECT count(*) FROM ops.send_ledger l JOIN ops.campaign_recipients r USING (message_key) "
+            " WHERE r.run_id = 'r3' AND r.variant = 'holdout') "
+            "FROM ops.campaign_recipients WHERE run_id = 'r3'"
+        ).fetchone()
+    assert summary.holdout == holdout > 0 and summary.sent == treatment > 0
+    assert claimed_holdouts == 0
+
+
+def test_frequency_cap_across_campaigns(marts_settings: Settings) -> None:
+    capped = marts_settings.model_copy(update={"frequency_max_emails": 1, "frequency_days": 7})
+    first = run_campaign(capped, renewal(), "r1", AS_OF)
+    assert first.sent == 1  # P1
+    other = Campaign.model_validate(
+        {"name": "another", "template": "renewal_reminder", "audience": {"ranks": ["A"]}, "owner_policy": "ignore"}
+    )
+    with connect(marts_settings.warehouse) as con:
+        select_recipients(con, other, "r2", AS_OF, capped)
+    got = recipients(marts_settings, "r2")
+    assert got["C1"] == ("P1", "frequency_cap")
+    # A campaign may be stricter than the global cap, never looser.
+    loose = other.model_copy(update={"frequency": Frequency(max_emails=5, days=1)})
+    with connect(marts_settings.warehouse) as con:
+        select_recipients(con, loose, "r3", AS_OF, capped)
+    assert recipients(marts_settings, "r3")["C1"] == ("P1", "frequency_cap")
+
+
+def test_suppressed_address_is_never_selected(marts_settings: Settings) -> None:
+    with connect(marts_settings.warehouse) as con:
+        con.execute(
+            "CREATE TABLE ops.suppressions (email VARCHAR PRIMARY KEY, reason VARCHAR, source VARCHAR, "
+            "suppressed_at TIMESTAMP, detail VARCHAR)"
+        )
+        con.execute(
+            "INSERT INTO ops.suppressions VALUES ('ichi@example.co.jp', 'unsubscribe', 'sendgrid', now(), NULL)"
+        )
+    assert select(marts_settings, audience={"ranks": ["A"]}, owner_policy="ignore")["C1"] == ("P1", "suppressed")
+
+
+def test_first_send_is_held_until_a_person_approves(marts_settings: Settings) -> None:
+    strict = marts_settings.model_copy(update={"approval_required": "always"})
+    held = run_campaign(strict, renewal(), "r1", AS_OF)
+    assert (held.status, held.sent, held.selected) == ("held", 0, 1)
+    assert "first send" in held.note
+    assert not list(strict.outbox_dir.glob("*.eml"))
+    with connect(strict.warehouse) as con:
+        assert [h.run_id for h in holds.waiting_holds(con)] == ["r1"]
+        assert con.execute("SELECT count(*) FROM ops.send_ledger").fetchone() == (0,)
+        holds.decide(con, "r1", "renewal_reminder", "approved", "manager@example.co.jp")
+    approved = run_campaign(strict, renewal(), "r1", AS_OF)
+    assert (approved.status, approved.sent) == ("sent", 1)
+
+
+def test_an_audience_far_from_the_previous_run_is_held(marts_settings: Settings) -> None:
+    strict = marts_settings.model_copy(update={"approval_required": "always"})
+    with connect(strict.warehouse) as con:
+        con.execute("UPDATE marts.contacts SET is_marketing_opted_in = true")
+        con.execute("UPDATE marts.contacts SET email = contact_id || '@example.co.jp'")
+    small = renewal(owner_policy="ignore", max_recipients=1)
+    run_campaign(strict, small, "r1", AS_OF)
+    with connect(strict.warehouse) as con:
+        holds.decide(con, "r1", "renewal_reminder", "approved", "manager")
+    assert run_campaign(strict, small, "r1", AS_OF).sent == 1
+    grown = run_campaign(strict, renewal(owner_policy="ignore"), "r2", AS_OF)  # 1 -> 3 contacts
+    assert grown.status == "held" and "+200%" in grown.note
+    with connect(strict.warehouse) as con:
+        holds.decide(con, "r2", "renewal_reminder", "rejected", "manager")
+    assert run_campaign(strict, renewal(owner_policy="ignore"), "r2", AS_OF).status == "rejected"
+
+
+def test_kill_switch_stops_every_send(marts_settings: Settings) -> None:
+    killed = run_campaign(marts_settings.model_copy(update={"sending_disabled": True}), renewal(), "r1", AS_OF)
+    assert (killed.status, killed.sent) == ("killed", 0)
+    assert not list(marts_settings.outbox_dir.glob("*.eml"))
+
+
+def test_send_gate_catches_a_suppression_that_arrives_after_selection(marts_settings: Settings) -> None:
+    with connect(marts_settings.warehouse) as con:
+        select_recipients(con, renewal(), "r1", AS_OF, marts_settings)
+        check_recipients(con, marts_settings, "r1", "renewal_reminder")  # clean: passes
+        con.execute(
+            "CREATE TABLE ops.suppressions (email VARCHAR PRIMARY KEY, reason VARCHAR, source VARCHAR, "
+            "suppressed_at TIMESTAMP, detail VARCHAR)"
+        )
+        con.execute("INSERT INTO ops.suppressions VALUES ('ichi@example.co.jp', 'spamreport', 'sendgrid', now(), NULL)")
+        with pytest.raises(RecipientsCheckError, match="is on the suppression list"):
+            check_recipients(con, marts_settings, "r1", "renewal_reminder")

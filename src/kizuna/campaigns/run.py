@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -10,8 +12,8 @@ from typing import Any
 
 import duckdb
 
-from kizuna.campaigns import ledger
-from kizuna.campaigns.select import RECIPIENTS_TABLE, select_recipients
+from kizuna.campaigns import holds, ledger
+from kizuna.campaigns.select import RECIPIENTS_TABLE, Selection, select_recipients
 from kizuna.campaigns.spec import Campaign
 from kizuna.email.backends import make_backend
 from kizuna.email.message import (
@@ -24,6 +26,7 @@ from kizuna.email.message import (
 )
 from kizuna.email.render import TemplateRenderer
 from kizuna.quality.gate import assert_latest_gate_passed
+from kizuna.quality.recipients import check_recipients
 from kizuna.settings import Settings
 from kizuna.summary import CampaignSummary
 from kizuna.warehouse import connect
@@ -48,18 +51,29 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, ke
         [run_id, campaign, keys],
     )
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return [_context(dict(zip(names, row, strict=True))) for row in cur.fetchall()]
+
+
+def _context(row: dict[str, Any]) -> dict[str, Any]:
+    """A template's variables: the customer's mart row (context JSON) overlaid with the recipient row."""
+    return {**json.loads(row.pop("context") or "{}"), **row}
 
 
 def _message(renderer: TemplateRenderer, campaign: Campaign, run_id: str, row: dict[str, Any]) -> OutgoingMessage:
+    assert campaign.template is not None  # only email campaigns are delivered; the spec enforces a template
     rendered = renderer.render(campaign.template, row["locale"] or campaign.locale, row)
-    return build_message(
+    message = build_message(
         rendered,
         row["email"],
         row["contact_name"] or "",
         row["message_key"],
+        cc=[row["cc_email"]] if row.get("cc_email") else (),  # owner_policy cc_owner
+        reply_to=row.get("from_email") or None,
         custom_args={"campaign": campaign.name, "run_id": run_id},
     )
+    if row.get("from_email"):  # owner_policy send_from_owner: the account executive is the sender
+        message = dataclasses.replace(message, from_email=row["from_email"], from_name=rendered.from_name)
+    return message
 
 
 def _attempt(backend: EmailBackend, message: OutgoingMessage) -> ledger.Outcome:
@@ -146,6 +160,75 @@ def deliver(
     return totals
 
 
+def _previous_selected(con: duckdb.DuckDBPyConnection, campaign: str, run_id: str) -> int | None:
+    """How many contacts the campaign's previous run selected to send to (None if it never ran)."""
+    row = con.execute(
+        f"""SELECT count(*) FILTER (WHERE is_selected) FROM {RECIPIENTS_TABLE}
+            WHERE campaign = ? AND run_id = (SELECT max(run_id) FROM {RECIPIENTS_TABLE}
+                                             WHERE campaign = ? AND run_id < ?)""",
+        [campaign, campaign, run_id],
+    ).fetchone()
+    has_previous = con.execute(
+        f"SELECT count(*) FROM {RECIPIENTS_TABLE} WHERE campaign = ? AND run_id < ?", [campaign, run_id]
+    ).fetchone()
+    return int(row[0]) if row and has_previous and has_previous[0] else None
+
+
+def hold_reason(settings: Settings, selected: int, previous: int | None, ever_sent: bool) -> str | None:
+    """Why this run must wait for a person: its first send, or an audience far from the previous run's."""
+    if not ever_sent:
+        return "first send of this campaign"
+    if previous is not None and previous > 0:
+        change = (selected - previous) / previous
+        if abs(change) > settings.audience_growth_hold:
+            return f"audience changed {change:+.0%} against the previous run ({previous} → {selected})"
+    return None
+
+
+def _stop_before_sending(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    campaign: Campaign,
+    run_id: str,
+    selection: Selection,
+    backend: EmailBackend,
+) -> CampaignSummary | None:
+    """The kill switch and approval holds: a summary when this run must not send now, else None."""
+
+    def stopped(status: str, note: str) -> CampaignSummary:
+        return CampaignSummary(
+            campaign.name,
+            selection.selected,
+            selection.excluded,
+            0,
+            0,
+            holdout=selection.holdout,
+            status=status,
+            note=note,
+        )
+
+    if settings.sending_disabled:
+        return stopped("killed", "KIZUNA_SENDING_DISABLED is set: nothing is sent")
+    needs_approval = settings.approval_required == "always" or (
+        settings.approval_required == "auto" and backend.name != "outbox"
+    )
+    if not needs_approval or selection.selected == 0:
+        return None
+    decided = holds.get_hold(con, run_id, campaign.name)
+    if decided is not None and decided.status == "approved":
+        return None
+    if decided is not None and decided.status == "rejected":
+        return stopped("rejected", "a person rejected this run's send")
+    ever_sent = bool(ledger.counts(con, campaign.name).get("accepted"))
+    previous = _previous_selected(con, campaign.name, run_id)
+    reason = hold_reason(settings, selection.selected, previous, ever_sent)
+    if reason is None:
+        return None
+    held = holds.hold(con, run_id, campaign.name, reason, selection.selected, previous)
+    log.warning("%s: held for approval (%s); approve with `kizuna campaigns approve %s`", campaign.name, reason, run_id)
+    return stopped("held", held.reason)
+
+
 def run_campaign(
     settings: Settings,
     campaign: Campaign,
@@ -172,7 +255,11 @@ def run_campaign(
             interrupted = ledger.recover_interrupted(con, campaign.name, backend.name, backend.idempotent_per_key)
             if interrupted:
                 log.warning("%s: %d sends interrupted by an earlier run are now unknown", campaign.name, interrupted)
-            selection = select_recipients(con, campaign, run_id, as_of)
+            selection = select_recipients(con, campaign, run_id, as_of, settings)
+            stopped = _stop_before_sending(con, settings, campaign, run_id, selection, backend)
+            if stopped is not None:
+                return stopped
+            check_recipients(con, settings, run_id, campaign.name)  # the send gate: raises, nothing sent
             ledger.claim(con, run_id, campaign.name, backend.name)
             ledger.release_stale(con, run_id, campaign.name)
             rows = _rows_to_send(con, run_id, campaign.name, ledger.pending_keys(con, campaign.name, run_id))
@@ -211,4 +298,5 @@ def run_campaign(
         failed=totals.get("failed_permanent", 0),
         left_pending=left,
         unknown=totals.get("unknown", 0),
+        holdout=selection.holdout,
     )

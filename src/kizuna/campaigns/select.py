@@ -1,174 +1,309 @@
-"""Audience selection: from the marts to one row per (campaign, contact) with a reason when excluded."""
+"""Audience selection: SQL over the marts to one row per (campaign, contact), selected or excluded with a reason.
+
+Everything runs as one DuckDB statement per campaign; no Python loop per customer. A selected contact lands in
+ops.campaign_recipients with its variant (treatment or holdout) and the rules that matched it (reasons, JSON);
+a contact who matched but is left out lands in ops.campaign_exclusions with why.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import duckdb
 
 from kizuna.campaigns.ledger import LEDGER_TABLE, SETTLED_STATES, ensure_ledger
-from kizuna.campaigns.spec import Campaign
-from kizuna.warehouse import OPS_SCHEMA
+from kizuna.campaigns.spec import Campaign, Roles
+from kizuna.settings import Settings
+from kizuna.warehouse import OPS_SCHEMA, table_exists
 
 RECIPIENTS_TABLE = f"{OPS_SCHEMA}.campaign_recipients"
+EXCLUSIONS_TABLE = f"{OPS_SCHEMA}.campaign_exclusions"
+SUPPRESSIONS_TABLE = f"{OPS_SCHEMA}.suppressions"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
-# Reasons a contact of a selected customer does not get the message, in the order they are decided.
+# Why a contact of a qualifying customer gets nothing, in the order the rules are applied.
 EXCLUSION_REASONS = (
     "no_contact",
     "invalid_email",
+    "suppressed",
     "no_marketing_consent",
+    "owner_policy",
     "duplicate_email",
     "already_sent",
+    "frequency_cap",
     "over_cap",
 )
+
+_COLUMNS = """
+    run_id VARCHAR, as_of DATE, campaign VARCHAR, variant VARCHAR, customer_id VARCHAR, customer_name VARCHAR,
+    contact_id VARCHAR, contact_name VARCHAR, email VARCHAR, locale VARCHAR, owner_email VARCHAR,
+    cc_email VARCHAR, from_email VARCHAR, occasion VARCHAR, renewal_on DATE, days_to_renewal INTEGER,
+    product VARCHAR, plan VARCHAR, mrr DECIMAL(18,2), currency VARCHAR, contract_term_months INTEGER,
+    message_key VARCHAR, is_selected BOOLEAN, reasons VARCHAR, context VARCHAR"""
 
 
 @dataclass(frozen=True)
 class Selection:
     campaign: str
     run_id: str
-    selected: int
-    excluded: dict[str, int]
+    selected: int  # treatment contacts to send to
+    holdout: int
+    excluded: dict[str, int] = field(default_factory=dict)
 
 
-def _audience_sql(campaign: Campaign) -> tuple[str, list[object]]:
-    """SQL for the qualifying customers, one row each, with the occasion that makes the message unique."""
+class _Sql:
+    """Collects predicates with their parameters, and the JSON 'reasons' that explain each match."""
+
+    def __init__(self) -> None:
+        self.where: list[str] = []
+        self.params: list[Any] = []
+        self.reasons: list[str] = []
+
+    def add(self, predicate: str, *params: Any, reason: tuple[str, str] | None = None) -> None:
+        self.where.append(predicate)
+        self.params += params
+        if reason:
+            self.reasons.append(f"'{reason[0]}': {reason[1]}")
+
+    def range(self, column: str, key: str, bounds: Any) -> None:
+        if bounds is None:
+            return
+        if bounds.min is not None:
+            self.add(f"{column} >= ?", bounds.min)
+        if bounds.max is not None:
+            self.add(f"{column} <= ?", bounds.max)
+        self.reasons.append(f"'{key}': {column}")
+
+
+def _literal(value: str | list[str]) -> str:
+    """A SQL literal for text shown in the reasons JSON (reasons are built before the parameters bind)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _products(column: str) -> str:
+    return f"list_transform(string_split(coalesce({column}, ''), ','), lambda x: trim(x))"
+
+
+def _audience_sql(campaign: Campaign, as_of: date) -> tuple[str, list[Any]]:
+    """One row per qualifying customer with the occasion that makes its message unique, and why it matched."""
     a = campaign.audience
-    where: list[str] = []
-    params: list[object] = []
+    q = _Sql()
     if a.status:
-        where.append("c.status = ?")
-        params.append(a.status)
-    if a.tenure_months:
-        if a.tenure_months.min is not None:
-            where.append("c.tenure_months >= ?")
-            params.append(a.tenure_months.min)
-        if a.tenure_months.max is not None:
-            where.append("c.tenure_months <= ?")
-            params.append(a.tenure_months.max)
-    if a.mrr:
-        if a.mrr.min is not None:
-            where.append("c.current_mrr >= ?")
-            params.append(a.mrr.min)
-        if a.mrr.max is not None:
-            where.append("c.current_mrr <= ?")
-            params.append(a.mrr.max)
+        q.add("c.status = ?", a.status, reason=("status", "c.status"))
+    if a.churned_within_days:
+        q.range(
+            f"date_diff('day', c.churned_month, DATE '{as_of.isoformat()}')", "churned_days_ago", a.churned_within_days
+        )
+    q.range("c.tenure_months", "tenure_months", a.tenure_months)
+    q.range("c.current_mrr", "mrr", a.mrr)
+    q.range("c.plan_usage_ratio", "plan_usage_ratio", a.plan_usage_ratio)
+    q.range("c.days_since_last_touch", "days_since_last_touch", a.days_since_last_touch)
+    if a.ranks:
+        q.add("c.rank IN (SELECT unnest(?::VARCHAR[]))", a.ranks, reason=("rank", "c.rank"))
+    if a.products_held:
+        q.add(
+            f"list_has_all({_products('c.products_held')}, ?::VARCHAR[])",
+            a.products_held,
+            reason=("products_held", "c.products_held"),
+        )
+    if a.products_not_held:
+        q.add(
+            f"NOT list_has_any({_products('c.products_held')}, ?::VARCHAR[])",
+            a.products_not_held,
+            reason=("products_not_held", _literal(a.products_not_held)),
+        )
+    if a.plans:
+        q.add(f"list_has_any({_products('c.plans_held')}, ?::VARCHAR[])", a.plans, reason=("plans", "c.plans_held"))
+    for signal in a.signals or []:
+        if not signal.name.replace("_", "").isalnum():
+            raise ValueError(f"signal name {signal.name!r}: use letters, digits and _")
+        q.add(
+            "EXISTS (SELECT 1 FROM marts.customer_signals g WHERE g.customer_id = c.customer_id AND g.signal = ? "
+            "AND g.first_seen_on >= ?::DATE - ?::INTEGER)",
+            signal.name,
+            as_of,
+            signal.within_days,
+            reason=(
+                f"signal_{signal.name}",
+                f"(SELECT any_value(signal_detail) FROM marts.customer_signals g "
+                f"WHERE g.customer_id = c.customer_id AND g.signal = {_literal(signal.name)})",
+            ),
+        )
     if a.where:
-        where.append(f"({a.where})")
+        q.add(f"({a.where})", reason=("where", _literal(a.where)))
 
     if a.renewal_within_days is not None:
-        renewal_where = ["r.days_to_renewal BETWEEN 0 AND ?"]
-        renewal_params: list[object] = [a.renewal_within_days]
+        term = ""
+        term_params: list[Any] = []
         if a.contract_term_months:
-            renewal_where.append("r.contract_term_months IN (SELECT unnest(?::INTEGER[]))")
-            renewal_params.append(a.contract_term_months)
-        source = f"""
-            (SELECT r.customer_id,
-                    min(r.renewal_on) AS renewal_on,
-                    arg_min(r.days_to_renewal, r.renewal_on) AS days_to_renewal,
-                    arg_min(r.product, r.renewal_on) AS product,
-                    arg_min(r.plan, r.renewal_on) AS plan,
-                    arg_min(r.mrr, r.renewal_on) AS mrr,
-                    arg_min(r.currency, r.renewal_on) AS currency,
-                    arg_min(r.contract_term_months, r.renewal_on) AS contract_term_months
-             FROM marts.subscription_renewals r
-             WHERE {" AND ".join(renewal_where)}
-             GROUP BY r.customer_id)"""
-        sql = f"""
-            SELECT c.customer_id, c.name AS customer_name, c.owner_email, s.renewal_on, s.days_to_renewal,
-                   s.product, s.plan, s.mrr, s.currency, s.contract_term_months,
-                   strftime(s.renewal_on, '%Y-%m-%d') AS occasion
-            FROM marts.customers c JOIN {source} s USING (customer_id)
-            {"WHERE " + " AND ".join(where) if where else ""}"""
-        return sql, renewal_params + params
-    if a.contract_term_months:
-        where.append("c.contract_term_months IN (SELECT unnest(?::INTEGER[]))")
-        params.append(a.contract_term_months)
+            term = "AND r.contract_term_months IN (SELECT unnest(?::INTEGER[]))"
+            term_params = [a.contract_term_months]
+        source = f"""JOIN (
+            SELECT r.customer_id, min(r.renewal_on) AS renewal_on,
+                   arg_min(r.days_to_renewal, r.renewal_on) AS days_to_renewal,
+                   arg_min(r.product, r.renewal_on) AS product, arg_min(r.plan, r.renewal_on) AS plan,
+                   arg_min(r.mrr, r.renewal_on) AS renewal_mrr, arg_min(r.currency, r.renewal_on) AS currency,
+                   arg_min(r.contract_term_months, r.renewal_on) AS renewal_term
+            FROM marts.subscription_renewals r
+            WHERE r.days_to_renewal BETWEEN 0 AND ? {term}
+            GROUP BY r.customer_id) s USING (customer_id)"""
+        source_params: list[Any] = [a.renewal_within_days, *term_params]
+        q.reasons.append("'renewal_on': s.renewal_on, 'days_to_renewal': s.days_to_renewal")
+        if a.contract_term_months:
+            q.reasons.append("'contract_term_months': s.renewal_term")
+        columns = """s.renewal_on, s.days_to_renewal, s.product, s.plan, s.renewal_mrr AS mrr, s.currency,
+                     s.renewal_term AS contract_term_months, strftime(s.renewal_on, '%Y-%m-%d') AS occasion"""
+    else:
+        source, source_params = "", []
+        if a.contract_term_months:
+            q.add(
+                "c.contract_term_months IN (SELECT unnest(?::INTEGER[]))",
+                a.contract_term_months,
+                reason=("contract_term_months", "c.contract_term_months"),
+            )
+        # One message per customer per campaign and calendar month: a monthly campaign reaches people again
+        # next month, never twice within one.
+        columns = f"""NULL::DATE AS renewal_on, NULL::INTEGER AS days_to_renewal, NULL AS product, NULL AS plan,
+                      c.current_mrr AS mrr, 'JPY' AS currency, c.contract_term_months,
+                      '{as_of.strftime("%Y-%m")}' AS occasion"""
+    reasons = "to_json({" + ", ".join(q.reasons or ["'all': true"]) + "})::VARCHAR"
     sql = f"""
-        SELECT c.customer_id, c.name AS customer_name, c.owner_email, NULL::DATE AS renewal_on,
-               NULL::INTEGER AS days_to_renewal, NULL AS product, NULL AS plan, c.current_mrr AS mrr,
-               'JPY' AS currency, c.contract_term_months, 'once' AS occasion
-        FROM marts.customers c
-        {"WHERE " + " AND ".join(where) if where else ""}"""
-    return sql, params
+        SELECT c.customer_id, c.name AS customer_name, c.owner_email, {columns},
+               {reasons} AS reasons, to_json(c)::VARCHAR AS context
+        FROM marts.customers c {source}
+        {"WHERE " + " AND ".join(q.where) if q.where else ""}"""
+    return sql, source_params + q.params
 
 
-def select_recipients(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date) -> Selection:
-    """Write this run's candidates for one campaign to ops.campaign_recipients, each selected or excluded."""
+def _contact_filter(campaign: Campaign) -> tuple[str, list[Any]]:
+    if isinstance(campaign.contacts, Roles):
+        return "AND ct.role IN (SELECT unnest(?::VARCHAR[]))", [campaign.contacts.roles]
+    if campaign.contacts == "primary":
+        return "AND ct.is_primary", []
+    return "", []
+
+
+def select_recipients(
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date, settings: Settings | None = None
+) -> Selection:
+    """Write this run's selection for one campaign: recipients (treatment, holdout) and exclusions with reasons."""
+    settings = settings or Settings()
     ensure_ledger(con)
-    con.execute(f"""
-        CREATE TABLE IF NOT EXISTS {RECIPIENTS_TABLE} (
-            run_id VARCHAR, as_of DATE, campaign VARCHAR, customer_id VARCHAR, customer_name VARCHAR,
-            contact_id VARCHAR, contact_name VARCHAR, email VARCHAR, locale VARCHAR, owner_email VARCHAR,
-            occasion VARCHAR, renewal_on DATE, days_to_renewal INTEGER, product VARCHAR, plan VARCHAR,
-            mrr DECIMAL(18,2), currency VARCHAR, contract_term_months INTEGER,
-            message_key VARCHAR, is_selected BOOLEAN, exclusion_reason VARCHAR)""")
-    con.execute(f"DELETE FROM {RECIPIENTS_TABLE} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
-    audience_sql, params = _audience_sql(campaign)
-    contact_filter = "AND ct.is_primary" if campaign.contacts == "primary" else ""
+    if table_exists(con, OPS_SCHEMA, "campaign_recipients"):
+        columns = {r[0] for r in con.execute(f"DESCRIBE {RECIPIENTS_TABLE}").fetchall()}
+        if "variant" not in columns:  # the first layout, before holdouts: keep it for audits, start anew
+            con.execute(f"ALTER TABLE {RECIPIENTS_TABLE} RENAME TO campaign_recipients_v1")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {RECIPIENTS_TABLE} ({_COLUMNS})")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {EXCLUSIONS_TABLE} ({_COLUMNS}, exclusion_reason VARCHAR)")
+    for table in (RECIPIENTS_TABLE, EXCLUSIONS_TABLE):
+        con.execute(f"DELETE FROM {table} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
+
+    audience_sql, audience_params = _audience_sql(campaign, as_of)
+    contact_filter, contact_params = _contact_filter(campaign)
+    suppressed = (
+        f"EXISTS (SELECT 1 FROM {SUPPRESSIONS_TABLE} x WHERE x.email = k.email)"
+        if table_exists(con, OPS_SCHEMA, "suppressions")
+        else "false"
+    )
+    freq = campaign.frequency
+    max_emails = min(settings.frequency_max_emails, freq.max_emails if freq else settings.frequency_max_emails)
+    freq_days = max(settings.frequency_days, freq.days if freq else settings.frequency_days)
+    owner_excluded = campaign.owner_policy in ("exclude", "owner_digest")
+    holdout_basis_points = round(campaign.holdout_percent * 100)
+
     con.execute(
         f"""
-        INSERT INTO {RECIPIENTS_TABLE}
+        CREATE OR REPLACE TEMP TABLE _selection AS
         WITH audience AS ({audience_sql}),
+        variants AS (
+            -- Deterministic per campaign and customer: a customer stays in its group across runs.
+            SELECT *, CASE WHEN ('0x' || substr(md5(? || ':' || customer_id), 1, 8))::UBIGINT % 10000 < ?
+                           THEN 'holdout' ELSE 'treatment' END AS variant
+            FROM audience
+        ),
         candidates AS (
-            SELECT a.*, ct.contact_id, ct.contact_name, ct.email,
-                   coalesce(ct.locale, ?) AS locale, ct.is_marketing_opted_in
-            FROM audience a
-            LEFT JOIN marts.contacts ct ON ct.customer_id = a.customer_id {contact_filter}
+            SELECT v.*, ct.contact_id, ct.contact_name, ct.email, coalesce(ct.locale, ?) AS locale,
+                   ct.is_marketing_opted_in
+            FROM variants v
+            LEFT JOIN marts.contacts ct ON ct.customer_id = v.customer_id {contact_filter}
         ),
         keyed AS (
             -- The idempotency key of one message: same campaign, contact and occasion never get two.
             SELECT *,
-                   CASE WHEN contact_id IS NULL THEN NULL
-                        ELSE substr(sha256(? || chr(31) || contact_id || chr(31) || occasion), 1, 32) END
+                   CASE WHEN contact_id IS NOT NULL
+                        THEN substr(sha256(? || chr(31) || contact_id || chr(31) || occasion), 1, 32) END
                        AS message_key
             FROM candidates
+        ),
+        recent AS (
+            SELECT email, count(*) AS sends FROM {LEDGER_TABLE}
+            WHERE state IN {SETTLED_STATES} AND claimed_at >= timezone('UTC', now()) - to_days(?::INTEGER)
+            GROUP BY email
         ),
         reasoned AS (
             SELECT k.*,
                    CASE
                      WHEN k.contact_id IS NULL THEN 'no_contact'
                      WHEN NOT regexp_matches(coalesce(k.email, ''), ?) THEN 'invalid_email'
+                     WHEN {suppressed} THEN 'suppressed'
                      WHEN NOT coalesce(k.is_marketing_opted_in, false) THEN 'no_marketing_consent'
+                     WHEN ? AND k.owner_email IS NOT NULL THEN 'owner_policy'
                      WHEN row_number() OVER (PARTITION BY k.email
-                                             ORDER BY k.is_marketing_opted_in DESC NULLS LAST, k.customer_id, k.contact_id) > 1
-                       THEN 'duplicate_email'
+                                             ORDER BY k.is_marketing_opted_in DESC NULLS LAST, k.customer_id,
+                                                      k.contact_id) > 1 THEN 'duplicate_email'
                      WHEN l.message_key IS NOT NULL THEN 'already_sent'
+                     WHEN k.variant = 'treatment' AND coalesce(r.sends, 0) >= ? THEN 'frequency_cap'
                    END AS reason
             FROM keyed k
             LEFT JOIN {LEDGER_TABLE} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}
+            LEFT JOIN recent r ON r.email = k.email
         ),
         capped AS (
             SELECT *,
-                   CASE WHEN reason IS NULL
-                         AND row_number() OVER (PARTITION BY reason IS NULL ORDER BY days_to_renewal, customer_id,
-                                                contact_id) > ?
+                   CASE WHEN reason IS NULL AND variant = 'treatment'
+                         AND row_number() OVER (PARTITION BY reason IS NULL AND variant = 'treatment'
+                                                ORDER BY days_to_renewal NULLS LAST, customer_id, contact_id) > ?
                         THEN 'over_cap' ELSE reason END AS exclusion_reason
             FROM reasoned
         )
-        SELECT ?, ?::DATE, ?, customer_id, customer_name, contact_id, contact_name, email, locale, owner_email,
+        SELECT ?::VARCHAR AS run_id, ?::DATE AS as_of, ?::VARCHAR AS campaign, variant, customer_id, customer_name,
+               contact_id, contact_name, email, locale, owner_email,
+               CASE WHEN ? = 'cc_owner' THEN owner_email END AS cc_email,
+               CASE WHEN ? = 'send_from_owner' THEN owner_email END AS from_email,
                occasion, renewal_on, days_to_renewal, product, plan, mrr, currency, contract_term_months,
-               message_key, exclusion_reason IS NULL, exclusion_reason
+               message_key, exclusion_reason IS NULL AND variant = 'treatment' AS is_selected, reasons, context,
+               exclusion_reason
         FROM capped
         """,
         [
-            *params,
-            campaign.locale,
+            *audience_params,
             campaign.name,
+            holdout_basis_points,
+            campaign.locale,
+            *contact_params,
+            campaign.name,
+            freq_days,
             EMAIL_PATTERN,
+            owner_excluded,
+            max_emails,
             campaign.max_recipients,
             run_id,
             as_of,
             campaign.name,
+            campaign.owner_policy,
+            campaign.owner_policy,
         ],
     )
-    rows = con.execute(
-        f"SELECT coalesce(exclusion_reason, 'selected'), count(*) FROM {RECIPIENTS_TABLE} "
-        "WHERE run_id = ? AND campaign = ? GROUP BY 1",
-        [run_id, campaign.name],
-    ).fetchall()
+    con.execute(
+        f"INSERT INTO {RECIPIENTS_TABLE} SELECT * EXCLUDE (exclusion_reason) FROM _selection "
+        "WHERE exclusion_reason IS NULL"
+    )
+    con.execute(f"INSERT INTO {EXCLUSIONS_TABLE} SELECT * FROM _selection WHERE exclusion_reason IS NOT NULL")
+    rows = con.execute("SELECT coalesce(exclusion_reason, variant), count(*) FROM _selection GROUP BY 1").fetchall()
+    con.execute("DROP TABLE _selection")
     counts = {str(r[0]): int(r[1]) for r in rows}
-    selected = counts.pop("selected", 0)
-    return Selection(campaign.name, run_id, selected, counts)
+    return Selection(campaign.name, run_id, counts.pop("treatment", 0), counts.pop("holdout", 0), counts)

@@ -11,13 +11,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
+OwnerPolicy = Literal["exclude", "cc_owner", "send_from_owner", "owner_digest", "ignore"]
+
 
 class CampaignFileError(ValueError):
     """A campaign file is invalid; the message names the file and the key."""
 
 
-class Range(BaseModel):
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Range(_Strict):
     min: float | None = None
     max: float | None = None
 
@@ -28,15 +33,29 @@ class Range(BaseModel):
         return self
 
 
-class Audience(BaseModel):
-    """Who qualifies, as filters over the customers and subscription_renewals marts."""
+class SignalRule(_Strict):
+    """The customer entered this signal (marts.customer_signals) within the last `within_days` days."""
 
-    model_config = ConfigDict(extra="forbid")
+    name: str
+    within_days: int = Field(7, ge=0, le=366)
+
+
+class Audience(_Strict):
+    """Who qualifies: filters over the customers, subscription_renewals and customer_signals marts."""
+
     status: Literal["active", "churned"] | None = "active"
+    churned_within_days: Range | None = Field(None, description="Days since the churn month began.")
     contract_term_months: list[int] | None = None
     tenure_months: Range | None = None
+    ranks: list[Literal["A", "B", "C"]] | None = None
+    products_held: list[str] | None = None
+    products_not_held: list[str] | None = None
+    plans: list[str] | None = None
     renewal_within_days: int | None = Field(None, ge=0, le=366)
+    signals: list[SignalRule] | None = None
     mrr: Range | None = None
+    plan_usage_ratio: Range | None = None
+    days_since_last_touch: Range | None = None
     where: str | None = Field(None, description="Extra SQL predicate over the customers mart (alias c).")
 
     @field_validator("where")
@@ -47,18 +66,36 @@ class Audience(BaseModel):
         return v
 
 
-class Campaign(BaseModel):
+class Roles(_Strict):
+    roles: list[str] = Field(min_length=1)
+
+
+class Frequency(_Strict):
+    """At most `max_emails` marketing emails per contact in `days` days, across all campaigns."""
+
+    max_emails: int = Field(ge=1)
+    days: int = Field(ge=1, le=366)
+
+
+class Campaign(_Strict):
     """One campaign file."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str
     description: str = ""
-    template: str
+    kind: Literal["email", "call_list"] = "email"
+    template: str | None = None
     locale: Literal["ja", "en"] = "ja"
     enabled: bool = True
     audience: Audience = Audience()
-    contacts: Literal["primary", "all_opted_in"] = "primary"
+    contacts: Literal["primary", "all_opted_in"] | Roles = "primary"
+    owner_policy: OwnerPolicy = Field(
+        "exclude", description="What happens to customers with a dedicated account executive."
+    )
+    holdout_percent: float = Field(0.0, ge=0, le=50)
     max_recipients: int = Field(10_000, ge=1)
+    frequency: Frequency | None = Field(None, description="Stricter than the global cap (KIZUNA_FREQUENCY_*).")
+    hypothesis: str = Field("", description="Why these customers, in a rep's words (call lists, reasons).")
+    next_action: str = Field("", description="What a rep should do (call lists).")
 
     @field_validator("name")
     @classmethod
@@ -66,6 +103,12 @@ class Campaign(BaseModel):
         if not _NAME.match(v):
             raise ValueError("use lower-case letters, digits and _ (it becomes part of keys and tags)")
         return v
+
+    @model_validator(mode="after")
+    def _template_for_email(self) -> Campaign:
+        if self.kind == "email" and not self.template:
+            raise ValueError("an email campaign needs a template (a folder under templates/)")
+        return self
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -92,3 +135,11 @@ def load_campaign(path: Path) -> Campaign:
 def load_campaigns(campaigns_dir: Path, *, enabled_only: bool = True) -> list[Campaign]:
     campaigns = [load_campaign(p) for p in sorted(campaigns_dir.glob("*.yml"))]
     return [c for c in campaigns if c.enabled or not enabled_only]
+
+
+def find_campaign(campaigns_dir: Path, name: str) -> Campaign:
+    path = campaigns_dir / f"{name}.yml"
+    if not path.exists():
+        known = ", ".join(p.stem for p in sorted(campaigns_dir.glob("*.yml"))) or "none"
+        raise CampaignFileError(f"no campaign {name!r} in {campaigns_dir} (known: {known})")
+    return load_campaign(path)

@@ -1,0 +1,57 @@
+"""The send gate: a campaign run's recipients checked by their own suite just before anything is sent."""
+
+from __future__ import annotations
+
+import duckdb
+
+from kizuna.quality.suites import load_suites
+from kizuna.quality.validate import CheckResult, run_suite
+from kizuna.settings import Settings
+from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
+from kizuna.warehouse import OPS_SCHEMA, table_exists
+
+
+class RecipientsCheckError(RuntimeError):
+    """A campaign's recipients failed a critical check: nothing of that campaign is sent."""
+
+    def __init__(self, campaign: str, failures: list[CheckResult]) -> None:
+        self.failures = failures
+        lines = [f"{f.rule} on {f.column}: {f.unexpected_count} recipients" for f in failures]
+        lines += [f"    {finding}" for f in failures for finding in f.findings]
+        super().__init__(
+            f"campaign {campaign}: recipients failed the send check; nothing was sent:\n" + "\n".join(lines)
+        )
+
+
+def check_recipients(
+    con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str, campaign: str
+) -> list[CheckResult]:
+    """Run the campaign_recipients suite on the treatment rows of one run; raise on any critical failure."""
+    results: list[CheckResult] = []
+    suppressed = (
+        f"EXISTS (SELECT 1 FROM {OPS_SCHEMA}.suppressions x WHERE x.email = r.email)"
+        if table_exists(con, OPS_SCHEMA, "suppressions")
+        else "false"
+    )
+    for suite in load_suites(settings.expectations_dir, OPS_SCHEMA):
+        if suite.table != "campaign_recipients":
+            continue
+        derived = ", ".join(
+            f'({sql.format(schema=OPS_SCHEMA, suppressed=suppressed)}) AS "{name}"'
+            for name, sql in suite.derived_columns.items()
+        )
+        frame = con.execute(
+            f"""SELECT r.contact_id, r.email, r.message_key, {derived},
+                       'campaign_recipients' AS {SOURCE_FILE_COLUMN},
+                       row_number() OVER (ORDER BY r.message_key) AS {SOURCE_ROW_COLUMN}
+                FROM {OPS_SCHEMA}.campaign_recipients r
+                WHERE r.run_id = ? AND r.campaign = ? AND r.is_selected""",
+            [run_id, campaign],
+        ).df()
+        if frame.empty:
+            continue
+        results += run_suite(suite, frame, {}, f"campaign_recipients[{campaign}]")
+    failures = [r for r in results if not r.success and r.severity == "critical"]
+    if failures:
+        raise RecipientsCheckError(campaign, failures)
+    return results
