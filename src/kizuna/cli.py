@@ -165,6 +165,9 @@ def run(source_dir: SourceDir = None, warehouse: Warehouse = None, as_of: AsOf =
 from kizuna.cli_templates import app as templates_app  # noqa: E402
 
 app.add_typer(templates_app, name="templates")
+from kizuna.cli_campaigns import app as campaigns_app  # noqa: E402
+
+app.add_typer(campaigns_app, name="campaigns")
 
 
 def main() -> None:

@@ -51,15 +51,17 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, ke
         [run_id, campaign, keys],
     )
     names = [d[0] for d in cur.description]
-    return [_context(dict(zip(names, row, strict=True))) for row in cur.fetchall()]
+    return [recipient_context(dict(zip(names, row, strict=True))) for row in cur.fetchall()]
 
 
-def _context(row: dict[str, Any]) -> dict[str, Any]:
+def recipient_context(row: dict[str, Any]) -> dict[str, Any]:
     """A template's variables: the customer's mart row (context JSON) overlaid with the recipient row."""
     return {**json.loads(row.pop("context") or "{}"), **row}
 
 
-def _message(renderer: TemplateRenderer, campaign: Campaign, run_id: str, row: dict[str, Any]) -> OutgoingMessage:
+def campaign_message(
+    renderer: TemplateRenderer, campaign: Campaign, run_id: str, row: dict[str, Any]
+) -> OutgoingMessage:
     assert campaign.template is not None  # only email campaigns are delivered; the spec enforces a template
     rendered = renderer.render(campaign.template, row["locale"] or campaign.locale, row)
     message = build_message(
@@ -160,7 +162,7 @@ def deliver(
     return totals
 
 
-def _previous_selected(con: duckdb.DuckDBPyConnection, campaign: str, run_id: str) -> int | None:
+def previous_selected(con: duckdb.DuckDBPyConnection, campaign: str, run_id: str) -> int | None:
     """How many contacts the campaign's previous run selected to send to (None if it never ran)."""
     row = con.execute(
         f"""SELECT count(*) FILTER (WHERE is_selected) FROM {RECIPIENTS_TABLE}
@@ -220,13 +222,26 @@ def _stop_before_sending(
     if decided is not None and decided.status == "rejected":
         return stopped("rejected", "a person rejected this run's send")
     ever_sent = bool(ledger.counts(con, campaign.name).get("accepted"))
-    previous = _previous_selected(con, campaign.name, run_id)
+    previous = previous_selected(con, campaign.name, run_id)
     reason = hold_reason(settings, selection.selected, previous, ever_sent)
     if reason is None:
         return None
     held = holds.hold(con, run_id, campaign.name, reason, selection.selected, previous)
     log.warning("%s: held for approval (%s); approve with `kizuna campaigns approve %s`", campaign.name, reason, run_id)
     return stopped("held", held.reason)
+
+
+def _call_list(settings: Settings, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
+    """A campaign that sends nothing: today's accounts for reps, in ops.call_list and as a CSV."""
+    from kizuna.campaigns.call_list import build_call_list, export_call_list_csv
+
+    with connect(settings.warehouse) as con:
+        assert_latest_gate_passed(con)
+        summary = build_call_list(con, campaign, run_id, as_of)
+        path = settings.var_dir / "call_lists" / f"{as_of.isoformat()}-{campaign.name}.csv"
+        export_call_list_csv(con, run_id, campaign.name, path)
+    summary.note = f"{summary.note}; {path}"
+    return summary
 
 
 def run_campaign(
@@ -245,6 +260,8 @@ def run_campaign(
     nothing delivered (its claims are released for the next run). What an earlier run left in 'sending'
     becomes 'unknown' first (see kizuna.campaigns.ledger): it is never resent blindly.
     """
+    if campaign.kind == "call_list":
+        return _call_list(settings, campaign, run_id, as_of)
     own_backend = backend is None
     backend = backend or make_backend(settings)
     renderer = renderer or TemplateRenderer.from_settings(settings)
@@ -265,7 +282,7 @@ def run_campaign(
             rows = _rows_to_send(con, run_id, campaign.name, ledger.pending_keys(con, campaign.name, run_id))
 
             def make(row: dict[str, Any]) -> OutgoingMessage:
-                return _message(renderer, campaign, run_id, row)
+                return campaign_message(renderer, campaign, run_id, row)
 
             try:  # the check-everything pass: nothing is sent unless every message renders
                 kept = [make(row) for row in rows] if len(rows) <= KEEP_RENDERED else None

@@ -88,7 +88,7 @@ def _products(column: str) -> str:
     return f"list_transform(string_split(coalesce({column}, ''), ','), lambda x: trim(x))"
 
 
-def _audience_sql(campaign: Campaign, as_of: date) -> tuple[str, list[Any]]:
+def audience_sql(campaign: Campaign, as_of: date) -> tuple[str, list[Any]]:
     """One row per qualifying customer with the occasion that makes its message unique, and why it matched."""
     a = campaign.audience
     q = _Sql()
@@ -202,7 +202,7 @@ def select_recipients(
     for table in (RECIPIENTS_TABLE, EXCLUSIONS_TABLE):
         con.execute(f"DELETE FROM {table} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
 
-    audience_sql, audience_params = _audience_sql(campaign, as_of)
+    audience, audience_params = audience_sql(campaign, as_of)
     contact_filter, contact_params = _contact_filter(campaign)
     suppressed = (
         f"EXISTS (SELECT 1 FROM {SUPPRESSIONS_TABLE} x WHERE x.email = k.email)"
@@ -218,7 +218,7 @@ def select_recipients(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _selection AS
-        WITH audience AS ({audience_sql}),
+        WITH audience AS ({audience}),
         variants AS (
             -- Deterministic per campaign and customer: a customer stays in its group across runs.
             SELECT *, CASE WHEN ('0x' || substr(md5(? || ':' || customer_id), 1, 8))::UBIGINT % 10000 < ?

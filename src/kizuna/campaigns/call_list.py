@@ -1,0 +1,98 @@
+"""The daily call list: accounts a rep should contact today, why, and what to do — no email is sent."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from kizuna.campaigns.select import audience_sql
+from kizuna.campaigns.spec import Campaign
+from kizuna.summary import CampaignSummary
+from kizuna.warehouse import OPS_SCHEMA, table_exists
+
+CALL_LIST_TABLE = f"{OPS_SCHEMA}.call_list"
+COLUMNS = (
+    "run_id",
+    "as_of",
+    "campaign",
+    "priority",
+    "owner_email",
+    "customer_id",
+    "customer_name",
+    "rank",
+    "mrr",
+    "signals",
+    "days_since_last_touch",
+    "hypothesis",
+    "next_action",
+    "reasons",
+)
+
+
+def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
+    """Write today's list to ops.call_list, ordered by rank, then signals, then days since the last touch."""
+    audience, params = audience_sql(campaign, as_of)
+    signals = (
+        "(SELECT string_agg(g.signal, ', ' ORDER BY g.signal) FROM marts.customer_signals g "
+        "WHERE g.customer_id = a.customer_id)"
+        if table_exists(con, "marts", "customer_signals")
+        else "NULL"
+    )
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {CALL_LIST_TABLE} (run_id VARCHAR, as_of DATE, campaign VARCHAR,
+            priority INTEGER, owner_email VARCHAR, customer_id VARCHAR, customer_name VARCHAR, rank VARCHAR,
+            mrr DECIMAL(18,2), signals VARCHAR, days_since_last_touch INTEGER, hypothesis VARCHAR,
+            next_action VARCHAR, reasons VARCHAR)"""
+    )
+    con.execute(f"DELETE FROM {CALL_LIST_TABLE} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
+    con.execute(
+        f"""INSERT INTO {CALL_LIST_TABLE}
+            WITH audience AS ({audience}),
+            enriched AS (
+                SELECT a.*, {signals} AS signals,
+                       json_extract_string(a.context, '$.rank') AS rank,
+                       TRY_CAST(json_extract_string(a.context, '$.days_since_last_touch') AS INTEGER)
+                           AS days_since_last_touch
+                FROM audience a
+            )
+            SELECT ?, ?::DATE, ?,
+                   row_number() OVER (ORDER BY coalesce(rank, 'Z'),
+                                               coalesce(len(string_split(signals, ',')), 0) DESC,
+                                               days_since_last_touch DESC NULLS LAST, customer_id),
+                   coalesce(owner_email, '(inside sales queue)'), customer_id, customer_name, rank, mrr, signals,
+                   days_since_last_touch, ?, ?, reasons
+            FROM enriched
+            ORDER BY 4
+            LIMIT ?""",
+        [*params, run_id, as_of, campaign.name, campaign.hypothesis, campaign.next_action, campaign.max_recipients],
+    )
+    row = con.execute(
+        f"SELECT count(*) FROM {CALL_LIST_TABLE} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name]
+    ).fetchone()
+    count = int(row[0]) if row else 0
+    return CampaignSummary(campaign.name, count, {}, 0, 0, status="call_list", note=f"{count} accounts to call")
+
+
+def export_call_list_csv(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, out: Path) -> Path:
+    """The list as a CSV (UTF-8 with BOM, so Japanese Excel opens it), spreadsheet formulas neutralised."""
+    rows = con.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM {CALL_LIST_TABLE} WHERE run_id = ? AND campaign = ? ORDER BY priority",
+        [run_id, campaign],
+    ).fetchall()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(COLUMNS)
+        writer.writerows([[_cell(v) for v in r] for r in rows])
+    return out
+
+
+def _cell(value: object) -> object:
+    """OWASP CSV-injection guidance: text starting with = + - @ tab or CR is prefixed with an apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

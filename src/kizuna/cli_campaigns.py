@@ -1,0 +1,173 @@
+"""`kizuna campaigns ...`: list, preview, send, and decide holds, over the campaign library."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kizuna.settings import Settings
+
+app = typer.Typer(help="Campaigns: who gets what, and why.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+Warehouse = Annotated[Path | None, typer.Option(help="DuckDB file (default: KIZUNA_WAREHOUSE).")]
+AsOf = Annotated[str | None, typer.Option("--as-of", help="Business date YYYY-MM-DD (default: today, Tokyo).")]
+
+
+def _settings(warehouse: Path | None) -> Settings:
+    return Settings(warehouse=warehouse) if warehouse else Settings()
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@app.command("list")
+def list_campaigns() -> None:
+    """Every campaign file, enabled or not, with its audience in one line."""
+    from kizuna.campaigns.spec import CampaignFileError, load_campaigns
+
+    settings = Settings()
+    try:
+        campaigns = load_campaigns(settings.campaigns_dir, enabled_only=False)
+    except CampaignFileError as exc:
+        raise _fail(exc) from exc
+    for c in campaigns:
+        audience = ", ".join(f"{k}={v}" for k, v in c.audience.model_dump(exclude_none=True).items())
+        state = "enabled" if c.enabled else "disabled"
+        console.print(
+            f"{c.name} [{c.kind}, {state}] template={c.template or '-'} owners={c.owner_policy} "
+            f"holdout={c.holdout_percent:g}%\n    {audience}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def preview(
+    name: str,
+    warehouse: Warehouse = None,
+    as_of: AsOf = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object (stable keys) instead of tables.")] = False,
+) -> None:
+    """Who would get NAME today and why: counts, excluded by reason, a sample, the change since the last run."""
+    from kizuna.campaigns.preview import preview_campaign
+    from kizuna.campaigns.spec import CampaignFileError, find_campaign
+    from kizuna.dates import parse_as_of
+    from kizuna.warehouse import connect
+
+    settings = _settings(warehouse)
+    try:
+        campaign = find_campaign(settings.campaigns_dir, name)
+        day = parse_as_of(as_of, settings.timezone)
+        with connect(settings.warehouse) as con:
+            result = preview_campaign(con, settings, campaign, day)
+    except (CampaignFileError, ValueError, FileNotFoundError) as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        print(result.to_json())  # plain stdout: machines read this
+        return
+    change = "" if result.previous_treatment is None else f" (previous run: {result.previous_treatment})"
+    console.print(f"{campaign.name} as of {result.as_of}: {result.treatment} to send{change}, {result.holdout} holdout")
+    for reason, count in sorted(result.excluded.items()):
+        console.print(f"  excluded {reason}: {count}")
+    table = Table("customer", "contact", "email", "variant", "excluded", "why selected")
+    for row in result.sample:
+        table.add_row(
+            str(row["customer_id"]),
+            str(row["contact_id"] or "-"),
+            str(row["email"] or "-"),
+            row["variant"],
+            row["exclusion_reason"] or "",
+            json.dumps(row["reasons"], ensure_ascii=False),
+        )
+    console.print(table)
+
+
+@app.command()
+def send(
+    name: str,
+    warehouse: Warehouse = None,
+    as_of: AsOf = None,
+    dry_run: Annotated[bool, typer.Option(help="Select and render every message; send and record nothing.")] = False,
+    run_id: Annotated[
+        str | None, typer.Option(help="Resume this run (e.g. after `kizuna campaigns approve`); default: a new run.")
+    ] = None,
+) -> None:
+    """Run NAME now (outside the daily flow): select, check, and send through the configured backend."""
+    from kizuna.campaigns.preview import preview_campaign
+    from kizuna.campaigns.run import run_campaign
+    from kizuna.campaigns.spec import find_campaign
+    from kizuna.dates import parse_as_of
+    from kizuna.sources.ingest import new_load_id
+    from kizuna.warehouse import connect
+
+    settings = _settings(warehouse)
+    try:
+        campaign = find_campaign(settings.campaigns_dir, name)
+        day = parse_as_of(as_of, settings.timezone)
+        if dry_run:
+            out = settings.var_dir / "dry-run" / f"{campaign.name}-{day.isoformat()}"
+            with connect(settings.warehouse) as con:
+                result = preview_campaign(con, settings, campaign, day, render_to=out)
+            console.print(f"dry run: {result.rendered} messages rendered, none sent; samples in {out}")
+            return
+        summary = run_campaign(settings, campaign, run_id or new_load_id(), day)
+    except Exception as exc:  # every failure is reported the same way: what, and nothing was sent beyond it
+        raise _fail(exc) from exc
+    console.print(
+        f"{summary.campaign}: {summary.status}; {summary.sent} sent, {summary.failed} failed, {summary.unknown} unknown"
+        + (f" — {summary.note}" if summary.note else "")
+    )
+
+
+@app.command("holds")
+def list_holds(warehouse: Warehouse = None) -> None:
+    """Campaign runs waiting for approval."""
+    from kizuna.campaigns.holds import waiting_holds
+    from kizuna.warehouse import connect
+
+    with connect(_settings(warehouse).warehouse) as con:
+        waiting = waiting_holds(con)
+    if not waiting:
+        console.print("no campaign is waiting for approval")
+    for h in waiting:
+        console.print(f"{h.run_id}  {h.campaign}: {h.selected} recipients — {h.reason}")
+
+
+def _decide(run_id: str, campaign: str, decision: str, by: str, warehouse: Path | None) -> None:
+    from kizuna.campaigns.holds import HoldError, decide
+    from kizuna.warehouse import connect
+
+    try:
+        with connect(_settings(warehouse).warehouse) as con:
+            decide(con, run_id, campaign, decision, by)  # type: ignore[arg-type]
+    except HoldError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"{campaign} in run {run_id}: {decision}; `kizuna campaigns send {campaign} --run-id {run_id}` acts on it"
+    )
+
+
+@app.command()
+def approve(
+    run_id: str, campaign: str, by: Annotated[str, typer.Option(help="Who approves.")], warehouse: Warehouse = None
+) -> None:
+    """Approve a held run of a campaign."""
+    _decide(run_id, campaign, "approved", by, warehouse)
+
+
+@app.command()
+def reject(
+    run_id: str, campaign: str, by: Annotated[str, typer.Option(help="Who rejects.")], warehouse: Warehouse = None
+) -> None:
+    """Reject a held run of a campaign: it never sends."""
+    _decide(run_id, campaign, "rejected", by, warehouse)

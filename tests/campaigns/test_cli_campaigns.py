@@ -1,0 +1,100 @@
+"""`kizuna campaigns` commands on hand-built marts: list, preview --json, dry run, holds, call list."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kizuna.cli import app
+from kizuna.settings import Settings
+from kizuna.warehouse import connect
+from tests.campaigns.test_select import AS_OF, build_marts
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    build_marts(tmp_path / "warehouse.duckdb")
+    campaigns = tmp_path / "campaigns"
+    campaigns.mkdir()
+    (campaigns / "renewal_reminder.yml").write_text(
+        (Settings().campaigns_dir / "renewal_reminder.yml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    (campaigns / "call_today.yml").write_text(
+        "name: call_today\nkind: call_list\naudience: {status: active, ranks: [A, B]}\n"
+        "hypothesis: 大口顧客の更新前フォロー\nnext_action: 電話で利用状況を確認\n",
+        encoding="utf-8",
+    )
+    for key, value in {
+        "KIZUNA_WAREHOUSE": tmp_path / "warehouse.duckdb",
+        "KIZUNA_VAR_DIR": tmp_path / "var",
+        "KIZUNA_OUTBOX_DIR": tmp_path / "var" / "outbox",
+        "KIZUNA_CAMPAIGNS_DIR": campaigns,
+    }.items():
+        monkeypatch.setenv(key, str(value))
+    return Settings()
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_list_shows_every_campaign(cli_env: Settings) -> None:
+    out = invoke("campaigns", "list")
+    assert "renewal_reminder" in out and "call_today" in out and "call_list" in out
+
+
+def test_preview_json_is_stable_and_records_nothing(cli_env: Settings) -> None:
+    first = json.loads(invoke("campaigns", "preview", "renewal_reminder", "--as-of", AS_OF.isoformat(), "--json"))
+    again = json.loads(invoke("campaigns", "preview", "renewal_reminder", "--as-of", AS_OF.isoformat(), "--json"))
+    assert first == again
+    assert {"campaign", "treatment", "holdout", "excluded"} <= set(first)
+    assert first["campaign"] == "renewal_reminder" and first["treatment"] == 1 and first["holdout"] == 0
+    assert first["excluded"] == {"duplicate_email": 1, "invalid_email": 1, "no_marketing_consent": 1}
+    assert first["sample"][0]["reasons"]["renewal_on"] == "2026-12-23"
+    with connect(cli_env.warehouse) as con:
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ops'"
+            ).fetchall()
+        }
+    assert "campaign_recipients" not in tables  # the selection was rolled back
+
+
+def test_dry_run_renders_everything_and_sends_nothing(cli_env: Settings) -> None:
+    out = invoke("campaigns", "send", "renewal_reminder", "--dry-run", "--as-of", AS_OF.isoformat())
+    assert "1 messages rendered, none sent" in out
+    assert not list(cli_env.outbox_dir.glob("*.eml"))
+    assert list((cli_env.var_dir / "dry-run").rglob("*.eml"))
+
+
+def test_hold_approve_and_resume_from_the_command_line(cli_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIZUNA_APPROVAL_REQUIRED", "always")
+    out = invoke("campaigns", "send", "renewal_reminder", "--as-of", AS_OF.isoformat(), "--run-id", "run-1")
+    assert "held" in out and "first send" in out
+    assert "run-1  renewal_reminder: 1 recipients" in invoke("campaigns", "holds")
+    invoke("campaigns", "approve", "run-1", "renewal_reminder", "--by", "manager@example.co.jp")
+    out = invoke("campaigns", "send", "renewal_reminder", "--as-of", AS_OF.isoformat(), "--run-id", "run-1")
+    assert "sent; 1 sent" in out
+    result = runner.invoke(app, ["campaigns", "approve", "run-1", "renewal_reminder", "--by", "x"])
+    assert result.exit_code == 1 and "already approved" in result.output
+
+
+def test_call_list_orders_by_rank_and_writes_a_csv(cli_env: Settings) -> None:
+    invoke("campaigns", "send", "call_today", "--as-of", AS_OF.isoformat(), "--run-id", "run-1")
+    [path] = list((cli_env.var_dir / "call_lists").glob("*.csv"))
+    with path.open(encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["customer_id"] for r in rows] == ["C1", "C6", "C3", "C2"]  # A before B; C3 untouched longest
+    assert rows[1]["owner_email"] == "sato@kizuna-demo.example"
+    assert rows[0]["owner_email"] == "(inside sales queue)"
+    assert rows[0]["hypothesis"] == "大口顧客の更新前フォロー" and rows[0]["next_action"] == "電話で利用状況を確認"
+    assert not list(cli_env.outbox_dir.glob("*.eml"))
