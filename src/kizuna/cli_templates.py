@@ -18,7 +18,7 @@ err = Console(stderr=True)
 
 # The per-recipient row of a preview with --customer: the columns campaign selection gives a template.
 _CUSTOMER_SQL = """
-    SELECT c.customer_id, c.name AS customer_name, c.owner_email,
+    SELECT c.*, c.name AS customer_name,
            ct.contact_id, ct.contact_name, ct.email, ct.locale,
            r.product, r.plan, r.mrr, r.currency, r.contract_term_months, r.renewal_on, r.days_to_renewal
     FROM marts.customers c
@@ -35,7 +35,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _recipient_columns(settings: Settings) -> set[str] | None:
-    """Columns of ops.campaign_recipients in the warehouse (what a campaign can give a template), if known."""
+    """What a campaign can give a template, if known: the columns of ops.campaign_recipients plus those of
+    marts.customers (each recipient's customer row travels with it as context)."""
     from kizuna.warehouse import connect, table_exists
 
     if not settings.warehouse.exists():
@@ -45,8 +46,8 @@ def _recipient_columns(settings: Settings) -> set[str] | None:
             if not table_exists(con, "ops", "campaign_recipients"):
                 return None
             rows = con.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = 'ops' AND table_name = 'campaign_recipients'"
+                "SELECT column_name FROM information_schema.columns WHERE (table_schema = 'ops' AND "
+                "table_name = 'campaign_recipients') OR (table_schema = 'marts' AND table_name = 'customers')"
             ).fetchall()
     except Exception:  # a held or damaged warehouse: lint without it, as without a warehouse
         return None
@@ -74,7 +75,8 @@ def lint(
             missing = sorted(set(renderer.meta(template).variables) - columns)
             if missing:
                 problems.append(
-                    f"{template}/meta.yml: variables {missing} are not columns of ops.campaign_recipients; "
+                    f"{template}/meta.yml: variables {missing} are neither columns of ops.campaign_recipients "
+                    "nor of marts.customers; "
                     "a campaign cannot fill them"
                 )
         if problems:

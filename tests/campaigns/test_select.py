@@ -228,8 +228,10 @@ def test_campaign_file_errors_name_file_and_key(tmp_path: Path, text: str, messa
 def test_shipped_campaigns_load_and_name_existing_templates(settings: Settings) -> None:
     campaigns = load_campaigns(settings.campaigns_dir, enabled_only=False)
     assert "renewal_reminder" in {c.name for c in campaigns}
+    assert {c.kind for c in campaigns} == {"email", "call_list"}
     for campaign in campaigns:
-        assert (settings.templates_dir / campaign.template / "meta.yml").exists(), campaign.name
+        if campaign.kind == "email":
+            assert campaign.template and (settings.templates_dir / campaign.template / "meta.yml").exists()
 
 
 def test_nothing_is_sent_when_the_latest_load_failed_the_gate(marts_settings: Settings) -> None:
@@ -465,3 +467,26 @@ def test_send_gate_catches_a_suppression_that_arrives_after_selection(marts_sett
         con.execute("INSERT INTO ops.suppressions VALUES ('ichi@example.co.jp', 'spamreport', 'sendgrid', now(), NULL)")
         with pytest.raises(RecipientsCheckError, match="is on the suppression list"):
             check_recipients(con, marts_settings, "r1", "renewal_reminder")
+
+
+def test_owner_digest_sends_the_owner_one_list_instead_of_mailing_the_customers(marts_settings: Settings) -> None:
+    with connect(marts_settings.warehouse) as con:
+        con.execute("UPDATE marts.contacts SET email = 'roku@example.co.jp' WHERE contact_id = 'P6'")
+        con.execute("UPDATE marts.customers SET owner_email = 'sato@kizuna-demo.example' WHERE customer_id = 'C7'")
+    campaign = renewal(owner_policy="owner_digest")
+    summary = run_campaign(marts_settings, campaign, "r1", AS_OF)
+    mails = {p.name: p.read_text() for p in marts_settings.outbox_dir.glob("*.eml")}
+    to_owner = [m for m in mails.values() if "To: sato@kizuna-demo.example" in m]
+    assert len(to_owner) == 1 and summary.sent == 2  # P1's reminder and one digest for C6 and C7
+    assert not any("roku@example.co.jp" in m or "ichi@example.co.jp" in m.split("To:")[1][:40] for m in to_owner)
+    with connect(marts_settings.warehouse) as con:
+        context = json.loads(
+            con.execute("SELECT context FROM ops.campaign_recipients WHERE variant = 'owner_digest'").fetchone()[0]
+        )
+        excluded = con.execute(
+            "SELECT customer_id FROM ops.campaign_exclusions WHERE exclusion_reason = 'owner_policy' ORDER BY 1"
+        ).fetchall()
+    assert sorted(a["customer_id"] for a in context["accounts"]) == ["C6", "C7"]
+    assert excluded == [("C6",), ("C7",)]
+    again = run_campaign(marts_settings, campaign, "r2", AS_OF)  # same month: no second digest
+    assert again.sent == 0 and again.excluded.get("already_sent") == 2

@@ -34,6 +34,7 @@ from kizuna.warehouse import connect
 __all__ = ["make_backend", "run_campaign"]
 
 log = logging.getLogger(__name__)
+OWNER_DIGEST_TEMPLATE = "owner_digest"  # what an account executive gets under owner_policy owner_digest
 # Up to this many rendered messages are kept between the check-everything pass and sending; above it each
 # batch is rendered again (≈ 10 s per 100,000 at ≈ 10,000/s) rather than holding hundreds of MB.
 KEEP_RENDERED = 20_000
@@ -63,7 +64,8 @@ def campaign_message(
     renderer: TemplateRenderer, campaign: Campaign, run_id: str, row: dict[str, Any]
 ) -> OutgoingMessage:
     assert campaign.template is not None  # only email campaigns are delivered; the spec enforces a template
-    rendered = renderer.render(campaign.template, row["locale"] or campaign.locale, row)
+    template = OWNER_DIGEST_TEMPLATE if row.get("variant") == "owner_digest" else campaign.template
+    rendered = renderer.render(template, row["locale"] or campaign.locale, row)
     message = build_message(
         rendered,
         row["email"],

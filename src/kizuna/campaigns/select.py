@@ -187,6 +187,41 @@ def _contact_filter(campaign: Campaign) -> tuple[str, list[Any]]:
     return "", []
 
 
+def _add_owner_digests(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
+    """owner_policy owner_digest: each account executive gets one list of their selected accounts instead.
+
+    One digest per owner, campaign and calendar month (its occasion); the accounts stay excluded with reason
+    owner_policy, so their contacts get nothing from this campaign.
+    """
+    con.execute(
+        f"""
+        INSERT INTO _selection
+        WITH owned AS (
+            SELECT * FROM _selection WHERE exclusion_reason = 'owner_policy' AND variant = 'treatment'
+        ),
+        digests AS (
+            SELECT any_value(run_id) AS run_id, any_value(as_of) AS as_of, owner_email,
+                   strftime(any_value(as_of), '%Y-%m') AS occasion, count(DISTINCT customer_id) AS accounts,
+                   to_json({{'campaign': ?, 'description': ?,
+                              'accounts': list(DISTINCT {{'customer_id': customer_id, 'customer_name': customer_name,
+                                                          'reasons': reasons::JSON}})}})::VARCHAR AS context
+            FROM owned GROUP BY owner_email
+        ),
+        keyed AS (
+            SELECT d.*, substr(sha256(? || chr(31) || 'owner:' || d.owner_email || chr(31) || d.occasion), 1, 32)
+                            AS message_key
+            FROM digests d
+        )
+        SELECT k.run_id, k.as_of, ?, 'owner_digest', NULL, NULL, 'owner:' || k.owner_email, NULL, k.owner_email,
+               ?, k.owner_email, NULL, NULL, k.occasion, NULL, NULL, NULL, NULL, NULL, NULL, NULL, k.message_key,
+               l.message_key IS NULL, to_json({{'accounts': k.accounts}})::VARCHAR, k.context,
+               CASE WHEN l.message_key IS NOT NULL THEN 'already_sent' END
+        FROM keyed k
+        LEFT JOIN {LEDGER_TABLE} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}""",
+        [campaign.name, campaign.description, campaign.name, campaign.name, campaign.locale],
+    )
+
+
 def select_recipients(
     con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date, settings: Settings | None = None
 ) -> Selection:
@@ -298,6 +333,8 @@ def select_recipients(
             campaign.owner_policy,
         ],
     )
+    if campaign.owner_policy == "owner_digest":
+        _add_owner_digests(con, campaign)
     con.execute(
         f"INSERT INTO {RECIPIENTS_TABLE} SELECT * EXCLUDE (exclusion_reason) FROM _selection "
         "WHERE exclusion_reason IS NULL"
@@ -306,4 +343,5 @@ def select_recipients(
     rows = con.execute("SELECT coalesce(exclusion_reason, variant), count(*) FROM _selection GROUP BY 1").fetchall()
     con.execute("DROP TABLE _selection")
     counts = {str(r[0]): int(r[1]) for r in rows}
-    return Selection(campaign.name, run_id, counts.pop("treatment", 0), counts.pop("holdout", 0), counts)
+    treatment = counts.pop("treatment", 0) + counts.pop("owner_digest", 0)
+    return Selection(campaign.name, run_id, treatment, counts.pop("holdout", 0), counts)
