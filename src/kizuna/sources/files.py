@@ -172,10 +172,24 @@ def stage_file(
         return None, findings, len(findings)
 
     text_table = f'{schema}."_text_{table.name}"'
+    reader = (
+        "read_csv(?, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
+        "normalize_names = false)"
+    )
     try:
+        read_cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}", [str(text_path)]).fetchall()]
+        by_lower = {c.strip().lower(): c for c in read_cols}
+        selects = []
+        for col in table.columns:
+            expr = f"nullif(trim({_quote(by_lower[col.name])}), '')" if col.name in by_lower else "NULL::VARCHAR"
+            if col.default is not None:
+                expr = f"coalesce({expr}, '{col.default}')"
+            selects.append(f"{expr} AS {_quote(col.name)}")
+        # One pass over the file. row_number() over the reader follows the file's order (DuckDB preserves
+        # insertion order); tests/sources check that findings name the right rows.
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _read AS SELECT * FROM read_csv(?, header = true, all_varchar = true, "
-            "delim = ',', quote = '\"', escape = '\"', normalize_names = false)",
+            f"CREATE OR REPLACE TABLE {text_table} AS SELECT {', '.join(selects)}, "
+            f"(row_number() OVER () + 1)::BIGINT AS {SOURCE_ROW_COLUMN} FROM {reader}",
             [str(text_path)],
         )
     except duckdb.Error as exc:
@@ -183,19 +197,6 @@ def stage_file(
         if row is not None:
             raise SourceError(path.name, row, None, problem) from exc
         raise SourceError(path.name, None, None, f"is not a readable CSV file: {exc}") from exc
-    read_cols = [r[0] for r in con.execute("DESCRIBE _read").fetchall()]
-    by_lower = {c.strip().lower(): c for c in read_cols}
-    selects = []
-    for col in table.columns:
-        expr = f"nullif(trim({_quote(by_lower[col.name])}), '')" if col.name in by_lower else "NULL::VARCHAR"
-        if col.default is not None:
-            expr = f"coalesce({expr}, '{col.default}')"
-        selects.append(f"{expr} AS {_quote(col.name)}")
-    con.execute(
-        f"CREATE OR REPLACE TABLE {text_table} AS SELECT {', '.join(selects)}, "
-        f"(row_number() OVER () + 1)::BIGINT AS {SOURCE_ROW_COLUMN} FROM _read"
-    )
-    con.execute("DROP TABLE _read")
 
     checks: list[str] = []
     for col in table.columns:
@@ -224,7 +225,7 @@ def stage_file(
     typed = ", ".join(f"{_typed_expr(c.name, c.type)}::{c.type.value} AS {_quote(c.name)}" for c in table.columns)
     con.execute(
         f'CREATE OR REPLACE TABLE {schema}."{table.name}" AS SELECT {typed}, '
-        f"?::VARCHAR AS {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN} FROM {text_table} ORDER BY {SOURCE_ROW_COLUMN}",
+        f"?::VARCHAR AS {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN} FROM {text_table}",
         [path.name],
     )
     con.execute(f"DROP TABLE {text_table}")
