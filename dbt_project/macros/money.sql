@@ -23,3 +23,25 @@
         as decimal(18, 2)
     )
 {%- endmacro %}
+
+{#- The reporting currency (var reporting_currency, doc block fx_conversion), upper-cased. -#}
+{% macro reporting_currency() -%}
+    {{- return(var('reporting_currency', 'JPY') | string | trim | upper) -}}
+{%- endmacro %}
+
+{#-
+  An amount in `currency` converted to the reporting currency with `rate` (doc block fx_conversion):
+  unchanged when it already is in the reporting currency, else amount * rate rounded half away from zero
+  to the reporting currency's minor unit, as decimal(18,2). Both DuckDB and PostgreSQL round decimals
+  half away from zero.
+-#}
+{% macro convert_money(amount, currency, rate) -%}
+    {%- set digits = 0 if reporting_currency() in zero_decimal_currencies() else 2 -%}
+    cast(
+        case
+            when {{ currency }} = '{{ reporting_currency() }}' then {{ amount }}
+            else round({{ amount }} * {{ rate }}, {{ digits }})
+        end
+        as decimal(18, 2)
+    )
+{%- endmacro %}

@@ -1,4 +1,5 @@
--- Every month's MRR bridge closes, and the KPIs agree with the customer-months they summarise.
+-- Every month's MRR bridge closes (fx_impact included, doc block mrr_kpis), each month starts where the
+-- previous one ended, and the KPIs agree with the customer-months they summarise.
 -- Returns the months that do not.
 with
 
@@ -38,6 +39,7 @@ final as (
         + previous_months_joined.reactivation_mrr
         - previous_months_joined.contraction_mrr
         - previous_months_joined.churned_mrr
+        + previous_months_joined.fx_impact_mrr
         <> previous_months_joined.ending_mrr
         or coalesce(customer_mrr_summed.summed_mrr, 0) <> previous_months_joined.ending_mrr
         or previous_months_joined.starting_mrr <> coalesce(previous_months_joined.previous_ending_mrr, 0)

@@ -2,80 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 import pytest
 
-from kizuna.warehouse import ensure_raw_schema
+from tests.dbt.helpers import Build, create_warehouse, dbt_build
 
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 PLAYBOOK_CSV = Path(__file__).parent / "fixtures" / "mrr_playbook_subscription_periods.csv"
 PLAYBOOK_AS_OF = date(2020, 3, 15)
 EDGE_AS_OF = date(2024, 7, 10)
-
-
-@dataclass
-class Build:
-    warehouse: Path
-    warnings: list[str]
-
-    def query(self, sql: str) -> pd.DataFrame:
-        # dbt-duckdb keeps its DuckDB instance open in this process after the build; a read-only
-        # connection would be a second configuration of the same file, which DuckDB refuses.
-        con = duckdb.connect(str(self.warehouse))
-        try:
-            return con.sql(sql).df()
-        finally:
-            con.close()
-
-
-def dbt_build(workdir: Path, warehouse: Path, as_of: date) -> Build:
-    """One `dbt build` of the whole project on `warehouse`; fails the test on any error."""
-    from dbt.cli.main import dbtRunner
-
-    warnings: list[str] = []
-
-    def on_event(event: Any) -> None:
-        if event.info.level == "warn":
-            warnings.append(f"{event.info.name}: {event.info.msg}")
-
-    args = [
-        "build",
-        "--project-dir", str(PROJECT_DIR),
-        "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(workdir / "target"),
-        "--log-path", str(workdir / "logs"),
-        "--vars", json.dumps({"as_of": as_of.isoformat()}),
-    ]  # fmt: skip
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KIZUNA_WAREHOUSE", str(warehouse))
-        mp.setenv("DO_NOT_TRACK", "1")
-        outcome = dbtRunner(callbacks=[on_event]).invoke(args)
-    assert outcome.exception is None, f"dbt could not run: {outcome.exception}"
-    failed = [f"{r.node.name}: {r.status}: {r.message}" for r in outcome.result if r.status in ("error", "fail")]
-    assert outcome.success and not failed, "dbt build failed:\n" + "\n".join(failed)
-    return Build(warehouse, warnings)
-
-
-def create_warehouse(path: Path, subscriptions: pd.DataFrame, customers: pd.DataFrame) -> None:
-    """A warehouse whose raw schema holds these rows (missing contract columns stay null)."""
-    con = duckdb.connect(str(path))
-    try:
-        ensure_raw_schema(con)
-        for table, frame in (("subscriptions", subscriptions), ("customers", customers)):
-            con.register("frame", frame)
-            columns = ", ".join(f'"{c}"' for c in frame.columns)
-            con.execute(f"INSERT INTO raw.{table} ({columns}) SELECT {columns} FROM frame")
-            con.unregister("frame")
-    finally:
-        con.close()
 
 
 # --- the mrr-playbook reference ------------------------------------------------------------------
@@ -106,7 +45,7 @@ def playbook(tmp_path_factory: pytest.TempPathFactory) -> Build:
     )
     ids = sorted(periods["customer_id"].unique(), key=int)
     customers = pd.DataFrame({"customer_id": ids, "name": [f"Customer {i}" for i in ids]})
-    create_warehouse(workdir / "warehouse.duckdb", subscriptions, customers)
+    create_warehouse(workdir / "warehouse.duckdb", {"subscriptions": subscriptions, "customers": customers})
     return dbt_build(workdir, workdir / "warehouse.duckdb", PLAYBOOK_AS_OF)
 
 
@@ -256,7 +195,7 @@ def test_customers_are_all_churned_as_of_march_2020(playbook: Build) -> None:
     assert set(customers["status"]) == {"churned"}
     assert (customers["current_mrr"].astype(float) == 0).all()
     one = customers[customers["customer_id"] == "1"].iloc[0]
-    assert pd.Timestamp(one["churned_on"]).date() == date(2019, 8, 1)
+    assert pd.Timestamp(one["churned_month"]).date() == date(2019, 8, 1)
     assert pd.Timestamp(one["first_paid_month"]).date() == date(2018, 11, 1)
     assert one["tenure_months"] == 7  # Nov-Jan and Apr-Jul: the gap is not tenure
     assert playbook.query("select count(*) as n from marts.subscription_renewals")["n"][0] == 0
@@ -292,7 +231,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
     subscriptions["status"] = subscriptions["status"].fillna("active")
     subscriptions["currency"] = None  # defaults to JPY
     customers = pd.DataFrame({"customer_id": EDGE_CUSTOMERS, "name": EDGE_CUSTOMERS})
-    create_warehouse(workdir / "warehouse.duckdb", subscriptions, customers)
+    create_warehouse(workdir / "warehouse.duckdb", {"subscriptions": subscriptions, "customers": customers})
     yield dbt_build(workdir, workdir / "warehouse.duckdb", EDGE_AS_OF)
 
 
@@ -357,15 +296,15 @@ def test_kpis_run_from_the_first_subscription_month_to_the_as_of_month(edge: Bui
 def test_customers_status_and_renewal(edge: Build) -> None:
     assert rows_of(
         edge,
-        "select customer_id, status, cast(current_mrr as double), cast(churned_on as varchar), tenure_months, "
-        "contract_term_months, products_held, cast(next_renewal_on as varchar) "
+        "select customer_id, status, cast(current_mrr as double), cast(churned_month as varchar), tenure_months, "
+        "contract_term_months, products_held, cast(next_renewal_date as varchar) "
         "from marts.customers order by customer_id",
     ) == [
         ("c-annual", "active", 10000.0, None, 7, 12, "crm", "2025-01-10"),
         ("c-mid", "churned", 0.0, "2024-06-01", 3, None, None, None),
-        ("c-none", "prospect", 0.0, None, 0, None, None, None),
+        ("c-none", "never_paid", 0.0, None, 0, None, None, None),
         ("c-open", "active", 6000.0, None, 15, 1, "analytics, crm", "2024-07-31"),
-        ("c-trial", "prospect", 0.0, None, 0, 1, None, "2024-07-31"),
+        ("c-trial", "never_paid", 0.0, None, 0, 1, None, "2024-07-31"),
     ]
 
 

@@ -2,42 +2,44 @@ with
 
 customer_months as (select * from {{ ref('int_customers_mrr_by_month') }}),
 
-previous_months_joined as (
+customers_flagged as (
     select
-        month,
-        customer_id,
-        first_paid_month,
-        mrr,
-        cast(
-            coalesce(lag(mrr) over (partition by customer_id order by month), 0) as decimal(18, 2)
-        ) as previous_mrr
+        *,
+        -- doc block customer_status: a paused customer stays a customer at 0 MRR. Paused can only be
+        -- known for the as-of month, so last month's customers are those that paid.
+        mrr > 0 or is_paused as is_customer,
+        previous_mrr > 0 as was_customer
     from customer_months
 ),
 
 movements_classified as (
-    -- doc block mrr_movements
+    -- doc block mrr_movements; movement_mrr excludes fx_impact_mrr (doc block fx_conversion).
     select
         month,
         customer_id,
         first_paid_month,
         mrr,
         previous_mrr,
-        cast(mrr - previous_mrr as decimal(18, 2)) as movement_mrr,
+        fx_impact_mrr,
+        is_paused,
+        is_customer,
+        was_customer,
+        cast(mrr - previous_mrr - fx_impact_mrr as decimal(18, 2)) as movement_mrr,
         case
-            when mrr > 0 and month = first_paid_month then 'new'
-            when mrr > 0 and previous_mrr = 0 then 'reactivation'
-            when mrr = 0 and previous_mrr > 0 then 'churn'
-            when mrr > previous_mrr then 'expansion'
-            when mrr < previous_mrr then 'contraction'
+            when is_customer and month = first_paid_month then 'new'
+            when is_customer and not was_customer then 'reactivation'
+            when was_customer and not is_customer then 'churn'
+            when mrr > previous_mrr + fx_impact_mrr then 'expansion'
+            when mrr < previous_mrr + fx_impact_mrr then 'contraction'
             else 'none'
         end as movement
-    from previous_months_joined
+    from customers_flagged
 ),
 
 final as (
-    -- Keep paid months and the churn month; a lapsed customer's later zero months carry no news.
+    -- Keep customer months and the churn month; a lapsed customer's later zero months carry no news.
     select * from movements_classified
-    where mrr > 0 or previous_mrr > 0
+    where is_customer or was_customer
 )
 
 select * from final

@@ -1,12 +1,12 @@
 with
 
-subscriptions as (select * from {{ ref('stg_billing__subscriptions') }}),
+subscriptions as (select * from {{ ref('int_subscriptions_end_dated') }}),
 
 active_subscriptions as (
     select * from subscriptions
     where
         start_date <= {{ as_of_date() }}
-        and (end_date is null or end_date > {{ as_of_date() }})
+        and (effective_end_date is null or effective_end_date > {{ as_of_date() }})
 ),
 
 whole_terms_counted as (
@@ -43,6 +43,7 @@ final as (
         contract_term_months,
         start_date,
         end_date,
+        past_due_since,
         end_date is null as is_open_ended,
         coalesce(
             end_date,

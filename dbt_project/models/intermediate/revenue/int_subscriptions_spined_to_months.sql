@@ -1,6 +1,6 @@
 with
 
-subscriptions as (select * from {{ ref('stg_billing__subscriptions') }}),
+subscriptions as (select * from {{ ref('int_subscriptions_end_dated') }}),
 
 months as (select * from {{ ref('int_months') }}),
 
@@ -9,17 +9,19 @@ subscriptions_spined_to_months as (
         months.month,
         subscriptions.subscription_id,
         subscriptions.customer_id,
-        subscriptions.product,
-        subscriptions.plan,
-        subscriptions.status,
         subscriptions.currency,
+        subscriptions.plan_limit,
+        subscriptions.status = 'paused' and months.is_as_of_month as is_paused,
         -- doc block month_counting; an open-ended subscription (end_date null) runs to the as-of month.
-        {{ counted_mrr('subscriptions.status', 'subscriptions.mrr') }} as mrr
+        {{ counted_mrr('subscriptions.status', 'subscriptions.mrr', 'months.is_as_of_month') }} as mrr
     from subscriptions
     inner join months
         on
             subscriptions.start_date <= months.snapshot_on
-            and (subscriptions.end_date is null or subscriptions.end_date > months.snapshot_on)
+            and (
+                subscriptions.effective_end_date is null
+                or subscriptions.effective_end_date > months.snapshot_on
+            )
 ),
 
 final as (

@@ -1,59 +1,10 @@
 with
 
-customers as (select * from {{ ref('stg_crm__customers') }}),
+customers_scored as (select * from {{ ref('int_customers_scored') }}),
 
 contacts as (select * from {{ ref('stg_crm__contacts') }}),
 
-customer_mrr_monthly as (select * from {{ ref('int_mrr_movements_classified') }}),
-
-active_subscriptions as (select * from {{ ref('int_subscriptions_filtered_to_active') }}),
-
-revenue_histories as (
-    select
-        customer_id,
-        min(first_paid_month) as first_paid_month,
-        sum(case when month = {{ as_of_month() }} then mrr else 0 end) as current_mrr,
-        -- doc block tenure
-        sum(case when mrr > 0 then 1 else 0 end) as tenure_months,
-        max(case when movement = 'churn' then month end) as last_churn_month
-    from customer_mrr_monthly
-    group by customer_id
-),
-
-main_subscriptions as (
-    select
-        customer_id,
-        contract_term_months,
-        row_number() over (
-            partition by customer_id order by mrr desc, start_date asc, subscription_id asc
-        ) as subscription_rank
-    from active_subscriptions
-),
-
-renewals as (
-    select
-        customer_id,
-        min(renewal_on) as next_renewal_on
-    from active_subscriptions
-    group by customer_id
-),
-
-products_paid as (
-    select distinct
-        customer_id,
-        product
-    from active_subscriptions
-    where mrr > 0 and product is not null
-),
-
-products_held as (
-    select
-        customer_id,
-        count(*) as product_count,
-        {{ dbt.listagg('product', "', '", 'order by product') }} as products_held
-    from products_paid
-    group by customer_id
-),
+churns as (select * from {{ ref('int_churns_attributed_to_reasons') }}),
 
 primary_contacts as (
     select
@@ -66,47 +17,66 @@ primary_contacts as (
 
 final as (
     select
-        customers.customer_id,
-        customers.name,
-        customers.industry,
-        customers.employee_count,
-        customers.prefecture,
-        customers.country,
-        customers.owner_email,
-        customers.cs_owner_email,
-        customers.created_at,
+        customers_scored.customer_id,
+        customers_scored.name,
+        customers_scored.industry,
+        customers_scored.employee_count,
+        {{ band('customers_scored.employee_count', var('company_size_band_bounds'), first_lower=1) }}
+            as company_size_band,
+        customers_scored.prefecture,
+        customers_scored.country,
+        customers_scored.created_at,
+        customers_scored.owner_email,
+        customers_scored.owner_email is not null as has_dedicated_owner,
+        customers_scored.cs_owner_email,
         primary_contacts.email as primary_contact_email,
-        revenue_histories.first_paid_month,
-        cast(coalesce(revenue_histories.current_mrr, 0) as decimal(18, 2)) as current_mrr,
-        -- doc block customer_status
-        case
-            when revenue_histories.current_mrr > 0 then 'active'
-            when revenue_histories.first_paid_month is not null then 'churned'
-            else 'prospect'
-        end as status,
-        case
-            when revenue_histories.current_mrr = 0 then revenue_histories.last_churn_month
-        end as churned_on,
-        cast(coalesce(revenue_histories.tenure_months, 0) as {{ dbt.type_bigint() }}) as tenure_months,
-        main_subscriptions.contract_term_months,
-        cast(coalesce(products_held.product_count, 0) as {{ dbt.type_bigint() }}) as product_count,
-        products_held.products_held,
-        renewals.next_renewal_on
-    from customers
-    left join revenue_histories
-        on customers.customer_id = revenue_histories.customer_id
-    left join main_subscriptions
-        on
-            customers.customer_id = main_subscriptions.customer_id
-            and main_subscriptions.subscription_rank = 1
-    left join renewals
-        on customers.customer_id = renewals.customer_id
-    left join products_held
-        on customers.customer_id = products_held.customer_id
+        customers_scored.status,
+        customers_scored.is_paused,
+        customers_scored.mrr,
+        customers_scored.mrr as current_mrr,
+        customers_scored.first_paid_month,
+        customers_scored.tenure_months,
+        customers_scored.contract_term_months,
+        customers_scored.contract_end_date,
+        customers_scored.next_renewal_date,
+        {{ dbt.datediff(as_of_date(), 'customers_scored.next_renewal_date', 'day') }}             as days_to_renewal,  -- noqa: LT05
+        customers_scored.product_count,
+        customers_scored.products_held,
+        customers_scored.plans_held,
+        customers_scored.usage_value,
+        customers_scored.plan_limit,
+        customers_scored.plan_usage_ratio,
+        customers_scored.customer_rank as rank,
+        customers_scored.revenue_rank,
+        customers_scored.mrr_share_before,
+        customers_scored.growth_potential_score,
+        customers_scored.plan_headroom_points,
+        customers_scored.product_headroom_points,
+        customers_scored.company_size_points,
+        customers_scored.relationship_score,
+        customers_scored.touch_recency_points,
+        customers_scored.conversation_points,
+        customers_scored.health_score,
+        customers_scored.usage_trend_score,
+        customers_scored.adoption_score,
+        customers_scored.support_score,
+        customers_scored.payment_score,
+        customers_scored.last_touch_at,
+        customers_scored.days_since_last_touch,
+        customers_scored.touches_last_90_days,
+        customers_scored.conversations_last_90_days,
+        customers_scored.tickets_last_90_days,
+        customers_scored.churned_month,
+        churns.churn_reason
+    from customers_scored
     left join primary_contacts
         on
-            customers.customer_id = primary_contacts.customer_id
+            customers_scored.customer_id = primary_contacts.customer_id
             and primary_contacts.contact_rank = 1
+    left join churns
+        on
+            customers_scored.customer_id = churns.customer_id
+            and customers_scored.churned_month = churns.month
 )
 
 select * from final

@@ -1,0 +1,31 @@
+with
+
+events as (select * from {{ ref('stg_email__events') }}),
+
+final as (
+    select  -- noqa: ST06
+        event_id,
+        event_type,
+        event_at,
+        send_id,
+        run_id,
+        campaign,
+        template,
+        locale,
+        variant,
+        email,
+        provider_message_id,
+        url,
+        is_machine_open,
+        (event_type = 'open' and not is_machine_open) as is_human_open,
+        bounce_type,
+        reason,
+        status,
+        asm_group_id,
+        useragent,
+        received_at,
+        loaded_at
+    from events
+)
+
+select * from final

@@ -1,0 +1,113 @@
+with
+
+months as (select * from {{ ref('int_months') }}),
+
+activities as (select * from {{ ref('stg_crm__activities') }}),
+
+deals as (select * from {{ ref('stg_crm__deals') }}),
+
+mrr_kpis as (select * from {{ ref('mrr_kpis_monthly') }}),
+
+inside_sales_activities as (
+    select
+        {{ month_of('occurred_at') }} as month,
+        customer_id,
+        outcome
+    from activities
+    where
+        owner_email like '{{ var("inside_sales_owner_email_pattern") }}'
+        and activity_type in (
+            '{{ var("touch_activity_types") | join("', '") }}'  -- noqa: LT05
+        )
+        and cast(occurred_at as date) <= {{ as_of_date() }}
+),
+
+activity_summed as (
+    select
+        month,
+        count(distinct customer_id) as accounts_approached,
+        sum(
+            case
+                when
+                    outcome in (
+                        '{{ var("effective_conversation_outcomes") | join("', '") }}'  -- noqa: LT05
+                    )
+                    then 1 else
+                    0
+            end
+        ) as effective_conversations
+    from inside_sales_activities
+    group by month
+),
+
+csqls as (
+    -- doc block inside_sales_kpis: upsell and cross-sell deals sourced by inside sales or a campaign
+    select
+        deal_id,
+        customer_id,
+        stage,
+        is_won,
+        amount,
+        created_at,
+        closed_at,
+        stage in (
+            '{{ var("opportunity_stages") | join("', '") }}'  -- noqa: LT05
+        )
+            as is_opportunity
+    from deals
+    where
+        deal_type in ('upsell', 'cross_sell')
+        and (
+            lead_source in ('{{ var("inside_sales_lead_sources") | join("', '") }}')
+            or lead_source like '{{ var("campaign_lead_source_prefix") }}%'
+        )
+        and cast(created_at as date) <= {{ as_of_date() }}
+),
+
+csqls_created as (
+    select
+        {{ month_of('created_at') }} as month,
+        count(*) as csqls_created,
+        sum(case when is_opportunity then 1 else 0 end) as csqls_to_opportunity
+    from csqls
+    group by {{ month_of('created_at') }}
+),
+
+csqls_won as (
+    select
+        {{ month_of('closed_at') }} as month,
+        count(*) as csqls_won,
+        sum(amount) / {{ var('deal_amount_months') }} as won_expansion_mrr
+    from csqls
+    where is_won and cast(closed_at as date) <= {{ as_of_date() }}
+    group by {{ month_of('closed_at') }}
+),
+
+final as (
+    select
+        months.month,
+        cast(coalesce(activity_summed.accounts_approached, 0) as {{ dbt.type_bigint() }}) as accounts_approached,
+        cast(coalesce(activity_summed.effective_conversations, 0) as {{ dbt.type_bigint() }})
+            as effective_conversations,
+        cast(coalesce(csqls_created.csqls_created, 0) as {{ dbt.type_bigint() }}) as csqls_created,
+        cast(coalesce(csqls_created.csqls_to_opportunity, 0) as {{ dbt.type_bigint() }}) as csqls_to_opportunity,
+        {{ ratio('csqls_created.csqls_to_opportunity', 'coalesce(csqls_created.csqls_created, 0)') }}
+            as csql_to_opportunity_rate,
+        cast(coalesce(csqls_won.csqls_won, 0) as {{ dbt.type_bigint() }}) as csqls_won,
+        cast(coalesce(csqls_won.won_expansion_mrr, 0) as decimal(18, 2)) as won_expansion_mrr,
+        mrr_kpis.expansion_mrr,
+        mrr_kpis.starting_mrr,
+        {{ ratio('coalesce(csqls_won.won_expansion_mrr, 0)', 'mrr_kpis.expansion_mrr') }} as share_of_expansion_mrr,
+        {{ ratio('coalesce(csqls_won.won_expansion_mrr, 0)', 'mrr_kpis.starting_mrr') }} as nrr_contribution
+    from months
+    left join activity_summed
+        on months.month = activity_summed.month
+    left join csqls_created
+        on months.month = csqls_created.month
+    left join csqls_won
+        on months.month = csqls_won.month
+    left join mrr_kpis
+        on months.month = mrr_kpis.month
+)
+
+select * from final

@@ -1,0 +1,121 @@
+"""Building the dbt project in tests: one `dbt build` on a warehouse, raw tables loaded from frames or CSVs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+from kizuna.sources.contract import TABLES
+from kizuna.warehouse import ensure_raw_schema
+
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+
+
+@dataclass
+class Build:
+    warehouse: Path
+    warnings: list[str] = field(default_factory=list)
+
+    def query(self, sql: str) -> pd.DataFrame:
+        # dbt-duckdb keeps its DuckDB instance open in this process after the build; a read-only
+        # connection would be a second configuration of the same file, which DuckDB refuses.
+        con = duckdb.connect(str(self.warehouse))
+        try:
+            return con.sql(sql).df()
+        finally:
+            con.close()
+
+
+def prepare_warehouse(path: Path) -> None:
+    """Every table the project's sources name, empty: raw (the contract) and ops (tracking, ledger)."""
+    from kizuna.tracking.loader import ensure_tracking_tables
+
+    con = duckdb.connect(str(path))
+    try:
+        ensure_raw_schema(con)
+        ensure_tracking_tables(con)
+    finally:
+        con.close()
+
+
+def run_dbt(
+    workdir: Path, as_of: date, env: Mapping[str, str], target: str | None = None, command: str = "build"
+) -> list[str]:
+    """One dbt command on the project; fails the test on any error. Returns the warnings."""
+    from dbt.cli.main import dbtRunner
+
+    warnings: list[str] = []
+
+    def on_event(event: Any) -> None:
+        if event.info.level == "warn":
+            warnings.append(f"{event.info.name}: {event.info.msg}")
+
+    args = [
+        command,
+        "--project-dir", str(PROJECT_DIR),
+        "--profiles-dir", str(PROJECT_DIR),
+        "--target-path", str(workdir / "target"),
+        "--log-path", str(workdir / "logs"),
+        "--vars", json.dumps({"as_of": as_of.isoformat()}),
+    ]  # fmt: skip
+    if target:
+        args += ["--target", target]
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        mp.setenv("DO_NOT_TRACK", "1")
+        outcome = dbtRunner(callbacks=[on_event]).invoke(args)
+    assert outcome.exception is None, f"dbt could not run: {outcome.exception}"
+    failed = [f"{r.node.name}: {r.status}: {r.message}" for r in outcome.result if r.status in ("error", "fail")]
+    assert outcome.success and not failed, "dbt build failed:\n" + "\n".join(failed)
+    return warnings
+
+
+def dbt_build(workdir: Path, warehouse: Path, as_of: date) -> Build:
+    """One `dbt build` of the whole project on a DuckDB `warehouse`."""
+    return Build(warehouse, run_dbt(workdir, as_of, {"KIZUNA_WAREHOUSE": str(warehouse)}))
+
+
+def create_warehouse(path: Path, frames: Mapping[str, pd.DataFrame]) -> None:
+    """A warehouse whose raw schema holds these rows (missing contract columns stay null)."""
+    prepare_warehouse(path)
+    con = duckdb.connect(str(path))
+    try:
+        for table, frame in frames.items():
+            con.register("frame", frame)
+            columns = ", ".join(f'"{c}"' for c in frame.columns)
+            con.execute(f"INSERT INTO raw.{table} ({columns}) SELECT {columns} FROM frame")
+            con.unregister("frame")
+    finally:
+        con.close()
+
+
+def load_source_dir(path: Path, source_dir: Path) -> None:
+    """A warehouse whose raw schema holds a source directory's CSVs, typed by the contract (no gate:
+    for tests and the benchmark, whose demo data is known to be clean)."""
+    prepare_warehouse(path)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("PRAGMA disable_progress_bar")
+        for table in TABLES:
+            csv = source_dir / f"{table.name}.csv"
+            if not csv.exists():
+                continue
+            types = {c.name: c.type.value for c in table.columns}
+            columns = ", ".join(f'"{c}"' for c in types)
+            con.execute(
+                f"INSERT INTO raw.{table.name} ({columns}, _source_file, _source_row) "
+                f"SELECT {columns}, ?, row_number() OVER () + 1 "
+                f"FROM read_csv(?, header = true, columns = {types!r}, nullstr = '')",
+                [csv.name, str(csv)],
+            )
+    finally:
+        con.close()

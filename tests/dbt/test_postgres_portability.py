@@ -1,0 +1,217 @@
+"""The same dbt project builds on a real PostgreSQL server and gives the same numbers as on DuckDB."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from tests.dbt.helpers import Build, dbt_build, load_source_dir, run_dbt
+
+AS_OF = date(2026, 11, 23)
+DEMO_CUSTOMERS = 300
+PG_USER = "kizuna"
+PG_DATABASE = "kizuna"
+
+# DuckDB's types in the raw and ops schemas, as PostgreSQL spells them; anything else travels as text.
+PG_TYPES = {
+    "VARCHAR": "text",
+    "BIGINT": "bigint",
+    "INTEGER": "integer",
+    "DOUBLE": "double precision",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "BOOLEAN": "boolean",
+}
+
+# Marts compared, with the columns that make their rows unique.
+MARTS = {
+    "mrr_kpis_monthly": ["month"],
+    "customer_mrr_monthly": ["customer_id", "month"],
+    "customers": ["customer_id"],
+    "customer_signals": ["customer_id", "signal"],
+    "cohort_retention_monthly": ["cohort_month", "month"],
+    "existing_customer_revenue_monthly": ["month", "breakdown", "band"],
+    "inside_sales_kpis_monthly": ["month"],
+    "subscription_renewals": ["subscription_id"],
+}
+
+
+def postgres_bin_dir() -> Path | None:
+    """Debian's server binaries (package postgresql), the newest major version."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    return Path(found[-1]).parent if found else None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PostgresServer:
+    port: int
+
+    def connect(self, dbname: str = PG_DATABASE):  # type: ignore[no-untyped-def]
+        import psycopg2
+
+        return psycopg2.connect(host="127.0.0.1", port=self.port, user=PG_USER, dbname=dbname)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "KIZUNA_PG_HOST": "127.0.0.1",
+            "KIZUNA_PG_PORT": str(self.port),
+            "KIZUNA_PG_USER": PG_USER,
+            "KIZUNA_PG_DBNAME": PG_DATABASE,
+        }
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server on a free loopback port, its cluster in a temporary directory.
+
+    initdb refuses to run as root, so as root the server runs as Debian's `postgres` system user.
+    """
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin); apt-get install postgresql")
+    pytest.importorskip("dbt.adapters.postgres", reason="dbt-postgres is not installed")
+    as_root = os.geteuid() == 0
+    # Not under pytest's tmp_path: its parents are private to root, and the server user must enter it.
+    base = Path(tempfile.mkdtemp(prefix="kizuna-pg-"))
+    data = base / "data"
+    if as_root:
+        shutil.chown(base, "postgres", "postgres")
+
+    def run(*command: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+        done = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+
+    run(str(bin_dir / "initdb"), "-D", str(data), "-U", PG_USER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+    port = free_port()
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+    run(
+        str(bin_dir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(base / "server.log"),
+        "-o",
+        options,
+        "-w",
+        "-t",
+        "30",
+        "start",
+    )
+    try:
+        server = PostgresServer(port)
+        con = server.connect("postgres")
+        con.autocommit = True
+        con.cursor().execute(f"CREATE DATABASE {PG_DATABASE}")
+        con.close()
+        yield server
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def copy_warehouse_to_postgres(warehouse: Path, server: PostgresServer, workdir: Path) -> None:
+    """Every table of the raw and ops schemas, with its rows, into the same schemas on PostgreSQL."""
+    duck = duckdb.connect(str(warehouse))
+    pg = server.connect()
+    try:
+        columns = duck.execute(
+            "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema IN ('raw', 'ops') ORDER BY table_schema, table_name, ordinal_position"
+        ).fetchall()
+        tables: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for schema, table, column, kind in columns:
+            pg_kind = PG_TYPES.get(kind, "numeric(18, 2)" if kind == "DECIMAL(18,2)" else "text")
+            tables.setdefault((schema, table), []).append((column, pg_kind))
+        cur = pg.cursor()
+        for (schema, table), cols in tables.items():
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            definition = ", ".join(f'"{column}" {kind}' for column, kind in cols)
+            cur.execute(f'CREATE TABLE {schema}."{table}" ({definition})')
+            csv = workdir / f"{schema}.{table}.csv"
+            duck.execute(f"COPY (SELECT * FROM {schema}.\"{table}\") TO '{csv}' (FORMAT csv, HEADER false)")
+            with csv.open() as fh:
+                cur.copy_expert(f'COPY {schema}."{table}" FROM STDIN WITH (FORMAT csv)', fh)
+        pg.commit()
+    finally:
+        pg.close()
+        duck.close()
+
+
+@dataclass
+class Builds:
+    duckdb: Build
+    postgres: PostgresServer
+
+
+@pytest.fixture(scope="module")
+def builds(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Builds:
+    from kizuna.demo.generate import generate_demo_data
+
+    workdir = tmp_path_factory.mktemp("dbt-portability")
+    generate_demo_data(workdir / "src", DEMO_CUSTOMERS, 7, AS_OF)
+    warehouse = workdir / "warehouse.duckdb"
+    load_source_dir(warehouse, workdir / "src")
+    copy_warehouse_to_postgres(warehouse, postgres, workdir)
+    run_dbt(workdir / "pg", AS_OF, postgres.env, target="postgres")
+    return Builds(dbt_build(workdir / "duck", warehouse, AS_OF), postgres)
+
+
+def normalised(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Same values, same representation: dates and timestamps as text, decimals and ints as floats."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            out[column] = values.dt.strftime("%Y-%m-%d %H:%M:%S")
+        elif values.dtype == object:
+            sample = values.dropna()
+            first = sample.iloc[0] if len(sample) else None
+            if first is not None and not isinstance(first, (str, bool)):
+                try:
+                    out[column] = pd.to_numeric(values)
+                except (TypeError, ValueError):
+                    out[column] = values.astype(str).where(values.notna(), None)
+            if isinstance(first, date):
+                out[column] = pd.to_datetime(values).dt.strftime("%Y-%m-%d %H:%M:%S")
+        if pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_bool_dtype(out[column]):
+            out[column] = out[column].astype(float)
+    return out.sort_values(keys, ignore_index=True)
+
+
+@pytest.mark.parametrize("mart", list(MARTS), ids=list(MARTS))
+def test_mart_is_the_same_on_postgres_and_duckdb(builds: Builds, mart: str) -> None:
+    keys = MARTS[mart]
+    on_duckdb = builds.duckdb.query(f"select * from marts.{mart}")
+    con = builds.postgres.connect()
+    try:
+        cur = con.cursor()
+        cur.execute(f"select * from marts.{mart}")
+        on_postgres = pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
+    finally:
+        con.close()
+    assert len(on_duckdb) > 0, f"{mart} is empty: the comparison would prove nothing"
+    assert list(on_postgres.columns) == list(on_duckdb.columns)
+    pd.testing.assert_frame_equal(
+        normalised(on_postgres, keys), normalised(on_duckdb, keys), check_dtype=False, rtol=1e-9
+    )
