@@ -1,0 +1,1 @@
+"""Engagement tracking: SendGrid's signed Event Webhook, the append-only event store, and the warehouse loader."""
