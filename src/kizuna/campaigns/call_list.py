@@ -10,6 +10,7 @@ import duckdb
 
 from kizuna.campaigns.select import audience_sql
 from kizuna.campaigns.spec import Campaign
+from kizuna.reporting.export import neutralise
 from kizuna.summary import CampaignSummary
 from kizuna.warehouse import OPS_SCHEMA, table_exists
 
@@ -87,12 +88,5 @@ def export_call_list_csv(con: duckdb.DuckDBPyConnection, run_id: str, campaign: 
     with out.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
-        writer.writerows([[_cell(v) for v in r] for r in rows])
+        writer.writerows([[neutralise(v) if isinstance(v, str) else v for v in r] for r in rows])
     return out
-
-
-def _cell(value: object) -> object:
-    """OWASP CSV-injection guidance: text starting with = + - @ tab or CR is prefixed with an apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value

@@ -236,13 +236,16 @@ def _stop_before_sending(
 def _call_list(settings: Settings, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
     """A campaign that sends nothing: today's accounts for reps, in ops.call_list and as a CSV."""
     from kizuna.campaigns.call_list import build_call_list, export_call_list_csv
+    from kizuna.reporting.call_list_xlsx import write_call_list
 
     with connect(settings.warehouse) as con:
         assert_latest_gate_passed(con)
         summary = build_call_list(con, campaign, run_id, as_of)
         path = settings.var_dir / "call_lists" / f"{as_of.isoformat()}-{campaign.name}.csv"
         export_call_list_csv(con, run_id, campaign.name, path)
-    summary.note = f"{summary.note}; {path}"
+        if summary.selected:
+            write_call_list(con, path.with_suffix(".xlsx"), run_id)  # for reps: colour bands, grouped by owner
+    summary.note = f"{summary.note}; {path} (.xlsx beside it)"
     return summary
 
 

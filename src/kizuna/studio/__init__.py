@@ -1,0 +1,1 @@
+"""The template studio: a local page where marketers render templates for real customers and send themselves a copy."""

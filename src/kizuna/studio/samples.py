@@ -1,0 +1,134 @@
+"""Sample customers for the studio: a campaign's current audience, else active customers, else sample_context.
+
+Every read opens the warehouse read-only and closes it at once, so the daily run can always take the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from kizuna.campaigns.spec import CampaignFileError, load_campaigns
+from kizuna.settings import Settings
+from kizuna.warehouse import WarehouseLockedError, connect, table_exists
+
+log = logging.getLogger(__name__)
+
+SAMPLE_CONTEXT = "sample"
+LIMIT = 30
+
+# Active customers with their primary contact and next renewal: the columns a campaign selection gives a template.
+_CUSTOMERS_SQL = f"""
+    WITH renewals AS (
+        SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY renewal_on, subscription_id) AS n
+        FROM marts.subscription_renewals WHERE days_to_renewal >= 0
+    )
+    SELECT c.customer_id, c.name AS customer_name, c.owner_email,
+           ct.contact_id, ct.contact_name, ct.email, ct.locale,
+           r.product, r.plan, r.mrr, r.currency, r.contract_term_months, r.renewal_on, r.days_to_renewal
+    FROM marts.customers c
+    JOIN marts.contacts ct ON ct.customer_id = c.customer_id AND ct.is_primary
+    LEFT JOIN renewals r ON r.customer_id = c.customer_id AND r.n = 1
+    WHERE (?::VARCHAR IS NULL AND c.status = 'active') OR c.customer_id = ?
+    ORDER BY r.days_to_renewal NULLS LAST, c.customer_id
+    LIMIT {LIMIT}"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    key: str  # "sample", "recipient/<campaign>/<run_id>/<contact_id>" or "customer/<customer_id>"
+    label: str
+
+
+class UnknownSampleError(LookupError):
+    """The sample key names nothing in the warehouse (any more)."""
+
+
+def campaigns_using(settings: Settings, template: str) -> list[str]:
+    try:
+        return [c.name for c in load_campaigns(settings.campaigns_dir, enabled_only=False) if c.template == template]
+    except CampaignFileError as exc:  # a broken campaign file must not close the studio
+        log.warning("campaign files: %s", exc)
+        return []
+
+
+def list_samples(settings: Settings, template: str) -> tuple[list[Sample], str | None]:
+    """The choices for a template, and a note when the warehouse could not be read."""
+    samples = [Sample(SAMPLE_CONTEXT, "sample_context (meta.yml)")]
+    if not settings.warehouse.exists():
+        return samples, f"no warehouse at {settings.warehouse}: only meta.yml's sample_context"
+    try:
+        with connect(settings.warehouse, read_only=True) as con:
+            recipients = _recipients(con, campaigns_using(settings, template))
+            if recipients:
+                return samples + recipients, None
+            return samples + _customers(con), None
+    except (WarehouseLockedError, duckdb.Error) as exc:
+        return samples, f"warehouse not readable now ({exc}); showing sample_context only"
+
+
+def _recipients(con: duckdb.DuckDBPyConnection, campaigns: list[str]) -> list[Sample]:
+    if not campaigns or not table_exists(con, "ops", "campaign_recipients"):
+        return []
+    rows = con.execute(
+        f"""
+        WITH latest AS (
+            SELECT campaign, arg_max(run_id, as_of) AS run_id FROM ops.campaign_recipients
+            WHERE campaign IN (SELECT unnest(?::VARCHAR[])) GROUP BY campaign
+        )
+        SELECT r.campaign, r.run_id, r.contact_id, r.customer_name, r.contact_name, r.locale, r.variant
+        FROM ops.campaign_recipients r JOIN latest USING (campaign, run_id)
+        WHERE r.contact_id IS NOT NULL
+        ORDER BY r.campaign, r.variant DESC, r.days_to_renewal NULLS LAST, r.customer_id, r.contact_id
+        LIMIT {LIMIT}""",
+        [campaigns],
+    ).fetchall()
+    return [
+        Sample(
+            f"recipient/{campaign}/{run_id}/{contact_id}",
+            f"{campaign}: {customer or '?'} / {contact or contact_id} ({locale or '-'}, {variant})",
+        )
+        for campaign, run_id, contact_id, customer, contact, locale, variant in rows
+    ]
+
+
+def _customers(con: duckdb.DuckDBPyConnection) -> list[Sample]:
+    if not all(table_exists(con, "marts", m) for m in ("customers", "contacts", "subscription_renewals")):
+        return []
+    rows = con.execute(_CUSTOMERS_SQL, [None, None]).fetchall()
+    return [Sample(f"customer/{r[0]}", f"{r[1]} / {r[4] or r[3]} ({r[6] or '-'})") for r in rows]
+
+
+def sample_context(settings: Settings, sample_context: dict[str, Any], key: str) -> dict[str, Any]:
+    """The template variables for a sample key.
+
+    A campaign recipient gets exactly what the campaign run would give it (its context JSON overlaid with its
+    recipient row); a customer from the marts is laid over meta.yml's sample_context, as `templates preview`.
+    """
+    if key == SAMPLE_CONTEXT:
+        return dict(sample_context)
+    kind, _, rest = key.partition("/")
+    with connect(settings.warehouse, read_only=True) as con:
+        if kind == "recipient":
+            campaign, run_id, contact_id = rest.split("/", 2)
+            cur = con.execute(
+                "SELECT * FROM ops.campaign_recipients WHERE campaign = ? AND run_id = ? AND contact_id = ? LIMIT 1",
+                [campaign, run_id, contact_id],
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise UnknownSampleError(f"{key}: not in ops.campaign_recipients any more; pick another")
+            record = dict(zip([d[0] for d in cur.description], row, strict=True))
+            return {**json.loads(record.pop("context", None) or "{}"), **record}
+        if kind == "customer":
+            cur = con.execute(_CUSTOMERS_SQL, [rest, rest])
+            row = cur.fetchone()
+            if row is None:
+                raise UnknownSampleError(f"{key}: customer not found in marts.customers")
+            record = dict(zip([d[0] for d in cur.description], row, strict=True))
+            return {**sample_context, **{k: v for k, v in record.items() if v is not None}}
+    raise UnknownSampleError(f"{key!r} is not a sample key")

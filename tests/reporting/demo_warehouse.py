@@ -1,0 +1,53 @@
+"""One demo warehouse per test session, shared by the report and studio tests (a dbt build costs ≈ 15 s)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+from kizuna.campaigns.select import select_recipients
+from kizuna.campaigns.spec import load_campaign
+from kizuna.demo.generate import generate_demo_data
+from kizuna.settings import Settings
+from kizuna.sources.ingest import stage_sources
+from kizuna.warehouse import connect, publish_incoming, staged_load_id
+
+AS_OF = dt.date(2026, 11, 23)
+CUSTOMERS = 400
+# The marts the report reads that the revenue and customer areas build; engagement marts come with tracking.
+SELECT = "+path:models/marts/revenue +path:models/marts/customers"
+HOLDOUT_PERCENT = 20.0
+# Selected a quarter earlier, so treatment and holdout have had time to expand or churn in the demo's history.
+SELECTED_ON = dt.date(2026, 8, 17)
+
+_built: dict[str, Path] = {}
+
+
+def demo_warehouse() -> Path:
+    """Demo sources → raw (published without the gate: its own tests cover it) → marts → one campaign selection.
+
+    The renewal campaign is selected with a holdout so the report has treatment and holdout groups.
+    """
+    if "path" in _built:
+        return _built["path"]
+    from kizuna import dbt_runner
+
+    root = Path(tempfile.mkdtemp(prefix="kizuna-report-demo-"))
+    settings = Settings(
+        source_dir=root / "src", warehouse=root / "warehouse.duckdb", var_dir=root / "var", outbox_dir=root / "outbox"
+    )
+    generate_demo_data(settings.source_dir, customers=CUSTOMERS, seed=7, as_of=AS_OF)
+    stage_sources(settings)
+    with connect(settings.warehouse) as con:
+        load_id = staged_load_id(con)
+        assert load_id is not None
+        publish_incoming(con, load_id)
+    dbt_runner.build(settings, AS_OF, select=SELECT)
+    campaign = load_campaign(settings.campaigns_dir / "renewal_reminder.yml")
+    campaign = campaign.model_copy(update={"holdout_percent": HOLDOUT_PERCENT})
+    with connect(settings.warehouse) as con:
+        selection = select_recipients(con, campaign, "demo-run-1", SELECTED_ON, settings)
+    assert selection.selected > 0 and selection.holdout > 0, selection
+    _built["path"] = settings.warehouse
+    return settings.warehouse
