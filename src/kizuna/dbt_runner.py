@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _OK = {"success", "pass"}
 _BAD = {"error", "fail", "runtime error"}
@@ -82,9 +86,10 @@ def _release_duckdb() -> None:
             env.close()
 
 
-def dbt_args(settings: Settings, command: str, as_of: date, extra: list[str] | None = None) -> list[str]:
+def dbt_args(settings: Settings, command: str, as_of: date | None, extra: list[str] | None = None) -> list[str]:
+    """Arguments of one dbt command on this project; as_of None for `retry`, which reuses the failed run's vars."""
     target = settings.var_dir / "dbt"
-    return [
+    args = [
         command,
         "--project-dir",
         str(settings.dbt_project_dir),
@@ -94,10 +99,65 @@ def dbt_args(settings: Settings, command: str, as_of: date, extra: list[str] | N
         str(target / "target"),
         "--log-path",
         str(target / "logs"),
-        "--vars",
-        json.dumps({"as_of": as_of.isoformat()}),
-        *(extra or []),
     ]
+    if as_of is not None:
+        args += ["--vars", json.dumps({"as_of": as_of.isoformat()})]
+    return [*args, *(extra or [])]
+
+
+def run_results_path(settings: Settings) -> Path:
+    return settings.var_dir / "dbt" / "target" / "run_results.json"
+
+
+# An invoker runs one dbt command and returns why dbt could not run at all, or None. Node failures are read
+# from run_results.json afterwards, whichever invoker ran: plain dbtRunner here, PrefectDbtRunner in flows/.
+Invoker = Callable[[list[str]], str | None]
+
+
+def plain_invoker(on_node: Callable[[NodeResult], None] | None = None) -> Invoker:
+    """dbt's own programmatic runner, in this process, with an optional per-node callback (the CLI's progress)."""
+
+    def invoke(args: list[str]) -> str | None:
+        from dbt.cli.main import dbtRunner
+
+        def callback(event: Any) -> None:
+            if on_node is None or event.info.name != "NodeFinished":
+                return
+            node = event.data.node_info
+            on_node(NodeResult(node.unique_id, node.resource_type, node.node_status))
+
+        outcome = dbtRunner(callbacks=[callback]).invoke(args)
+        return None if outcome.exception is None else str(outcome.exception)
+
+    return invoke
+
+
+def read_run_results(path: Path) -> list[NodeResult]:
+    """The nodes of the last dbt command, from its run_results.json ([] when dbt wrote none)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [
+        NodeResult(
+            r["unique_id"],
+            r["unique_id"].split(".", 1)[0],
+            str(r["status"]),
+            r.get("message"),
+            float(r.get("execution_time") or 0.0),
+        )
+        for r in doc.get("results", [])
+    ]
+
+
+LOCK_MESSAGE = "Could not set lock on file"
+
+
+def is_lock_failure(error: str | None, failed: list[NodeResult]) -> bool:
+    """True when dbt failed only because another process held the DuckDB file: transient, worth a retry."""
+    texts = [error] if error else []
+    texts += [n.message or "" for n in failed]
+    return bool(texts) and all(LOCK_MESSAGE in t for t in texts)
 
 
 def build(
@@ -105,34 +165,47 @@ def build(
     as_of: date,
     select: str | None = None,
     on_node: Callable[[NodeResult], None] | None = None,
+    *,
+    invoke: Invoker | None = None,
 ) -> BuildResult:
-    """`dbt build` (models, then their tests) on settings.warehouse as of a date; raise on any failure."""
-    from dbt.cli.main import dbtRunner
+    """`dbt build` (models, then their tests) on settings.warehouse as of a date; raise on any failure.
 
-    def callback(event: Any) -> None:
-        if on_node is None or event.info.name != "NodeFinished":
-            return
-        node = event.data.node_info
-        on_node(NodeResult(node.unique_id, node.resource_type, node.node_status))
-
+    Failures caused only by a held DuckDB file are retried (settings.dbt_lock_retries) with `dbt retry`, which
+    re-runs the failed and skipped nodes and leaves finished ones alone. A failed model or data test is never
+    retried: it raises DbtBuildError at once.
+    """
+    invoke = invoke or plain_invoker(on_node)
+    results_path = run_results_path(settings)
+    results_path.unlink(missing_ok=True)  # a stale file must not be read as this build's results
     extra = ["--select", select] if select else []
     args = dbt_args(settings, "build", as_of, extra)
     env = {"KIZUNA_WAREHOUSE": str(Path(settings.warehouse).resolve()), "DO_NOT_TRACK": "1"}
-    with _env(env):
-        try:
-            outcome = dbtRunner(callbacks=[callback]).invoke(args)
-        finally:
-            _release_duckdb()
-    result = BuildResult()
-    run_results = getattr(outcome.result, "results", None) or []
-    for r in run_results:
-        node = r.node
-        result.nodes.append(
-            NodeResult(node.unique_id, str(node.resource_type), str(r.status), r.message, float(r.execution_time))
+    nodes: dict[str, NodeResult] = {}
+    error: str | None = None
+    for attempt in range(settings.dbt_lock_retries + 1):
+        with _env(env):
+            try:
+                error = invoke(args)
+            finally:
+                _release_duckdb()
+        for node in read_run_results(results_path):
+            nodes[node.name] = node  # a retry's answer replaces the failed one; finished nodes stay
+        result = BuildResult(list(nodes.values()))
+        if not is_lock_failure(error, result.failed) or attempt == settings.dbt_lock_retries:
+            break
+        log.warning(
+            "dbt build: the warehouse was locked by another process; `dbt retry` in %.0f s (attempt %d of %d)",
+            settings.dbt_lock_retry_delay_seconds,
+            attempt + 1,
+            settings.dbt_lock_retries,
         )
-    if outcome.exception is not None:
-        raise DbtBuildError(result, f"dbt could not run: {outcome.exception}")
-    if not outcome.success or result.failed:
+        time.sleep(settings.dbt_lock_retry_delay_seconds)
+        # dbt retry needs the failed command's run_results.json; without one (dbt stopped before any node), rebuild.
+        args = dbt_args(settings, "retry", None) if results_path.exists() else args
+    result = BuildResult(list(nodes.values()))
+    if error is not None and not result.failed:
+        raise DbtBuildError(result, f"dbt could not run: {error}")
+    if result.failed or error is not None:
         lines = [f"{n.name}: {n.status}: {n.message}" for n in result.failed]
         raise DbtBuildError(result, "dbt build failed; the marts are not to be used:\n  " + "\n  ".join(lines))
     return result

@@ -56,18 +56,31 @@ def test_daily_runs_end_to_end_and_a_rerun_sends_nothing_twice(prefect_harness: 
     with connect(s.warehouse) as con:
         raw_customers = con.execute("SELECT count(*) FROM raw.customers").fetchone()[0]
         kpi_months = con.execute("SELECT count(*) FROM marts.mrr_kpis_monthly").fetchone()[0]
-        ledger = dict(con.execute("SELECT state, count(*) FROM ops.send_ledger GROUP BY 1").fetchall())
+        ledger = dict(
+            con.execute(
+                "SELECT state, count(*) FROM ops.send_ledger WHERE campaign = 'renewal_reminder' GROUP BY 1"
+            ).fetchall()
+        )
         selected_keys = {
-            r[0] for r in con.execute("SELECT message_key FROM ops.campaign_recipients WHERE is_selected").fetchall()
+            r[0]
+            for r in con.execute(
+                "SELECT message_key FROM ops.campaign_recipients WHERE is_selected AND campaign = 'renewal_reminder'"
+            ).fetchall()
         }
+        unstamped = con.execute("SELECT count(*) FROM ops.send_ledger WHERE flow_run_id IS NULL").fetchone()[0]
     assert summary.rows_loaded["customers"] == raw_customers == 400
     assert summary.checks_passed > 0 and summary.models_built >= 10 and summary.tests_passed > 50
     assert kpi_months > 12
     assert summary.kpis["month"] == dt.date(2026, 10, 1)
+    assert summary.kpi_months[-1]["month"] == dt.date(2026, 10, 1) and len(summary.kpi_months) == 12
     [renewal] = [c for c in summary.campaigns if c.campaign == "renewal_reminder"]
     assert renewal.selected > 0
-    assert renewal.sent == renewal.selected == ledger["accepted"] == len(outbox_files(s)) == len(selected_keys)
-    assert "renewal_reminder" in summary.to_markdown()
+    assert renewal.sent == renewal.selected == ledger["accepted"] == len(selected_keys)
+    assert len(outbox_files(s)) == sum(c.sent for c in summary.campaigns)
+    assert summary.sends_by_state["renewal_reminder"]["accepted"] == renewal.sent
+    assert summary.flow_run_id and unstamped == 0, "every ledger row names the flow run that wrote it"
+    markdown = summary.to_markdown()
+    assert "renewal_reminder" in markdown and "## Sends by state" in markdown
 
     first_files = {p.name: p.read_bytes() for p in outbox_files(s)}
     again = daily(source_dir=str(s.source_dir), warehouse=str(s.warehouse), as_of=AS_OF)

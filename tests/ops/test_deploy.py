@@ -1,0 +1,85 @@
+"""Done-when of issue 9: on a loopback `prefect server start`, set up, `prefect deploy --all`, and a worker runs `daily`."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kizuna.settings import PROJECT_DIR
+from tests.ops.conftest import AS_OF, tool, workspace_env
+
+EXPECTED_SCHEDULES = {
+    "daily": ("0 9 * * *", "Asia/Tokyo"),
+    "events-load": ("*/15 * * * *", "Asia/Tokyo"),
+}
+ARTIFACTS = {"daily-summary", "rows-loaded", "quality-gate-report", "mrr-kpis-monthly", "campaigns", "sends-by-state"}
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(args, env=env, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, (
+        f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    return done
+
+
+def _post(api: str, path: str, body: dict[str, Any]) -> Any:
+    response = httpx.post(f"{api}{path}", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_deploy_all_then_a_worker_runs_daily_with_its_artifacts(prefect_server: str, workspace: Path) -> None:
+    api = prefect_server
+    env = workspace_env(workspace, PREFECT_API_URL=api)
+    kizuna = [tool("python"), "-m", "kizuna.cli"]
+
+    first = _run([*kizuna, "prefect", "setup"], env, timeout=60)
+    again = _run([*kizuna, "prefect", "setup"], env, timeout=60)
+    assert "created" in first.stdout and "already there" in again.stdout
+    _run([tool("prefect"), "--no-prompt", "deploy", "--all"], env, timeout=120)
+
+    deployments = {d["name"]: d for d in _post(api, "/deployments/filter", {})}
+    assert set(EXPECTED_SCHEDULES) <= set(deployments)
+    for name, (cron, timezone) in EXPECTED_SCHEDULES.items():
+        [schedule] = [s["schedule"] for s in deployments[name]["schedules"]]
+        assert (schedule["cron"], schedule["timezone"]) == (cron, timezone), name
+        assert deployments[name]["work_pool_name"] == "kizuna-process"
+        assert deployments[name]["enforce_parameter_schema"]
+    daily = deployments["daily"]
+
+    refused = httpx.post(
+        f"{api}/deployments/{daily['id']}/create_flow_run", json={"parameters": {"as_of": 20261123}}, timeout=30
+    )
+    assert refused.status_code in (409, 422), "as_of must be a date (text), refused by the parameter schema"
+
+    params = {"source_dir": str(workspace / "src"), "warehouse": str(workspace / "warehouse.duckdb")}
+    run = _post(api, f"/deployments/{daily['id']}/create_flow_run", {"parameters": {**params, "as_of": str(AS_OF)}})
+    _run([tool("prefect"), "worker", "start", "--pool", "kizuna-process", "--run-once"], env, timeout=300)
+
+    deadline = time.monotonic() + 60
+    while True:
+        state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=30).json()["state"]
+        if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert state["type"] == "COMPLETED", state
+
+    artifacts = _post(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+    assert {a["key"] for a in artifacts} >= ARTIFACTS
+    summary = next(a for a in artifacts if a["key"] == "daily-summary")["data"]
+    assert "## Loaded" in summary and "customers: 150 rows" in summary and "## Sends by state" in summary
+
+    tasks = _post(
+        api,
+        "/task_runs/filter",
+        {"flow_runs": {"id": {"any_": [run["id"]]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 200},
+    )
+    names = {t["name"] for t in tasks}
+    assert {"ingest", "quality-gate"} <= {n.rsplit("-", 1)[0] for n in names}
+    assert any(n.startswith("model ") for n in names), "each dbt node is its own task run"
+    assert any(n.startswith("test ") for n in names)
