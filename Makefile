@@ -20,14 +20,20 @@ demo: $(STAMP)
 
 test: system-deps $(STAMP) lint typecheck pytest
 
-# Debian packages the tests use: a real PostgreSQL server (the dbt portability test starts its own).
-# Installed only when running as root and missing; otherwise the tests that need it say why they skip.
+# Debian packages the tests use: a real PostgreSQL server (the dbt portability test starts its own),
+# Chromium for the browser tests (Playwright drives it; it never downloads a browser) and a font with
+# Japanese glyphs for the report's charts. Installed only when missing and running as root; otherwise
+# the tests that need them say why they skip.
 system-deps:
-	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/share/fonts/opentype/noto/NotoSansCJK* >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing postgresql (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
-	  else echo "postgresql server binaries not found and not root: the PostgreSQL portability test will skip"; fi; \
+	    echo "installing$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (not root: the tests that need them will skip)"; fi; \
 	fi
 
 lint: $(STAMP)

@@ -135,9 +135,13 @@ def check(
 def build(warehouse: Warehouse = None, as_of: AsOf = None) -> None:
     """Build and test the dbt models on the warehouse."""
     from kizuna import dbt_runner
+    from kizuna.tracking.loader import ensure_tracking_tables
+    from kizuna.warehouse import connect
 
     settings = _settings(warehouse=warehouse)
     day = _as_of(as_of, settings)
+    with connect(settings.warehouse) as con:
+        ensure_tracking_tables(con)  # the engagement models read ops tables that exist before any send
     try:
         with _progress("dbt build", None) as step:
             result = dbt_runner.build(settings, day, on_node=lambda n: step(n.name.split(".")[-1]))
@@ -165,9 +169,18 @@ def run(source_dir: SourceDir = None, warehouse: Warehouse = None, as_of: AsOf =
 from kizuna.cli_templates import app as templates_app  # noqa: E402
 
 app.add_typer(templates_app, name="templates")
+from kizuna.cli_ops import app as ops_app  # noqa: E402
+
+app.add_typer(ops_app, name="prefect")
+from kizuna.cli_report import app as report_app  # noqa: E402
+
+app.add_typer(report_app)  # report, studio, sql, export, docs, call-list at the top level
 from kizuna.cli_campaigns import app as campaigns_app  # noqa: E402
 
 app.add_typer(campaigns_app, name="campaigns")
+from kizuna import cli_events  # noqa: E402
+
+app.add_typer(cli_events.app, name="events")
 
 
 def main() -> None:

@@ -131,7 +131,9 @@ class Settings(BaseSettings):
         3, ge=0, description="`dbt retry` attempts after nodes failed only because the DuckDB file was locked."
     )
     dbt_lock_retry_delay_seconds: float = Field(10.0, ge=0, description="Pause before each such `dbt retry`.")
-    work_pool: str = Field("kizuna-process", description="The Prefect process work pool `kizuna prefect setup` creates.")
+    work_pool: str = Field(
+        "kizuna-process", description="The Prefect process work pool `kizuna prefect setup` creates."
+    )
 
     sender_name: str = "株式会社キズナ デモ (Kizuna Demo K.K.)"
     sender_email: str = "success@example.co.jp"
@@ -176,7 +178,6 @@ class Settings(BaseSettings):
     @property
     def templates_dir(self) -> Path:
         return self.project_dir / "templates"
-
 
     @property
     def campaigns_dir(self) -> Path:

@@ -142,7 +142,7 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS quarantine.rows AS SELECT * FROM {INCOMING_SCHEMA}._quarantine LIMIT 0"
             )
-            con.execute(f"INSERT INTO quarantine.rows SELECT * FROM {INCOMING_SCHEMA}._quarantine")
+            con.execute(f"INSERT INTO quarantine.rows BY NAME SELECT * FROM {INCOMING_SCHEMA}._quarantine")
         con.execute(f"DROP SCHEMA {INCOMING_SCHEMA} CASCADE")
         con.execute("COMMIT")
     except BaseException:
