@@ -36,15 +36,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/kizuna-bench-gate"))
+    parser.add_argument("--reuse", action="store_true", help="Keep the demo files of an earlier run.")
     args = parser.parse_args()
     work: Path = args.workdir
-    shutil.rmtree(work, ignore_errors=True)
     src = work / "src"
+    if not args.reuse:
+        shutil.rmtree(work, ignore_errors=True)
+    (work / "warehouse.duckdb").unlink(missing_ok=True)
     settings = Settings(source_dir=src, warehouse=work / "warehouse.duckdb", var_dir=work / "var")
 
-    t = time.perf_counter()
-    rows = generate_demo_data(src, args.customers, 42, AS_OF)
-    print(f"demo data: {time.perf_counter() - t:.1f} s  rows={sum(rows.values()):,}  peak={peak_gb():.2f} GB")
+    if not args.reuse:
+        t = time.perf_counter()
+        rows = generate_demo_data(src, args.customers, 42, AS_OF)
+        print(f"demo data: {time.perf_counter() - t:.1f} s  rows={sum(rows.values()):,}  peak={peak_gb():.2f} GB")
 
     t = time.perf_counter()
     stage_sources(settings)

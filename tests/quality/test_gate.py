@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from kizuna.quality.gate import GateFailedError, GateNotPassedError, assert_latest_gate_passed, gate_and_publish
+from kizuna.quality.gate import (
+    GateFailedError,
+    GateNotPassedError,
+    assert_latest_gate_passed,
+    gate_and_publish,
+    gate_parameters,
+)
 from kizuna.quality.suites import SuiteFileError, load_suite, load_suites
+from kizuna.quality.validate import validate_table
 from kizuna.settings import Settings
 from kizuna.sources.contract import TABLES_BY_NAME
 from kizuna.sources.errors import SourceContractError
@@ -354,3 +361,26 @@ def test_suite_without_severity_is_rejected(tmp_path: Path) -> None:
     )
     with pytest.raises(SuiteFileError, match=r"expectations\[0\].*needs meta.severity"):
         load_suite(path)
+
+
+def test_chunked_validation_sees_duplicates_and_failures_across_chunks(settings: Settings) -> None:
+    """Small chunks (2 rows) must give the same verdict as one frame: duplicates span chunk borders."""
+    rows = base_rows()
+    append("customers", ["C1", "重複株式会社", "1", "", ""])(rows, settings.source_dir)  # row 5 repeats row 2
+    cell("contacts", 2, "email", "san@@example")(rows, settings.source_dir)  # row 4: in the second chunk
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    with connect(settings.warehouse) as con:
+        params = gate_parameters(con, AS_OF, 0.5)
+        for suite in load_suites(settings.expectations_dir, "raw"):
+            if suite.table not in ("customers", "contacts"):
+                continue
+            whole = validate_table(con, "raw_incoming", suite, params)
+            chunked = validate_table(con, "raw_incoming", suite, params, chunk_rows=2)
+            summary = [(r.expectation, r.success, r.unexpected_count, sorted(r.rows)) for r in whole]
+            assert summary == [(r.expectation, r.success, r.unexpected_count, sorted(r.rows)) for r in chunked]
+            failed = {(r.expectation, tuple(row for row, _ in r.rows)) for r in chunked if not r.success}
+            if suite.table == "customers":
+                assert failed == {("expect_column_values_to_be_unique", (2, 5))}
+            else:
+                assert failed == {("expect_column_values_to_match_regex", (4,))}

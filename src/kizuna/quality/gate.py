@@ -14,9 +14,9 @@ import duckdb
 from kizuna.quality.quarantine import QUARANTINE_STAGING, quarantine_rows
 from kizuna.quality.report import write_reports
 from kizuna.quality.suites import load_suites
-from kizuna.quality.validate import CheckResult, load_frame, run_suite
+from kizuna.quality.validate import CheckResult, validate_table
 from kizuna.settings import Settings
-from kizuna.sources.contract import SOURCE_FILE_COLUMN, TABLES
+from kizuna.sources.contract import TABLES
 from kizuna.warehouse import (
     INCOMING_SCHEMA,
     OPS_SCHEMA,
@@ -122,9 +122,8 @@ def check_staged(
             continue
         if progress:
             progress(suite.name)
-        frame = load_frame(con, INCOMING_SCHEMA, suite)
-        file = str(frame[SOURCE_FILE_COLUMN].iloc[0]) if len(frame) else f"{suite.table}.csv"
-        results = run_suite(suite, frame, parameters, file)
+        results = validate_table(con, INCOMING_SCHEMA, suite, parameters)
+        file = next((f.file for r in results for f in r.findings), f"{suite.table}.csv")
         verdict.results += results
         moved = quarantine_rows(
             con, load_id, suite.table, file, [r for r in results if not r.success and r.severity == "warning"]

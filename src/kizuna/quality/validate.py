@@ -14,6 +14,8 @@ from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLE
 from kizuna.sources.errors import Finding
 
 SAMPLE_ROWS = 5
+CHUNK_ROWS = 500_000  # rows per pandas frame handed to GX: bounds memory at any table size
+TABLE_LEVEL = frozenset({"expect_table_row_count_to_be_between", "expect_column_sum_to_be_between"})
 
 
 @dataclass
@@ -30,28 +32,6 @@ class CheckResult:
     unexpected_count: int = 0
     findings: list[Finding] = field(default_factory=list)
     rows: list[tuple[int, str]] = field(default_factory=list)  # (source row, offending value)
-
-
-def load_frame(con: duckdb.DuckDBPyConnection, schema: str, suite: SuiteFile) -> pd.DataFrame:
-    """The table as pandas (money as float so numeric expectations compare plainly), plus the suite's
-    derived columns, computed in DuckDB (e.g. whether a customer_id exists in the same load)."""
-    contract = TABLES_BY_NAME[suite.table]
-    cols = []
-    for c in contract.columns:
-        if c.type is ColumnType.MONEY:
-            cols.append(f'"{c.name}"::DOUBLE AS "{c.name}"')
-        else:
-            cols.append(f'"{c.name}"')
-    for name, sql in suite.derived_columns.items():
-        cols.append(f'({sql.format(schema=schema)}) AS "{name}"')
-    cols += [SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN]
-    frame = con.execute(f'SELECT {", ".join(cols)} FROM {schema}."{suite.table}"').df()
-    for c in contract.columns:
-        if c.type in (ColumnType.DATE, ColumnType.TIMESTAMP):
-            # GX compares datetime64[ns] columns with ISO-string bounds vectorised and NULL-safe; DuckDB hands
-            # out datetime64[us], which falls to a per-value path that errors on NULLs.
-            frame[c.name] = frame[c.name].astype("datetime64[ns]")
-    return frame
 
 
 def plain(value: Any) -> str:
@@ -131,61 +111,188 @@ def _raised(info: Any) -> str | None:
     return None
 
 
-def run_suite(suite: SuiteFile, frame: pd.DataFrame, parameters: dict[str, Any], file: str) -> list[CheckResult]:
-    """Validate the frame with the suite in an ephemeral Great Expectations context."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+class Validator:
+    """A suite's expectations bound to one ephemeral Great Expectations context, reusable across frames."""
 
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    gx_suite = ctx.suites.add(
-        gx.ExpectationSuite(
-            name=suite.name,
-            expectations=[
-                ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta")).to_domain_obj()
-                for e in suite.expectations
-            ],
+    def __init__(self, suite: SuiteFile, expectations: list[dict[str, Any]], types: list[str] | None = None) -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+        self.suite = suite
+        self.types = types or [e["type"] for e in expectations]  # what each expectation is called in reports
+        ctx = gx.get_context(mode="ephemeral")
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+        gx_suite = ctx.suites.add(
+            gx.ExpectationSuite(
+                name=suite.name,
+                expectations=[
+                    ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta")).to_domain_obj()
+                    for e in expectations
+                ],
+            )
         )
-    )
-    asset = ctx.data_sources.add_pandas(f"{suite.schema}_{suite.table}").add_dataframe_asset(suite.table)
-    definition = gx.ValidationDefinition(
-        name=suite.name, data=asset.add_batch_definition_whole_dataframe("whole"), suite=gx_suite
-    )
-    outcome = definition.run(
-        batch_parameters={"dataframe": frame},
-        expectation_parameters=parameters,
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [SOURCE_ROW_COLUMN]},
-    )
-    checks = []
-    for r in outcome.results:
-        config = r.expectation_config
-        assert config is not None  # GX fills it for every result of a suite run
-        problem = _raised(r.exception_info)
-        if problem:
-            # An expectation that could not run has checked nothing: that must stop the gate, not pass it.
-            raise RuntimeError(f"{suite.path}: expectation {config.type} could not run: {problem}")
-        meta = dict(config.meta or {})
-        column = _column(config.kwargs, meta)
-        rule = meta.get("rule") or describe_rule(config.type, config.kwargs, parameters)
-        rows = [] if r.success else _offending_rows(r, frame, column)
-        findings = [Finding(file, row, column, f"{rule} (found {value})") for row, value in rows[:SAMPLE_ROWS]]
-        if not r.success and not rows:
-            observed = (r.result or {}).get("observed_value")
-            findings = [Finding(file, None, column, f"{rule} (found {plain(observed)})")]
-        checks.append(
+        asset = ctx.data_sources.add_pandas(f"{suite.schema}_{suite.table}").add_dataframe_asset(suite.table)
+        self._definition = gx.ValidationDefinition(
+            name=suite.name, data=asset.add_batch_definition_whole_dataframe("whole"), suite=gx_suite
+        )
+
+    def run(self, frame: pd.DataFrame, parameters: dict[str, Any], file: str) -> list[CheckResult]:
+        outcome = self._definition.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=parameters,
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [SOURCE_ROW_COLUMN]},
+        )
+        checks = []
+        for r, reported_type in zip(outcome.results, self.types, strict=True):
+            config = r.expectation_config
+            assert config is not None  # GX fills it for every result of a suite run
+            problem = _raised(r.exception_info)
+            if problem:
+                # An expectation that could not run has checked nothing: that must stop the gate, not pass it.
+                raise RuntimeError(f"{self.suite.path}: expectation {reported_type} could not run: {problem}")
+            meta = dict(config.meta or {})
+            column = _column(config.kwargs, meta)
+            rule = meta.get("rule") or describe_rule(config.type, config.kwargs, parameters)
+            rows = [] if r.success else _offending_rows(r, frame, column)
+            findings = [Finding(file, row, column, f"{rule} (found {value})") for row, value in rows[:SAMPLE_ROWS]]
+            if not r.success and not rows:
+                observed = (r.result or {}).get("observed_value")
+                findings = [Finding(file, None, column, f"{rule} (found {plain(observed)})")]
+            checks.append(
+                CheckResult(
+                    suite=self.suite.name,
+                    table=self.suite.table,
+                    expectation=reported_type,
+                    column=column,
+                    rule=rule,
+                    severity=str(meta.get("severity", "critical")),
+                    success=bool(r.success),
+                    unexpected_count=int((r.result or {}).get("unexpected_count") or 0),
+                    findings=findings,
+                    rows=rows,
+                )
+            )
+        return checks
+
+
+def run_suite(suite: SuiteFile, frame: pd.DataFrame, parameters: dict[str, Any], file: str) -> list[CheckResult]:
+    """Validate one frame with the whole suite."""
+    return Validator(suite, suite.expectations).run(frame, parameters, file)
+
+
+def _merge(parts: list[list[CheckResult]]) -> list[CheckResult]:
+    """One result per expectation from its results on consecutive chunks of the same table."""
+    merged = []
+    for chunk_results in zip(*parts, strict=True):
+        first = chunk_results[0]
+        rows = [row for r in chunk_results for row in r.rows]
+        findings = [f for r in chunk_results for f in r.findings][:SAMPLE_ROWS]
+        merged.append(
             CheckResult(
-                suite=suite.name,
-                table=suite.table,
-                expectation=config.type,
-                column=column,
-                rule=rule,
-                severity=str(meta.get("severity", "critical")),
-                success=bool(r.success),
-                unexpected_count=int((r.result or {}).get("unexpected_count") or 0),
+                suite=first.suite,
+                table=first.table,
+                expectation=first.expectation,
+                column=first.column,
+                rule=first.rule,
+                severity=first.severity,
+                success=all(r.success for r in chunk_results),
+                unexpected_count=sum(r.unexpected_count for r in chunk_results),
                 findings=findings,
                 rows=rows,
             )
         )
-    return checks
+    return merged
+
+
+def validate_table(
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    suite: SuiteFile,
+    parameters: dict[str, Any],
+    chunk_rows: int = CHUNK_ROWS,
+) -> list[CheckResult]:
+    """Validate a staged table in chunks of `chunk_rows`, so memory stays flat whatever the table's size.
+
+    DuckDB first computes, in one pass, only the columns the suite reads, its derived columns, and for each
+    uniqueness expectation a duplicate flag over the whole table (a chunk alone cannot see duplicates in
+    other chunks). Row-level expectations then run chunk by chunk; table-level ones (row count, column sum)
+    run once on the few columns they need.
+    """
+    contract = TABLES_BY_NAME[suite.table]
+    expectations: list[dict[str, Any]] = []
+    types: list[str] = []
+    derived = dict(suite.derived_columns)
+    for e in suite.expectations:
+        types.append(e["type"])
+        if e["type"] == "expect_column_values_to_be_unique":
+            column = e["kwargs"]["column"]
+            flag = f"_is_duplicate_{column}"
+            derived[flag] = f'"{column}" IS NOT NULL AND count(*) OVER (PARTITION BY "{column}") > 1'
+            meta = {"rule": "duplicate value", "column": column, **(e.get("meta") or {})}
+            e = {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": flag, "value_set": [False]},
+                "meta": meta,
+            }
+        expectations.append(e)
+
+    needed = {SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN}
+    for e in expectations:
+        for key in ("column", "column_A", "column_B"):
+            if key in e["kwargs"]:
+                needed.add(e["kwargs"][key])
+        if (e.get("meta") or {}).get("column"):
+            needed.add(e["meta"]["column"])
+    cols = []
+    for c in contract.columns:
+        if c.name in needed:
+            cols.append(f'"{c.name}"::DOUBLE AS "{c.name}"' if c.type is ColumnType.MONEY else f'"{c.name}"')
+    cols += [f'({sql.format(schema=schema)}) AS "{name}"' for name, sql in derived.items() if name in needed]
+    cols += [SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN]
+    con.execute(f'CREATE OR REPLACE TEMP TABLE _gate_frame AS SELECT {", ".join(cols)} FROM {schema}."{suite.table}"')
+    try:
+        row = con.execute(
+            f"SELECT count(*), min({SOURCE_ROW_COLUMN}), max({SOURCE_ROW_COLUMN}), "
+            f"any_value({SOURCE_FILE_COLUMN}) FROM _gate_frame"
+        ).fetchone()
+        total, low, high, file = row or (0, None, None, None)
+        file = file or f"{suite.table}.csv"
+        dates = [
+            c.name for c in contract.columns if c.name in needed and c.type in (ColumnType.DATE, ColumnType.TIMESTAMP)
+        ]
+
+        def frame(sql: str, params: list[Any]) -> pd.DataFrame:
+            df = con.execute(sql, params).df()
+            for name in dates:
+                if name in df.columns:
+                    # GX compares datetime64[ns] with ISO-string bounds vectorised and NULL-safe; DuckDB hands out
+                    # datetime64[us], which falls to a per-value path that errors on NULLs.
+                    df[name] = df[name].astype("datetime64[ns]")
+            return df
+
+        row_level = [i for i, e in enumerate(expectations) if e["type"] not in TABLE_LEVEL]
+        table_level = [i for i, e in enumerate(expectations) if e["type"] in TABLE_LEVEL]
+        results: dict[int, CheckResult] = {}
+        if row_level:
+            validator = Validator(suite, [expectations[i] for i in row_level], [types[i] for i in row_level])
+            parts = []
+            starts = range(int(low), int(high) + 1, chunk_rows) if total else [0]
+            for start in starts:
+                chunk = frame(
+                    f"SELECT * FROM _gate_frame WHERE {SOURCE_ROW_COLUMN} >= ? AND {SOURCE_ROW_COLUMN} < ?",
+                    [start, start + chunk_rows],
+                )
+                parts.append(validator.run(chunk, parameters, file))
+            results.update(zip(row_level, _merge(parts), strict=True))
+        if table_level:
+            validator = Validator(suite, [expectations[i] for i in table_level], [types[i] for i in table_level])
+            columns = sorted(
+                {expectations[i]["kwargs"]["column"] for i in table_level if "column" in expectations[i]["kwargs"]}
+            )
+            whole = frame(f"SELECT {', '.join([SOURCE_ROW_COLUMN, *columns])} FROM _gate_frame", [])
+            results.update(zip(table_level, validator.run(whole, parameters, file), strict=True))
+    finally:
+        con.execute("DROP TABLE IF EXISTS _gate_frame")
+    return [results[i] for i in range(len(expectations))]
