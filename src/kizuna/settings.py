@@ -28,6 +28,11 @@ class Settings(BaseSettings):
         validation_alias="KIZUNA_CAMPAIGNS_DIR",
         description="Folder of campaign YAML files (default: campaigns/ in the project).",
     )
+    lawful_basis: Literal["consent", "relationship"] = Field(
+        "consent",
+        description="Who may get marketing email (特定電子メール法): consent = recorded opt-in only; relationship = "
+        "also contacts of current and former customers who never opted out. Suppressions always win.",
+    )
     sending_disabled: bool = Field(False, description="Kill switch: no campaign sends anything while true.")
     approval_required: Literal["auto", "always", "never"] = Field(
         "auto",
@@ -133,6 +138,16 @@ class Settings(BaseSettings):
     dbt_lock_retry_delay_seconds: float = Field(10.0, ge=0, description="Pause before each such `dbt retry`.")
     work_pool: str = Field(
         "kizuna-process", description="The Prefect process work pool `kizuna prefect setup` creates."
+    )
+
+    scores_model: Literal["gbm", "logistic"] = Field(
+        "gbm",
+        description="Churn, expansion and deal scores: gbm (histogram gradient boosting) or logistic (L2 logistic "
+        "regression on standardised features); both calibrated (docs/scores.md).",
+    )
+    scores_seed: int = Field(7, description="Seed of score training: the same warehouse gives the same scores.")
+    scores_validation_months: int = Field(
+        3, ge=1, description="The latest labelled snapshot months held out to evaluate the scores (time-based split)."
     )
 
     sender_name: str = "株式会社キズナ デモ (Kizuna Demo K.K.)"

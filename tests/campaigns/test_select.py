@@ -274,6 +274,8 @@ def select(settings: Settings, run_id: str = "r1", **overrides: object) -> dict[
         ({"tenure_months": {"max": 6}}, {"C2"}),
         ({"contract_term_months": [1]}, {"C4"}),
         ({"mrr": {"min": 60000}}, {"C1", "C6"}),
+        ({"plans": ["CRM Suite Standard"], "ranks": ["A"]}, {"C1", "C6"}),
+        ({"plans": ["CRM Suite Enterprise"]}, set()),
     ],
     ids=[
         "ranks",
@@ -288,6 +290,8 @@ def select(settings: Settings, run_id: str = "r1", **overrides: object) -> dict[
         "tenure",
         "contract-term",
         "mrr",
+        "plans",
+        "plans-none",
     ],
 )
 def test_audience_filters(marts_settings: Settings, audience: dict, expected: set[str]) -> None:
@@ -299,7 +303,7 @@ def test_reasons_say_which_rule_matched_with_its_value(marts_settings: Settings)
     select(marts_settings, audience={"ranks": ["A"], "plan_usage_ratio": {"min": 0.9}})
     with connect(marts_settings.warehouse) as con:
         reasons = con.execute("SELECT reasons FROM ops.campaign_recipients WHERE customer_id = 'C1'").fetchone()[0]
-    assert json.loads(reasons) == {"status": "active", "plan_usage_ratio": 0.95, "rank": "A"}
+    assert json.loads(reasons) == {"status": "active", "plan_usage_ratio": 0.95, "rank": "A", "lawful_basis": "consent"}
 
 
 def test_contacts_by_role(marts_settings: Settings) -> None:
@@ -490,3 +494,42 @@ def test_owner_digest_sends_the_owner_one_list_instead_of_mailing_the_customers(
     assert excluded == [("C6",), ("C7",)]
     again = run_campaign(marts_settings, campaign, "r2", AS_OF)  # same month: no second digest
     assert again.sent == 0 and again.excluded.get("already_sent") == 2
+
+
+def test_relationship_basis_mails_customers_who_never_opted_out(marts_settings: Settings) -> None:
+    """特定電子メール法: existing customers may be mailed without opt-in, never after opting out."""
+    with connect(marts_settings.warehouse) as con:
+        con.execute("ALTER TABLE marts.contacts ADD COLUMN marketing_consent VARCHAR")
+        con.execute(
+            "UPDATE marts.contacts SET marketing_consent = CASE WHEN is_marketing_opted_in THEN 'opted_in' "
+            "ELSE 'unknown' END"
+        )
+        con.execute(
+            "INSERT INTO marts.contacts VALUES ('P3b', 'C3', 'san-2@example.co.jp', NULL, NULL, false, "
+            "false, 'ja', 'opted_out')"
+        )
+    consent = select(marts_settings, "r1", audience={"ranks": ["B"]}, contacts="all_opted_in", owner_policy="ignore")
+    assert consent["C2"] == ("P2", "no_marketing_consent")
+    relationship = marts_settings.model_copy(update={"lawful_basis": "relationship"})
+    campaign = Campaign.model_validate(
+        {
+            "name": "test_campaign",
+            "template": "renewal_reminder",
+            "audience": {"ranks": ["B"]},
+            "contacts": "all_opted_in",
+            "owner_policy": "ignore",
+        }
+    )
+    with connect(relationship.warehouse) as con:
+        select_recipients(con, campaign, "r2", AS_OF, relationship)
+        basis = dict(
+            con.execute(
+                "SELECT contact_id, json_extract_string(reasons, '$.lawful_basis') "
+                "FROM ops.campaign_recipients WHERE run_id = 'r2'"
+            ).fetchall()
+        )
+        check_recipients(con, relationship, "r2", "test_campaign")  # the send gate agrees
+    got = recipients(relationship, "r2")
+    assert basis == {"P2": "relationship", "P3": "consent"}  # recorded per contact
+    assert "P3b" not in basis  # opted out: never, whatever the basis
+    assert got["C2"] == ("P2", None)

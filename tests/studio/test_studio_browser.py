@@ -168,3 +168,38 @@ def test_report_charts_show_in_the_browser(browser: Any, tmp_path: Path, demo_wa
         assert page.locator(f"section#{key} figure img").count() >= 1, key
     screenshot(page, tmp_path / "report-ja.png")
     page.close()
+
+
+def test_quality_gate_report_opens_and_lists_every_failed_expectation(browser: Any, tmp_path: Path) -> None:
+    """The gate's HTML report, opened in Chromium: every failed expectation is a row, with its example rows."""
+    from kizuna.quality.gate import GateFailedError, gate_and_publish
+    from kizuna.sources.ingest import stage_sources
+    from tests.quality.test_gate import AS_OF as GATE_AS_OF
+    from tests.quality.test_gate import append, base_rows, cell, write_sources
+
+    (tmp_path / "src").mkdir()
+    settings = Settings(source_dir=tmp_path / "src", warehouse=tmp_path / "w.duckdb", var_dir=tmp_path / "var")
+    rows = base_rows()
+    append("customers", ["C1", "重複株式会社", "1", "", ""])(rows, settings.source_dir)
+    cell("subscriptions", 0, "mrr", "-5")(rows, settings.source_dir)
+    cell("contacts", 0, "email", "ichi@@example")(rows, settings.source_dir)
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    with pytest.raises(GateFailedError) as info:
+        gate_and_publish(settings, GATE_AS_OF)
+    verdict = info.value.verdict
+    failed = [r for r in verdict.results if not r.success]
+    assert len(failed) == 3
+
+    page = browser.new_page()
+    page.goto(Path(verdict.report or "").as_uri())
+    assert "FAILED" in page.inner_text("p.status")
+    failing_rows = page.locator("tr.fail")
+    assert failing_rows.count() == len(failed)
+    text = page.inner_text("table")
+    for result in failed:
+        assert result.rule in text
+        for finding in result.findings:
+            assert str(finding) in text  # the example rows, file, row and column included
+    screenshot(page, tmp_path / "gate-report.png")
+    page.close()

@@ -244,6 +244,12 @@ def select_recipients(
         if table_exists(con, OPS_SCHEMA, "suppressions")
         else "false"
     )
+    # Older marts may lack marketing_consent: then nothing is known beyond opt-in, i.e. 'unknown'.
+    has_consent_column = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = 'contacts' "
+        "AND column_name = 'marketing_consent'"
+    ).fetchone()
+    consent_column = "ct.marketing_consent" if has_consent_column and has_consent_column[0] else "'unknown'"
     freq = campaign.frequency
     max_emails = min(settings.frequency_max_emails, freq.max_emails if freq else settings.frequency_max_emails)
     freq_days = max(settings.frequency_days, freq.days if freq else settings.frequency_days)
@@ -262,7 +268,12 @@ def select_recipients(
         ),
         candidates AS (
             SELECT v.*, ct.contact_id, ct.contact_name, ct.email, coalesce(ct.locale, ?) AS locale,
-                   ct.is_marketing_opted_in
+                   ct.is_marketing_opted_in,
+                   CASE WHEN ct.is_marketing_opted_in THEN 'consent'
+                        WHEN ? = 'relationship' AND {consent_column} <> 'opted_out'
+                             AND json_extract_string(v.context, '$.status') IN ('active', 'churned')
+                            THEN 'relationship'
+                   END AS lawful_basis
             FROM variants v
             LEFT JOIN marts.contacts ct ON ct.customer_id = v.customer_id {contact_filter}
         ),
@@ -285,7 +296,7 @@ def select_recipients(
                      WHEN k.contact_id IS NULL THEN 'no_contact'
                      WHEN NOT regexp_matches(coalesce(k.email, ''), ?) THEN 'invalid_email'
                      WHEN {suppressed} THEN 'suppressed'
-                     WHEN NOT coalesce(k.is_marketing_opted_in, false) THEN 'no_marketing_consent'
+                     WHEN k.lawful_basis IS NULL THEN 'no_marketing_consent'
                      WHEN ? AND k.owner_email IS NOT NULL THEN 'owner_policy'
                      WHEN row_number() OVER (PARTITION BY k.email
                                              ORDER BY k.is_marketing_opted_in DESC NULLS LAST, k.customer_id,
@@ -310,7 +321,8 @@ def select_recipients(
                CASE WHEN ? = 'cc_owner' THEN owner_email END AS cc_email,
                CASE WHEN ? = 'send_from_owner' THEN owner_email END AS from_email,
                occasion, renewal_on, days_to_renewal, product, plan, mrr, currency, contract_term_months,
-               message_key, exclusion_reason IS NULL AND variant = 'treatment' AS is_selected, reasons, context,
+               message_key, exclusion_reason IS NULL AND variant = 'treatment' AS is_selected,
+               json_merge_patch(reasons, json_object('lawful_basis', lawful_basis))::VARCHAR AS reasons, context,
                exclusion_reason
         FROM capped
         """,
@@ -319,6 +331,7 @@ def select_recipients(
             campaign.name,
             holdout_basis_points,
             campaign.locale,
+            settings.lawful_basis,
             *contact_params,
             campaign.name,
             freq_days,

@@ -33,11 +33,21 @@ def check_recipients(
         if table_exists(con, OPS_SCHEMA, "suppressions")
         else "false"
     )
+    has_consent_column = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = 'contacts' "
+        "AND column_name = 'marketing_consent'"
+    ).fetchone()
+    if settings.lawful_basis != "relationship":
+        relationship_allows = "false"
+    elif has_consent_column and has_consent_column[0]:
+        relationship_allows = "ct.marketing_consent <> 'opted_out'"
+    else:
+        relationship_allows = "true"
     for suite in load_suites(settings.expectations_dir, OPS_SCHEMA):
         if suite.table != "campaign_recipients":
             continue
         derived = ", ".join(
-            f'({sql.format(schema=OPS_SCHEMA, suppressed=suppressed)}) AS "{name}"'
+            f'({sql.format(schema=OPS_SCHEMA, suppressed=suppressed, relationship_allows=relationship_allows)}) AS "{name}"'
             for name, sql in suite.derived_columns.items()
         )
         frame = con.execute(

@@ -12,6 +12,7 @@ final as (
         contacts.role,
         contacts.is_primary,
         contacts.is_marketing_opted_in,
+        contacts.marketing_consent,
         contacts.locale,
         lower(trim(contacts.email)) as email
     from contacts
