@@ -78,6 +78,10 @@ class UnsafeTemplateError(EmailTemplateError, SecurityError):
     """The template tried something the sandbox forbids (private attributes, unsafe calls)."""
 
 
+# Explicit embeddings, overrides and isolates (Unicode bidi controls): never wanted in a subject line.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 class InvalidSubjectError(EmailTemplateError):
     """The rendered subject is empty or not a single line (a newline would inject mail headers)."""
 
@@ -202,6 +206,8 @@ class TemplateRenderer:
         self._html_cache: dict[tuple[str, str], _HtmlEntry] = {}
         self._meta_cache: dict[str, tuple[int, TemplateMeta]] = {}
         self._locales_cache: dict[str, tuple[int, tuple[str, ...]]] = {}
+        # Per message, meta and locales come from here; the files are stat'ed at most every reload_seconds.
+        self._fresh: dict[str, tuple[float, Any]] = {}
         self._reload_seconds = reload_seconds
 
     @classmethod
@@ -233,6 +239,14 @@ class TemplateRenderer:
 
     def locales(self, template: str) -> tuple[str, ...]:
         """Locales with a complete variant (subject, HTML body and text body)."""
+        recent = self._recent(f"locales:{template}")
+        if recent is not None:
+            return recent
+        locales = self._locales(template)
+        self._fresh[f"locales:{template}"] = (time.monotonic(), locales)
+        return locales
+
+    def _locales(self, template: str) -> tuple[str, ...]:
         folder = self._folder(template)
         mtime = folder.stat().st_mtime_ns  # changes when a file is added, removed or renamed
         cached = self._locales_cache.get(template)
@@ -248,7 +262,22 @@ class TemplateRenderer:
         self._locales_cache[template] = (mtime, locales)
         return locales
 
+    def _recent(self, key: str) -> Any:
+        """A meta/locales value checked against the files less than reload_seconds ago (no file stats then)."""
+        hit = self._fresh.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self._reload_seconds:
+            return hit[1]
+        return None
+
     def meta(self, template: str) -> TemplateMeta:
+        recent = self._recent(f"meta:{template}")
+        if recent is not None:
+            return recent
+        meta = self._meta(template)
+        self._fresh[f"meta:{template}"] = (time.monotonic(), meta)
+        return meta
+
+    def _meta(self, template: str) -> TemplateMeta:
         path = self._folder(template) / "meta.yml"
         try:
             mtime = path.stat().st_mtime_ns
@@ -297,6 +326,12 @@ class TemplateRenderer:
             raise InvalidSubjectError(
                 f"{template}/subject.{used}.txt.j2 rendered a subject with a line break or control character "
                 f"({subject!r}); a subject must be one line (check the values it uses)"
+            )
+        if any(ch in _BIDI_CONTROLS for ch in subject):
+            # U+202E and friends reorder what the reader sees ("invoice\u202efdp.exe"): a deceptive subject.
+            raise InvalidSubjectError(
+                f"{template}/subject.{used}.txt.j2 rendered a subject with a bidirectional control character "
+                f"({subject!r}); remove it from the values the subject uses"
             )
         text = self._render_text(f"{template}/body.{used}.txt.j2", ctx, body=True).strip() + "\n"
         html = self._render_html(template, used, ctx)
