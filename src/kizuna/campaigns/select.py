@@ -88,7 +88,7 @@ def _products(column: str) -> str:
     return f"list_transform(string_split(coalesce({column}, ''), ','), lambda x: trim(x))"
 
 
-def audience_sql(campaign: Campaign, as_of: date) -> tuple[str, list[Any]]:
+def audience_sql(campaign: Campaign, as_of: date, *, with_context: bool = True) -> tuple[str, list[Any]]:
     """One row per qualifying customer with the occasion that makes its message unique, and why it matched."""
     a = campaign.audience
     q = _Sql()
@@ -173,7 +173,8 @@ def audience_sql(campaign: Campaign, as_of: date) -> tuple[str, list[Any]]:
     reasons = "to_json({" + ", ".join(q.reasons or ["'all': true"]) + "})::VARCHAR"
     sql = f"""
         SELECT c.customer_id, c.name AS customer_name, c.owner_email, {columns},
-               {reasons} AS reasons, to_json(c)::VARCHAR AS context
+               c.status AS customer_status, {reasons} AS reasons,
+               {"to_json(c)::VARCHAR" if with_context else "NULL::VARCHAR"} AS context
         FROM marts.customers c {source}
         {"WHERE " + " AND ".join(q.where) if q.where else ""}"""
     return sql, source_params + q.params
@@ -237,7 +238,9 @@ def select_recipients(
     for table in (RECIPIENTS_TABLE, EXCLUSIONS_TABLE):
         con.execute(f"DELETE FROM {table} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
 
-    audience, audience_params = audience_sql(campaign, as_of)
+    # The customer's whole row (template context) is attached to recipients only, after selection: building
+    # it for every excluded candidate too cost most of the time at 1M customers.
+    audience, audience_params = audience_sql(campaign, as_of, with_context=False)
     contact_filter, contact_params = _contact_filter(campaign)
     suppressed = (
         f"EXISTS (SELECT 1 FROM {SUPPRESSIONS_TABLE} x WHERE x.email = k.email)"
@@ -271,7 +274,7 @@ def select_recipients(
                    ct.is_marketing_opted_in,
                    CASE WHEN ct.is_marketing_opted_in THEN 'consent'
                         WHEN ? = 'relationship' AND {consent_column} <> 'opted_out'
-                             AND json_extract_string(v.context, '$.status') IN ('active', 'churned')
+                             AND v.customer_status IN ('active', 'churned')
                             THEN 'relationship'
                    END AS lawful_basis
             FROM variants v
@@ -349,8 +352,10 @@ def select_recipients(
     if campaign.owner_policy == "owner_digest":
         _add_owner_digests(con, campaign)
     con.execute(
-        f"INSERT INTO {RECIPIENTS_TABLE} SELECT * EXCLUDE (exclusion_reason) FROM _selection "
-        "WHERE exclusion_reason IS NULL"
+        f"""INSERT INTO {RECIPIENTS_TABLE}
+            SELECT s.* EXCLUDE (exclusion_reason, context), coalesce(s.context, to_json(c)::VARCHAR)
+            FROM _selection s LEFT JOIN marts.customers c ON c.customer_id = s.customer_id
+            WHERE s.exclusion_reason IS NULL"""
     )
     con.execute(f"INSERT INTO {EXCLUSIONS_TABLE} SELECT * FROM _selection WHERE exclusion_reason IS NOT NULL")
     rows = con.execute("SELECT coalesce(exclusion_reason, variant), count(*) FROM _selection GROUP BY 1").fetchall()
