@@ -29,6 +29,8 @@ from kizuna.campaigns.spec import Campaign, load_campaigns
 from kizuna.dates import business_today
 from kizuna.locks import WarehouseBusyError, wait_until_free, writer_lock
 from kizuna.quality.gate import GateVerdict, gate_and_publish
+from kizuna.scoring.model import NotEnoughHistoryError
+from kizuna.scoring.run import ScoreResult, score_warehouse
 from kizuna.settings import Settings
 from kizuna.sources.ingest import IngestResult, new_load_id, stage_sources
 from kizuna.summary import CampaignSummary, RunSummary, kpi_months, last_full_month_kpis, sends_by_state
@@ -84,6 +86,26 @@ def prepare_marts_inputs(settings: Settings, verdict: GateVerdict) -> None:
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
     with connect(settings.warehouse) as con:
         ensure_tracking_tables(con)
+
+
+@task(
+    name="score",
+    cache_policy=NONE,
+    retries=len(LOCK_RETRY_DELAYS),
+    retry_delay_seconds=LOCK_RETRY_DELAYS,
+    retry_condition_fn=_lost_a_race_for_the_file,
+)
+def score(settings: Settings, as_of: date) -> ScoreResult | None:
+    """Churn risk, expansion propensity and deal forecasts, before campaigns so they select on fresh scores.
+
+    A young warehouse cannot train a model yet; that is reported and the run goes on without scores.
+    """
+    wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
+    try:
+        return score_warehouse(settings, as_of)
+    except NotEnoughHistoryError as exc:
+        get_run_logger().warning("no scores this run: %s", exc)
+        return None
 
 
 def prefect_dbt_invoker(settings: Settings) -> dbt_runner.Invoker:
@@ -274,6 +296,7 @@ def daily(
         verdict = quality_gate(settings, as_of, staged)
         prepare_marts_inputs(settings, verdict)
         built = build_marts(settings, as_of)
+        score(settings, as_of)
         run_id = new_load_id()
         with connect(settings.warehouse) as con:
             flow_runs.record_run(con, flow_run_id, "daily", run_id=run_id, load_id=verdict.load_id)

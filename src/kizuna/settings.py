@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     scores_validation_months: int = Field(
         3, ge=1, description="The latest labelled snapshot months held out to evaluate the scores (time-based split)."
     )
+    scores_threads: int = Field(
+        1, ge=1, description="Threads for score training; more than the free cores makes gradient boosting crawl."
+    )
 
     sender_name: str = "株式会社キズナ デモ (Kizuna Demo K.K.)"
     sender_email: str = "success@example.co.jp"

@@ -80,7 +80,7 @@ recent_movements_summarised as (
     inner join movements
         on
             population.customer_id = movements.customer_id
-            and movements.month <= population.feature_month
+            and population.feature_month >= movements.month
             and movements.month > {{ add_months(-6, 'population.feature_month') }}
     group by population.customer_id, population.snapshot_on
 ),
@@ -217,7 +217,7 @@ outcomes_found as (
     inner join movements
         on
             population.customer_id = movements.customer_id
-            and movements.month >= population.snapshot_on
+            and population.snapshot_on <= movements.month
             and movements.month <= {{ add_months(2, 'population.snapshot_on') }}
     where
         not population.is_scoring_snapshot
@@ -247,10 +247,8 @@ features_joined as (
         usage_months.plan_usage_ratio,
         cast(coalesce(products_counted.product_count, 0) as {{ dbt.type_bigint() }}) as product_count,
         cast(renewals_found.contract_term_months as {{ dbt.type_bigint() }}) as contract_term_months,
-        cast({{ dbt.datediff('population.snapshot_on', 'renewals_found.next_renewal_on', 'day') }}
-            as {{ dbt.type_bigint() }}) as days_to_renewal,
-        cast({{ dbt.datediff('touches_summarised.last_touch_on', 'population.snapshot_on', 'day') }}
-            as {{ dbt.type_bigint() }}) as days_since_last_touch,
+        {{ dbt.datediff('population.snapshot_on', 'renewals_found.next_renewal_on', 'day') }}             as days_to_renewal,  -- noqa: LT05
+        {{ dbt.datediff('touches_summarised.last_touch_on', 'population.snapshot_on', 'day') }}             as days_since_last_touch,  -- noqa: LT05
         cast(coalesce(touches_summarised.touches_last_90_days, 0) as {{ dbt.type_bigint() }})
             as touches_last_90_days,
         cast(coalesce(touches_summarised.conversations_last_90_days, 0) as {{ dbt.type_bigint() }})

@@ -1,0 +1,1 @@
+"""Predictive scores: churn risk, expansion propensity and deal forecasts, calibrated and explained (docs/scores.md)."""

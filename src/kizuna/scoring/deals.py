@@ -1,0 +1,223 @@
+"""Open deals: win probability, expected close month and amount, activity alert band and a suggested next action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from kizuna.scoring.model import ModelKind, fit_calibrated
+
+DEAL_TYPES = ("new", "upsell", "cross_sell", "renewal")
+DEAL_TYPE_JA = {"new": "新規", "upsell": "アップセル", "cross_sell": "クロスセル", "renewal": "更新"}
+# Elapsed days since the last activity, coloured as on a sales kanban: (upper bound inclusive, band).
+ACTIVITY_BANDS: tuple[tuple[int, str], ...] = ((7, "green"), (14, "yellow"), (30, "orange"))
+TOUCH_TYPES = ("call", "meeting", "email", "visit")
+ACTIONS = {
+    "call": ("Call the customer", "電話する"),
+    "meeting": ("Book a meeting", "打ち合わせを設定する"),
+    "email": ("Send an email", "メールを送る"),
+    "visit": ("Visit the customer", "訪問する"),
+}
+DEAL_FEATURES = (
+    "amount_log",
+    *(f"is_{t}" for t in DEAL_TYPES),
+    "is_inside_sales_lead",
+    "touches_30_days_before",
+    "mrr",
+    "usage_vs_3_month_average",
+    "plan_usage_ratio",
+    "days_since_last_touch",
+    "tenure_months",
+    "tickets_last_90_days",
+)
+
+DEALS_SQL = """
+WITH deals AS (
+    SELECT deal_id, customer_id, deal_type, stage, CAST(amount AS DOUBLE) AS amount, created_at, closed_at, is_won,
+           lead_source
+    FROM staging.stg_crm__deals
+    WHERE CAST(created_at AS DATE) <= $as_of
+),
+touches AS (
+    SELECT customer_id, activity_type, occurred_at FROM staging.stg_crm__activities
+    WHERE activity_type IN ('call', 'meeting', 'email', 'visit') AND CAST(occurred_at AS DATE) <= $as_of
+),
+before_creation AS (
+    SELECT d.deal_id, count(t.customer_id) AS touches_30_days_before
+    FROM deals d LEFT JOIN touches t
+      ON t.customer_id = d.customer_id AND t.occurred_at < d.created_at
+     AND t.occurred_at >= d.created_at - INTERVAL 30 DAY
+    GROUP BY d.deal_id
+),
+last_touches AS (SELECT customer_id, max(occurred_at) AS last_touch_at FROM touches GROUP BY customer_id)
+SELECT d.*, b.touches_30_days_before, l.last_touch_at,
+       f.mrr, f.usage_vs_3_month_average, f.plan_usage_ratio, f.days_since_last_touch, f.tenure_months,
+       f.tickets_last_90_days
+FROM deals d
+JOIN before_creation b USING (deal_id)
+LEFT JOIN last_touches l USING (customer_id)
+-- the customer as seen on the first day of the deal's month: nothing dated on or after it
+LEFT JOIN intermediate.int_customer_features_monthly f
+  ON f.customer_id = d.customer_id AND f.snapshot_on = CAST(date_trunc('month', d.created_at) AS DATE)
+ AND NOT f.is_scoring_snapshot
+ORDER BY d.deal_id
+"""
+
+PRECEDING_SQL = """
+-- Per won deal type: the share of won deals with at least one touch of each type in the 30 days before winning.
+WITH won AS (
+    SELECT deal_id, customer_id, deal_type, closed_at FROM staging.stg_crm__deals
+    WHERE is_won AND CAST(closed_at AS DATE) <= $as_of
+),
+preceding AS (
+    SELECT DISTINCT w.deal_id, w.deal_type, a.activity_type
+    FROM won w JOIN staging.stg_crm__activities a
+      ON a.customer_id = w.customer_id AND a.occurred_at < w.closed_at
+     AND a.occurred_at >= w.closed_at - INTERVAL 30 DAY
+     AND a.activity_type IN ('call', 'meeting', 'email', 'visit')
+)
+SELECT p.deal_type, p.activity_type, count(*) / any_value(n.won_deals) AS share
+FROM preceding p JOIN (SELECT deal_type, count(*) AS won_deals FROM won GROUP BY deal_type) n USING (deal_type)
+GROUP BY p.deal_type, p.activity_type
+ORDER BY p.deal_type, share DESC, p.activity_type
+"""
+
+
+def activity_band(days: float) -> str:
+    for upper, band in ACTIVITY_BANDS:
+        if days <= upper:
+            return band
+    return "red"
+
+
+def deal_matrix(deals: pd.DataFrame) -> np.ndarray:
+    frame = pd.DataFrame(index=deals.index)
+    frame["amount_log"] = np.log1p(deals["amount"].astype(float).clip(lower=0))
+    for t in DEAL_TYPES:
+        frame[f"is_{t}"] = (deals["deal_type"] == t).astype(float)
+    frame["is_inside_sales_lead"] = (deals["lead_source"] == "customer_inside_sales").astype(float)
+    for name in DEAL_FEATURES[len(DEAL_TYPES) + 2 :]:
+        frame[name] = pd.to_numeric(deals[name], errors="coerce").astype("float64")
+    return frame.loc[:, list(DEAL_FEATURES)].to_numpy(dtype="float64", na_value=np.nan)
+
+
+@dataclass
+class DealEvaluation:
+    train_deals: int
+    validation_deals: int
+    validation_from: str
+    win_rate_train: float
+    roc_auc: float
+
+
+def next_actions(preceding: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Per deal type: the touch that most often preceded a win, as (en, ja) advice with its share."""
+    out: dict[str, tuple[str, str]] = {}
+    for deal_type, rows in preceding.groupby("deal_type", sort=True):
+        top = rows.iloc[0]
+        en, ja = ACTIONS[str(top["activity_type"])]
+        share = float(top["share"])
+        out[str(deal_type)] = (
+            f"{en} (before {share:.0%} of won {str(deal_type).replace('_', '-')} deals)",
+            f"{ja}（受注した{DEAL_TYPE_JA.get(str(deal_type), str(deal_type))}商談の{share:.0%}で実施）",
+        )
+    return out
+
+
+def expected_close(created_on: date, deal_type: str, cycles: dict[str, np.ndarray], as_of: date) -> date:
+    """Creation plus the median sales cycle of won deals of its type; past that age, the median of the longer
+    cycles; with no such history, a week from now."""
+    age = (as_of - created_on).days
+    history = cycles.get(deal_type, np.array([]))
+    longer = history[history > age]
+    if len(longer) == 0:
+        return as_of + timedelta(days=7)
+    return max(as_of, created_on + timedelta(days=int(np.median(longer))))
+
+
+def forecast_deals(
+    con: duckdb.DuckDBPyConnection, as_of: date, kind: ModelKind, seed: int
+) -> tuple[pd.DataFrame, DealEvaluation | None]:
+    """One row per open deal (no closed_at) created by the as-of date."""
+    deals = con.execute(DEALS_SQL, {"as_of": as_of}).df()
+    is_open = deals["closed_at"].isna()
+    closed, open_deals = deals[~is_open].reset_index(drop=True), deals[is_open].reset_index(drop=True)
+    evaluation: DealEvaluation | None = None
+    probability = np.full(len(open_deals), np.nan)
+    if len(closed) and closed["is_won"].nunique() == 2 and len(open_deals):
+        closed = closed.sort_values(["created_at", "deal_id"], kind="stable").reset_index(drop=True)
+        x, y = deal_matrix(closed), closed["is_won"].astype(int).to_numpy()
+        groups = closed["customer_id"].to_numpy()
+        cut = int(len(closed) * 0.75)
+        model: Any
+        if 0 < y[:cut].mean() < 1 and 0 < y[cut:].mean() < 1:
+            model = fit_calibrated(x[:cut], y[:cut], groups[:cut], kind, seed)
+            evaluation = DealEvaluation(
+                train_deals=cut,
+                validation_deals=len(closed) - cut,
+                validation_from=str(closed["created_at"].iloc[cut]),
+                win_rate_train=float(y[:cut].mean()),
+                roc_auc=float(roc_auc_score(y[cut:], model.predict_proba(x[cut:])[:, 1])),
+            )
+        model = fit_calibrated(x, y, groups, kind, seed)
+        probability = model.predict_proba(deal_matrix(open_deals))[:, 1]
+
+    won = deals[deals["is_won"].fillna(False).astype(bool)]
+    cycle_days = (pd.to_datetime(won["closed_at"]) - pd.to_datetime(won["created_at"])).dt.days
+    cycles = {t: cycle_days[won["deal_type"] == t].to_numpy() for t in DEAL_TYPES}
+    actions = next_actions(con.execute(PRECEDING_SQL, {"as_of": as_of}).df())
+
+    rows = []
+    for i, deal in open_deals.iterrows():
+        created_on = pd.Timestamp(deal["created_at"]).date()
+        last_touch = deal["last_touch_at"]
+        last_activity_on = created_on
+        if pd.notna(last_touch) and pd.Timestamp(last_touch).date() > created_on:
+            last_activity_on = pd.Timestamp(last_touch).date()
+        days = (as_of - last_activity_on).days
+        close_on = expected_close(created_on, str(deal["deal_type"]), cycles, as_of)
+        p = float(probability[int(str(i))])
+        en, ja = actions.get(str(deal["deal_type"]), ACTIONS["call"])
+        rows.append(
+            {
+                "deal_id": deal["deal_id"],
+                "customer_id": deal["customer_id"],
+                "deal_type": deal["deal_type"],
+                "stage": deal["stage"],
+                "amount": float(deal["amount"]),
+                "created_at": deal["created_at"],
+                "win_probability": p,
+                "expected_close_month": close_on.replace(day=1),
+                "expected_amount": float(deal["amount"]) * p if not np.isnan(p) else None,
+                "last_activity_on": last_activity_on,
+                "days_since_last_activity": days,
+                "activity_band": activity_band(days),
+                "next_action_en": en,
+                "next_action_ja": ja,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(FORECAST_COLUMNS)), evaluation
+
+
+FORECAST_COLUMNS = (
+    "deal_id",
+    "customer_id",
+    "deal_type",
+    "stage",
+    "amount",
+    "created_at",
+    "win_probability",
+    "expected_close_month",
+    "expected_amount",
+    "last_activity_on",
+    "days_since_last_activity",
+    "activity_band",
+    "next_action_en",
+    "next_action_ja",
+)

@@ -1,0 +1,165 @@
+"""The customer features the scores use, how each reads in words, and loading them from the warehouse."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+FEATURES_TABLE = "intermediate.int_customer_features_monthly"
+
+
+def _pct(value: float) -> str:
+    return f"{abs(value):.0%}"
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input and its plain-words phrase in English and Japanese, given the customer's value."""
+
+    name: str
+    en: Callable[[float], str]
+    ja: Callable[[float], str]
+    missing_en: str = ""
+    missing_ja: str = ""
+
+    def phrase(self, value: float, locale: str) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return self.missing_ja if locale == "ja" else self.missing_en
+        return self.ja(value) if locale == "ja" else self.en(value)
+
+
+def _up_down(value: float, en_subject: str, ja_subject: str, en_tail: str, ja_tail: str) -> tuple[str, str]:
+    word_en, word_ja = ("up", "増加") if value >= 0 else ("down", "減少")
+    return f"{en_subject} {word_en} {_pct(value)} {en_tail}".strip(), f"{ja_subject}{ja_tail}{_pct(value)}{word_ja}"
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "usage_vs_3_month_average",
+        lambda v: _up_down(v, "usage", "利用", "against its 3-month average", "が直近3か月平均より")[0],
+        lambda v: _up_down(v, "usage", "利用", "against its 3-month average", "が直近3か月平均より")[1],
+        "no usage history",
+        "利用実績なし",
+    ),
+    Feature(
+        "plan_usage_ratio",
+        lambda v: f"plan at {v:.0%} of its limit",
+        lambda v: f"プラン上限の{v:.0%}まで利用",
+        "no plan limit",
+        "プラン上限なし",
+    ),
+    Feature(
+        "days_since_last_touch",
+        lambda v: f"no touch for {v:.0f} days",
+        lambda v: f"{v:.0f}日間接触なし",
+        "never touched",
+        "接触記録なし",
+    ),
+    Feature(
+        "touches_last_90_days",
+        lambda v: f"{v:.0f} touches in 90 days",
+        lambda v: f"直近90日の接触{v:.0f}回",
+    ),
+    Feature(
+        "conversations_last_90_days",
+        lambda v: f"{v:.0f} conversations in 90 days",
+        lambda v: f"直近90日の会話{v:.0f}回",
+    ),
+    Feature(
+        "tickets_last_90_days",
+        lambda v: f"{v:.0f} support tickets in 90 days",
+        lambda v: f"直近90日の問い合わせ{v:.0f}件",
+    ),
+    Feature(
+        "mrr",
+        lambda v: f"MRR ¥{v:,.0f}",
+        lambda v: f"MRR {v:,.0f}円",
+    ),
+    Feature(
+        "mrr_change_3_months_ratio",
+        lambda v: _up_down(v, "MRR", "MRR", "in 3 months", "が3か月で")[0],
+        lambda v: _up_down(v, "MRR", "MRR", "in 3 months", "が3か月で")[1],
+        "MRR new within 3 months",
+        "MRR発生から3か月未満",
+    ),
+    Feature(
+        "mrr_percentile",
+        lambda v: f"MRR above {v:.0%} of customers",
+        lambda v: f"MRRが顧客の{v:.0%}を上回る",
+    ),
+    Feature(
+        "tenure_months",
+        lambda v: f"customer for {v:.0f} months",
+        lambda v: f"契約{v:.0f}か月目",
+    ),
+    Feature(
+        "expansions_last_6_months",
+        lambda v: f"{v:.0f} expansions in 6 months",
+        lambda v: f"直近6か月の拡大{v:.0f}回",
+    ),
+    Feature(
+        "contractions_last_6_months",
+        lambda v: f"{v:.0f} contractions in 6 months",
+        lambda v: f"直近6か月の縮小{v:.0f}回",
+    ),
+    Feature(
+        "employee_count",
+        lambda v: f"{v:,.0f} employees",
+        lambda v: f"従業員{v:,.0f}名",
+        "company size unknown",
+        "従業員数不明",
+    ),
+    Feature(
+        "product_count",
+        lambda v: f"{v:.0f} products held",
+        lambda v: f"{v:.0f}製品を契約中",
+    ),
+    Feature(
+        "contract_term_months",
+        lambda v: f"{v:.0f}-month contract",
+        lambda v: f"{v:.0f}か月契約",
+        "contract term unknown",
+        "契約期間不明",
+    ),
+    Feature(
+        "days_to_renewal",
+        lambda v: f"renewal in {v:.0f} days",
+        lambda v: f"更新まで{v:.0f}日",
+        "no renewal date",
+        "更新日なし",
+    ),
+    Feature(
+        "open_expansion_deals",
+        lambda v: f"{v:.0f} open upsell or cross-sell deals",
+        lambda v: f"アップセル・クロスセル商談{v:.0f}件進行中",
+    ),
+    Feature(
+        "open_renewal_deals",
+        lambda v: f"{v:.0f} open renewal deals",
+        lambda v: f"更新商談{v:.0f}件進行中",
+    ),
+)
+
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+TARGETS = {"churn": "is_churned_next_90_days", "expansion": "is_expanded_next_90_days"}
+
+
+def load_customer_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every customer snapshot dbt built (training rows have has_outcome; the scoring rows is_scoring_snapshot)."""
+    frame = con.execute(f"SELECT * FROM {FEATURES_TABLE} ORDER BY snapshot_on, customer_id").df()
+    if frame.empty:
+        raise ValueError(f"{FEATURES_TABLE} is empty: run `kizuna run` (dbt build) on a warehouse with customers first")
+    frame["snapshot_on"] = pd.to_datetime(frame["snapshot_on"]).dt.date
+    for name in FEATURE_NAMES:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return frame
+
+
+def matrix(frame: pd.DataFrame) -> np.ndarray:
+    """The model's input: the features in FEATURES order, missing values as NaN."""
+    return frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype="float64", na_value=np.nan)
