@@ -40,17 +40,35 @@ def configured(settings: Settings) -> bool:
     return settings.alert_webhook_url is not None or bool(settings.alert_block)
 
 
+class _HideText(logging.Filter):
+    """Replace a secret in a library's log records (the webhook URL is the secret: its path is the token)."""
+
+    def __init__(self, secret: str, shown: str) -> None:
+        super().__init__()
+        self.secret, self.shown = secret, shown
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret and self.secret in message:
+            record.msg, record.args = message.replace(self.secret, self.shown), ()
+        return True
+
+
 def notify(settings: Settings, subject: str, body: str, *, timeout: float = 10.0) -> bool:
     """Send one alert; False when no alert is configured. Secrets are removed from subject and body."""
     subject, body = redact(subject, settings), redact(body, settings)[:MAX_TEXT]
     if settings.alert_webhook_url is not None:
         url = settings.alert_webhook_url.get_secret_value()
+        hide_url = _HideText(url, "[alert webhook URL]")
+        logging.getLogger("httpx").addFilter(hide_url)  # httpx logs every request's full URL at INFO
         try:
             # Slack's incoming-webhook shape; Mattermost, Teams workflows and most chat webhooks accept it too.
             response = httpx.post(url, json={"text": f"*{subject}*\n{body}"}, timeout=timeout)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise AlertError(f"alert webhook (KIZUNA_ALERT_WEBHOOK_URL) failed: {redact(str(exc), settings)}") from None
+        finally:
+            logging.getLogger("httpx").removeFilter(hide_url)
         return True
     if settings.alert_block:
         from prefect.blocks.abstract import NotificationBlock

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -63,7 +65,43 @@ class Audience(_Strict):
     def _single_predicate(cls, v: str | None) -> str | None:
         if v is not None and (";" in v or "--" in v or "/*" in v):
             raise ValueError("must be a single SQL predicate: no ';' and no comments")
+        if v is not None:
+            _check_predicate_reads_marts_only(v)
         return v
+
+
+def _check_predicate_reads_marts_only(predicate: str) -> None:
+    """Refuse a `where` that reads anything but marts tables: files, URLs, other schemas, table functions.
+
+    The predicate runs inside the selection query on the writing connection; without this a campaign file could
+    read any local file (read_text('/proc/self/environ') holds the API key) into an error message or a
+    selection, or make DuckDB fetch extensions from the network. DuckDB's own parser gives the tree.
+    """
+    with duckdb.connect(":memory:") as con:
+        row = con.execute(
+            "SELECT json_serialize_sql(?::VARCHAR)", [f"SELECT 1 FROM marts.customers AS c WHERE ({predicate})"]
+        ).fetchone()
+    tree = json.loads(row[0]) if row else {"error": True}
+    if tree.get("error") or len(tree.get("statements", [])) != 1:
+        raise ValueError(f"is not a valid SQL predicate ({tree.get('error_message', 'unparsable')})")
+    if tree["statements"][0]["node"].get("type") != "SELECT_NODE":
+        raise ValueError("must be a single SQL predicate (no UNION, no second query)")
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if kind == "TABLE_FUNCTION":
+                name = node.get("function", {}).get("function_name", "?")
+                raise ValueError(f"may read marts tables only: table function {name}() is not allowed")
+            if kind == "BASE_TABLE" and (node.get("schema_name") != "marts" or node.get("catalog_name")):
+                qualified = ".".join(node.get("qualified_name", {}).get("path") or [str(node.get("table_name"))])
+                raise ValueError(f"may read marts tables only (marts.<table>): {qualified!r} is not one")
+            node = list(node.values())
+        if isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(tree)
 
 
 class Roles(_Strict):
@@ -120,6 +158,8 @@ def load_campaign(path: Path) -> Campaign:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise CampaignFileError(f"{path.name}: not valid YAML: {exc}") from exc
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise CampaignFileError(f"{path.name}: nested too deeply to be a campaign file") from None
     if not isinstance(doc, dict):
         raise CampaignFileError(f"{path.name}: expected a mapping of keys (name, template, audience, ...)")
     try:

@@ -2,8 +2,9 @@
 
 Answers: 200/202 → accepted (X-Message-Id); 400, 413 and other 4xx → PermanentSendError with SendGrid's own
 message (sanitised); 401/403 also halt the backend, so the rest of the run stays pending instead of
-hammering a bad key; 429 → every worker waits until X-RateLimit-Reset (at most
-``max_rate_limit_wait`` seconds, else DeferredSendError) and the message is tried again; 5xx, timeouts and
+hammering a bad key; 429 → every worker waits until X-RateLimit-Reset and the message is tried again, as
+long as the storm of 429s (since the last other answer) stays within ``max_rate_limit_wait`` seconds; past
+that DeferredSendError, and the backend halts so the rest of the run stays pending; 5xx, timeouts and
 connection errors → UncertainSendError: SendGrid may have queued the mail, and there is no idempotency key,
 so it is never resent blindly (docs/delivery.md says how ``unknown`` is reconciled).
 
@@ -133,6 +134,7 @@ class SendGridBackend:
         self._key = api_key
         self._limiter = RateLimiter(rate_per_second)
         self._halted: str | None = None
+        self._rate_limited_since: float | None = None  # first 429 with no other answer since (a storm's start)
         self._local = threading.local()
         self._connections: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
@@ -182,6 +184,8 @@ class SendGridBackend:
                 raise DeferredSendError(self._halted)
             self._limiter.acquire()
             answer = self._post(payload)
+            if answer.status != 429:
+                self._rate_limited_since = None  # answered: whatever storm there was is over
             if answer.status in (200, 202):
                 # 200 is sandbox mode's answer: validated, nothing queued, no message id.
                 return answer.headers.get("x-message-id") or f"sandbox-{message.message_key}"
@@ -298,11 +302,17 @@ class SendGridBackend:
             wait = max(0.0, reset - time.time())
         except ValueError:
             wait = 1.0  # no usable header: a short pause, then try again
-        if wait > self.max_rate_limit_wait:
-            raise DeferredSendError(
-                f"not sent: rate limited for {wait:.0f} s, longer than "
-                f"KIZUNA_SENDGRID_MAX_RATE_LIMIT_WAIT_SECONDS={self.max_rate_limit_wait:g}"
+        now = time.monotonic()
+        with self._lock:
+            since = self._rate_limited_since = self._rate_limited_since or now
+        # The limit is on the whole storm, not on each 429: waiting per message, a long storm would keep a
+        # campaign busy for (messages / concurrency) x retries x reset. Past it, the rest of the run stays pending.
+        if (now - since) + wait > self.max_rate_limit_wait:
+            self._halted = (
+                f"not sent: rate limited for {now - since + wait:.0f} s, longer than "
+                f"KIZUNA_SENDGRID_MAX_RATE_LIMIT_WAIT_SECONDS={self.max_rate_limit_wait:g}; the next run sends it"
             )
+            raise DeferredSendError(self._halted)
         log.warning("SendGrid answered 429; all senders wait %.1f s (X-RateLimit-Reset)", wait)
         self._limiter.pause_until(time.monotonic() + wait)
 

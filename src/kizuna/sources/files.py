@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -16,6 +17,9 @@ from kizuna.sources.encoding import detect_encoding, to_utf8
 from kizuna.sources.errors import Finding, SourceError
 
 MAX_FINDINGS_PER_FILE = 20
+# A workbook whose parts expand to more than this is refused before it is parsed: a few hundred kilobytes of
+# zip can declare gigabytes of sheet XML (a zip bomb), which the Excel reader would expand in memory.
+MAX_XLSX_UNCOMPRESSED_BYTES = 1 << 30
 _TRUE = ("true", "t", "1", "yes", "y")
 _FALSE = ("false", "f", "0", "no", "n")
 
@@ -69,6 +73,19 @@ def excel_to_csv(path: Path, dest: Path) -> Path:
     """Copy the first sheet of an .xlsx workbook to a UTF-8 CSV, keeping row numbers aligned."""
     from python_calamine import CalamineWorkbook
 
+    try:
+        with zipfile.ZipFile(path) as archive:
+            expanded = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SourceError(path.name, None, None, f"cannot be read as an Excel workbook ({exc})") from exc
+    if expanded > MAX_XLSX_UNCOMPRESSED_BYTES:
+        raise SourceError(
+            path.name,
+            None,
+            None,
+            f"expands to {expanded:,} bytes, over the {MAX_XLSX_UNCOMPRESSED_BYTES:,}-byte limit for a workbook; "
+            "export the sheet as CSV instead",
+        )
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         rows = workbook.get_sheet_by_index(0).to_python(skip_empty_area=False)
