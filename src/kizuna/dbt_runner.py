@@ -88,7 +88,8 @@ def _release_duckdb() -> None:
 
 def dbt_args(settings: Settings, command: str, as_of: date | None, extra: list[str] | None = None) -> list[str]:
     """Arguments of one dbt command on this project; as_of None for `retry`, which reuses the failed run's vars."""
-    target = settings.var_dir / "dbt"
+    # Absolute: PrefectDbtRunner resolves a relative --target-path against the dbt project, not the cwd.
+    target = (settings.var_dir / "dbt").resolve()
     args = [
         command,
         "--project-dir",
@@ -106,7 +107,7 @@ def dbt_args(settings: Settings, command: str, as_of: date | None, extra: list[s
 
 
 def run_results_path(settings: Settings) -> Path:
-    return settings.var_dir / "dbt" / "target" / "run_results.json"
+    return (settings.var_dir / "dbt").resolve() / "target" / "run_results.json"
 
 
 # An invoker runs one dbt command and returns why dbt could not run at all, or None. Node failures are read
@@ -178,6 +179,10 @@ def build(
     results_path = run_results_path(settings)
     results_path.unlink(missing_ok=True)  # a stale file must not be read as this build's results
     extra = ["--select", select] if select else []
+    if not settings.dbt_unit_tests:
+        # Unit tests check the SQL's logic against fixed inputs: they belong to CI (`make test` runs them),
+        # not to every production build. Data tests, which check today's data, always run.
+        extra += ["--exclude-resource-type", "unit_test"]
     args = dbt_args(settings, "build", as_of, extra)
     env = {"KIZUNA_WAREHOUSE": str(Path(settings.warehouse).resolve()), "DO_NOT_TRACK": "1"}
     nodes: dict[str, NodeResult] = {}

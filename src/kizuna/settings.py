@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     frequency_max_emails: int = Field(2, ge=1, description="At most this many marketing emails per contact ...")
     frequency_days: int = Field(7, ge=1, description="... in this many days, across all campaigns.")
 
+    dbt_node_tasks: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Show each dbt node as its own Prefect task: auto = when PREFECT_API_URL names a server "
+        "(≈ 140 ms per node), else one dbt-build task.",
+    )
+    dbt_unit_tests: bool = Field(
+        False, description="Also run dbt's unit tests in `kizuna run`/`kizuna build` (CI runs them anyway)."
+    )
     gate_max_drop: float = Field(
         0.5,
         ge=0,

@@ -80,7 +80,8 @@ def test_marts_build_on_a_fresh_warehouse(tracking_settings: Settings) -> None:
 
     with connect(tracking_settings.warehouse) as con:
         ensure_tracking_tables(con)
+    with_unit_tests = tracking_settings.model_copy(update={"dbt_unit_tests": True})
     built = dbt_runner.build(
-        tracking_settings, date(2025, 1, 2), select="path:models/staging/email path:models/marts/engagement"
+        with_unit_tests, date(2025, 1, 2), select="path:models/staging/email path:models/marts/engagement"
     )
     assert built.count("model") == 5 and built.count("unit_test") == 2

@@ -1,0 +1,40 @@
+"""dbt's outputs land under var/ whoever invokes dbt: PrefectDbtRunner resolves relative paths elsewhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from kizuna.dbt_runner import dbt_args, run_results_path
+from kizuna.settings import Settings
+
+
+def test_target_and_log_paths_are_absolute_even_for_a_relative_var_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(var_dir=Path("var"))
+    args = dbt_args(settings, "build", dt.date(2026, 11, 23))
+    target = Path(args[args.index("--target-path") + 1])
+    logs = Path(args[args.index("--log-path") + 1])
+    assert target == tmp_path / "var" / "dbt" / "target" and logs.is_absolute()
+    assert run_results_path(settings) == target / "run_results.json"
+
+
+def test_production_builds_leave_unit_tests_to_ci(tmp_path: Path) -> None:
+    """Data tests always run; unit tests (fixed inputs, CI's job) only when asked."""
+    from kizuna import dbt_runner
+
+    seen: list[list[str]] = []
+
+    def record(args: list[str]) -> str | None:
+        seen.append(args)
+        return None
+
+    settings = Settings(var_dir=tmp_path / "var", warehouse=tmp_path / "w.duckdb")
+    dbt_runner.build(settings, dt.date(2026, 11, 23), invoke=record)
+    dbt_runner.build(settings.model_copy(update={"dbt_unit_tests": True}), dt.date(2026, 11, 23), invoke=record)
+    assert "--exclude-resource-type" in seen[0] and seen[0][seen[0].index("--exclude-resource-type") + 1] == "unit_test"
+    assert "--exclude-resource-type" not in seen[1]
