@@ -12,3 +12,10 @@
 {% macro integer_divide(numerator, denominator) -%}
     cast(floor(cast({{ numerator }} as double precision) / ({{ denominator }})) as {{ dbt.type_int() }})
 {%- endmacro %}
+
+{#- The business date of a UTC timestamp: the day it was in the business time zone (var
+    business_utc_offset_hours, 9 for Asia/Tokyo, which has no daylight saving). Timestamps are stored in
+    UTC; a touch at 08:30 JST on the 1st is the 1st, not the 31st of the previous month. -#}
+{% macro business_date(timestamp_expression) -%}
+    cast({{ dbt.dateadd('hour', var('business_utc_offset_hours'), timestamp_expression) }} as date)
+{%- endmacro %}

@@ -86,11 +86,11 @@ tickets_summarised as (
         customer_id,
         sum(
             case
-                when cast(created_at as date) > {{ dbt.dateadd('day', -90, as_of_date()) }} then 1 else 0
+                when {{ business_date('created_at') }} > {{ dbt.dateadd('day', -90, as_of_date()) }} then 1 else 0
             end
         ) as tickets_last_90_days
     from support_tickets
-    where cast(created_at as date) <= {{ as_of_date() }}
+    where {{ business_date('created_at') }} <= {{ as_of_date() }}
     group by customer_id
 ),
 
@@ -132,7 +132,7 @@ customers_joined as (
         latest_usage.plan_limit,
         latest_usage.plan_usage_ratio,
         touches.last_touch_at,
-        {{ dbt.datediff('cast(touches.last_touch_at as date)', as_of_date(), 'day') }}             as days_since_last_touch,  -- noqa: LT05
+        {{ dbt.datediff(business_date('touches.last_touch_at'), as_of_date(), 'day') }}             as days_since_last_touch,  -- noqa: LT05
         coalesce(touches.touches_last_90_days, 0) as touches_last_90_days,
         coalesce(touches.conversations_last_90_days, 0) as conversations_last_90_days,
         coalesce(tickets_summarised.tickets_last_90_days, 0) as tickets_last_90_days

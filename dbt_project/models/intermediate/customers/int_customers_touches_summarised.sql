@@ -8,7 +8,7 @@ touches as (
         activity_type in (
             '{{ var("touch_activity_types") | join("', '") }}'  -- noqa: LT05
         )
-        and cast(occurred_at as date) <= {{ as_of_date() }}
+        and {{ business_date('occurred_at') }} <= {{ as_of_date() }}
 ),
 
 final as (
@@ -17,12 +17,12 @@ final as (
         customer_id,
         max(occurred_at) as last_touch_at,
         sum(
-            case when cast(occurred_at as date) > {{ dbt.dateadd('day', -90, as_of_date()) }} then 1 else 0 end
+            case when {{ business_date('occurred_at') }} > {{ dbt.dateadd('day', -90, as_of_date()) }} then 1 else 0 end
         ) as touches_last_90_days,
         sum(
             case
                 when
-                    cast(occurred_at as date) > {{ dbt.dateadd('day', -90, as_of_date()) }}
+                    {{ business_date('occurred_at') }} > {{ dbt.dateadd('day', -90, as_of_date()) }}
                     and outcome in (
                         '{{ var("effective_conversation_outcomes") | join("', '") }}'  -- noqa: LT05
                     )

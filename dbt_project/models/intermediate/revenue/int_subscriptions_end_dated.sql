@@ -17,13 +17,13 @@ unpaid_since_found as (
     -- doc block past_due: the oldest invoice still open after the last paid one, issued by the as-of date.
     select
         invoices.subscription_id,
-        min(cast(invoices.issued_at as date)) as past_due_since
+        min({{ business_date('invoices.issued_at') }}) as past_due_since
     from invoices
     left join last_paid_invoices
         on invoices.subscription_id = last_paid_invoices.subscription_id
     where
         invoices.status = 'open'
-        and cast(invoices.issued_at as date) <= {{ as_of_date() }}
+        and {{ business_date('invoices.issued_at') }} <= {{ as_of_date() }}
         and (last_paid_invoices.last_paid_at is null or invoices.issued_at > last_paid_invoices.last_paid_at)
     group by invoices.subscription_id
 ),

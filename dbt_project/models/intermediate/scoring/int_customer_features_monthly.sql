@@ -145,10 +145,10 @@ touches_summarised as (
     select
         population.customer_id,
         population.snapshot_on,
-        max(cast(activities.occurred_at as date)) as last_touch_on,
+        max({{ business_date('activities.occurred_at') }}) as last_touch_on,
         sum(
             case
-                when cast(activities.occurred_at as date) >= {{ dbt.dateadd('day', -90, 'population.snapshot_on') }}
+                when {{ business_date('activities.occurred_at') }} >= {{ dbt.dateadd('day', -90, 'population.snapshot_on') }}  -- noqa: LT05
                     then 1
                 else 0
             end
@@ -156,7 +156,7 @@ touches_summarised as (
         sum(
             case
                 when
-                    cast(activities.occurred_at as date) >= {{ dbt.dateadd('day', -90, 'population.snapshot_on') }}
+                    {{ business_date('activities.occurred_at') }} >= {{ dbt.dateadd('day', -90, 'population.snapshot_on') }}  -- noqa: LT05
                     and activities.outcome in (
                         '{{ var("effective_conversation_outcomes") | join("', '") }}'  -- noqa: LT05
                     )
@@ -168,7 +168,7 @@ touches_summarised as (
     inner join activities
         on
             population.customer_id = activities.customer_id
-            and cast(activities.occurred_at as date) < population.snapshot_on
+            and {{ business_date('activities.occurred_at') }} < population.snapshot_on
             and activities.activity_type in (
                 '{{ var("touch_activity_types") | join("', '") }}'  -- noqa: LT05
             )
@@ -184,8 +184,8 @@ tickets_summarised as (
     inner join support_tickets
         on
             population.customer_id = support_tickets.customer_id
-            and cast(support_tickets.created_at as date) < population.snapshot_on
-            and cast(support_tickets.created_at as date) >= {{ dbt.dateadd('day', -90, 'population.snapshot_on') }}
+            and {{ business_date('support_tickets.created_at') }} < population.snapshot_on
+            and {{ business_date('support_tickets.created_at') }} >= {{ dbt.dateadd('day', -90, 'population.snapshot_on') }}  -- noqa: LT05
     group by population.customer_id, population.snapshot_on
 ),
 
@@ -200,8 +200,8 @@ open_deals_summarised as (
     inner join deals
         on
             population.customer_id = deals.customer_id
-            and cast(deals.created_at as date) < population.snapshot_on
-            and (deals.closed_at is null or cast(deals.closed_at as date) >= population.snapshot_on)
+            and {{ business_date('deals.created_at') }} < population.snapshot_on
+            and (deals.closed_at is null or {{ business_date('deals.closed_at') }} >= population.snapshot_on)
     group by population.customer_id, population.snapshot_on
 ),
 

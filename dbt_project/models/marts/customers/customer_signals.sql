@@ -147,17 +147,17 @@ no_recent_touch_signals as (
         cast({{ dbt.dateadd(
             'day',
             'touch_threshold_days + 1',
-            'coalesce(cast(last_touch_at as date), first_paid_month)'
+            'coalesce(' ~ business_date('last_touch_at') ~ ', first_paid_month)'
         ) }} as date) as first_seen_on,
         cast(
-            {{ dbt.datediff('coalesce(cast(last_touch_at as date), first_paid_month)', as_of_date(), 'day') }}
+            {{ dbt.datediff('coalesce(' ~ business_date('last_touch_at') ~ ', first_paid_month)', as_of_date(), 'day') }}  -- noqa: LT05
             as double precision
         ) as signal_value,
         cast(touch_threshold_days as double precision) as signal_threshold,
         customer_rank as signal_detail
     from touch_thresholds
     where
-        {{ dbt.datediff('coalesce(cast(last_touch_at as date), first_paid_month)', as_of_date(), 'day') }}
+        {{ dbt.datediff('coalesce(' ~ business_date('last_touch_at') ~ ', first_paid_month)', as_of_date(), 'day') }}
         > touch_threshold_days
 ),
 
@@ -165,9 +165,9 @@ tickets_dated as (
     select
         customer_id,
         ticket_id,
-        cast(created_at as date) as created_on
+        {{ business_date('created_at') }} as created_on
     from support_tickets
-    where cast(created_at as date) <= {{ as_of_date() }}
+    where {{ business_date('created_at') }} <= {{ as_of_date() }}
 ),
 
 ticket_days as (
@@ -238,15 +238,15 @@ invoice_customers as (
     -- invoice-based customers: invoices but no subscription at all
     select
         invoices.customer_id,
-        count(distinct cast(invoices.issued_at as date)) as purchase_days,
-        min(cast(invoices.issued_at as date)) as first_purchase_on,
-        max(cast(invoices.issued_at as date)) as last_purchase_on
+        count(distinct {{ business_date('invoices.issued_at') }}) as purchase_days,
+        min({{ business_date('invoices.issued_at') }}) as first_purchase_on,
+        max({{ business_date('invoices.issued_at') }}) as last_purchase_on
     from invoices
     left join subscriptions on invoices.customer_id = subscriptions.customer_id
     where
         subscriptions.customer_id is null
         and invoices.status in ('paid', 'open')
-        and cast(invoices.issued_at as date) <= {{ as_of_date() }}
+        and {{ business_date('invoices.issued_at') }} <= {{ as_of_date() }}
     group by invoices.customer_id
 ),
 

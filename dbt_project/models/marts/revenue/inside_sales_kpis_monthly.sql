@@ -10,7 +10,7 @@ mrr_kpis as (select * from {{ ref('mrr_kpis_monthly') }}),
 
 inside_sales_activities as (
     select
-        {{ month_of('occurred_at') }} as month,
+        {{ month_of(business_date('occurred_at')) }} as month,
         customer_id,
         outcome
     from activities
@@ -19,7 +19,7 @@ inside_sales_activities as (
         and activity_type in (
             '{{ var("touch_activity_types") | join("', '") }}'  -- noqa: LT05
         )
-        and cast(occurred_at as date) <= {{ as_of_date() }}
+        and {{ business_date('occurred_at') }} <= {{ as_of_date() }}
 ),
 
 activity_summed as (
@@ -61,26 +61,26 @@ csqls as (
             lead_source in ('{{ var("inside_sales_lead_sources") | join("', '") }}')
             or lead_source like '{{ var("campaign_lead_source_prefix") }}%'
         )
-        and cast(created_at as date) <= {{ as_of_date() }}
+        and {{ business_date('created_at') }} <= {{ as_of_date() }}
 ),
 
 csqls_created as (
     select
-        {{ month_of('created_at') }} as month,
+        {{ month_of(business_date('created_at')) }} as month,
         count(*) as csqls_created,
         sum(case when is_opportunity then 1 else 0 end) as csqls_to_opportunity
     from csqls
-    group by {{ month_of('created_at') }}
+    group by {{ month_of(business_date('created_at')) }}
 ),
 
 csqls_won as (
     select
-        {{ month_of('closed_at') }} as month,
+        {{ month_of(business_date('closed_at')) }} as month,
         count(*) as csqls_won,
         sum(amount) / {{ var('deal_amount_months') }} as won_expansion_mrr
     from csqls
-    where is_won and cast(closed_at as date) <= {{ as_of_date() }}
-    group by {{ month_of('closed_at') }}
+    where is_won and {{ business_date('closed_at') }} <= {{ as_of_date() }}
+    group by {{ month_of(business_date('closed_at')) }}
 ),
 
 final as (
