@@ -100,6 +100,15 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool
     return bool(row and row[0])
 
 
+def column_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
+    """For marts built by an older version of the models, which may lack a newer column."""
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? AND column_name = ?",
+        [schema, table, column],
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, int]:
     """Replace every raw table from the incoming schema in one transaction: all tables or none.
 

@@ -16,7 +16,7 @@ import duckdb
 from kizuna.campaigns.ledger import LEDGER_TABLE, SETTLED_STATES, ensure_ledger
 from kizuna.campaigns.spec import Campaign, Roles
 from kizuna.settings import Settings
-from kizuna.warehouse import OPS_SCHEMA, table_exists
+from kizuna.warehouse import OPS_SCHEMA, column_exists, table_exists
 
 RECIPIENTS_TABLE = f"{OPS_SCHEMA}.campaign_recipients"
 EXCLUSIONS_TABLE = f"{OPS_SCHEMA}.campaign_exclusions"
@@ -248,11 +248,9 @@ def select_recipients(
         else "false"
     )
     # Older marts may lack marketing_consent: then nothing is known beyond opt-in, i.e. 'unknown'.
-    has_consent_column = con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = 'contacts' "
-        "AND column_name = 'marketing_consent'"
-    ).fetchone()
-    consent_column = "ct.marketing_consent" if has_consent_column and has_consent_column[0] else "'unknown'"
+    consent_column = (
+        "ct.marketing_consent" if column_exists(con, "marts", "contacts", "marketing_consent") else "'unknown'"
+    )
     freq = campaign.frequency
     max_emails = min(settings.frequency_max_emails, freq.max_emails if freq else settings.frequency_max_emails)
     freq_days = max(settings.frequency_days, freq.days if freq else settings.frequency_days)

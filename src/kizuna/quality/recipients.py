@@ -8,7 +8,7 @@ from kizuna.quality.suites import load_suites
 from kizuna.quality.validate import CheckResult, run_suite
 from kizuna.settings import Settings
 from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
-from kizuna.warehouse import OPS_SCHEMA, table_exists
+from kizuna.warehouse import OPS_SCHEMA, column_exists, table_exists
 
 
 class RecipientsCheckError(RuntimeError):
@@ -33,13 +33,9 @@ def check_recipients(
         if table_exists(con, OPS_SCHEMA, "suppressions")
         else "false"
     )
-    has_consent_column = con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = 'contacts' "
-        "AND column_name = 'marketing_consent'"
-    ).fetchone()
     if settings.lawful_basis != "relationship":
         relationship_allows = "false"
-    elif has_consent_column and has_consent_column[0]:
+    elif column_exists(con, "marts", "contacts", "marketing_consent"):
         relationship_allows = "ct.marketing_consent <> 'opted_out'"
     else:
         relationship_allows = "true"
