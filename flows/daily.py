@@ -294,9 +294,15 @@ def daily(
     source_dir: str | None = None,
     warehouse: str | None = None,
     as_of: date | None = None,
+    full_refresh: bool = False,
 ) -> RunSummary:
-    """Run the whole pipeline once. Unset parameters come from KIZUNA_* settings; as_of defaults to today in Tokyo."""
+    """Run the whole pipeline once. Unset parameters come from KIZUNA_* settings; as_of defaults to today in Tokyo.
+
+    full_refresh makes the connectors pull every record again instead of the changes since their cursors.
+    """
     overrides: dict[str, object] = {}
+    if full_refresh:
+        overrides["full_refresh"] = True
     if source_dir:
         overrides["source_dir"] = Path(source_dir)
     if warehouse:

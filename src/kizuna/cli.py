@@ -25,10 +25,15 @@ err = Console(stderr=True)
 SourceDir = Annotated[Path | None, typer.Option(help="Directory of source files (default: KIZUNA_SOURCE_DIR).")]
 Warehouse = Annotated[Path | None, typer.Option(help="DuckDB file (default: KIZUNA_WAREHOUSE).")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="Business date YYYY-MM-DD (default: today, Tokyo).")]
+FullRefresh = Annotated[
+    bool, typer.Option("--full-refresh", help="Connectors ignore their cursors and pull every record again.")
+]
 
 
-def _settings(source_dir: Path | None = None, warehouse: Path | None = None) -> Settings:
+def _settings(source_dir: Path | None = None, warehouse: Path | None = None, full_refresh: bool = False) -> Settings:
     overrides: dict[str, object] = {}
+    if full_refresh:
+        overrides["full_refresh"] = True
     if source_dir is not None:
         overrides["source_dir"] = source_dir
     if warehouse is not None:
@@ -85,17 +90,18 @@ def demo_data(
 
 
 @app.command()
-def ingest(source_dir: SourceDir = None, warehouse: Warehouse = None) -> None:
-    """Parse the source files into the warehouse's incoming schema (not yet published)."""
+def ingest(source_dir: SourceDir = None, warehouse: Warehouse = None, full_refresh: FullRefresh = False) -> None:
+    """Stage the sources (files, or pulls by the connectors in sources.yaml) in the incoming schema."""
+    from kizuna.connectors.base import ConnectorError
     from kizuna.sources.contract import TABLES
     from kizuna.sources.errors import SourceContractError, SourceError
     from kizuna.sources.ingest import stage_sources
 
-    settings = _settings(source_dir, warehouse)
+    settings = _settings(source_dir, warehouse, full_refresh)
     try:
         with _progress("ingest", len(TABLES)) as step:
             result = stage_sources(settings, progress=step)
-    except (SourceContractError, SourceError) as exc:
+    except (SourceContractError, SourceError, ConnectorError) as exc:
         raise _fail(exc) from exc
     for staged in result.staged:
         console.print(f"{staged.file}: {staged.rows:,} rows ({staged.encoding})")
@@ -153,14 +159,18 @@ def build(warehouse: Warehouse = None, as_of: AsOf = None) -> None:
 
 
 @app.command()
-def run(source_dir: SourceDir = None, warehouse: Warehouse = None, as_of: AsOf = None) -> None:
+def run(
+    source_dir: SourceDir = None, warehouse: Warehouse = None, as_of: AsOf = None, full_refresh: FullRefresh = False
+) -> None:
     """Run the daily flow: ingest → gate → dbt build → campaigns → summary."""
     from flows.daily import daily
 
-    settings = _settings(source_dir, warehouse)
+    settings = _settings(source_dir, warehouse, full_refresh)
     day = _as_of(as_of, settings)
     try:
-        summary = daily(source_dir=str(settings.source_dir), warehouse=str(settings.warehouse), as_of=day)
+        summary = daily(
+            source_dir=str(settings.source_dir), warehouse=str(settings.warehouse), as_of=day, full_refresh=full_refresh
+        )
     except Exception as exc:
         raise _fail(exc) from exc
     console.print(Markdown(summary.to_markdown()))

@@ -59,6 +59,42 @@ class Settings(BaseSettings):
         "the gate holds the load as suspicious (kizuna check --accept-drop confirms it).",
     )
 
+    sources_config: Path | None = Field(
+        None,
+        description="YAML file saying which source feeds each raw table (files, hubspot, stripe, postgres) and "
+        "their non-secret options; unset means every table comes from files in source_dir (docs/sources.md).",
+    )
+    table_sources: str | None = Field(
+        None,
+        description="Overrides the sources file per table, e.g. 'customers=hubspot,subscriptions=stripe'.",
+    )
+    full_refresh: bool = Field(
+        False, description="Ignore the connectors' stored cursors and pull every record again (`--full-refresh`)."
+    )
+    hubspot_token: SecretStr | None = Field(None, description="HubSpot private app access token.")
+    hubspot_token_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the HubSpot token, used when hubspot_token is unset."
+    )
+    hubspot_base_url: str = Field("https://api.hubapi.com", description="HubSpot API base URL (or a test stand-in).")
+    stripe_api_key: SecretStr | None = Field(None, description="Stripe restricted or secret key (read access).")
+    stripe_api_key_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the Stripe key, used when stripe_api_key is unset."
+    )
+    stripe_api_base: str = Field("https://api.stripe.com", description="Stripe API base URL (or a test stand-in).")
+    postgres_dsn: SecretStr | None = Field(
+        None, description="PostgreSQL connection URL for the SQL source, e.g. postgresql://user:pw@host:5432/db."
+    )
+    postgres_dsn_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the PostgreSQL URL, used when postgres_dsn is unset."
+    )
+    postgres_schema: str = Field("public", description="Schema holding the contract's tables in the SQL source.")
+    connector_max_retries: int = Field(
+        6,
+        ge=0,
+        description="Retries of one API request after a 429, 5xx or timeout (with backoff, Retry-After honoured).",
+    )
+    connector_timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout of the API connectors.")
+
     email_backend: Literal["outbox", "sendgrid"] = Field(
         "outbox", description="outbox (.eml files, for demos and dry runs) or sendgrid (docs/delivery.md)."
     )

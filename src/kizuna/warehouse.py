@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 RAW_SCHEMA = "raw"
 INCOMING_SCHEMA = "raw_incoming"
 OPS_SCHEMA = "ops"
+# Connector state (cursors, mirrors of pulled records) is staged as raw_incoming."_state__<name>" and
+# replaces connector_state."<name>" in the publishing transaction: it advances only with the load it describes.
+STATE_SCHEMA = "connector_state"
+STATE_PREFIX = "_state__"
 
 
 class WarehouseLockedError(RuntimeError):
@@ -113,6 +117,7 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
     """Replace every raw table from the incoming schema in one transaction: all tables or none.
 
     Tables with no staged file become empty, so raw mirrors exactly what the source directory held.
+    Connector state staged with the load (cursors, mirrors) is committed in the same transaction.
     """
     staged = {
         r[0]
@@ -145,6 +150,14 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
             f"source_file, encoding, row_count, sha256 FROM {INCOMING_SCHEMA}._load WHERE load_id = ?",
             [load_id],
         )
+        state_tables = sorted(t for t in staged if t.startswith(STATE_PREFIX))
+        if state_tables:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
+        for name in state_tables:
+            con.execute(
+                f'CREATE OR REPLACE TABLE {STATE_SCHEMA}."{name.removeprefix(STATE_PREFIX)}" AS '
+                f'SELECT * FROM {INCOMING_SCHEMA}."{name}"'
+            )
         if table_exists(con, INCOMING_SCHEMA, "_quarantine"):
             # Rows the gate moved out of this load, kept with file, row, column, rule and value.
             con.execute("CREATE SCHEMA IF NOT EXISTS quarantine")

@@ -6,14 +6,19 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES
+from kizuna.sources.contract import TABLES, Table
 from kizuna.sources.errors import Finding, SourceContractError, SourceError
 from kizuna.sources.files import StagedFile, find_file, stage_file
 from kizuna.warehouse import INCOMING_SCHEMA, connect
+
+if TYPE_CHECKING:
+    from kizuna.connectors.base import Connector
 
 MAX_FINDINGS = 50
 
@@ -37,15 +42,20 @@ def new_load_id() -> str:
 
 
 def stage_sources(settings: Settings, progress: Callable[[str], None] | None = None) -> IngestResult:
-    """Parse every contract file in settings.source_dir into the incoming schema.
+    """Stage every raw table into the incoming schema: from files in settings.source_dir, or pulled by the
+    connector the sources file routes it to (kizuna.connectors), with the same parser and rules.
 
-    Raises SourceContractError (naming file, row, column) when any file breaks the contract; the raw
-    schema is not touched either way: `kizuna.warehouse.publish_incoming` publishes after the gate.
+    Raises SourceContractError (naming file, row, column) when any table breaks the contract, and
+    ConnectorError when a pull fails; the raw schema, cursors and mirrors are not touched either way:
+    `kizuna.warehouse.publish_incoming` publishes them together after the gate.
     """
+    from kizuna.connectors.routing import FILES, load_routing
+
+    routing = load_routing(settings)
     source_dir = settings.source_dir
-    if not source_dir.is_dir():
+    if routing.uses_files and not source_dir.is_dir():
         raise SourceError(str(source_dir), None, None, "source directory does not exist")
-    result = IngestResult(load_id=new_load_id(), source_dir=str(source_dir))
+    result = IngestResult(load_id=new_load_id(), source_dir=str(source_dir) if routing.uses_files else routing.origin)
     findings: list[Finding] = []
     total = 0
     tmp_dir = settings.tmp_dir / f"ingest-{result.load_id}"
@@ -54,44 +64,106 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
             con.execute(f"SET TimeZone = '{settings.timezone}'")
             con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
             con.execute(f"CREATE SCHEMA {INCOMING_SCHEMA}")
-            for table in TABLES:
-                try:
-                    path = find_file(source_dir, table)
-                except SourceError as exc:
-                    findings.append(exc.finding)
-                    total += 1
-                    continue
-                if path is None:
-                    if table.required:
+            pulls = _Pulls(con, settings, routing.options, result.load_id)
+            try:
+                for table in TABLES:
+                    source = routing.source_of(table.name)
+                    if source == FILES:
+                        pulls.cursors.forget(table.name)
+                        staged, table_findings, table_total = _stage_from_file(
+                            con, table, source_dir, tmp_dir, progress
+                        )
+                    else:
+                        if progress:
+                            progress(f"{source}:{table.name}")
+                        staged, table_findings, table_total = pulls.pull(table, source, tmp_dir)
+                    findings += table_findings
+                    total += table_total
+                    if staged is None and not table_findings and not table.required:
+                        result.skipped.append(table.name)
+                    elif staged is None and not table_findings:
                         findings.append(Finding(f"{table.name}.csv", None, None, "required file is missing"))
                         total += 1
-                    else:
-                        result.skipped.append(table.name)
-                    continue
-                if progress:
-                    progress(path.name)
-                try:
-                    staged, file_findings, file_total = stage_file(con, table, path, INCOMING_SCHEMA, tmp_dir)
-                except SourceError as exc:
-                    findings.append(exc.finding)
-                    total += 1
-                    continue
-                findings += file_findings
-                total += file_total
-                if staged and table.required and staged.rows == 0:
-                    findings.append(
-                        Finding(path.name, 2, None, "has a header but no records; a required file cannot be empty")
-                    )
-                    total += 1
-                elif staged:
-                    result.staged.append(staged)
-            if findings:
+                    elif staged and table.required and staged.rows == 0:
+                        findings.append(
+                            Finding(
+                                staged.file, 2, None, "has a header but no records; a required file cannot be empty"
+                            )
+                        )
+                        total += 1
+                    elif staged:
+                        result.staged.append(staged)
+                if findings:
+                    raise SourceContractError(findings[:MAX_FINDINGS], total)
+                pulls.cursors.stage(con)
+                _record_staged(con, result)
+            except BaseException:
                 con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
-                raise SourceContractError(findings[:MAX_FINDINGS], total)
-            _record_staged(con, result)
+                raise
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return result
+
+
+def _stage_from_file(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    source_dir: Path,
+    tmp_dir: Path,
+    progress: Callable[[str], None] | None,
+) -> tuple[StagedFile | None, list[Finding], int]:
+    try:
+        path = find_file(source_dir, table)
+    except SourceError as exc:
+        return None, [exc.finding], 1
+    if path is None:
+        return None, [], 0
+    if progress:
+        progress(path.name)
+    try:
+        return stage_file(con, table, path, INCOMING_SCHEMA, tmp_dir)
+    except SourceError as exc:
+        return None, [exc.finding], 1
+
+
+class _Pulls:
+    """The connectors of one ingest, made once per source, and the cursors they advance."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, settings: Settings, options: dict[str, dict[str, Any]], load_id: str
+    ) -> None:
+        from kizuna.connectors.state import CursorStore, prune_pull_dirs, pull_dir
+
+        self.con = con
+        self.settings = settings
+        self.options = options
+        self.load_id = load_id
+        self.cursors = CursorStore(con)
+        self.dir = pull_dir(settings.var_dir, load_id)
+        self._connectors: dict[str, Connector] = {}
+        prune_pull_dirs(settings.var_dir)
+
+    def pull(self, table: Table, source: str, tmp_dir: Path) -> tuple[StagedFile | None, list[Finding], int]:
+        from kizuna.connectors.base import ChangeSink
+        from kizuna.connectors.registry import make_connector
+        from kizuna.connectors.state import stage_pull
+
+        if source not in self._connectors:
+            self._connectors[source] = make_connector(source, self.settings, self.options.get(source, {}))
+        connector = self._connectors[source]
+        if table.name not in connector.tables:
+            finding = Finding(source, None, table.name, f"the {source} connector cannot feed this table")
+            return None, [finding], 1
+        cursor = None if self.settings.full_refresh else self.cursors.get(source, table.name)
+        sink = ChangeSink(table, self.dir / f"{source}-{table.name}.csv")
+        try:
+            outcome = connector.pull(table, cursor, sink)
+        finally:
+            sink.close()
+        staged, findings, total = stage_pull(self.con, table, source, sink, outcome, tmp_dir)
+        if staged is not None:
+            self.cursors.set(source, table.name, outcome.cursor, self.load_id)
+        return staged, findings, total
 
 
 def _record_staged(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
