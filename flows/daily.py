@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -18,6 +18,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run as current_run
+from prefect.tasks import Task
 from pydantic import Field
 
 from flows.hooks import alert_on_failure
@@ -37,6 +38,9 @@ from kizuna.summary import CampaignSummary, RunSummary, kpi_months, last_full_mo
 from kizuna.tracking.loader import ensure_tracking_tables
 from kizuna.warehouse import WarehouseLockedError, connect
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 def _lost_a_race_for_the_file(task: Any, task_run: Any, state: Any) -> bool:
     """Retry a step only when another process took the DuckDB file between our wait and our open (transient).
@@ -50,37 +54,37 @@ def _lost_a_race_for_the_file(task: Any, task_run: Any, state: Any) -> bool:
 LOCK_RETRY_DELAYS: list[float] = [2.0, 10.0]
 
 
-@task(
-    name="ingest",
-    cache_policy=NONE,
-    retries=len(LOCK_RETRY_DELAYS),
-    retry_delay_seconds=LOCK_RETRY_DELAYS,
-    retry_condition_fn=_lost_a_race_for_the_file,
-)
+class warehouse_task:  # a decorator, named like prefect's @task
+    """A step that opens the warehouse: never cached, retried only when it lost a race for the file."""
+
+    def __init__(self, name: str, task_run_name: str | None = None) -> None:
+        self.name = name
+        self.task_run_name = task_run_name
+
+    def __call__(self, fn: Callable[P, R]) -> Task[P, R]:
+        return task(
+            name=self.name,
+            task_run_name=self.task_run_name,
+            cache_policy=NONE,
+            retries=len(LOCK_RETRY_DELAYS),
+            retry_delay_seconds=LOCK_RETRY_DELAYS,
+            retry_condition_fn=_lost_a_race_for_the_file,
+        )(fn)
+
+
+@warehouse_task("ingest")
 def ingest(settings: Settings) -> IngestResult:
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
     return stage_sources(settings)
 
 
-@task(
-    name="quality-gate",
-    cache_policy=NONE,
-    retries=len(LOCK_RETRY_DELAYS),
-    retry_delay_seconds=LOCK_RETRY_DELAYS,
-    retry_condition_fn=_lost_a_race_for_the_file,
-)
+@warehouse_task("quality-gate")
 def quality_gate(settings: Settings, as_of: date, staged: IngestResult) -> GateVerdict:
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
     return gate_and_publish(settings, as_of)
 
 
-@task(
-    name="prepare-marts-inputs",
-    cache_policy=NONE,
-    retries=len(LOCK_RETRY_DELAYS),
-    retry_delay_seconds=LOCK_RETRY_DELAYS,
-    retry_condition_fn=_lost_a_race_for_the_file,
-)
+@warehouse_task("prepare-marts-inputs")
 def prepare_marts_inputs(settings: Settings, verdict: GateVerdict) -> None:
     """The ops tables the engagement models read exist (empty on a fresh warehouse), so dbt always builds."""
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
@@ -88,13 +92,7 @@ def prepare_marts_inputs(settings: Settings, verdict: GateVerdict) -> None:
         ensure_tracking_tables(con)
 
 
-@task(
-    name="score",
-    cache_policy=NONE,
-    retries=len(LOCK_RETRY_DELAYS),
-    retry_delay_seconds=LOCK_RETRY_DELAYS,
-    retry_condition_fn=_lost_a_race_for_the_file,
-)
+@warehouse_task("score")
 def score(settings: Settings, as_of: date) -> ScoreResult | None:
     """Churn risk, expansion propensity and deal forecasts, before campaigns so they select on fresh scores.
 
@@ -156,14 +154,7 @@ def build_marts_in_one_task(settings: Settings, as_of: date) -> dbt_runner.Build
     return dbt_runner.build(settings, as_of)
 
 
-@task(
-    name="campaign",
-    task_run_name="campaign-{campaign.name}",
-    cache_policy=NONE,
-    retries=len(LOCK_RETRY_DELAYS),
-    retry_delay_seconds=LOCK_RETRY_DELAYS,
-    retry_condition_fn=_lost_a_race_for_the_file,
-)
+@warehouse_task("campaign", task_run_name="campaign-{campaign.name}")
 def campaign_task(settings: Settings, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
     reason = outside_send_window(settings)
     if reason:
