@@ -16,10 +16,23 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="kizuna-prefect-home-")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 
+from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
+
 from kizuna.runtime import quiet_third_parties
 from kizuna.settings import Settings
+from tests.postgres_server import postgres_server  # noqa: F401  (session fixture: one PostgreSQL server)
 
 quiet_third_parties()
+
+# Property-based tests (tests/reliability/test_*_properties.py). "ci", the default, is deterministic (the same
+# examples every run), keeps no example database and sizes each property by tests.reliability.conftest.examples(n).
+# KIZUNA_HYPOTHESIS_PROFILE=deep searches 20 times longer, randomly. Hypothesis's caches (Unicode tables, constants
+# found in the code) go to the system's temporary folder, never a .hypothesis folder in the checkout.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "kizuna-hypothesis")
+hypothesis_settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, database=None)
+hypothesis_settings.register_profile("deep", max_examples=2000, deadline=None, database=None)
+hypothesis_settings.load_profile(os.environ.get("KIZUNA_HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,11 +11,10 @@ import pandas as pd
 import pytest
 
 from tests.dbt.helpers import Build, dbt_build, load_source_dir, run_dbt
+from tests.postgres_server import PG_DATABASE, PostgresServer
 
 AS_OF = date(2026, 11, 23)
 DEMO_CUSTOMERS = 300
-PG_USER = "kizuna"
-PG_DATABASE = "kizuna"
 
 # DuckDB's types in the raw and ops schemas, as PostgreSQL spells them; anything else travels as text.
 PG_TYPES = {
@@ -49,85 +41,12 @@ MARTS = {
 }
 
 
-def postgres_bin_dir() -> Path | None:
-    """Debian's server binaries (package postgresql), the newest major version."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
-    return Path(found[-1]).parent if found else None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class PostgresServer:
-    port: int
-
-    def connect(self, dbname: str = PG_DATABASE):  # type: ignore[no-untyped-def]
-        import psycopg2
-
-        return psycopg2.connect(host="127.0.0.1", port=self.port, user=PG_USER, dbname=dbname)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            "KIZUNA_PG_HOST": "127.0.0.1",
-            "KIZUNA_PG_PORT": str(self.port),
-            "KIZUNA_PG_USER": PG_USER,
-            "KIZUNA_PG_DBNAME": PG_DATABASE,
-        }
-
-
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL server on a free loopback port, its cluster in a temporary directory.
-
-    initdb refuses to run as root, so as root the server runs as Debian's `postgres` system user.
-    """
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin); apt-get install postgresql")
+def postgres(postgres_server: PostgresServer) -> PostgresServer:
+    """The session's PostgreSQL server (tests/postgres_server.py), with this module's database."""
     pytest.importorskip("dbt.adapters.postgres", reason="dbt-postgres is not installed")
-    as_root = os.geteuid() == 0
-    # Not under pytest's tmp_path: its parents are private to root, and the server user must enter it.
-    base = Path(tempfile.mkdtemp(prefix="kizuna-pg-"))
-    data = base / "data"
-    if as_root:
-        shutil.chown(base, "postgres", "postgres")
-
-    def run(*command: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
-        done = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
-
-    run(str(bin_dir / "initdb"), "-D", str(data), "-U", PG_USER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
-    port = free_port()
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-    run(
-        str(bin_dir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-l",
-        str(base / "server.log"),
-        "-o",
-        options,
-        "-w",
-        "-t",
-        "30",
-        "start",
-    )
-    try:
-        server = PostgresServer(port)
-        con = server.connect("postgres")
-        con.autocommit = True
-        con.cursor().execute(f"CREATE DATABASE {PG_DATABASE}")
-        con.close()
-        yield server
-    finally:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+    postgres_server.create_database(PG_DATABASE)
+    return postgres_server
 
 
 def copy_warehouse_to_postgres(warehouse: Path, server: PostgresServer, workdir: Path) -> None:

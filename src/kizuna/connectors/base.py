@@ -76,7 +76,11 @@ class ChangeSink:
         self._writer.writerow(self.table.column_names)
 
     def upsert(self, record: Mapping[str, object], ref: str) -> None:
-        """One record in the contract's column names; `ref` names it in the source, e.g. 'company 1234'."""
+        """One record in the contract's column names; `ref` names it in the source, e.g. 'company 1234'.
+
+        Timestamps as the file source reads them: an aware datetime is an instant (pass APIs' UTC times
+        aware); a naive one is read in the business time zone (settings.timezone), like a naive CSV cell.
+        """
         unknown = set(record) - set(self.table.column_names)
         if unknown:
             raise ValueError(f"{self.table.name}: not contract columns: {', '.join(sorted(unknown))}")

@@ -28,6 +28,7 @@ from kizuna.sources.errors import SourceError
 FILES = "files"
 SOURCES = (FILES, "hubspot", "stripe", "postgres")
 _SECRET_WORDS = ("token", "key", "secret", "password", "dsn")
+_NOT_SECRETS = ("_metadata_key",)  # names of metadata fields (stripe.customer_id_metadata_key), not keys
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def _check_table_source(where: str, table: str, source: object) -> str:
 
 def _refuse_secrets(where: str, source: str, options: dict[str, Any]) -> None:
     for name in options:
-        if any(word in str(name).lower() for word in _SECRET_WORDS):
+        lowered = str(name).lower()
+        if any(word in lowered for word in _SECRET_WORDS) and not lowered.endswith(_NOT_SECRETS):
             raise SourceError(
                 where,
                 None,
