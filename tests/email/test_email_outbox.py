@@ -137,9 +137,17 @@ def test_distinct_keys_never_share_a_file() -> None:
         {"to_email": "a@example.com, b@example.com"},
         {"message_key": " "},
         {"custom_args": {"n": 1}},
+        {"headers": {"X-Test\r\nBcc": "victim@example.com"}},
+        {"reply_to": "a@example.com\nBcc: victim@example.com"},
+        {"cc": ["ok@example.com", "b@example.com\r\nBcc: victim@example.com"]},
+        {"to_email": "a@example.com\u3000b@example.com"},
+        {"from_email": "Kizuna <cs@example.com>"},
     ],
-    ids=["to-name-injection", "subject-injection", "header-injection", "two-addresses", "blank-key", "non-string-arg"],
-)
+    ids=[
+        "to-name-injection", "subject-injection", "header-injection", "two-addresses", "blank-key", "non-string-arg",
+        "header-name-injection", "reply-to-injection", "cc-injection", "full-width-space", "display-name-in-address",
+    ],
+)  # fmt: skip
 def test_invalid_messages_are_refused(message: OutgoingMessage, change: dict[str, Any]) -> None:
     with pytest.raises(InvalidMessageError):
         OutgoingMessage(**{**message.__dict__, **change})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -118,9 +119,14 @@ def test_html_autoescapes_text_does_not(renderer: TemplateRenderer) -> None:
     assert "<script>alert(1)</script>" in email.text  # plain text is not HTML: no entities
 
 
-def test_unsubscribe_token_is_url_quoted(renderer: TemplateRenderer) -> None:
-    email = renderer.render(TEMPLATE, "ja", sample(renderer, contact_id="P 1&x=2"))
-    assert email.unsubscribe_url == "https://sender.example.jp/optout?t=P%201%26x%3D2"
+@pytest.mark.parametrize(
+    ("contact_id", "in_url"),
+    [("P 1&x=2", "P%201%26x%3D2"), ("顧客-1", "%E9%A1%A7%E5%AE%A2-1"), ("a.b_c~D-9", "a.b_c~D-9")],
+    ids=["reserved", "non-ascii", "unreserved-as-is"],
+)
+def test_unsubscribe_token_is_url_quoted(renderer: TemplateRenderer, contact_id: str, in_url: str) -> None:
+    email = renderer.render(TEMPLATE, "ja", sample(renderer, contact_id=contact_id))
+    assert email.unsubscribe_url == f"https://sender.example.jp/optout?t={in_url}"
 
 
 def test_missing_declared_variable_is_named(renderer: TemplateRenderer) -> None:
@@ -153,6 +159,24 @@ def test_syntax_error_names_file_and_line(make_renderer: MakeRenderer) -> None:
 def test_subject_must_be_one_line(renderer: TemplateRenderer, value: str) -> None:
     with pytest.raises(InvalidSubjectError, match="one line"):
         renderer.render(TEMPLATE, "ja", sample(renderer, product=value))
+
+
+def test_subject_refuses_every_control_line_separator_and_bidi_character(make_renderer: MakeRenderer) -> None:
+    renderer = make_renderer(scratch_template())
+    bidi = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    refused = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cc", "Zl", "Zp")] + list(bidi)
+    allowed = ["\u3000", "\u00a0", "\u200d", "\u200b", "\ufeff", "🎉", "ｶﾀｶﾅ", "\u0301"]
+
+    def accepted(ch: str) -> bool:
+        try:
+            renderer.render("scratch", "ja", {"greeting": f"ご案内{ch}です", "contact_id": "P-1"})
+        except InvalidSubjectError:
+            return False
+        return True
+
+    assert len(refused) == 76
+    assert [f"U+{ord(ch):04X}" for ch in refused if accepted(ch)] == []
+    assert [f"U+{ord(ch[0]):04X}" for ch in allowed if not accepted(ch)] == []
 
 
 def test_subject_must_not_be_empty(make_renderer: MakeRenderer) -> None:
@@ -225,6 +249,46 @@ def test_edited_template_is_picked_up(make_renderer: MakeRenderer, tmp_path: Pat
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # coarse-mtime filesystems
     assert "版2" in renderer.render_sample("scratch", "ja").html
+
+
+@pytest.mark.parametrize(
+    ("path", "part"),
+    [
+        ("scratch/subject.ja.txt.j2", "subject"),
+        ("scratch/body.ja.txt.j2", "text"),
+        ("_layouts/footer.txt.j2", "text"),
+        ("_layouts/base.html.j2", "html"),
+        ("_layouts/footer.html.j2", "html"),
+    ],
+    ids=["subject", "text-body", "text-footer", "html-layout", "html-footer"],
+)
+def test_an_edit_to_any_file_of_the_email_is_picked_up(
+    make_renderer: MakeRenderer, tmp_path: Path, path: str, part: str
+) -> None:
+    files = scratch_template(subject="件名 {{ greeting }}", text_content="本文 {{ greeting }}")
+    renderer = make_renderer(files)  # reload_seconds=0: every render looks at the files again
+    assert "版2" not in getattr(renderer.render_sample("scratch", "ja"), part)
+
+    file = tmp_path / "templates" / path
+    source = file.read_text(encoding="utf-8")
+    # The footers' Japanese branch follows their {% else %}; the HTML layout's <body> is outside any block.
+    anchor = next(a for a in ("{{ greeting }}", "{% else %}\n", "<body>\n") if a in source)
+    file.write_text(source.replace(anchor, f"{anchor}版2 ", 1), encoding="utf-8")
+    stat = file.stat()
+    os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # coarse-mtime filesystems
+    assert "版2" in getattr(renderer.render_sample("scratch", "ja"), part)
+
+
+def test_a_variable_set_in_one_part_stays_in_that_part(make_renderer: MakeRenderer) -> None:
+    # The three templates share one namespace per recipient; what one sets must not reach the others.
+    files = scratch_template(
+        subject='{% set greeting = "件名だけ" %}{{ greeting }}', text_content="本文 {{ greeting }}"
+    )
+    email = make_renderer(files).render_sample("scratch", "ja")
+
+    assert email.subject == "件名だけ"
+    assert "本文 こんにちは" in email.text and "<p>こんにちは</p>" in email.html
+    assert "件名だけ" not in email.text + email.html
 
 
 def test_unknown_template_is_a_clear_error(renderer: TemplateRenderer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -9,6 +10,7 @@ from typing import Protocol
 from kizuna.email.render import RenderedEmail
 
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
+_NOT_ONE_ADDRESS = re.compile(r"[\s<>,;]")  # whitespace (as str.isspace) or a list/display-name separator
 
 
 class InvalidMessageError(ValueError):
@@ -53,26 +55,28 @@ class OutgoingMessage:
     def __post_init__(self) -> None:
         if not self.message_key.strip():
             raise InvalidMessageError("message_key is empty: the caller must give each send its own key")
-        for what, address in [("to_email", self.to_email), ("from_email", self.from_email)] + [
-            ("cc", a) for a in self.cc
-        ]:
-            if "@" not in address or any(ch.isspace() or ch in "<>,;" for ch in address):
+        for what, address in (
+            ("to_email", self.to_email),
+            ("from_email", self.from_email),
+            *(("cc", a) for a in self.cc),
+        ):
+            if "@" not in address or _NOT_ONE_ADDRESS.search(address):
                 raise InvalidMessageError(f"{what} {address!r} is not a single email address ({self.message_key})")
-        one_line = {
-            "to_name": self.to_name,
-            "from_name": self.from_name,
-            "subject": self.subject,
-            "reply_to": self.reply_to or "",
-            **{f"header {k}": f"{k}{v}" for k, v in self.headers.items()},
-        }
-        for what, value in one_line.items():
+        for what, value in (
+            ("to_name", self.to_name),
+            ("from_name", self.from_name),
+            ("subject", self.subject),
+            ("reply_to", self.reply_to or ""),
+            *((f"header {k}", f"{k}{v}") for k, v in self.headers.items()),
+        ):
             if "\r" in value or "\n" in value:
                 raise InvalidMessageError(f"{what} contains a line break ({self.message_key}): header injection")
         if not self.subject.strip():
             raise InvalidMessageError(f"subject is empty ({self.message_key})")
-        bad_args = [k for k, v in self.custom_args.items() if not isinstance(v, str)]
-        if bad_args:
-            raise InvalidMessageError(f"custom_args values must be strings (SendGrid): {bad_args}")
+        for value in self.custom_args.values():
+            if not isinstance(value, str):
+                bad_args = [k for k, v in self.custom_args.items() if not isinstance(v, str)]
+                raise InvalidMessageError(f"custom_args values must be strings (SendGrid): {bad_args}")
 
 
 class EmailBackend(Protocol):

@@ -7,15 +7,22 @@ A template is a folder under templates/ (``_layouts/`` holds the shared layout a
     body.<locale>.html.j2    extends _layouts/base.html.j2; its <style> is inlined
     body.<locale>.txt.j2     extends _layouts/base.txt.j2
 
-CSS inlining, decided by measurement (shipped renewal_reminder, whole email = subject + text + HTML, one
-core of a shared 2-core machine, best of 6 rounds of 2,000, two runs): inlining the layout-expanded
-template source once per template version, then rendering with Jinja, gives ≈ 6,800-7,900 emails/s;
-rendering and then running one reused css_inline.CSSInliner on every message gives ≈ 4,000-4,700/s.
-Both give the same HTML apart from whitespace. Inlining first is used only where kizuna.email.inlining
-proves it safe for the template (no Jinja inside <style> or class/id/style attributes, no Jinja tag moved
-by the HTML parser) *and* both strategies give the same HTML on the template's sample_context; otherwise
-that template falls back to inlining each rendered message, and ``css_strategy()`` says why. The cache is
-keyed by (template, locale) and the mtimes of every file involved (body, layouts, partials, meta.yml).
+CSS inlining: the layout-expanded template source is inlined once per template version, then each message is
+one Jinja render; running css_inline on every rendered message instead costs ≈ 3× as much per email
+(bench/render; both give the same HTML apart from whitespace). Inlining first is used only where
+kizuna.email.inlining proves it safe for the template (no Jinja inside <style> or class/id/style attributes,
+no Jinja tag moved by the HTML parser) *and* both strategies give the same HTML on the template's
+sample_context; otherwise that template falls back to inlining each rendered message, and ``css_strategy()``
+says why. That cache is keyed by (template, locale) and the mtimes of every file involved (body, layouts,
+partials, meta.yml).
+
+Per recipient only what depends on the recipient runs: one namespace (the row, sender, unsubscribe URL, locale)
+shared by the three renders (subject, text, HTML), the checks on their output and the unsubscribe token.
+Everything else per (template, asked locale) — meta.yml, the locale used, the compiled templates, the values
+copied into every RenderedEmail — is resolved once and looked at again (file mtimes) at most every
+``reload_seconds`` (2 s), as are the layouts Jinja loads for {% extends %}/{% include %}: an edited file shows
+in a running campaign within 2 s, and rendering does no file system calls in between. docs/benchmarks.md
+("Rendering") has the figures.
 """
 
 from __future__ import annotations
@@ -24,8 +31,7 @@ import logging
 import re
 import threading
 import time
-import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +58,8 @@ LAYOUTS_DIR = "_layouts"
 INJECTED = frozenset({"sender", "unsubscribe_url", "locale"})
 _LOCALE_FILE = re.compile(r"^(subject|body)\.([A-Za-z_-]+)\.(txt|html)\.j2$")
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]+")  # what urllib.parse.quote(..., safe="") leaves as it is
+_MAX_VARIANTS = 1024  # asked locales come from data; an unbounded variety must not grow the cache forever
 
 
 class EmailTemplateError(jinja2.TemplateError):
@@ -78,8 +86,12 @@ class UnsafeTemplateError(EmailTemplateError, SecurityError):
     """The template tried something the sandbox forbids (private attributes, unsafe calls)."""
 
 
-# Explicit embeddings, overrides and isolates (Unicode bidi controls): never wanted in a subject line.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Unicode categories Cc, Zl and Zp (controls, line and paragraph separators; fixed by Unicode's stability
+# policy): a subject with one would break or inject mail headers.
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Those, plus the explicit embeddings, overrides and isolates (bidi controls): never wanted in a subject.
+_NOT_IN_A_SUBJECT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONCAT = "".join
 
 
 class InvalidSubjectError(EmailTemplateError):
@@ -168,6 +180,64 @@ class _HtmlEntry:
     checked_at: list[float]  # monotonic time of the last mtime check; a list so the frozen entry can update it
 
 
+@dataclass(frozen=True, slots=True)
+class _Variant:
+    """What one (template, asked locale) needs for every recipient, resolved once per ``reload_seconds``:
+    meta.yml, the locale used, the three compiled templates and the values copied into each RenderedEmail."""
+
+    locale: str
+    variables: tuple[str, ...]
+    subject_name: str
+    subject: jinja2.Template
+    text_name: str
+    text: jinja2.Template
+    html_name: str
+    html: _HtmlEntry
+    categories: tuple[str, ...]
+    unsubscribe_group: int | None
+    from_name: str
+    from_email: str
+    reply_to: str | None
+    checked_at: float
+
+
+class _ThrottledLoader(jinja2.FileSystemLoader):
+    """A FileSystemLoader whose "is the file unchanged?" stats the file at most every ``reload_seconds``.
+
+    Jinja asks it on every get_template, including those that {% extends %} and {% include %} make while
+    each message renders; edits still show within ``reload_seconds`` (0: checked on every call).
+    """
+
+    def __init__(self, searchpath: Path, reload_seconds: float) -> None:
+        super().__init__(searchpath, encoding="utf-8")
+        self.reload_seconds = reload_seconds
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        if self.reload_seconds <= 0:
+            return source, filename, uptodate
+        checked = [time.monotonic()]
+        seconds = self.reload_seconds
+
+        def throttled() -> bool:
+            now = time.monotonic()
+            if now - checked[0] < seconds:
+                return True
+            checked[0] = now
+            return uptodate()
+
+        return source, filename, throttled
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, with each template's globals in a plain dict rather than Jinja's ChainMap over the
+    environment's: Jinja copies their keys into every render's context, ten times faster from a dict.
+    Safe because the renderer never changes its environments' globals after creating them."""
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
 class TemplateRenderer:
     """Renders template folders under ``templates_dir`` for one sender; safe to share between threads."""
 
@@ -188,7 +258,7 @@ class TemplateRenderer:
         self._unsubscribe_url = unsubscribe_url
         self._contact_token = contact_token
         self._inline_once = inline_once
-        loader = jinja2.FileSystemLoader(self.templates_dir, encoding="utf-8")
+        loader = _ThrottledLoader(self.templates_dir, reload_seconds)
         options: dict[str, Any] = {
             "loader": loader,
             "undefined": jinja2.StrictUndefined,
@@ -196,8 +266,8 @@ class TemplateRenderer:
             "lstrip_blocks": True,
             "auto_reload": True,
         }
-        self._html_env = SandboxedEnvironment(autoescape=True, **options)
-        self._text_env = SandboxedEnvironment(autoescape=False, **options)
+        self._html_env = _Sandbox(autoescape=True, **options)
+        self._text_env = _Sandbox(autoescape=False, **options)
         for env in (self._html_env, self._text_env):
             env.filters.update(FILTERS)
         # Built once and reused; never fetches remote stylesheets named by a template.
@@ -206,9 +276,21 @@ class TemplateRenderer:
         self._html_cache: dict[tuple[str, str], _HtmlEntry] = {}
         self._meta_cache: dict[str, tuple[int, TemplateMeta]] = {}
         self._locales_cache: dict[str, tuple[int, tuple[str, ...]]] = {}
-        # Per message, meta and locales come from here; the files are stat'ed at most every reload_seconds.
+        # meta() and locales() answer from here; their files are stat'ed at most every reload_seconds.
         self._fresh: dict[str, tuple[float, Any]] = {}
         self._reload_seconds = reload_seconds
+        self._variants: dict[tuple[str, str], _Variant] = {}
+        # Jinja's globals (range, dict, ...), added to each recipient's namespace as Template.render would.
+        self._globals = dict(self._html_env.globals)
+        # The 特定電子メール法 footer values that are the same in every message, as text and as escaped HTML.
+        self._required = tuple(
+            (what, value, str(escape(value)))
+            for what, value in (
+                ("sender name", sender.name),
+                ("postal address", sender.postal_address),
+                ("contact", sender.contact),
+            )
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TemplateRenderer:
@@ -305,9 +387,8 @@ class TemplateRenderer:
 
     def render(self, template: str, locale: str, context: Mapping[str, Any]) -> RenderedEmail:
         """One recipient's email. Falls back to the template's default locale when ``locale`` is missing."""
-        meta = self.meta(template)
-        used = self._resolve_locale(template, locale, meta)
-        missing = [v for v in meta.variables if v not in context]
+        variant = self._variant(template, locale)
+        missing = [v for v in variant.variables if v not in context]
         if missing:
             raise MissingVariableError(
                 f"{template}: context lacks declared variable(s) {', '.join(missing)} "
@@ -315,38 +396,41 @@ class TemplateRenderer:
                 missing[0],
             )
         unsubscribe_url = str(context.get("unsubscribe_url") or self.unsubscribe_url_for(context))
-        # NaN is how pandas spells an empty cell; to a template it must be as empty as None, not "nan".
-        ctx = {k: None if isinstance(v, float) and v != v else v for k, v in context.items()}
-        ctx.update(sender=self.sender, unsubscribe_url=unsubscribe_url, locale=used)
+        # One namespace for the three templates (each would otherwise copy it, with Jinja's globals, again).
+        ns = {**self._globals, **context}
+        for key, value in context.items():
+            if isinstance(value, float) and value != value:
+                ns[key] = None  # NaN is how pandas spells an empty cell: to a template as empty as None, not "nan"
+        ns["sender"], ns["unsubscribe_url"], ns["locale"] = self.sender, unsubscribe_url, variant.locale
 
-        subject = self._render_text(f"{template}/subject.{used}.txt.j2", ctx).strip()
+        subject = self._render(variant.subject, variant.subject_name, ns).strip()
         if not subject:
-            raise InvalidSubjectError(f"{template}/subject.{used}.txt.j2 rendered an empty subject")
-        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in subject):
-            raise InvalidSubjectError(
-                f"{template}/subject.{used}.txt.j2 rendered a subject with a line break or control character "
-                f"({subject!r}); a subject must be one line (check the values it uses)"
-            )
-        if any(ch in _BIDI_CONTROLS for ch in subject):
+            raise InvalidSubjectError(f"{variant.subject_name} rendered an empty subject")
+        if _NOT_IN_A_SUBJECT.search(subject):
+            if _LINE_BREAKING.search(subject):
+                raise InvalidSubjectError(
+                    f"{variant.subject_name} rendered a subject with a line break or control character "
+                    f"({subject!r}); a subject must be one line (check the values it uses)"
+                )
             # U+202E and friends reorder what the reader sees ("invoice\u202efdp.exe"): a deceptive subject.
             raise InvalidSubjectError(
-                f"{template}/subject.{used}.txt.j2 rendered a subject with a bidirectional control character "
+                f"{variant.subject_name} rendered a subject with a bidirectional control character "
                 f"({subject!r}); remove it from the values the subject uses"
             )
-        text = self._render_text(f"{template}/body.{used}.txt.j2", ctx, body=True).strip() + "\n"
-        html = self._render_html(template, used, ctx)
-        self._check_compliance(template, used, html, text, unsubscribe_url)
+        text = self._render(variant.text, variant.text_name, ns, body=True).strip() + "\n"
+        html = self._render_html(variant, ns)
+        self._check_compliance(template, variant.locale, html, text, unsubscribe_url)
         return RenderedEmail(
             subject=subject,
             html=html,
             text=text,
             template=template,
-            locale=used,
-            categories=tuple(meta.categories),
-            unsubscribe_group=meta.unsubscribe_group,
-            from_name=meta.from_name or self.sender.name,
-            from_email=meta.from_email or self.sender.email,
-            reply_to=meta.reply_to,
+            locale=variant.locale,
+            categories=variant.categories,
+            unsubscribe_group=variant.unsubscribe_group,
+            from_name=variant.from_name,
+            from_email=variant.from_email,
+            reply_to=variant.reply_to,
             unsubscribe_url=unsubscribe_url,
         )
 
@@ -355,7 +439,9 @@ class TemplateRenderer:
         return self.render(template, locale, self.meta(template).sample_context)
 
     def unsubscribe_url_for(self, context: Mapping[str, Any]) -> str:
-        token = quote(self._contact_token(context), safe="")
+        token = self._contact_token(context)
+        if not _URL_SAFE.fullmatch(token):
+            token = quote(token, safe="")
         return self._unsubscribe_url.replace("{contact_token}", token)
 
     def lint(self, template: str) -> list[str]:
@@ -408,30 +494,61 @@ class TemplateRenderer:
             f"complete variant (found {list(locales)})"
         )
 
-    def _render_text(self, name: str, ctx: Mapping[str, Any], body: bool = False) -> str:
+    def _variant(self, template: str, locale: str) -> _Variant:
+        """The cached variant; its files are looked at again (meta, locales, mtimes) every reload_seconds."""
+        key = (template, locale)
+        variant = self._variants.get(key)
+        now = time.monotonic()
+        if variant is not None and now - variant.checked_at < self._reload_seconds:
+            return variant
+        meta = self.meta(template)
+        used = self._resolve_locale(template, locale, meta)
+        subject_name, text_name = f"{template}/subject.{used}.txt.j2", f"{template}/body.{used}.txt.j2"
+        subject, text = (self._template(self._text_env, name) for name in (subject_name, text_name))
+        variant = _Variant(
+            locale=used,
+            variables=tuple(meta.variables),
+            subject_name=subject_name,
+            subject=subject,
+            text_name=text_name,
+            text=text,
+            html_name=f"{template}/body.{used}.html.j2",
+            html=self._html_entry(template, used),
+            categories=tuple(meta.categories),
+            unsubscribe_group=meta.unsubscribe_group,
+            from_name=meta.from_name or self.sender.name,
+            from_email=meta.from_email or self.sender.email,
+            reply_to=meta.reply_to,
+            checked_at=now,
+        )
+        if len(self._variants) >= _MAX_VARIANTS:
+            self._variants.clear()
+        self._variants[key] = variant
+        return variant
+
+    def _template(self, env: jinja2.Environment, name: str) -> jinja2.Template:
         try:
-            tmpl = self._text_env.get_template(name)
-            return _render_body(tmpl, name, ctx) if body else tmpl.render(ctx)
+            return env.get_template(name)
+        except Exception as exc:
+            raise self._translate(exc, name) from None
+
+    def _render(self, tmpl: jinja2.Template, name: str, ns: dict[str, Any], body: bool = False) -> str:
+        try:
+            return _render_body(tmpl, name, ns) if body else _render_one(tmpl, ns)
         except EmailTemplateError:
             raise
         except Exception as exc:
             raise self._translate(exc, name) from None
 
-    def _render_html(self, template: str, locale: str, ctx: Mapping[str, Any]) -> str:
-        name = f"{template}/body.{locale}.html.j2"
-        entry = self._html_entry(template, locale)
-        if entry.inlined is not None:
+    def _render_html(self, variant: _Variant, ns: dict[str, Any]) -> str:
+        name, inlined = variant.html_name, variant.html.inlined
+        if inlined is not None:
             try:
-                return _render_body(entry.inlined, name, ctx)
+                return _render_body(inlined, name, ns)
             except Exception:
                 pass  # rendered again below from the real files, for an error naming file and line
-        try:
-            html = _render_body(self._html_env.get_template(name), name, ctx)
-        except EmailTemplateError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, name) from None
-        if entry.inlined is not None:
+        html = self._render(self._template(self._html_env, name), name, ns, body=True)
+        if inlined is not None:
             log.warning("pre-inlined %s failed where the original rendered; check kizuna.email.inlining", name)
         return self._inliner.inline(html)
 
@@ -522,18 +639,11 @@ class TemplateRenderer:
         return used
 
     def _check_compliance(self, template: str, locale: str, html: str, text: str, unsubscribe_url: str) -> None:
-        required = {
-            "sender name": self.sender.name,
-            "postal address": self.sender.postal_address,
-            "contact": self.sender.contact,
-            "unsubscribe link": unsubscribe_url,
-        }
-        for part, body in (("html", html), ("txt", text)):
-            absent = [
-                what
-                for what, value in required.items()
-                if value not in body and (part == "txt" or str(escape(value)) not in body)
-            ]
+        required = (*self._required, ("unsubscribe link", unsubscribe_url, str(escape(unsubscribe_url))))
+        for part, absent in (
+            ("html", [what for what, value, escaped in required if escaped not in html and value not in html]),
+            ("txt", [what for what, value, _ in required if value not in text]),
+        ):
             if absent:
                 raise ComplianceError(
                     f"{template}/body.{locale}.{part}.j2 does not show the {', '.join(absent)} that "
@@ -570,28 +680,36 @@ class TemplateRenderer:
         return TemplateRenderError(f"{where}: {type(exc).__name__}: {exc}")
 
 
-def _render_body(tmpl: jinja2.Template, name: str, ctx: Mapping[str, Any]) -> str:
+def _render_one(tmpl: jinja2.Template, ns: dict[str, Any]) -> str:
+    """``tmpl.render(ns)`` without its copies: ``ns`` already holds Jinja's globals and is never written to."""
+    try:
+        return _CONCAT(tmpl.root_render_func(tmpl.new_context(ns, shared=True)))
+    except Exception:
+        tmpl.environment.handle_exception()  # Jinja's traceback rewrite: frames name the .j2 file and line
+
+
+def _render_body(tmpl: jinja2.Template, name: str, ns: dict[str, Any]) -> str:
     """Render, capturing the template's own ``content`` block on the way: with a layout the whole is
     never empty (the footer), so an empty body means an empty content block. One pass, no re-render."""
-    context = tmpl.new_context(dict(ctx))
+    context = tmpl.new_context(ns, shared=True)
     own: list[str] = []
     content = context.blocks.get("content")
     if content:
         inner = content[0]
 
         def capture(block_context: jinja2.runtime.Context) -> Iterator[str]:
-            for piece in inner(block_context):
-                own.append(piece)
-                yield piece
+            block = _CONCAT(inner(block_context))  # one piece, not a generator step per piece of output
+            own.append(block)
+            yield block
 
         context.blocks["content"] = [capture, *content[1:]]
     try:
-        out = tmpl.environment.concat(tmpl.root_render_func(context))
+        out = _CONCAT(tmpl.root_render_func(context))
     except Exception:
         tmpl.environment.handle_exception()  # Jinja's traceback rewrite: frames name the .j2 file and line
-    if not ("".join(own) if content else out).strip():
+    if not (_CONCAT(own) if content else out).strip():
         raise EmptyBodyError(f"{name} rendered an empty body (its content block has no text)")
-    return str(out)
+    return out
 
 
 def _relative(filename: str, root: Path) -> str:
