@@ -89,7 +89,7 @@ def prepare_marts_inputs(settings: Settings, verdict: GateVerdict) -> None:
     """The ops tables the engagement models read exist (empty on a fresh warehouse), so dbt always builds."""
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
     with connect(settings.warehouse) as con:
-        ensure_tracking_tables(con)
+        ensure_tracking_tables(con, settings.templates_dir)  # and the intent links templates declare now
 
 
 @warehouse_task("score")

@@ -147,7 +147,7 @@ def build(warehouse: Warehouse = None, as_of: AsOf = None) -> None:
     settings = _settings(warehouse=warehouse)
     day = _as_of(as_of, settings)
     with connect(settings.warehouse) as con:
-        ensure_tracking_tables(con)  # the engagement models read ops tables that exist before any send
+        ensure_tracking_tables(con, settings.templates_dir)  # ops tables the engagement models read, intent links
     try:
         with _progress("dbt build", None) as step:
             result = dbt_runner.build(settings, day, on_node=lambda n: step(n.name.split(".")[-1]))

@@ -59,6 +59,7 @@ def lint(
     name: Annotated[str | None, typer.Argument(help="Template folder; all templates when omitted.")] = None,
 ) -> None:
     """Check templates: declared variables, sample renders in every locale, footer and unsubscribe link."""
+    from kizuna.email.intent_links import lint_intent_links
     from kizuna.email.render import EmailTemplateError, TemplateRenderer
 
     settings = Settings()
@@ -70,7 +71,7 @@ def lint(
     columns = _recipient_columns(settings)
     failed = 0
     for template in names:
-        problems = renderer.lint(template)
+        problems = renderer.lint(template) + lint_intent_links(renderer, template)
         if columns is not None and not problems:
             missing = sorted(set(renderer.meta(template).variables) - columns)
             if missing:

@@ -11,6 +11,7 @@ from kizuna.campaigns.spec import load_campaign
 from kizuna.demo.generate import generate_demo_data
 from kizuna.settings import Settings
 from kizuna.sources.ingest import stage_sources
+from kizuna.tracking.loader import ensure_tracking_tables
 from kizuna.warehouse import connect, publish_incoming, staged_load_id
 
 AS_OF = dt.date(2026, 11, 23)
@@ -43,6 +44,7 @@ def demo_warehouse() -> Path:
         load_id = staged_load_id(con)
         assert load_id is not None
         publish_incoming(con, load_id)
+        ensure_tracking_tables(con)  # inside_sales_kpis_monthly counts intent CSQLs: the engagement inputs exist
     dbt_runner.build(settings, AS_OF, select=SELECT)
     campaign = load_campaign(settings.campaigns_dir / "renewal_reminder.yml")
     campaign = campaign.model_copy(update={"holdout_percent": HOLDOUT_PERCENT})

@@ -15,6 +15,9 @@ from kizuna.summary import CampaignSummary
 from kizuna.warehouse import OPS_SCHEMA, table_exists
 
 CALL_LIST_TABLE = f"{OPS_SCHEMA}.call_list"
+# An intent CSQL (marts.engagement_csqls: a click on a pricing, upgrade or contact link) this recent puts its
+# customer first, with "intent:<kind>" at the head of its signals.
+FRESH_INTENT_DAYS = 7
 COLUMNS = (
     "run_id",
     "as_of",
@@ -34,8 +37,15 @@ COLUMNS = (
 
 
 def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
-    """Write today's list to ops.call_list, ordered by rank, then signals, then days since the last touch."""
+    """Write today's list to ops.call_list: fresh intent CSQLs first, then rank, signals, days since the last touch."""
     audience, params = audience_sql(campaign, as_of)
+    intent = (
+        "(SELECT arg_max(e.intent, e.created_at) FROM marts.engagement_csqls e WHERE e.customer_id = a.customer_id "
+        f"AND e.is_counted AND e.created_on BETWEEN DATE '{as_of.isoformat()}' - {FRESH_INTENT_DAYS} "
+        f"AND DATE '{as_of.isoformat()}')"
+        if table_exists(con, "marts", "engagement_csqls")
+        else "NULL"
+    )
     signals = (
         "(SELECT string_agg(g.signal, ', ' ORDER BY g.signal) FROM marts.customer_signals g "
         "WHERE g.customer_id = a.customer_id)"
@@ -54,17 +64,18 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
         f"""INSERT INTO {CALL_LIST_TABLE}
             WITH audience AS ({audience}),
             enriched AS (
-                SELECT a.*, {signals} AS signals,
+                SELECT a.*, {signals} AS signals, {intent} AS intent,
                        json_extract_string(a.context, '$.rank') AS rank,
                        TRY_CAST(json_extract_string(a.context, '$.days_since_last_touch') AS INTEGER)
                            AS days_since_last_touch
                 FROM audience a
             )
             SELECT ?, ?::DATE, ?,
-                   row_number() OVER (ORDER BY coalesce(rank, 'Z'),
+                   row_number() OVER (ORDER BY intent IS NULL, coalesce(rank, 'Z'),
                                                coalesce(len(string_split(signals, ',')), 0) DESC,
                                                days_since_last_touch DESC NULLS LAST, customer_id),
-                   coalesce(owner_email, '(inside sales queue)'), customer_id, customer_name, rank, mrr, signals,
+                   coalesce(owner_email, '(inside sales queue)'), customer_id, customer_name, rank, mrr,
+                   nullif(concat_ws(', ', 'intent:' || intent, signals), ''),
                    days_since_last_touch, ?, ?, reasons
             FROM enriched
             ORDER BY 4

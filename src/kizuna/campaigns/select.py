@@ -223,18 +223,24 @@ def _add_owner_digests(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> No
     )
 
 
-def select_recipients(
-    con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date, settings: Settings | None = None
-) -> Selection:
-    """Write this run's selection for one campaign: recipients (treatment, holdout) and exclusions with reasons."""
-    settings = settings or Settings()
-    ensure_ledger(con)
+def ensure_recipient_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """ops.campaign_recipients and ops.campaign_exclusions, empty when new (the engagement marts read them)."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
     if table_exists(con, OPS_SCHEMA, "campaign_recipients"):
         columns = {r[0] for r in con.execute(f"DESCRIBE {RECIPIENTS_TABLE}").fetchall()}
         if "variant" not in columns:  # the first layout, before holdouts: keep it for audits, start anew
             con.execute(f"ALTER TABLE {RECIPIENTS_TABLE} RENAME TO campaign_recipients_v1")
     con.execute(f"CREATE TABLE IF NOT EXISTS {RECIPIENTS_TABLE} ({_COLUMNS})")
     con.execute(f"CREATE TABLE IF NOT EXISTS {EXCLUSIONS_TABLE} ({_COLUMNS}, exclusion_reason VARCHAR)")
+
+
+def select_recipients(
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date, settings: Settings | None = None
+) -> Selection:
+    """Write this run's selection for one campaign: recipients (treatment, holdout) and exclusions with reasons."""
+    settings = settings or Settings()
+    ensure_ledger(con)
+    ensure_recipient_tables(con)
     for table in (RECIPIENTS_TABLE, EXCLUSIONS_TABLE):
         con.execute(f"DELETE FROM {table} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
 

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from kizuna.email.backends import make_backend
+from kizuna.email.intent_links import lint_intent_links
 from kizuna.email.message import InvalidMessageError, SendError, build_message
 from kizuna.email.render import EmailTemplateError, TemplateRenderer
 from kizuna.settings import Settings
@@ -60,7 +61,7 @@ def render_for_studio(settings: Settings, template: str, locale: str, sample: st
     result: dict[str, Any] = {"template": template, "subject": "", "html": "", "text": "", "error": None}
     result["version"] = templates_version(settings.templates_dir)
     try:
-        result["lint"] = renderer.lint(template)
+        result["lint"] = renderer.lint(template) + lint_intent_links(renderer, template)
         context = _context(settings, renderer, template, sample)
         email = renderer.render(template, locale or str(context.get("locale") or ""), context)
     except (EmailTemplateError, UnknownSampleError) as exc:

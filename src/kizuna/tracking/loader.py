@@ -21,7 +21,9 @@ from typing import Any
 import duckdb
 
 from kizuna.campaigns.ledger import ensure_ledger
+from kizuna.campaigns.select import ensure_recipient_tables
 from kizuna.settings import Settings
+from kizuna.tracking.intent import ensure_intent_links_table, record_intent_links
 from kizuna.tracking.store import decode_line, list_segments, read_lines, segment_number
 from kizuna.warehouse import OPS_SCHEMA, WarehouseLockedError, connect_when_free
 
@@ -60,8 +62,12 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def ensure_tracking_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ops tables the engagement models read, empty, so dbt builds on a fresh warehouse."""
+def ensure_tracking_tables(con: duckdb.DuckDBPyConnection, templates_dir: Path | None = None) -> None:
+    """Create the ops tables the engagement models read, empty, so dbt builds on a fresh warehouse.
+
+    With ``templates_dir``, also record the templates' intent links as they are now (kizuna.tracking.intent):
+    the daily run and `kizuna build` pass it, right before dbt reads them.
+    """
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
     columns = ",\n            ".join(
         f"{name} {kind}" + (" PRIMARY KEY" if name == "sg_event_id" else " NOT NULL" if name == "event" else "")
@@ -83,6 +89,10 @@ def ensure_tracking_tables(con: duckdb.DuckDBPyConnection) -> None:
         "source VARCHAR, suppressed_at TIMESTAMP, detail VARCHAR)"
     )
     ensure_ledger(con)  # the ledger's own DDL, so email_sends builds before the first campaign ran
+    ensure_recipient_tables(con)  # selection's own DDL: treatment and holdout, for the lift marts
+    ensure_intent_links_table(con)
+    if templates_dir is not None:
+        record_intent_links(con, templates_dir)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 with
 
-events as (select * from {{ ref('stg_email__events') }}),
+events as (select * from {{ ref('int_email_events_classified') }}),
 
 final as (
     select  -- noqa: ST06
@@ -17,7 +17,8 @@ final as (
         provider_message_id,
         url,
         is_machine_open,
-        (event_type = 'open' and not is_machine_open) as is_human_open,
+        is_human_open,
+        is_scanner_click,
         bounce_type,
         reason,
         status,

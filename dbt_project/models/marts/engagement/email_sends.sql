@@ -1,6 +1,3 @@
-{#- Clicks this soon after delivery are a security scanner's, not a person's (doc block scanner_click). -#}
-{%- set scanner_click_seconds = var('scanner_click_seconds', 10) -%}
-
 with
 
 sends as (select * from {{ ref('stg_email__sends') }}),
@@ -8,27 +5,6 @@ sends as (select * from {{ ref('stg_email__sends') }}),
 events as (
     select * from {{ ref('email_events') }}
     where send_id is not null
-),
-
-deliveries as (
-    select
-        send_id,
-        min(event_at) as delivered_at
-    from events
-    where event_type = 'delivered'
-    group by send_id
-),
-
-events_with_scanner_clicks as (
-    select
-        events.*,
-        coalesce(
-            events.event_type = 'click'
-            and events.event_at <= {{ dbt.dateadd('second', scanner_click_seconds, 'deliveries.delivered_at') }},
-            false
-        ) as is_scanner_click
-    from events
-    left join deliveries on events.send_id = deliveries.send_id
 ),
 
 events_rolled_up_to_sends as (
@@ -49,7 +25,7 @@ events_rolled_up_to_sends as (
         max(case when event_type in ('unsubscribe', 'group_unsubscribe') then 1 else 0 end) as unsubscribed,
         max(case when event_type = 'spamreport' then 1 else 0 end) as spam_reported,
         count(*) as event_count
-    from events_with_scanner_clicks
+    from events
     group by send_id
 ),
 
@@ -58,14 +34,20 @@ final as (
         sends.send_id,
         sends.campaign,
         sends.run_id,
-        events_rolled_up_to_sends.template,
+        -- a send with no event yet: the template its run's other sends of the same kind report (one per run)
+        coalesce(
+            events_rolled_up_to_sends.template,
+            max(events_rolled_up_to_sends.template) over (
+                partition by sends.campaign, sends.run_id, sends.contact_id like 'owner:%'
+            )
+        ) as template,  -- noqa: RF04
         events_rolled_up_to_sends.locale,
         events_rolled_up_to_sends.variant,
         sends.contact_id,
         sends.email,
         sends.occasion,
         sends.state,
-        sends.state in ('accepted', 'unknown') as is_sent,
+        sends.is_sent,
         sends.provider_message_id,
         sends.claimed_at,
         sends.finished_at,

@@ -4,7 +4,9 @@ months as (select * from {{ ref('int_months') }}),
 
 activities as (select * from {{ ref('stg_crm__activities') }}),
 
-deals as (select * from {{ ref('stg_crm__deals') }}),
+csqls as (select * from {{ ref('int_deals_filtered_to_csqls') }}),
+
+all_csqls as (select * from {{ ref('int_csqls_unioned') }}),
 
 mrr_kpis as (select * from {{ ref('mrr_kpis_monthly') }}),
 
@@ -40,37 +42,15 @@ activity_summed as (
     group by month
 ),
 
-csqls as (
-    -- doc block inside_sales_kpis: upsell and cross-sell deals sourced by inside sales or a campaign
-    select
-        deal_id,
-        customer_id,
-        stage,
-        is_won,
-        amount,
-        created_at,
-        closed_at,
-        stage in (
-            '{{ var("opportunity_stages") | join("', '") }}'  -- noqa: LT05
-        )
-            as is_opportunity
-    from deals
-    where
-        deal_type in ('upsell', 'cross_sell')
-        and (
-            lead_source in ('{{ var("inside_sales_lead_sources") | join("', '") }}')
-            or lead_source like '{{ var("campaign_lead_source_prefix") }}%'
-        )
-        and {{ business_date('created_at') }} <= {{ as_of_date() }}
-),
-
 csqls_created as (
+    -- CRM CSQL deals and intent CSQLs no deal stands for (doc block intent_csql)
     select
-        {{ month_of(business_date('created_at')) }} as month,
+        {{ month_of('created_on') }} as month,
         count(*) as csqls_created,
-        sum(case when is_opportunity then 1 else 0 end) as csqls_to_opportunity
-    from csqls
-    group by {{ month_of(business_date('created_at')) }}
+        sum(case when is_opportunity then 1 else 0 end) as csqls_to_opportunity,
+        sum(case when csql_source = 'email_intent' then 1 else 0 end) as intent_csqls_created
+    from all_csqls
+    group by {{ month_of('created_on') }}
 ),
 
 csqls_won as (
@@ -91,6 +71,7 @@ final as (
             as effective_conversations,
         cast(coalesce(csqls_created.csqls_created, 0) as {{ dbt.type_bigint() }}) as csqls_created,
         cast(coalesce(csqls_created.csqls_to_opportunity, 0) as {{ dbt.type_bigint() }}) as csqls_to_opportunity,
+        cast(coalesce(csqls_created.intent_csqls_created, 0) as {{ dbt.type_bigint() }}) as intent_csqls_created,
         {{ ratio('csqls_created.csqls_to_opportunity', 'coalesce(csqls_created.csqls_created, 0)') }}
             as csql_to_opportunity_rate,
         cast(coalesce(csqls_won.csqls_won, 0) as {{ dbt.type_bigint() }}) as csqls_won,

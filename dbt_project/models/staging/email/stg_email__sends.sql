@@ -11,6 +11,7 @@ final as (
         occasion,
         run_id,
         state,
+        state in ('accepted', 'unknown') as is_sent,  -- doc block sent
         backend,
         provider_message_id,
         cast(claimed_at as {{ dbt.type_timestamp() }}) as claimed_at,
