@@ -80,3 +80,10 @@ def block_here(marker):
 
 from tests.email.conftest import make_renderer, renderer  # noqa: E402, F401 (fixtures)
 from tests.tracking.conftest import signer, tracking_settings  # noqa: E402, F401 (fixtures)
+
+
+def examples(n: int) -> int:
+    """Examples for one property: n under the "ci" hypothesis profile (tests/conftest.py), scaled under others."""
+    from hypothesis import settings
+
+    return max(1, n * settings.default.max_examples // 100)

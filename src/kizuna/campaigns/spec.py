@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -9,9 +10,12 @@ from typing import Any, Literal
 
 import duckdb
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# A table a `where` may read: marts.<identifier>. A quoted name with a dot ("x.csv") is a file to DuckDB.
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 OwnerPolicy = Literal["exclude", "cc_owner", "send_from_owner", "owner_digest", "ignore"]
 
@@ -21,7 +25,8 @@ class CampaignFileError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN passes every range check (nan > 3 is false) and would select nobody, or everybody, in SQL.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Range(_Strict):
@@ -65,13 +70,23 @@ class Audience(_Strict):
     def _single_predicate(cls, v: str | None) -> str | None:
         if v is not None and (";" in v or "--" in v or "/*" in v):
             raise ValueError("must be a single SQL predicate: no ';' and no comments")
+        if v is not None and _CONTROL.search(v):
+            raise ValueError("must be plain text: it holds a control character")
         if v is not None:
             _check_predicate_reads_marts_only(v)
         return v
 
 
 def _check_predicate_reads_marts_only(predicate: str) -> None:
-    """Refuse a `where` that reads anything but marts tables: files, URLs, other schemas, table functions.
+    problem = _predicate_problem(predicate)
+    if problem:
+        raise ValueError(problem)
+
+
+@functools.lru_cache(maxsize=256)  # a DuckDB connection per check costs 10-100 ms; files are re-read often
+def _predicate_problem(predicate: str) -> str | None:
+    """Why a `where` may not run (None if it may): it reads marts tables only, no files, URLs, other schemas or
+    table functions, and is one predicate.
 
     The predicate runs inside the selection query on the writing connection; without this a campaign file could
     read any local file (read_text('/proc/self/environ') holds the API key) into an error message or a
@@ -81,27 +96,34 @@ def _check_predicate_reads_marts_only(predicate: str) -> None:
         row = con.execute(
             "SELECT json_serialize_sql(?::VARCHAR)", [f"SELECT 1 FROM marts.customers AS c WHERE ({predicate})"]
         ).fetchone()
-    tree = json.loads(row[0]) if row else {"error": True}
+    try:
+        tree = json.loads(row[0]) if row else {"error": True}
+    except RecursionError:  # the parse tree of e.g. NOT NOT ... NOT x nests deeper than Python's JSON reader goes
+        return "is nested too deeply to be checked; write it more simply"
     if tree.get("error") or len(tree.get("statements", [])) != 1:
-        raise ValueError(f"is not a valid SQL predicate ({tree.get('error_message', 'unparsable')})")
+        return f"is not a valid SQL predicate ({tree.get('error_message', 'unparsable')})"
     if tree["statements"][0]["node"].get("type") != "SELECT_NODE":
-        raise ValueError("must be a single SQL predicate (no UNION, no second query)")
+        return "must be a single SQL predicate (no UNION, no second query)"
 
-    def walk(node: Any) -> None:
+    pending: list[Any] = [tree]  # a stack, not recursion: the tree may be as deep as the reader allowed
+    while pending:
+        node = pending.pop()
         if isinstance(node, dict):
             kind = node.get("type")
             if kind == "TABLE_FUNCTION":
                 name = node.get("function", {}).get("function_name", "?")
-                raise ValueError(f"may read marts tables only: table function {name}() is not allowed")
-            if kind == "BASE_TABLE" and (node.get("schema_name") != "marts" or node.get("catalog_name")):
+                return f"may read marts tables only: table function {name}() is not allowed"
+            if kind == "BASE_TABLE" and (
+                node.get("schema_name") != "marts"
+                or node.get("catalog_name")
+                or not _TABLE_NAME.match(str(node.get("table_name", "")))
+            ):
                 qualified = ".".join(node.get("qualified_name", {}).get("path") or [str(node.get("table_name"))])
-                raise ValueError(f"may read marts tables only (marts.<table>): {qualified!r} is not one")
-            node = list(node.values())
-        if isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(tree)
+                return f"may read marts tables only (marts.<table>): {qualified!r} is not one"
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return None
 
 
 class Roles(_Strict):
@@ -121,7 +143,7 @@ class Campaign(_Strict):
     name: str
     description: str = ""
     kind: Literal["email", "call_list"] = "email"
-    template: str | None = None
+    template: str | None = Field(None, validate_default=True)
     locale: Literal["ja", "en"] = "ja"
     enabled: bool = True
     audience: Audience = Audience()
@@ -142,24 +164,65 @@ class Campaign(_Strict):
             raise ValueError("use lower-case letters, digits and _ (it becomes part of keys and tags)")
         return v
 
-    @model_validator(mode="after")
-    def _template_for_email(self) -> Campaign:
-        if self.kind == "email" and not self.template:
+    @field_validator("template")
+    @classmethod
+    def _template_for_email(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # A field validator, not a model one, so the error names the key `template` (a model's names no key).
+        if info.data.get("kind") == "email" and not v:  # no kind in data: it was itself invalid
             raise ValueError("an email campaign needs a template (a folder under templates/)")
-        return self
+        return v
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-def load_campaign(path: Path) -> Campaign:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"key {key!r} appears twice (the second would silently replace the first)",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> Any:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise CampaignFileError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes().count(b"\n", 0, exc.start) + 1
+        raise CampaignFileError(
+            f"{path.name}: not UTF-8 text (an undecodable byte on line {line}); save it as UTF-8"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python tags
     except yaml.YAMLError as exc:
         raise CampaignFileError(f"{path.name}: not valid YAML: {exc}") from exc
     except RecursionError:  # PyYAML composes nested collections recursively
         raise CampaignFileError(f"{path.name}: nested too deeply to be a campaign file") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (4,300 digits)
+        raise CampaignFileError(f"{path.name}: not valid YAML: {exc}") from None
+
+
+def load_campaign(path: Path) -> Campaign:
+    doc = _read_yaml(path)
     if not isinstance(doc, dict):
         raise CampaignFileError(f"{path.name}: expected a mapping of keys (name, template, audience, ...)")
     try:

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from kizuna.sources.encoding import detect_encoding, to_utf8
 from kizuna.sources.errors import Finding, SourceError
 
 MAX_FINDINGS_PER_FILE = 20
+# The longest record (line) read, in bytes: DuckDB's default, stated so the row-naming fallback agrees with it.
+MAX_RECORD_BYTES = 2_000_000
 # A workbook whose parts expand to more than this is refused before it is parsed: a few hundred kilobytes of
 # zip can declare gigabytes of sheet XML (a zip bomb), which the Excel reader would expand in memory.
 MAX_XLSX_UNCOMPRESSED_BYTES = 1 << 30
@@ -99,12 +102,65 @@ def excel_to_csv(path: Path, dest: Path) -> Path:
     return dest
 
 
-def _read_header(path: Path) -> list[str]:
+def _read_header(path: Path, file: str) -> list[str]:
+    """The header record's names, stripped and lower-cased (a quoted name may span lines, as a record may)."""
     with path.open("r", encoding="utf-8", newline="") as fh:
-        first = fh.readline()
-    if not first.strip():
-        return []
-    return [h.strip().lower() for h in next(csv.reader(io.StringIO(first)))]
+        try:
+            first = next(_csv_records(fh, strict=True), [])
+        except csv.Error as exc:
+            raise SourceError(file, 1, None, f"the header row is not valid CSV ({exc})") from exc
+    return [h.strip().lower() for h in first]
+
+
+_BLANK_LINE = (b"\n\n", b"\n\r", b"\r\r")
+
+
+def _has_blank_line(path: Path) -> bool:
+    """Whether an empty line may occur before the end: DuckDB skips those, a spreadsheet counts them as rows."""
+    with path.open("rb") as fh:
+        end = fh.seek(0, 2)
+        while end > 0:  # the line ends that close the file are not blank lines inside it
+            fh.seek(end - 1)
+            if fh.read(1) not in (b"\r", b"\n"):
+                break
+            end -= 1
+        fh.seek(0)
+        tail, left = b"", end
+        while left > 0 and (chunk := fh.read(min(1 << 20, left))):
+            left -= len(chunk)
+            data = tail + chunk
+            if any(pattern in data for pattern in _BLANK_LINE):
+                return True
+            tail = data[-1:]
+    return False
+
+
+def spreadsheet_rows(path: Path) -> list[int] | None:
+    """For each record DuckDB reads (blank lines skipped), its spreadsheet row; None when they are 2, 3, 4, ...
+
+    A spreadsheet shows an empty line as an empty row, so a finding after one must count it. Only files with
+    blank lines pay for this pass over the file.
+    """
+    if not _has_blank_line(path):
+        return None
+    rows: list[int] = []
+    with path.open("r", encoding="utf-8", newline="") as fh:
+        reader = _csv_records(fh, strict=False)
+        try:
+            next(reader, None)
+            for row, record in enumerate(reader, start=2):
+                if record:
+                    rows.append(row)
+        except csv.Error:  # a record over the size limit: DuckDB refuses the file, and find_csv_defect names it
+            return None
+    return rows
+
+
+def _csv_records(fh: io.TextIOBase, *, strict: bool) -> Iterator[list[str]]:
+    """csv.reader allowing fields as long as DuckDB allows records (its own default limit is 128 KiB)."""
+    if csv.field_size_limit() < MAX_RECORD_BYTES:
+        csv.field_size_limit(MAX_RECORD_BYTES)  # process-wide, but only ever raised
+    return csv.reader(fh, strict=strict)
 
 
 def find_csv_defect(path: Path, expected_fields: int) -> tuple[int | None, str]:
@@ -115,7 +171,7 @@ def find_csv_defect(path: Path, expected_fields: int) -> tuple[int | None, str]:
     row = 1
     try:
         with path.open("r", encoding="utf-8", newline="") as fh:
-            reader = csv.reader(fh, strict=True)
+            reader = _csv_records(fh, strict=True)
             next(reader, None)
             for row, record in enumerate(reader, start=2):
                 if record and len(record) != expected_fields:
@@ -123,7 +179,11 @@ def find_csv_defect(path: Path, expected_fields: int) -> tuple[int | None, str]:
                         f"has {len(record)} fields where the header has {expected_fields} "
                         "(a line cut short, or an unquoted comma?)"
                     )
+                if sum(len(v.encode("utf-8")) + 1 for v in record) > MAX_RECORD_BYTES:
+                    return row, f"is longer than {MAX_RECORD_BYTES:,} bytes, the limit for one record"
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            return row + 1, f"is longer than {MAX_RECORD_BYTES:,} bytes, the limit for one record"
         return row + 1, f"is not valid CSV from this row on ({exc}; an unclosed quote, or a file cut short?)"
     return None, ""
 
@@ -132,11 +192,9 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _typed_expr(col: str, ctype: ColumnType) -> str:
-    """SQL turning the trimmed text column into its contract type; NULL where it does not parse."""
+def _cast_expr(col: str, ctype: ColumnType) -> str:
+    """DuckDB's cast of the trimmed text column to its contract type (NULL where it does not parse)."""
     v = _quote(col)
-    if ctype is ColumnType.TEXT:
-        return v
     if ctype is ColumnType.INTEGER:
         return f"try_cast(replace({v}, ',', '') AS BIGINT)"
     if ctype is ColumnType.MONEY:
@@ -152,7 +210,38 @@ def _typed_expr(col: str, ctype: ColumnType) -> str:
         t = ", ".join(f"'{x}'" for x in _TRUE)
         f = ", ".join(f"'{x}'" for x in _FALSE)
         return f"CASE WHEN lower({v}) IN ({t}) THEN true WHEN lower({v}) IN ({f}) THEN false END"
-    raise AssertionError(ctype)
+    return v
+
+
+def _cast_column(col: str) -> str:
+    return _quote(f"__cast_{col}")
+
+
+def _typed_expr(col: str, ctype: ColumnType) -> str:
+    """The contract's value over `_casts()`: the cast where the text is what the contract accepts, else NULL.
+
+    DuckDB's casts accept more than the contract: '1.5' as an integer (rounded to 2), '0x10' (16), 'NaN' and
+    'inf' as numbers, 'infinity', 'epoch', '2024-01-01 (BC)' and years past 9999 as dates. Those are refused,
+    not loaded. The guards read the cast's column, so each cast is computed once.
+    """
+    v, x = _quote(col), _cast_column(col)
+    if ctype is ColumnType.INTEGER:
+        return f"CASE WHEN regexp_full_match(replace({v}, ',', ''), '[+-]?[0-9]+(\\.0+)?') THEN {x} END"
+    if ctype is ColumnType.NUMBER:
+        return f"CASE WHEN isfinite({x}) THEN {x} END"
+    if ctype in (ColumnType.DATE, ColumnType.TIMESTAMP):
+        return f"CASE WHEN regexp_matches({v}, '^[0-9]{{4}}[-/]') AND year({x}) BETWEEN 1 AND 9999 THEN {x} END"
+    return v if ctype is ColumnType.TEXT else x
+
+
+def _casts(table: Table, text_table: str) -> str:
+    """The text table with each typed column's cast beside it (DuckDB computes only those a query uses)."""
+    casts = [
+        f"{_cast_expr(c.name, c.type)} AS {_cast_column(c.name)}"
+        for c in table.columns
+        if c.type is not ColumnType.TEXT
+    ]
+    return f"(SELECT *, {', '.join(casts)} FROM {text_table})" if casts else text_table
 
 
 _TYPE_HINT = {
@@ -177,28 +266,34 @@ def stage_file(
         encoding = detect_encoding(path)
         text_path = to_utf8(path, encoding, tmp_dir / f"{table.name}.utf8.csv")
 
-    header = _read_header(text_path)
+    header = _read_header(text_path, path.name)
     findings = [
         Finding(path.name, 1, c, "required column is missing from the header row")
         for c in table.required_columns
         if c not in header
     ]
-    duplicated = sorted({h for h in header if header.count(h) > 1})
+    # Blank names (Excel's trailing empty columns) are ignored columns, never duplicates.
+    duplicated = sorted({h for h in header if h and header.count(h) > 1})
     findings += [Finding(path.name, 1, c, "column appears more than once in the header") for c in duplicated]
     if findings:
         return None, findings, len(findings)
 
     text_table = f'{schema}."_text_{table.name}"'
+    # The dialect is pinned and the columns are the header's, by position: DuckDB's sniffer would otherwise
+    # guess, e.g. take a data row with one field more than the header for the header and skip the real one.
+    struct = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header)))
     reader = (
-        "read_csv(?, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
-        "normalize_names = false)"
+        "read_csv(?, auto_detect = false, header = true, skip = 0, delim = ',', quote = '\"', escape = '\"', "
+        f"comment = '', null_padding = false, max_line_size = {MAX_RECORD_BYTES}, columns = {{{struct}}})"
     )
+    position = {name: i for i, name in enumerate(header) if name}
+    row_of = spreadsheet_rows(text_path)
+    row_expr = "(row_number() OVER () + 1)" if row_of is None else "(?::BIGINT[])[row_number() OVER ()]"
+    params: list[object] = [str(text_path)] if row_of is None else [row_of, str(text_path)]
     try:
-        read_cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}", [str(text_path)]).fetchall()]
-        by_lower = {c.strip().lower(): c for c in read_cols}
         selects = []
         for col in table.columns:
-            expr = f"nullif(trim({_quote(by_lower[col.name])}), '')" if col.name in by_lower else "NULL::VARCHAR"
+            expr = f"nullif(trim(c{position[col.name]}), '')" if col.name in position else "NULL::VARCHAR"
             if col.default is not None:
                 expr = f"coalesce({expr}, '{col.default}')"
             selects.append(f"{expr} AS {_quote(col.name)}")
@@ -206,14 +301,15 @@ def stage_file(
         # insertion order); tests/sources check that findings name the right rows.
         con.execute(
             f"CREATE OR REPLACE TABLE {text_table} AS SELECT {', '.join(selects)}, "
-            f"(row_number() OVER () + 1)::BIGINT AS {SOURCE_ROW_COLUMN} FROM {reader}",
-            [str(text_path)],
+            f"{row_expr}::BIGINT AS {SOURCE_ROW_COLUMN} FROM {reader}",
+            params,
         )
     except duckdb.Error as exc:
         row, problem = find_csv_defect(text_path, len(header))
         if row is not None:
             raise SourceError(path.name, row, None, problem) from exc
-        raise SourceError(path.name, None, None, f"is not a readable CSV file: {exc}") from exc
+        first_line = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise SourceError(path.name, None, None, f"is not a readable CSV file: {first_line}") from exc
 
     checks: list[str] = []
     for col in table.columns:
@@ -226,7 +322,7 @@ def stage_file(
         if col.type is not ColumnType.TEXT:
             checks.append(
                 f"SELECT {SOURCE_ROW_COLUMN}, '{col.name}', {q}, 'is not {_TYPE_HINT[col.type]}' "
-                f"FROM {text_table} WHERE {q} IS NOT NULL AND {_typed_expr(col.name, col.type)} IS NULL"
+                f"FROM {_casts(table, text_table)} WHERE {q} IS NOT NULL AND {_typed_expr(col.name, col.type)} IS NULL"
             )
     union = " UNION ALL ".join(checks)
     total_row = con.execute(f"SELECT count(*) FROM ({union})").fetchone()
@@ -242,11 +338,11 @@ def stage_file(
     typed = ", ".join(f"{_typed_expr(c.name, c.type)}::{c.type.value} AS {_quote(c.name)}" for c in table.columns)
     con.execute(
         f'CREATE OR REPLACE TABLE {schema}."{table.name}" AS SELECT {typed}, '
-        f"?::VARCHAR AS {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN} FROM {text_table}",
+        f"?::VARCHAR AS {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN} FROM {_casts(table, text_table)}",
         [path.name],
     )
     con.execute(f"DROP TABLE {text_table}")
     count_row = con.execute(f'SELECT count(*) FROM {schema}."{table.name}"').fetchone()
-    ignored = [h for h in header if h not in table.column_names]
+    ignored = [h for h in header if h and h not in table.column_names]
     staged = StagedFile(table.name, path.name, encoding, int(count_row[0]) if count_row else 0, sha, ignored)
     return staged, [], 0
