@@ -1,9 +1,8 @@
 """Properties of the template meta parser (meta.yml): any file gives a TemplateMeta or names the template.
 
 Marketers edit templates/<name>/meta.yml. `TemplateRenderer.meta()` must return the parsed meta or raise
-TemplateSourceError naming "<template>/meta.yml"; the studio and `kizuna templates lint` show that message. The
-cases marked xfail are bugs found here in kizuna.email.render (owned elsewhere, reported in issue 12): each
-test starts passing, and so fails as XPASS, when its bug is fixed; then remove the mark.
+TemplateSourceError naming "<template>/meta.yml"; the studio and `kizuna templates lint` show that message.
+BROKEN_FILES are the cases this property found (tracebacks before meta.yml went through kizuna.yaml_files).
 """
 
 from __future__ import annotations
@@ -56,21 +55,17 @@ def test_any_text_gives_a_meta_or_an_error_naming_the_template(tmp_path: Path, t
         assert meta.description is not None and set(meta.variables) <= set(meta.sample_context)
 
 
-BUGS = [
+BROKEN_FILES = [
     pytest.param(b"description: \xff\n", id="not-utf8-raises-UnicodeDecodeError"),
     pytest.param(b"description: d\nunsubscribe_group: " + b"1" * 5000 + b"\n", id="huge-integer-raises-ValueError"),
     pytest.param(b"description: d\nx: " + b"[" * 3000 + b"]" * 3000 + b"\n", id="deep-nesting-raises-RecursionError"),
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="kizuna.email.render reads meta.yml without catching these (issue 12)")
-@pytest.mark.parametrize("data", BUGS)
+@pytest.mark.parametrize("data", BROKEN_FILES)
 def test_a_broken_meta_file_is_a_template_error(tmp_path: Path, data: bytes) -> None:
     assert isinstance(_meta(tmp_path, data), TemplateSourceError)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="PyYAML keeps the last of two equal keys; render.py does not refuse it (issue 12)"
-)
 def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
     assert isinstance(_meta(tmp_path, b"description: d\nreply_to: a@x.jp\nreply_to: b@y.jp\n"), TemplateSourceError)

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from kizuna.yaml_files import read_yaml
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # A table a `where` may read: marts.<identifier>. A quoted name with a dot ("x.csv") is a file to DuckDB.
@@ -177,48 +178,8 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last, silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:  # an unhashable key: the base class says so
-                break
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"key {key!r} appears twice (the second would silently replace the first)",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise CampaignFileError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes().count(b"\n", 0, exc.start) + 1
-        raise CampaignFileError(
-            f"{path.name}: not UTF-8 text (an undecodable byte on line {line}); save it as UTF-8"
-        ) from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python tags
-    except yaml.YAMLError as exc:
-        raise CampaignFileError(f"{path.name}: not valid YAML: {exc}") from exc
-    except RecursionError:  # PyYAML composes nested collections recursively
-        raise CampaignFileError(f"{path.name}: nested too deeply to be a campaign file") from None
-    except ValueError as exc:  # e.g. an integer longer than Python converts (4,300 digits)
-        raise CampaignFileError(f"{path.name}: not valid YAML: {exc}") from None
+    return read_yaml(path, CampaignFileError)
 
 
 def load_campaign(path: Path) -> Campaign:

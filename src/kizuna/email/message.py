@@ -10,7 +10,9 @@ from typing import Protocol
 from kizuna.email.render import RenderedEmail
 
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
-_NOT_ONE_ADDRESS = re.compile(r"[\s<>,;]")  # whitespace (as str.isspace) or a list/display-name separator
+_NOT_ONE_ADDRESS = re.compile(r'[\s<>,;:"()]')  # whitespace (as str.isspace), a list, group or display-name mark
+# Everything str.splitlines() splits on: Python's mail library refuses each of them in a header.
+_LINE_BREAK = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
 class InvalidMessageError(ValueError):
@@ -59,6 +61,7 @@ class OutgoingMessage:
             ("to_email", self.to_email),
             ("from_email", self.from_email),
             *(("cc", a) for a in self.cc),
+            *((("reply_to", self.reply_to),) if self.reply_to else ()),
         ):
             if "@" not in address or _NOT_ONE_ADDRESS.search(address):
                 raise InvalidMessageError(f"{what} {address!r} is not a single email address ({self.message_key})")
@@ -69,7 +72,7 @@ class OutgoingMessage:
             ("reply_to", self.reply_to or ""),
             *((f"header {k}", f"{k}{v}") for k, v in self.headers.items()),
         ):
-            if "\r" in value or "\n" in value:
+            if _LINE_BREAK.search(value):
                 raise InvalidMessageError(f"{what} contains a line break ({self.message_key}): header injection")
         if not self.subject.strip():
             raise InvalidMessageError(f"subject is empty ({self.message_key})")

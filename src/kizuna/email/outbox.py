@@ -19,6 +19,9 @@ from kizuna.email.message import OutgoingMessage
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
 _POLICY = email.policy.SMTP  # CRLF line ends, RFC 2047 for non-ASCII headers, as a provider would send
+# Written without folding: Python 3.11 folds a long ASCII display name without its quotes and a long reply-to
+# onto a line that does not start with a space, which changes what the header says (tests/reliability).
+_WRITE_POLICY = _POLICY.clone(max_line_length=None)
 
 
 def message_id(message: OutgoingMessage) -> str:
@@ -85,7 +88,7 @@ class OutboxBackend:
             return existing
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
         mime = to_mime(message)
-        data = mime.as_bytes(policy=_POLICY)
+        data = mime.as_bytes(policy=_WRITE_POLICY)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=self.outbox_dir)
         try:
             with os.fdopen(fd, "wb") as handle:

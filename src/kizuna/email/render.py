@@ -41,13 +41,13 @@ import css_inline
 import jinja2
 import jinja2.meta
 import jinja2.runtime
-import yaml
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kizuna.email.filters import FILTERS
 from kizuna.email.inlining import InlineOnceUnsafe, flatten, inline_source, same_html
+from kizuna.yaml_files import read_yaml
 
 if TYPE_CHECKING:
     from kizuna.settings import Settings
@@ -368,11 +368,9 @@ class TemplateRenderer:
         cached = self._meta_cache.get(template)
         if cached and cached[0] == mtime:
             return cached[1]
+        raw = read_yaml(path, TemplateSourceError, f"{template}/meta.yml") or {}
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             meta = TemplateMeta.model_validate(raw)
-        except yaml.YAMLError as exc:
-            raise TemplateSourceError(f"{template}/meta.yml is not valid YAML: {exc}") from None
         except ValidationError as exc:
             raise TemplateSourceError(f"{template}/meta.yml: {exc}") from None
         self._meta_cache[template] = (mtime, meta)

@@ -8,6 +8,7 @@ Parquet keeps values as they are: it is read by code, not by spreadsheets.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ FORMATS: tuple[Format, ...] = ("csv", "parquet", "xlsx")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 XLSX_MAX_ROWS = 1_048_575  # Excel's row limit, less the header
 _BATCH = 10_000
+_XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # as openpyxl's ILLEGAL_CHARACTERS_RE
 
 
 class ExportError(ValueError):
@@ -116,7 +118,10 @@ def xlsx_value(value: Any) -> Any:
         if isinstance(value, datetime) and value.tzinfo is not None:
             return value.replace(tzinfo=None)  # Excel has no time zones; warehouse timestamps are UTC
         return value
-    return neutralise(value if isinstance(value, str) else str(value))
+    text = value if isinstance(value, str) else str(value)
+    # XLSX cannot hold most C0 control characters (openpyxl refuses the cell): show each as U+FFFD instead of
+    # stopping the whole export on one CRM name with a stray BEL.
+    return neutralise(_XLSX_ILLEGAL.sub("\ufffd", text))
 
 
 def _batches(cur: duckdb.DuckDBPyConnection) -> Iterator[list[tuple[Any, ...]]]:
