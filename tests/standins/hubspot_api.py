@@ -41,6 +41,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.standins.serving import ServedInThread
+
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"  # shaped like a real private app token
 START = datetime(2026, 11, 1, tzinfo=UTC)
 DEFAULT_WINDOW = 10_000
@@ -660,34 +662,17 @@ class _Server(ThreadingHTTPServer):
         self.state = state
 
 
-class HubSpotStandin:
+class HubSpotStandin(ServedInThread):
     """Start with ``with HubSpotStandin() as hubspot:``; ``hubspot.url`` is the base URL, ``hubspot.state`` the
     account."""
 
     def __init__(self, port: int = 0, state: StandinState | None = None) -> None:
         self.state = state or StandinState()
-        self._server = _Server(port, self.state)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="hubspot-standin", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(_Server(port, self.state), "hubspot-standin", stop=self.state.stop)
 
     def seed_from_demo(self, directory: Path, timezone: str = "Asia/Tokyo") -> Seeded:
         """Load a `kizuna demo-data` directory (see `seed_from_demo`)."""
         return seed_from_demo(self.state, directory, timezone)
-
-    def __enter__(self) -> HubSpotStandin:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.state.stop.set()  # releases hanging handlers
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 @pytest.fixture

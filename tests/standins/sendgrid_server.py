@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.standins.serving import ServedInThread
+
 MAX_PERSONALIZATIONS = 1000
 MAX_CATEGORIES = 10
 MAX_CUSTOM_ARGS_BYTES = 10_000
@@ -240,29 +242,16 @@ class _Server(ThreadingHTTPServer):
         self.state = state
 
 
-class SendGridStandin:
+class SendGridStandin(ServedInThread):
     """Start with ``with SendGridStandin() as standin:``; ``standin.host`` is the base URL for the client."""
 
     def __init__(self, port: int = 0, state: StandinState | None = None) -> None:
         self.state = state or StandinState()
-        self._server = _Server(port, self.state)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="sendgrid-standin", daemon=True
-        )
+        super().__init__(_Server(port, self.state), "sendgrid-standin", stop=self.state.stop)
 
     @property
     def host(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> SendGridStandin:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.state.stop.set()  # releases hanging handlers
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        return self.url
 
 
 @pytest.fixture

@@ -36,6 +36,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.standins.serving import ServedInThread
+
 API_VERSION = "2026-10-28.endive"
 EVENT_RETENTION_SECONDS = 30 * 86400
 ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "UGX"}
@@ -761,28 +763,16 @@ class _Server(ThreadingHTTPServer):
         self.state = state
 
 
-class StripeStandin:
+class StripeStandin(ServedInThread):
     """Start with ``with StripeStandin() as stripe:``; ``stripe.base`` is the API base for settings.stripe_api_base."""
 
     def __init__(self, state: StripeState | None = None) -> None:
         self.state = state or StripeState()
-        self._server = _Server(self.state)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="stripe-standin", daemon=True
-        )
+        super().__init__(_Server(self.state), "stripe-standin")
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> StripeStandin:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        return self.url
 
 
 @pytest.fixture
