@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_CUSTOMERS ?= 2000
+BENCH_SIZES ?= 10000,100000,1000000
 
-.PHONY: demo test system-deps lint typecheck pytest lock clean
+.PHONY: demo test system-deps lint typecheck pytest lock clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "kizuna needs Python 3.11 (set PYTHON=python3.11)")'
@@ -48,6 +49,12 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# The whole pipeline's cost from 10k to 1M customers next to the references (≈ 40 min on 2 quiet cores); writes
+# bench/results/latest.json and the block at the top of docs/benchmarks.md. Not part of `make test`: timing tests
+# flake on shared machines (tests/bench/ runs a tiny smoke of the harness instead).
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --sizes $(BENCH_SIZES)
 
 # Re-resolve the locked versions after changing dependencies in pyproject.toml.
 lock:
