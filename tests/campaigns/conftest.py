@@ -76,7 +76,8 @@ def sg_make_warehouse(tmp_path: Path) -> SgWarehouse:
 
 @pytest.fixture
 def sg_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    """Settings sending to the stand-in: short timeout, small batches, no rate limit."""
+    """Settings sending to the stand-in: a timeout short of its 5 s hang (long enough for a loaded machine),
+    small batches, no rate limit."""
     standin: SendGridStandin = request.getfixturevalue("sendgrid_standin")
     return Settings(
         warehouse=tmp_path / "warehouse.duckdb",
@@ -85,7 +86,7 @@ def sg_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
         email_backend="sendgrid",
         sendgrid_api_key=SG_API_KEY,  # type: ignore[arg-type]
         sendgrid_api_host=standin.host,
-        sendgrid_timeout_seconds=0.5,
+        sendgrid_timeout_seconds=2.0,
         sendgrid_max_rate_limit_wait_seconds=3,
         send_concurrency=8,
         send_rate_per_second=0,
