@@ -15,7 +15,7 @@ import pytest
 from kizuna import dbt_runner
 from kizuna.demo.generate import generate_demo_data
 from kizuna.scoring.deals import activity_band
-from kizuna.scoring.features import FEATURE_NAMES, FEATURES_TABLE
+from kizuna.scoring.features import FEATURE_NAMES, FEATURES_TABLE, PRODUCTS_COLUMN
 from kizuna.scoring.model import time_split
 from kizuna.scoring.run import ScoreResult, score_warehouse
 from kizuna.settings import Settings
@@ -82,7 +82,7 @@ def test_features_never_use_data_dated_on_or_after_the_snapshot(demo: Demo, tmp_
         )
     dbt_runner.build(changed, AS_OF, select=SELECT)
     query = (
-        f"SELECT customer_id, snapshot_on, {', '.join(FEATURE_NAMES)} FROM {FEATURES_TABLE} "
+        f"SELECT customer_id, snapshot_on, {', '.join(FEATURE_NAMES)}, {PRODUCTS_COLUMN} FROM {FEATURES_TABLE} "
         f"WHERE snapshot_on <= DATE '{CUTOFF}' ORDER BY customer_id, snapshot_on"
     )
     before, after = _table(demo.settings.warehouse, query), _table(changed.warehouse, query)

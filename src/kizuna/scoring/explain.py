@@ -6,32 +6,53 @@ from typing import Any
 
 import numpy as np
 
-from kizuna.scoring.features import FEATURES
+from kizuna.scoring.features import FEATURES, Feature
 
 SEPARATOR = {"en": "; ", "ja": "、"}
 
 
-def contributions(model: Any, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
+MIN_EFFECT = 0.01
+CHUNK_ROWS = 20_000
+
+
+def contributions(
+    model: Any, x: np.ndarray, reference: np.ndarray, probability: np.ndarray, floor: float = MIN_EFFECT
+) -> np.ndarray:
     """p(x) - p(x with feature j set to the training median), per row and feature: cheap, model-agnostic, additive
-    enough to rank factors. Shape (rows, features)."""
+    enough to rank factors. Shape (rows, features).
+
+    Rows whose probability is below `floor` are not explained (all 0); with the default floor that loses nothing,
+    as no feature moves a probability down by more than the probability itself. A value already equal to the
+    median changes nothing, so its effect is exactly 0 without asking the model. Rows go through it in chunks.
+    """
     rows, width = x.shape
-    if rows == 0:
-        return np.zeros((0, width))
-    base = model.predict_proba(x)[:, 1]
-    swapped = np.repeat(x[None, :, :], width, axis=0)
-    for j in range(width):
-        swapped[j, :, j] = reference[j]
-    moved = model.predict_proba(swapped.reshape(width * rows, width))[:, 1].reshape(width, rows)
-    return base[None, :].T - moved.T
+    effects = np.zeros((rows, width))
+    for start in range(0, rows, CHUNK_ROWS):
+        index = start + np.flatnonzero(probability[start : start + CHUNK_ROWS] >= floor)
+        chunk = x[index]
+        same = (chunk == reference) | (np.isnan(chunk) & np.isnan(reference))
+        row, column = np.nonzero(~same)
+        if len(row) == 0:
+            continue
+        swapped = chunk[row]
+        swapped[np.arange(len(row)), column] = reference[column]
+        effects[index[row], column] = probability[index[row]] - model.predict_proba(swapped)[:, 1]
+    return effects
 
 
 def factor_texts(
-    x: np.ndarray, effects: np.ndarray, locale: str, *, top: int = 3, min_effect: float = 0.01
+    x: np.ndarray,
+    effects: np.ndarray,
+    locale: str,
+    features: tuple[Feature, ...] = FEATURES,
+    *,
+    top: int = 3,
+    min_effect: float = MIN_EFFECT,
 ) -> list[str]:
     """The `top` features that raise the probability most (by at least min_effect), as one line per row."""
-    texts = []
-    order = np.argsort(-effects, axis=1, kind="stable")
-    for i in range(x.shape[0]):
-        parts = [FEATURES[j].phrase(float(x[i, j]), locale) for j in order[i, :top] if effects[i, j] >= min_effect]
-        texts.append(SEPARATOR[locale].join(p for p in parts if p))
+    texts = [""] * x.shape[0]
+    for i in np.flatnonzero((effects >= min_effect).any(axis=1)):
+        order = np.argsort(-effects[i], kind="stable")
+        parts = [features[j].phrase(float(x[i, j]), locale) for j in order[:top] if effects[i, j] >= min_effect]
+        texts[i] = SEPARATOR[locale].join(p for p in parts if p)
     return texts

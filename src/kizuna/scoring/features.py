@@ -148,18 +148,94 @@ FEATURES: tuple[Feature, ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 TARGETS = {"churn": "is_churned_next_90_days", "expansion": "is_expanded_next_90_days"}
 
+# Product mix: which products (with their plan) a customer pays for, one 0/1 input per product. The warehouse
+# names the products, so the inputs are chosen at training: those held in at least MIN_PRODUCT_SHARE of the
+# training rows, the PRODUCT_FEATURES_MAX most held.
+PRODUCTS_COLUMN = "products_held"
+PRODUCT_SEPARATOR = "|"
+PRODUCT_FEATURES_MAX = 12
+MIN_PRODUCT_SHARE = 0.005
 
-def load_customer_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every customer snapshot dbt built (training rows have has_outcome; the scoring rows is_scoring_snapshot)."""
-    frame = con.execute(f"SELECT * FROM {FEATURES_TABLE} ORDER BY snapshot_on, customer_id").df()
-    if frame.empty:
-        raise ValueError(f"{FEATURES_TABLE} is empty: run `kizuna run` (dbt build) on a warehouse with customers first")
+
+def product_feature(label: str) -> Feature:
+    """Holding one product: a 0/1 input whose phrase names the product."""
+    return Feature(
+        f"holds:{label}",
+        lambda v: f"holds {label}" if v >= 0.5 else f"without {label}",
+        lambda v: f"{label}を契約中" if v >= 0.5 else f"{label}未契約",
+    )
+
+
+def _product_sets(frame: pd.DataFrame) -> tuple[np.ndarray, list[frozenset[str]]]:
+    """Per row an index into the distinct product sets (few: the work is per set, not per row)."""
+    codes, uniques = pd.factorize(frame[PRODUCTS_COLUMN].fillna(""), sort=True)
+    return codes, [frozenset(p for p in str(u).split(PRODUCT_SEPARATOR) if p) for u in uniques]
+
+
+def choose_products(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The products that become inputs: held in at least MIN_PRODUCT_SHARE of the rows, the most held first."""
+    codes, sets = _product_sets(frame)
+    rows_per_set = np.bincount(codes, minlength=len(sets))
+    held: dict[str, int] = {}
+    for products, rows in zip(sets, rows_per_set, strict=True):
+        for product in products:
+            held[product] = held.get(product, 0) + int(rows)
+    enough = [(-rows, label) for label, rows in held.items() if rows >= MIN_PRODUCT_SHARE * len(frame)]
+    return tuple(label for _, label in sorted(enough)[:PRODUCT_FEATURES_MAX])
+
+
+def feature_set(products: tuple[str, ...]) -> tuple[Feature, ...]:
+    """The model's inputs in matrix order: the fixed features, then one per chosen product."""
+    return FEATURES + tuple(product_feature(p) for p in products)
+
+
+# Training rows beyond this are a uniform sample of customers (all their snapshots): the outcome rates, and so
+# the calibration, stay those of the whole warehouse, and a customer's months stay together for the grouped
+# calibration folds. About 2 minutes of training for both scores on 2 cores (docs/scores.md, bench/scores).
+MAX_TRAINING_ROWS = 1_500_000
+# Only what the models read: 1M customers x 25 snapshots with every column do not fit in memory.
+COLUMNS = ("customer_id", "snapshot_on", "is_scoring_snapshot", *FEATURE_NAMES, PRODUCTS_COLUMN, *TARGETS.values())
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     frame["snapshot_on"] = pd.to_datetime(frame["snapshot_on"]).dt.date
     for name in FEATURE_NAMES:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     return frame
 
 
-def matrix(frame: pd.DataFrame) -> np.ndarray:
-    """The model's input: the features in FEATURES order, missing values as NaN."""
-    return frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype="float64", na_value=np.nan)
+def load_training_rows(
+    con: duckdb.DuckDBPyConnection, seed: int, max_rows: int = MAX_TRAINING_ROWS
+) -> tuple[pd.DataFrame, int]:
+    """The labelled snapshots (has_outcome), every one or a uniform sample of customers when there are more than
+    max_rows; and how many labelled rows there are in all."""
+    columns = ", ".join(COLUMNS)
+    row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE has_outcome) FROM {FEATURES_TABLE}").fetchone()
+    if not row or not row[0]:
+        raise ValueError(f"{FEATURES_TABLE} is empty: run `kizuna run` (dbt build) on a warehouse with customers first")
+    labelled = int(row[1])
+    sample = ""
+    if labelled > max_rows:
+        # hash of id and seed: the same customers every run with the same seed, whatever the row order
+        sample = f"AND hash(customer_id || '#{int(seed)}') % 1000000 < {int(max_rows / labelled * 1_000_000)}"
+    frame = con.execute(
+        f"SELECT {columns} FROM {FEATURES_TABLE} WHERE has_outcome {sample} ORDER BY snapshot_on, customer_id"
+    ).df()
+    return _typed(frame), labelled
+
+
+def load_scoring_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The as-of snapshot: one row per customer to score."""
+    columns = ", ".join(COLUMNS)
+    frame = con.execute(f"SELECT {columns} FROM {FEATURES_TABLE} WHERE is_scoring_snapshot ORDER BY customer_id").df()
+    return _typed(frame)
+
+
+def matrix(frame: pd.DataFrame, products: tuple[str, ...] = ()) -> np.ndarray:
+    """The model's input: the features in feature_set(products) order, missing values as NaN."""
+    fixed = frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype="float64", na_value=np.nan)
+    if not products:
+        return fixed
+    codes, sets = _product_sets(frame)
+    per_set = np.array([[float(p in held) for p in products] for held in sets]).reshape(len(sets), len(products))
+    return np.hstack([fixed, per_set[codes]])

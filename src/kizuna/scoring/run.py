@@ -17,8 +17,15 @@ import sklearn
 from threadpoolctl import threadpool_limits
 
 from kizuna.scoring.deals import DealEvaluation, forecast_deals
-from kizuna.scoring.explain import contributions, factor_texts
-from kizuna.scoring.features import FEATURE_NAMES, TARGETS, load_customer_features, matrix
+from kizuna.scoring.explain import MIN_EFFECT, contributions, factor_texts
+from kizuna.scoring.features import (
+    TARGETS,
+    choose_products,
+    feature_set,
+    load_scoring_rows,
+    load_training_rows,
+    matrix,
+)
 from kizuna.scoring.model import Evaluation, ModelKind, evaluate, fit_calibrated, time_split
 from kizuna.settings import Settings
 from kizuna.warehouse import connect
@@ -38,6 +45,12 @@ class TrainedScore:
     model: Any
     evaluation: Evaluation
     reference: np.ndarray
+    products: tuple[str, ...] = ()
+    base_rate: float = 0.0
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in feature_set(self.products)]
 
 
 @dataclass
@@ -50,45 +63,76 @@ class ScoreResult:
     deal_evaluation: DealEvaluation | None
     report_path: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    features: list[str] = field(default_factory=list)
 
 
-def train_score(frame: pd.DataFrame, name: str, kind: ModelKind, seed: int, validation_months: int) -> TrainedScore:
-    """Evaluate on the later labelled months with a model trained on the earlier ones, then refit on all of them."""
+def train_score(
+    labelled: pd.DataFrame,
+    name: str,
+    kind: ModelKind,
+    seed: int,
+    validation_months: int,
+    inputs: tuple[tuple[str, ...], np.ndarray] | None = None,
+) -> TrainedScore:
+    """Evaluate on the later labelled months with a model trained on the earlier ones, then refit on all of them.
+    `inputs`: the product inputs and the labelled rows' matrix, when the caller has them (both scores share one)."""
     target = TARGETS[name]
-    labelled = frame[frame["has_outcome"].fillna(False).astype(bool)].reset_index(drop=True)
+    labelled = labelled.reset_index(drop=True)
     split = time_split(labelled["snapshot_on"], validation_months)
     train = labelled["snapshot_on"].isin(split.train_months).to_numpy()
-    x, y, groups = matrix(labelled), labelled[target].astype(int).to_numpy(), labelled["customer_id"].to_numpy()
+    if inputs is None:
+        products = choose_products(labelled)
+        inputs = products, matrix(labelled, products)
+    products, x = inputs
+    y, groups = labelled[target].astype(int).to_numpy(), labelled["customer_id"].to_numpy()
     model = fit_calibrated(x[train], y[train], groups[train], kind, seed)
     p = model.predict_proba(x[~train])[:, 1]
     baseline = labelled[BASELINES[name]].to_numpy(dtype="float64", na_value=np.nan)[~train]
     baseline = np.nan_to_num(-baseline if name == "churn" else baseline, nan=0.0)
     evaluation = evaluate(target, split, y[train], y[~train], p, BASELINES[name], baseline)
     final = fit_calibrated(x, y, groups, kind, seed)
-    return TrainedScore(name, final, evaluation, np.nanmedian(x, axis=0))
+    return TrainedScore(name, final, evaluation, _medians(x), products, float(y.mean()))
 
 
-def model_version(kind: ModelKind, seed: int, frame: pd.DataFrame) -> str:
+def _medians(x: np.ndarray) -> np.ndarray:
+    """The explanation reference per input; 0 for an input no training row has (it is never used)."""
+    observed = ~np.isnan(x).all(axis=0)
+    out = np.zeros(x.shape[1])
+    out[observed] = np.nanmedian(x[:, observed], axis=0)
+    return out
+
+
+def train_scores(labelled: pd.DataFrame, kind: ModelKind, seed: int, validation_months: int) -> dict[str, TrainedScore]:
+    """Churn and expansion, each evaluated on the later months and refit on all labelled rows."""
+    labelled = labelled.reset_index(drop=True)
+    products = choose_products(labelled)
+    inputs = products, matrix(labelled, products)
+    return {name: train_score(labelled, name, kind, seed, validation_months, inputs) for name in TARGETS}
+
+
+def model_version(kind: ModelKind, seed: int, labelled: pd.DataFrame, feature_names: list[str]) -> str:
     """Names the model by its training window and a digest of what shaped it (features, seed, library)."""
-    labelled = frame.loc[frame["has_outcome"].fillna(False).astype(bool), "snapshot_on"]
-    window = f"{min(labelled):%Y%m}-{max(labelled):%Y%m}"
+    window = f"{min(labelled['snapshot_on']):%Y%m}-{max(labelled['snapshot_on']):%Y%m}"
     digest = hashlib.sha256(
-        json.dumps([kind, seed, list(FEATURE_NAMES), sklearn.__version__, len(labelled)]).encode()
+        json.dumps([kind, seed, feature_names, sklearn.__version__, len(labelled)]).encode()
     ).hexdigest()[:8]
     return f"{kind}-{window}-{digest}"
 
 
-def score_customers(frame: pd.DataFrame, scores: dict[str, TrainedScore]) -> pd.DataFrame:
+def score_customers(rows: pd.DataFrame, scores: dict[str, TrainedScore]) -> pd.DataFrame:
     """One row per customer of the scoring snapshot: probabilities and factor lines in both languages."""
-    rows = frame[frame["is_scoring_snapshot"].astype(bool)].reset_index(drop=True)
-    x = matrix(rows)
+    rows = rows.reset_index(drop=True)
     out = pd.DataFrame({"customer_id": rows["customer_id"], "as_of": rows["snapshot_on"]})
     for name, column in (("churn", "churn_risk"), ("expansion", "expansion_propensity")):
         trained = scores[name]
-        out[column] = trained.model.predict_proba(x)[:, 1] if len(rows) else []
-        effects = contributions(trained.model, x, trained.reference)
+        x = matrix(rows, trained.products)
+        probability = trained.model.predict_proba(x)[:, 1] if len(rows) else np.zeros(0)
+        out[column] = probability
+        # factors for customers at least as likely as the average one (docs/scores.md, Explanations)
+        floor = max(MIN_EFFECT, trained.base_rate)
+        effects = contributions(trained.model, x, trained.reference, probability, floor)
         for locale in ("ja", "en"):
-            out[f"{name}_factors_{locale}"] = factor_texts(x, effects, locale)
+            out[f"{name}_factors_{locale}"] = factor_texts(x, effects, locale, feature_set(trained.products))
     return out
 
 
@@ -135,16 +179,16 @@ def score_warehouse(settings: Settings, as_of: date, *, scored_at: datetime | No
     kind, seed = settings.scores_model, settings.scores_seed
     scored_at = scored_at or datetime.now(UTC).replace(tzinfo=None)
     with threadpool_limits(limits=settings.scores_threads), connect(settings.warehouse) as con:
-        frame = load_customer_features(con)
-        scoring_on = frame.loc[frame["is_scoring_snapshot"].astype(bool), "snapshot_on"]
-        if len(scoring_on) and scoring_on.iloc[0] != as_of:
+        labelled, _ = load_training_rows(con, seed)
+        scoring = load_scoring_rows(con)
+        if len(scoring) and scoring["snapshot_on"].iloc[0] != as_of:
             raise ValueError(
-                f"the warehouse's features are as of {scoring_on.iloc[0]}, not {as_of}: run `kizuna run --as-of "
-                f"{as_of}` (or dbt build with that as_of) before scoring"
+                f"the warehouse's features are as of {scoring['snapshot_on'].iloc[0]}, not {as_of}: run `kizuna run "
+                f"--as-of {as_of}` (or dbt build with that as_of) before scoring"
             )
-        scores = {name: train_score(frame, name, kind, seed, settings.scores_validation_months) for name in TARGETS}
-        version = model_version(kind, seed, frame)
-        customers = score_customers(frame, scores)
+        scores = train_scores(labelled, kind, seed, settings.scores_validation_months)
+        version = model_version(kind, seed, labelled, scores["churn"].feature_names)
+        customers = score_customers(scoring, scores)
         customers["model_version"], customers["scored_at"] = version, scored_at
         deals, deal_evaluation = forecast_deals(con, as_of, kind, seed)
         deals["model_version"], deals["as_of"], deals["scored_at"] = version, as_of, scored_at
@@ -152,6 +196,7 @@ def score_warehouse(settings: Settings, as_of: date, *, scored_at: datetime | No
     result = ScoreResult(
         as_of, version, len(customers), len(deals), {n: s.evaluation for n, s in scores.items()}, deal_evaluation
     )
+    result.features = scores["churn"].feature_names
     result.report_path = write_report(settings.var_dir / "scores", result)
     log.info("scores %s: %d customers, %d open deals", version, len(customers), len(deals))
     return result
@@ -164,7 +209,7 @@ def write_report(directory: Path, result: ScoreResult) -> Path:
     body = {
         "model_version": result.model_version,
         "as_of": result.as_of.isoformat(),
-        "features": list(FEATURE_NAMES),
+        "features": result.features,
         "sklearn": sklearn.__version__,
         "evaluations": {n: e.as_dict() for n, e in result.evaluations.items()},
         "deals": result.deal_evaluation.__dict__ if result.deal_evaluation else None,

@@ -1,59 +1,71 @@
 {{ config(materialized='view') }}
-{#- A view: only int_mrr_movements_classified reads it; inlined there, nothing of ~13M rows is written
+{#- A view: only int_mrr_movements_classified reads it; inlined there, nothing of ~18M rows is written
     twice at 1M customers (bench/revenue). -#}
 with
 
-subscription_months as (select * from {{ ref('int_subscriptions_spined_to_months') }}),
+{#- Not materialized: read twice below; recomputing the spine (a view) costs less than holding ~20M
+    subscription-months in memory at 1M customers (bench/revenue). PostgreSQL 12+ and DuckDB. #}
+subscription_months as not materialized (select * from {{ ref('int_subscriptions_spined_to_months') }}),
 
 fx_rates as (select * from {{ ref('int_fx_rates_spined_to_months') }}),
 
-months as (select * from {{ ref('int_months') }}),
-
-subscriptions_converted as (
-    -- doc block fx_conversion: each subscription's MRR at its month's rate ...
-    select
-        subscription_months.month,
-        subscription_months.customer_id,
-        subscription_months.is_paused,
-        {{ convert_money('subscription_months.mrr', 'subscription_months.currency', 'fx_rates.rate') }} as mrr,
-        subscription_months.mrr as local_mrr,
-        subscription_months.currency
-    from subscription_months
-    inner join fx_rates
-        on
-            subscription_months.month = fx_rates.month
-            and subscription_months.currency = fx_rates.currency
+count_offsets as (
+    select 0 as months_later
+    union all
+    select 1 as months_later
 ),
 
-months_and_next_months as (
-    -- ... counted in its month, and as last month's MRR in the next month, at both months' rates. No
-    -- window: a month after the last counted one gets its row (the MRR left) from this second half.
+counting_months_rated as (
+    -- A subscription-month counts in its own month (0 months later) and, as last month's MRR, in the
+    -- next one (1 month later). Per counting month and currency: the two months whose subscription-months
+    -- count in it, with its rate and previous_rate. Dates are moved on this small table, not the spine.
     select
-        month,
-        customer_id,
-        is_paused,
-        mrr,
-        cast(0 as decimal(18, 2)) as previous_mrr,
-        cast(0 as decimal(18, 2)) as previous_mrr_at_current_rates
-    from subscriptions_converted
+        fx_rates.month as counting_month,
+        {{ add_months('-count_offsets.months_later', 'fx_rates.month') }} as month,
+        fx_rates.currency,
+        count_offsets.months_later,
+        fx_rates.rate,
+        fx_rates.previous_rate
+    from fx_rates
+    cross join count_offsets
+),
 
-    union all
-
+subscriptions_counted as (
+    -- doc block fx_conversion: each subscription's MRR at its month's rate, counted in its month; as last
+    -- month's MRR in the next month, at last month's rate (previous_mrr) and at the next month's
+    -- (previous_mrr_at_current_rates). No window: a month after the last counted one gets its row (the
+    -- MRR left) from the second count. The next month must be in the spine, so the as-of month's MRR is
+    -- counted once.
     select
-        next_months.month,
-        subscriptions_converted.customer_id,
-        false as is_paused,
-        cast(0 as decimal(18, 2)) as mrr,
-        subscriptions_converted.mrr as previous_mrr,
-        {{ convert_money('subscriptions_converted.local_mrr', 'subscriptions_converted.currency', 'fx_rates.rate') }}
-            as previous_mrr_at_current_rates
-    from subscriptions_converted
-    inner join months as next_months
-        on next_months.month = {{ add_months(1, 'subscriptions_converted.month') }}
-    inner join fx_rates
+        counting_months_rated.counting_month as month,
+        subscription_months.customer_id,
+        subscription_months.is_paused and counting_months_rated.months_later = 0 as is_paused,
+        case
+            when counting_months_rated.months_later = 0
+                then {{ convert_money(
+                    'subscription_months.mrr', 'subscription_months.currency', 'counting_months_rated.rate'
+                ) }}
+            else cast(0 as decimal(18, 2))
+        end as mrr,
+        case
+            when counting_months_rated.months_later = 1
+                then {{ convert_money(
+                    'subscription_months.mrr', 'subscription_months.currency', 'counting_months_rated.previous_rate'
+                ) }}
+            else cast(0 as decimal(18, 2))
+        end as previous_mrr,
+        case
+            when counting_months_rated.months_later = 1
+                then {{ convert_money(
+                    'subscription_months.mrr', 'subscription_months.currency', 'counting_months_rated.rate'
+                ) }}
+            else cast(0 as decimal(18, 2))
+        end as previous_mrr_at_current_rates
+    from subscription_months
+    inner join counting_months_rated
         on
-            next_months.month = fx_rates.month
-            and subscriptions_converted.currency = fx_rates.currency
+            subscription_months.month = counting_months_rated.month
+            and subscription_months.currency = counting_months_rated.currency
 ),
 
 customers_summed as (
@@ -64,7 +76,7 @@ customers_summed as (
         cast(sum(previous_mrr) as decimal(18, 2)) as previous_mrr,
         cast(sum(previous_mrr_at_current_rates - previous_mrr) as decimal(18, 2)) as fx_impact_mrr,
         max(case when is_paused then 1 else 0 end) = 1 as is_paused
-    from months_and_next_months
+    from subscriptions_counted
     group by month, customer_id
 ),
 

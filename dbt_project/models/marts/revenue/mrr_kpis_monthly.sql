@@ -38,6 +38,9 @@ year_ago_customers_followed as (
         on
             year_ago.customer_id = this_month.customer_id
             and this_month.month = {{ add_months(12, 'year_ago.month') }}
+    -- into reported months only: a customer-month of the last 12 months would land after the as-of month
+    inner join months as followed_months
+        on followed_months.month = {{ add_months(12, 'year_ago.month') }}
     where year_ago.mrr > 0
     group by {{ add_months(12, 'year_ago.month') }}
 ),

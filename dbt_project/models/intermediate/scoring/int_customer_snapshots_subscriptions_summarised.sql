@@ -1,0 +1,100 @@
+{#- What each customer pays for in a snapshot's feature month: products, main contract, renewal (docs/scores.md). -#}
+with
+
+snapshots as (select * from {{ ref('int_scoring_snapshots') }}),
+
+subscription_months as (select * from {{ ref('int_subscriptions_spined_to_months') }}),
+
+subscriptions as (select * from {{ ref('int_subscriptions_end_dated') }}),
+
+subscriptions_held as (
+    select
+        snapshots.snapshot_on,
+        subscription_months.customer_id,
+        subscription_months.subscription_id,
+        subscription_months.mrr,
+        subscriptions.product,
+        subscriptions.contract_term_months,
+        subscriptions.start_date,
+        -- product and plan as one name for the product-mix inputs; '|' separates names in products_held
+        replace(
+            case
+                when subscriptions.plan is null then subscriptions.product
+                else subscriptions.product || ' (' || subscriptions.plan || ')'
+            end,
+            '|',
+            '/'
+        ) as product_label
+    from snapshots
+    inner join subscription_months
+        on
+            snapshots.feature_month = subscription_months.month
+            and subscription_months.mrr > 0
+    inner join subscriptions
+        on subscription_months.subscription_id = subscriptions.subscription_id
+),
+
+subscriptions_ranked as (
+    select
+        *,
+        row_number() over (
+            partition by customer_id, snapshot_on
+            order by mrr desc, start_date asc, subscription_id asc
+        ) as subscription_rank
+    from subscriptions_held
+),
+
+subscriptions_summarised as (
+    -- One pass: the main subscription (rank 1) rides along in the aggregate instead of a second join.
+    select
+        customer_id,
+        snapshot_on,
+        count(distinct product) as product_count,
+        {% if target.type == 'duckdb' -%}
+            -- DuckDB: a plain list sorted afterwards costs a third of an ordered string_agg over ~13M groups
+            array_to_string(list_sort(list(distinct product_label) filter (where product_label is not null)), '|')
+        {%- else -%}
+            string_agg(distinct product_label, '|' order by product_label)
+        {%- endif %} as products_held,
+        max(case when subscription_rank = 1 then contract_term_months end) as contract_term_months,
+        max(case when subscription_rank = 1 then start_date end) as start_date
+    from subscriptions_ranked
+    group by customer_id, snapshot_on
+),
+
+main_subscriptions as (
+    -- The renewal is the main subscription's next anniversary: its end_date may not have been known yet.
+    select
+        *,
+        {{ integer_divide(dbt.datediff('start_date', 'snapshot_on', 'month'), 'contract_term_months') }}
+            as whole_terms
+    from subscriptions_summarised
+),
+
+renewals_found as (
+    select
+        customer_id,
+        snapshot_on,
+        product_count,
+        products_held,
+        contract_term_months,
+        case
+            when {{ add_months('whole_terms * contract_term_months', 'start_date') }} < snapshot_on
+                then {{ add_months('(whole_terms + 1) * contract_term_months', 'start_date') }}
+            else {{ add_months('whole_terms * contract_term_months', 'start_date') }}
+        end as next_renewal_on
+    from main_subscriptions
+),
+
+final as (
+    select
+        customer_id,
+        snapshot_on,
+        cast(product_count as {{ dbt.type_bigint() }}) as product_count,
+        products_held,
+        cast(contract_term_months as {{ dbt.type_bigint() }}) as contract_term_months,
+        {{ dbt.datediff('snapshot_on', 'next_renewal_on', 'day') }} as days_to_renewal  -- noqa: LT05
+    from renewals_found
+)
+
+select * from final
