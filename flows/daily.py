@@ -100,10 +100,13 @@ def score(settings: Settings, as_of: date) -> ScoreResult | None:
     """
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
     try:
-        return score_warehouse(settings, as_of)
+        result = score_warehouse(settings, as_of)
     except NotEnoughHistoryError as exc:
         get_run_logger().warning("no scores this run: %s", exc)
         return None
+    if result.trained:
+        get_run_logger().info("scores model %s trained in this run: %s", result.model_version, result.training_reason)
+    return result
 
 
 def prefect_dbt_invoker(settings: Settings) -> dbt_runner.Invoker:

@@ -157,6 +157,10 @@ def size_steps(
         Step("scores", "scores (train, score, write marts)", PIPELINE, mod("scores")),
     ]
     after = [
+        # The model `kizuna run` trained on its fresh var/ is replaced by the weekly flow's, which the daily
+        # run's score step then loads: its cost without training.
+        Step("train-scores", "train scores (the weekly train-scores flow)", PIPELINE, mod("train-scores")),
+        Step("scores-daily", "scores with the stored model (the daily run's score step)", PIPELINE, mod("scores")),
         Step(
             "ref-sql",
             "reference: one DuckDB SQL statement (bench/revenue/reference.sql)",

@@ -170,6 +170,18 @@ def scores(args: argparse.Namespace) -> None:
         time.perf_counter() - started,
         customers_scored=result.customers_scored,
         deals_forecast=result.deals_forecast,
+        trained=result.trained,
+    )
+
+
+def train_scores(args: argparse.Namespace) -> None:
+    """The weekly train-scores flow's work: train on the warehouse and store the model the daily run loads."""
+    from kizuna.scoring.run import train_and_store
+
+    started = time.perf_counter()
+    stored = train_and_store(settings_for(args))
+    report(
+        time.perf_counter() - started, model_version=stored.bundle.version, training_rows=stored.bundle.training_rows
     )
 
 
@@ -218,6 +230,7 @@ STEPS: dict[str, Callable[[argparse.Namespace], None]] = {
     "dbt-revenue": dbt_revenue,
     "dbt-build": dbt_build,
     "scores": scores,
+    "train-scores": train_scores,
     "prefect": prefect_overhead,
 }
 

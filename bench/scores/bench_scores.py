@@ -118,7 +118,7 @@ def step_train(work: Path) -> None:
     from threadpoolctl import threadpool_limits
 
     from kizuna.scoring.features import load_training_rows
-    from kizuna.scoring.run import train_scores
+    from kizuna.scoring.training import train_scores
     from kizuna.warehouse import connect
 
     settings = settings_for(work)
@@ -166,12 +166,13 @@ def step_score(work: Path) -> None:
 def step_deals(work: Path) -> None:
     from threadpoolctl import threadpool_limits
 
-    from kizuna.scoring.deals import forecast_deals
+    from kizuna.scoring.deals import forecast_deals, train_deal_model
     from kizuna.warehouse import connect
 
     settings = settings_for(work)
     with threadpool_limits(limits=settings.scores_threads), connect(settings.warehouse, read_only=True) as con:
-        deals, evaluation = forecast_deals(con, AS_OF, settings.scores_model, settings.scores_seed)
+        model, evaluation = train_deal_model(con, AS_OF, settings.scores_model, settings.scores_seed)
+        deals = forecast_deals(con, AS_OF, model)
     auc = f", validation ROC AUC {evaluation.roc_auc:.3f} on {evaluation.validation_deals:,}" if evaluation else ""
     print(f"  {len(deals):,} open deals forecast{auc}")
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from kizuna.settings import Settings
+
+if TYPE_CHECKING:
+    from kizuna.scoring.model import Evaluation
 
 app = typer.Typer(help="Predictive scores.")
 console = Console()
@@ -19,11 +22,15 @@ Warehouse = Annotated[Path | None, typer.Option(help="DuckDB file (default: KIZU
 AsOf = Annotated[str | None, typer.Option("--as-of", help="Business date YYYY-MM-DD (default: today, Tokyo).")]
 
 
-@app.command()
-def score(warehouse: Warehouse = None, as_of: AsOf = None) -> None:
-    """Train on the warehouse's history and write marts.customer_scores and marts.deal_forecasts.
+Retrain = Annotated[bool, typer.Option("--retrain", help="Train a new model first, even if a stored one is usable.")]
 
-    Needs a warehouse built as of the same date (`kizuna run --as-of`), whose features dbt computed.
+
+@app.command()
+def score(warehouse: Warehouse = None, as_of: AsOf = None, retrain: Retrain = False) -> None:
+    """Write marts.customer_scores and marts.deal_forecasts with the stored model (var/models/current.json).
+
+    Needs a warehouse built as of the same date (`kizuna run --as-of`), whose features dbt computed. Without a
+    stored model that may score that day (or with --retrain), trains one on the warehouse's history first.
     """
     from kizuna.dates import parse_as_of
     from kizuna.scoring.run import score_warehouse
@@ -34,14 +41,49 @@ def score(warehouse: Warehouse = None, as_of: AsOf = None) -> None:
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     try:
-        result = score_warehouse(settings, day)
+        result = score_warehouse(settings, day, retrain=retrain)
     except (ValueError, FileNotFoundError) as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(code=1) from exc
-    table = Table(title=f"scores {result.model_version} as of {result.as_of}")
+    if result.trained:
+        console.print(f"trained model {result.model_version}: {result.training_reason}")
+    else:
+        console.print(f"scored with the stored model {result.model_version} (trained as of {result.model_as_of})")
+    _print_evaluation(result.model_version, result.as_of, result.evaluations)
+    deals = result.deal_evaluation
+    deal_auc = f", win model validation ROC AUC {deals.roc_auc:.3f}" if deals else ""
+    console.print(
+        f"{result.customers_scored:,} customers scored, {result.deals_forecast:,} open deals forecast{deal_auc}; "
+        f"model report in {result.report_path}"
+    )
+
+
+@app.command("train-scores")
+def train_scores(warehouse: Warehouse = None, as_of: AsOf = None) -> None:
+    """Train churn, expansion and deal-win models on the warehouse and make them current (what the weekly
+    train-scores flow does); the evaluation report and calibration chart go to var/models/<version>/."""
+    from kizuna.dates import parse_as_of
+    from kizuna.scoring.run import train_and_store
+
+    settings = Settings(warehouse=warehouse) if warehouse is not None else Settings()
+    try:
+        day = parse_as_of(as_of, settings.timezone) if as_of else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        stored = train_and_store(settings, day)
+    except (ValueError, FileNotFoundError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(code=1) from exc
+    _print_evaluation(stored.bundle.version, stored.bundle.as_of, stored.bundle.evaluations)
+    console.print(f"model stored in {stored.directory}")
+
+
+def _print_evaluation(version: str, as_of: object, evaluations: dict[str, Evaluation]) -> None:
+    table = Table(title=f"scores {version} as of {as_of}")
     for column in ("score", "ROC AUC", "PR AUC", "Brier", "base-rate Brier", "top-decile lift", "baseline AUC"):
         table.add_column(column, justify="right" if column != "score" else "left")
-    for name, e in result.evaluations.items():
+    for name, e in evaluations.items():
         table.add_row(
             name,
             f"{e.roc_auc:.3f}",
@@ -52,9 +94,3 @@ def score(warehouse: Warehouse = None, as_of: AsOf = None) -> None:
             f"{e.baseline_roc_auc:.3f} ({e.baseline_name})",
         )
     console.print(table)
-    deals = result.deal_evaluation
-    deal_auc = f", win model validation ROC AUC {deals.roc_auc:.3f}" if deals else ""
-    console.print(
-        f"{result.customers_scored:,} customers scored, {result.deals_forecast:,} open deals forecast{deal_auc}; "
-        f"evaluation in {result.report_path}"
-    )

@@ -193,6 +193,12 @@ class Settings(BaseSettings):
     scores_validation_months: int = Field(
         3, ge=1, description="The latest labelled snapshot months held out to evaluate the scores (time-based split)."
     )
+    scores_max_model_age_days: int = Field(
+        14,
+        ge=0,
+        description="The daily run scores with the stored model (trained weekly by the train-scores flow) while it is "
+        "at most this many days old; an older one is retrained in the daily run.",
+    )
     scores_threads: int = Field(
         1, ge=1, description="Threads for score training; more than the free cores makes gradient boosting crawl."
     )
@@ -252,3 +258,8 @@ class Settings(BaseSettings):
     @property
     def tmp_dir(self) -> Path:
         return self.var_dir / "tmp"
+
+    @property
+    def models_dir(self) -> Path:
+        """Trained score models, one directory per version, and current.json (docs/scores.md)."""
+        return self.var_dir / "models"

@@ -15,6 +15,7 @@ from tests.ops.conftest import AS_OF, tool, workspace_env
 EXPECTED_SCHEDULES = {
     "daily": ("0 9 * * *", "Asia/Tokyo"),
     "events-load": ("*/15 * * * *", "Asia/Tokyo"),
+    "train-scores": ("0 6 * * 0", "Asia/Tokyo"),
 }
 ARTIFACTS = {"daily-summary", "rows-loaded", "quality-gate-report", "mrr-kpis-monthly", "campaigns", "sends-by-state"}
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,48 +11,12 @@ import pandas as pd
 import pytest
 
 from kizuna import dbt_runner
-from kizuna.demo.generate import generate_demo_data
 from kizuna.scoring.deals import activity_band
 from kizuna.scoring.features import FEATURE_NAMES, FEATURES_TABLE, PRODUCTS_COLUMN
 from kizuna.scoring.model import time_split
-from kizuna.scoring.run import ScoreResult, score_warehouse
-from kizuna.settings import Settings
-from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import connect, publish_incoming, staged_load_id
-
-AS_OF = dt.date(2026, 11, 23)
-CUSTOMERS = 1500
-# stg_crm__contacts: a relationships test on stg_crm__customers reads it.
-SELECT = "+int_customer_features_monthly stg_crm__contacts"
-SCORED_AT = dt.datetime(2026, 11, 23, 6, 0)
-# Data dated on or after this day is rewritten in the leakage test; snapshots up to it must not move.
-CUTOFF = dt.date(2026, 6, 1)
-
-
-@dataclass
-class Demo:
-    settings: Settings
-    result: ScoreResult
-
-
-def _settings(root: Path) -> Settings:
-    return Settings(
-        source_dir=root / "src", warehouse=root / "warehouse.duckdb", var_dir=root / "var", outbox_dir=root / "outbox"
-    )
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """Demo sources → raw (published without the gate: its own tests cover it) → features → scores."""
-    settings = _settings(tmp_path_factory.mktemp("scores"))
-    generate_demo_data(settings.source_dir, customers=CUSTOMERS, seed=7, as_of=AS_OF)
-    stage_sources(settings)
-    with connect(settings.warehouse) as con:
-        load_id = staged_load_id(con)
-        assert load_id is not None
-        publish_incoming(con, load_id)
-    dbt_runner.build(settings, AS_OF, select=SELECT)
-    yield Demo(settings, score_warehouse(settings, AS_OF, scored_at=SCORED_AT))
+from kizuna.scoring.run import score_warehouse
+from kizuna.warehouse import connect
+from tests.scoring.conftest import AS_OF, CUTOFF, SCORED_AT, SELECT, Demo, scores_settings
 
 
 def _table(path: Path, sql: str) -> pd.DataFrame:
@@ -64,7 +26,7 @@ def _table(path: Path, sql: str) -> pd.DataFrame:
 
 def test_features_never_use_data_dated_on_or_after_the_snapshot(demo: Demo, tmp_path: Path) -> None:
     """Rewrite the future (after CUTOFF) in a copy: every feature of every snapshot up to CUTOFF stays the same."""
-    changed = _settings(tmp_path)
+    changed = scores_settings(tmp_path)
     shutil.copy(demo.settings.warehouse, changed.warehouse)
     with connect(changed.warehouse) as con:
         cutoff = [CUTOFF]
@@ -170,8 +132,9 @@ def test_activity_bands(days: int, band: str) -> None:
 
 
 def test_same_warehouse_and_seed_give_the_same_scores(demo: Demo) -> None:
+    """Training again (not loading the stored model) gives the same version and byte-identical scores."""
     query = "SELECT * FROM marts.customer_scores ORDER BY customer_id"
     first = _table(demo.settings.warehouse, query)
-    again = score_warehouse(demo.settings, AS_OF, scored_at=SCORED_AT)
-    assert again.model_version == demo.result.model_version
+    again = score_warehouse(demo.settings, AS_OF, scored_at=SCORED_AT, retrain=True)
+    assert again.trained and again.model_version == demo.result.model_version
     pd.testing.assert_frame_equal(first, _table(demo.settings.warehouse, query))

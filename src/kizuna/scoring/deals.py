@@ -145,34 +145,46 @@ def expected_close(created_on: date, deal_type: str, cycles: dict[str, np.ndarra
     return max(as_of, created_on + timedelta(days=int(median)))
 
 
-def forecast_deals(
+def _deals(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
+    return con.execute(DEALS_SQL, {"as_of": as_of}).df()
+
+
+def train_deal_model(
     con: duckdb.DuckDBPyConnection, as_of: date, kind: ModelKind, seed: int
-) -> tuple[pd.DataFrame, DealEvaluation | None]:
-    """One row per open deal (no closed_at) created by the as-of date."""
-    deals = con.execute(DEALS_SQL, {"as_of": as_of}).df()
-    is_open = deals["closed_at"].isna()
-    closed, open_deals = deals[~is_open].reset_index(drop=True), deals[is_open].reset_index(drop=True)
+) -> tuple[Any | None, DealEvaluation | None]:
+    """The win classifier on the deals closed by the as-of date (won or lost), validated on the latest quarter of
+    them by creation time and refit on all; None when the history holds no win or no loss."""
+    deals = _deals(con, as_of)
+    closed = deals[deals["closed_at"].notna()].reset_index(drop=True)
+    if not len(closed) or closed["is_won"].nunique() != 2:
+        return None, None
+    if len(closed) > MAX_TRAINING_ROWS:
+        # a uniform sample keeps the win rate, so the calibration stays honest (as for the customer scores)
+        closed = closed.sample(n=MAX_TRAINING_ROWS, random_state=seed)
+    closed = closed.sort_values(["created_at", "deal_id"], kind="stable").reset_index(drop=True)
+    x, y = deal_matrix(closed), closed["is_won"].astype(int).to_numpy()
+    groups = closed["customer_id"].to_numpy()
+    cut = int(len(closed) * 0.75)
     evaluation: DealEvaluation | None = None
+    if 0 < y[:cut].mean() < 1 and 0 < y[cut:].mean() < 1:
+        held_out = fit_calibrated(x[:cut], y[:cut], groups[:cut], kind, seed)
+        evaluation = DealEvaluation(
+            train_deals=cut,
+            validation_deals=len(closed) - cut,
+            validation_from=str(closed["created_at"].iloc[cut]),
+            win_rate_train=float(y[:cut].mean()),
+            roc_auc=float(roc_auc_score(y[cut:], held_out.predict_proba(x[cut:])[:, 1])),
+        )
+    return fit_calibrated(x, y, groups, kind, seed), evaluation
+
+
+def forecast_deals(con: duckdb.DuckDBPyConnection, as_of: date, model: Any | None) -> pd.DataFrame:
+    """One row per open deal (no closed_at) created by the as-of date; win probability from `model` (a model
+    trained as of this date or earlier: train_deal_model), missing without one."""
+    deals = _deals(con, as_of)
+    open_deals = deals[deals["closed_at"].isna()].reset_index(drop=True)
     probability = np.full(len(open_deals), np.nan)
-    if len(closed) and closed["is_won"].nunique() == 2 and len(open_deals):
-        if len(closed) > MAX_TRAINING_ROWS:
-            # a uniform sample keeps the win rate, so the calibration stays honest (as for the customer scores)
-            closed = closed.sample(n=MAX_TRAINING_ROWS, random_state=seed)
-        closed = closed.sort_values(["created_at", "deal_id"], kind="stable").reset_index(drop=True)
-        x, y = deal_matrix(closed), closed["is_won"].astype(int).to_numpy()
-        groups = closed["customer_id"].to_numpy()
-        cut = int(len(closed) * 0.75)
-        model: Any
-        if 0 < y[:cut].mean() < 1 and 0 < y[cut:].mean() < 1:
-            model = fit_calibrated(x[:cut], y[:cut], groups[:cut], kind, seed)
-            evaluation = DealEvaluation(
-                train_deals=cut,
-                validation_deals=len(closed) - cut,
-                validation_from=str(closed["created_at"].iloc[cut]),
-                win_rate_train=float(y[:cut].mean()),
-                roc_auc=float(roc_auc_score(y[cut:], model.predict_proba(x[cut:])[:, 1])),
-            )
-        model = fit_calibrated(x, y, groups, kind, seed)
+    if model is not None and len(open_deals):
         probability = model.predict_proba(deal_matrix(open_deals))[:, 1]
 
     won = deals[deals["is_won"].fillna(False).astype(bool)]
@@ -210,7 +222,7 @@ def forecast_deals(
                 "next_action_ja": ja,
             }
         )
-    return pd.DataFrame(rows, columns=list(FORECAST_COLUMNS)), evaluation
+    return pd.DataFrame(rows, columns=list(FORECAST_COLUMNS))
 
 
 FORECAST_COLUMNS = (

@@ -1,56 +1,31 @@
-"""The scoring step: train on the warehouse's history, score the as-of snapshot, write the two marts atomically."""
+"""The scoring step: score the as-of snapshot with the current stored model (training one when there is none
+that may score this day), and write the two marts atomically. The weekly train-scores flow keeps the model fresh."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
-import sklearn
 from threadpoolctl import threadpool_limits
 
+from kizuna.scoring import store
 from kizuna.scoring.deals import DealEvaluation, forecast_deals
 from kizuna.scoring.explain import MIN_EFFECT, contributions, factor_texts
-from kizuna.scoring.features import (
-    TARGETS,
-    choose_products,
-    feature_set,
-    load_scoring_rows,
-    load_training_rows,
-    matrix,
-)
-from kizuna.scoring.model import Evaluation, ModelKind, evaluate, fit_calibrated, time_split
+from kizuna.scoring.features import feature_set, load_scoring_rows, matrix
+from kizuna.scoring.model import Evaluation
+from kizuna.scoring.report import REPORT_FILE
+from kizuna.scoring.training import ModelBundle, TrainedScore, train_models
 from kizuna.settings import Settings
 from kizuna.warehouse import connect
 
 log = logging.getLogger(__name__)
 
 MARTS_SCHEMA = "marts"
-# The naive baseline each score must beat: one signal a rep could read off the customer page.
-BASELINES = {"churn": "usage_vs_3_month_average", "expansion": "plan_usage_ratio"}
-
-
-@dataclass
-class TrainedScore:
-    """One target's final model (trained on every labelled month), its evaluation and its explanation reference."""
-
-    name: str
-    model: Any
-    evaluation: Evaluation
-    reference: np.ndarray
-    products: tuple[str, ...] = ()
-    base_rate: float = 0.0
-
-    @property
-    def feature_names(self) -> list[str]:
-        return [f.name for f in feature_set(self.products)]
 
 
 @dataclass
@@ -62,61 +37,10 @@ class ScoreResult:
     evaluations: dict[str, Evaluation]
     deal_evaluation: DealEvaluation | None
     report_path: Path | None = None
-    timings: dict[str, float] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
-
-
-def train_score(
-    labelled: pd.DataFrame,
-    name: str,
-    kind: ModelKind,
-    seed: int,
-    validation_months: int,
-    inputs: tuple[tuple[str, ...], np.ndarray] | None = None,
-) -> TrainedScore:
-    """Evaluate on the later labelled months with a model trained on the earlier ones, then refit on all of them.
-    `inputs`: the product inputs and the labelled rows' matrix, when the caller has them (both scores share one)."""
-    target = TARGETS[name]
-    labelled = labelled.reset_index(drop=True)
-    split = time_split(labelled["snapshot_on"], validation_months)
-    train = labelled["snapshot_on"].isin(split.train_months).to_numpy()
-    if inputs is None:
-        products = choose_products(labelled)
-        inputs = products, matrix(labelled, products)
-    products, x = inputs
-    y, groups = labelled[target].astype(int).to_numpy(), labelled["customer_id"].to_numpy()
-    model = fit_calibrated(x[train], y[train], groups[train], kind, seed)
-    p = model.predict_proba(x[~train])[:, 1]
-    baseline = labelled[BASELINES[name]].to_numpy(dtype="float64", na_value=np.nan)[~train]
-    baseline = np.nan_to_num(-baseline if name == "churn" else baseline, nan=0.0)
-    evaluation = evaluate(target, split, y[train], y[~train], p, BASELINES[name], baseline)
-    final = fit_calibrated(x, y, groups, kind, seed)
-    return TrainedScore(name, final, evaluation, _medians(x), products, float(y.mean()))
-
-
-def _medians(x: np.ndarray) -> np.ndarray:
-    """The explanation reference per input; 0 for an input no training row has (it is never used)."""
-    observed = ~np.isnan(x).all(axis=0)
-    out = np.zeros(x.shape[1])
-    out[observed] = np.nanmedian(x[:, observed], axis=0)
-    return out
-
-
-def train_scores(labelled: pd.DataFrame, kind: ModelKind, seed: int, validation_months: int) -> dict[str, TrainedScore]:
-    """Churn and expansion, each evaluated on the later months and refit on all labelled rows."""
-    labelled = labelled.reset_index(drop=True)
-    products = choose_products(labelled)
-    inputs = products, matrix(labelled, products)
-    return {name: train_score(labelled, name, kind, seed, validation_months, inputs) for name in TARGETS}
-
-
-def model_version(kind: ModelKind, seed: int, labelled: pd.DataFrame, feature_names: list[str]) -> str:
-    """Names the model by its training window and a digest of what shaped it (features, seed, library)."""
-    window = f"{min(labelled['snapshot_on']):%Y%m}-{max(labelled['snapshot_on']):%Y%m}"
-    digest = hashlib.sha256(
-        json.dumps([kind, seed, feature_names, sklearn.__version__, len(labelled)]).encode()
-    ).hexdigest()[:8]
-    return f"{kind}-{window}-{digest}"
+    trained: bool = False  # this run trained the model (none usable was stored); else it loaded one
+    training_reason: str = ""
+    model_as_of: date | None = None
 
 
 def score_customers(rows: pd.DataFrame, scores: dict[str, TrainedScore]) -> pd.DataFrame:
@@ -173,46 +97,104 @@ def write_marts(con: duckdb.DuckDBPyConnection, customers: pd.DataFrame, deals: 
         con.unregister("deal_forecasts_frame")
 
 
-def score_warehouse(settings: Settings, as_of: date, *, scored_at: datetime | None = None) -> ScoreResult:
-    """Train churn and expansion scores on the history dbt built, score the as-of customers and open deals, and
-    write marts.customer_scores and marts.deal_forecasts; the evaluation goes to var/scores/<model_version>.json."""
-    kind, seed = settings.scores_model, settings.scores_seed
+def features_as_of(con: duckdb.DuckDBPyConnection) -> date:
+    """The day dbt last computed the features as of (the scoring snapshot)."""
+    row = con.execute(
+        "SELECT max(snapshot_on) FROM intermediate.int_customer_features_monthly WHERE is_scoring_snapshot"
+    ).fetchone()
+    if not row or row[0] is None:
+        raise ValueError("the warehouse has no scoring features yet: run `kizuna run` (dbt build) first")
+    return pd.Timestamp(row[0]).date()
+
+
+def _train(settings: Settings, con: duckdb.DuckDBPyConnection, as_of: date, now: datetime) -> ModelBundle:
+    return train_models(con, as_of, settings.scores_model, settings.scores_seed, settings.scores_validation_months, now)
+
+
+def train_and_store(settings: Settings, as_of: date | None = None, *, now: datetime | None = None) -> store.StoredModel:
+    """The weekly training: train on the warehouse as dbt last built it and make the result the current model
+    (unless it is trained as of an earlier day than the current one: a backfill does not replace it)."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    with threadpool_limits(limits=settings.scores_threads), connect(settings.warehouse, read_only=True) as con:
+        built_as_of = features_as_of(con)
+        if as_of is not None and as_of != built_as_of:
+            raise ValueError(
+                f"the warehouse's features are as of {built_as_of}, not {as_of}: run `kizuna run --as-of {as_of}` "
+                "first, or train as of the features' day"
+            )
+        bundle = _train(settings, con, built_as_of, now)
+    return _save(settings, bundle)
+
+
+def _save(settings: Settings, bundle: ModelBundle) -> store.StoredModel:
+    models_dir = settings.models_dir
+    current = store.current_version(models_dir)
+    newest = current is None
+    if current is not None:
+        try:
+            newest = store.load(models_dir, current).bundle.as_of <= bundle.as_of
+        except store.ModelFileError as exc:
+            log.warning("replacing the current model: %s", exc)
+            newest = True
+    directory = store.save(models_dir, bundle, make_current=newest)
+    log.info("scores model %s saved in %s%s", bundle.version, directory, "" if newest else " (not made current)")
+    return store.StoredModel(bundle, directory)
+
+
+def usable_model(settings: Settings, as_of: date, now: datetime) -> tuple[store.StoredModel | None, str]:
+    """The current stored model when it may score `as_of`; else None and why (for the log)."""
+    version = store.current_version(settings.models_dir)
+    if version is None:
+        return None, f"no trained model in {settings.models_dir} yet"
+    try:
+        stored = store.load(settings.models_dir, version)
+    except store.ModelFileError as exc:
+        return None, str(exc)
+    reason = store.why_not_usable(
+        stored.bundle, as_of, settings.scores_model, settings.scores_seed, settings.scores_max_model_age_days, now
+    )
+    return (None, reason) if reason else (stored, "")
+
+
+def score_warehouse(
+    settings: Settings, as_of: date, *, scored_at: datetime | None = None, retrain: bool = False
+) -> ScoreResult:
+    """Score the as-of customers and open deals with the current model and write marts.customer_scores and
+    marts.deal_forecasts. Without a model that may score this day (none yet, too old, another scikit-learn,
+    trained after this day) or with `retrain`, train one on the warehouse first and store it."""
     scored_at = scored_at or datetime.now(UTC).replace(tzinfo=None)
+    stored, reason = (None, "retraining was asked for") if retrain else usable_model(settings, as_of, scored_at)
     with threadpool_limits(limits=settings.scores_threads), connect(settings.warehouse) as con:
-        labelled, _ = load_training_rows(con, seed)
         scoring = load_scoring_rows(con)
         if len(scoring) and scoring["snapshot_on"].iloc[0] != as_of:
             raise ValueError(
                 f"the warehouse's features are as of {scoring['snapshot_on'].iloc[0]}, not {as_of}: run `kizuna run "
                 f"--as-of {as_of}` (or dbt build with that as_of) before scoring"
             )
-        scores = train_scores(labelled, kind, seed, settings.scores_validation_months)
-        version = model_version(kind, seed, labelled, scores["churn"].feature_names)
-        customers = score_customers(scoring, scores)
-        customers["model_version"], customers["scored_at"] = version, scored_at
-        deals, deal_evaluation = forecast_deals(con, as_of, kind, seed)
-        deals["model_version"], deals["as_of"], deals["scored_at"] = version, as_of, scored_at
+        if stored is None:
+            log.info("training the scores now: %s", reason)
+            bundle = _train(settings, con, as_of, scored_at)
+        else:
+            bundle = stored.bundle
+        customers = score_customers(scoring, bundle.scores)
+        customers["model_version"], customers["scored_at"] = bundle.version, scored_at
+        deals = forecast_deals(con, as_of, bundle.deal_model)
+        deals["model_version"], deals["as_of"], deals["scored_at"] = bundle.version, as_of, scored_at
         write_marts(con, customers, deals)
+    if stored is None:
+        stored = _save(settings, bundle)
     result = ScoreResult(
-        as_of, version, len(customers), len(deals), {n: s.evaluation for n, s in scores.items()}, deal_evaluation
+        as_of,
+        bundle.version,
+        len(customers),
+        len(deals),
+        bundle.evaluations,
+        bundle.deal_evaluation,
+        report_path=stored.directory / REPORT_FILE,
+        features=bundle.feature_names,
+        trained=bool(reason),
+        training_reason=reason,
+        model_as_of=bundle.as_of,
     )
-    result.features = scores["churn"].feature_names
-    result.report_path = write_report(settings.var_dir / "scores", result)
-    log.info("scores %s: %d customers, %d open deals", version, len(customers), len(deals))
+    log.info("scores %s: %d customers, %d open deals", bundle.version, len(customers), len(deals))
     return result
-
-
-def write_report(directory: Path, result: ScoreResult) -> Path:
-    """The training run's evaluation, feature list and window, next to the model version it names."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{result.model_version}.json"
-    body = {
-        "model_version": result.model_version,
-        "as_of": result.as_of.isoformat(),
-        "features": result.features,
-        "sklearn": sklearn.__version__,
-        "evaluations": {n: e.as_dict() for n, e in result.evaluations.items()},
-        "deals": result.deal_evaluation.__dict__ if result.deal_evaluation else None,
-    }
-    path.write_text(json.dumps(body, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    return path

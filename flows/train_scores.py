@@ -1,0 +1,44 @@
+"""The train-scores flow: train churn, expansion and deal-win models on the warehouse, store them (weekly).
+
+The daily run scores with the model this flow stores (var/models/current.json); it trains one itself only when
+none may score its day (docs/scores.md, "Training and model files").
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from flows.daily import warehouse_task
+from flows.hooks import alert_on_failure
+from kizuna import flow_runs
+from kizuna.locks import wait_until_free, writer_lock
+from kizuna.scoring.report import REPORT_FILE
+from kizuna.scoring.run import train_and_store
+from kizuna.settings import Settings
+
+
+@warehouse_task("train-scores")
+def train(settings: Settings, as_of: date | None) -> str:
+    """Train and store; returns the model's directory."""
+    wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
+    stored = train_and_store(settings, as_of)
+    return str(stored.directory)
+
+
+@flow(name="train-scores", log_prints=False, on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def train_scores(warehouse: str | None = None, as_of: date | None = None) -> str:
+    """Train on the features the last daily run built (as_of: check they are as of this day) and make the model
+    current; the evaluation report (metrics, baseline, calibration chart) is the run's artifact."""
+    settings = Settings(**({"warehouse": Path(warehouse)} if warehouse else {}))  # type: ignore[arg-type]
+    with writer_lock(
+        settings.warehouse, wait_seconds=settings.warehouse_wait_seconds, flow_run_id=flow_runs.current_flow_run_id()
+    ):
+        directory = train(settings, as_of)
+    report = Path(directory) / REPORT_FILE
+    create_markdown_artifact(report.read_text(encoding="utf-8"), key="scores-model", description=str(directory))
+    get_run_logger().info("scores model stored in %s", directory)
+    return directory

@@ -1,0 +1,147 @@
+"""Training the scores: churn and expansion on the labelled snapshots, deal wins on closed deals, one bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import sklearn
+
+from kizuna.scoring.deals import DealEvaluation, train_deal_model
+from kizuna.scoring.features import FEATURE_NAMES, TARGETS, choose_products, feature_set, load_training_rows, matrix
+from kizuna.scoring.model import Evaluation, ModelKind, evaluate, fit_calibrated, time_split
+
+# The naive baseline each score must beat: one signal a rep could read off the customer page.
+BASELINES = {"churn": "usage_vs_3_month_average", "expansion": "plan_usage_ratio"}
+
+
+@dataclass
+class TrainedScore:
+    """One target's final model (trained on every labelled month), its evaluation and its explanation reference."""
+
+    name: str
+    model: Any
+    evaluation: Evaluation
+    reference: np.ndarray
+    products: tuple[str, ...] = ()
+    base_rate: float = 0.0
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in feature_set(self.products)]
+
+
+@dataclass
+class ModelBundle:
+    """Everything one training run produced: what scoring needs, and what the model card reports."""
+
+    version: str
+    kind: ModelKind
+    seed: int
+    as_of: date  # trained on what the warehouse knew on this day: it may score this day or later ones only
+    trained_at: datetime
+    first_month: date  # the labelled snapshot months it learned from
+    last_month: date
+    training_rows: int  # labelled rows read (a sample of customers beyond MAX_TRAINING_ROWS)
+    labelled_rows: int  # labelled rows in the warehouse
+    scores: dict[str, TrainedScore]
+    deal_model: Any | None
+    deal_evaluation: DealEvaluation | None
+    sklearn_version: str = sklearn.__version__
+    fixed_features: tuple[str, ...] = FEATURE_NAMES
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.scores["churn"].feature_names
+
+    @property
+    def evaluations(self) -> dict[str, Evaluation]:
+        return {name: trained.evaluation for name, trained in self.scores.items()}
+
+
+def train_score(
+    labelled: pd.DataFrame,
+    name: str,
+    kind: ModelKind,
+    seed: int,
+    validation_months: int,
+    inputs: tuple[tuple[str, ...], np.ndarray] | None = None,
+) -> TrainedScore:
+    """Evaluate on the later labelled months with a model trained on the earlier ones, then refit on all of them.
+    `inputs`: the product inputs and the labelled rows' matrix, when the caller has them (both scores share one)."""
+    target = TARGETS[name]
+    labelled = labelled.reset_index(drop=True)
+    split = time_split(labelled["snapshot_on"], validation_months)
+    train = labelled["snapshot_on"].isin(split.train_months).to_numpy()
+    if inputs is None:
+        products = choose_products(labelled)
+        inputs = products, matrix(labelled, products)
+    products, x = inputs
+    y, groups = labelled[target].astype(int).to_numpy(), labelled["customer_id"].to_numpy()
+    model = fit_calibrated(x[train], y[train], groups[train], kind, seed)
+    p = model.predict_proba(x[~train])[:, 1]
+    baseline = labelled[BASELINES[name]].to_numpy(dtype="float64", na_value=np.nan)[~train]
+    baseline = np.nan_to_num(-baseline if name == "churn" else baseline, nan=0.0)
+    evaluation = evaluate(target, split, y[train], y[~train], p, BASELINES[name], baseline)
+    final = fit_calibrated(x, y, groups, kind, seed)
+    return TrainedScore(name, final, evaluation, _medians(x), products, float(y.mean()))
+
+
+def _medians(x: np.ndarray) -> np.ndarray:
+    """The explanation reference per input; 0 for an input no training row has (it is never used)."""
+    observed = ~np.isnan(x).all(axis=0)
+    out = np.zeros(x.shape[1])
+    out[observed] = np.nanmedian(x[:, observed], axis=0)
+    return out
+
+
+def train_scores(labelled: pd.DataFrame, kind: ModelKind, seed: int, validation_months: int) -> dict[str, TrainedScore]:
+    """Churn and expansion, each evaluated on the later months and refit on all labelled rows."""
+    labelled = labelled.reset_index(drop=True)
+    products = choose_products(labelled)
+    inputs = products, matrix(labelled, products)
+    return {name: train_score(labelled, name, kind, seed, validation_months, inputs) for name in TARGETS}
+
+
+def model_version(kind: ModelKind, seed: int, labelled: pd.DataFrame, feature_names: list[str], as_of: date) -> str:
+    """Names the model by its training window and a digest of what shaped it (features, seed, library, the day
+    it was trained as of: the deal model learns from every deal closed by then)."""
+    window = f"{min(labelled['snapshot_on']):%Y%m}-{max(labelled['snapshot_on']):%Y%m}"
+    digest = hashlib.sha256(
+        json.dumps([kind, seed, feature_names, sklearn.__version__, len(labelled), as_of.isoformat()]).encode()
+    ).hexdigest()[:8]
+    return f"{kind}-{window}-{digest}"
+
+
+def train_models(
+    con: duckdb.DuckDBPyConnection,
+    as_of: date,
+    kind: ModelKind,
+    seed: int,
+    validation_months: int,
+    trained_at: datetime,
+) -> ModelBundle:
+    """Train churn, expansion and deal wins on the warehouse's history as of `as_of` (the features dbt built)."""
+    labelled, labelled_rows = load_training_rows(con, seed)
+    scores = train_scores(labelled, kind, seed, validation_months)
+    deal_model, deal_evaluation = train_deal_model(con, as_of, kind, seed)
+    return ModelBundle(
+        version=model_version(kind, seed, labelled, scores["churn"].feature_names, as_of),
+        kind=kind,
+        seed=seed,
+        as_of=as_of,
+        trained_at=trained_at,
+        first_month=min(labelled["snapshot_on"]),
+        last_month=max(labelled["snapshot_on"]),
+        training_rows=len(labelled),
+        labelled_rows=labelled_rows,
+        scores=scores,
+        deal_model=deal_model,
+        deal_evaluation=deal_evaluation,
+    )
