@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--as-of", required=True)
     parser.add_argument("--past-due-churn-days", type=int, default=30)
+    parser.add_argument("--business-utc-offset-hours", type=int, default=9)
     args = parser.parse_args()
     as_of = pd.Timestamp(args.as_of)
 
@@ -31,6 +32,8 @@ def main() -> None:
         "select subscription_id, issued_at, status from raw.invoices where status in ('paid', 'open')"
     ).df()
     con.close()
+    # Invoice times are stored in UTC; their business date is the day in the business time zone.
+    invoices["issued_on"] = (invoices["issued_at"] + pd.Timedelta(hours=args.business_utc_offset_hours)).dt.normalize()
 
     # MRR: a given mrr, else amount per billing period, rounded to the currency's unit.
     subs["currency"] = subs["currency"].fillna("JPY").str.upper()
@@ -41,10 +44,10 @@ def main() -> None:
 
     # past_due: ends past_due_churn_days after the oldest open invoice after the last paid one.
     last_paid = invoices[invoices["status"] == "paid"].groupby("subscription_id")["issued_at"].max()
-    open_ = invoices[(invoices["status"] == "open") & (invoices["issued_at"].dt.normalize() <= as_of)]
+    open_ = invoices[(invoices["status"] == "open") & (invoices["issued_on"] <= as_of)]
     open_ = open_.join(last_paid.rename("last_paid_at"), on="subscription_id")
     open_ = open_[open_["last_paid_at"].isna() | (open_["issued_at"] > open_["last_paid_at"])]
-    since = open_.groupby("subscription_id")["issued_at"].min().dt.normalize()
+    since = open_.groupby("subscription_id")["issued_on"].min()
     subs = subs.join(since.rename("past_due_since"), on="subscription_id")
     churn_on = subs["past_due_since"] + pd.Timedelta(days=args.past_due_churn_days)
     use = (subs["status"] == "past_due") & churn_on.notna() & (subs["end_date"].isna() | (churn_on < subs["end_date"]))

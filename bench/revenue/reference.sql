@@ -1,7 +1,8 @@
 -- The monthly MRR KPIs of marts.mrr_kpis_monthly in one hand-written DuckDB statement, from the raw tables,
 -- with the same rules (docs/metrics.md): month-end snapshots, end_date exclusive, trials 0, paused 0 in the
 -- as-of month, past_due ended past_due_churn_days after the oldest unpaid invoice, FX from the seed with
--- fx_impact_mrr apart from the movements. {as_of}, {past_due_churn_days} and {fx_csv} are filled in by
+-- fx_impact_mrr apart from the movements; invoice dates are business dates, {business_utc_offset_hours} hours ahead
+-- of the stored UTC (macros/dates.sql). {as_of}, {past_due_churn_days} and {fx_csv} are filled in by
 -- bench/revenue/reference_sql.py. Reporting currency JPY.
 create or replace table bench_kpis as
 with
@@ -29,9 +30,9 @@ last_paid as (
     from raw.invoices where status = 'paid' group by subscription_id
 ),
 unpaid as (
-    select i.subscription_id, min(cast(i.issued_at as date)) as past_due_since
+    select i.subscription_id, min(cast(i.issued_at + interval {business_utc_offset_hours} hour as date)) as past_due_since
     from raw.invoices as i left join last_paid as l using (subscription_id)
-    where i.status = 'open' and cast(i.issued_at as date) <= date '{as_of}'
+    where i.status = 'open' and cast(i.issued_at + interval {business_utc_offset_hours} hour as date) <= date '{as_of}'
         and (l.last_paid_at is null or i.issued_at > l.last_paid_at)
     group by i.subscription_id
 ),

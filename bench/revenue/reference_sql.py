@@ -17,12 +17,18 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--as-of", required=True)
     parser.add_argument("--past-due-churn-days", type=int, default=30)
+    parser.add_argument("--business-utc-offset-hours", type=int, default=9)
     parser.add_argument("--memory-limit", default="2.5GB")
     args = parser.parse_args()
     sql = (
         (HERE / "reference.sql")
         .read_text()
-        .format(as_of=args.as_of, past_due_churn_days=args.past_due_churn_days, fx_csv=FX_CSV)
+        .format(
+            as_of=args.as_of,
+            past_due_churn_days=args.past_due_churn_days,
+            business_utc_offset_hours=args.business_utc_offset_hours,
+            fx_csv=FX_CSV,
+        )
     )
     con = duckdb.connect(
         str(args.warehouse), config={"memory_limit": args.memory_limit, "preserve_insertion_order": False}

@@ -12,7 +12,7 @@ final as (
         cast(period_end as date) as period_end,
         amount,
         tax,
-        coalesce(currency, 'JPY') as currency,
+        upper(trim(coalesce(currency, 'JPY'))) as currency,
         status,
         _source_file as source_file,
         _source_row as source_row

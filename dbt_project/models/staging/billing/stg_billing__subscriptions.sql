@@ -5,7 +5,7 @@ source as (select * from {{ source('raw', 'subscriptions') }}),
 defaulted as (
     select
         *,
-        coalesce(currency, 'JPY') as currency_code
+        upper(trim(coalesce(currency, 'JPY'))) as currency_code
     from source
 ),
 
