@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from kizuna.campaigns import holds
@@ -409,6 +410,106 @@ def test_frequency_cap_across_campaigns(marts_settings: Settings) -> None:
     with connect(marts_settings.warehouse) as con:
         select_recipients(con, loose, "r3", AS_OF, capped)
     assert recipients(marts_settings, "r3")["C1"] == ("P1", "frequency_cap")
+
+
+def add_renewing_customers(settings: Settings, count: int) -> None:
+    """`count` more active customers H0, H1, ... renewing in i % 60 days, each with one opted-in primary contact."""
+    with connect(settings.warehouse) as con:
+        con.execute(
+            "INSERT INTO marts.customers SELECT 'H' || i, 'holdout test ' || i, 'active', 1000, 12, 12, "
+            "NULL, 'B', 'CRM Suite', 'CRM Suite Standard', 0.5, 5, NULL FROM range(?) t(i)",
+            [count],
+        )
+        con.execute(
+            "INSERT INTO marts.contacts SELECT 'HP' || i, 'H' || i, 'h' || i || '@example.co.jp', NULL, "
+            "NULL, true, true, 'ja' FROM range(?) t(i)",
+            [count],
+        )
+        con.execute(
+            "INSERT INTO marts.subscription_renewals SELECT 'S-H' || i, 'H' || i, 'CRM Suite', 'Standard', 1000, "
+            "'JPY', 12, ?::DATE + (i % 60)::INTEGER, i % 60 FROM range(?) t(i)",
+            [AS_OF, count],
+        )
+
+
+def test_max_recipients_caps_the_holdout_to_its_share_of_the_same_ranking(marts_settings: Settings) -> None:
+    add_renewing_customers(marts_settings, 400)
+    campaign = renewal(name="test_campaign", holdout_percent=25, max_recipients=30, owner_policy="ignore")
+    with connect(marts_settings.warehouse) as con:
+        selection = select_recipients(con, campaign, "r1", AS_OF, marts_settings)
+        rows = con.execute(
+            "SELECT variant, NULL, days_to_renewal, customer_id FROM ops.campaign_recipients WHERE run_id = 'r1' "
+            "UNION ALL SELECT variant, exclusion_reason, days_to_renewal, customer_id FROM ops.campaign_exclusions "
+            "WHERE run_id = 'r1' AND exclusion_reason = 'over_cap'"
+        ).fetchall()
+    # 25% holdout: for 30 treated, round(30 × 25 / 75) = 10 held out.
+    assert (selection.selected, selection.holdout) == (30, 10)
+    for variant, cap in (("treatment", 30), ("holdout", 10)):
+        kept = sorted((days, customer) for v, reason, days, customer in rows if v == variant and reason is None)
+        over = sorted((days, customer) for v, reason, days, customer in rows if v == variant and reason)
+        assert len(kept) == cap and len(over) > 50, variant
+        assert kept[-1] < over[0], variant  # both groups are the soonest renewals of their variant
+        assert kept[-1][0] <= 10, variant  # of 60 days, both keep the first few
+
+
+def test_frequency_cap_excludes_heavily_mailed_holdout_contacts_too(marts_settings: Settings) -> None:
+    add_renewing_customers(marts_settings, 40)
+    capped = marts_settings.model_copy(update={"frequency_max_emails": 1, "frequency_days": 7})
+    campaign = renewal(name="test_campaign", holdout_percent=50, owner_policy="ignore")
+    with connect(marts_settings.warehouse) as con:
+        before = select_recipients(con, campaign, "r1", AS_OF, capped)
+        customer, contact, email = con.execute(
+            "SELECT customer_id, contact_id, email FROM ops.campaign_recipients "
+            "WHERE run_id = 'r1' AND variant = 'holdout' ORDER BY customer_id LIMIT 1"
+        ).fetchone()
+        # Another campaign mailed this contact yesterday: one email in 7 days is the cap.
+        con.execute(
+            "INSERT INTO ops.send_ledger (message_key, campaign, contact_id, email, occasion, run_id, state, "
+            "claimed_at) VALUES ('k-other', 'another', ?, ?, '2026-11', 'r0', 'accepted', "
+            "timezone('UTC', now()) - INTERVAL 1 DAY)",
+            [contact, email],
+        )
+        after = select_recipients(con, campaign, "r2", AS_OF, capped)
+        excluded = con.execute(
+            "SELECT variant, exclusion_reason FROM ops.campaign_exclusions WHERE run_id = 'r2' AND customer_id = ?",
+            [customer],
+        ).fetchall()
+        still_recipient = con.execute(
+            "SELECT count(*) FROM ops.campaign_recipients WHERE run_id = 'r2' AND customer_id = ?", [customer]
+        ).fetchone()[0]
+    assert excluded == [("holdout", "frequency_cap")]
+    assert still_recipient == 0  # so campaign_lift does not count it as held out
+    assert after.holdout == before.holdout - 1 and after.selected == before.selected
+    assert after.excluded["frequency_cap"] == 1
+
+
+def test_the_holdout_moves_on_across_runs_as_the_treatment_does(marts_settings: Settings) -> None:
+    add_renewing_customers(marts_settings, 400)
+    campaign = renewal(name="test_campaign", holdout_percent=25, max_recipients=30, owner_policy="ignore")
+    killed = marts_settings.model_copy(update={"sending_disabled": True})
+    assert run_campaign(killed, campaign, "r0", AS_OF).status == "killed"
+    first = run_campaign(marts_settings, campaign, "r1", AS_OF)
+    second = run_campaign(marts_settings, campaign, "r2", AS_OF + dt.timedelta(days=1))
+
+    def held_out(con: duckdb.DuckDBPyConnection, run_id: str, table: str = "ops.campaign_recipients") -> set[str]:
+        reason = "AND exclusion_reason = 'already_held_out'" if table == "ops.campaign_exclusions" else ""
+        rows = con.execute(
+            f"SELECT contact_id FROM {table} WHERE run_id = ? AND variant = 'holdout' {reason}", [run_id]
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    with connect(marts_settings.warehouse) as con:
+        held = {run_id: held_out(con, run_id) for run_id in ("r0", "r1", "r2")}
+        moved_past = held_out(con, "r2", "ops.campaign_exclusions")
+        select_recipients(con, campaign, "r2", AS_OF + dt.timedelta(days=1), marts_settings)  # the same run again
+        rerun = held_out(con, "r2")
+    # 25% holdout: round(30 × 25 / 75) = 10 held out per run, as 30 are sent.
+    assert (first.sent, first.holdout, second.sent, second.holdout) == (30, 10, 30, 10)
+    assert held["r1"] == held["r0"]  # r0 sent nothing, so it used up neither group
+    assert not held["r2"] & held["r1"]  # the next contacts in line, as for the treatment
+    assert moved_past == held["r1"]
+    assert (second.excluded["already_sent"], second.excluded["already_held_out"]) == (30, 10)
+    assert rerun == held["r2"]  # a re-run of a run never counts its own holdout against it
 
 
 def test_suppressed_address_is_never_selected(marts_settings: Settings) -> None:

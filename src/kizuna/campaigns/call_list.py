@@ -8,9 +8,10 @@ from pathlib import Path
 
 import duckdb
 
-from kizuna.campaigns.select import audience_sql
+from kizuna.campaigns.select import SCORES_TABLE, audience_sql, has_scores, missing_scores_note
 from kizuna.campaigns.spec import Campaign
 from kizuna.reporting.export import neutralise
+from kizuna.scoring.explain import SEPARATOR
 from kizuna.summary import CampaignSummary
 from kizuna.warehouse import OPS_SCHEMA, table_exists
 
@@ -37,8 +38,9 @@ COLUMNS = (
 
 
 def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
-    """Write today's list to ops.call_list: fresh intent CSQLs first, then rank, signals, days since the last touch."""
-    audience, params = audience_sql(campaign, as_of)
+    """Write today's list to ops.call_list: fresh intent CSQLs first, then rank, churn risk (when today's scores
+    exist), signals, days since the last touch."""
+    audience, params = audience_sql(campaign, as_of, con=con)
     intent = (
         "(SELECT arg_max(e.intent, e.created_at) FROM marts.engagement_csqls e WHERE e.customer_id = a.customer_id "
         f"AND e.is_counted AND e.created_on BETWEEN DATE '{as_of.isoformat()}' - {FRESH_INTENT_DAYS} "
@@ -52,6 +54,15 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
         if table_exists(con, "marts", "customer_signals")
         else "NULL"
     )
+    # An at-risk account before a calm one of the same rank; its top churn factor (in the campaign's language)
+    # joins the signals, e.g. "churn risk 72%: usage down 42% against its 3-month average". Scores of an
+    # earlier day are not used: without today's, the order is rank, signals, days since the last touch.
+    if has_scores(con, as_of):
+        scores = f"LEFT JOIN {SCORES_TABLE} sc ON sc.customer_id = a.customer_id AND sc.as_of = DATE '{as_of}'"
+        churn_risk = "sc.churn_risk"
+        top_factor = f"split_part(sc.churn_factors_{campaign.locale}, '{SEPARATOR[campaign.locale]}', 1)"
+    else:
+        scores, churn_risk, top_factor = "", "NULL::DOUBLE", "NULL"
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {CALL_LIST_TABLE} (run_id VARCHAR, as_of DATE, campaign VARCHAR,
@@ -67,15 +78,18 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
                 SELECT a.*, {signals} AS signals, {intent} AS intent,
                        json_extract_string(a.context, '$.rank') AS rank,
                        TRY_CAST(json_extract_string(a.context, '$.days_since_last_touch') AS INTEGER)
-                           AS days_since_last_touch
-                FROM audience a
+                           AS days_since_last_touch,
+                       {churn_risk} AS churn_risk,
+                       'churn risk ' || round(100 * {churn_risk})::INTEGER || '%'
+                           || coalesce(': ' || nullif({top_factor}, ''), '') AS churn_text
+                FROM audience a {scores}
             )
             SELECT ?, ?::DATE, ?,
-                   row_number() OVER (ORDER BY intent IS NULL, coalesce(rank, 'Z'),
+                   row_number() OVER (ORDER BY intent IS NULL, coalesce(rank, 'Z'), churn_risk DESC NULLS LAST,
                                                coalesce(len(string_split(signals, ',')), 0) DESC,
                                                days_since_last_touch DESC NULLS LAST, customer_id),
                    coalesce(owner_email, '(inside sales queue)'), customer_id, customer_name, rank, mrr,
-                   nullif(concat_ws(', ', 'intent:' || intent, signals), ''),
+                   nullif(concat_ws(', ', 'intent:' || intent, signals, churn_text), ''),
                    days_since_last_touch, ?, ?, reasons
             FROM enriched
             ORDER BY 4
@@ -86,7 +100,9 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
         f"SELECT count(*) FROM {CALL_LIST_TABLE} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name]
     ).fetchone()
     count = int(row[0]) if row else 0
-    return CampaignSummary(campaign.name, count, {}, 0, 0, status="call_list", note=f"{count} accounts to call")
+    missing = missing_scores_note(con, campaign, as_of)
+    note = f"{count} accounts to call" + (f"; {missing}" if missing else "")
+    return CampaignSummary(campaign.name, count, {}, 0, 0, status="call_list", note=note)
 
 
 def export_call_list_csv(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, out: Path) -> Path:

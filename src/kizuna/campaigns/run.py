@@ -321,4 +321,5 @@ def run_campaign(
         left_pending=left,
         unknown=totals.get("unknown", 0),
         holdout=selection.holdout,
+        note=selection.note,
     )

@@ -7,6 +7,7 @@ a contact who matched but is left out lands in ops.campaign_exclusions with why.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -18,9 +19,12 @@ from kizuna.campaigns.spec import Campaign, Roles
 from kizuna.settings import Settings
 from kizuna.warehouse import OPS_SCHEMA, column_exists, table_exists
 
+log = logging.getLogger(__name__)
+
 RECIPIENTS_TABLE = f"{OPS_SCHEMA}.campaign_recipients"
 EXCLUSIONS_TABLE = f"{OPS_SCHEMA}.campaign_exclusions"
 SUPPRESSIONS_TABLE = f"{OPS_SCHEMA}.suppressions"
+SCORES_TABLE = "marts.customer_scores"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 # Why a contact of a qualifying customer gets nothing, in the order the rules are applied.
@@ -32,6 +36,7 @@ EXCLUSION_REASONS = (
     "owner_policy",
     "duplicate_email",
     "already_sent",
+    "already_held_out",
     "frequency_cap",
     "over_cap",
 )
@@ -50,7 +55,8 @@ class Selection:
     run_id: str
     selected: int  # treatment contacts to send to
     holdout: int
-    excluded: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)  # per reason, treatment and holdout alike
+    note: str = ""  # e.g. why nobody qualified: the audience filters on scores the day lacks
 
 
 class _Sql:
@@ -88,10 +94,55 @@ def _products(column: str) -> str:
     return f"list_transform(string_split(coalesce({column}, ''), ','), lambda x: trim(x))"
 
 
-def audience_sql(campaign: Campaign, as_of: date, *, with_context: bool = True) -> tuple[str, list[Any]]:
-    """One row per qualifying customer with the occasion that makes its message unique, and why it matched."""
+# Audience keys read from marts.customer_scores, each with the column prefix of its plain-words factors.
+SCORE_KEYS = (("churn_risk", "churn_factors"), ("expansion_propensity", "expansion_factors"))
+
+
+def has_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
+    """Whether marts.customer_scores holds scores of as_of: on a young warehouse the score step is skipped (not
+    enough history), which leaves the mart missing or as of an earlier day."""
+    if not table_exists(con, "marts", "customer_scores"):
+        return False
+    row = con.execute(f"SELECT EXISTS (SELECT 1 FROM {SCORES_TABLE} WHERE as_of = ?)", [as_of]).fetchone()
+    return bool(row and row[0])
+
+
+def missing_scores_note(con: duckdb.DuckDBPyConnection, campaign: Campaign, as_of: date) -> str | None:
+    """Why the campaign selects nobody today, when its audience filters on scores the warehouse lacks for as_of."""
+    if all(getattr(campaign.audience, key) is None for key, _ in SCORE_KEYS) or has_scores(con, as_of):
+        return None
+    return f"no scores as of {as_of.isoformat()}: the audience filters on scores, so nobody is selected"
+
+
+def audience_sql(
+    campaign: Campaign,
+    as_of: date,
+    *,
+    with_context: bool = True,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> tuple[str, list[Any]]:
+    """One row per qualifying customer with the occasion that makes its message unique, and why it matched.
+
+    An audience on churn_risk or expansion_propensity reads the scores of as_of only (a stale day's would
+    select on an old picture). Given ``con``, a day without them selects nobody, with a warning, instead of
+    failing on a missing mart; without it the mart must exist.
+    """
     a = campaign.audience
     q = _Sql()
+    scores = ""
+    if any(getattr(a, key) is not None for key, _ in SCORE_KEYS):
+        note = missing_scores_note(con, campaign, as_of) if con is not None else None
+        if note:
+            log.warning("%s: %s", campaign.name, note)
+            q.add("false")
+        else:
+            scores = (
+                f"JOIN {SCORES_TABLE} sc ON sc.customer_id = c.customer_id AND sc.as_of = DATE '{as_of.isoformat()}'"
+            )
+            for key, factors in SCORE_KEYS:
+                if getattr(a, key) is not None:  # the probability and the words behind it, for a reviewer
+                    q.range(f"sc.{key}", key, getattr(a, key))
+                    q.reasons.append(f"'{factors}_en': sc.{factors}_en, '{factors}_ja': sc.{factors}_ja")
     if a.status:
         q.add("c.status = ?", a.status, reason=("status", "c.status"))
     if a.churned_within_days:
@@ -175,7 +226,7 @@ def audience_sql(campaign: Campaign, as_of: date, *, with_context: bool = True) 
         SELECT c.customer_id, c.name AS customer_name, c.owner_email, {columns},
                c.status AS customer_status, {reasons} AS reasons,
                {"to_json(c)::VARCHAR" if with_context else "NULL::VARCHAR"} AS context
-        FROM marts.customers c {source}
+        FROM marts.customers c {source} {scores}
         {"WHERE " + " AND ".join(q.where) if q.where else ""}"""
     return sql, source_params + q.params
 
@@ -246,7 +297,7 @@ def select_recipients(
 
     # The customer's whole row (template context) is attached to recipients only, after selection: building
     # it for every excluded candidate too cost most of the time at 1M customers.
-    audience, audience_params = audience_sql(campaign, as_of, with_context=False)
+    audience, audience_params = audience_sql(campaign, as_of, with_context=False, con=con)
     contact_filter, contact_params = _contact_filter(campaign)
     suppressed = (
         f"EXISTS (SELECT 1 FROM {SUPPRESSIONS_TABLE} x WHERE x.email = k.email)"
@@ -262,6 +313,10 @@ def select_recipients(
     freq_days = max(settings.frequency_days, freq.days if freq else settings.frequency_days)
     owner_excluded = campaign.owner_policy in ("exclude", "owner_digest")
     holdout_basis_points = round(campaign.holdout_percent * 100)
+    # Both groups must be the same slice of the ranked audience, or the lift compares the most urgent renewals
+    # with everyone: the holdout keeps the first max_recipients × h / (1 − h) of its eligible rows (rounded) by
+    # the same ordering (h = the holdout fraction; h ≤ 0.5, so never a division by zero).
+    holdout_cap = round(campaign.max_recipients * holdout_basis_points / (10_000 - holdout_basis_points))
 
     con.execute(
         f"""
@@ -297,6 +352,14 @@ def select_recipients(
             WHERE state IN {SETTLED_STATES} AND claimed_at >= timezone('UTC', now()) - to_days(?::INTEGER)
             GROUP BY email
         ),
+        held_out AS (
+            -- Holdout keys of this campaign's other runs that sent: the holdout moves on to the next contacts
+            -- in line as the treatment does past already_sent. A run that sent nothing (held, killed, failed
+            -- before sending) consumed neither group; a re-run of this run_id replaces its own rows instead.
+            SELECT DISTINCT message_key FROM {RECIPIENTS_TABLE}
+            WHERE campaign = ? AND variant = 'holdout' AND run_id <> ?
+              AND run_id IN (SELECT run_id FROM {LEDGER_TABLE} WHERE campaign = ? AND state IN {SETTLED_STATES})
+        ),
         reasoned AS (
             SELECT k.*,
                    CASE
@@ -309,17 +372,21 @@ def select_recipients(
                                              ORDER BY k.is_marketing_opted_in DESC NULLS LAST, k.customer_id,
                                                       k.contact_id) > 1 THEN 'duplicate_email'
                      WHEN l.message_key IS NOT NULL THEN 'already_sent'
-                     WHEN k.variant = 'treatment' AND coalesce(r.sends, 0) >= ? THEN 'frequency_cap'
+                     WHEN k.variant = 'holdout' AND h.message_key IS NOT NULL THEN 'already_held_out'
+                     -- for the holdout too: a contact treatment could not have mailed is no comparison
+                     WHEN coalesce(r.sends, 0) >= ? THEN 'frequency_cap'
                    END AS reason
             FROM keyed k
             LEFT JOIN {LEDGER_TABLE} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}
             LEFT JOIN recent r ON r.email = k.email
+            LEFT JOIN held_out h ON h.message_key = k.message_key
         ),
         capped AS (
             SELECT *,
-                   CASE WHEN reason IS NULL AND variant = 'treatment'
-                         AND row_number() OVER (PARTITION BY reason IS NULL AND variant = 'treatment'
-                                                ORDER BY days_to_renewal NULLS LAST, customer_id, contact_id) > ?
+                   CASE WHEN reason IS NULL
+                         AND row_number() OVER (PARTITION BY reason IS NULL, variant
+                                                ORDER BY days_to_renewal NULLS LAST, customer_id, contact_id)
+                             > CASE variant WHEN 'treatment' THEN ? ELSE ? END
                         THEN 'over_cap' ELSE reason END AS exclusion_reason
             FROM reasoned
         )
@@ -342,10 +409,14 @@ def select_recipients(
             *contact_params,
             campaign.name,
             freq_days,
+            campaign.name,
+            run_id,
+            campaign.name,
             EMAIL_PATTERN,
             owner_excluded,
             max_emails,
             campaign.max_recipients,
+            holdout_cap,
             run_id,
             as_of,
             campaign.name,
@@ -366,4 +437,5 @@ def select_recipients(
     con.execute("DROP TABLE _selection")
     counts = {str(r[0]): int(r[1]) for r in rows}
     treatment = counts.pop("treatment", 0) + counts.pop("owner_digest", 0)
-    return Selection(campaign.name, run_id, treatment, counts.pop("holdout", 0), counts)
+    note = missing_scores_note(con, campaign, as_of) or ""
+    return Selection(campaign.name, run_id, treatment, counts.pop("holdout", 0), counts, note)

@@ -49,7 +49,7 @@ class SignalRule(_Strict):
 
 
 class Audience(_Strict):
-    """Who qualifies: filters over the customers, subscription_renewals and customer_signals marts."""
+    """Who qualifies: filters over the customers, subscription_renewals, customer_signals and customer_scores marts."""
 
     status: Literal["active", "churned"] | None = "active"
     churned_within_days: Range | None = Field(None, description="Days since the churn month began.")
@@ -64,7 +64,18 @@ class Audience(_Strict):
     mrr: Range | None = None
     plan_usage_ratio: Range | None = None
     days_since_last_touch: Range | None = None
+    churn_risk: Range | None = Field(None, description="marts.customer_scores of the run's as_of, 0..1.")
+    expansion_propensity: Range | None = Field(None, description="marts.customer_scores of the run's as_of, 0..1.")
     where: str | None = Field(None, description="Extra SQL predicate over the customers mart (alias c).")
+
+    @field_validator("churn_risk", "expansion_propensity")
+    @classmethod
+    def _probability(cls, v: Range | None) -> Range | None:
+        for bound in ("min", "max"):
+            value = getattr(v, bound, None)
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{bound} must be between 0 and 1 (a probability, e.g. 0.6), not {value}")
+        return v
 
     @field_validator("where")
     @classmethod
