@@ -177,8 +177,10 @@ class Harness:
             self.end_to_end(size, workdir, source)
         for step in after:
             self.run_unless_skipped(step, size)
-        self.daily_run_figure(size)
         self.compare_kpis(size, workdir)
+        if not self.args.smoke and not self.skipped("e2e-daily", size):
+            # as on any day after the weekly training: the same sources on a fresh warehouse, the model stored
+            self.end_to_end(size, workdir, source, daily=True)
         if not self.args.keep:
             self.fresh_warehouse(workdir)
 
@@ -186,12 +188,16 @@ class Harness:
         if not self.skipped(step.name, size):
             self.run(step, size)
 
-    def end_to_end(self, size: int, workdir: Path, source: Path) -> None:
+    def end_to_end(self, size: int, workdir: Path, source: Path, *, daily: bool = False) -> None:
         """`kizuna run`, and from its Prefect log each task's time and the run's peak memory while it ran; those
-        become the pipeline steps' rows unless --separate-steps measured them in processes of their own."""
+        become the pipeline steps' rows unless --separate-steps measured them in processes of their own (the
+        first run's; `daily`: the run again with the weekly model stored, its own row)."""
         self.fresh_warehouse(workdir)
         series: list[tuple[float, float]] = []
-        self.run(plan.end_to_end(size, workdir, source, self.workdir / "prefect-home"), size, series=series)
+        step = plan.end_to_end(size, workdir, source, self.workdir / "prefect-home")
+        if daily:
+            step = plan.daily_end_to_end(step)
+        self.run(step, size, series=series)
         row = self.results["steps"][-1]
         details = row.setdefault("details", {})
         details.update(dbt_parse_figures(workdir / "var"))
@@ -205,7 +211,7 @@ class Harness:
             for phase, (start, end) in windows.items()
             if (peak := peak_between(series, start, end)) is not None
         }
-        if not (self.args.separate_steps or self.args.smoke):
+        if not (self.args.separate_steps or self.args.smoke or daily):
             for task, step in plan.E2E_STEPS.items():
                 if task in details.get("phases", {}):
                     self.results["steps"].append(
@@ -222,31 +228,6 @@ class Harness:
                             "ok": True,
                         }
                     )
-        self.save()
-
-    def daily_run_figure(self, size: int) -> None:
-        """`kizuna run` as on a day the weekly model is stored: the fresh run with its score task (which trained)
-        replaced by the score step measured with the stored model. Derived, and labelled so in the docs."""
-        rows = {r["step"]: r for r in self.results["steps"] if r["size"] == size and r.get("ok")}
-        e2e, daily = rows.get("e2e"), rows.get("scores-daily")
-        trained_in_run = (e2e or {}).get("details", {}).get("phases", {}).get("score")
-        if e2e is None or daily is None or trained_in_run is None:
-            return
-        self.results["steps"].append(
-            {
-                "size": size,
-                "step": "e2e-daily",
-                "label": "`kizuna run` with a stored model (derived)",
-                "group": plan.END_TO_END,
-                "source": "derived",
-                "load": e2e["load"],
-                "seconds": round(e2e["seconds"] - trained_in_run + daily["seconds"], 1),
-                "peak_mb": e2e["peak_mb"],
-                "returncode": 0,
-                "ok": True,
-                "details": {"e2e_seconds": e2e["seconds"], "score_task_seconds": trained_in_run},
-            }
-        )
         self.save()
 
     def skipped(self, step: str, size: int) -> bool:
