@@ -86,6 +86,28 @@ def test_answers_become_ledger_states_and_only_refusals_are_retried(
     assert "c000002@kunde.example.jp" not in sends_per_address(sendgrid_standin)  # unknown: never resent blindly
 
 
+def test_running_the_same_run_again_never_mails_past_its_cap(
+    sg_make_warehouse: SgWarehouse, sg_settings: Settings, sendgrid_standin: SendGridStandin
+) -> None:
+    """A retried run (same run_id) keeps what it sent inside max_recipients and only makes up what failed."""
+    sg_make_warehouse(10)
+    capped = campaign().model_copy(update={"max_recipients": 4})
+    sendgrid_standin.state.by_address = {"c000001@kunde.example.jp": "400"}
+    first = run_campaign(sg_settings, capped, "run-1", SG_AS_OF)
+    assert (first.selected, first.sent, first.failed) == (4, 3, 1)
+
+    sendgrid_standin.state.by_address = {}
+    again = run_campaign(sg_settings, capped, "run-1", SG_AS_OF)
+    assert (again.selected, again.sent, again.excluded.get("already_sent", 0)) == (4, 1, 0)
+    assert sorted(sends_per_address(sendgrid_standin)) == [f"c00000{i}@kunde.example.jp" for i in range(4)]
+    assert set(ledger_states(sg_settings).values()) == {"accepted"}
+
+    assert run_campaign(sg_settings, capped, "run-1", SG_AS_OF).sent == 0  # a third try has nothing left to send
+    later = run_campaign(sg_settings, capped, "run-2", SG_AS_OF)  # another run moves on to the next contacts
+    assert (later.sent, later.excluded["already_sent"]) == (4, 4)
+    assert sum(sends_per_address(sendgrid_standin).values()) == 8
+
+
 def test_a_customer_name_with_script_is_escaped_in_the_html_sent(
     sg_make_warehouse: SgWarehouse, sg_settings: Settings, sendgrid_standin: SendGridStandin
 ) -> None:

@@ -363,6 +363,9 @@ def select_recipients(
         reasoned AS (
             SELECT k.*,
                    CASE
+                     -- A re-run of this run_id keeps what it sent itself: selected again (claim leaves it alone)
+                     -- and first in line for max_recipients, so retrying a run never mails past its cap.
+                     WHEN l.run_id = ? THEN NULL
                      WHEN k.contact_id IS NULL THEN 'no_contact'
                      WHEN NOT regexp_matches(coalesce(k.email, ''), ?) THEN 'invalid_email'
                      WHEN {suppressed} THEN 'suppressed'
@@ -375,7 +378,8 @@ def select_recipients(
                      WHEN k.variant = 'holdout' AND h.message_key IS NOT NULL THEN 'already_held_out'
                      -- for the holdout too: a contact treatment could not have mailed is no comparison
                      WHEN coalesce(r.sends, 0) >= ? THEN 'frequency_cap'
-                   END AS reason
+                   END AS reason,
+                   coalesce(l.run_id = ?, false) AS sent_by_this_run
             FROM keyed k
             LEFT JOIN {LEDGER_TABLE} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}
             LEFT JOIN recent r ON r.email = k.email
@@ -385,7 +389,8 @@ def select_recipients(
             SELECT *,
                    CASE WHEN reason IS NULL
                          AND row_number() OVER (PARTITION BY reason IS NULL, variant
-                                                ORDER BY days_to_renewal NULLS LAST, customer_id, contact_id)
+                                                ORDER BY sent_by_this_run DESC, days_to_renewal NULLS LAST,
+                                                         customer_id, contact_id)
                              > CASE variant WHEN 'treatment' THEN ? ELSE ? END
                         THEN 'over_cap' ELSE reason END AS exclusion_reason
             FROM reasoned
@@ -412,9 +417,11 @@ def select_recipients(
             campaign.name,
             run_id,
             campaign.name,
+            run_id,
             EMAIL_PATTERN,
             owner_excluded,
             max_emails,
+            run_id,
             campaign.max_recipients,
             holdout_cap,
             run_id,
