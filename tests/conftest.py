@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -79,3 +80,24 @@ def record_passing_gate(con: duckdb.DuckDBPyConnection) -> None:
         True,
     )
     record_verdict(con, GateVerdict("00000000T000000000000Z-test", [check]))
+
+
+def demo_settings(root: Path) -> Settings:
+    """Settings with every path under root, for a demo warehouse built by a test."""
+    return Settings(
+        source_dir=root / "src", warehouse=root / "warehouse.duckdb", var_dir=root / "var", outbox_dir=root / "outbox"
+    )
+
+
+def publish_demo_raw(settings: Settings, customers: int, seed: int, as_of: dt.date) -> None:
+    """Demo sources → staged → raw, published without the gate (its own tests cover it), ready for dbt."""
+    from kizuna.demo.generate import generate_demo_data
+    from kizuna.sources.ingest import stage_sources
+    from kizuna.warehouse import connect, publish_incoming, staged_load_id
+
+    generate_demo_data(settings.source_dir, customers=customers, seed=seed, as_of=as_of)
+    stage_sources(settings)
+    with connect(settings.warehouse) as con:
+        load_id = staged_load_id(con)
+        assert load_id is not None
+        publish_incoming(con, load_id)

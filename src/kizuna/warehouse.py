@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
+import re
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,6 +26,24 @@ STATE_SCHEMA = "connector_state"
 STATE_PREFIX = "_state__"
 
 
+# DuckDB's memory_limit for every connection kizuna opens and for dbt's (dbt_project/profiles.yml reads the same
+# variable). DuckDB's own default is 80% of the machine's RAM, which it fills with cached pages at 1M customers;
+# under a limit it spills to <warehouse>.tmp instead. Give a DuckDB size such as "2GB" or "500MB".
+MEMORY_LIMIT_ENV = "KIZUNA_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "2GB"
+
+
+_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", re.IGNORECASE)
+
+
+def memory_limit() -> str:
+    """The memory_limit from the environment, checked here so a typo names the variable, not a parser."""
+    value = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+    if not _SIZE.fullmatch(value):
+        raise ValueError(f"{MEMORY_LIMIT_ENV}={value!r} is not a size: give one such as 2GB or 500MB")
+    return value
+
+
 class WarehouseLockedError(RuntimeError):
     """Another process holds the DuckDB file."""
 
@@ -35,7 +55,7 @@ def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyC
         raise FileNotFoundError(f"warehouse {path} does not exist yet: run `kizuna run` or `kizuna ingest` first")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit()})
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseLockedError(

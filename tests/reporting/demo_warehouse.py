@@ -8,11 +8,9 @@ from pathlib import Path
 
 from kizuna.campaigns.select import select_recipients
 from kizuna.campaigns.spec import load_campaign
-from kizuna.demo.generate import generate_demo_data
-from kizuna.settings import Settings
-from kizuna.sources.ingest import stage_sources
 from kizuna.tracking.loader import ensure_tracking_tables
-from kizuna.warehouse import connect, publish_incoming, staged_load_id
+from kizuna.warehouse import connect
+from tests.conftest import demo_settings, publish_demo_raw
 
 AS_OF = dt.date(2026, 11, 23)
 CUSTOMERS = 400
@@ -35,15 +33,9 @@ def demo_warehouse() -> Path:
     from kizuna import dbt_runner
 
     root = Path(tempfile.mkdtemp(prefix="kizuna-report-demo-"))
-    settings = Settings(
-        source_dir=root / "src", warehouse=root / "warehouse.duckdb", var_dir=root / "var", outbox_dir=root / "outbox"
-    )
-    generate_demo_data(settings.source_dir, customers=CUSTOMERS, seed=7, as_of=AS_OF)
-    stage_sources(settings)
+    settings = demo_settings(root)
+    publish_demo_raw(settings, CUSTOMERS, seed=7, as_of=AS_OF)
     with connect(settings.warehouse) as con:
-        load_id = staged_load_id(con)
-        assert load_id is not None
-        publish_incoming(con, load_id)
         ensure_tracking_tables(con)  # inside_sales_kpis_monthly counts intent CSQLs: the engagement inputs exist
     dbt_runner.build(settings, AS_OF, select=SELECT)
     campaign = load_campaign(settings.campaigns_dir / "renewal_reminder.yml")

@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from kizuna import dbt_runner
-from kizuna.demo.generate import generate_demo_data
 from kizuna.scoring.run import ScoreResult, score_warehouse
 from kizuna.settings import Settings
-from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import connect, publish_incoming, staged_load_id
+from tests.conftest import demo_settings, publish_demo_raw
 
 AS_OF = dt.date(2026, 11, 23)
 CUSTOMERS = 1500
@@ -32,20 +30,13 @@ class Demo:
 
 
 def scores_settings(root: Path) -> Settings:
-    return Settings(
-        source_dir=root / "src", warehouse=root / "warehouse.duckdb", var_dir=root / "var", outbox_dir=root / "outbox"
-    )
+    return demo_settings(root)
 
 
 @pytest.fixture(scope="package")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """Demo sources → raw (published without the gate: its own tests cover it) → features → scores."""
     settings = scores_settings(tmp_path_factory.mktemp("scores"))
-    generate_demo_data(settings.source_dir, customers=CUSTOMERS, seed=7, as_of=AS_OF)
-    stage_sources(settings)
-    with connect(settings.warehouse) as con:
-        load_id = staged_load_id(con)
-        assert load_id is not None
-        publish_incoming(con, load_id)
+    publish_demo_raw(settings, CUSTOMERS, seed=7, as_of=AS_OF)
     dbt_runner.build(settings, AS_OF, select=SELECT)
     yield Demo(settings, score_warehouse(settings, AS_OF, scored_at=SCORED_AT))
