@@ -16,7 +16,7 @@ def test_target_and_log_paths_are_absolute_even_for_a_relative_var_dir(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     settings = Settings(var_dir=Path("var"))
-    args = dbt_args(settings, "build", dt.date(2026, 11, 23))
+    args = dbt_args(settings, "build")
     target = Path(args[args.index("--target-path") + 1])
     logs = Path(args[args.index("--log-path") + 1])
     assert target == tmp_path / "var" / "dbt" / "target" and logs.is_absolute()
@@ -38,3 +38,24 @@ def test_production_builds_leave_unit_tests_to_ci(tmp_path: Path) -> None:
     dbt_runner.build(settings.model_copy(update={"dbt_unit_tests": True}), dt.date(2026, 11, 23), invoke=record)
     assert "--exclude-resource-type" in seen[0] and seen[0][seen[0].index("--exclude-resource-type") + 1] == "unit_test"
     assert "--exclude-resource-type" not in seen[1]
+
+
+def test_a_new_as_of_date_keeps_dbt_partial_parsing_and_reaches_the_models(tmp_path: Path) -> None:
+    """The date travels outside --vars: day two reuses day one's parse and still compiles day two's date."""
+    from kizuna import dbt_runner
+    from kizuna.warehouse import connect, ensure_raw_schema
+
+    settings = Settings(var_dir=tmp_path / "var", warehouse=tmp_path / "w.duckdb")
+    with connect(settings.warehouse) as con:
+        ensure_raw_schema(con)
+    target = run_results_path(settings).parent
+    log = target.parent / "logs" / "dbt.log"
+    parsing = []
+    for day in (dt.date(2026, 11, 23), dt.date(2026, 12, 4)):
+        dbt_runner.build(settings, day, select="+int_months stg_crm__customers stg_crm__contacts")
+        said = [line for line in log.read_text().splitlines() if "partial pars" in line.lower()]
+        parsing.append(said[-1])
+        compiled = next(target.glob("compiled/*/models/intermediate/revenue/int_months.sql")).read_text()
+        assert f"cast('{day.isoformat()}' as date)" in compiled
+    assert "Unable to do partial parsing" in parsing[0]
+    assert "no changes found, skipping parsing" in parsing[1], parsing[1]

@@ -78,9 +78,9 @@ def _dbt(settings: Settings, command: str, as_of: date) -> float:
     """One dbt command through kizuna's own argument builder and in-process runner; seconds it took."""
     from kizuna import dbt_runner
 
-    os.environ["KIZUNA_WAREHOUSE"] = str(settings.warehouse.resolve())
+    os.environ.update(dbt_runner.dbt_env(settings, as_of))
     started = time.perf_counter()
-    error = dbt_runner.plain_invoker()(dbt_runner.dbt_args(settings, command, as_of))
+    error = dbt_runner.plain_invoker()(dbt_runner.dbt_args(settings, command))
     if error:
         raise SystemExit(f"dbt {command} failed: {error}")
     return time.perf_counter() - started
@@ -145,10 +145,10 @@ def dbt_revenue(args: argparse.Namespace) -> None:
     from kizuna import dbt_runner
 
     settings = settings_for(args)
-    os.environ["KIZUNA_WAREHOUSE"] = str(settings.warehouse.resolve())
+    os.environ.update(dbt_runner.dbt_env(settings, args.as_of))
     extra = ["--select", *REVENUE_MARTS.split(), "--resource-type", "model", "--resource-type", "seed"]
     started = time.perf_counter()
-    error = dbt_runner.plain_invoker()(dbt_runner.dbt_args(settings, "build", args.as_of, extra))
+    error = dbt_runner.plain_invoker()(dbt_runner.dbt_args(settings, "build", extra))
     if error:
         raise SystemExit(f"dbt build of the revenue marts failed: {error}")
     seconds = time.perf_counter() - started

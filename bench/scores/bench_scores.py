@@ -81,7 +81,7 @@ def dbt(work: Path, command: str, select: list[str], history_months: int) -> Non
 
     settings = settings_for(work)
     variables = {"as_of": AS_OF.isoformat(), "scoring_history_months": history_months}
-    args = dbt_args(settings, command, None, ["--vars", json.dumps(variables), "--quiet", *select])
+    args = dbt_args(settings, command, ["--vars", json.dumps(variables), "--quiet", *select])
     os.environ["KIZUNA_WAREHOUSE"] = str(settings.warehouse.resolve())
     try:
         error = plain_invoker()(args)

@@ -1,6 +1,12 @@
-{#- The as-of date: var `as_of` ('YYYY-MM-DD', a YAML date also works), else today's date where dbt runs. -#}
+{#- The as-of date: var `as_of` ('YYYY-MM-DD', a YAML date also works), else the environment variable
+    KIZUNA_AS_OF (how kizuna passes it), else today's date where dbt runs. The variable is read only when dbt
+    executes, never while it parses: a new date every day then leaves dbt's partial parsing valid, where a
+    changed --vars value makes dbt parse the whole project again. -#}
 {% macro as_of_iso() -%}
     {%- set raw = var('as_of', none) -%}
+    {%- if (raw is none or (raw | string | trim) in ('', 'None', 'null')) and execute -%}
+        {%- set raw = env_var('KIZUNA_AS_OF', '') -%}
+    {%- endif -%}
     {%- if raw is none or (raw | string | trim) in ('', 'None', 'null') -%}
         {{- return(modules.datetime.date.today().isoformat()) -}}
     {%- endif -%}

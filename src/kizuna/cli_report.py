@@ -164,7 +164,7 @@ def export(
 @app.command()
 def docs(as_of: AsOf = None, warehouse: Warehouse = None) -> None:
     """Build dbt's documentation site (models, columns, lineage graph) into var/dbt/docs."""
-    from kizuna.dbt_runner import dbt_args
+    from kizuna.dbt_runner import dbt_args, dbt_env
 
     settings = _settings(warehouse)
     day = _as_of(as_of, settings)
@@ -173,8 +173,8 @@ def docs(as_of: AsOf = None, warehouse: Warehouse = None) -> None:
     if not dbt.exists():
         raise _fail(f"dbt not found next to {sys.executable}; install kizuna's dependencies")
     # The last --target-path wins: docs go to their own folder, not the daily run's target.
-    args = ["docs", *dbt_args(settings, "generate", day, ["--target-path", str(out.resolve()), "--static"])]
-    env = {**os.environ, "KIZUNA_WAREHOUSE": str(settings.warehouse.resolve()), "DO_NOT_TRACK": "1"}
+    args = ["docs", *dbt_args(settings, "generate", ["--target-path", str(out.resolve()), "--static"])]
+    env = {**os.environ, **dbt_env(settings, day)}
     # A process of its own: dbt-duckdb keeps the file open until its process ends.
     with err.status("dbt docs generate"):
         done = subprocess.run([str(dbt), *args], env=env, capture_output=True, text=True, check=False)

@@ -86,8 +86,22 @@ def _release_duckdb() -> None:
             env.close()
 
 
-def dbt_args(settings: Settings, command: str, as_of: date | None, extra: list[str] | None = None) -> list[str]:
-    """Arguments of one dbt command on this project; as_of None for `retry`, which reuses the failed run's vars."""
+# The as-of date reaches dbt as an environment variable, read by the as_of macros only when dbt executes: as a
+# --vars value, each day's new date would make dbt parse the whole project again (≈ 3.5 s) on every run.
+AS_OF_ENV = "KIZUNA_AS_OF"
+
+
+def dbt_env(settings: Settings, as_of: date) -> dict[str, str]:
+    """The environment one dbt command on settings.warehouse as of a date needs (profiles.yml and the macros)."""
+    return {
+        "KIZUNA_WAREHOUSE": str(Path(settings.warehouse).resolve()),
+        "DO_NOT_TRACK": "1",
+        AS_OF_ENV: as_of.isoformat(),
+    }
+
+
+def dbt_args(settings: Settings, command: str, extra: list[str] | None = None) -> list[str]:
+    """Arguments of one dbt command on this project (run it inside dbt_env(): the as-of date is there)."""
     # Absolute: PrefectDbtRunner resolves a relative --target-path against the dbt project, not the cwd.
     target = (settings.var_dir / "dbt").resolve()
     args = [
@@ -101,8 +115,6 @@ def dbt_args(settings: Settings, command: str, as_of: date | None, extra: list[s
         "--log-path",
         str(target / "logs"),
     ]
-    if as_of is not None:
-        args += ["--vars", json.dumps({"as_of": as_of.isoformat()})]
     return [*args, *(extra or [])]
 
 
@@ -183,8 +195,8 @@ def build(
         # Unit tests check the SQL's logic against fixed inputs: they belong to CI (`make test` runs them),
         # not to every production build. Data tests, which check today's data, always run.
         extra += ["--exclude-resource-type", "unit_test"]
-    args = dbt_args(settings, "build", as_of, extra)
-    env = {"KIZUNA_WAREHOUSE": str(Path(settings.warehouse).resolve()), "DO_NOT_TRACK": "1"}
+    args = dbt_args(settings, "build", extra)
+    env = dbt_env(settings, as_of)
     nodes: dict[str, NodeResult] = {}
     error: str | None = None
     for attempt in range(settings.dbt_lock_retries + 1):
@@ -206,7 +218,7 @@ def build(
         )
         time.sleep(settings.dbt_lock_retry_delay_seconds)
         # dbt retry needs the failed command's run_results.json; without one (dbt stopped before any node), rebuild.
-        args = dbt_args(settings, "retry", None) if results_path.exists() else args
+        args = dbt_args(settings, "retry") if results_path.exists() else args
     result = BuildResult(list(nodes.values()))
     if error is not None and not result.failed:
         raise DbtBuildError(result, f"dbt could not run: {error}")
