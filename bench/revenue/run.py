@@ -118,29 +118,29 @@ def compare(outputs: dict[str, Path]) -> list[str]:
     return problems
 
 
-def dbt_command(warehouse: Path, workdir: Path, as_of: date, extra: list[str]) -> tuple[list[str], dict[str, str]]:
-    """`dbt build` of this project on `warehouse`, the as-of date passed as kizuna passes it (KIZUNA_AS_OF)."""
+def dbt_command(
+    warehouse: Path, workdir: Path, as_of: date, extra: list[str], command: str = "build"
+) -> tuple[list[str], dict[str, str]]:
+    """One dbt command of this project on `warehouse`, the as-of date passed as kizuna passes it (KIZUNA_AS_OF)."""
     dbt = str(Path(sys.executable).with_name("dbt"))
-    command = [
-        dbt, "build", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(workdir / "target"), "--log-path", str(workdir / "logs"),
-        "--indirect-selection", "cautious", *extra,
+    args = [
+        dbt, command, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+        "--target-path", str(workdir / "target"), "--log-path", str(workdir / "logs"), *extra,
     ]  # fmt: skip
     env = {"KIZUNA_WAREHOUSE": str(warehouse), "DO_NOT_TRACK": "1", "KIZUNA_AS_OF": as_of.isoformat()}
-    return command, env
+    return args, env
 
 
 def yesterdays_parse(warehouse: Path, workdir: Path, as_of: date) -> None:
     """What every daily run finds: the partial-parse state of the day before's run (another as-of date)."""
-    command, env = dbt_command(warehouse, workdir, as_of - timedelta(days=1), [])
-    parse = [command[0], "parse", *command[2:10]]
-    subprocess.run(parse, env={**os.environ, **env}, check=True, capture_output=True)
+    command, env = dbt_command(warehouse, workdir, as_of - timedelta(days=1), [], "parse")
+    subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True)
 
 
 def dbt_step(name: str, warehouse: Path, workdir: Path, as_of: date, extra: list[str], round_: int = 0) -> Step:
     shutil.rmtree(workdir, ignore_errors=True)
     yesterdays_parse(warehouse, workdir, as_of)
-    command, env = dbt_command(warehouse, workdir, as_of, extra)
+    command, env = dbt_command(warehouse, workdir, as_of, ["--indirect-selection", "cautious", *extra])
     return measured(name, command, env, round_)
 
 

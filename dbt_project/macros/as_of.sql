@@ -3,14 +3,14 @@
     executes, never while it parses: a new date every day then leaves dbt's partial parsing valid, where a
     changed --vars value makes dbt parse the whole project again. -#}
 {% macro as_of_iso() -%}
-    {%- set raw = var('as_of', none) -%}
-    {%- if (raw is none or (raw | string | trim) in ('', 'None', 'null')) and execute -%}
-        {%- set raw = env_var('KIZUNA_AS_OF', '') -%}
+    {%- set unset = ('', 'None', 'null') -%}
+    {%- set text = var('as_of', none) | string | trim -%}
+    {%- if text in unset and execute -%}
+        {%- set text = env_var('KIZUNA_AS_OF', '') | trim -%}
     {%- endif -%}
-    {%- if raw is none or (raw | string | trim) in ('', 'None', 'null') -%}
+    {%- if text in unset -%}
         {{- return(modules.datetime.date.today().isoformat()) -}}
     {%- endif -%}
-    {%- set text = raw | string | trim -%}
     {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', text) -%}
         {{- exceptions.raise_compiler_error("var as_of must be a date 'YYYY-MM-DD', got '" ~ text ~ "'") -}}
     {%- endif -%}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -29,14 +28,10 @@ class Demo:
     result: ScoreResult
 
 
-def scores_settings(root: Path) -> Settings:
-    return demo_settings(root)
-
-
 @pytest.fixture(scope="package")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """Demo sources → raw (published without the gate: its own tests cover it) → features → scores."""
-    settings = scores_settings(tmp_path_factory.mktemp("scores"))
+    settings = demo_settings(tmp_path_factory.mktemp("scores"))
     publish_demo_raw(settings, CUSTOMERS, seed=7, as_of=AS_OF)
     dbt_runner.build(settings, AS_OF, select=SELECT)
     yield Demo(settings, score_warehouse(settings, AS_OF, scored_at=SCORED_AT))

@@ -16,14 +16,15 @@ from kizuna.scoring import store
 from kizuna.scoring.run import score_warehouse, train_and_store
 from kizuna.settings import Settings
 from kizuna.warehouse import connect
-from tests.scoring.conftest import AS_OF, SCORED_AT, Demo, scores_settings
+from tests.conftest import demo_settings
+from tests.scoring.conftest import AS_OF, SCORED_AT, Demo
 
 SCORES = "SELECT customer_id, churn_risk, expansion_propensity, model_version FROM marts.customer_scores ORDER BY 1"
 
 
 def _copy(demo: Demo, root: Path) -> Settings:
     """The demo's warehouse and models in a folder of the test's own, to change freely."""
-    settings = scores_settings(root)
+    settings = demo_settings(root)
     root.mkdir(exist_ok=True)
     shutil.copy(demo.settings.warehouse, settings.warehouse)
     shutil.copytree(demo.settings.models_dir, settings.models_dir)

@@ -16,7 +16,8 @@ from kizuna.scoring.features import FEATURE_NAMES, FEATURES_TABLE, PRODUCTS_COLU
 from kizuna.scoring.model import time_split
 from kizuna.scoring.run import score_warehouse
 from kizuna.warehouse import connect
-from tests.scoring.conftest import AS_OF, CUTOFF, SCORED_AT, SELECT, Demo, scores_settings
+from tests.conftest import demo_settings
+from tests.scoring.conftest import AS_OF, CUTOFF, SCORED_AT, SELECT, Demo
 
 
 def _table(path: Path, sql: str) -> pd.DataFrame:
@@ -26,7 +27,7 @@ def _table(path: Path, sql: str) -> pd.DataFrame:
 
 def test_features_never_use_data_dated_on_or_after_the_snapshot(demo: Demo, tmp_path: Path) -> None:
     """Rewrite the future (after CUTOFF) in a copy: every feature of every snapshot up to CUTOFF stays the same."""
-    changed = scores_settings(tmp_path)
+    changed = demo_settings(tmp_path)
     shutil.copy(demo.settings.warehouse, changed.warehouse)
     with connect(changed.warehouse) as con:
         cutoff = [CUTOFF]

@@ -10,7 +10,8 @@ import pytest
 
 from flows.train_scores import train_scores
 from kizuna.scoring import store
-from tests.scoring.conftest import AS_OF, Demo, scores_settings
+from tests.conftest import demo_settings
+from tests.scoring.conftest import AS_OF, Demo
 
 
 def test_train_scores_flow_stores_a_current_model_and_its_report_artifact(
@@ -18,7 +19,7 @@ def test_train_scores_flow_stores_a_current_model_and_its_report_artifact(
 ) -> None:
     from prefect.client.orchestration import get_client
 
-    settings = scores_settings(tmp_path)
+    settings = demo_settings(tmp_path)
     shutil.copy(demo.settings.warehouse, settings.warehouse)
     monkeypatch.setenv("KIZUNA_VAR_DIR", str(settings.var_dir))
 

@@ -362,10 +362,11 @@ def select_recipients(
         ),
         reasoned AS (
             SELECT k.*,
+                   coalesce(l.run_id = ?, false) AS sent_by_this_run,
                    CASE
                      -- A re-run of this run_id keeps what it sent itself: selected again (claim leaves it alone)
                      -- and first in line for max_recipients, so retrying a run never mails past its cap.
-                     WHEN l.run_id = ? THEN NULL
+                     WHEN sent_by_this_run THEN NULL
                      WHEN k.contact_id IS NULL THEN 'no_contact'
                      WHEN NOT regexp_matches(coalesce(k.email, ''), ?) THEN 'invalid_email'
                      WHEN {suppressed} THEN 'suppressed'
@@ -378,8 +379,7 @@ def select_recipients(
                      WHEN k.variant = 'holdout' AND h.message_key IS NOT NULL THEN 'already_held_out'
                      -- for the holdout too: a contact treatment could not have mailed is no comparison
                      WHEN coalesce(r.sends, 0) >= ? THEN 'frequency_cap'
-                   END AS reason,
-                   coalesce(l.run_id = ?, false) AS sent_by_this_run
+                   END AS reason
             FROM keyed k
             LEFT JOIN {LEDGER_TABLE} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}
             LEFT JOIN recent r ON r.email = k.email
@@ -421,7 +421,6 @@ def select_recipients(
             EMAIL_PATTERN,
             owner_excluded,
             max_emails,
-            run_id,
             campaign.max_recipients,
             holdout_cap,
             run_id,
