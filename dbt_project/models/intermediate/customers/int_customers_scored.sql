@@ -6,7 +6,7 @@ customers as (select * from {{ ref('stg_crm__customers') }}),
 
 movements as (select * from {{ ref('int_mrr_movements_classified') }}),
 
-active_subscriptions as (select * from {{ ref('int_subscriptions_filtered_to_active') }}),
+active_subscriptions as {{ not_materialized() }} (select * from {{ ref('int_subscriptions_filtered_to_active') }}),
 
 all_subscriptions as (select * from {{ ref('stg_billing__subscriptions') }}),
 

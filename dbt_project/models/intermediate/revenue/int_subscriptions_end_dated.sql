@@ -2,9 +2,7 @@ with
 
 subscriptions as (select * from {{ ref('stg_billing__subscriptions') }}),
 
-{# Not materialized: read twice below; DuckDB would otherwise copy every invoice (~15M at 1M customers)
-    into a CTE buffer first (bench/revenue). PostgreSQL 12+ and DuckDB. #}
-invoices as not materialized (select * from {{ ref('stg_billing__invoices') }}),
+invoices as {{ not_materialized() }} (select * from {{ ref('stg_billing__invoices') }}),
 
 last_paid_invoices as (
     select

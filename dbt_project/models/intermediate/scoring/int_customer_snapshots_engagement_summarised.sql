@@ -1,7 +1,7 @@
 {#- Touches, support tickets and open deals of each customer as seen on each snapshot day (docs/scores.md). -#}
 with
 
-snapshots as (select * from {{ ref('int_scoring_snapshots') }}),
+snapshots as {{ not_materialized() }} (select * from {{ ref('int_scoring_snapshots') }}),
 
 activities as (select * from {{ ref('stg_crm__activities') }}),
 

@@ -1,13 +1,13 @@
 {%- set touch_days = var('no_recent_touch_days') -%}
 with
 
-customers as (select * from {{ ref('int_customers_scored') }}),
+customers as {{ not_materialized() }} (select * from {{ ref('int_customers_scored') }}),
 
-usage_months as (select * from {{ ref('int_usage_months_compared') }}),
+usage_months as {{ not_materialized() }} (select * from {{ ref('int_usage_months_compared') }}),
 
-active_subscriptions as (select * from {{ ref('int_subscriptions_filtered_to_active') }}),
+active_subscriptions as {{ not_materialized() }} (select * from {{ ref('int_subscriptions_filtered_to_active') }}),
 
-subscriptions as (select * from {{ ref('int_subscriptions_end_dated') }}),
+subscriptions as {{ not_materialized() }} (select * from {{ ref('int_subscriptions_end_dated') }}),
 
 support_tickets as (select * from {{ ref('stg_crm__support_tickets') }}),
 

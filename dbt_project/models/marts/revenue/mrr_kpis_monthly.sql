@@ -2,9 +2,7 @@ with
 
 months as (select * from {{ ref('int_months') }}),
 
-{# Not materialized: read three times below; scanning the table each time costs less than DuckDB's
-    copy of ~18M customer-months into a CTE buffer at 1M customers (bench/revenue). PostgreSQL 12+ and DuckDB. #}
-customer_mrr_monthly as not materialized (select * from {{ ref('int_mrr_movements_classified') }}),
+customer_mrr_monthly as {{ not_materialized() }} (select * from {{ ref('int_mrr_movements_classified') }}),
 
 movements_summed as (
     select
