@@ -115,3 +115,14 @@ def test_training_refuses_features_of_another_day(demo: Demo, tmp_path: Path) ->
     settings = _copy(demo, tmp_path / "w")
     with pytest.raises(ValueError, match=f"features are as of {AS_OF}, not 2026-11-30"):
         train_and_store(settings, dt.date(2026, 11, 30))
+
+
+def test_scoring_refuses_features_of_another_day_before_training_or_writing(demo: Demo, tmp_path: Path) -> None:
+    """Asked to retrain for a day the features were not built for, scoring stops at once: no model trained or
+    stored, the marts as they were."""
+    settings = _copy(demo, tmp_path / "w")
+    before, versions = _scores(settings), sorted(p.name for p in settings.models_dir.iterdir())
+    with pytest.raises(ValueError, match=f"features are as of {AS_OF}, not 2026-11-30"):
+        score_warehouse(settings, dt.date(2026, 11, 30), scored_at=SCORED_AT, retrain=True)
+    assert sorted(p.name for p in settings.models_dir.iterdir()) == versions
+    pd.testing.assert_frame_equal(before, _scores(settings))

@@ -97,14 +97,20 @@ def write_marts(con: duckdb.DuckDBPyConnection, customers: pd.DataFrame, deals: 
         con.unregister("deal_forecasts_frame")
 
 
-def features_as_of(con: duckdb.DuckDBPyConnection) -> date:
-    """The day dbt last computed the features as of (the scoring snapshot)."""
+def scoring_snapshot_on(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The day dbt last computed the features as of (the scoring snapshot); None before it ever did."""
     row = con.execute(
         "SELECT max(snapshot_on) FROM intermediate.int_customer_features_monthly WHERE is_scoring_snapshot"
     ).fetchone()
-    if not row or row[0] is None:
+    return None if not row or row[0] is None else pd.Timestamp(row[0]).date()
+
+
+def features_as_of(con: duckdb.DuckDBPyConnection) -> date:
+    """The day dbt last computed the features as of; an error before it ever did."""
+    built = scoring_snapshot_on(con)
+    if built is None:
         raise ValueError("the warehouse has no scoring features yet: run `kizuna run` (dbt build) first")
-    return pd.Timestamp(row[0]).date()
+    return built
 
 
 def _train(settings: Settings, con: duckdb.DuckDBPyConnection, as_of: date, now: datetime) -> ModelBundle:
@@ -165,10 +171,10 @@ def score_warehouse(
     scored_at = scored_at or datetime.now(UTC).replace(tzinfo=None)
     stored, reason = (None, "retraining was asked for") if retrain else usable_model(settings, as_of, scored_at)
     with threadpool_limits(limits=settings.scores_threads), connect(settings.warehouse) as con:
-        scoring = load_scoring_rows(con)
-        if len(scoring) and scoring["snapshot_on"].iloc[0] != as_of:
+        built_as_of = scoring_snapshot_on(con)
+        if built_as_of is not None and built_as_of != as_of:
             raise ValueError(
-                f"the warehouse's features are as of {scoring['snapshot_on'].iloc[0]}, not {as_of}: run `kizuna run "
+                f"the warehouse's features are as of {built_as_of}, not {as_of}: run `kizuna run "
                 f"--as-of {as_of}` (or dbt build with that as_of) before scoring"
             )
         if stored is None:
@@ -176,6 +182,8 @@ def score_warehouse(
             bundle = _train(settings, con, as_of, scored_at)
         else:
             bundle = stored.bundle
+        # read after training, so the training data and the day's customers are not held at once
+        scoring = load_scoring_rows(con)
         customers = score_customers(scoring, bundle.scores)
         customers["model_version"], customers["scored_at"] = bundle.version, scored_at
         deals = forecast_deals(con, as_of, bundle.deal_model)
