@@ -121,14 +121,16 @@ def compare(outputs: dict[str, Path]) -> list[str]:
 def dbt_command(
     warehouse: Path, workdir: Path, as_of: date, extra: list[str], command: str = "build"
 ) -> tuple[list[str], dict[str, str]]:
-    """One dbt command of this project on `warehouse`, the as-of date passed as kizuna passes it (KIZUNA_AS_OF)."""
+    """One dbt command of this project on `warehouse`, in the environment kizuna gives dbt (the as-of date in it)."""
+    from kizuna.dbt_runner import dbt_env
+    from kizuna.settings import Settings
+
     dbt = str(Path(sys.executable).with_name("dbt"))
     args = [
         dbt, command, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
         "--target-path", str(workdir / "target"), "--log-path", str(workdir / "logs"), *extra,
     ]  # fmt: skip
-    env = {"KIZUNA_WAREHOUSE": str(warehouse), "DO_NOT_TRACK": "1", "KIZUNA_AS_OF": as_of.isoformat()}
-    return args, env
+    return args, dbt_env(Settings(warehouse=warehouse), as_of)
 
 
 def yesterdays_parse(warehouse: Path, workdir: Path, as_of: date) -> None:

@@ -77,12 +77,12 @@ def prepare(work: Path, customers: int, reuse: bool) -> None:
 
 
 def dbt(work: Path, command: str, select: list[str], history_months: int) -> None:
-    from kizuna.dbt_runner import _release_duckdb, dbt_args, plain_invoker, read_run_results, run_results_path
+    from kizuna.dbt_runner import _release_duckdb, dbt_args, dbt_env, plain_invoker, read_run_results, run_results_path
 
     settings = settings_for(work)
     variables = {"as_of": AS_OF.isoformat(), "scoring_history_months": history_months}
     args = dbt_args(settings, command, ["--vars", json.dumps(variables), "--quiet", *select])
-    os.environ["KIZUNA_WAREHOUSE"] = str(settings.warehouse.resolve())
+    os.environ.update(dbt_env(settings, AS_OF))
     try:
         error = plain_invoker()(args)
     finally:
