@@ -194,6 +194,9 @@ app.add_typer(cli_events.app, name="events")
 from kizuna.cli_scores import app as scores_app  # noqa: E402
 
 app.add_typer(scores_app)  # score at the top level
+from kizuna.cli_sources import app as sources_app  # noqa: E402
+
+app.add_typer(sources_app, name="sources")
 
 
 def main() -> None:

@@ -252,6 +252,11 @@ class Settings(BaseSettings):
         return self.campaigns_dir_setting or self.project_dir / "campaigns"
 
     @property
+    def mappings_dir(self) -> Path:
+        """Shipped header mappings for CRM and SFA exports (docs/sources.md)."""
+        return self.project_dir / "mappings"
+
+    @property
     def expectations_dir(self) -> Path:
         return self.project_dir / "expectations"
 

@@ -179,3 +179,34 @@ TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 # Columns every raw table carries besides the contract's, so any finding can name its origin.
 SOURCE_FILE_COLUMN = "_source_file"
 SOURCE_ROW_COLUMN = "_source_row"  # spreadsheet numbering: the header is row 1, the first record row 2
+
+# What each optional table and column adds, as `kizuna sources check` tells a data engineer before a first run.
+UNLOCKS: dict[str, str] = {
+    "contacts": "email campaigns (recipients with consent and locale), the contacts mart",
+    "invoices": "MRR for customers billed by invoice, the purchase_frequency_drop signal",
+    "usage": "the usage_drop and near_plan_limit signals, usage features of the churn and expansion scores",
+    "deals": "CSQL and win-rate KPIs, deal forecasts, expansion attribution",
+    "activities": "the no_recent_touch signal, activity KPIs per rep, dormant_reactivation",
+    "support_tickets": "the support_spike signal, support features of the churn score",
+    "customers.industry": "segments and audiences by industry",
+    "customers.employee_count": "company-size bands in the growth-potential part of the rank, scores and reports",
+    "customers.prefecture": "segments by region",
+    "customers.country": "segments by country",
+    "customers.created_at": "the customer's age in scores (tenure itself comes from subscriptions)",
+    "customers.owner_email": "owners on call lists and per-rep KPIs, owner digests",
+    "customers.cs_owner_email": "customer-success owners on call lists",
+    "contacts.name": "names in email greetings",
+    "contacts.role": "the contact's role on call lists",
+    "contacts.is_primary": "the primary contact campaigns with contacts: primary mail",
+    "contacts.marketing_opt_in": "recorded consent as the lawful basis for advertising email",
+    "contacts.locale": "Japanese or English templates per contact (default: ja)",
+    "subscriptions.end_date": "churn dates and renewals (renewal_upcoming, renewal_reminder)",
+    "subscriptions.product": "products held, cross-sell audiences",
+    "subscriptions.plan": "plans on call lists and renewals",
+    "subscriptions.quantity": "seats per subscription",
+    "subscriptions.plan_limit": "the near_plan_limit signal and upsell_plan_limit",
+    "subscriptions.contract_term_months": "renewal dates of term contracts (default: 1, monthly)",
+    "subscriptions.currency": "amounts in other currencies converted to yen (default: JPY)",
+    "subscriptions.status": "paused and past-due subscriptions told apart (default: active)",
+    "subscriptions.cancel_reason": "churn by reason",
+}

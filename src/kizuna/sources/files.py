@@ -16,6 +16,7 @@ import duckdb
 from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, ColumnType, Table
 from kizuna.sources.encoding import detect_encoding, to_utf8
 from kizuna.sources.errors import Finding, SourceError
+from kizuna.sources.mapping import TableMapping, find_mapped_file, normalise_header
 
 MAX_FINDINGS_PER_FILE = 20
 # The longest record (line) read, in bytes: DuckDB's default, stated so the row-naming fallback agrees with it.
@@ -23,8 +24,13 @@ MAX_RECORD_BYTES = 2_000_000
 # A workbook whose parts expand to more than this is refused before it is parsed: a few hundred kilobytes of
 # zip can declare gigabytes of sheet XML (a zip bomb), which the Excel reader would expand in memory.
 MAX_XLSX_UNCOMPRESSED_BYTES = 1 << 30
-_TRUE = ("true", "t", "1", "yes", "y")
-_FALSE = ("false", "f", "0", "no", "n")
+# Booleans as spreadsheets and Japanese forms write them (compared after width folding and lower-casing).
+_TRUE = ("true", "t", "1", "yes", "y", "はい", "○", "◯", "〇", "有")
+_FALSE = ("false", "f", "0", "no", "n", "いいえ", "×", "✕", "無")
+# NFKC's width folding, done in SQL so no row passes through Python: full-width ASCII (！ to ～) and the
+# ideographic space become their ASCII forms, so １００００, ２０２４-０２-０１ and Ｃ００１ parse and match.
+_FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
+_HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
 
 
 @dataclass
@@ -37,10 +43,14 @@ class StagedFile:
     rows: int
     sha256: str
     ignored_columns: list[str] = field(default_factory=list)
+    mapping: str | None = None  # the mapping file that read it, if any
+    header: list[str] = field(default_factory=list)  # the header row as matched (normalised)
 
 
-def find_file(source_dir: Path, table: Table) -> Path | None:
-    """The file that feeds `table`: <name>.csv, or <name>.xlsx where the contract allows Excel."""
+def find_file(source_dir: Path, table: Table, mapping: TableMapping | None = None) -> Path | None:
+    """The file that feeds `table`: the mapping's file, else <name>.csv, or <name>.xlsx where Excel is allowed."""
+    if mapping is not None:
+        return find_mapped_file(source_dir, mapping)
     csv_path = source_dir / f"{table.name}.csv"
     xlsx_path = source_dir / f"{table.name}.xlsx"
     if csv_path.exists() and table.excel_allowed and xlsx_path.exists():
@@ -109,7 +119,7 @@ def _read_header(path: Path, file: str) -> list[str]:
             first = next(_csv_records(fh, strict=True), [])
         except csv.Error as exc:
             raise SourceError(file, 1, None, f"the header row is not valid CSV ({exc})") from exc
-    return [h.strip().lower() for h in first]
+    return [normalise_header(h) for h in first]
 
 
 _BLANK_LINE = (b"\n\n", b"\n\r", b"\r\r")
@@ -202,7 +212,9 @@ def _cast_expr(col: str, ctype: ColumnType) -> str:
     if ctype is ColumnType.NUMBER:
         return f"try_cast(replace({v}, ',', '') AS DOUBLE)"
     if ctype is ColumnType.DATE:
-        return f"coalesce(try_strptime({v}, ['%Y-%m-%d', '%Y/%m/%d'])::DATE, try_cast({v} AS DATE))"
+        # CRM exports write dates with a time of day (HubSpot's "2024-02-01 10:23"): the date is what counts.
+        formats = ", ".join(f"'{d}{t}'" for d in ("%Y-%m-%d", "%Y/%m/%d") for t in ("", " %H:%M", " %H:%M:%S"))
+        return f"coalesce(try_strptime({v}, [{formats}])::DATE, try_cast({v} AS DATE))"
     if ctype is ColumnType.TIMESTAMP:
         # Naive text is business-local time (the session TimeZone); stored as UTC.
         return f"timezone('UTC', try_cast(replace({v}, '/', '-') AS TIMESTAMPTZ))"
@@ -244,6 +256,16 @@ def _casts(table: Table, text_table: str) -> str:
     return f"(SELECT *, {', '.join(casts)} FROM {text_table})" if casts else text_table
 
 
+def _source_headers(table: Table, mapping: TableMapping | None) -> dict[str, str]:
+    """Contract column -> the (normalised) header it is read from: the mapping's, else the column's own name."""
+    headers = {c: c for c in table.column_names}
+    if mapping:
+        headers.update({c: normalise_header(h) for c, h in mapping.headers.items()})
+        for c in mapping.constants:
+            headers.pop(c, None)
+    return headers
+
+
 _TYPE_HINT = {
     ColumnType.INTEGER: "a whole number",
     ColumnType.MONEY: "an amount (digits, optional decimals)",
@@ -254,24 +276,72 @@ _TYPE_HINT = {
 }
 
 
-def stage_file(
-    con: duckdb.DuckDBPyConnection, table: Table, path: Path, schema: str, tmp_dir: Path
-) -> tuple[StagedFile | None, list[Finding], int]:
-    """Parse one file into `schema.<table>`. Returns the staged file (None on findings), findings, their total."""
-    sha = _sha256(path)
+def _utf8_text(path: Path, table: Table, tmp_dir: Path) -> tuple[Path, str]:
+    """The file as UTF-8 CSV text (the first sheet of a workbook), and the encoding it was read in."""
     if path.suffix.lower() == ".xlsx":
-        encoding = "xlsx"
-        text_path = excel_to_csv(path, tmp_dir / f"{table.name}.from-xlsx.csv")
-    else:
-        encoding = detect_encoding(path)
-        text_path = to_utf8(path, encoding, tmp_dir / f"{table.name}.utf8.csv")
+        return excel_to_csv(path, tmp_dir / f"{table.name}.from-xlsx.csv"), "xlsx"
+    encoding = detect_encoding(path)
+    return to_utf8(path, encoding, tmp_dir / f"{table.name}.utf8.csv"), encoding
 
-    header = _read_header(text_path, path.name)
-    findings = [
-        Finding(path.name, 1, c, "required column is missing from the header row")
-        for c in table.required_columns
-        if c not in header
+
+def read_export_header(path: Path, table: Table, tmp_dir: Path) -> list[str]:
+    """The header row of a source file as ingest matches it (normalised names)."""
+    text_path, _ = _utf8_text(path, table, tmp_dir)
+    return _read_header(text_path, path.name)
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _folded(expr: str) -> str:
+    """The text with full-width ASCII folded and surrounding spaces trimmed; empty text is NULL."""
+    return f"nullif(trim(translate({expr}, {_sql_text(_FULL_WIDTH)}, {_sql_text(_HALF_WIDTH)})), '')"
+
+
+def _value_mapped(expr: str, value_map: dict[str, str | None]) -> str:
+    """The export's value through a mapping's value map; unmapped values stay as they are unless '*' is mapped."""
+    from kizuna.sources.mapping import ANY_OTHER_VALUE
+
+    whens = [
+        f"WHEN {expr} = {_sql_text(k)} THEN {'NULL' if v is None else _sql_text(v)}"
+        for k, v in value_map.items()
+        if k != ANY_OTHER_VALUE
     ]
+    other = value_map.get(ANY_OTHER_VALUE, "") if ANY_OTHER_VALUE in value_map else None
+    fallback = expr if ANY_OTHER_VALUE not in value_map else ("NULL" if other is None else _sql_text(other))
+    return f"CASE {' '.join(whens)} ELSE {fallback} END" if whens else fallback
+
+
+def stage_file(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    path: Path,
+    schema: str,
+    tmp_dir: Path,
+    mapping: TableMapping | None = None,
+) -> tuple[StagedFile | None, list[Finding], int]:
+    """Parse one file into `schema.<table>`. Returns the staged file (None on findings), findings, their total.
+
+    With a mapping (kizuna.sources.mapping) the export's own headers, values and rows are read as the
+    contract's; findings then name the export's header beside the contract's column.
+    """
+    sha = _sha256(path)
+    text_path, encoding = _utf8_text(path, table, tmp_dir)
+    header = _read_header(text_path, path.name)
+    source_of = _source_headers(table, mapping)
+    named = {c: (mapping.header_of(c) if mapping else c) for c in table.column_names}
+    findings = [
+        Finding(path.name, 1, named[c], "required column is missing from the header row")
+        for c in table.required_columns
+        if source_of.get(c) not in header and not (mapping and c in mapping.constants)
+    ]
+    if mapping:
+        findings += [
+            Finding(path.name, 1, h, f"the mapping keeps rows by this column, but the header has no {h!r}")
+            for h in mapping.keep
+            if normalise_header(h) not in header
+        ]
     # Blank names (Excel's trailing empty columns) are ignored columns, never duplicates.
     duplicated = sorted({h for h in header if h and header.count(h) > 1})
     findings += [Finding(path.name, 1, c, "column appears more than once in the header") for c in duplicated]
@@ -287,21 +357,36 @@ def stage_file(
         f"comment = '', null_padding = false, max_line_size = {MAX_RECORD_BYTES}, columns = {{{struct}}})"
     )
     position = {name: i for i, name in enumerate(header) if name}
+    keep = ""
+    if mapping and mapping.keep:
+        conditions = [
+            f"{_folded(f'c{position[normalise_header(h)]}')} IN ({', '.join(_sql_text(v) for v in kept)})"
+            for h, kept in mapping.keep.items()
+        ]
+        keep = f" WHERE {' AND '.join(conditions)}"
     row_of = spreadsheet_rows(text_path)
     row_expr = "(row_number() OVER () + 1)" if row_of is None else "(?::BIGINT[])[row_number() OVER ()]"
     params: list[object] = [str(text_path)] if row_of is None else [row_of, str(text_path)]
     try:
         selects = []
         for col in table.columns:
-            expr = f"nullif(trim(c{position[col.name]}), '')" if col.name in position else "NULL::VARCHAR"
+            source = source_of.get(col.name)
+            if mapping and col.name in mapping.constants:
+                expr = _sql_text(mapping.constants[col.name])
+            elif source in position:
+                expr = _folded(f"c{position[source]}")
+            else:
+                expr = "NULL::VARCHAR"
+            if mapping and col.name in mapping.values:
+                expr = _value_mapped(expr, mapping.values[col.name])
             if col.default is not None:
                 expr = f"coalesce({expr}, '{col.default}')"
             selects.append(f"{expr} AS {_quote(col.name)}")
         # One pass over the file. row_number() over the reader follows the file's order (DuckDB preserves
-        # insertion order); tests/sources check that findings name the right rows.
+        # insertion order), before a mapping's row filter; tests/sources check that findings name the right rows.
         con.execute(
-            f"CREATE OR REPLACE TABLE {text_table} AS SELECT {', '.join(selects)}, "
-            f"{row_expr}::BIGINT AS {SOURCE_ROW_COLUMN} FROM {reader}",
+            f"CREATE OR REPLACE TABLE {text_table} AS SELECT {', '.join(selects)}, {SOURCE_ROW_COLUMN} "
+            f"FROM (SELECT *, {row_expr}::BIGINT AS {SOURCE_ROW_COLUMN} FROM {reader}){keep}",
             params,
         )
     except duckdb.Error as exc:
@@ -331,7 +416,7 @@ def stage_file(
         rows = con.execute(f"SELECT * FROM ({union}) ORDER BY 1, 2 LIMIT {MAX_FINDINGS_PER_FILE}").fetchall()
         for row_no, column, value, problem in rows:
             shown = f" (found {value!r})" if value is not None else ""
-            findings.append(Finding(path.name, int(row_no), column, f"{problem}{shown}"))
+            findings.append(Finding(path.name, int(row_no), named.get(column, column), f"{problem}{shown}"))
         con.execute(f"DROP TABLE {text_table}")
         return None, findings, total
 
@@ -343,6 +428,16 @@ def stage_file(
     )
     con.execute(f"DROP TABLE {text_table}")
     count_row = con.execute(f'SELECT count(*) FROM {schema}."{table.name}"').fetchone()
-    ignored = [h for h in header if h and h not in table.column_names]
-    staged = StagedFile(table.name, path.name, encoding, int(count_row[0]) if count_row else 0, sha, ignored)
+    used = set(source_of.values()) | {normalise_header(h) for h in (mapping.keep if mapping else {})}
+    ignored = [h for h in header if h and h not in used]
+    staged = StagedFile(
+        table.name,
+        path.name,
+        encoding,
+        int(count_row[0]) if count_row else 0,
+        sha,
+        ignored,
+        Path(mapping_origin).name if (mapping_origin := getattr(mapping, "origin", None)) else None,
+        header,
+    )
     return staged, [], 0

@@ -15,6 +15,7 @@ from kizuna.settings import Settings
 from kizuna.sources.contract import TABLES, Table
 from kizuna.sources.errors import Finding, SourceContractError, SourceError
 from kizuna.sources.files import StagedFile, find_file, stage_file
+from kizuna.sources.mapping import TableMapping, mapping_from_options
 from kizuna.warehouse import INCOMING_SCHEMA, connect
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
     from kizuna.connectors.routing import FILES, load_routing
 
     routing = load_routing(settings)
+    mapping = mapping_from_options(routing.options.get(FILES, {}), settings.mappings_dir, settings.sources_config)
     source_dir = settings.source_dir
     if routing.uses_files and not source_dir.is_dir():
         raise SourceError(str(source_dir), None, None, "source directory does not exist")
@@ -71,7 +73,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                     if source == FILES:
                         pulls.cursors.forget(table.name)
                         staged, table_findings, table_total = _stage_from_file(
-                            con, table, source_dir, tmp_dir, progress
+                            con, table, source_dir, tmp_dir, progress, mapping.of(table.name) if mapping else None
                         )
                     else:
                         if progress:
@@ -82,7 +84,9 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                     if staged is None and not table_findings and not table.required:
                         result.skipped.append(table.name)
                     elif staged is None and not table_findings:
-                        findings.append(Finding(f"{table.name}.csv", None, None, "required file is missing"))
+                        table_mapping = mapping.of(table.name) if mapping else None
+                        expected = table_mapping.file if table_mapping else f"{table.name}.csv"
+                        findings.append(Finding(expected, None, None, f"required file is missing ({table.name})"))
                         total += 1
                     elif staged and table.required and staged.rows == 0:
                         findings.append(
@@ -111,9 +115,10 @@ def _stage_from_file(
     source_dir: Path,
     tmp_dir: Path,
     progress: Callable[[str], None] | None,
+    mapping: TableMapping | None = None,
 ) -> tuple[StagedFile | None, list[Finding], int]:
     try:
-        path = find_file(source_dir, table)
+        path = find_file(source_dir, table, mapping)
     except SourceError as exc:
         return None, [exc.finding], 1
     if path is None:
@@ -121,7 +126,7 @@ def _stage_from_file(
     if progress:
         progress(path.name)
     try:
-        return stage_file(con, table, path, INCOMING_SCHEMA, tmp_dir)
+        return stage_file(con, table, path, INCOMING_SCHEMA, tmp_dir, mapping)
     except SourceError as exc:
         return None, [exc.finding], 1
 
