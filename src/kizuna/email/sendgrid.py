@@ -5,8 +5,10 @@ message (sanitised); 401/403 also halt the backend, so the rest of the run stays
 hammering a bad key; 429 → every worker waits until X-RateLimit-Reset and the message is tried again, as
 long as the storm of 429s (since the last other answer) stays within ``max_rate_limit_wait`` seconds; past
 that DeferredSendError, and the backend halts so the rest of the run stays pending; 5xx, timeouts and
-connection errors → UncertainSendError: SendGrid may have queued the mail, and there is no idempotency key,
-so it is never resent blindly (docs/delivery.md says how ``unknown`` is reconciled).
+connections lost mid-request → UncertainSendError: SendGrid may have queued the mail, and there is no
+idempotency key, so it is never resent blindly (docs/delivery.md says how ``unknown`` is reconciled). A
+refused connection, an unknown host or a request that could not be built sent nothing: DeferredSendError,
+and the backend halts. Anything unforeseen is UncertainSendError, its text scrubbed of the key.
 
 Transports. ``official`` (the default) posts through the official ``sendgrid.SendGridAPIClient``. It opens
 a new urllib opener and a new connection for every request and spends ≈ 1 ms of CPU on it, so threads stop
