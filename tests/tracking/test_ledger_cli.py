@@ -109,3 +109,43 @@ def test_unknown_sends_are_listed_reconciled_from_events_and_released_by_a_perso
     assert per_address[LOST] == 1 and QUEUED not in per_address  # the queued one is never sent a second time
     code, out = _cli("ledger", "unknown", "--warehouse", warehouse)
     assert code == 0 and "no unknown sends" in out
+
+
+def test_release_a_whole_campaign_takes_only_what_is_provably_unsent(tmp_path: Path) -> None:
+    """A hand-made ledger: old unknown sends of two campaigns, one with an event, one too young."""
+    from kizuna.tracking.loader import ensure_tracking_tables
+
+    warehouse = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(warehouse))
+    try:
+        ensure_tracking_tables(con)
+        for key, campaign, hours_ago in (
+            ("a-old", "A", 96),
+            ("a-event", "A", 96),
+            ("a-young", "A", 2),
+            ("b-old", "B", 96),
+        ):
+            con.execute(
+                "INSERT INTO ops.send_ledger (message_key, campaign, contact_id, email, occasion, run_id, state, "
+                "attempts, claimed_at, finished_at, error) VALUES (?, ?, 'p', 'x@example.jp', 'once', 'r1', 'unknown', "
+                "1, now(), timezone('UTC', now()) - to_hours(?::BIGINT), 'SendGrid 500')",
+                [key, campaign, hours_ago],
+            )
+        con.execute("INSERT INTO ops.email_events (sg_event_id, event, send_id) VALUES ('e1', 'processed', 'a-event')")
+        con.execute("INSERT INTO ops.email_events_cursor VALUES ('store', 'seg', 0, timezone('UTC', now()))")
+    finally:
+        con.close()
+
+    code, out = _cli("ledger", "unknown", "--campaign", "A", "--warehouse", str(warehouse))
+    assert code == 0 and "3 unknown: 1 with events" in out and "b-old" not in out, out
+    code, out = _cli("ledger", "release", "--campaign", "A", "--warehouse", str(warehouse))
+    assert code == 2 and "--campaign NAME --all" in out  # never a whole campaign by accident
+    code, out = _cli("ledger", "release", "--campaign", "A", "--all", "--warehouse", str(warehouse))
+    assert code == 0 and "1 released, 2 refused" in out, out
+    assert "not released a-event: 1 webhook events show SendGrid queued it" in out and "not released a-young" in out
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        states = dict(con.execute("SELECT message_key, state FROM ops.send_ledger").fetchall())
+    finally:
+        con.close()
+    assert states == {"a-old": "failed_permanent", "a-event": "unknown", "a-young": "unknown", "b-old": "unknown"}
