@@ -191,6 +191,9 @@ app.add_typer(campaigns_app, name="campaigns")
 from kizuna import cli_events  # noqa: E402
 
 app.add_typer(cli_events.app, name="events")
+from kizuna.cli_ledger import app as ledger_app  # noqa: E402
+
+app.add_typer(ledger_app, name="ledger")
 from kizuna.cli_scores import app as scores_app  # noqa: E402
 
 app.add_typer(scores_app)  # score at the top level

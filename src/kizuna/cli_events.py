@@ -53,3 +53,77 @@ def load(
         events_dir=str(events_dir) if events_dir else None, warehouse=str(warehouse) if warehouse else None
     )
     console.print(result.describe(), highlight=False)
+
+
+@app.command("send-test")
+def send_test(
+    url: Annotated[str, typer.Option(help="The receiver's events URL.")] = "http://127.0.0.1:8025/sendgrid/events",
+    key_file: Annotated[
+        Path | None,
+        typer.Option(help="Test private key (PEM), made on first use (default: KIZUNA_VAR_DIR/webhook-test-key.pem)."),
+    ] = None,
+    print_public_key: Annotated[
+        bool,
+        typer.Option(
+            "--print-public-key", help="Print only the key for KIZUNA_SENDGRID_WEBHOOK_PUBLIC_KEY; post nothing."
+        ),
+    ] = False,
+    event: Annotated[
+        list[str] | None, typer.Option("--event", help="Only these event types (repeat it); default: all 11.")
+    ] = None,
+    email: Annotated[str, typer.Option(help="Address of the sample events (it ends up in ops.suppressions).")] = (
+        "kizuna-send-test@example.invalid"
+    ),
+) -> None:
+    """Sign sample SendGrid events with a local test key and post them to a running receiver.
+
+    The receiver must hold the test key's public half:
+    `KIZUNA_SENDGRID_WEBHOOK_PUBLIC_KEY=$(kizuna events send-test --print-public-key) kizuna events serve`.
+    """
+    import httpx
+
+    from kizuna.tracking.send_test import EVENT_KINDS, TEST_CAMPAIGN, post_signed, sample_events
+    from kizuna.tracking.signature import WebhookKeyError, WebhookSigner
+
+    settings = Settings()
+    path = key_file or settings.var_dir / "webhook-test-key.pem"
+    kinds = tuple(event or EVENT_KINDS)
+    if unknown := sorted(set(kinds) - set(EVENT_KINDS)):
+        raise typer.BadParameter(f"{', '.join(unknown)}: not a SendGrid event type ({', '.join(EVENT_KINDS)})")
+    try:
+        signer, created = WebhookSigner.load_or_create(path)
+    except (WebhookKeyError, ValueError, OSError) as exc:
+        err.print(f"error: test key {path}: {exc}", markup=False, highlight=False)
+        raise typer.Exit(code=1) from exc
+    setting = f"KIZUNA_SENDGRID_WEBHOOK_PUBLIC_KEY={signer.public_key_b64}"
+    if created:
+        err.print(f"made a test key pair in {path}; the receiver needs {setting}", highlight=False, soft_wrap=True)
+    if print_public_key:
+        console.print(signer.public_key_b64, highlight=False, soft_wrap=True)
+        return
+    configured = settings.sendgrid_webhook_public_key
+    if configured and "".join(configured.split()) != signer.public_key_b64:
+        err.print(
+            "note: KIZUNA_SENDGRID_WEBHOOK_PUBLIC_KEY here is another key; a receiver started with it answers 403",
+            highlight=False,
+            soft_wrap=True,
+        )
+    try:
+        result = post_signed(url, sample_events(kinds, email), signer)
+    except httpx.HTTPError as exc:
+        err.print(f"error: no receiver at {url} ({exc}); start `kizuna events serve`", markup=False, highlight=False)
+        raise typer.Exit(code=1) from exc
+    if result.status == 200:
+        console.print(
+            f"{url}: 200 {result.text}: {result.events} signed events ({', '.join(kinds)}) stored; "
+            f"`kizuna events load` loads them (campaign {TEST_CAMPAIGN}, address {email})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    hint = f"; start the receiver with {setting}" if result.status == 403 else ""
+    err.print(
+        f"error: {url} answered {result.status} {result.text}{hint}", markup=False, highlight=False, soft_wrap=True
+    )
+    raise typer.Exit(code=1)

@@ -9,6 +9,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+# Published in the repository, so anyone can sign unsubscribe tokens with it: for the demo's outbox only.
+DEMO_UNSUBSCRIBE_SECRET = "kizuna-demo-only-secret"
+MIN_UNSUBSCRIBE_SECRET_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -209,7 +212,7 @@ class Settings(BaseSettings):
     sender_contact: str = "support@example.co.jp / 03-0000-0000"
     unsubscribe_url: str = "https://example.co.jp/unsubscribe?c={contact_token}"
     unsubscribe_secret: SecretStr = Field(
-        SecretStr("kizuna-demo-only-secret"),
+        SecretStr(DEMO_UNSUBSCRIBE_SECRET),
         description="Signs unsubscribe tokens so nobody can unsubscribe someone else; set your own in production.",
     )
 
@@ -230,6 +233,32 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [a.strip() for a in value.split(",") if a.strip()]
         return value
+
+    @field_validator("sendgrid_api_key")
+    @classmethod
+    def _strip_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # A key pasted with a trailing newline (echo >> .env) is the same key; every reader gets it stripped.
+        return SecretStr(value.get_secret_value().strip()) if value is not None else None
+
+    def unsubscribe_secret_problem(self) -> str | None:
+        """Why unsubscribe links signed with KIZUNA_UNSUBSCRIBE_SECRET could be forged; None when they cannot.
+
+        Real backends refuse to start on it (the outbox, for demos, does not): with the public default anyone
+        can make a valid unsubscribe link for any contact and opt them out.
+        """
+        secret = self.unsubscribe_secret.get_secret_value()
+        if secret == DEMO_UNSUBSCRIBE_SECRET:
+            what = "is the public demo default"
+        elif len(secret.strip()) < MIN_UNSUBSCRIBE_SECRET_LENGTH:
+            what = f"is shorter than {MIN_UNSUBSCRIBE_SECRET_LENGTH} characters"
+        else:
+            return None
+        return (
+            f"KIZUNA_UNSUBSCRIBE_SECRET {what}: anyone could forge unsubscribe links, so kizuna sends no real "
+            "email with it; set a long random value of your own, e.g. from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'` (keep it: changing it voids the links "
+            "in mail already sent)"
+        )
 
     @field_validator("sender_name", "sender_email", "sender_postal_address", "sender_contact")
     @classmethod

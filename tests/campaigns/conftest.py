@@ -15,6 +15,7 @@ from tests.standins.sendgrid_server import SendGridStandin, sendgrid_standin  # 
 
 SG_AS_OF = dt.date(2026, 11, 23)
 SG_API_KEY = "SG.test-key-abcdefghijkl.mnopqrstuvwxyz0123456789"
+SG_UNSUBSCRIBE_SECRET = "test-unsubscribe-secret-not-the-demo-default"
 
 SgWarehouse = Callable[..., Path]
 
@@ -92,4 +93,5 @@ def sg_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
         send_rate_per_second=0,
         send_batch_size=20,
         approval_required="never",  # these tests are about delivery; holds have their own tests
+        unsubscribe_secret=SG_UNSUBSCRIBE_SECRET,  # type: ignore[arg-type]  # sendgrid refuses the demo default
     )

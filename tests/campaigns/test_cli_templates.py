@@ -22,6 +22,7 @@ def sg_cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sendgrid_standin
         "KIZUNA_VAR_DIR": str(tmp_path / "var"),
         "KIZUNA_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
         "KIZUNA_EMAIL_BACKEND": "sendgrid",
+        "KIZUNA_UNSUBSCRIBE_SECRET": "test-unsubscribe-secret-not-the-demo-default",
         "KIZUNA_SENDGRID_API_KEY": SG_API_KEY,
         "KIZUNA_SENDGRID_API_HOST": sendgrid_standin.host,
         "KIZUNA_SENDGRID_TIMEOUT_SECONDS": "1",

@@ -140,6 +140,7 @@ def test_a_killed_run_leaves_unknown_not_duplicates(
         "KIZUNA_WAREHOUSE": str(sg_settings.warehouse),
         "KIZUNA_VAR_DIR": str(sg_settings.var_dir),
         "KIZUNA_EMAIL_BACKEND": "sendgrid",
+        "KIZUNA_UNSUBSCRIBE_SECRET": sg_settings.unsubscribe_secret.get_secret_value(),
         "KIZUNA_SENDGRID_API_HOST": sg_settings.sendgrid_api_host,
         "KIZUNA_SENDGRID_API_KEY": "SG.subprocess-key.0123456789abcdef",
         "KIZUNA_SENDGRID_TIMEOUT_SECONDS": "2",

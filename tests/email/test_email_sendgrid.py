@@ -19,11 +19,12 @@ from kizuna.email.message import (
     build_message,
 )
 from kizuna.email.render import TemplateRenderer
-from kizuna.email.sendgrid import MissingApiKeyError, SendGridBackend
+from kizuna.email.sendgrid import InvalidApiKeyError, MissingApiKeyError, SendGridBackend
 from kizuna.settings import Settings
 from tests.standins.sendgrid_server import SendGridStandin, validate
 
 KEY = "SG.secret-key-0123456789.abcdefghijklmnopqrstuvwxyz"
+SECRET = "unsubscribe-secret-for-the-sendgrid-tests"
 TRANSPORTS = ["official", "pooled"]
 
 
@@ -133,13 +134,45 @@ def test_5xx_and_timeouts_are_unknown(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_connection_refused_is_unknown(renderer: TemplateRenderer, transport: str) -> None:
+def test_connection_refused_is_not_sent_so_stays_pending(renderer: TemplateRenderer, transport: str) -> None:
+    """A refused TCP connection carried no request: nothing can be queued, so the key stays pending (not
+    unknown, which would need a person to release it), and the run stops trying a host that is not there."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
     sg = SendGridBackend(KEY, f"http://127.0.0.1:{port}", timeout=0.5, transport=transport)  # type: ignore[arg-type]
-    with pytest.raises(UncertainSendError, match="no answer"):
+    with pytest.raises(DeferredSendError, match="not sent: could not connect") as info:
         sg.send(message(renderer))
+    with pytest.raises(DeferredSendError, match="not sent"):
+        sg.send(message(renderer, "k2"))
+    assert KEY not in str(info.value)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("pasted", [KEY + "\n", KEY + "\r\n", f"  {KEY}\t"], ids=["newline", "crlf", "spaces"])
+def test_a_key_pasted_with_surrounding_whitespace_is_stripped(
+    sendgrid_standin: SendGridStandin, renderer: TemplateRenderer, transport: str, pasted: str
+) -> None:
+    sendgrid_standin.state.api_key = KEY  # the stand-in checks Authorization: Bearer <KEY> exactly
+    sg = SendGridBackend(pasted, sendgrid_standin.host, transport=transport)  # type: ignore[arg-type]
+    assert sg.send(message(renderer)).startswith("standin-")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "SG.abcdefghij\nklmnopqrst.uvwxyz0123456789",
+        "SG.abcdefghij klmnopqrst.uvwxyz0123456789",
+        "SG.abcdefghij\x00klmnopqrst.uvwxyz0123456789",
+        "SG.abcdefghijキーklmnopqrst.uvwxyz0123456789",
+    ],
+    ids=["inner-newline", "inner-space", "nul", "non-ascii"],
+)
+def test_a_malformed_key_is_refused_at_start_without_showing_it(key: str) -> None:
+    with pytest.raises(InvalidApiKeyError, match="KIZUNA_SENDGRID_API_KEY") as info:
+        SendGridBackend(key, "http://127.0.0.1:9")
+    for part in key.split():
+        assert part[3:13] not in str(info.value)
 
 
 def test_the_key_is_never_logged(
@@ -203,6 +236,22 @@ def test_the_standin_enforces_the_v3_rules(body: dict[str, Any], problem: str) -
 def test_make_backend_needs_a_key_and_names_the_setting(tmp_path: Any) -> None:
     assert make_backend(Settings(outbox_dir=tmp_path)).name == "outbox"
     with pytest.raises(MissingApiKeyError, match="KIZUNA_SENDGRID_API_KEY"):
-        make_backend(Settings(email_backend="sendgrid"))
-    sg = make_backend(Settings(email_backend="sendgrid", sendgrid_api_key=KEY))  # type: ignore[arg-type]
+        make_backend(Settings(email_backend="sendgrid", unsubscribe_secret=SECRET))  # type: ignore[arg-type]
+    sg = make_backend(Settings(email_backend="sendgrid", sendgrid_api_key=KEY, unsubscribe_secret=SECRET))  # type: ignore[arg-type]
     assert isinstance(sg, SendGridBackend) and sg.host == "https://api.sendgrid.com"
+
+
+def test_settings_strip_a_pasted_key_so_every_reader_gets_the_same_one() -> None:
+    settings = Settings(sendgrid_api_key=f"{KEY}\n")  # type: ignore[arg-type]
+    assert settings.sendgrid_api_key is not None and settings.sendgrid_api_key.get_secret_value() == KEY
+
+
+@pytest.mark.parametrize("secret", [None, "", "short-secret"], ids=["demo-default", "empty", "too-short"])
+def test_sendgrid_refuses_to_start_with_a_forgeable_unsubscribe_secret(tmp_path: Any, secret: str | None) -> None:
+    """Anyone can sign unsubscribe tokens with the public demo secret: real mail must not carry such links.
+    The outbox (the demo) keeps working with it."""
+    options: dict[str, Any] = {} if secret is None else {"unsubscribe_secret": secret}
+    assert make_backend(Settings(outbox_dir=tmp_path, **options)).name == "outbox"
+    with pytest.raises(ValueError, match="KIZUNA_UNSUBSCRIBE_SECRET") as info:
+        make_backend(Settings(email_backend="sendgrid", sendgrid_api_key=KEY, **options))  # type: ignore[arg-type]
+    assert "kizuna-demo-only-secret" not in str(info.value) and KEY not in str(info.value)

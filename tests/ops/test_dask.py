@@ -45,7 +45,12 @@ def test_a_batch_of_sends_runs_on_a_local_dask_cluster() -> None:
     from prefect_dask import DaskTaskRunner
 
     with SendGridStandin() as standin:
-        settings = Settings(email_backend="sendgrid", sendgrid_api_key="SG.test", sendgrid_api_host=standin.host)  # type: ignore[arg-type]
+        settings = Settings(
+            email_backend="sendgrid",
+            sendgrid_api_key="SG.test",  # type: ignore[arg-type]
+            sendgrid_api_host=standin.host,
+            unsubscribe_secret="test-unsubscribe-secret-not-the-demo-default",  # type: ignore[arg-type]
+        )
         messages = [_message(i) for i in range(40)]
         batches = [messages[i : i + 10] for i in range(0, len(messages), 10)]
 

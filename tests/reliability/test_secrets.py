@@ -15,10 +15,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from pydantic import SecretStr
 
 from bench.events.loadgen import Signer
 from kizuna.quality.gate import GateFailedError
 from kizuna.reporting.export import export_mart
+from kizuna.settings import Settings
+from tests.campaigns.conftest import SG_API_KEY, SG_AS_OF, SgWarehouse
 from tests.reliability.conftest import AS_OF
 from tests.standins.sendgrid_server import SendGridStandin
 from tests.standins.webhook_server import webhook_standin
@@ -149,3 +152,74 @@ def test_no_secret_reaches_logs_errors_artifacts_alerts_or_files(
     assert leaks == []
     sent_bodies = json.dumps([a.body for a in sendgrid.state.accepted], ensure_ascii=False)
     assert SENDGRID_KEY not in sent_bodies and UNSUBSCRIBE_SECRET not in sent_bodies
+
+
+def _ledger(path: Path) -> list[tuple[str, str | None]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT state, error FROM ops.send_ledger ORDER BY message_key").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_key_pasted_with_a_newline_sends_and_never_reaches_the_ledger(
+    sg_make_warehouse: SgWarehouse, sg_settings: Settings, sendgrid_standin: SendGridStandin
+) -> None:
+    """The incident: KIZUNA_SENDGRID_API_KEY ended in a newline; 105 recipients became unknown with the whole key
+    in ops.send_ledger.error, though nothing was sent. The key is stripped; every one of them is accepted."""
+    from kizuna.campaigns.run import run_campaign
+    from kizuna.campaigns.spec import load_campaign
+    from kizuna.settings import PROJECT_DIR
+
+    sg_make_warehouse(105)
+    sendgrid_standin.state.api_key = SG_API_KEY  # Authorization must be exactly "Bearer <key>"
+    settings = sg_settings.model_copy(update={"sendgrid_api_key": SecretStr(SG_API_KEY + "\n")})
+    summary = run_campaign(settings, load_campaign(PROJECT_DIR / "campaigns" / "renewal_reminder.yml"), "r1", SG_AS_OF)
+    assert (summary.sent, summary.unknown, summary.left_pending) == (105, 0, 0)
+    rows = _ledger(settings.warehouse)
+    assert {state for state, _ in rows} == {"accepted"} and SG_API_KEY not in _warehouse_text(settings.warehouse)
+
+
+def test_a_malformed_key_stops_the_campaign_before_anything_is_claimed(
+    sg_make_warehouse: SgWarehouse, sg_settings: Settings, sendgrid_standin: SendGridStandin
+) -> None:
+    from kizuna.campaigns.run import run_campaign
+    from kizuna.campaigns.spec import load_campaign
+    from kizuna.email.sendgrid import InvalidApiKeyError
+    from kizuna.settings import PROJECT_DIR
+
+    sg_make_warehouse(5)
+    broken = SG_API_KEY[:20] + "\n" + SG_API_KEY[20:]  # a line break inside: no header can carry it
+    settings = sg_settings.model_copy(update={"sendgrid_api_key": SecretStr(broken)})
+    with pytest.raises(InvalidApiKeyError, match="KIZUNA_SENDGRID_API_KEY") as info:
+        run_campaign(settings, load_campaign(PROJECT_DIR / "campaigns" / "renewal_reminder.yml"), "r1", SG_AS_OF)
+    assert SG_API_KEY[3:20] not in str(info.value) and SG_API_KEY[21:] not in str(info.value)
+    assert sendgrid_standin.state.requests == 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        f"ValueError: Invalid header value b'Bearer {SENDGRID_KEY}\\n'",
+        f"URLError: <urlopen error Authorization: Bearer {SENDGRID_KEY}>",
+        f"RuntimeError: key={SENDGRID_KEY}",
+    ],
+    ids=["header-value", "authorization", "bare-key"],
+)
+def test_every_error_the_ledger_stores_is_scrubbed(tmp_path: Path, error: str) -> None:
+    """Whatever a backend (or an unforeseen exception) says, the ledger never stores a key."""
+    from kizuna.campaigns import ledger
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        ledger.ensure_ledger(con)
+        con.execute(
+            "INSERT INTO ops.send_ledger (message_key, campaign, contact_id, email, occasion, run_id, state, "
+            "claimed_at) VALUES ('k1', 'c', 'p', 'a@example.jp', 'once', 'r1', 'pending', now())"
+        )
+        ledger.mark_sending(con, ["k1"])
+        ledger.mark(con, [("k1", "unknown", None, error)])
+        [(stored,)] = con.execute("SELECT error FROM ops.send_ledger").fetchall()
+    finally:
+        con.close()
+    assert SENDGRID_KEY not in stored and "canarysendgridkey" not in stored and "[api key]" in stored

@@ -14,10 +14,13 @@ outbox) leftovers in 'sending' go back to pending instead: sending them again ca
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import duckdb
 
-from kizuna.warehouse import OPS_SCHEMA
+from kizuna.email.sendgrid import redact_api_keys
+from kizuna.warehouse import OPS_SCHEMA, table_exists
 
 LEDGER_TABLE = f"{OPS_SCHEMA}.send_ledger"
 STATES = ("pending", "sending", "accepted", "failed_permanent", "unknown")
@@ -26,6 +29,11 @@ SETTLED_STATES = ("sending", "accepted", "unknown")
 _OLD_STATES = {"pending": "pending", "sent": "accepted", "failed": "failed_permanent"}
 
 Outcome = tuple[str, str, str | None, str | None]  # (send_id, state, provider_message_id, error)
+# Written by the events loader (kizuna.tracking.loader, which imports this module: named, not imported).
+EVENTS_TABLE = f"{OPS_SCHEMA}.email_events"
+EVENTS_CURSOR_TABLE = f"{OPS_SCHEMA}.email_events_cursor"
+# SendGrid retries a webhook delivery for 24 hours: events of a queued message can arrive that late.
+WEBHOOK_RETRY_HOURS = 24
 
 
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
@@ -172,6 +180,8 @@ def mark(con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome]) -> None:
     if bad:
         raise ValueError(f"not a final ledger state: {sorted(bad)}")
     keys, states, ids, errors = (list(col) for col in zip(*outcomes, strict=True))
+    # Whatever a backend or an unforeseen exception said, no key is stored (e.g. a header error quoting it).
+    errors = [None if e is None else redact_api_keys(" ".join(str(e).split()))[:1000] for e in errors]
     con.execute(
         f"""
         UPDATE {LEDGER_TABLE} AS l
@@ -224,3 +234,117 @@ def counts(con: duckdb.DuckDBPyConnection, campaign: str) -> dict[str, int]:
     """Ledger rows of a campaign by state."""
     rows = con.execute(f"SELECT state, count(*) FROM {LEDGER_TABLE} WHERE campaign = ? GROUP BY 1", [campaign])
     return {str(r[0]): int(r[1]) for r in rows.fetchall()}
+
+
+@dataclass(frozen=True)
+class UnknownSend:
+    """One ledger row in 'unknown', with what the loaded webhook events say about it."""
+
+    send_id: str
+    campaign: str
+    contact_id: str
+    run_id: str
+    since: datetime | None  # when it became unknown (UTC)
+    error: str | None
+    events: int  # loaded events carrying this send_id: any means SendGrid queued it
+    provider_message_id: str | None  # from those events (the X-Message-Id part of sg_message_id)
+
+
+def _events_ready(con: duckdb.DuckDBPyConnection) -> bool:
+    return table_exists(con, OPS_SCHEMA, "email_events")
+
+
+def unknown_sends(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> list[UnknownSend]:
+    """Every 'unknown' row (of one campaign, or all), oldest first, with the loaded events that mention it."""
+    evidence = (
+        f"""SELECT coalesce(send_id, message_key) AS send_id, count(*) AS events,
+                   arg_min(split_part(sg_message_id, '.', 1), coalesce(event_timestamp, 0))
+                       FILTER (WHERE sg_message_id IS NOT NULL) AS provider_message_id
+            FROM {EVENTS_TABLE} WHERE coalesce(send_id, message_key) IS NOT NULL GROUP BY 1"""
+        if _events_ready(con)
+        else "SELECT NULL::VARCHAR AS send_id, 0 AS events, NULL::VARCHAR AS provider_message_id WHERE false"
+    )
+    rows = con.execute(
+        f"""
+        WITH evidence AS ({evidence})
+        SELECT l.message_key, l.campaign, l.contact_id, l.run_id, l.finished_at, l.error,
+               coalesce(e.events, 0), e.provider_message_id
+        FROM {LEDGER_TABLE} AS l LEFT JOIN evidence AS e ON e.send_id = l.message_key
+        WHERE l.state = 'unknown' AND (? IS NULL OR l.campaign = ?)
+        ORDER BY l.finished_at NULLS FIRST, l.message_key""",
+        [campaign, campaign],
+    ).fetchall()
+    return [UnknownSend(str(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], r[5], int(r[6]), r[7]) for r in rows]
+
+
+def reconcile_from_events(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> int:
+    """Unknown sends that loaded webhook events mention become accepted (SendGrid queued them); return how many.
+
+    Any event counts (processed, delivered, deferred, bounce, dropped, ...): each means SendGrid accepted the
+    request. Run `kizuna events load` first so the latest events are in the warehouse.
+    """
+    found = {
+        u.send_id: u.provider_message_id or "from webhook events" for u in unknown_sends(con, campaign) if u.events
+    }
+    return reconcile_unknown(con, found)
+
+
+def last_events_load(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """When events were last loaded into the warehouse (UTC), None if never."""
+    if not table_exists(con, OPS_SCHEMA, "email_events_cursor"):
+        return None
+    row = con.execute(f"SELECT max(updated_at) FROM {EVENTS_CURSOR_TABLE}").fetchone()
+    return row[0] if row else None
+
+
+@dataclass
+class Release:
+    """What `release_unknown` did: released send ids, and each refused one with why."""
+
+    released: list[str]
+    refused: dict[str, str]
+
+
+def release_unknown(
+    con: duckdb.DuckDBPyConnection,
+    send_ids: Sequence[str],
+    *,
+    now: datetime,
+    min_age_hours: float = 2 * WEBHOOK_RETRY_HOURS,
+    check_events: bool = True,
+) -> Release:
+    """A person's decision, checked: release unknown sends that were provably not queued (see retry_unknown).
+
+    A send is refused when it is not unknown, when a loaded event mentions it (SendGrid queued it: reconcile
+    instead), when it became unknown less than ``min_age_hours`` ago, or (``check_events``) when events were
+    last loaded before SendGrid's webhook retries for it were over, so its events could still be on the way.
+    ``now`` is naive UTC, like the ledger's timestamps.
+    """
+    unknown = {u.send_id: u for u in unknown_sends(con)}
+    loaded_at = last_events_load(con)
+    refused: dict[str, str] = {}
+    chosen: list[str] = []
+    for send_id in dict.fromkeys(send_ids):
+        send = unknown.get(send_id)
+        if send is None:
+            refused[send_id] = "not unknown (no such send, or already settled)"
+        elif send.events:
+            refused[send_id] = f"{send.events} webhook events show SendGrid queued it: run `kizuna ledger reconcile`"
+        elif send.since is not None and now - send.since < timedelta(hours=min_age_hours):
+            refused[send_id] = (
+                f"unknown for {(now - send.since).total_seconds() / 3600:.1f} h only, less than {min_age_hours:g} h: "
+                "its events may still arrive"
+            )
+        elif check_events and (
+            loaded_at is None
+            or (send.since is not None and loaded_at < send.since + timedelta(hours=WEBHOOK_RETRY_HOURS))
+        ):
+            when = loaded_at.isoformat(sep=" ", timespec="minutes") if loaded_at else "never"
+            refused[send_id] = (
+                f"events last loaded {when}, before SendGrid's {WEBHOOK_RETRY_HOURS} h of webhook retries for it "
+                "ended: run `kizuna events load` first"
+            )
+        else:
+            chosen.append(send_id)
+    retry_unknown(con, chosen)
+    return Release(chosen, refused)

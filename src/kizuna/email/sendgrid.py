@@ -5,8 +5,10 @@ message (sanitised); 401/403 also halt the backend, so the rest of the run stays
 hammering a bad key; 429 → every worker waits until X-RateLimit-Reset and the message is tried again, as
 long as the storm of 429s (since the last other answer) stays within ``max_rate_limit_wait`` seconds; past
 that DeferredSendError, and the backend halts so the rest of the run stays pending; 5xx, timeouts and
-connection errors → UncertainSendError: SendGrid may have queued the mail, and there is no idempotency key,
-so it is never resent blindly (docs/delivery.md says how ``unknown`` is reconciled).
+connections lost mid-request → UncertainSendError: SendGrid may have queued the mail, and there is no
+idempotency key, so it is never resent blindly (docs/delivery.md says how ``unknown`` is reconciled). A
+refused connection, an unknown host or a request that could not be built sent nothing: DeferredSendError,
+and the backend halts. Anything unforeseen is UncertainSendError, its text scrubbed of the key.
 
 Transports. ``official`` (the default) posts through the official ``sendgrid.SendGridAPIClient``. It opens
 a new urllib opener and a new connection for every request and spends ≈ 1 ms of CPU on it, so threads stop
@@ -39,6 +41,7 @@ from kizuna.email.message import (
     DeferredSendError,
     OutgoingMessage,
     PermanentSendError,
+    SendError,
     UncertainSendError,
 )
 
@@ -52,6 +55,13 @@ MAX_RATE_LIMIT_RETRIES = 5
 IDLE_RECONNECT_SECONDS = 30.0  # reconnect rather than reuse a connection the server may have closed
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SG_KEY = re.compile(r"SG\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)(?!\[api key\])[^\s'\"<>]+")
+API_KEY_PLACEHOLDER = "[api key]"
+
+
+def redact_api_keys(text: str) -> str:
+    """``text`` without anything shaped like a SendGrid key or a bearer token: for every error that is stored."""
+    return _SG_KEY.sub(API_KEY_PLACEHOLDER, _BEARER.sub(rf"\g<1>{API_KEY_PLACEHOLDER}", text))
 
 
 class _NoDebugRecords(logging.Filter):
@@ -67,6 +77,36 @@ for _name in ("python_http_client", "python_http_client.client"):
 
 class MissingApiKeyError(ValueError):
     """The sendgrid backend was chosen without an API key."""
+
+
+class InvalidApiKeyError(ValueError):
+    """The API key cannot be sent in a header (a line break, space or non-ASCII character inside it)."""
+
+
+class ForgeableUnsubscribeSecretError(ValueError):
+    """KIZUNA_UNSUBSCRIBE_SECRET is the public demo default (or too short): anyone could forge unsubscribe links."""
+
+
+def _key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be an API key, without showing any of it; None when it can."""
+    for position, char in enumerate(key, start=1):
+        if 33 <= ord(char) <= 126:
+            continue
+        what = (
+            "a line break"
+            if char in "\r\n"
+            else "a space"
+            if char.isspace()
+            else "a control character"
+            if ord(char) < 32 or ord(char) == 127
+            else "a non-ASCII character"
+        )
+        return (
+            f"KIZUNA_SENDGRID_API_KEY has {what} at character {position} of {len(key)}: an API key is printable "
+            "ASCII without spaces (was it pasted with something inside it?); copy it again from SendGrid's "
+            "Settings → API Keys (the key itself is not shown here)"
+        )
+    return None
 
 
 class RateLimiter:
@@ -121,8 +161,14 @@ class SendGridBackend:
         max_rate_limit_wait: float = 120.0,
         transport: Literal["official", "pooled"] = "official",
     ) -> None:
+        api_key = api_key.strip()  # a key pasted with a newline (echo >> .env) is the same key
         if not api_key:
             raise MissingApiKeyError("the SendGrid API key is empty: set KIZUNA_SENDGRID_API_KEY")
+        if problem := _key_problem(api_key):
+            raise InvalidApiKeyError(problem)  # now, not per message: no header could carry it
+        if _key_problem(host.strip()):
+            raise ValueError("KIZUNA_SENDGRID_API_HOST has a space, line break or non-ASCII character")
+        host = host.strip()
         self.host = host.rstrip("/")
         self.timeout = timeout
         self.transport = transport
@@ -161,6 +207,9 @@ class SendGridBackend:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SendGridBackend:
+        """The backend as configured; refuses to start while unsubscribe links could be forged."""
+        if problem := settings.unsubscribe_secret_problem():
+            raise ForgeableUnsubscribeSecretError(problem)
         return cls(
             _api_key(settings),
             settings.sendgrid_api_host,
@@ -179,6 +228,17 @@ class SendGridBackend:
     # -- the interface -----------------------------------------------------------------------------------
 
     def send(self, message: OutgoingMessage) -> str:
+        try:
+            return self._send(message)
+        except SendError:
+            raise
+        except Exception as exc:  # unforeseen: the request may have gone out; never with the key in the text
+            raise UncertainSendError(
+                f"{type(exc).__name__}: {self._scrub(str(exc))[:500]} (may have been queued; reconcile with "
+                "processed events)"
+            ) from None
+
+    def _send(self, message: OutgoingMessage) -> str:
         payload = json.dumps(self.payload(message), ensure_ascii=False).encode("utf-8")
         for _attempt in range(MAX_RATE_LIMIT_RETRIES + 1):
             if self._halted:
@@ -247,9 +307,25 @@ class SendGridBackend:
     def _post(self, payload: bytes) -> _Answer:
         try:
             return self._post_official(payload) if self.transport == "official" else self._post_pooled(payload)
+        except (ValueError, TypeError) as exc:
+            # Raised while the request was being built (a header or URL no HTTP request can carry), before a
+            # byte left: nothing was sent, so the key stays pending, and every other message would fail alike.
+            self._halted = (
+                f"not sent: the request could not be built ({type(exc).__name__}: {self._scrub(str(exc))[:300]}); "
+                "check KIZUNA_SENDGRID_API_KEY and KIZUNA_SENDGRID_API_HOST"
+            )
+            raise DeferredSendError(self._halted) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             # TimeoutError and connection errors are OSErrors; urllib wraps them in URLError.
             reason = getattr(exc, "reason", None) or exc
+            if isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
+                # Refused or unresolvable before a connection existed: provably not sent, so pending, not unknown.
+                self._halted = (
+                    f"not sent: could not connect to {self.host} ({type(reason).__name__}: "
+                    f"{self._scrub(str(reason))}); the next run sends it"
+                )
+                log.error("%s; the rest of this run stays pending", self._halted)
+                raise DeferredSendError(self._halted) from None
             raise UncertainSendError(
                 f"no answer from {self.host} ({type(reason).__name__}: {self._scrub(str(reason))}); "
                 "may have been queued: reconcile with processed events"
@@ -333,12 +409,12 @@ class SendGridBackend:
         return self._scrub(text)[:500] or "(no message)"
 
     def _scrub(self, text: str) -> str:
-        text = _CONTROL.sub(" ", text).replace(self._key, "[api key]")
-        return _SG_KEY.sub("[api key]", text).strip()
+        text = _CONTROL.sub(" ", text).replace(self._key, API_KEY_PLACEHOLDER)
+        return redact_api_keys(text).strip()
 
 
 def _api_key(settings: Settings) -> str:
-    if settings.sendgrid_api_key is not None and settings.sendgrid_api_key.get_secret_value():
+    if settings.sendgrid_api_key is not None and settings.sendgrid_api_key.get_secret_value().strip():
         return settings.sendgrid_api_key.get_secret_value()
     if settings.sendgrid_api_key_block:
         from prefect.blocks.system import Secret

@@ -118,14 +118,22 @@ class LoadResult:
         return text + (" — deferred: the warehouse was held; the rest loads next time" if self.deferred else "")
 
 
+Reject = tuple[str, int, str, str]  # (segment, offset, reason, line) of ops.email_event_rejects
+Salvaged = tuple[str, str, str, datetime]  # (email, reason, event id, seen at) of an opt-out among the rejects
+
+
 @dataclass
 class _Chunk:
-    """Rows read from one stretch of one segment, and where the cursor goes once they are committed."""
+    """Rows read from one stretch of one segment, and where the cursor goes once they are committed.
+
+    ``salvaged``: suppressing events among the rejects, whose addresses are suppressed all the same.
+    """
 
     rows: list[tuple[Any, ...]]
-    rejects: list[tuple[str, int, str, str]]
+    rejects: list[Reject]
     segment: str
     offset: int
+    salvaged: list[Salvaged] = field(default_factory=list)
 
 
 def _text(value: Any) -> str | None:
@@ -139,16 +147,35 @@ def _text(value: Any) -> str | None:
     return text
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
+# Epoch seconds kizuna accepts: 1970 up to the end of year 9999 (what a timestamp column can hold).
+TIMESTAMP_RANGE = (0, 253_402_300_799)
+BIGINT_RANGE = (-(2**63), 2**63 - 1)
+
+
+def _int(event: dict[str, Any], key: str, bounds: tuple[int, int] = BIGINT_RANGE) -> int | None:
+    """The event's integer field ``key`` (None when absent or null); ValueError naming the field otherwise.
+
+    SendGrid sends integers; numeric text and whole floats are read as the number they spell. Anything else,
+    or a number outside ``bounds``, is not guessed at: the event goes to the rejects table with the reason.
+    """
+    value = event.get(key)
+    if value is None:
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
+    text = value.strip() if isinstance(value, str) else ""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif (isinstance(value, float) and value.is_integer()) or (
+        text.isascii() and text.lstrip("-").isdigit() and len(text) <= 30
+    ):
+        number = int(value)
+    shown = json.dumps(value, ensure_ascii=True, default=str)[:60]
+    if number is None:
+        raise ValueError(f"{key} {shown} is not a whole number")
+    low, high = bounds
+    if not low <= number <= high:
+        raise ValueError(f"{key} {shown} is out of range ({low} to {high})")
+    return number
 
 
 def _utc(epoch: int | None) -> datetime | None:
@@ -168,10 +195,10 @@ def event_row(event: dict[str, Any], received_at: str, segment: str, offset: int
     payload = json.dumps(event, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
     # SendGrid always sends sg_event_id; should one be missing, the payload itself identifies the event.
     event_id = _text(event.get("sg_event_id")) or "kz-" + hashlib.sha256(payload.encode()).hexdigest()[:32]
-    timestamp = _int(event.get("timestamp"))
+    timestamp = _int(event, "timestamp", TIMESTAMP_RANGE)
     machine_open = event.get("sg_machine_open")
     categories = event.get("category")
-    received = datetime.fromisoformat(received_at).astimezone(UTC).replace(tzinfo=None) if received_at else None
+    received = _received(received_at)
     return (
         event_id,
         _text(event.get("sg_message_id")),
@@ -185,7 +212,7 @@ def event_row(event: dict[str, Any], received_at: str, segment: str, offset: int
         _text(event.get("type")) if kind == "bounce" else None,
         _text(event.get("reason")),
         _text(event.get("status")),
-        _int(event.get("asm_group_id")),
+        _int(event, "asm_group_id", (0, BIGINT_RANGE[1])),
         _text(event.get("useragent")),
         None if categories is None else json.dumps(categories if isinstance(categories, list) else [categories]),
         payload,
@@ -214,7 +241,7 @@ def _next_chunk(segments: list[Path], cursor: tuple[str, int], max_bytes: int) -
     """
     name, offset = cursor
     current = segment_number(name) if name else None
-    rejects: list[tuple[str, int, str, str]] = []
+    rejects: list[Reject] = []
     for index, path in enumerate(segments):
         number = segment_number(path.name)
         if current is not None and number is not None and number < current:
@@ -223,8 +250,8 @@ def _next_chunk(segments: list[Path], cursor: tuple[str, int], max_bytes: int) -
         sealed = index < len(segments) - 1
         read = read_lines(path, start, max_bytes)
         if read.data:
-            rows, bad = _parse(read.data, read.start, path.name)
-            return _Chunk(rows, rejects + bad, path.name, read.end)
+            rows, bad, salvaged = _parse(read.data, read.start, path.name)
+            return _Chunk(rows, rejects + bad, path.name, read.end, salvaged)
         if read.tail and sealed:
             rejects.append((path.name, read.end, "incomplete last line of a closed segment", _decoded(read.tail)))
             log.warning("set aside %d bytes of crash debris at the end of %s", len(read.tail), path.name)
@@ -238,21 +265,48 @@ def _decoded(line: bytes) -> str:
     return line.decode("utf-8", "replace")
 
 
-def _parse(data: bytes, start: int, segment: str) -> tuple[list[tuple[Any, ...]], list[tuple[str, int, str, str]]]:
+def _parse(data: bytes, start: int, segment: str) -> tuple[list[tuple[Any, ...]], list[Reject], list[Salvaged]]:
     rows: list[tuple[Any, ...]] = []
-    rejects: list[tuple[str, int, str, str]] = []
+    rejects: list[Reject] = []
+    salvaged: list[Salvaged] = []
     offset = start
     for line in data.split(b"\n")[:-1]:
+        event: Any = None
+        received_at = ""
         try:
             received_at, event = decode_line(line)
             rows.append(event_row(event, received_at, segment, offset))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # one bad line is set aside; the loader never stops on it
             rejects.append((segment, offset, str(exc)[:500], _decoded(line)))
+            if isinstance(event, dict) and (opt_out := _opt_out(event, received_at)):
+                salvaged.append(opt_out)
         offset += len(line) + 1
-    return rows, rejects
+    return rows, rejects, salvaged
+
+
+def _opt_out(event: dict[str, Any], received_at: str) -> Salvaged | None:
+    """(email, reason, event id, seen at) of a suppressing event, however broken its other fields; else None.
+
+    Opt-out always wins: an unsubscribe whose timestamp is garbage is still a person asking to stop.
+    """
+    kind, email = event.get("event"), event.get("email")
+    if kind not in SUPPRESSING_EVENTS or not isinstance(email, str) or not email.strip():
+        return None
+    reason = "blocked" if kind == "bounce" and event.get("type") == "blocked" else str(kind)
+    try:  # its own time may be what is broken: when it was stored, else now
+        seen = _received(received_at) or datetime.now(UTC).replace(tzinfo=None)
+    except ValueError:
+        seen = datetime.now(UTC).replace(tzinfo=None)
+    return _text(email) or "", reason, _text(event.get("sg_event_id")) or "", seen
+
+
+def _received(received_at: str) -> datetime | None:
+    """The receiver's stamp as naive UTC; ValueError if it is not one."""
+    return datetime.fromisoformat(received_at).astimezone(UTC).replace(tzinfo=None) if received_at else None
 
 
 _COLUMN_NAMES = [name for name, _ in EVENT_COLUMNS]
+_OFFSET, _PAYLOAD = _COLUMN_NAMES.index("segment_offset"), _COLUMN_NAMES.index("payload")
 _INCOMING = ", ".join(f"unnest(?::{kind}[]) AS {name}" for name, kind in EVENT_COLUMNS)
 _INSERT_NEW = f"""
     INSERT INTO {EVENTS_TABLE} BY NAME
@@ -272,6 +326,7 @@ _INSERT_NEW = f"""
             PARTITION BY sg_message_id, event, event_timestamp, url ORDER BY segment_offset) = 1
     )
     SELECT *, timezone('UTC', now()) AS loaded_at FROM by_content"""
+_SUPPRESSING = ", ".join(f"'{e}'" for e in SUPPRESSING_EVENTS)
 _UPSERT_SUPPRESSIONS = f"""
     INSERT INTO {SUPPRESSIONS_TABLE} (email, reason, source, suppressed_at, detail)
     SELECT email, arg_min(reason, seen_at), 'sendgrid', min(seen_at), arg_min(sg_event_id, seen_at)
@@ -279,7 +334,10 @@ _UPSERT_SUPPRESSIONS = f"""
         SELECT lower(trim(email)) AS email, sg_event_id, coalesce(event_at, received_at) AS seen_at,
                CASE WHEN event = 'bounce' AND bounce_type = 'blocked' THEN 'blocked' ELSE event END AS reason
         FROM _incoming
-        WHERE event IN ({", ".join(f"'{e}'" for e in SUPPRESSING_EVENTS)}) AND nullif(trim(email), '') IS NOT NULL)
+        WHERE event IN ({_SUPPRESSING}) AND nullif(trim(email), '') IS NOT NULL
+        UNION ALL
+        -- opt-outs among the rejects (e.g. a broken timestamp): set aside, and suppressed all the same
+        SELECT lower(trim(email)), sg_event_id, seen_at, reason FROM _salvaged WHERE nullif(trim(email), '') IS NOT NULL)
     GROUP BY email
     ON CONFLICT (email) DO UPDATE
         SET reason = excluded.reason, source = excluded.source, suppressed_at = excluded.suppressed_at,
@@ -287,22 +345,51 @@ _UPSERT_SUPPRESSIONS = f"""
         WHERE excluded.suppressed_at < suppressions.suppressed_at OR suppressions.suppressed_at IS NULL"""
 
 
+def _stage(con: duckdb.DuckDBPyConnection, chunk: _Chunk) -> None:
+    """The chunk's rows as the temp tables _incoming and _salvaged, before its transaction begins.
+
+    Every value is checked while parsing, so DuckDB should take every row; should it still refuse one (a
+    conversion no check foresaw), that row alone joins the rejects with DuckDB's reason instead of
+    stopping the load (and every later unsubscribe with it).
+    """
+    try:
+        _create_incoming(con, chunk.rows)
+    except duckdb.Error:
+        good: list[tuple[Any, ...]] = []
+        for row in chunk.rows:
+            try:
+                _create_incoming(con, [row])
+            except duckdb.Error as exc:
+                reason = "not loadable: " + " ".join(str(exc).split())[:480]
+                chunk.rejects.append((chunk.segment, row[_OFFSET], reason, row[_PAYLOAD]))
+            else:
+                good.append(row)
+        chunk.rows = good
+        _create_incoming(con, good)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _salvaged AS SELECT unnest(?::VARCHAR[]) AS email, unnest(?::VARCHAR[]) AS "
+        "reason, unnest(?::VARCHAR[]) AS sg_event_id, unnest(?::TIMESTAMP[]) AS seen_at",
+        [list(c) for c in zip(*chunk.salvaged, strict=True)] if chunk.salvaged else [[], [], [], []],
+    )
+
+
+def _create_incoming(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
+    columns = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in EVENT_COLUMNS]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT {_INCOMING}", columns)
+
+
 def _commit_chunk(
     con: duckdb.DuckDBPyConnection, store: str, expected: tuple[str, int], chunk: _Chunk, result: LoadResult
 ) -> bool:
     """Insert the chunk and move the cursor in one transaction; False if another loader moved it first."""
+    _stage(con, chunk)
     con.execute("BEGIN TRANSACTION")
     try:
         if _read_cursor(con, store) != expected:
             con.execute("ROLLBACK")
             return False
-        inserted = suppressed = 0
-        if chunk.rows:
-            columns = [list(col) for col in zip(*chunk.rows, strict=True)]
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT {_INCOMING}", columns)
-            inserted = _count(con.execute(_INSERT_NEW))
-            suppressed = _count(con.execute(_UPSERT_SUPPRESSIONS))
-            con.execute("DROP TABLE _incoming")
+        inserted = _count(con.execute(_INSERT_NEW)) if chunk.rows else 0
+        suppressed = _count(con.execute(_UPSERT_SUPPRESSIONS)) if chunk.rows or chunk.salvaged else 0
         if chunk.rejects:
             segs, offsets, reasons, lines = (list(c) for c in zip(*chunk.rejects, strict=True))
             con.execute(

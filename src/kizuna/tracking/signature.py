@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_der_public_key,
+    load_pem_private_key,
+)
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -89,3 +98,38 @@ class WebhookVerifier:
             self.public_key.verify(der_signature, timestamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, ValueError) as exc:
             raise SignatureRejected("signature does not match the body and timestamp") from exc
+
+
+class WebhookSigner:
+    """A P-256 key pair that signs like SendGrid's signed webhook: for `kizuna events send-test`, never production.
+
+    The private key is a PEM file (mode 0600) that is created once and then reused, so the receiver's
+    KIZUNA_SENDGRID_WEBHOOK_PUBLIC_KEY stays valid between tests.
+    """
+
+    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
+        self.private_key = private_key
+        der = private_key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        self.public_key_b64 = base64.b64encode(der).decode("ascii")
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> tuple[WebhookSigner, bool]:
+        """The key pair in ``path``, made there first if the file does not exist; (signer, created)."""
+        if path.exists():
+            key = load_pem_private_key(path.read_bytes(), password=None)
+            if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+                raise WebhookKeyError(f"{path} is not a P-256 private key; delete it and a new one is made")
+            return cls(key), False
+        key = ec.generate_private_key(ec.SECP256R1())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # a private key: readable by its owner only
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+        return cls(key), True
+
+    def headers(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        """SendGrid's two headers for ``body``: the signature over timestamp text + raw body, and the timestamp."""
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signature = self.private_key.sign(stamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256()))
+        return {SIGNATURE_HEADER: base64.b64encode(signature).decode("ascii"), TIMESTAMP_HEADER: stamp}
