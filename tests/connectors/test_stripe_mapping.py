@@ -131,6 +131,27 @@ def test_tiers_quantity_transforms_and_discounts(settings: Settings, stripe: Str
     }  # the metered item has no row: its revenue is usage, seen in invoices
 
 
+def test_a_deleted_coupon_keeps_discounting_the_subscriptions_that_applied_it(
+    settings: Settings, stripe: StripeStandin
+) -> None:
+    """Stripe: deleting a coupon does not affect customers who already applied it. $350 a year, 20% off."""
+    state = stripe.state
+    yearly = state.add_price("prod_crm", currency="usd", unit_amount=35000, interval="year")
+    subscribe(state, yearly, 1, "sub_level", discounts=[state.add_coupon(percent_off=20, id="LAUNCH20")])
+    subscribe(state, yearly, 1, "item_level")
+    state.discount_item(
+        "sub_item_level", "si_item_level", state.add_coupon(amount_off=7000, currency="usd", id="SEAT70")
+    )
+    before = {key: row["mrr"] for key, row in pull(settings, stripe)[0].items()}
+    assert before == {"si_sub_level": "23.33", "si_item_level": "23.33"}  # 280.00 / 12
+    state.delete_coupon("LAUNCH20")
+    state.delete_coupon("SEAT70")
+
+    after = {key: row["mrr"] for key, row in pull(settings, stripe)[0].items()}  # a full refresh, say
+
+    assert after == before  # not 29.17: the customers still pay the discounted price
+
+
 @pytest.mark.parametrize(
     ("stripe_status", "changes", "status", "row_expected"),
     [

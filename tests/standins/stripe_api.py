@@ -206,6 +206,21 @@ class StripeState:
             }
             return coupon_id
 
+    def delete_coupon(self, coupon_id: str) -> None:
+        """Deleted coupons answer 404, but discounts already applied keep them (and show them when expanded)."""
+        with self.lock:
+            self.coupons[coupon_id]["deleted"] = True
+            self._event("coupon.deleted", self.coupons[coupon_id])
+
+    def discount_item(self, sub_id: str, item_id: str, coupon: str) -> None:
+        """Apply a coupon to one item of a subscription (an item-level discount)."""
+        with self.lock:
+            sub = self.subscriptions[sub_id]
+            previous = {"items": copy.deepcopy(sub["items"])}
+            item = next(i for i in sub["items"]["data"] if i["id"] == item_id)
+            item["discounts"].append(self.discount(coupon, subscription=sub_id, item=item_id))
+            self._event("customer.subscription.updated", sub, previous)
+
     def discount(self, coupon: str, *, subscription: str | None = None, item: str | None = None) -> dict[str, Any]:
         return {
             "id": self.new_id("di"),
@@ -500,16 +515,31 @@ class StripeState:
             elif customer is not None:
                 out["customer"] = copy.deepcopy(customer)
         if kind == "subscription":
-            if "discounts" not in expand:
-                out["discounts"] = [d["id"] for d in out["discounts"]]
+            out["discounts"] = self._render_discounts(out["discounts"], "discounts", expand)
             for item in out["items"]["data"]:
-                price = copy.deepcopy(self.prices[item["price"]])
-                price["tiers"] = None
-                item["price"] = price
-                if "items.data.discounts" not in expand:
-                    item["discounts"] = [d["id"] for d in item["discounts"]]
+                self._render_item(item, expand, "items.data.")
+        if kind == "subscription_item":
+            self._render_item(out, expand, "")
         if kind == "price" and "tiers" not in expand:
             out.pop("tiers", None)
+        return out
+
+    def _render_item(self, item: dict[str, Any], expand: set[str], prefix: str) -> None:
+        price = copy.deepcopy(self.prices[item["price"]])
+        price["tiers"] = None
+        item["price"] = price
+        item["discounts"] = self._render_discounts(item["discounts"], f"{prefix}discounts", expand)
+
+    def _render_discounts(self, discounts: list[dict[str, Any]], path: str, expand: set[str]) -> list[Any]:
+        """Discount ids, or (expanded) discount objects whose coupon is an id, or (expanded further) the coupon
+        as it was applied: a deleted coupon still shows there."""
+        if path not in expand and f"{path}.source.coupon" not in expand:
+            return [d["id"] for d in discounts]
+        out = copy.deepcopy(discounts)
+        if f"{path}.source.coupon" in expand:
+            for d in out:
+                coupon = {k: v for k, v in self.coupons[d["source"]["coupon"]].items() if k != "deleted"}
+                d["source"]["coupon"] = copy.deepcopy(coupon)
         return out
 
 
@@ -644,11 +674,18 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _ApiError(400, "expand paths of a list start with data.")
                 listed = [o for o in objects.values() if _listed(kind, o, query)]
                 return self._list(listed, query, f"/v1/{parts[0]}", lambda o: state.render(kind, o, nested))
+            if len(parts) == 2 and parts[0] == "subscription_items":
+                found = [i for sub in state.subscriptions.values() for i in sub["items"]["data"] if i["id"] == parts[1]]
+                if not found:
+                    raise _ApiError(404, f"No such subscription_item: '{parts[1]}'", "resource_missing")
+                return 200, state.render("subscription_item", found[0], expand), None
             if len(parts) == 2 and parts[0] in collections:
                 kind, objects = collections[parts[0]]
                 obj = objects.get(parts[1])
                 if obj is None:
                     raise _ApiError(404, f"No such {kind}: '{parts[1]}'", "resource_missing")
+                if kind == "coupon" and obj.get("deleted"):
+                    raise _ApiError(404, f"No such coupon: '{parts[1]}'", "resource_missing")
                 if kind == "customer" and obj.get("deleted"):
                     return 200, {"id": obj["id"], "object": "customer", "deleted": True}, None
                 return 200, state.render(kind, obj, expand), None
