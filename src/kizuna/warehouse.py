@@ -24,6 +24,10 @@ OPS_SCHEMA = "ops"
 # replaces connector_state."<name>" in the publishing transaction: it advances only with the load it describes.
 STATE_SCHEMA = "connector_state"
 STATE_PREFIX = "_state__"
+# A connector load also stages raw_incoming."_records__<table>" (_source_row, _source_record): the API record
+# behind each staged row, e.g. "stripe subscription sub_1", so the gate's findings can name it.
+RECORDS_PREFIX = "_records__"
+RECORD_COLUMN = "_source_record"
 
 
 # DuckDB's memory_limit for every connection kizuna opens and for dbt's (dbt_project/profiles.yml reads the same

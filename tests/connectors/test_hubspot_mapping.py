@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
+import urllib.error
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -213,3 +216,31 @@ def test_bad_options_name_the_option(options: dict[str, Any], named: str) -> Non
         HubSpotOptions.parse(options, "sources.yaml")
     assert failed.value.finding.column == named
     assert re.search(r"sources\.yaml", str(failed.value))
+
+
+def test_the_stand_in_answers_in_hubspots_v3_and_v4_shapes(hubspot_standin: HubSpotStandin) -> None:  # noqa: F811
+    """Records, batch answers and associations carry what HubSpot's CRM spec says (toObjectId a string)."""
+    state = hubspot_standin.state
+    company = state.create("companies", {"name": "株式会社サンプル"})
+    contact = state.create("contacts", {"email": "taro@example.co.jp"}, company=company)
+
+    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            hubspot_standin.url + path,
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {state.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return dict(json.load(answer))
+        except urllib.error.HTTPError as error:  # 207 is not an error, but other 4xx are
+            return dict(json.load(error))
+
+    links = post("/crm/v4/associations/contacts/companies/batch/read", {"inputs": [{"id": contact}, {"id": "404"}]})
+    assert {"status", "results", "startedAt", "completedAt", "numErrors", "errors"} <= set(links)
+    (to,) = links["results"][0]["to"]
+    assert to["toObjectId"] == company and isinstance(to["toObjectId"], str)
+    assert {"category", "context", "errors", "links", "message", "status"} <= set(links["errors"][0])
+    records = post("/crm/v3/objects/contacts/batch/read", {"inputs": [{"id": contact}], "properties": ["email"]})
+    assert {"status", "results", "requestedAt", "startedAt", "completedAt", "links"} <= set(records)
+    assert {"id", "properties", "createdAt", "updatedAt", "archived", "url"} <= set(records["results"][0])

@@ -318,3 +318,36 @@ def test_full_pull_changes_crash_and_resume(
     out, err = capsys.readouterr()
     texts = [caplog.text, out, err, message, "".join(traceback.format_exception(failed.value))]
     assert_secret_nowhere(state.token, s, texts)
+
+
+def test_an_incremental_load_quarantines_carried_over_contacts_by_record_not_by_row_number(
+    hubspot_standin: HubSpotStandin,  # noqa: F811
+    settings: Settings,
+) -> None:
+    """A company deleted in HubSpot orphans contacts pulled earlier; a contact new in this pull (row 2 of the
+    pull, like the first carried-over one) is valid and must be published. Findings name the HubSpot record."""
+    state = hubspot_standin.state
+    ids = seed_account(state)
+    s = hubspot_settings(settings, hubspot_standin, tables=("customers", "contacts"))
+    subscriptions = [[f"S{c}", ids[c], "2026-01-01", "10000", "1", "active"] for c in "ABCD"]
+    write_csv(s.source_dir / "subscriptions.csv", SUBSCRIPTIONS, subscriptions)
+    stage_sources(s)
+    gate_and_publish(s, AS_OF)
+    with connect(s.warehouse, read_only=True) as con:
+        first = con.execute("SELECT customer_id FROM raw.contacts WHERE _source_row = 2").fetchone()
+        assert first is not None
+        query = "SELECT contact_id FROM raw.contacts WHERE customer_id = ?"
+        orphans = {r[0] for r in con.execute(query, list(first)).fetchall()}
+    state.archive("companies", first[0])
+    kept = next(ids[c] for c in "ABCD" if ids[c] != first[0])
+    new = state.create("contacts", {"email": "new@example.co.jp", "firstname": "新", "lastname": "規"}, company=kept)
+
+    stage_sources(s)
+    verdict = gate_and_publish(s, AS_OF)
+
+    published = {r[0] for r in raw_rows(s, "contacts", "contact_id")}
+    assert new in published and not orphans & published
+    assert verdict.quarantined.get("contacts") == len(orphans)
+    (result,) = [r for r in verdict.warnings if r.table == "contacts" and r.column == "customer_id"]
+    assert result.unexpected_count == len(orphans)
+    assert {f.message.rsplit(" (hubspot contact ", 1)[-1].rstrip(")") for f in result.findings} == orphans

@@ -8,6 +8,7 @@ warehouse. The demo round trip lives in test_stripe_roundtrip.py, the mapping in
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import logging
@@ -213,6 +214,58 @@ def test_incremental_pull_fetches_only_changes_and_opens_a_new_period(
             "EXCEPT SELECT * EXCLUDE (_source_file, _source_row) FROM raw.subscriptions)"
         ).fetchone()
     assert moved == (0,)
+
+
+def test_an_incremental_load_quarantines_only_the_record_the_gate_names(
+    settings: Settings, stripe: StripeStandin
+) -> None:
+    """Rows carried over from earlier pulls and rows of this pull make one load: each row is one place.
+
+    Issue 23: carried-over rows kept their old row numbers while this pull's rows were numbered from 2 again,
+    and quarantine removed a valid new subscription along with the carried-over orphan of the same number.
+    """
+    s = stripe_settings(settings, stripe, "subscriptions")
+    load(s)
+    with connect(s.warehouse, read_only=True) as con:
+        first = con.execute(
+            "SELECT subscription_id, customer_id FROM raw.subscriptions WHERE _source_row = 2"
+        ).fetchone()
+    assert first is not None
+    orphan_item, orphan_customer = first  # whichever Stripe listed first: the stand-in's order, not a guess
+    # The CRM merged that customer away: its subscription, unchanged in Stripe, now references nobody.
+    kept = [[c, f"顧客{c[1:]}株式会社"] for c in ("C1", "C2", "C3") if c != orphan_customer]
+    write_csv(s.source_dir / "customers.csv", ["customer_id", "name"], [*kept, ["C4", "顧客4株式会社"]])
+    state = stripe.state
+    state.clock = at("2026-11-20")
+    enterprise = state.add_price("prod_crm", unit_amount=90000, nickname="Enterprise", id="price_ent")
+    state.add_customer("顧客4株式会社", id="cus_4", metadata={"kizuna_customer_id": "C4"})
+    state.add_subscription("cus_4", [(enterprise, 1)], id="sub_4", item_ids=["si_4"])  # row 2 of this pull
+
+    stage_sources(s)
+    verdict = gate_and_publish(s, AS_OF)
+
+    subs = rows(s, "subscriptions", "subscription_id")
+    assert subs["si_4"]["mrr"] == 90000  # the valid new subscription is published
+    assert orphan_item not in subs
+    assert verdict.quarantined == {"subscriptions": 1}
+    (orphans,) = [r for r in verdict.warnings if r.column == "customer_id"]
+    assert orphans.unexpected_count == 1  # the gate says 1 row and moves 1 row
+    (finding,) = orphans.findings
+    stripe_sub = "sub_" + orphan_item.removeprefix("si_")
+    assert str(finding).endswith(f"(found '{orphan_customer}') (stripe subscription {stripe_sub})"), finding
+    with connect(s.warehouse, read_only=True) as con:
+        quarantined = con.execute("SELECT source_row, record FROM quarantine.rows").fetchall()
+        published = con.execute("SELECT subscription_id, _source_file, _source_row FROM raw.subscriptions").fetchall()
+    assert [json.loads(record)["subscription_id"] for _, record in quarantined] == [orphan_item]
+    assert quarantined[0][0] == finding.row
+    # Every row names one line of one file, and that line holds the row: the table as this load staged it.
+    assert len({(f, r) for _, f, r in published}) == len({r for _, _, r in published}) == len(published)
+    (staged_csv,) = {f for _, f, _ in published}
+    with open(staged_csv, encoding="utf-8", newline="") as fh:
+        lines = list(csv.DictReader(fh))
+    for subscription_id, _, row in published:
+        assert lines[row - 2]["subscription_id"] == subscription_id
+    assert lines[finding.row - 2]["_source_record"] == f"stripe subscription {stripe_sub}"
 
 
 def test_a_crash_mid_pull_keeps_the_last_load_and_the_next_run_resumes(

@@ -8,6 +8,8 @@ half away from zero to whole yen or cents. docs/sources.md documents the mapping
 from __future__ import annotations
 
 import csv
+import json
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +25,7 @@ from kizuna.settings import Settings
 from kizuna.sources.contract import TABLES_BY_NAME
 from kizuna.sources.errors import SourceError
 from tests.connectors.test_stripe import at
-from tests.standins.stripe_api import StripeStandin, StripeState
+from tests.standins.stripe_api import OBJECTS, StripeStandin, StripeState
 
 
 @pytest.fixture
@@ -129,6 +131,64 @@ def test_tiers_quantity_transforms_and_discounts(settings: Settings, stripe: Str
         "si_two_a": 45000,  # 6,000 off the invoice, spread over the items 50,000 : 10,000
         "si_two_b": 9000,
     }  # the metered item has no row: its revenue is usage, seen in invoices
+
+
+def test_a_deleted_coupon_keeps_discounting_the_subscriptions_that_applied_it(
+    settings: Settings, stripe: StripeStandin
+) -> None:
+    """Stripe: deleting a coupon does not affect customers who already applied it. $350 a year, 20% off."""
+    state = stripe.state
+    yearly = state.add_price("prod_crm", currency="usd", unit_amount=35000, interval="year")
+    subscribe(state, yearly, 1, "sub_level", discounts=[state.add_coupon(percent_off=20, id="LAUNCH20")])
+    subscribe(state, yearly, 1, "item_level")
+    state.discount_item(
+        "sub_item_level", "si_item_level", state.add_coupon(amount_off=7000, currency="usd", id="SEAT70")
+    )
+    before = {key: row["mrr"] for key, row in pull(settings, stripe)[0].items()}
+    assert before == {"si_sub_level": "23.33", "si_item_level": "23.33"}  # 280.00 / 12
+    state.delete_coupon("LAUNCH20")
+    state.delete_coupon("SEAT70")
+
+    after = {key: row["mrr"] for key, row in pull(settings, stripe)[0].items()}  # a full refresh, say
+
+    assert after == before  # not 29.17: the customers still pay the discounted price
+
+
+def get(standin: StripeStandin, path: str) -> dict[str, Any]:
+    request = urllib.request.Request(standin.base + path, headers={"Authorization": f"Bearer {standin.state.api_key}"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return dict(json.load(answer))
+
+
+def test_the_stand_in_answers_with_every_field_of_stripes_examples(settings: Settings, stripe: StripeStandin) -> None:
+    """The mapping tests read payloads of Stripe's real shape and size, fields kizuna ignores included."""
+    state = stripe.state
+    price = state.add_price("prod_crm", unit_amount=3000)
+    subscribe(state, price, 3, discounts=[state.add_coupon(percent_off=10)])
+    state.discount_item("sub_1", "si_1", state.add_coupon(amount_off=500, currency="jpy"))
+    state.add_invoice("cus_1", amount=9000, tax=900, subscription="sub_1", item="si_1", id="in_1")
+    sub = get(stripe, "/v1/subscriptions/sub_1?expand[]=customer&expand[]=discounts.source.coupon")
+    item = get(stripe, "/v1/subscription_items/si_1?expand[]=discounts")
+    invoice = get(stripe, "/v1/invoices/in_1")
+    event = get(stripe, "/v1/events?limit=1")["data"][0]
+    shown = {
+        "subscription": sub,
+        "customer": sub["customer"],
+        "discount": sub["discounts"][0],
+        "coupon": sub["discounts"][0]["source"]["coupon"],
+        "subscription_item": item,
+        "price": item["price"],
+        "product": get(stripe, "/v1/products/prod_crm"),
+        "invoice": invoice,
+        "line_item": invoice["lines"]["data"][0],
+        "event": event,
+    }
+    for kind, obj in shown.items():
+        assert set(OBJECTS[kind]) <= set(obj), (kind, set(OBJECTS[kind]) - set(obj))
+    assert len(json.dumps(sub)) > 4000  # several KB, as Stripe sends one subscription with its customer
+    assert item["plan"]["amount"] == 3000 and item["discounts"][0]["subscription_item"] == "si_1"
+    rows = pull(settings, stripe)[0]
+    assert rows["si_1"]["mrr"] == "7600"  # 9,000 less 10% (8,100), less 500 on the item
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,11 @@ Speaks the endpoints kizuna's HubSpot connector calls, as the official client se
 - POST /crm/v4/associations/{from}/{to}/batch/read   (207 with errors for ids without associations)
 - GET  /crm/v3/pipelines/{type}
 
+Answers carry the fields of HubSpot's public CRM spec (HubSpot-public-api-spec-collection): records as
+SimplePublicObject (with `url`), batch answers with `status`, `requestedAt`, `startedAt`, `completedAt`,
+`links` and StandardError entries, v4 associations with `toObjectId` as a string, owners with `teams`,
+pipelines and stages with their dates, errors with a `correlationId`.
+
 Every request needs ``Authorization: Bearer <token>`` (401 otherwise). Non-search answers carry HubSpot's
 X-HubSpot-RateLimit-* headers. Faults are injected with `StandinState.fail` ("429" with Retry-After, "429-limits"
 with only the rate-limit headers, "429-daily", "500", "502", "503", "drop" = close the connection unanswered,
@@ -62,6 +67,18 @@ COMPANY_ASSOCIATION_TYPE = {
     "notes": 190,
 }
 PRIMARY_TYPE_IDS = frozenset({1, 5, 26})
+PORTAL_ID = 2_603_147
+# HubSpot's object type ids, as records' `url` and association types name them
+OBJECT_TYPE_IDS = {
+    "contacts": "0-1",
+    "companies": "0-2",
+    "deals": "0-3",
+    "tickets": "0-5",
+    "notes": "0-46",
+    "meetings": "0-47",
+    "calls": "0-48",
+    "emails": "0-49",
+}
 DEAL_STAGES = (  # the default pipeline: id, label, isClosed, probability
     ("appointmentscheduled", "Appointment scheduled", False, 0.2),
     ("qualifiedtobuy", "Qualified to buy", False, 0.4),
@@ -259,9 +276,11 @@ class StandinState:
                 "firstName": first,
                 "lastName": last,
                 "userId": int(owner_id) + 7_000_000,
+                "userIdIncludingInactive": int(owner_id) + 7_000_000,
                 "createdAt": iso(self.clock_ms),
                 "updatedAt": iso(self.clock_ms),
                 "archived": archived,
+                "teams": [{"id": "4801", "name": "Inside Sales", "primary": True}],
             }
             return owner_id
 
@@ -296,12 +315,13 @@ class StandinState:
             props["hs_is_closed_won"] = None if stage is None else str(stage[2] and stage[3] == 1.0).lower()
         defaults = {"hs_object_id", "createdate", modified_property(obj.type)}
         names = defaults | set(wanted or [])
-        answer: dict[str, Any] = {
+        answer: dict[str, Any] = {  # SimplePublicObject of the CRM v3 spec, as a read answers it
             "id": obj.id,
             "properties": {n: props.get(n) for n in sorted(names)},
             "createdAt": iso(obj.created_ms),
             "updatedAt": iso(obj.modified_ms),
             "archived": obj.archived_ms is not None,
+            "url": f"https://app.hubspot.com/contacts/{PORTAL_ID}/record/{OBJECT_TYPE_IDS.get(obj.type, obj.type)}/{obj.id}",
         }
         if obj.archived_ms is not None:
             answer["archivedAt"] = iso(obj.archived_ms)
@@ -499,10 +519,15 @@ class _Handler(BaseHTTPRequestHandler):
                     "displayOrder": n,
                     "metadata": {"isClosed": str(closed).lower(), "probability": str(p)},
                     "archived": False,
+                    "createdAt": iso(int(START.timestamp() * 1000)),
+                    "updatedAt": iso(int(START.timestamp() * 1000)),
+                    "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
                 }
                 for n, (sid, label, closed, p) in enumerate(DEAL_STAGES)
             ]
-            return 200, {"results": [{"id": "default", "label": "Sales Pipeline", "displayOrder": 0, "stages": stages}]}
+            pipeline = {"id": "default", "label": "Sales Pipeline", "displayOrder": 0, "stages": stages}
+            pipeline.update(archived=False, createdAt=stages[0]["createdAt"], updatedAt=stages[0]["updatedAt"])
+            return 200, {"results": [pipeline]}
         raise _Problem(404, f"no route {method} {path}", "OBJECT_NOT_FOUND")
 
     def _search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -565,7 +590,7 @@ class _Handler(BaseHTTPRequestHandler):
         after = int((query.get("after") or ["0"])[0])
         answer: dict[str, Any] = {"results": items[after : after + limit]}
         if after + limit < len(items):
-            answer["paging"] = {"next": {"after": str(after + limit)}}
+            answer["paging"] = {"next": {"after": str(after + limit), "link": f"?after={after + limit}"}}
         return answer
 
     def _batch_read(self, object_type: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -577,7 +602,7 @@ class _Handler(BaseHTTPRequestHandler):
             found = [o for i in ids if (o := state.objects.get(object_type, {}).get(i)) and o.archived_ms is None]
             results = [state.view(o, body.get("properties")) for o in found]
         missing = sorted(set(ids) - {o.id for o in found})
-        answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
+        answer: dict[str, Any] = {"status": "COMPLETE", "results": results, **self._batch_times()}
         if missing:
             answer["numErrors"] = 1
             answer["errors"] = [
@@ -586,6 +611,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "category": "OBJECT_NOT_FOUND",
                     "message": "Could not get some records",
                     "context": {"ids": missing},
+                    "errors": [],
+                    "links": {},
                 }
             ]
         return (207 if missing else 200), answer
@@ -609,12 +636,14 @@ class _Handler(BaseHTTPRequestHandler):
                     continue
                 to = [
                     {
-                        "toObjectId": int(c),
+                        "toObjectId": c,  # a string in HubSpot's v4 spec
                         "associationTypes": [
                             {
                                 "category": "HUBSPOT_DEFINED",
                                 "typeId": t,
                                 "label": "Primary" if t in PRIMARY_TYPE_IDS else None,
+                                "fromObjectTypeId": OBJECT_TYPE_IDS.get(from_type, from_type),
+                                "toObjectTypeId": OBJECT_TYPE_IDS.get(to_type, to_type),
                             }
                             for t in sorted(types)
                         ],
@@ -622,22 +651,32 @@ class _Handler(BaseHTTPRequestHandler):
                     for c, types in sorted(live.items())
                 ]
                 results.append({"from": {"id": record_id}, "to": to})
-        answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
+        answer: dict[str, Any] = {"status": "COMPLETE", "results": results, **self._batch_times()}
         if missing:
             answer["numErrors"] = len(missing)
             answer["errors"] = [
                 {
                     "status": "error",
                     "category": "OBJECT_NOT_FOUND",
+                    "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
                     "message": f"No {to_type} is associated to {from_type} {i}.",
                     "context": {"fromObjectId": [i]},
+                    "errors": [],
+                    "links": {},
                 }
                 for i in missing
             ]
         return (207 if missing else 200), answer
 
+    def _batch_times(self) -> dict[str, Any]:
+        """A batch answer's timestamps and links, as HubSpot's BatchResponse schemas carry them."""
+        now = iso(self.server.state.clock_ms)
+        return {"requestedAt": now, "startedAt": now, "completedAt": now, "links": {}}
+
     def _answer(self, seen: Seen, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         seen.status = status
+        if status >= 400 and isinstance(payload, dict):  # HubSpot's Error schema: every error has one
+            payload.setdefault("correlationId", f"3d5f1a2e-0000-4000-8000-{len(self.server.state.requests):012d}")
         if isinstance(payload, dict) and isinstance(payload.get("results"), list):
             seen.ids = [str(r.get("id") or (r.get("from") or {}).get("id")) for r in payload["results"]]
         data = json.dumps(payload, ensure_ascii=False).encode()

@@ -1,8 +1,11 @@
 """A Stripe API stand-in on 127.0.0.1: customers, subscriptions, invoices, events, products, prices, coupons.
 
-Speaks what the connector reads, as Stripe does: GET list endpoints with form-encoded query parameters
+Objects carry every field of Stripe's published example of their kind (stripe_objects.json, from
+stripe/openapi's fixtures3.json), so the connector reads payloads of the real size and shape. Speaks what the
+connector reads, as Stripe does: GET list endpoints with form-encoded query parameters
 (`limit` 1-100, `starting_after`, `has_more`, `status=all`, `customer`, `created[gte]`, `types[n]`,
-`expand[n]` at most four levels deep), retrieve endpoints, newest-first ordering, Bearer or basic auth
+`expand[n]` at most four levels deep, e.g. a discount's `source.coupon`, which still shows a deleted coupon),
+retrieve endpoints (a deleted coupon answers 404; `/v1/subscription_items/{id}` too), newest-first ordering, Bearer or basic auth
 with the key, error bodies `{"error": {...}}` with Request-Id headers. It is stateful: the test creates,
 updates, cancels and deletes objects between pulls (`StripeStandin.state`), and every change records an
 event with the object's snapshot and `previous_attributes` (events older than 30 days are not listed).
@@ -40,8 +43,17 @@ from tests.standins.serving import ServedInThread
 
 API_VERSION = "2026-10-28.endive"
 EVENT_RETENTION_SECONDS = 30 * 86400
+OBJECTS = json.loads((Path(__file__).with_name("stripe_objects.json")).read_text(encoding="utf-8"))
 ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "UGX"}
 FAULTS = ("429", "500", "drop")
+
+
+def shape(kind: str, **fields: Any) -> dict[str, Any]:
+    """An object with every field of Stripe's published example of `kind` (stripe_objects.json), `fields` set:
+    so the connector reads payloads of the real size and shape, fields it ignores included."""
+    obj = copy.deepcopy(OBJECTS[kind])
+    obj.update(fields)
+    return obj
 
 
 @dataclass
@@ -107,23 +119,24 @@ class StripeState:
         if previous is not None:
             data["previous_attributes"] = copy.deepcopy(previous)
         self.events.append(
-            {
-                "id": self.new_id("evt"),
-                "object": "event",
-                "type": kind,
-                "created": self.now(),
-                "api_version": API_VERSION,
-                "livemode": False,
-                "data": data,
-            }
+            shape(
+                "event",
+                id=self.new_id("evt"),
+                type=kind,
+                created=self.now(),
+                api_version=API_VERSION,
+                livemode=False,
+                data=data,
+                request={"id": f"req_{len(self.events) + 1:014d}", "idempotency_key": None},
+            )
         )
 
     # -- catalogue ----------------------------------------------------------------------------------------------
 
     def add_product(self, name: str, *, id: str | None = None, metadata: dict[str, str] | None = None) -> str:
         with self.lock:
-            product = {"id": id or self.new_id("prod"), "object": "product", "name": name, "active": True}
-            product.update(created=self.now(), metadata=dict(metadata or {}))
+            product = shape("product", id=id or self.new_id("prod"), name=name, active=True, default_price=None)
+            product.update(created=self.now(), updated=self.now(), metadata=dict(metadata or {}), livemode=False)
             self.products[product["id"]] = product
             return str(product["id"])
 
@@ -155,6 +168,7 @@ class StripeState:
             price_id = id or self.new_id("price")
             decimal = unit_amount_decimal if unit_amount_decimal is not None else unit_amount
             self.prices[price_id] = {
+                **shape("price"),
                 "id": price_id,
                 "object": "price",
                 "active": True,
@@ -195,6 +209,11 @@ class StripeState:
         with self.lock:
             coupon_id = id or self.new_id("coupon")
             self.coupons[coupon_id] = {
+                **shape("coupon"),
+                "name": f"{percent_off}% off" if percent_off is not None else f"{amount_off} off",
+                "duration_in_months": 3 if duration == "repeating" else None,
+                "metadata": {},
+                "livemode": False,
                 "id": coupon_id,
                 "object": "coupon",
                 "amount_off": amount_off,
@@ -206,16 +225,32 @@ class StripeState:
             }
             return coupon_id
 
+    def delete_coupon(self, coupon_id: str) -> None:
+        """Deleted coupons answer 404, but discounts already applied keep them (and show them when expanded)."""
+        with self.lock:
+            self.coupons[coupon_id]["deleted"] = True
+            self._event("coupon.deleted", self.coupons[coupon_id])
+
+    def discount_item(self, sub_id: str, item_id: str, coupon: str) -> None:
+        """Apply a coupon to one item of a subscription (an item-level discount)."""
+        with self.lock:
+            sub = self.subscriptions[sub_id]
+            previous = {"items": copy.deepcopy(sub["items"])}
+            item = next(i for i in sub["items"]["data"] if i["id"] == item_id)
+            item["discounts"].append(self.discount(coupon, subscription=sub_id, item=item_id))
+            self._event("customer.subscription.updated", sub, previous)
+
     def discount(self, coupon: str, *, subscription: str | None = None, item: str | None = None) -> dict[str, Any]:
-        return {
-            "id": self.new_id("di"),
-            "object": "discount",
-            "source": {"type": "coupon", "coupon": coupon},
-            "start": self.now(),
-            "end": None,
-            "subscription": subscription,
-            "subscription_item": item,
-        }
+        return shape(
+            "discount",
+            id=self.new_id("di"),
+            source={"type": "coupon", "coupon": coupon},
+            start=self.now(),
+            end=None,
+            customer=self.subscriptions[subscription]["customer"] if subscription in self.subscriptions else None,
+            subscription=subscription,
+            subscription_item=item,
+        )
 
     # -- customers ----------------------------------------------------------------------------------------------
 
@@ -231,6 +266,7 @@ class StripeState:
     ) -> str:
         with self.lock:
             customer = {
+                **shape("customer"),
                 "id": id or self.new_id("cus"),
                 "object": "customer",
                 "name": name,
@@ -283,8 +319,10 @@ class StripeState:
             start = start if start is not None else self.now()
             first_price = self.prices[items[0][0]]
             sub = {
+                **shape("subscription"),
                 "id": sub_id,
                 "object": "subscription",
+                "billing_cycle_anchor": start,
                 "customer": customer,
                 "status": status,
                 "created": start,
@@ -308,6 +346,8 @@ class StripeState:
                     "url": f"/v1/subscription_items?subscription={sub_id}",
                 },
             }
+            for discount in sub["discounts"]:
+                discount["customer"] = customer
             for n, (price_id, quantity) in enumerate(items):
                 item_id = item_ids[n] if item_ids else None
                 sub["items"]["data"].append(self._item(sub_id, price_id, quantity, start, item_id))
@@ -317,6 +357,7 @@ class StripeState:
 
     def _item(self, sub_id: str, price_id: str, quantity: int, created: int, item_id: str | None) -> dict[str, Any]:
         return {
+            **shape("subscription_item"),
             "id": item_id or self.new_id("si"),
             "object": "subscription_item",
             "created": created,
@@ -415,6 +456,9 @@ class StripeState:
                 start, end = period or (issued, issued + 30 * 86400)
                 lines.append(
                     {
+                        **shape("line_item"),
+                        "invoice": invoice_id,
+                        "subtotal": amount,
                         "id": self.new_id("il"),
                         "object": "line_item",
                         "amount": amount,
@@ -434,6 +478,10 @@ class StripeState:
                     }
                 )
             invoice = {
+                **shape("invoice"),
+                "subscription": None,
+                "subtotal_excluding_tax": amount,
+                "amount_remaining": 0 if status == "paid" else amount + tax,
                 "id": invoice_id,
                 "object": "invoice",
                 "customer": customer,
@@ -500,17 +548,59 @@ class StripeState:
             elif customer is not None:
                 out["customer"] = copy.deepcopy(customer)
         if kind == "subscription":
-            if "discounts" not in expand:
-                out["discounts"] = [d["id"] for d in out["discounts"]]
+            out["discounts"] = self._render_discounts(out["discounts"], "discounts", expand)
             for item in out["items"]["data"]:
-                price = copy.deepcopy(self.prices[item["price"]])
-                price["tiers"] = None
-                item["price"] = price
-                if "items.data.discounts" not in expand:
-                    item["discounts"] = [d["id"] for d in item["discounts"]]
+                self._render_item(item, expand, "items.data.")
+        if kind == "subscription_item":
+            self._render_item(out, expand, "")
         if kind == "price" and "tiers" not in expand:
             out.pop("tiers", None)
         return out
+
+    def _render_item(self, item: dict[str, Any], expand: set[str], prefix: str) -> None:
+        price = copy.deepcopy(self.prices[item["price"]])
+        price["tiers"] = None
+        item["price"] = price
+        item["plan"] = _plan(price)
+        item["discounts"] = self._render_discounts(item["discounts"], f"{prefix}discounts", expand)
+
+    def _render_discounts(self, discounts: list[dict[str, Any]], path: str, expand: set[str]) -> list[Any]:
+        """Discount ids, or (expanded) discount objects whose coupon is an id, or (expanded further) the coupon
+        as it was applied: a deleted coupon still shows there."""
+        if path not in expand and f"{path}.source.coupon" not in expand:
+            return [d["id"] for d in discounts]
+        out = copy.deepcopy(discounts)
+        if f"{path}.source.coupon" in expand:
+            for d in out:
+                coupon = {k: v for k, v in self.coupons[d["source"]["coupon"]].items() if k != "deleted"}
+                d["source"]["coupon"] = copy.deepcopy(coupon)
+        return out
+
+
+def _plan(price: dict[str, Any]) -> dict[str, Any]:
+    """The legacy plan Stripe still renders beside an item's price, made from that price."""
+    recurring = price.get("recurring") or {}
+    return {
+        "id": price["id"],
+        "object": "plan",
+        "active": price["active"],
+        "amount": price["unit_amount"],
+        "amount_decimal": price["unit_amount_decimal"],
+        "billing_scheme": price["billing_scheme"],
+        "created": price["created"],
+        "currency": price["currency"],
+        "interval": recurring.get("interval"),
+        "interval_count": recurring.get("interval_count"),
+        "livemode": price["livemode"],
+        "metadata": price["metadata"],
+        "meter": recurring.get("meter"),
+        "nickname": price["nickname"],
+        "product": price["product"],
+        "tiers_mode": price["tiers_mode"],
+        "transform_usage": price["transform_quantity"],
+        "trial_period_days": recurring.get("trial_period_days"),
+        "usage_type": recurring.get("usage_type"),
+    }
 
 
 def _previous(obj: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -644,11 +734,18 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _ApiError(400, "expand paths of a list start with data.")
                 listed = [o for o in objects.values() if _listed(kind, o, query)]
                 return self._list(listed, query, f"/v1/{parts[0]}", lambda o: state.render(kind, o, nested))
+            if len(parts) == 2 and parts[0] == "subscription_items":
+                found = [i for sub in state.subscriptions.values() for i in sub["items"]["data"] if i["id"] == parts[1]]
+                if not found:
+                    raise _ApiError(404, f"No such subscription_item: '{parts[1]}'", "resource_missing")
+                return 200, state.render("subscription_item", found[0], expand), None
             if len(parts) == 2 and parts[0] in collections:
                 kind, objects = collections[parts[0]]
                 obj = objects.get(parts[1])
                 if obj is None:
                     raise _ApiError(404, f"No such {kind}: '{parts[1]}'", "resource_missing")
+                if kind == "coupon" and obj.get("deleted"):
+                    raise _ApiError(404, f"No such coupon: '{parts[1]}'", "resource_missing")
                 if kind == "customer" and obj.get("deleted"):
                     return 200, {"id": obj["id"], "object": "customer", "deleted": True}, None
                 return 200, state.render(kind, obj, expand), None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 CURSOR_VERSION = 1
 STALE_AFTER_DAYS = 29  # Stripe keeps events for 30 days
 EVENTS_CLOCK_SLACK_SECONDS = 300  # a first pull on an account without events starts this far back
-SUBSCRIPTION_EXPAND = ["data.customer", "data.discounts", "data.items.data.discounts"]
+# The subscription's own discounts come with their coupons as applied (a deleted coupon still shows there);
+# an item's coupon would be one level deeper than Stripe expands (4), so it is looked up (see _coupon).
+SUBSCRIPTION_EXPAND = ["data.customer", "data.discounts.source.coupon", "data.items.data.discounts"]
 # previous_attributes that mean a subscription's revenue may have changed (the day of a new period)
 REVENUE_ATTRIBUTES = frozenset({"items", "quantity", "plan", "discounts", "discount", "status", "trial_end"})
 SUBSCRIPTION_EVENTS = [
@@ -364,11 +366,35 @@ class StripeConnector:
             self._tiers[price_id] = list((price or {}).get("tiers") or [])
         return self._tiers[price_id]
 
-    def _coupon(self, coupon_id: str) -> dict[str, Any]:
+    def _coupon(self, discount: Mapping[str, Any]) -> dict[str, Any]:
+        """A discount's coupon, by id. A coupon's terms never change, so each is read once per pull."""
+        coupon_id = str((discount.get("source") or {}).get("coupon") or discount.get("coupon"))
         if coupon_id not in self._coupons:
             found = self.api.retrieve(f"coupon {coupon_id}", "/v1/coupons", coupon_id, {})
-            self._coupons[coupon_id] = found or {"id": coupon_id, "duration": "once"}  # deleted: no longer applies
+            self._coupons[coupon_id] = found or self._applied_coupon(discount, coupon_id)
         return self._coupons[coupon_id]
+
+    def _applied_coupon(self, discount: Mapping[str, Any], coupon_id: str) -> dict[str, Any]:
+        """A deleted coupon (404) still discounts whoever applied it (Stripe: deleting a coupon does not affect
+        customers who already applied it): read it from the discount itself, expanded on its item."""
+        item, sub = discount.get("subscription_item"), discount.get("subscription")
+        owner, what, path = (
+            (item, "subscription item", "/v1/subscription_items")
+            if item
+            else (sub, "subscription", "/v1/subscriptions")
+        )
+        obj = None
+        if owner:
+            obj = self.api.retrieve(f"{what} {owner}", path, str(owner), {"expand": ["discounts.source.coupon"]})
+        for applied in (obj or {}).get("discounts") or []:
+            if isinstance(applied, dict) and applied.get("id") == discount.get("id"):
+                coupon = (applied.get("source") or {}).get("coupon")
+                if isinstance(coupon, dict):
+                    return coupon
+        raise ConnectorError(
+            f"stripe: coupon {coupon_id} (discount {discount.get('id')} on {what} {owner}) is deleted "
+            "and Stripe did not show it on the discount: its rate is unknown, so the pull stops rather than guess"
+        )
 
     # -- invoices ------------------------------------------------------------------------------------------------------
 

@@ -203,9 +203,10 @@ class Coupon:
         return _decimal(option.get("amount_off"))
 
 
-def recurring_coupons(discounts: list[Any], coupon_of: Callable[[str], Obj], now: datetime) -> list[Coupon]:
+def recurring_coupons(discounts: list[Any], coupon_of: Callable[[Obj], Obj], now: datetime) -> list[Coupon]:
     """The coupons that lower the recurring price: duration forever or repeating and not ended; a `once`
-    coupon lowers one invoice, not the rate. Discounts must be expanded; coupons may be ids (looked up)."""
+    coupon lowers one invoice, not the rate. Discounts must be expanded; a coupon given as an id is looked up
+    by `coupon_of(discount)`."""
     found = []
     for discount in discounts or []:
         if isinstance(discount, str):
@@ -217,7 +218,7 @@ def recurring_coupons(discounts: list[Any], coupon_of: Callable[[str], Obj], now
         if coupon is None:
             continue
         if isinstance(coupon, str):
-            coupon = coupon_of(coupon)
+            coupon = coupon_of(discount)
         if coupon.get("duration") == "once":
             continue
         found.append(
@@ -278,7 +279,7 @@ class Lookups:
 
     product: Callable[[str], Obj]
     tiers: Callable[[str], list[dict[str, Any]]]
-    coupon: Callable[[str], Obj]
+    coupon: Callable[[Obj], Obj]  # the coupon of a discount that names it by id
 
 
 @dataclass(frozen=True)

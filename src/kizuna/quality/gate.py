@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 
 from kizuna.quality.quarantine import QUARANTINE_STAGING, quarantine_rows
+from kizuna.quality.records import name_records
 from kizuna.quality.report import write_reports
 from kizuna.quality.suites import load_suites
 from kizuna.quality.validate import CheckResult, validate_table
@@ -123,6 +124,7 @@ def check_staged(
         if progress:
             progress(suite.name)
         results = validate_table(con, INCOMING_SCHEMA, suite, parameters)
+        name_records(con, suite.table, results)
         file = next((f.file for r in results for f in r.findings), f"{suite.table}.csv")
         verdict.results += results
         moved = quarantine_rows(
