@@ -30,7 +30,7 @@ _CUSTOMER_SQL = """
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -84,7 +84,7 @@ def lint(
             failed += 1
             console.print(f"[red]✗[/] {template}", highlight=False)
             for problem in problems:
-                console.print(f"    {problem}", highlight=False, markup=False)
+                console.print(f"    {problem}", highlight=False, markup=False, soft_wrap=True)  # one grep-able line
         else:
             locales = ", ".join(renderer.locales(template))
             console.print(f"[green]✓[/] {template} ({locales})", highlight=False)

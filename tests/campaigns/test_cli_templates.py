@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from kizuna.cli_templates import app
-from kizuna.settings import Settings
+from kizuna.settings import PROJECT_DIR, Settings
 from tests.campaigns.conftest import SG_API_KEY, SgWarehouse
 from tests.standins.sendgrid_server import SendGridStandin
 
@@ -68,3 +69,20 @@ def test_send_test_goes_through_the_configured_backend_with_its_own_key(
     [sent] = sendgrid_standin.state.accepted
     assert sent.to_emails == ["marketer@example.co.jp"] and sent.custom_args["send_id"].startswith("test-")
     assert "test" in sent.body["categories"] and not Path(Settings().warehouse).exists()
+
+
+def test_lint_of_a_misspelt_filter_prints_one_line_not_a_traceback(
+    sg_cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`customer_name|compnay`: one line naming file, line and filter, the other templates still checked."""
+    project = sg_cli_env / "project"
+    shutil.copytree(PROJECT_DIR / "templates", project / "templates")
+    body = project / "templates" / "renewal_reminder" / "body.ja.html.j2"
+    body.write_text(body.read_text(encoding="utf-8").replace("customer_name|company", "customer_name|compnay"))
+    monkeypatch.setenv("KIZUNA_PROJECT_DIR", str(project))
+    result = runner.invoke(app, ["lint"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output  # not a crash
+    assert "Traceback" not in result.output
+    problem_lines = [line for line in result.output.splitlines() if "compnay" in line]
+    assert problem_lines == ["    renewal_reminder/body.ja.html.j2, line 17: syntax error: No filter named 'compnay'."]
+    assert "✓ renewal_reminder" not in result.output and "✓ winback (en, ja)" in result.output

@@ -43,3 +43,34 @@ def test_lint_reports_undeclared_variables_and_incomplete_meta(make_renderer: Ma
 def test_lint_reports_a_template_reaching_python_internals(make_renderer: MakeRenderer, expression: str) -> None:
     problems = make_renderer(scratch_template(f"<p>{{{{ {expression} }}}}</p>")).lint("scratch")
     assert any("not allowed in email templates" in p for p in problems)
+
+
+def test_a_misspelt_filter_is_one_problem_naming_file_and_line(make_renderer: MakeRenderer) -> None:
+    """A marketer's typo (`company` spelt `compnay`) is a lint problem, not a traceback out of the lint."""
+    renderer = make_renderer(scratch_template("<p>{{ greeting }}</p>\n<p>{{ greeting|compnay }}</p>"))
+    problems = renderer.lint("scratch")
+    assert problems == ["scratch/body.ja.html.j2, line 3: syntax error: No filter named 'compnay'."]
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("ja", "scratch/body.ja.html.j2, line 3: syntax error: 3行目の {% if %} が閉じられていません"),
+        ("en", "scratch/body.en.html.j2, line 3: syntax error: the {% if %} on line 3 is never closed"),
+    ],
+    ids=["ja", "en"],
+)
+def test_an_unclosed_if_is_reported_once_at_its_opening_tag(
+    make_renderer: MakeRenderer, locale: str, expected: str
+) -> None:
+    files = {
+        name.replace(".ja.", f".{locale}."): text
+        for name, text in scratch_template("<p>{{ greeting }}</p>\n{% if greeting %}\n<p>ok</p>\n\n\n").items()
+    }
+    files["scratch/meta.yml"] += f"default_locale: {locale}\n"
+    problems = make_renderer(files).lint("scratch")
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(expected), problems
+    assert "{% endif %}" in problems[0] and (
+        "endblock %} on line 7" in problems[0] or "7行目の {% endblock %}" in problems[0]
+    )

@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from kizuna.email.filters import FILTERS
 from kizuna.email.inlining import InlineOnceUnsafe, flatten, inline_source, same_html
+from kizuna.email.syntax import find_unclosed
 from kizuna.yaml_files import read_yaml
 
 if TYPE_CHECKING:
@@ -470,7 +471,8 @@ class TemplateRenderer:
                 self.render_sample(template, locale)
             except EmailTemplateError as exc:
                 problems.append(str(exc))
-        return problems
+        # A broken file is found both by reading it (variables used) and by rendering it: say it once.
+        return list(dict.fromkeys(problems))
 
     # -- internals ---------------------------------------------------------------------------------------
 
@@ -633,7 +635,10 @@ class TemplateRenderer:
     def _variables_used(self, name: str) -> set[str]:
         used: set[str] = set()
         for file in self._files(name):
-            used |= jinja2.meta.find_undeclared_variables(self._html_env.parse(self._source(file)))
+            try:  # compiling for introspection finds what parsing does not, e.g. a misspelt filter name
+                used |= jinja2.meta.find_undeclared_variables(self._html_env.parse(self._source(file)))
+            except jinja2.TemplateSyntaxError as exc:
+                raise self._translate(exc, file) from None
         return used
 
     def _check_compliance(self, template: str, locale: str, html: str, text: str, unsubscribe_url: str) -> None:
@@ -651,8 +656,17 @@ class TemplateRenderer:
     def _translate(self, exc: BaseException, name: str) -> EmailTemplateError:
         """A kizuna error naming the file and line (from Jinja's rewritten traceback) and what to do."""
         file, line = name, None
+        message = ""
         if isinstance(exc, jinja2.TemplateSyntaxError):
-            file, line = exc.name or name, exc.lineno
+            # Introspection (variables used) compiles under a made-up name such as "<introspection>".
+            file, line = (exc.name if exc.name and not exc.name.startswith("<") else name), exc.lineno
+            message = exc.message or str(exc)
+            try:
+                unclosed = find_unclosed(self._html_env, self._source(file), exc)
+            except EmailTemplateError:
+                unclosed = None
+            if unclosed is not None:
+                line, message = unclosed.line, unclosed.explain(japanese=".ja." in file)
         else:
             tb = exc.__traceback__
             while tb is not None:
@@ -662,7 +676,7 @@ class TemplateRenderer:
                 tb = tb.tb_next
         where = f"{file}, line {line}" if line else file
         if isinstance(exc, jinja2.TemplateSyntaxError):
-            return TemplateSourceError(f"{where}: syntax error: {exc.message}")
+            return TemplateSourceError(f"{where}: syntax error: {message}")
         if isinstance(exc, jinja2.TemplateNotFound):
             return TemplateSourceError(f"{where}: extends or includes {exc.name!r}, which does not exist")
         if isinstance(exc, SecurityError):
