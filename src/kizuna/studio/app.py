@@ -68,6 +68,11 @@ def render_for_studio(settings: Settings, template: str, locale: str, sample: st
         result["lint"] = result.get("lint", [])
         result["error"] = str(exc)
         return result
+    except Exception as exc:  # whatever breaks, the page must show it for this template, never an older render
+        log.exception("studio: rendering %s failed", template)
+        result["lint"] = result.get("lint", [])
+        result["error"] = f"{template}: could not be rendered ({type(exc).__name__}: {exc})"
+        return result
     result.update(subject=email.subject, html=email.html, text=email.text, locale=email.locale)
     return result
 
