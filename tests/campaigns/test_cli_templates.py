@@ -86,3 +86,31 @@ def test_lint_of_a_misspelt_filter_prints_one_line_not_a_traceback(
     problem_lines = [line for line in result.output.splitlines() if "compnay" in line]
     assert problem_lines == ["    renewal_reminder/body.ja.html.j2, line 17: syntax error: No filter named 'compnay'."]
     assert "✓ renewal_reminder" not in result.output and "✓ winback (en, ja)" in result.output
+
+
+def test_shipped_templates_lint_clean_against_a_demo_warehouse(
+    sg_cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a demo run the shipped tree lints clean: owner_digest's variables (campaign, description,
+    accounts) are the digest's, not customer columns. A variable no selection gives is still flagged."""
+    from tests.reporting.demo_warehouse import demo_warehouse
+
+    monkeypatch.setenv("KIZUNA_WAREHOUSE", str(demo_warehouse()))  # the session's shared one, read only
+    result = runner.invoke(app, ["lint"])
+    assert result.exit_code == 0, result.output
+    assert "✓ owner_digest (en, ja)" in result.output and "no warehouse selection" not in result.output
+
+    project = sg_cli_env / "project"
+    shutil.copytree(PROJECT_DIR / "templates", project / "templates")
+    meta = project / "templates" / "winback" / "meta.yml"
+    text = meta.read_text(encoding="utf-8")
+    text = text.replace("variables:\n", "variables:\n  - loyalty_nickname\n", 1)
+    meta.write_text(text.replace("sample_context:\n", "sample_context:\n  loyalty_nickname: ゴールド\n", 1))
+    monkeypatch.setenv("KIZUNA_PROJECT_DIR", str(project))
+    result = runner.invoke(app, ["lint"])
+    assert result.exit_code == 1
+    assert (
+        "    winback/meta.yml: variables ['loyalty_nickname'] are not columns of ops.campaign_recipients or of "
+        "marts.customers; a campaign cannot fill them"
+    ) in result.output.splitlines()
+    assert "✓ owner_digest (en, ja)" in result.output
