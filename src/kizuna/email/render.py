@@ -28,6 +28,7 @@ in a running campaign within 2 s, and rendering does no file system calls in bet
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -41,12 +42,14 @@ import css_inline
 import jinja2
 import jinja2.meta
 import jinja2.runtime
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kizuna.email.filters import FILTERS
 from kizuna.email.inlining import InlineOnceUnsafe, flatten, inline_source, same_html
+from kizuna.email.paths import is_outside, links_leaving, outside_message
 from kizuna.email.syntax import find_unclosed
 from kizuna.yaml_files import read_yaml
 
@@ -69,6 +72,10 @@ class EmailTemplateError(jinja2.TemplateError):
 
 class TemplateSourceError(EmailTemplateError):
     """A template file or meta.yml is missing or does not parse."""
+
+
+class OutsideTemplatesError(TemplateSourceError):
+    """A template file, meta.yml or folder is a link leading outside templates/ (a .env, /etc, /proc …)."""
 
 
 class MissingVariableError(EmailTemplateError):
@@ -214,6 +221,13 @@ class _ThrottledLoader(jinja2.FileSystemLoader):
         self.reload_seconds = reload_seconds
 
     def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        # Checked before anything is read: an include of a link to .env must not even load the secret.
+        for root in self.searchpath:
+            path = Path(root, *split_template_path(template))
+            if os.path.lexists(path):
+                if is_outside(Path(root), path):
+                    raise OutsideTemplatesError(outside_message(Path(root), template))
+                break
         source, filename, uptodate = super().get_source(environment, template)
         if self.reload_seconds <= 0:
             return source, filename, uptodate
@@ -366,6 +380,8 @@ class TemplateRenderer:
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
             raise TemplateSourceError(f"{template}/meta.yml is missing: every template folder needs one") from None
+        if is_outside(self.templates_dir, path):
+            raise OutsideTemplatesError(outside_message(self.templates_dir, f"{template}/meta.yml"))
         cached = self._meta_cache.get(template)
         if cached and cached[0] == mtime:
             return cached[1]
@@ -446,6 +462,12 @@ class TemplateRenderer:
     def lint(self, template: str) -> list[str]:
         """Problems of one template folder; an empty list means every locale renders its sample_context."""
         try:
+            leaving = links_leaving(self.templates_dir, self._folder(template))
+        except EmailTemplateError as exc:
+            return [str(exc)]
+        if leaving:  # reported whether used or not: the next edit could include it
+            return [outside_message(self.templates_dir, link) for link in leaving]
+        try:
             meta = self.meta(template)
             locales = self.locales(template)
         except EmailTemplateError as exc:
@@ -480,6 +502,8 @@ class TemplateRenderer:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", template) or template.startswith(LAYOUTS_DIR):
             raise TemplateSourceError(f"{template!r} is not a template folder name")
         folder = self.templates_dir / template
+        if is_outside(self.templates_dir, folder):
+            raise OutsideTemplatesError(outside_message(self.templates_dir, template))
         if not folder.is_dir():
             raise TemplateSourceError(f"template {template!r} does not exist under {self.templates_dir}")
         return folder
@@ -674,6 +698,8 @@ class TemplateRenderer:
                 if filename.endswith(".j2"):
                     file, line = _relative(filename, self.templates_dir), tb.tb_lineno
                 tb = tb.tb_next
+        if isinstance(exc, EmailTemplateError):  # already says what and where (e.g. a refused link)
+            return exc
         where = f"{file}, line {line}" if line else file
         if isinstance(exc, jinja2.TemplateSyntaxError):
             return TemplateSourceError(f"{where}: syntax error: {message}")
