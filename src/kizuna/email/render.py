@@ -27,6 +27,7 @@ in a running campaign within 2 s, and rendering does no file system calls in bet
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -49,6 +50,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from kizuna.email.filters import FILTERS
 from kizuna.email.inlining import InlineOnceUnsafe, flatten, inline_source, same_html
+from kizuna.email.limits import (
+    LOOP_FILTER,
+    TEXT_FILTER,
+    BoundLoops,
+    RenderLimitExceeded,
+    RenderLimits,
+    bounded_filter,
+    bounded_loop,
+    budget,
+    check_binop,
+    check_call,
+    check_size,
+)
 from kizuna.email.paths import is_outside, links_leaving, outside_message
 from kizuna.email.syntax import find_unclosed
 from kizuna.yaml_files import read_yaml
@@ -88,6 +102,10 @@ class MissingVariableError(EmailTemplateError):
 
 class TemplateRenderError(EmailTemplateError):
     """A filter or expression failed on this recipient's values."""
+
+
+class TemplateLimitError(TemplateRenderError):
+    """Rendering one message went past a loop, size or time limit (kizuna.email.limits)."""
 
 
 class UnsafeTemplateError(EmailTemplateError, SecurityError):
@@ -247,10 +265,30 @@ class _ThrottledLoader(jinja2.FileSystemLoader):
 class _Sandbox(SandboxedEnvironment):
     """The sandbox, with each template's globals in a plain dict rather than Jinja's ChainMap over the
     environment's: Jinja copies their keys into every render's context, ten times faster from a dict.
-    Safe because the renderer never changes its environments' globals after creating them."""
+    Safe because the renderer never changes its environments' globals after creating them.
+
+    It also keeps each message within ``limits`` (kizuna.email.limits): loops and `~` joins are rewritten
+    at parse time, operators and calls checked as they run, filters wrapped by the renderer."""
+
+    intercepted_binops = frozenset({"*", "+", "%", "**"})
+    limits = RenderLimits()
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         return {**self.globals, **(d or {})}
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> jinja2.nodes.Template:
+        tree = BoundLoops().visit(super()._parse(source, name, filename))
+        tree.set_environment(self)
+        return tree
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        check_binop(operator, left, right, self.limits)
+        return check_size(self.binop_table[operator](left, right), self.limits, f"'… {operator} …'")
+
+    def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        check_call(__obj, args, kwargs, __self.limits)
+        result = super().call(__context, __obj, *args, **kwargs)
+        return check_size(result, __self.limits, f"the call {getattr(__obj, '__name__', '')}".strip())
 
 
 class TemplateRenderer:
@@ -265,6 +303,7 @@ class TemplateRenderer:
         contact_token: Callable[[Mapping[str, Any]], str] = contact_token_from_context,
         inline_once: bool = True,
         reload_seconds: float = 2.0,
+        limits: RenderLimits | None = None,
     ) -> None:
         if "{contact_token}" not in unsubscribe_url:
             raise ValueError(f"unsubscribe_url {unsubscribe_url!r} lacks the {{contact_token}} placeholder")
@@ -283,8 +322,13 @@ class TemplateRenderer:
         }
         self._html_env = _Sandbox(autoescape=True, **options)
         self._text_env = _Sandbox(autoescape=False, **options)
+        self._limits = limits or RenderLimits()
         for env in (self._html_env, self._text_env):
+            env.limits = self._limits
             env.filters.update(FILTERS)
+            env.filters = {name: bounded_filter(name, f, self._limits) for name, f in env.filters.items()}
+            env.filters[LOOP_FILTER] = bounded_loop(self._limits)
+            env.filters[TEXT_FILTER] = functools.partial(check_size, limits=self._limits, what="a `~` join")
         # Built once and reused; never fetches remote stylesheets named by a template.
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
         self._lock = threading.Lock()
@@ -322,6 +366,11 @@ class TemplateRenderer:
             sender,
             settings.unsubscribe_url,
             contact_token=signed_token_factory(settings.unsubscribe_secret.get_secret_value()),
+            limits=RenderLimits(
+                max_loop_iterations=settings.template_max_loop_iterations,
+                max_text_chars=settings.template_max_text_chars,
+                max_seconds=settings.template_render_seconds,
+            ),
         )
 
     # -- what exists -------------------------------------------------------------------------------------
@@ -402,6 +451,10 @@ class TemplateRenderer:
 
     def render(self, template: str, locale: str, context: Mapping[str, Any]) -> RenderedEmail:
         """One recipient's email. Falls back to the template's default locale when ``locale`` is missing."""
+        with budget(self._limits):  # loops, sizes and time of this one message (kizuna.email.limits)
+            return self._render_email(template, locale, context)
+
+    def _render_email(self, template: str, locale: str, context: Mapping[str, Any]) -> RenderedEmail:
         variant = self._variant(template, locale)
         missing = [v for v in variant.variables if v not in context]
         if missing:
@@ -558,7 +611,8 @@ class TemplateRenderer:
 
     def _render(self, tmpl: jinja2.Template, name: str, ns: dict[str, Any], body: bool = False) -> str:
         try:
-            return _render_body(tmpl, name, ns) if body else _render_one(tmpl, ns)
+            out = _render_body(tmpl, name, ns) if body else _render_one(tmpl, ns)
+            return check_size(out, self._limits, "the rendered text")
         except EmailTemplateError:
             raise
         except Exception as exc:
@@ -568,7 +622,7 @@ class TemplateRenderer:
         name, inlined = variant.html_name, variant.html.inlined
         if inlined is not None:
             try:
-                return _render_body(inlined, name, ns)
+                return check_size(_render_body(inlined, name, ns), self._limits)
             except Exception:
                 pass  # rendered again below from the real files, for an error naming file and line
         html = self._render(self._template(self._html_env, name), name, ns, body=True)
@@ -648,8 +702,9 @@ class TemplateRenderer:
         try:
             url = str(sample.get("unsubscribe_url") or self.unsubscribe_url_for(sample))
             ctx = {**sample, "sender": self.sender, "unsubscribe_url": url, "locale": locale}
-            fast = inlined.render(ctx)
-            slow = self._inliner.inline(self._html_env.get_template(name).render(ctx))
+            with budget(self._limits, fresh=True):  # the sample's own budget, not the message's being sent
+                fast = inlined.render(ctx)
+                slow = self._inliner.inline(self._html_env.get_template(name).render(ctx))
         except Exception as exc:
             raise InlineOnceUnsafe(f"cannot verify on sample_context ({type(exc).__name__}: {exc})") from None
         if not same_html(fast, slow):
@@ -700,6 +755,9 @@ class TemplateRenderer:
                 tb = tb.tb_next
         if isinstance(exc, EmailTemplateError):  # already says what and where (e.g. a refused link)
             return exc
+        if isinstance(exc, RenderLimitExceeded):
+            where = f"{file}, line {line}" if line else file
+            return TemplateLimitError(f"{where}: {exc}")
         where = f"{file}, line {line}" if line else file
         if isinstance(exc, jinja2.TemplateSyntaxError):
             return TemplateSourceError(f"{where}: syntax error: {message}")
