@@ -84,8 +84,10 @@ def _unfillable(template: str, variables: list[str], selection: tuple[set[str], 
 @app.command()
 def lint(
     name: Annotated[str | None, typer.Argument(help="Template folder; all templates when omitted.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail the lint too (exit code 1).")] = False,
 ) -> None:
-    """Check templates: declared variables, sample renders in every locale, footer and unsubscribe link."""
+    """Check templates: declared variables, sample renders in every locale, footer and unsubscribe link;
+    warn where a locale's HTML and text versions differ in links or sentences."""
     from kizuna.email.intent_links import lint_intent_links
     from kizuna.email.render import EmailTemplateError, TemplateRenderer
 
@@ -103,14 +105,17 @@ def lint(
             unfillable = _unfillable(template, renderer.meta(template).variables, selection)
             if unfillable:
                 problems.append(unfillable)
-        if problems:
+        warnings = [] if problems else renderer.lint_warnings(template)
+        if problems or (strict and warnings):
             failed += 1
             console.print(f"[red]✗[/] {template}", highlight=False)
-            for problem in problems:
-                console.print(f"    {problem}", highlight=False, markup=False, soft_wrap=True)  # one grep-able line
         else:
             locales = ", ".join(renderer.locales(template))
             console.print(f"[green]✓[/] {template} ({locales})", highlight=False)
+        for problem in problems:
+            console.print(f"    {problem}", highlight=False, markup=False, soft_wrap=True)  # one grep-able line
+        for warning in warnings:
+            console.print(f"    warning: {warning}", highlight=False, markup=False, soft_wrap=True)
     if selection is None:
         console.print("(no warehouse selection yet: variables checked against sample_context only)")
     if failed:

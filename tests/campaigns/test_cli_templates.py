@@ -114,3 +114,25 @@ def test_shipped_templates_lint_clean_against_a_demo_warehouse(
         "marts.customers; a campaign cannot fill them"
     ) in result.output.splitlines()
     assert "✓ owner_digest (en, ja)" in result.output
+
+
+def test_lint_warns_when_html_and_text_differ_and_strict_fails(
+    sg_cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The text version still says the renewal is in 30 days after the HTML was changed to 38."""
+    project = sg_cli_env / "project"
+    shutil.copytree(PROJECT_DIR / "templates", project / "templates")
+    text = project / "templates" / "renewal_reminder" / "body.ja.txt.j2"
+    text.write_text(text.read_text(encoding="utf-8").replace("（残り{{ days_to_renewal }}日）", "（残り30日）"))
+    monkeypatch.setenv("KIZUNA_PROJECT_DIR", str(project))
+    result = runner.invoke(app, ["lint", "renewal_reminder"])
+    assert result.exit_code == 0, result.output
+    assert "✓ renewal_reminder (en, ja)" in result.output
+    [warning] = [line for line in result.output.splitlines() if "warning:" in line]
+    assert warning.startswith(
+        "    warning: renewal_reminder/body.ja.html.j2 and body.ja.txt.j2: a sentence differs: the HTML says “"
+    )
+    assert "契約更新日を迎えます（残り38日）。”, the text version “" in warning  # cut to show the change
+    assert warning.endswith("契約更新日を迎えます（残り30日）。”")
+    strict = runner.invoke(app, ["lint", "renewal_reminder", "--strict"])
+    assert strict.exit_code == 1 and "✗ renewal_reminder" in strict.output

@@ -43,3 +43,13 @@ def test_a_misspelt_filter_is_shown_for_the_template_being_edited(project: Setti
     # The other templates still render and lint clean.
     other = client.get("/api/render", params={"template": "winback", "locale": "ja", "sample": "sample"}).json()
     assert other["template"] == "winback" and other["error"] is None and other["lint"] == [] and other["html"]
+
+
+def test_html_and_text_saying_different_things_is_a_warning_in_the_studio(project: Settings) -> None:
+    text = project.templates_dir / "renewal_reminder" / "body.ja.txt.j2"
+    text.write_text(text.read_text(encoding="utf-8").replace("（残り{{ days_to_renewal }}日）", "（残り30日）"))
+    client = TestClient(create_app(project), base_url="http://127.0.0.1")
+    data = client.get("/api/render", params={"template": "renewal_reminder", "locale": "ja"}).json()
+    assert data["error"] is None and data["lint"] == [] and data["html"]
+    [warning] = data["warnings"]
+    assert "a sentence differs" in warning and "（残り30日）" in warning

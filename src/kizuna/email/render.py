@@ -48,6 +48,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kizuna.email.consistency import compare
 from kizuna.email.filters import FILTERS
 from kizuna.email.inlining import InlineOnceUnsafe, flatten, inline_source, same_html
 from kizuna.email.limits import (
@@ -456,20 +457,7 @@ class TemplateRenderer:
 
     def _render_email(self, template: str, locale: str, context: Mapping[str, Any]) -> RenderedEmail:
         variant = self._variant(template, locale)
-        missing = [v for v in variant.variables if v not in context]
-        if missing:
-            raise MissingVariableError(
-                f"{template}: context lacks declared variable(s) {', '.join(missing)} "
-                "(add them to the campaign's selection, or remove them from meta.yml variables)",
-                missing[0],
-            )
-        unsubscribe_url = str(context.get("unsubscribe_url") or self.unsubscribe_url_for(context))
-        # One namespace for the three templates (each would otherwise copy it, with Jinja's globals, again).
-        ns = {**self._globals, **context}
-        for key, value in context.items():
-            if isinstance(value, float) and value != value:
-                ns[key] = None  # NaN is how pandas spells an empty cell: to a template as empty as None, not "nan"
-        ns["sender"], ns["unsubscribe_url"], ns["locale"] = self.sender, unsubscribe_url, variant.locale
+        ns, unsubscribe_url = self._namespace(template, variant, context)
 
         subject = self._render(variant.subject, variant.subject_name, ns).strip()
         if not subject:
@@ -501,6 +489,24 @@ class TemplateRenderer:
             reply_to=variant.reply_to,
             unsubscribe_url=unsubscribe_url,
         )
+
+    def _namespace(self, template: str, variant: _Variant, context: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """What the three templates of one message see, and its unsubscribe URL."""
+        missing = [v for v in variant.variables if v not in context]
+        if missing:
+            raise MissingVariableError(
+                f"{template}: context lacks declared variable(s) {', '.join(missing)} "
+                "(add them to the campaign's selection, or remove them from meta.yml variables)",
+                missing[0],
+            )
+        unsubscribe_url = str(context.get("unsubscribe_url") or self.unsubscribe_url_for(context))
+        # One namespace for the three templates (each would otherwise copy it, with Jinja's globals, again).
+        ns = {**self._globals, **context}
+        for key, value in context.items():
+            if isinstance(value, float) and value != value:
+                ns[key] = None  # NaN is how pandas spells an empty cell: to a template as empty as None, not "nan"
+        ns["sender"], ns["unsubscribe_url"], ns["locale"] = self.sender, unsubscribe_url, variant.locale
+        return ns, unsubscribe_url
 
     def render_sample(self, template: str, locale: str) -> RenderedEmail:
         """The template rendered with its meta.yml sample_context (preview and lint)."""
@@ -548,6 +554,39 @@ class TemplateRenderer:
                 problems.append(str(exc))
         # A broken file is found both by reading it (variables used) and by rendering it: say it once.
         return list(dict.fromkeys(problems))
+
+    def lint_warnings(self, template: str) -> list[str]:
+        """Where a locale's HTML and text versions differ in links or sentences (kizuna.email.consistency);
+        warnings, not problems: the email still renders and sends."""
+        try:
+            locales = self.locales(template)
+        except EmailTemplateError:
+            return []  # lint reports the folder itself
+        warnings: list[str] = []
+        for locale in locales:
+            try:
+                html, text = self._sample_contents(template, locale)
+            except EmailTemplateError:
+                continue  # lint reports why the sample does not render
+            where = f"{template}/body.{locale}.html.j2 and body.{locale}.txt.j2"
+            warnings += [f"{where}: {difference}" for difference in compare(html, text)]
+        return warnings
+
+    def _sample_contents(self, template: str, locale: str) -> tuple[str, str]:
+        """The HTML and text ``content`` blocks of one locale, rendered with the sample_context."""
+        with budget(self._limits):
+            variant = self._variant(template, locale)
+            ns, _ = self._namespace(template, variant, self.meta(template).sample_context)
+            html = self._template(self._html_env, variant.html_name)
+            return self._content(html, variant.html_name, ns), self._content(variant.text, variant.text_name, ns)
+
+    def _content(self, tmpl: jinja2.Template, name: str, ns: dict[str, Any]) -> str:
+        try:
+            context = tmpl.new_context(ns, shared=True)
+            block = context.blocks.get("content")
+            return _CONCAT(block[0](context) if block else tmpl.root_render_func(context))
+        except Exception as exc:
+            raise self._translate(exc, name) from None
 
     # -- internals ---------------------------------------------------------------------------------------
 

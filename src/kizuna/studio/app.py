@@ -58,7 +58,14 @@ def templates_version(templates_dir: Path) -> str:
 def render_for_studio(settings: Settings, template: str, locale: str, sample: str) -> dict[str, Any]:
     """Subject, HTML and text for one template, locale and sample, with the template's lint problems."""
     renderer = TemplateRenderer.from_settings(settings)
-    result: dict[str, Any] = {"template": template, "subject": "", "html": "", "text": "", "error": None}
+    result: dict[str, Any] = {
+        "template": template,
+        "subject": "",
+        "html": "",
+        "text": "",
+        "error": None,
+        "warnings": [],
+    }
     result["version"] = templates_version(settings.templates_dir)
     try:
         result["lint"] = renderer.lint(template) + lint_intent_links(renderer, template)
@@ -74,6 +81,8 @@ def render_for_studio(settings: Settings, template: str, locale: str, sample: st
         result["error"] = f"{template}: could not be rendered ({type(exc).__name__}: {exc})"
         return result
     result.update(subject=email.subject, html=email.html, text=email.text, locale=email.locale)
+    if not result["lint"]:
+        result["warnings"] = renderer.lint_warnings(template)  # HTML and text saying different things
     return result
 
 

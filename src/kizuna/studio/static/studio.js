@@ -84,14 +84,12 @@ function show(q, data) {
   $("html").srcdoc = failed ? "" : data.html || ""; // a sandboxed iframe: no scripts, no forms, no navigation
   $("text").textContent = failed ? "" : data.text || "";
   const problems = [...new Set([data.error, ...(data.lint || [])].filter(Boolean))];
+  const warnings = failed ? [] : data.warnings || [];
+  const item = (className, text) => Object.assign(document.createElement("li"), { className, textContent: text });
   $("lint").replaceChildren(
-    ...(problems.length
-      ? problems.map((p) => {
-          const li = document.createElement("li");
-          li.textContent = p;
-          return li;
-        })
-      : [Object.assign(document.createElement("li"), { className: "ok", textContent: "lint: no problems" })]),
+    ...problems.map((p) => item("", p)),
+    ...warnings.map((w) => item("warn", "warning: " + w)),
+    ...(problems.length || warnings.length ? [] : [item("ok", "lint: no problems")]),
   );
   $("lint").dataset.count = String(problems.length);
   $("lint").dataset.template = q.template;
