@@ -53,3 +53,17 @@ def test_html_and_text_saying_different_things_is_a_warning_in_the_studio(projec
     assert data["error"] is None and data["lint"] == [] and data["html"]
     [warning] = data["warnings"]
     assert "a sentence differs" in warning and "（残り30日）" in warning
+
+
+def test_the_reload_fingerprint_does_not_follow_links(project: Settings) -> None:
+    """A link to /proc or a dangling one (an editor's lock file) neither fails the poll nor is read."""
+    from kizuna.studio.app import templates_version
+
+    before = templates_version(project.templates_dir)
+    (project.templates_dir / "winback" / "proc").symlink_to("/proc")
+    (project.templates_dir / "winback" / ".#body.ja.html.j2").symlink_to("/nonexistent/lock")
+    (project.templates_dir / "winback" / "gone.txt").symlink_to(project.templates_dir / "no-such-file")
+    after = templates_version(project.templates_dir)
+    assert after != before  # new entries count, by their own mtime and size
+    client = TestClient(create_app(project), base_url="http://127.0.0.1")
+    assert client.get("/api/version").json() == {"version": after}

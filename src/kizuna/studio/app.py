@@ -49,8 +49,13 @@ def templates_version(templates_dir: Path) -> str:
     """A fingerprint of every file under templates/: changes when any template, layout or meta.yml is saved."""
     digest = hashlib.sha256()
     for path in sorted(templates_dir.rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
-            stat = path.stat()
+        if path.name.startswith("."):
+            continue
+        try:  # lstat: a link counts as itself (its target may be outside templates/, never read)
+            stat = path.lstat()
+        except OSError:  # saved by rename, or deleted, while we looked: the next poll sees it
+            continue
+        if not path.is_dir():
             digest.update(f"{path.relative_to(templates_dir)}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
     return digest.hexdigest()[:16]
 
