@@ -105,3 +105,18 @@ def test_loops_still_behave_as_jinja_loops(make_renderer: MakeRenderer) -> None:
     files["scratch/meta.yml"] = files["scratch/meta.yml"].replace("variables: [greeting]", "variables: []")
     renderer = make_renderer(files)
     assert "1/2,2/2|AB|a=1b=2|ab" in renderer.render_sample("scratch", "ja").html
+
+
+def test_large_numbers_that_build_nothing_are_fine(make_renderer: MakeRenderer) -> None:
+    """A price default over the text limit, an ID in a format string: ordinary values, not runaway widths."""
+    body = (
+        "<p>{{ missing_price|default(1500000, true)|yen }} {{ 'ID 12345678: %s' % greeting }} "
+        "{{ 'No. {} (ref 987654321)'.format(greeting) }} {{ '%08d'|format(42) }} {{ 2 ** 20 }}</p>"
+    )
+    files = scratch_template(f"<p>{{{{ greeting }}}}</p>{body}")
+    files["scratch/meta.yml"] = files["scratch/meta.yml"].replace(
+        "contact_id: P-1", "contact_id: P-1, missing_price: null"
+    )
+    html = make_renderer(files).render_sample("scratch", "ja").html
+    for shown in ("¥1,500,000", "ID 12345678: こんにちは", "No. こんにちは (ref 987654321)", "00000042", "1048576"):
+        assert shown in html

@@ -5,8 +5,9 @@ Jinja's sandbox stops a template from reaching Python internals, not from spinni
 
 - loops: every ``{% for %}`` draws from one count per message (the parsed template's loops are wrapped);
 - text: ``*``, ``+`` and ``%`` on strings and lists are checked before they run, every filter and call
-  result, ``~`` joins and each rendered part after; a number above the limit given to a filter or a string
-  method (``center(300000000)``, ``'x'.ljust(…)``) is refused before it allocates;
+  result, ``~`` joins and each rendered part after; a width above the limit given to ``center``,
+  ``indent``, ``slice``, a string method (``'x'.ljust(…)``) or a format (``%300000000s``) is refused
+  before it allocates;
 - time: checked at every loop step, call, filter and operator; past the deadline the render stops.
 
 Exceeding any of them raises RenderLimitExceeded, which the renderer reports with the file and line.
@@ -28,7 +29,11 @@ from jinja2.visitor import NodeTransformer
 
 LOOP_FILTER = "_kizuna_loop"  # wraps every {% for %}'s iterable: one budget step per item
 TEXT_FILTER = "_kizuna_text"  # wraps every `~` join: its result's size is checked
-_WIDTHS = re.compile(r"\d+")  # numbers in a %-format or {}-format string: widths and precisions
+# Widths and precisions: "%300000000s", "%-10.5f", "%(name)20s" and "{:>300000000}", "{0:.9999999f}".
+_PERCENT_WIDTHS = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\d*)(?:\.(\d+))?")
+_BRACE_SPECS = re.compile(r"\{[^{}]*?:([^{}]*)\}")
+# Filters whose number argument is how much they build: center(width), indent(width), slice(slices).
+_SIZE_ARGUMENTS = frozenset({"center", "indent", "slice"})
 _SIZED = (str, list, tuple, dict, set, frozenset, bytes)
 
 
@@ -104,15 +109,20 @@ def _check_number(value: Any, limits: RenderLimits, what: str) -> None:
         )
 
 
-def _check_format(template: Any, limits: RenderLimits, what: str) -> None:
-    """A %-format or {}-format string whose width or precision is above the limit (``%300000000s``)."""
-    if isinstance(template, str):
-        for number in _WIDTHS.findall(template):
-            if (len(number) > 7 or int(number) > limits.max_text_chars) and ("%" in template or "{" in template):
-                raise RenderLimitExceeded(
-                    f"{what} has a width of {number}, over the limit of {limits.max_text_chars:,} "
-                    "(KIZUNA_TEMPLATE_MAX_TEXT_CHARS)"
-                )
+def _check_format(template: Any, limits: RenderLimits, what: str, *, braces: bool = False) -> None:
+    """A %-format (or, with ``braces``, a {}-format) string asking for a width or precision over the limit."""
+    if not isinstance(template, str):
+        return
+    if braces:
+        numbers = [n for spec in _BRACE_SPECS.findall(template) for n in re.findall(r"\d+", spec)]
+    else:
+        numbers = [n for pair in _PERCENT_WIDTHS.findall(template) for n in pair if n]
+    for number in numbers:
+        if len(number) > 7 or int(number) > limits.max_text_chars:
+            raise RenderLimitExceeded(
+                f"{what} has a width of {number}, over the limit of {limits.max_text_chars:,} "
+                "(KIZUNA_TEMPLATE_MAX_TEXT_CHARS)"
+            )
 
 
 def bounded_loop(limits: RenderLimits) -> Callable[[Iterable[Any]], Iterator[Any]]:
@@ -165,8 +175,9 @@ def _check_filter_arguments(
     name: str, what: str, args: tuple[Any, ...], skip: int, kwargs: dict[str, Any], limits: RenderLimits
 ) -> None:
     given = args[skip:]
-    for arg in (*given, *kwargs.values()):
-        _check_number(arg, limits, what)
+    if name in _SIZE_ARGUMENTS:
+        for arg in (*given, *kwargs.values()):
+            _check_number(arg, limits, what)
     if name == "format":
         _check_format(args[skip - 1], limits, what)
     elif name == "replace" and len(given) >= 2:  # 'x' * 999999 | replace('', …) multiplies, too
@@ -191,7 +202,7 @@ def check_call(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any], limits: 
             for arg in (*args, *kwargs.values()):
                 _check_number(arg, limits, what)
             if method in ("format", "format_map"):
-                _check_format(text, limits, what)
+                _check_format(text, limits, what, braces=True)
 
 
 def check_binop(operator: str, left: Any, right: Any, limits: RenderLimits) -> None:

@@ -44,7 +44,7 @@ async function templateChanged() {
   const t = templates.find((x) => x.name === name);
   setOptions($("locale"), (t ? t.locales : []).map((l) => [l, l]), t ? t.default_locale : "");
   // Until this template's answer arrives, show nothing rather than the previous template's email.
-  show(current(), { error: name + ": rendering…" });
+  show(current(), { pending: true });
   let data;
   try {
     data = await getJSON("/api/samples?template=" + encodeURIComponent(name));
@@ -78,7 +78,7 @@ async function fetchRender(q) {
 
 function show(q, data) {
   if (data.version) version = data.version;
-  const failed = Boolean(data.error);
+  const failed = Boolean(data.error) || Boolean(data.pending);
   // A failed render shows nothing but its error: an empty preview, not the last good (or another) email.
   $("subject").textContent = failed ? "" : data.subject || "";
   $("html").srcdoc = failed ? "" : data.html || ""; // a sandboxed iframe: no scripts, no forms, no navigation
@@ -89,7 +89,8 @@ function show(q, data) {
   $("lint").replaceChildren(
     ...problems.map((p) => item("", p)),
     ...warnings.map((w) => item("warn", "warning: " + w)),
-    ...(problems.length || warnings.length ? [] : [item("ok", "lint: no problems")]),
+    ...(data.pending ? [item("pending", q.template + ": rendering…")] : []),
+    ...(problems.length || warnings.length || data.pending ? [] : [item("ok", "lint: no problems")]),
   );
   $("lint").dataset.count = String(problems.length);
   $("lint").dataset.template = q.template;
