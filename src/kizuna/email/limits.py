@@ -20,7 +20,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,18 +68,25 @@ class _Budget:
 _state = threading.local()
 
 
-@contextmanager
-def budget(limits: RenderLimits, *, fresh: bool = False) -> Iterator[None]:
-    """One message's budget for this thread; reused by nested calls unless ``fresh`` (then restored after)."""
-    outer = getattr(_state, "budget", None)
-    if outer is not None and not fresh:
-        yield
-        return
-    _state.budget = _Budget(limits)
-    try:
-        yield
-    finally:
-        _state.budget = outer
+class MessageBudget:
+    """One message's budget for this thread; reused by nested calls unless ``fresh`` (then restored after).
+
+    A class rather than @contextmanager: it is entered for every message, and a generator costs more."""
+
+    __slots__ = ("fresh", "limits", "outer")
+
+    def __init__(self, limits: RenderLimits, *, fresh: bool = False) -> None:
+        self.limits = limits
+        self.fresh = fresh
+        self.outer: _Budget | None = None
+
+    def __enter__(self) -> None:
+        self.outer = getattr(_state, "budget", None)
+        if self.outer is None or self.fresh:
+            _state.budget = _Budget(self.limits)
+
+    def __exit__(self, *exc: object) -> None:
+        _state.budget = self.outer
 
 
 def _current() -> _Budget | None:
