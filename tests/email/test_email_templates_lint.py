@@ -123,3 +123,26 @@ def test_a_link_inside_templates_is_fine(make_renderer: MakeRenderer, tmp_path: 
     (tmp_path / "templates" / "scratch" / "shared.txt").symlink_to(tmp_path / "templates" / "_layouts" / "shared.txt")
     assert renderer.lint("scratch") == []
     assert "共通の一文です。" in renderer.render_sample("scratch", "ja").html
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        (
+            "<p>{{ greeting }}</p>\n{% for x in [1] %}\n{% if x %}{{ x }}{% endif %}\n",
+            "line 3: syntax error: 3行目の {% for %} が閉じられていません。5行目の {% endblock %} より前に {% endfor %}",
+        ),
+        (
+            "<p>{{ greeting }}</p>\n{% set note %}\n<p>x</p>\n",
+            "line 3: syntax error: 3行目の {% set %} が閉じられていません",
+        ),
+        (
+            "<p>{{ greeting }}</p>\n{% set y = 1 %}{% if y %}\n{% for x in [1] %}{{ x }}{% endfor %}\n",
+            "line 3: syntax error: 3行目の {% if %} が閉じられていません",
+        ),
+    ],
+    ids=["for", "block-set", "if-after-a-one-line-set"],
+)
+def test_the_unclosed_tag_is_found_among_others(make_renderer: MakeRenderer, html: str, expected: str) -> None:
+    [problem] = make_renderer(scratch_template(html)).lint("scratch")
+    assert problem.startswith(f"scratch/body.ja.html.j2, {expected}"), problem

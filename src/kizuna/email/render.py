@@ -23,6 +23,11 @@ copied into every RenderedEmail — is resolved once and looked at again (file m
 ``reload_seconds`` (2 s), as are the layouts Jinja loads for {% extends %}/{% include %}: an edited file shows
 in a running campaign within 2 s, and rendering does no file system calls in between. docs/benchmarks.md
 ("Rendering") has the figures.
+
+Templates read only files inside templates/: a link leading outside (kizuna.email.paths) is refused before
+it is read, and named by lint. Each message is rendered within loop, size and time limits
+(kizuna.email.limits). Lint also warns where a locale's HTML and text say different things
+(kizuna.email.consistency).
 """
 
 from __future__ import annotations
