@@ -30,13 +30,14 @@ _CUSTOMER_SQL = """
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
-def _recipient_columns(settings: Settings) -> set[str] | None:
+def _selection_variables(settings: Settings) -> tuple[set[str], set[str] | None] | None:
     """What a campaign can give a template, if known: the columns of ops.campaign_recipients plus those of
-    marts.customers (each recipient's customer row travels with it as context)."""
+    marts.customers (each recipient's customer row travels with it as context); and, for the owner digest,
+    the keys of the digest context campaign selection built (None when no digest was ever selected)."""
     from kizuna.warehouse import connect, table_exists
 
     if not settings.warehouse.exists():
@@ -49,16 +50,44 @@ def _recipient_columns(settings: Settings) -> set[str] | None:
                 "SELECT column_name FROM information_schema.columns WHERE (table_schema = 'ops' AND "
                 "table_name = 'campaign_recipients') OR (table_schema = 'marts' AND table_name = 'customers')"
             ).fetchall()
+            digest = con.execute(
+                "SELECT DISTINCT unnest(json_keys(context::JSON)) FROM ops.campaign_recipients "
+                "WHERE variant = 'owner_digest' AND context IS NOT NULL"
+            ).fetchall()
     except Exception:  # a held or damaged warehouse: lint without it, as without a warehouse
         return None
-    return {str(r[0]) for r in rows}
+    return {str(r[0]) for r in rows}, ({str(r[0]) for r in digest} or None)
+
+
+def _unfillable(template: str, variables: list[str], selection: tuple[set[str], set[str] | None]) -> str | None:
+    """The problem when declared variables are not what campaign selection gives this template."""
+    from kizuna.campaigns.run import OWNER_DIGEST_TEMPLATE
+
+    columns, digest_keys = selection
+    if template == OWNER_DIGEST_TEMPLATE:
+        # The digest's variables (campaign, accounts, ...) are built by selection, not customer columns:
+        # checked against the digests selection wrote, and not at all before the first one.
+        if digest_keys is None:
+            return None
+        columns = columns | digest_keys
+    missing = sorted(set(variables) - columns)
+    if not missing:
+        return None
+    where = (
+        "in the owner digests of ops.campaign_recipients"
+        if template == OWNER_DIGEST_TEMPLATE
+        else "columns of ops.campaign_recipients or of marts.customers"
+    )
+    return f"{template}/meta.yml: variables {missing} are not {where}; a campaign cannot fill them"
 
 
 @app.command()
 def lint(
     name: Annotated[str | None, typer.Argument(help="Template folder; all templates when omitted.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail the lint too (exit code 1).")] = False,
 ) -> None:
-    """Check templates: declared variables, sample renders in every locale, footer and unsubscribe link."""
+    """Check templates: declared variables, sample renders in every locale, footer and unsubscribe link;
+    warn where a locale's HTML and text versions differ in links or sentences."""
     from kizuna.email.intent_links import lint_intent_links
     from kizuna.email.render import EmailTemplateError, TemplateRenderer
 
@@ -68,27 +97,26 @@ def lint(
         names = [name] if name else renderer.templates()
     except EmailTemplateError as exc:
         raise _fail(str(exc)) from exc
-    columns = _recipient_columns(settings)
+    selection = _selection_variables(settings)
     failed = 0
     for template in names:
         problems = renderer.lint(template) + lint_intent_links(renderer, template)
-        if columns is not None and not problems:
-            missing = sorted(set(renderer.meta(template).variables) - columns)
-            if missing:
-                problems.append(
-                    f"{template}/meta.yml: variables {missing} are neither columns of ops.campaign_recipients "
-                    "nor of marts.customers; "
-                    "a campaign cannot fill them"
-                )
-        if problems:
+        if selection is not None and not problems:
+            unfillable = _unfillable(template, renderer.meta(template).variables, selection)
+            if unfillable:
+                problems.append(unfillable)
+        warnings = [] if problems else renderer.lint_warnings(template)
+        if problems or (strict and warnings):
             failed += 1
             console.print(f"[red]✗[/] {template}", highlight=False)
-            for problem in problems:
-                console.print(f"    {problem}", highlight=False, markup=False)
         else:
             locales = ", ".join(renderer.locales(template))
             console.print(f"[green]✓[/] {template} ({locales})", highlight=False)
-    if columns is None:
+        for problem in problems:
+            console.print(f"    {problem}", highlight=False, markup=False, soft_wrap=True)  # one grep-able line
+        for warning in warnings:
+            console.print(f"    warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+    if selection is None:
         console.print("(no warehouse selection yet: variables checked against sample_context only)")
     if failed:
         raise typer.Exit(code=1)

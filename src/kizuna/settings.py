@@ -222,6 +222,15 @@ class Settings(BaseSettings):
     )
     studio_host: str = Field("127.0.0.1", description="Interface `kizuna studio` listens on; keep it on loopback.")
     studio_port: int = Field(8030, ge=1, le=65535, description="Port of `kizuna studio`.")
+    # Bounds on rendering one email (kizuna.email.limits, docs/templates.md "Limits"): no template can hang
+    # lint, the studio or a campaign with loops, huge strings or slow filters.
+    template_max_loop_iterations: int = Field(
+        100_000, ge=1, description="Loop steps one message's templates may take, all {% for %} loops together."
+    )
+    template_max_text_chars: int = Field(
+        1_000_000, ge=1_000, description="Longest string or list a template may build, and each rendered part."
+    )
+    template_render_seconds: float = Field(5.0, gt=0, description="Longest time rendering one message may take.")
     report_font_dir: Path | None = Field(
         None,
         description="Fonts with Japanese glyphs for report charts; default: Debian's fonts-noto-cjk directories.",

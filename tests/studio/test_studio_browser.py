@@ -151,6 +151,29 @@ def test_studio_renders_lints_on_save_and_sends_only_to_seeds(
     page.close()
 
 
+def test_a_broken_template_shows_its_own_error_never_another_email(
+    browser: Any, studio: tuple[str, Settings], tmp_path: Path
+) -> None:
+    """A typo in a filter: a fresh page picking that template shows its error and an empty preview, not the
+    previously shown template's email under its name with "no problems"."""
+    url, settings = studio
+    body = settings.templates_dir / "renewal_reminder" / "body.ja.html.j2"
+    body.write_text(body.read_text(encoding="utf-8").replace("customer_name|company", "customer_name|compnay"))
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    expect = sync_api.expect
+    expect(page.locator("#lint li.ok")).to_have_count(1)  # the first template, shown and clean
+    page.select_option("#template", "renewal_reminder")
+    expect(page.locator("#lint")).to_have_attribute("data-template", "renewal_reminder")
+    expect(page.locator("#lint li").first).to_contain_text("renewal_reminder/body.ja.html.j2, line 17")
+    expect(page.locator("#lint li").first).to_contain_text("No filter named 'compnay'")
+    expect(page.locator("#lint li.ok")).to_have_count(0)
+    assert page.locator("#subject").inner_text() == "" and page.locator("#text").inner_text() == ""
+    assert page.locator("#html").get_attribute("srcdoc") == ""
+    screenshot(page, tmp_path / "studio-broken-template.png")
+    page.close()
+
+
 def test_report_charts_show_in_the_browser(browser: Any, tmp_path: Path, demo_warehouse_path: Path) -> None:
     settings = Settings(warehouse=demo_warehouse_path, var_dir=tmp_path / "var")
     result = build_report(settings, AS_OF, "ja")

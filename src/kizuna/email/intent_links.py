@@ -16,12 +16,15 @@ without ``*`` matches the clicked link exactly, or with a query string or fragme
 
 from __future__ import annotations
 
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kizuna.email.paths import is_outside, outside_message
 
 if TYPE_CHECKING:
     from kizuna.email.render import TemplateRenderer
@@ -149,6 +152,8 @@ def parse_intent_links(text: str, where: str) -> list[IntentLink]:
 def load_intent_links(templates_dir: Path, template: str) -> list[IntentLink]:
     """The intent links of one template folder; none when it has no intent_links.yml."""
     path = Path(templates_dir) / template / FILE_NAME
+    if os.path.lexists(path) and is_outside(Path(templates_dir), path):
+        raise IntentLinksError(outside_message(Path(templates_dir), f"{template}/{FILE_NAME}"))
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -23,11 +23,18 @@ copied into every RenderedEmail — is resolved once and looked at again (file m
 ``reload_seconds`` (2 s), as are the layouts Jinja loads for {% extends %}/{% include %}: an edited file shows
 in a running campaign within 2 s, and rendering does no file system calls in between. docs/benchmarks.md
 ("Rendering") has the figures.
+
+Templates read only files inside templates/: a link leading outside (kizuna.email.paths) is refused before
+it is read, and named by lint. Each message is rendered within loop, size and time limits
+(kizuna.email.limits). Lint also warns where a locale's HTML and text say different things
+(kizuna.email.consistency).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import re
 import threading
 import time
@@ -41,12 +48,29 @@ import css_inline
 import jinja2
 import jinja2.meta
 import jinja2.runtime
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kizuna.email.consistency import compare
 from kizuna.email.filters import FILTERS
 from kizuna.email.inlining import InlineOnceUnsafe, flatten, inline_source, same_html
+from kizuna.email.limits import (
+    LOOP_FILTER,
+    TEXT_FILTER,
+    BoundLoops,
+    MessageBudget,
+    RenderLimitExceeded,
+    RenderLimits,
+    bounded_filter,
+    bounded_loop,
+    check_binop,
+    check_call,
+    check_size,
+)
+from kizuna.email.paths import is_outside, links_leaving, outside_message
+from kizuna.email.syntax import find_unclosed
 from kizuna.yaml_files import read_yaml
 
 if TYPE_CHECKING:
@@ -70,6 +94,10 @@ class TemplateSourceError(EmailTemplateError):
     """A template file or meta.yml is missing or does not parse."""
 
 
+class OutsideTemplatesError(TemplateSourceError):
+    """A template file, meta.yml or folder is a link leading outside templates/ (a .env, /etc, /proc …)."""
+
+
 class MissingVariableError(EmailTemplateError):
     """The context lacks a variable the template needs."""
 
@@ -80,6 +108,10 @@ class MissingVariableError(EmailTemplateError):
 
 class TemplateRenderError(EmailTemplateError):
     """A filter or expression failed on this recipient's values."""
+
+
+class TemplateLimitError(TemplateRenderError):
+    """Rendering one message went past a loop, size or time limit (kizuna.email.limits)."""
 
 
 class UnsafeTemplateError(EmailTemplateError, SecurityError):
@@ -213,6 +245,13 @@ class _ThrottledLoader(jinja2.FileSystemLoader):
         self.reload_seconds = reload_seconds
 
     def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        # Checked before anything is read: an include of a link to .env must not even load the secret.
+        for root in self.searchpath:
+            path = Path(root, *split_template_path(template))
+            if os.path.lexists(path):
+                if is_outside(Path(root), path):
+                    raise OutsideTemplatesError(outside_message(Path(root), template))
+                break
         source, filename, uptodate = super().get_source(environment, template)
         if self.reload_seconds <= 0:
             return source, filename, uptodate
@@ -232,10 +271,30 @@ class _ThrottledLoader(jinja2.FileSystemLoader):
 class _Sandbox(SandboxedEnvironment):
     """The sandbox, with each template's globals in a plain dict rather than Jinja's ChainMap over the
     environment's: Jinja copies their keys into every render's context, ten times faster from a dict.
-    Safe because the renderer never changes its environments' globals after creating them."""
+    Safe because the renderer never changes its environments' globals after creating them.
+
+    It also keeps each message within ``limits`` (kizuna.email.limits): loops and `~` joins are rewritten
+    at parse time, operators and calls checked as they run, filters wrapped by the renderer."""
+
+    intercepted_binops = frozenset({"*", "+", "%", "**"})
+    limits = RenderLimits()
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         return {**self.globals, **(d or {})}
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> jinja2.nodes.Template:
+        tree = BoundLoops().visit(super()._parse(source, name, filename))
+        tree.set_environment(self)
+        return tree
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        check_binop(operator, left, right, self.limits)
+        return check_size(self.binop_table[operator](left, right), self.limits, f"'… {operator} …'")
+
+    def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        check_call(__obj, args, kwargs, __self.limits)
+        result = super().call(__context, __obj, *args, **kwargs)
+        return check_size(result, __self.limits, f"the call {getattr(__obj, '__name__', '')}".strip())
 
 
 class TemplateRenderer:
@@ -250,6 +309,7 @@ class TemplateRenderer:
         contact_token: Callable[[Mapping[str, Any]], str] = contact_token_from_context,
         inline_once: bool = True,
         reload_seconds: float = 2.0,
+        limits: RenderLimits | None = None,
     ) -> None:
         if "{contact_token}" not in unsubscribe_url:
             raise ValueError(f"unsubscribe_url {unsubscribe_url!r} lacks the {{contact_token}} placeholder")
@@ -268,8 +328,15 @@ class TemplateRenderer:
         }
         self._html_env = _Sandbox(autoescape=True, **options)
         self._text_env = _Sandbox(autoescape=False, **options)
+        self._limits = limits or RenderLimits()
         for env in (self._html_env, self._text_env):
+            env.limits = self._limits
+            # Jinja's own filters are bounded; kizuna's (yen, date_ja, company …) return text about as long as
+            # their input, and wrapping them would cost every message ≈ 5% for nothing.
+            env.filters = {name: bounded_filter(name, f, self._limits) for name, f in env.filters.items()}
             env.filters.update(FILTERS)
+            env.filters[LOOP_FILTER] = bounded_loop(self._limits)
+            env.filters[TEXT_FILTER] = functools.partial(check_size, limits=self._limits, what="a `~` join")
         # Built once and reused; never fetches remote stylesheets named by a template.
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
         self._lock = threading.Lock()
@@ -307,6 +374,11 @@ class TemplateRenderer:
             sender,
             settings.unsubscribe_url,
             contact_token=signed_token_factory(settings.unsubscribe_secret.get_secret_value()),
+            limits=RenderLimits(
+                max_loop_iterations=settings.template_max_loop_iterations,
+                max_text_chars=settings.template_max_text_chars,
+                max_seconds=settings.template_render_seconds,
+            ),
         )
 
     # -- what exists -------------------------------------------------------------------------------------
@@ -365,6 +437,8 @@ class TemplateRenderer:
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
             raise TemplateSourceError(f"{template}/meta.yml is missing: every template folder needs one") from None
+        if is_outside(self.templates_dir, path):
+            raise OutsideTemplatesError(outside_message(self.templates_dir, f"{template}/meta.yml"))
         cached = self._meta_cache.get(template)
         if cached and cached[0] == mtime:
             return cached[1]
@@ -385,21 +459,12 @@ class TemplateRenderer:
 
     def render(self, template: str, locale: str, context: Mapping[str, Any]) -> RenderedEmail:
         """One recipient's email. Falls back to the template's default locale when ``locale`` is missing."""
+        with MessageBudget(self._limits):  # loops, sizes and time of this one message (kizuna.email.limits)
+            return self._render_email(template, locale, context)
+
+    def _render_email(self, template: str, locale: str, context: Mapping[str, Any]) -> RenderedEmail:
         variant = self._variant(template, locale)
-        missing = [v for v in variant.variables if v not in context]
-        if missing:
-            raise MissingVariableError(
-                f"{template}: context lacks declared variable(s) {', '.join(missing)} "
-                "(add them to the campaign's selection, or remove them from meta.yml variables)",
-                missing[0],
-            )
-        unsubscribe_url = str(context.get("unsubscribe_url") or self.unsubscribe_url_for(context))
-        # One namespace for the three templates (each would otherwise copy it, with Jinja's globals, again).
-        ns = {**self._globals, **context}
-        for key, value in context.items():
-            if isinstance(value, float) and value != value:
-                ns[key] = None  # NaN is how pandas spells an empty cell: to a template as empty as None, not "nan"
-        ns["sender"], ns["unsubscribe_url"], ns["locale"] = self.sender, unsubscribe_url, variant.locale
+        ns, unsubscribe_url = self._namespace(template, variant, context)
 
         subject = self._render(variant.subject, variant.subject_name, ns).strip()
         if not subject:
@@ -432,6 +497,24 @@ class TemplateRenderer:
             unsubscribe_url=unsubscribe_url,
         )
 
+    def _namespace(self, template: str, variant: _Variant, context: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """What the three templates of one message see, and its unsubscribe URL."""
+        missing = [v for v in variant.variables if v not in context]
+        if missing:
+            raise MissingVariableError(
+                f"{template}: context lacks declared variable(s) {', '.join(missing)} "
+                "(add them to the campaign's selection, or remove them from meta.yml variables)",
+                missing[0],
+            )
+        unsubscribe_url = str(context.get("unsubscribe_url") or self.unsubscribe_url_for(context))
+        # One namespace for the three templates (each would otherwise copy it, with Jinja's globals, again).
+        ns = {**self._globals, **context}
+        for key, value in context.items():
+            if isinstance(value, float) and value != value:
+                ns[key] = None  # NaN is how pandas spells an empty cell: to a template as empty as None, not "nan"
+        ns["sender"], ns["unsubscribe_url"], ns["locale"] = self.sender, unsubscribe_url, variant.locale
+        return ns, unsubscribe_url
+
     def render_sample(self, template: str, locale: str) -> RenderedEmail:
         """The template rendered with its meta.yml sample_context (preview and lint)."""
         return self.render(template, locale, self.meta(template).sample_context)
@@ -444,6 +527,12 @@ class TemplateRenderer:
 
     def lint(self, template: str) -> list[str]:
         """Problems of one template folder; an empty list means every locale renders its sample_context."""
+        try:
+            leaving = links_leaving(self.templates_dir, self._folder(template))
+        except EmailTemplateError as exc:
+            return [str(exc)]
+        if leaving:  # reported whether used or not: the next edit could include it
+            return [outside_message(self.templates_dir, link) for link in leaving]
         try:
             meta = self.meta(template)
             locales = self.locales(template)
@@ -470,7 +559,41 @@ class TemplateRenderer:
                 self.render_sample(template, locale)
             except EmailTemplateError as exc:
                 problems.append(str(exc))
-        return problems
+        # A broken file is found both by reading it (variables used) and by rendering it: say it once.
+        return list(dict.fromkeys(problems))
+
+    def lint_warnings(self, template: str) -> list[str]:
+        """Where a locale's HTML and text versions differ in links or sentences (kizuna.email.consistency);
+        warnings, not problems: the email still renders and sends."""
+        try:
+            locales = self.locales(template)
+        except EmailTemplateError:
+            return []  # lint reports the folder itself
+        warnings: list[str] = []
+        for locale in locales:
+            try:
+                html, text = self._sample_contents(template, locale)
+            except EmailTemplateError:
+                continue  # lint reports why the sample does not render
+            where = f"{template}/body.{locale}.html.j2 and body.{locale}.txt.j2"
+            warnings += [f"{where}: {difference}" for difference in compare(html, text)]
+        return warnings
+
+    def _sample_contents(self, template: str, locale: str) -> tuple[str, str]:
+        """The HTML and text ``content`` blocks of one locale, rendered with the sample_context."""
+        with MessageBudget(self._limits):
+            variant = self._variant(template, locale)
+            ns, _ = self._namespace(template, variant, self.meta(template).sample_context)
+            html = self._template(self._html_env, variant.html_name)
+            return self._content(html, variant.html_name, ns), self._content(variant.text, variant.text_name, ns)
+
+    def _content(self, tmpl: jinja2.Template, name: str, ns: dict[str, Any]) -> str:
+        try:
+            context = tmpl.new_context(ns, shared=True)
+            block = context.blocks.get("content")
+            return _CONCAT(block[0](context) if block else tmpl.root_render_func(context))
+        except Exception as exc:
+            raise self._translate(exc, name) from None
 
     # -- internals ---------------------------------------------------------------------------------------
 
@@ -478,6 +601,8 @@ class TemplateRenderer:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", template) or template.startswith(LAYOUTS_DIR):
             raise TemplateSourceError(f"{template!r} is not a template folder name")
         folder = self.templates_dir / template
+        if is_outside(self.templates_dir, folder):
+            raise OutsideTemplatesError(outside_message(self.templates_dir, template))
         if not folder.is_dir():
             raise TemplateSourceError(f"template {template!r} does not exist under {self.templates_dir}")
         return folder
@@ -532,7 +657,8 @@ class TemplateRenderer:
 
     def _render(self, tmpl: jinja2.Template, name: str, ns: dict[str, Any], body: bool = False) -> str:
         try:
-            return _render_body(tmpl, name, ns) if body else _render_one(tmpl, ns)
+            out = _render_body(tmpl, name, ns) if body else _render_one(tmpl, ns)
+            return check_size(out, self._limits, "the rendered text")
         except EmailTemplateError:
             raise
         except Exception as exc:
@@ -542,7 +668,7 @@ class TemplateRenderer:
         name, inlined = variant.html_name, variant.html.inlined
         if inlined is not None:
             try:
-                return _render_body(inlined, name, ns)
+                return check_size(_render_body(inlined, name, ns), self._limits)
             except Exception:
                 pass  # rendered again below from the real files, for an error naming file and line
         html = self._render(self._template(self._html_env, name), name, ns, body=True)
@@ -622,8 +748,9 @@ class TemplateRenderer:
         try:
             url = str(sample.get("unsubscribe_url") or self.unsubscribe_url_for(sample))
             ctx = {**sample, "sender": self.sender, "unsubscribe_url": url, "locale": locale}
-            fast = inlined.render(ctx)
-            slow = self._inliner.inline(self._html_env.get_template(name).render(ctx))
+            with MessageBudget(self._limits, fresh=True):  # the sample's own budget, not the message's being sent
+                fast = inlined.render(ctx)
+                slow = self._inliner.inline(self._html_env.get_template(name).render(ctx))
         except Exception as exc:
             raise InlineOnceUnsafe(f"cannot verify on sample_context ({type(exc).__name__}: {exc})") from None
         if not same_html(fast, slow):
@@ -633,7 +760,10 @@ class TemplateRenderer:
     def _variables_used(self, name: str) -> set[str]:
         used: set[str] = set()
         for file in self._files(name):
-            used |= jinja2.meta.find_undeclared_variables(self._html_env.parse(self._source(file)))
+            try:  # compiling for introspection finds what parsing does not, e.g. a misspelt filter name
+                used |= jinja2.meta.find_undeclared_variables(self._html_env.parse(self._source(file)))
+            except jinja2.TemplateSyntaxError as exc:
+                raise self._translate(exc, file) from None
         return used
 
     def _check_compliance(self, template: str, locale: str, html: str, text: str, unsubscribe_url: str) -> None:
@@ -651,8 +781,17 @@ class TemplateRenderer:
     def _translate(self, exc: BaseException, name: str) -> EmailTemplateError:
         """A kizuna error naming the file and line (from Jinja's rewritten traceback) and what to do."""
         file, line = name, None
+        message = ""
         if isinstance(exc, jinja2.TemplateSyntaxError):
-            file, line = exc.name or name, exc.lineno
+            # Introspection (variables used) compiles under a made-up name such as "<introspection>".
+            file, line = (exc.name if exc.name and not exc.name.startswith("<") else name), exc.lineno
+            message = exc.message or str(exc)
+            try:
+                unclosed = find_unclosed(self._html_env, self._source(file), exc)
+            except EmailTemplateError:
+                unclosed = None
+            if unclosed is not None:
+                line, message = unclosed.line, unclosed.explain(japanese=".ja." in file)
         else:
             tb = exc.__traceback__
             while tb is not None:
@@ -660,9 +799,14 @@ class TemplateRenderer:
                 if filename.endswith(".j2"):
                     file, line = _relative(filename, self.templates_dir), tb.tb_lineno
                 tb = tb.tb_next
+        if isinstance(exc, EmailTemplateError):  # already says what and where (e.g. a refused link)
+            return exc
+        if isinstance(exc, RenderLimitExceeded):
+            where = f"{file}, line {line}" if line else file
+            return TemplateLimitError(f"{where}: {exc}")
         where = f"{file}, line {line}" if line else file
         if isinstance(exc, jinja2.TemplateSyntaxError):
-            return TemplateSourceError(f"{where}: syntax error: {exc.message}")
+            return TemplateSourceError(f"{where}: syntax error: {message}")
         if isinstance(exc, jinja2.TemplateNotFound):
             return TemplateSourceError(f"{where}: extends or includes {exc.name!r}, which does not exist")
         if isinstance(exc, SecurityError):

@@ -49,8 +49,13 @@ def templates_version(templates_dir: Path) -> str:
     """A fingerprint of every file under templates/: changes when any template, layout or meta.yml is saved."""
     digest = hashlib.sha256()
     for path in sorted(templates_dir.rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
-            stat = path.stat()
+        if path.name.startswith("."):
+            continue
+        try:  # lstat: a link counts as itself (its target may be outside templates/, never read)
+            stat = path.lstat()
+        except OSError:  # saved by rename, or deleted, while we looked: the next poll sees it
+            continue
+        if not path.is_dir():
             digest.update(f"{path.relative_to(templates_dir)}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
     return digest.hexdigest()[:16]
 
@@ -58,7 +63,14 @@ def templates_version(templates_dir: Path) -> str:
 def render_for_studio(settings: Settings, template: str, locale: str, sample: str) -> dict[str, Any]:
     """Subject, HTML and text for one template, locale and sample, with the template's lint problems."""
     renderer = TemplateRenderer.from_settings(settings)
-    result: dict[str, Any] = {"template": template, "subject": "", "html": "", "text": "", "error": None}
+    result: dict[str, Any] = {
+        "template": template,
+        "subject": "",
+        "html": "",
+        "text": "",
+        "error": None,
+        "warnings": [],
+    }
     result["version"] = templates_version(settings.templates_dir)
     try:
         result["lint"] = renderer.lint(template) + lint_intent_links(renderer, template)
@@ -68,7 +80,14 @@ def render_for_studio(settings: Settings, template: str, locale: str, sample: st
         result["lint"] = result.get("lint", [])
         result["error"] = str(exc)
         return result
+    except Exception as exc:  # whatever breaks, the page must show it for this template, never an older render
+        log.exception("studio: rendering %s failed", template)
+        result["lint"] = result.get("lint", [])
+        result["error"] = f"{template}: could not be rendered ({type(exc).__name__}: {exc})"
+        return result
     result.update(subject=email.subject, html=email.html, text=email.text, locale=email.locale)
+    if not result["lint"]:
+        result["warnings"] = renderer.lint_warnings(template)  # HTML and text saying different things
     return result
 
 

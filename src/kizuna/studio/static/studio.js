@@ -43,11 +43,58 @@ async function templateChanged() {
   const name = $("template").value;
   const t = templates.find((x) => x.name === name);
   setOptions($("locale"), (t ? t.locales : []).map((l) => [l, l]), t ? t.default_locale : "");
-  const data = await getJSON("/api/samples?template=" + encodeURIComponent(name));
+  // Until this template's answer arrives, show nothing rather than the previous template's email.
+  show(current(), { pending: true });
+  let data;
+  try {
+    data = await getJSON("/api/samples?template=" + encodeURIComponent(name));
+  } catch (e) {
+    data = { samples: [{ key: "sample", label: "sample_context (meta.yml)" }], note: "samples not available: " + e };
+  }
   if ($("template").value !== name) return; // another template was picked meanwhile: its answer wins
   setOptions($("sample"), data.samples.map((s) => [s.key, s.label]), "sample");
-  $("status").textContent = data.note || "";
+  $("status").textContent = data.note || (t && t.error) || "";
   await render();
+}
+
+function same(a, b) {
+  return a.template === b.template && a.locale === b.locale && a.sample === b.sample;
+}
+
+async function fetchRender(q) {
+  // Always an answer for q: the server's, or an error naming q's template (never the previous render).
+  try {
+    const response = await fetch("/api/render?" + new URLSearchParams(q).toString(), {
+      headers: { Accept: "application/json" },
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok && !data.error) data.error = q.template + ": the studio answered HTTP " + response.status;
+    if (data.template !== q.template) data.error = data.error || q.template + ": the studio answered for another template";
+    return data;
+  } catch (e) {
+    return { error: q.template + ": studio not reachable (" + e + ")" };
+  }
+}
+
+function show(q, data) {
+  if (data.version) version = data.version;
+  const failed = Boolean(data.error) || Boolean(data.pending);
+  // A failed render shows nothing but its error: an empty preview, not the last good (or another) email.
+  $("subject").textContent = failed ? "" : data.subject || "";
+  $("html").srcdoc = failed ? "" : data.html || ""; // a sandboxed iframe: no scripts, no forms, no navigation
+  $("text").textContent = failed ? "" : data.text || "";
+  const problems = [...new Set([data.error, ...(data.lint || [])].filter(Boolean))];
+  const warnings = failed ? [] : data.warnings || [];
+  const item = (className, text) => Object.assign(document.createElement("li"), { className, textContent: text });
+  $("lint").replaceChildren(
+    ...problems.map((p) => item("", p)),
+    ...warnings.map((w) => item("warn", "warning: " + w)),
+    ...(data.pending ? [item("pending", q.template + ": rendering…")] : []),
+    ...(problems.length || warnings.length || data.pending ? [] : [item("ok", "lint: no problems")]),
+  );
+  $("lint").dataset.count = String(problems.length);
+  $("lint").dataset.template = q.template;
+  document.body.dataset.rendered = version + ":" + q.template + ":" + q.locale + ":" + q.sample;
 }
 
 async function render() {
@@ -59,24 +106,9 @@ async function render() {
   again = false;
   try {
     const q = current();
-    const url = "/api/render?" + new URLSearchParams(q).toString();
-    const data = await getJSON(url);
-    version = data.version;
-    $("subject").textContent = data.subject;
-    $("html").srcdoc = data.html; // shown in a sandboxed iframe: no scripts, no forms, no top navigation
-    $("text").textContent = data.text;
-    const problems = [...new Set([data.error, ...(data.lint || [])].filter(Boolean))];
-    $("lint").replaceChildren(
-      ...(problems.length
-        ? problems.map((p) => {
-            const li = document.createElement("li");
-            li.textContent = p;
-            return li;
-          })
-        : [Object.assign(document.createElement("li"), { className: "ok", textContent: "lint: no problems" })]),
-    );
-    $("lint").dataset.count = String(problems.length);
-    document.body.dataset.rendered = version + ":" + q.template + ":" + q.locale + ":" + q.sample;
+    const data = await fetchRender(q);
+    if (same(q, current())) show(q, data);
+    else again = true; // the choice changed while this answer was on its way: render the current one
   } finally {
     rendering = false;
   }
