@@ -89,6 +89,13 @@ def render_chart(chart: Chart, png_dir: Path, width: int | None = None) -> Rende
     return RenderedChart(chart.name, chart.title, uri, png_path)
 
 
+def _value_axis(value_format: str) -> alt.Axis:
+    # Whole numbers (counts) get whole ticks: 2.5 customers would print as a second "3".
+    return (
+        alt.Axis(format=value_format, tickMinStep=1) if value_format.endswith(".0f") else alt.Axis(format=value_format)
+    )
+
+
 def _month_axis(title: str) -> alt.X:
     return alt.X("month:T", title=title, axis=alt.Axis(format="%Y-%m", labelAngle=-45, tickCount="month"))
 
@@ -144,7 +151,7 @@ def lines(
         .mark_line(point=alt.OverlayMarkDef(size=18))
         .encode(
             x=_month_axis(x_title),
-            y=alt.Y("value:Q", title=value_title, axis=alt.Axis(format=value_format), scale=alt.Scale(zero=False)),
+            y=alt.Y("value:Q", title=value_title, axis=_value_axis(value_format), scale=alt.Scale(zero=False)),
             color=alt.Color("series:N", title=series_title, legend=alt.Legend(orient="bottom")),
             tooltip=["month:T", "series:N", alt.Tooltip("value:Q", format=value_format)],
         )
@@ -167,7 +174,7 @@ def bars(
     axis = alt.Axis(labelAngle=label_angle, labelLimit=200)
     encoding: dict[str, Any] = {
         "x": alt.X("category:N", title=category_title, sort=list(sort) if sort else "-y", axis=axis),
-        "y": alt.Y("value:Q", title=value_title, axis=alt.Axis(format=value_format)),
+        "y": alt.Y("value:Q", title=value_title, axis=_value_axis(value_format)),
         "tooltip": ["category:N", alt.Tooltip("value:Q", format=value_format)],
     }
     if series_title is not None:
