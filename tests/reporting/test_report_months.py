@@ -203,7 +203,7 @@ def test_a_warehouse_built_before_november_closed_reports_october(tmp_path: Path
     result = report(tmp_path, warehouse, "en")
     html = result.path.read_text(encoding="utf-8")
     assert "Reporting month: 2026-10" in html and "MRR bridge 2026-10" in html
-    assert "the warehouse may be stale" in html and "2026-11 is in progress" in html
+    assert "the warehouse may be stale" in html and "2026-11 was in progress when the marts were built" in html
     for name, rows in chart_rows(result).items():
         assert all(str(r["month"])[:7] <= "2026-10" for r in rows if "month" in r), name
 

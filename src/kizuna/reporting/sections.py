@@ -32,6 +32,11 @@ LABELS: dict[str, tuple[str, str]] = {
         "{month} is in progress (month to date as of {as_of}): charts and tables stop at {reporting}, "
         "the latest complete month",
     ),
+    "in_progress_stale": (
+        "{month} はマート作成時点で進行中でした（途中経過）。グラフと表は締まった最新の月 {reporting} までです",
+        "{month} was in progress when the marts were built (month to date): charts and tables stop at {reporting}, "
+        "the latest complete month",
+    ),
     "month": ("月", "Month"),
     "series": ("系列", "Series"),
     "missing_mart": ("まだ利用できません（マート {mart} がありません）", "not available yet (mart {mart} missing)"),
