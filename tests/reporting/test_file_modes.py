@@ -38,6 +38,6 @@ def test_reports_charts_and_exports_share_one_mode(tmp_path: Path, umask: int) -
     result = build_report(Settings(warehouse=warehouse, var_dir=tmp_path / "var"), AS_OF, "en")
     written = [result.path, *result.png_paths[:2]]
     for fmt in ("csv", "xlsx", "parquet"):
-        written.append(export_mart(warehouse, "mrr_kpis_monthly", fmt, tmp_path / "exports" / f"k.{fmt}")[0])  # type: ignore[arg-type]
+        written.append(export_mart(warehouse, "mrr_kpis_monthly", fmt, tmp_path / "exports" / f"k.{fmt}")[0])
     assert {p.name: oct(mode(p)) for p in written} == {p.name: oct(0o666 & ~umask) for p in written}
     assert not list((tmp_path / "exports").glob(".*.tmp"))  # no temporary file left beside them

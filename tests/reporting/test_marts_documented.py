@@ -83,7 +83,8 @@ def test_docs_site_lists_the_score_marts(tmp_path: Path, monkeypatch: pytest.Mon
         monkeypatch.setenv(key, value)
     result = dbtRunner().invoke(dbt_args(settings, "parse"))
     assert result.success, result.exception
+    manifest: Any = result.result
     for table in ("customer_scores", "deal_forecasts"):
-        node = result.result.sources[f"source.kizuna.scoring.{table}"]
+        node = manifest.sources[f"source.kizuna.scoring.{table}"]
         assert node.schema == "marts" and node.description.startswith("One row per")
         assert set(node.columns) == set(scoring_tables()[table])
