@@ -192,9 +192,7 @@ def docs(as_of: AsOf = None, warehouse: Warehouse = None) -> None:
 
 @app.command("call-list")
 def call_list(
-    out: Annotated[
-        Path | None, typer.Option(help="XLSX file to write (default: var/call_lists/call-list.xlsx).")
-    ] = None,
+    out: Annotated[Path, typer.Option(help="XLSX file to write.")] = Path("call-list.xlsx"),
     run_id: Annotated[str | None, typer.Option(help="The campaign run (default: the latest).")] = None,
     lang: Lang = "ja",
     warehouse: Warehouse = None,
@@ -208,8 +206,7 @@ def call_list(
         with connect(settings.warehouse, read_only=True) as con:
             if not table_exists(con, "ops", "call_list"):
                 raise _fail("ops.call_list does not exist yet: a call-list campaign writes it during `kizuna run`")
-            target = out or settings.var_dir / "call_lists" / "call-list.xlsx"
-            path, rows = write_call_list(con, target, run_id, _lang(lang))  # type: ignore[arg-type]
+            path, rows = write_call_list(con, out, run_id, _lang(lang))  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError, WarehouseLockedError) as exc:
         raise _fail(exc) from exc
     err.print(f"{rows:,} customers")
