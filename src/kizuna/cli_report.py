@@ -145,16 +145,18 @@ def _prompt_loop(path: Path) -> None:
 def export(
     mart: Annotated[str, typer.Argument(help="A table of the marts schema, e.g. customers.")],
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet or xlsx.")] = "csv",
-    out: Annotated[Path | None, typer.Option(help="Output file (default: ./<mart>.<format>).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output file (default: var/exports/<mart>.<format>).")] = None,
     warehouse: Warehouse = None,
 ) -> None:
-    """Export one mart, read-only; text that a spreadsheet would run as a formula is neutralised."""
-    from kizuna.reporting.export import ExportError, export_mart
+    """Export one mart, read-only, sorted by its grain; text a spreadsheet would run as a formula is neutralised."""
+    from kizuna.reporting.export import ExportError, export_mart, exports_dir, mart_grain
     from kizuna.warehouse import WarehouseLockedError
 
     settings = _settings(warehouse)
+    path = out or exports_dir(settings.var_dir) / f"{mart}.{fmt}"
     try:
-        path, rows = export_mart(settings.warehouse, mart, fmt, out)  # type: ignore[arg-type]
+        grain = mart_grain(settings.dbt_project_dir, mart)
+        path, rows = export_mart(settings.warehouse, mart, fmt, path, grain)  # type: ignore[arg-type]
     except (ExportError, FileNotFoundError, WarehouseLockedError) as exc:
         raise _fail(exc) from exc
     err.print(f"{rows:,} rows")

@@ -319,3 +319,19 @@ def test_subscription_renewals(edge: Build) -> None:
         ("open-addon", 1000.0, 1, "2024-12-01", 144),  # has an end date: that is the renewal date
         ("trial", 0.0, 1, "2024-07-31", 21),
     ]
+
+
+def test_only_months_past_the_as_of_date_are_complete(edge: Build) -> None:
+    """As of 2024-07-10, July is month to date: every monthly mart says so (doc block month_completeness)."""
+    for mart in (
+        "customer_mrr_monthly",
+        "mrr_kpis_monthly",
+        "cohort_retention_monthly",
+        "existing_customer_revenue_monthly",
+        "inside_sales_kpis_monthly",
+    ):
+        assert rows_of(
+            edge,
+            f"select cast(month as varchar), bool_and(is_complete), bool_or(is_complete) from marts.{mart} "
+            "where month >= date '2024-06-01' group by month order by month",
+        ) == [("2024-06-01", True, True), ("2024-07-01", False, False)], mart

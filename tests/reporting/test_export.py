@@ -122,3 +122,48 @@ def test_sql_prompt_reads_only(warehouse: Path, monkeypatch: pytest.MonkeyPatch)
     assert "read-only" in result.output.lower()  # DuckDB refuses the DELETE
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM marts.customers").fetchone() == (9,)
+
+
+def _shuffled_customer_months(path: Path) -> list[tuple[str, str]]:
+    """marts.customer_mrr_monthly (grain customer_id, month in its dbt YAML) stored in no particular order."""
+    keys = [(c, f"2026-{m:02d}-01") for c in ("C2", "C10", "C1") for m in (11, 9, 10)]
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE marts.customer_mrr_monthly (month DATE, customer_id VARCHAR, mrr INTEGER)")
+        con.executemany("INSERT INTO marts.customer_mrr_monthly VALUES (?, ?, 1000)", [(m, c) for c, m in keys])
+    return sorted(keys)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "parquet"])
+def test_export_writes_to_var_exports_sorted_by_the_grain(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    from kizuna.cli import app
+
+    expected = _shuffled_customer_months(warehouse)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("KIZUNA_VAR_DIR", str(tmp_path / "var"))
+    result = CliRunner().invoke(app, ["export", "customer_mrr_monthly", "--format", fmt, "--warehouse", str(warehouse)])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "var" / "exports" / f"customer_mrr_monthly.{fmt}"
+    assert str(path) in result.output and path.exists()
+    assert list(cwd.iterdir()) == []  # nothing left where the command happened to run
+    if fmt == "csv":
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            got = [(r["customer_id"], r["month"]) for r in csv.DictReader(fh)]
+    elif fmt == "xlsx":
+        sheet = load_workbook(path).active
+        got = [(r[1], r[0].date().isoformat()) for r in sheet.iter_rows(min_row=2, values_only=True)]
+    else:
+        with duckdb.connect() as con:
+            rows = con.execute("SELECT customer_id, month::VARCHAR FROM read_parquet(?)", [str(path)]).fetchall()
+        got = [(str(c), str(m)) for c, m in rows]
+    assert got == expected  # C1, C10, C2 as text: the key's own order, stable from one export to the next
+
+
+def test_xlsx_has_a_frozen_header_row_and_filters(warehouse: Path, tmp_path: Path) -> None:
+    path, rows = export_mart(warehouse, "customers", "xlsx", tmp_path / "customers.xlsx")
+    sheet = load_workbook(path).active
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:E{rows + 1}"

@@ -14,6 +14,8 @@ import altair as alt
 import pandas as pd
 import vl_convert as vlc
 
+from kizuna.reporting.files import write_bytes
+
 log = logging.getLogger(__name__)
 
 # Debian's fonts-noto-cjk; the first directory holding a CJK font is registered with vl-convert.
@@ -24,7 +26,9 @@ FONT_DIRS = (
 )
 # vl-convert takes the first family it has; browsers showing the SVG fall back to the system's Japanese font.
 FONT_FAMILY = "Noto Sans CJK JP, Noto Sans JP, Hiragino Sans, Yu Gothic, Meiryo, sans-serif"
-WIDTH, HEIGHT = 620, 240
+# Plot widths: a chart alone in its section spans the page, two share it; the page scales the SVGs to its
+# width (report.html.j2), so these set the proportions and the text size at a ≈ 1,400 px wide page.
+WIDTH, WIDE, HEIGHT = 520, 1100, 240
 COLORS = {"total": "#4c78a8", "increase": "#54a24b", "decrease": "#e45756"}
 
 _fonts_lock = threading.Lock()
@@ -69,30 +73,43 @@ class RenderedChart:
     png_path: Path
 
 
-def render_chart(chart: Chart, png_dir: Path) -> RenderedChart:
-    """Draw one chart to an SVG (for the page) and a PNG file (to paste into slides and chats)."""
+def render_chart(chart: Chart, png_dir: Path, width: int | None = None) -> RenderedChart:
+    """Draw one chart to an SVG (for the page) and a PNG file (to paste into slides and chats), width wide."""
     spec: dict[str, Any] = chart.spec.to_dict()
+    if width is not None:
+        spec["width"] = width
     config = spec.setdefault("config", {})
     config["font"] = FONT_FAMILY
     config.setdefault("view", {})["stroke"] = None
     svg = vlc.vegalite_to_svg(spec)
     png_dir.mkdir(parents=True, exist_ok=True)
     png_path = png_dir / f"{chart.name}.png"
-    png_path.write_bytes(vlc.svg_to_png(svg, scale=2))  # rasterise the same SVG: 3x faster than again from the spec
+    write_bytes(png_path, vlc.svg_to_png(svg, scale=2))  # rasterise the same SVG: 3x faster than again from the spec
     uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
     return RenderedChart(chart.name, chart.title, uri, png_path)
+
+
+def _value_axis(value_format: str) -> alt.Axis:
+    # Whole numbers (counts) get whole ticks: 2.5 customers would print as a second "3".
+    return (
+        alt.Axis(format=value_format, tickMinStep=1) if value_format.endswith(".0f") else alt.Axis(format=value_format)
+    )
 
 
 def _month_axis(title: str) -> alt.X:
     return alt.X("month:T", title=title, axis=alt.Axis(format="%Y-%m", labelAngle=-45, tickCount="month"))
 
 
-def waterfall(steps: Sequence[tuple[str, float, str]], *, title: str, value_title: str, value_format: str) -> Any:
-    """A bridge: (label, amount, kind) with kind total (drawn from 0) or change (drawn from the running sum)."""
+def waterfall(steps: Sequence[tuple[str, float, str, str]], *, title: str, value_title: str, value_format: str) -> Any:
+    """A bridge: (label, amount, kind, text) with kind total (drawn from 0) or change (drawn from the running sum).
+
+    Each bar is labelled with its text as given (the exact amount): in the axis unit a small movement such as FX
+    would round to a misleading 0.
+    """
     rows: list[dict[str, Any]] = []
     levels: list[float] = []
     running = 0.0
-    for order, (label, amount, kind) in enumerate(steps):
+    for order, (label, amount, kind, text) in enumerate(steps):
         if kind == "total":
             start, end, running = 0.0, float(amount), float(amount)
             colour = "total"
@@ -102,14 +119,16 @@ def waterfall(steps: Sequence[tuple[str, float, str]], *, title: str, value_titl
             running = end
             colour = "increase" if amount >= 0 else "decrease"
             levels += [start, end]
-        rows.append({"order": order, "step": label, "start": start, "end": end, "amount": amount, "kind": colour})
+        rows.append(
+            {"order": order, "step": label, "start": start, "end": end, "amount": amount, "kind": colour, "text": text}
+        )
     data = pd.DataFrame(rows)
     data["top"] = data[["start", "end"]].max(axis=1)
     # Movements are small next to the totals: start the axis near the lowest level so they stay visible.
     low, high = min(levels), max(levels)
     pad = (high - low) * 0.25 or abs(high) * 0.05 or 1.0
     domain = [low if low <= 0 else max(0.0, low - pad), high + pad]
-    labels = [label for label, _, _ in steps]
+    labels = [step[0] for step in steps]
     base = alt.Chart(data, title=title).encode(x=alt.X("step:N", sort=labels, title=None, axis=alt.Axis(labelAngle=0)))
     bars = base.mark_bar(size=44).encode(
         y=alt.Y(
@@ -117,12 +136,9 @@ def waterfall(steps: Sequence[tuple[str, float, str]], *, title: str, value_titl
         ),
         y2="end:Q",
         color=alt.Color("kind:N", scale=alt.Scale(domain=list(COLORS), range=list(COLORS.values())), legend=None),
-        tooltip=["step:N", alt.Tooltip("amount:Q", format=",.0f")],
+        tooltip=["step:N", "text:N"],
     )
-    text = base.mark_text(dy=-6, fontSize=11).encode(
-        y=alt.Y("top:Q"),
-        text=alt.Text("amount:Q", format=value_format),
-    )
+    text = base.mark_text(dy=-6, fontSize=11).encode(y=alt.Y("top:Q"), text=alt.Text("text:N"))
     return alt.layer(bars, text).properties(width=WIDTH, height=HEIGHT)
 
 
@@ -135,7 +151,7 @@ def lines(
         .mark_line(point=alt.OverlayMarkDef(size=18))
         .encode(
             x=_month_axis(x_title),
-            y=alt.Y("value:Q", title=value_title, axis=alt.Axis(format=value_format), scale=alt.Scale(zero=False)),
+            y=alt.Y("value:Q", title=value_title, axis=_value_axis(value_format), scale=alt.Scale(zero=False)),
             color=alt.Color("series:N", title=series_title, legend=alt.Legend(orient="bottom")),
             tooltip=["month:T", "series:N", alt.Tooltip("value:Q", format=value_format)],
         )
@@ -152,11 +168,13 @@ def bars(
     value_format: str,
     series_title: str | None = None,
     sort: Sequence[str] | None = None,
+    label_angle: int = 0,
 ) -> Any:
     """Bars per category (column category, value), grouped side by side by an optional column series."""
+    axis = alt.Axis(labelAngle=label_angle, labelLimit=200)
     encoding: dict[str, Any] = {
-        "x": alt.X("category:N", title=category_title, sort=list(sort) if sort else "-y", axis=alt.Axis(labelAngle=0)),
-        "y": alt.Y("value:Q", title=value_title, axis=alt.Axis(format=value_format)),
+        "x": alt.X("category:N", title=category_title, sort=list(sort) if sort else "-y", axis=axis),
+        "y": alt.Y("value:Q", title=value_title, axis=_value_axis(value_format)),
         "tooltip": ["category:N", alt.Tooltip("value:Q", format=value_format)],
     }
     if series_title is not None:

@@ -1,24 +1,28 @@
-"""Exporting a mart for analysts (CSV, Parquet, XLSX), read-only, with spreadsheet formulas neutralised.
+"""Exporting a mart for analysts (CSV, Parquet, XLSX), read-only, sorted by its grain, formulas neutralised.
 
 A text cell that starts with = + - @ TAB or CR is a formula to Excel and LibreOffice (a customer named
 ``=HYPERLINK(...)`` would run); such cells get a leading apostrophe, as OWASP's CSV-injection guidance says.
 Parquet keeps values as they are: it is read by code, not by spreadsheets.
+
+Rows come in the order of the mart's grain, the columns dbt tests as its key (a unique_combination_of_columns
+test, else a column's unique test, or an explicit `meta: {grain: [...]}`), so two exports of the same data are
+the same file and a diff shows what changed.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import yaml
 
+from kizuna.reporting.files import atomic_output
 from kizuna.warehouse import connect
 
 Format = Literal["csv", "parquet", "xlsx"]
@@ -45,7 +49,61 @@ def marts(con: duckdb.DuckDBPyConnection, schema: str = "marts") -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def _select(con: duckdb.DuckDBPyConnection, mart: str, *, neutralised: bool) -> str:
+def exports_dir(var_dir: Path) -> Path:
+    """Where `kizuna export` writes unless told otherwise: var/exports/, never the current directory."""
+    return var_dir / "exports"
+
+
+def _grain_of(entry: dict[str, Any]) -> list[str] | None:
+    """The key a dbt YAML entry (a model or a source table) declares, or None."""
+    for meta in (entry.get("meta"), (entry.get("config") or {}).get("meta")):
+        if isinstance(meta, dict) and isinstance(meta.get("grain"), list):
+            return [str(c) for c in meta["grain"]]
+    for test in entry.get("data_tests") or entry.get("tests") or []:
+        if isinstance(test, dict) and "unique_combination_of_columns" in test:
+            spec = test["unique_combination_of_columns"] or {}
+            columns = (spec.get("arguments") or spec).get("combination_of_columns")
+            if columns:
+                return [str(c) for c in columns]
+    for column in entry.get("columns") or []:
+        tests = column.get("data_tests") or column.get("tests") or []
+        if "unique" in tests:
+            return [str(column["name"])]
+    return None
+
+
+def mart_grain(dbt_project_dir: Path, mart: str) -> list[str] | None:
+    """The columns that identify a row of marts.<mart>, as its dbt YAML declares them; None when it declares none."""
+    for path in sorted((dbt_project_dir / "models").glob("**/*.yml")):
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            continue  # dbt itself reports a broken file; an export still works, in column order
+        entries = [m for m in document.get("models") or [] if isinstance(m, dict)]
+        for source in document.get("sources") or []:
+            if isinstance(source, dict) and source.get("schema") == "marts":
+                entries += [t for t in source.get("tables") or [] if isinstance(t, dict)]
+        for entry in entries:
+            if entry.get("name") == mart:
+                return _grain_of(entry)
+    return None
+
+
+def _order_by(con: duckdb.DuckDBPyConnection, mart: str, grain: Sequence[str] | None) -> str:
+    """ORDER BY the grain's columns that the table has; without a grain every column, so the order is stable."""
+    present = [
+        str(r[0])
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [mart],
+        ).fetchall()
+    ]
+    keys = [c for c in grain or [] if c in present] or present
+    return " ORDER BY " + ", ".join('"' + c.replace('"', '""') + '" NULLS LAST' for c in keys)
+
+
+def _select(con: duckdb.DuckDBPyConnection, mart: str, *, neutralised: bool, order_by: str = "") -> str:
     """SELECT of every column, text columns neutralised in SQL so DuckDB streams the file itself."""
     cols = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
@@ -61,50 +119,46 @@ def _select(con: duckdb.DuckDBPyConnection, mart: str, *, neutralised: bool) -> 
             )
         else:
             exprs.append(ident)
-    return f'SELECT {", ".join(exprs)} FROM marts."{mart}"'
+    return f'SELECT {", ".join(exprs)} FROM marts."{mart}"{order_by}'
 
 
-def export_mart(warehouse: Path, mart: str, fmt: Format, out: Path | None = None) -> tuple[Path, int]:
-    """Write marts.<mart> to out (default ./<mart>.<fmt>); returns the path and the number of rows."""
+def export_mart(
+    warehouse: Path, mart: str, fmt: Format, out: Path, grain: Sequence[str] | None = None
+) -> tuple[Path, int]:
+    """Write marts.<mart> to out, rows sorted by grain (see mart_grain); returns the path and the number of rows.
+
+    The file appears whole or not at all, with the mode of every file kizuna writes (kizuna.reporting.files)."""
     if fmt not in FORMATS:
         raise ExportError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    path = out or Path(f"{mart}.{fmt}")
     with connect(warehouse, read_only=True) as con:
         known = marts(con)
         if mart not in known:
             raise ExportError(f"no mart {mart!r} in {warehouse} (marts: {', '.join(known) or 'none yet'})")
         count_row = con.execute(f'SELECT count(*) FROM marts."{mart}"').fetchone()
         rows = int(count_row[0]) if count_row else 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+        if fmt == "xlsx" and rows > XLSX_MAX_ROWS:
+            raise ExportError(f"marts.{mart} has {rows:,} rows, more than a worksheet holds: use csv or parquet")
+        order_by = _order_by(con, mart, grain)
+        with atomic_output(out) as tmp:
             if fmt == "parquet":
-                con.execute(f"COPY ({_select(con, mart, neutralised=False)}) TO '{_sql_path(tmp)}' (FORMAT parquet)")
+                select = _select(con, mart, neutralised=False, order_by=order_by)
+                con.execute(f"COPY ({select}) TO '{_sql_path(tmp)}' (FORMAT parquet)")
             elif fmt == "csv":
-                _write_csv(con, mart, tmp)
+                _write_csv(con, _select(con, mart, neutralised=True, order_by=order_by), tmp)
             else:
-                if rows > XLSX_MAX_ROWS:
-                    raise ExportError(
-                        f"marts.{mart} has {rows:,} rows, more than a worksheet holds: use csv or parquet"
-                    )
-                _write_xlsx(con, mart, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return path, rows
+                _write_xlsx(con, mart, _select(con, mart, neutralised=False, order_by=order_by), rows, tmp)
+    return out, rows
 
 
 def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _write_csv(con: duckdb.DuckDBPyConnection, mart: str, path: Path) -> None:
+def _write_csv(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> None:
     # UTF-8 with a byte-order mark: Japanese Excel reads a CSV without one as Shift_JIS (mojibake).
     body = path.with_name(path.name + ".body")
     try:
-        con.execute(f"COPY ({_select(con, mart, neutralised=True)}) TO '{_sql_path(body)}' (HEADER, DELIMITER ',')")
+        con.execute(f"COPY ({select}) TO '{_sql_path(body)}' (HEADER, DELIMITER ',')")
         with path.open("wb") as out, body.open("rb") as src:
             out.write("\ufeff".encode())
             shutil.copyfileobj(src, out)
@@ -129,13 +183,18 @@ def _batches(cur: duckdb.DuckDBPyConnection) -> Iterator[list[tuple[Any, ...]]]:
         yield rows
 
 
-def _write_xlsx(con: duckdb.DuckDBPyConnection, mart: str, path: Path) -> None:
+def _write_xlsx(con: duckdb.DuckDBPyConnection, mart: str, select: str, rows: int, path: Path) -> None:
     from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(mart[:31])
-    cur = con.execute(f'SELECT * FROM marts."{mart}"')
-    ws.append([d[0] for d in cur.description])
+    cur = con.execute(select)  # values as stored: xlsx_value neutralises text cell by cell
+    header = [d[0] for d in cur.description]
+    # As a spreadsheet user sets up any table: the header stays in view and every column can be filtered.
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(max(len(header), 1))}{rows + 1}"
+    ws.append(header)
     for batch in _batches(cur):
         for row in batch:
             ws.append([xlsx_value(v) for v in row])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,7 +13,8 @@ import duckdb
 import jinja2
 import yaml
 
-from kizuna.reporting.charts import RenderedChart, register_cjk_fonts, render_chart
+from kizuna.reporting.charts import WIDE, WIDTH, RenderedChart, register_cjk_fonts, render_chart
+from kizuna.reporting.files import write_text
 from kizuna.reporting.sections import SECTIONS, ReportContext, Section
 from kizuna.settings import Settings
 from kizuna.warehouse import connect
@@ -89,7 +88,7 @@ def _headline(ctx: ReportContext) -> list[tuple[str, str]]:
     if not present:
         return []
     cur = ctx.con.execute(
-        f"SELECT {', '.join(present)} FROM marts.mrr_kpis_monthly WHERE month = ?", [ctx.last_full_month]
+        f"SELECT {', '.join(present)} FROM marts.mrr_kpis_monthly WHERE month = ?", [ctx.reporting_month]
     )
     row = cur.fetchone()
     if row is None:
@@ -136,7 +135,9 @@ def build_report(settings: Settings, as_of: date, lang: Lang = "ja", out_dir: Pa
                 section = Section(build.__name__, build.__name__, [])
                 result.sections.append(RenderedSection(section.key, section.title, [], [], section, str(exc)))
                 continue
-            drawn = [render_chart(chart, png_dir) for chart in section.charts]
+            # A chart alone in its section spans the page; two or more share each row.
+            width = WIDE if len(section.charts) == 1 else WIDTH
+            drawn = [render_chart(chart, png_dir, width) for chart in section.charts]
             result.sections.append(RenderedSection(section.key, section.title, section.sources, drawn, section))
         headline = _headline(ctx)
         page = (
@@ -146,9 +147,11 @@ def build_report(settings: Settings, as_of: date, lang: Lang = "ja", out_dir: Pa
                 t=ctx.t,
                 lang=lang,
                 as_of=as_of.isoformat(),
-                last_full_month=ctx.last_full_month.strftime("%Y-%m"),
+                reporting_month=ctx.reporting_month.strftime("%Y-%m"),
                 latest_month=latest.strftime("%Y-%m") if latest else None,
                 stale=bool(latest and latest < as_of.replace(day=1)),
+                # The months the marts hold after the reporting month: in progress, so not drawn.
+                in_progress=latest.strftime("%Y-%m") if latest and latest > ctx.reporting_month else None,
                 headline=headline,
                 sections=result.sections,
                 png_dir=png_dir.name,
@@ -156,17 +159,6 @@ def build_report(settings: Settings, as_of: date, lang: Lang = "ja", out_dir: Pa
                 font_missing=font_dir is None,
             )
         )
-    _write_atomically(result.path, page)
+    write_text(result.path, page)
     log.info("report %s written in %.1f s", result.path, time.monotonic() - started)
     return result
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,17 @@ COHORTS = 18
 LABELS: dict[str, tuple[str, str]] = {
     "title": ("既存顧客 KPI レポート", "Existing-customer KPI report"),
     "as_of": ("基準日", "As of"),
-    "last_full_month": ("直近の締め月", "Last full month"),
+    "reporting_month": ("報告月", "Reporting month"),
+    "in_progress": (
+        "{month} は進行中です（{as_of} 時点の途中経過）。グラフと表は締まった最新の月 {reporting} までです",
+        "{month} is in progress (month to date as of {as_of}): charts and tables stop at {reporting}, "
+        "the latest complete month",
+    ),
+    "in_progress_stale": (
+        "{month} はマート作成時点で進行中でした（途中経過）。グラフと表は締まった最新の月 {reporting} までです",
+        "{month} was in progress when the marts were built (month to date): charts and tables stop at {reporting}, "
+        "the latest complete month",
+    ),
     "month": ("月", "Month"),
     "series": ("系列", "Series"),
     "missing_mart": ("まだ利用できません（マート {mart} がありません）", "not available yet (mart {mart} missing)"),
@@ -96,6 +108,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "previous_rank": ("前回のランク", "Previous rank"),
     "current_rank": ("今回のランク", "Current rank"),
     "no_rank": ("なし", "none"),
+    "rank_basis": (
+        "ランクは {as_of} 時点、顧客数と MRR は {month} の値です（{none}：{month} に契約があり現在ランクのない顧客）",
+        "Ranks as of {as_of}; customers and MRR of {month} ({none}: paying then, without a rank now)",
+    ),
     "no_snapshot": (
         "ランクの移動はまだ表示できません（前回のレポートの記録がありません；今回の記録を保存しました）",
         "rank movement not available yet (no earlier report recorded ranks; this one did)",
@@ -106,6 +122,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "tenure": ("継続期間（月）", "Tenure (months)"),
     "existing_mrr": ("既存顧客 MRR", "Existing MRR"),
     "band": ("区分", "Band"),
+    "band_unknown": ("不明", "unknown"),
     "starting_customers": ("期首顧客数", "Starting customers"),
     "churned_customers": ("解約顧客数", "Churned customers"),
     # churn reasons
@@ -137,6 +154,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "mrr_change": ("MRR 増減率", "MRR change"),
     "churned_since": ("その後の解約率", "Churned since"),
     "lift_chart": ("選定後の MRR 増減率", "MRR change since selection"),
+    "no_lift": (
+        "{month} までに選定され、選定月に MRR のある顧客がまだいないため、MRR 増減率は表示できません",
+        "no MRR change to show yet: no campaign has customers selected by {month} who paid in their selection month",
+    ),
     "no_holdout": (
         "対照群がまだありません（キャンペーンファイルの holdout_percent を設定してください）",
         "no holdout group yet (set holdout_percent in the campaign file)",
@@ -150,6 +171,26 @@ LABELS: dict[str, tuple[str, str]] = {
     "run_id": ("実行 ID", "Run"),
     "template": ("テンプレート", "Template"),
     "locale": ("言語", "Locale"),
+}
+
+# Churn reasons that are codes rather than a CRM's words: kizuna's own (dbt doc block churn_reason), Stripe's
+# cancellation_details (feedback, then reason; src/kizuna/connectors/stripe_mapping.py) and its period closes.
+REASON_LABELS: dict[str, tuple[str, str]] = {
+    "past_due": ("支払遅延（猶予期間の超過）", "Payment past due (grace period over)"),
+    "unknown": ("理由の記録なし", "No reason recorded"),
+    "too_expensive": ("価格が高い", "Too expensive"),
+    "missing_features": ("機能不足", "Missing features"),
+    "switched_service": ("他サービスへ移行", "Switched to another service"),
+    "unused": ("利用していない", "Not used"),
+    "customer_service": ("サポートへの不満", "Customer service"),
+    "too_complex": ("使い方が難しい", "Too complex"),
+    "low_quality": ("品質への不満", "Low quality"),
+    "other": ("その他", "Other"),
+    "cancellation_requested": ("解約の申し出", "Cancellation requested"),
+    "payment_failed": ("支払の失敗", "Payment failed"),
+    "payment_disputed": ("支払の異議申し立て", "Payment disputed"),
+    "plan_change": ("プラン変更", "Plan change"),
+    "item_removed": ("品目の削除", "Item removed"),
 }
 
 
@@ -183,10 +224,21 @@ class ReportContext:
     snapshot_dir: Path
     _columns: dict[str, set[str]] = field(default_factory=dict)
 
-    @property
-    def last_full_month(self) -> date:
+    @cached_property
+    def reporting_month(self) -> date:
+        """The one month every section reports: the latest complete month (dbt doc block month_completeness).
+
+        At most the month before the as-of month; earlier when the marts were built before that month closed
+        (a stale warehouse says its own as-of month is still in progress). No section draws a later month.
+        """
         first = self.as_of.replace(day=1)
-        return date(first.year - 1, 12, 1) if first.month == 1 else date(first.year, first.month - 1, 1)
+        calendar = date(first.year - 1, 12, 1) if first.month == 1 else date(first.year, first.month - 1, 1)
+        if "is_complete" not in self.columns("mrr_kpis_monthly"):
+            return calendar  # marts built before is_complete existed: the calendar rule
+        row = self.con.execute(
+            "SELECT max(month) FROM marts.mrr_kpis_monthly WHERE is_complete AND month <= ?", [calendar]
+        ).fetchone()
+        return row[0] if row and row[0] else calendar
 
     def t(self, key: str, **values: Any) -> str:
         ja, en = LABELS[key]
@@ -221,18 +273,21 @@ class ReportContext:
     # -- formatting --------------------------------------------------------------------------------------
 
     @property
-    def money_unit(self) -> tuple[float, str]:
-        """Divisor and unit for money in charts: 万円 reads naturally in Japanese, millions in English."""
+    def money_unit(self) -> tuple[float, str, str]:
+        """Divisor, unit and number format for money in charts: 万円 reads naturally in Japanese, millions in
+        English; with decimals, so a movement of a few thousand yen is not drawn as 0."""
         if self.currency == "JPY":
-            return (10_000.0, "万円") if self.lang == "ja" else (1_000_000.0, "JPY m")
-        return 1_000.0, f"k {self.currency}"
+            return (10_000.0, "万円", ",.1f") if self.lang == "ja" else (1_000_000.0, "JPY m", ",.2f")
+        return 1_000.0, f"k {self.currency}", ",.1f"
 
     def money(self, value: Any) -> str:
         if value is None or pd.isna(value):
             return "–"
         amount = float(value)
         if self.currency == "JPY":
-            return f"{amount:,.0f}円" if self.lang == "ja" else f"¥{amount:,.0f}"
+            if self.lang == "ja":
+                return f"{amount:,.0f}円"
+            return f"-¥{-amount:,.0f}" if amount < 0 else f"¥{amount:,.0f}"
         return f"{amount:,.2f} {self.currency}"
 
     def pct(self, value: Any, digits: int = 1) -> str:
@@ -245,8 +300,30 @@ class ReportContext:
             return "–"
         return f"{float(value):,.0f}"
 
+    def band_label(self, band: Any) -> str:
+        """A band as people read it: the dbt band macro's 'unknown' (no value) in the report's language."""
+        return self.t("band_unknown") if band == "unknown" else str(band)
+
+    def reason(self, code: Any) -> str:
+        """A churn reason as people read it: codes kizuna or Stripe write are translated, CRM text is kept."""
+        labels = REASON_LABELS.get(str(code))
+        return str(code) if labels is None else labels[0 if self.lang == "ja" else 1]
+
     def month_label(self, value: Any) -> str:
         return pd.Timestamp(value).strftime("%Y-%m")
+
+
+def band_order(labels: Sequence[str], last: str = "unknown") -> list[str]:
+    """Band labels such as '1-49', '50-299', '1000+' by their lower bound (as text, '1000+' would come second);
+    `last` (no value known) and anything without a leading number after them."""
+
+    def key(label: str) -> tuple[int, float, str]:
+        match = re.match(r"\d+", label)
+        if label == last:
+            return (2, 0.0, label)
+        return (0, float(match.group()), label) if match else (1, 0.0, label)
+
+    return sorted(dict.fromkeys(labels), key=key)
 
 
 def _iso(frame: pd.DataFrame, column: str = "month") -> pd.DataFrame:
@@ -271,24 +348,25 @@ def mrr_bridge(ctx: ReportContext) -> Section:
     for absent in sorted(set(steps) - set(present)):
         section.missing.append(ctx.t("missing_column", mart="mrr_kpis_monthly", column=absent))
     cols = ", ".join(f"{c}::DOUBLE AS {c}" for c in ["starting_mrr", *present, "ending_mrr"])
-    month = ctx.last_full_month
+    month = ctx.reporting_month
     frame = ctx.df(f"SELECT {cols} FROM marts.mrr_kpis_monthly WHERE month = ?", [month])
     if frame.empty:
         section.notes.append(ctx.t("no_rows", mart="mrr_kpis_monthly", month=month.strftime("%Y-%m")))
         return section
     row = frame.iloc[0]
-    divisor, unit = ctx.money_unit
+    divisor, unit, fmt = ctx.money_unit
     signs = {"contraction_mrr": -1.0, "churned_mrr": -1.0}  # stored as positive amounts lost
-    bridge: list[tuple[str, float, str]] = [(ctx.t("starting_mrr"), row["starting_mrr"] / divisor, "total")]
-    total = float(row["starting_mrr"])
+    starting, ending = float(row["starting_mrr"]), float(row["ending_mrr"])
+    bridge = [(ctx.t("starting_mrr"), starting / divisor, "total", ctx.money(starting))]
+    total = starting
     for step in present:
         amount = signs.get(step, 1.0) * float(row[step] or 0.0)
         total += amount
-        bridge.append((ctx.t(step), amount / divisor, "change"))
-    bridge.append((ctx.t("ending_mrr"), row["ending_mrr"] / divisor, "total"))
+        bridge.append((ctx.t(step), amount / divisor, "change", ctx.money(amount)))
+    bridge.append((ctx.t("ending_mrr"), ending / divisor, "total", ctx.money(ending)))
     title = f"{ctx.t('bridge')} {month.strftime('%Y-%m')}"
     section.charts.append(
-        Chart("mrr_bridge", title, charts.waterfall(bridge, title=title, value_title=unit, value_format=",.0f"))
+        Chart("mrr_bridge", title, charts.waterfall(bridge, title=title, value_title=unit, value_format=fmt))
     )
     section.tables.append(
         Table(
@@ -311,7 +389,7 @@ def _kpi_trend(ctx: ReportContext, columns: Sequence[str]) -> pd.DataFrame:
     cols = ", ".join(f"{c}::DOUBLE AS {c}" for c in present)
     return ctx.df(
         f"SELECT month, {cols} FROM marts.mrr_kpis_monthly WHERE month <= ? ORDER BY month DESC LIMIT ?",
-        [ctx.as_of, TREND_MONTHS],
+        [ctx.reporting_month, TREND_MONTHS],
     ).sort_values("month")
 
 
@@ -322,7 +400,7 @@ def mrr_trend(ctx: ReportContext) -> Section:
     frame = _kpi_trend(ctx, ["ending_mrr", "ending_customers", "arpa"])
     frame["mrr"] = frame["ending_mrr"]
     frame["arr"] = frame["ending_mrr"] * 12
-    divisor, unit = ctx.money_unit
+    divisor, unit, money_format = ctx.money_unit
     for key in ("mrr", "arr"):
         section.charts.append(
             Chart(
@@ -332,7 +410,7 @@ def mrr_trend(ctx: ReportContext) -> Section:
                     _long(frame, ctx, [key], divisor),
                     title=ctx.t(key),
                     value_title=unit,
-                    value_format=",.0f",
+                    value_format=money_format,
                     x_title=ctx.t("month"),
                     series_title=ctx.t("series"),
                 ),
@@ -372,12 +450,12 @@ def _rate_lines(ctx: ReportContext, section: Section, name: str, title: str, col
             ),
         )
     )
-    last = frame[frame["month"] == pd.Timestamp(ctx.last_full_month)]
+    last = frame[frame["month"] == pd.Timestamp(ctx.reporting_month)]
     if not last.empty:
         row = last.iloc[0]
         section.tables.append(
             Table(
-                f"{title} {ctx.last_full_month.strftime('%Y-%m')}",
+                f"{title} {ctx.reporting_month.strftime('%Y-%m')}",
                 [ctx.t(c) for c in present],
                 [[ctx.pct(row[c]) for c in present]],
                 [True] * len(present),
@@ -419,9 +497,8 @@ def cohort_retention(ctx: ReportContext) -> Section:
     frame = ctx.df(
         f"""SELECT cohort_month, months_since_start, {", ".join(rates)}
             FROM marts.cohort_retention_monthly
-            WHERE cohort_month >= (SELECT max(cohort_month) FROM marts.cohort_retention_monthly) - to_months(?)
-              AND months_since_start <= ? AND month <= ?""",
-        [COHORTS - 1, COHORTS - 1, ctx.as_of],
+            WHERE cohort_month >= ?::DATE - to_months(?) AND months_since_start <= ? AND month <= ?""",
+        [ctx.reporting_month, COHORTS - 1, COHORTS - 1, ctx.reporting_month],
     )
     frame["y"] = pd.to_datetime(frame["cohort_month"]).dt.strftime("%Y-%m")
     frame["x"] = frame["months_since_start"].astype(int)
@@ -451,26 +528,39 @@ def _rank_snapshot_path(ctx: ReportContext, as_of: date) -> Path:
 
 
 def ranks(ctx: ReportContext) -> Section:
-    section = Section("ranks", ctx.t("ranks"), ["customers"])
+    section = Section("ranks", ctx.t("ranks"), ["customers", "customer_mrr_monthly"])
     if not ctx.require(section, "customers", "rank", "status", "mrr"):
         return section
-    frame = ctx.df(
-        """SELECT rank, count(*) AS customers, sum(mrr)::DOUBLE AS mrr FROM marts.customers
-           WHERE status = 'active' AND rank IS NOT NULL GROUP BY rank ORDER BY rank"""
-    )
+    none = ctx.t("no_rank")
+    month = ctx.reporting_month
+    if ctx.require(section, "customer_mrr_monthly", "customer_id", "month", "mrr", "is_customer"):
+        # Ranks are today's (the customers mart keeps no history), counts and MRR the reporting month's, so
+        # the totals are the headline's; customers paying then but without a rank now show as "none".
+        frame = ctx.df(
+            """SELECT coalesce(c.rank, ?) AS rank, count(*) AS customers, sum(m.mrr)::DOUBLE AS mrr
+               FROM marts.customer_mrr_monthly m LEFT JOIN marts.customers c ON c.customer_id = m.customer_id
+               WHERE m.month = ? AND m.is_customer GROUP BY ALL ORDER BY rank""",
+            [none, month],
+        )
+        section.notes.append(ctx.t("rank_basis", as_of=ctx.as_of.isoformat(), month=month.strftime("%Y-%m"), none=none))
+    else:
+        frame = ctx.df(
+            """SELECT rank, count(*) AS customers, sum(mrr)::DOUBLE AS mrr FROM marts.customers
+               WHERE status = 'active' AND rank IS NOT NULL GROUP BY rank ORDER BY rank"""
+        )
     frame["category"] = frame["rank"]
-    divisor, unit = ctx.money_unit
+    divisor, unit, money_format = ctx.money_unit
     section.charts.append(
         Chart(
             "rank_customers",
             ctx.t("rank_customers"),
             charts.bars(
                 frame.assign(value=frame["customers"].astype(float)),
-                title=ctx.t("rank_customers"),
+                title=f"{ctx.t('rank_customers')} {month:%Y-%m}",
                 category_title=ctx.t("rank"),
                 value_title=ctx.t("customers"),
                 value_format=",.0f",
-                sort=["A", "B", "C"],
+                sort=["A", "B", "C", none],
             ),
         )
     )
@@ -480,18 +570,18 @@ def ranks(ctx: ReportContext) -> Section:
             ctx.t("rank_mrr"),
             charts.bars(
                 frame.assign(value=frame["mrr"] / divisor),
-                title=ctx.t("rank_mrr"),
+                title=f"{ctx.t('rank_mrr')} {month:%Y-%m}",
                 category_title=ctx.t("rank"),
                 value_title=unit,
-                value_format=",.0f",
-                sort=["A", "B", "C"],
+                value_format=money_format,
+                sort=["A", "B", "C", none],
             ),
         )
     )
     total = float(frame["mrr"].sum()) or 1.0
     section.tables.append(
         Table(
-            ctx.t("ranks"),
+            f"{ctx.t('ranks')} {month:%Y-%m}",
             [ctx.t("rank"), ctx.t("customers"), ctx.t("mrr"), ctx.t("share_of_mrr")],
             [[r.rank, ctx.number(r.customers), ctx.money(r.mrr), ctx.pct(r.mrr / total)] for r in frame.itertuples()],
             [False, True, True, True],
@@ -547,7 +637,7 @@ def existing_revenue(ctx: ReportContext) -> Section:
     section = Section("existing", ctx.t("existing"), [mart])
     if not ctx.require(section, mart, "breakdown", "band", "existing_mrr"):
         return section
-    month = ctx.last_full_month
+    month = ctx.reporting_month
     optional = [c for c in ("starting_customers", "churned_customers", "customer_churn_rate", "nrr", "grr")]
     optional = [c for c in optional if c in ctx.columns(mart)]
     extra = "".join(f", {c}::DOUBLE AS {c}" for c in optional)
@@ -559,15 +649,15 @@ def existing_revenue(ctx: ReportContext) -> Section:
     if frame.empty:
         section.notes.append(ctx.t("no_rows", mart=mart, month=month.strftime("%Y-%m")))
         return section
-    divisor, unit = ctx.money_unit
-    sorts = {
-        "company_size": ["1-49", "50-299", "300-999", "1000+", "unknown"],
-        "tenure": ["0-11", "12-23", "24-35", "36+"],
-    }
+    divisor, unit, money_format = ctx.money_unit
     for breakdown in ("company_size", "tenure"):
         part = frame[frame["breakdown"] == breakdown]
         if part.empty:
             continue
+        # Bands in numeric order (1-49, 50-299, 300-999, 1000+, unknown last), whatever the dbt vars' bounds.
+        part = part.assign(band=part["band"].map(ctx.band_label))
+        bands = band_order([str(b) for b in part["band"]], last=ctx.t("band_unknown"))
+        part = part.set_index("band", drop=False).loc[bands]
         title = f"{ctx.t('existing_mrr')}: {ctx.t(breakdown)} {month.strftime('%Y-%m')}"
         section.charts.append(
             Chart(
@@ -578,8 +668,8 @@ def existing_revenue(ctx: ReportContext) -> Section:
                     title=title,
                     category_title=ctx.t(breakdown),
                     value_title=unit,
-                    value_format=",.0f",
-                    sort=[b for b in sorts[breakdown] if b in set(part["band"])],
+                    value_format=money_format,
+                    sort=bands,
                 ),
             )
         )
@@ -609,17 +699,24 @@ def churn_reasons(ctx: ReportContext) -> Section:
     section = Section("reasons", ctx.t("reasons"), [mart])
     if not ctx.require(section, mart, "breakdown", "band", "churned_customers"):
         return section
-    first = date(ctx.last_full_month.year - 1, ctx.last_full_month.month, 1)
+    first = date(ctx.reporting_month.year - 1, ctx.reporting_month.month, 1)
     churned_mrr = ", sum(churned_mrr)::DOUBLE AS churned_mrr" if "churned_mrr" in ctx.columns(mart) else ""
     frame = ctx.df(
         f"""SELECT band AS reason, sum(churned_customers)::DOUBLE AS churned_customers{churned_mrr}
             FROM marts.{mart} WHERE breakdown = 'cancel_reason' AND month > ? AND month <= ?
             GROUP BY band HAVING sum(churned_customers) > 0 ORDER BY churned_customers DESC""",
-        [first, ctx.last_full_month],
+        [first, ctx.reporting_month],
     )
     if frame.empty:
-        section.notes.append(ctx.t("no_rows", mart=mart, month=ctx.last_full_month.strftime("%Y-%m")))
+        section.notes.append(ctx.t("no_rows", mart=mart, month=ctx.reporting_month.strftime("%Y-%m")))
         return section
+    # Codes in people's words; a code and a CRM text may read the same, so add them up after translating.
+    frame = (
+        frame.assign(reason=frame["reason"].map(ctx.reason))
+        .groupby("reason", as_index=False, sort=False)
+        .sum()
+        .sort_values("churned_customers", ascending=False, kind="stable")
+    )
     section.charts.append(
         Chart(
             "churn_reasons",
@@ -630,6 +727,7 @@ def churn_reasons(ctx: ReportContext) -> Section:
                 category_title=ctx.t("reason"),
                 value_title=ctx.t("churned_customers"),
                 value_format=",.0f",
+                label_angle=-30,
             ),
         )
     )
@@ -675,9 +773,9 @@ def inside_sales(ctx: ReportContext) -> Section:
     frame = ctx.df(
         f"""SELECT month, {", ".join(f"{c}::DOUBLE AS {c}" for c in present)} FROM marts.{mart}
             WHERE month <= ? ORDER BY month DESC LIMIT 12""",
-        [ctx.as_of],
+        [ctx.reporting_month],
     ).sort_values("month")
-    divisor, unit = ctx.money_unit
+    divisor, unit, money_format = ctx.money_unit
     for layer, columns, fmt, money in INSIDE_SALES_LAYERS:
         cols = [c for c in columns if c in present]
         if not cols:
@@ -691,13 +789,13 @@ def inside_sales(ctx: ReportContext) -> Section:
                     _long(frame, ctx, cols, divisor if money else 1.0),
                     title=title,
                     value_title=unit if money else ctx.t("count"),
-                    value_format=fmt,
+                    value_format=money_format if money else fmt,
                     x_title=ctx.t("month"),
                     series_title=ctx.t("series"),
                 ),
             )
         )
-    last = frame[frame["month"] == pd.Timestamp(ctx.last_full_month)]
+    last = frame[frame["month"] == pd.Timestamp(ctx.reporting_month)]
     if not last.empty:
         row = last.iloc[0]
 
@@ -708,8 +806,8 @@ def inside_sales(ctx: ReportContext) -> Section:
 
         section.tables.append(
             Table(
-                f"{ctx.t('inside_sales')} {ctx.last_full_month.strftime('%Y-%m')}",
-                [ctx.t("series"), ctx.t("last_full_month")],
+                f"{ctx.t('inside_sales')} {ctx.reporting_month.strftime('%Y-%m')}",
+                [ctx.t("series"), ctx.reporting_month.strftime("%Y-%m")],
                 [[ctx.t(c), fmt_value(c)] for c in present],
                 [False, True],
             )
@@ -778,6 +876,7 @@ def _treatment_vs_holdout(ctx: ReportContext, section: Section) -> None:
             SELECT campaign, customer_id, min(variant) AS variant,  -- a customer stays in one group per campaign
                    CAST(date_trunc('month', min(as_of)) AS DATE) AS selected_month
             FROM ops.campaign_recipients WHERE as_of <= ? GROUP BY campaign, customer_id
+            HAVING CAST(date_trunc('month', min(as_of)) AS DATE) <= ?  -- measured in the reporting month
         ),
         measured AS (
             SELECT p.campaign, p.variant, p.customer_id,
@@ -786,38 +885,31 @@ def _treatment_vs_holdout(ctx: ReportContext, section: Section) -> None:
             FROM picked p
             LEFT JOIN marts.customer_mrr_monthly t ON t.customer_id = p.customer_id AND t.month = p.selected_month
             LEFT JOIN marts.customer_mrr_monthly n
-                   ON n.customer_id = p.customer_id AND n.month = CAST(date_trunc('month', ?::DATE) AS DATE)
+                   ON n.customer_id = p.customer_id AND n.month = ?
         )
         SELECT campaign, variant, count(*) AS customers, sum(mrr_then) AS mrr_then, sum(mrr_now) AS mrr_now,
                avg(churned::INTEGER) AS churned_rate
         FROM measured GROUP BY campaign, variant ORDER BY campaign, variant DESC
         """,
-        [ctx.as_of, ctx.as_of],
+        [ctx.as_of, ctx.reporting_month, ctx.reporting_month],
     )
+    month = ctx.reporting_month.strftime("%Y-%m")
     if frame.empty:
-        section.notes.append(ctx.t("no_rows", mart="ops.campaign_recipients", month=ctx.as_of.isoformat()))
+        section.notes.append(ctx.t("no_lift", month=month))
         return
     frame["change"] = (frame["mrr_now"] - frame["mrr_then"]) / frame["mrr_then"].where(frame["mrr_then"] > 0)
     if not (frame["variant"] == "holdout").any():
         section.notes.append(ctx.t("no_holdout"))
     frame["group"] = frame["variant"].map(lambda v: ctx.t(v) if v in ("treatment", "holdout") else str(v))
-    section.charts.append(
-        Chart(
-            "campaign_lift",
-            ctx.t("lift_chart"),
-            charts.bars(
-                frame.assign(category=frame["campaign"], series=frame["group"], value=frame["change"].fillna(0.0)),
-                title=ctx.t("lift_chart"),
-                category_title=ctx.t("campaign"),
-                value_title=ctx.t("mrr_change"),
-                value_format=".1%",
-                series_title=ctx.t("variant"),
-            ),
-        )
-    )
+    measured = frame.dropna(subset=["change"])
+    if measured.empty:
+        # Bars of nothing would be bare axes: say why there is no lift instead.
+        section.notes.append(ctx.t("no_lift", month=month))
+    else:
+        _lift_chart(ctx, section, measured)
     section.tables.append(
         Table(
-            ctx.t("campaigns"),
+            f"{ctx.t('campaigns')} {month}",
             [
                 ctx.t("campaign"),
                 ctx.t("variant"),
@@ -840,6 +932,25 @@ def _treatment_vs_holdout(ctx: ReportContext, section: Section) -> None:
                 for _, r in frame.iterrows()
             ],
             [False, False, True, True, True, True, True],
+        )
+    )
+
+
+def _lift_chart(ctx: ReportContext, section: Section, measured: pd.DataFrame) -> None:
+    title = f"{ctx.t('lift_chart')} ({ctx.reporting_month:%Y-%m})"
+    section.charts.append(
+        Chart(
+            "campaign_lift",
+            title,
+            charts.bars(
+                measured.assign(category=measured["campaign"], series=measured["group"], value=measured["change"]),
+                title=title,
+                category_title=ctx.t("campaign"),
+                value_title=ctx.t("mrr_change"),
+                value_format=".1%",
+                series_title=ctx.t("variant"),
+                label_angle=-30,  # campaign names are long: slanted, they do not run into each other
+            ),
         )
     )
 

@@ -35,7 +35,9 @@ final as (
             when month = last_month then {{ as_of_date() }}
             else {{ dbt.last_day('month', 'month') }}
         end as snapshot_on,
-        month = last_month as is_as_of_month
+        month = last_month as is_as_of_month,
+        -- doc block month_completeness: over once the as-of date is past the month's last day
+        {{ as_of_date() }} > {{ dbt.last_day('month', 'month') }} as is_complete
     from months_spined
 )
 

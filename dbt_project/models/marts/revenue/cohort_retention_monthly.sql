@@ -26,6 +26,7 @@ cohorts_spined_to_months as (
     select
         cohorts_summarised.cohort_month,
         months.month,
+        months.is_complete,
         {{ dbt.datediff('cohorts_summarised.cohort_month', 'months.month', 'month') }}             as months_since_start,  -- noqa: LT05
         cohorts_summarised.cohort_customers,
         cohorts_summarised.cohort_starting_mrr
@@ -49,6 +50,7 @@ final as (
     select
         cohorts_spined_to_months.cohort_month,
         cohorts_spined_to_months.month,
+        cohorts_spined_to_months.is_complete,
         cast(cohorts_spined_to_months.months_since_start as {{ dbt.type_int() }}) as months_since_start,
         cast(cohorts_spined_to_months.cohort_customers as {{ dbt.type_bigint() }}) as cohort_customers,
         cast(cohorts_spined_to_months.cohort_starting_mrr as decimal(18, 2)) as cohort_starting_mrr,

@@ -4,19 +4,24 @@ with
 
 mrr_movements as (select * from {{ ref('int_mrr_movements_classified') }}),
 
+months as (select * from {{ ref('int_months') }}),
+
 final as (
     select
-        month,
-        customer_id,
-        mrr,
-        previous_mrr,
-        movement,
-        movement_mrr,
-        fx_impact_mrr,
-        is_paused,
-        is_customer,
-        first_paid_month
+        mrr_movements.month,
+        months.is_complete,
+        mrr_movements.customer_id,
+        mrr_movements.mrr,
+        mrr_movements.previous_mrr,
+        mrr_movements.movement,
+        mrr_movements.movement_mrr,
+        mrr_movements.fx_impact_mrr,
+        mrr_movements.is_paused,
+        mrr_movements.is_customer,
+        mrr_movements.first_paid_month
     from mrr_movements
+    inner join months
+        on mrr_movements.month = months.month
 )
 
 select * from final

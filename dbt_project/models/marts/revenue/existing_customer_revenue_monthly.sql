@@ -7,6 +7,8 @@ customers as (select * from {{ ref('stg_crm__customers') }}),
 
 churns as (select * from {{ ref('int_churns_attributed_to_reasons') }}),
 
+months as (select * from {{ ref('int_months') }}),
+
 existing_customer_months as (
     -- doc block existing_customer_revenue: customers at the start of the month, banded as they were then
     select
@@ -81,6 +83,7 @@ month_totals as (
 final as (
     select
         bands_summed.month,
+        months.is_complete,
         bands_summed.breakdown,
         bands_summed.band,
         cast(bands_summed.starting_customers as {{ dbt.type_bigint() }}) as starting_customers,
@@ -113,6 +116,8 @@ final as (
     from bands_summed
     inner join month_totals
         on bands_summed.month = month_totals.month
+    inner join months
+        on bands_summed.month = months.month
 )
 
 select * from final

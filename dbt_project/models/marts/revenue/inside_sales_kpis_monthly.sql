@@ -66,6 +66,7 @@ csqls_won as (
 final as (
     select
         months.month,
+        months.is_complete,
         cast(coalesce(activity_summed.accounts_approached, 0) as {{ dbt.type_bigint() }}) as accounts_approached,
         cast(coalesce(activity_summed.effective_conversations, 0) as {{ dbt.type_bigint() }})
             as effective_conversations,

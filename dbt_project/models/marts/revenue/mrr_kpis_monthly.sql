@@ -48,6 +48,7 @@ year_ago_customers_followed as (
 months_filled as (
     select
         months.month,
+        months.is_complete,
         cast(coalesce(movements_summed.starting_mrr, 0) as decimal(18, 2)) as starting_mrr,
         cast(coalesce(movements_summed.new_mrr, 0) as decimal(18, 2)) as new_mrr,
         cast(coalesce(movements_summed.expansion_mrr, 0) as decimal(18, 2)) as expansion_mrr,
@@ -77,6 +78,7 @@ final as (
     -- doc block mrr_kpis: rates are fractions of the month's start, null when it started from nothing.
     select
         month,
+        is_complete,
         starting_mrr,
         new_mrr,
         expansion_mrr,
