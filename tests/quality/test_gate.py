@@ -422,6 +422,11 @@ def test_every_suite_is_well_formed_and_checks_a_contract_table(settings: Settin
             for key in ("column", "column_A", "column_B"):
                 if key in exp["kwargs"]:
                     assert exp["kwargs"][key] in known, (suite.name, exp)
+            assert set(exp["kwargs"].get("column_list", [])) <= known, (suite.name, exp)
+        assert set(suite.normalise) <= set(contract.column_names), suite.name
+        for spec in suite.outliers:
+            assert {*spec.key, spec.column, spec.segment or spec.column} <= known, (suite.name, spec)
+        for exp in suite.expectations:
             if exp["type"] == "expect_column_values_to_be_in_set" and exp["kwargs"]["column"] in contract.column_names:
                 allowed = contract.column(exp["kwargs"]["column"]).allowed
                 if allowed:
@@ -464,3 +469,40 @@ def test_chunked_validation_sees_duplicates_and_failures_across_chunks(settings:
                 assert failed == {("expect_column_values_to_be_unique", (2, 5))}
             else:
                 assert failed == {("expect_column_values_to_match_regex", (4,))}
+
+
+def test_outlier_is_held_until_accepted(settings: Settings) -> None:
+    load_good(settings)
+    before = raw_fingerprint(settings)
+    rows = base_rows()
+    cell("subscriptions", 2, "mrr", "5000000000000")(rows, settings.source_dir)  # ¥5 trillion a month
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    with pytest.raises(GateFailedError) as info:
+        gate_and_publish(settings, AS_OF)
+    assert "what to do: if the values are real, publish them with `kizuna check --accept-outliers`" in str(info.value)
+    html = Path(info.value.verdict.report or "").read_text(encoding="utf-8")
+    assert "kizuna check --accept-outliers" in html and "subscription_id S3" in html
+    assert raw_fingerprint(settings) == before
+    # --accept-drop is not a way round an outlier; --accept-outliers is.
+    with pytest.raises(GateFailedError):
+        gate_and_publish(settings, AS_OF, accept_drop=True)
+    verdict = gate_and_publish(settings, AS_OF, accept_outliers=True)
+    assert verdict.passed
+    with connect(settings.warehouse) as con:
+        assert con.execute("SELECT mrr FROM raw.subscriptions WHERE subscription_id = 'S3'").fetchone()[0] == 5e12
+
+
+def test_ops_loads_records_published_rows_after_quarantine(settings: Settings) -> None:
+    rows = base_rows()
+    cell("contacts", 0, "email", "ichi@@example")(rows, settings.source_dir)  # quarantined
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    verdict = gate_and_publish(settings, AS_OF)
+    with connect(settings.warehouse) as con:
+        loads = {
+            r[0]: (r[1], r[2])
+            for r in con.execute("SELECT table_name, row_count, staged_rows FROM ops.loads").fetchall()
+        }
+    assert loads == {"customers": (3, 3), "contacts": (2, 3), "subscriptions": (3, 3), "invoices": (2, 2)}
+    assert verdict.published["contacts"] == 2
