@@ -276,13 +276,16 @@ CASES = [
         "ids-lower-cased",
         every_row("subscriptions", "customer_id", str.lower),
         "stop",
-        "subscriptions: 0 rows would be published (3 staged, 3 quarantined) against 3 in the last good load (-100%)",
+        "subscriptions: 0 rows would be published (3 staged, 3 quarantined: 3 references an existing customer; 3 of "
+        "them name a customer only if case and spaces are ignored (e.g. 'c1' for 'C1'): ids are compared exactly) "
+        "against 3 in the last good load (-100%)",
     ),
     (
         "most-customers-quarantined",
         every_row("customers", "owner_email", lambda _: "tanaka at example.co.jp", limit=2),
         "stop",
-        "customers: 1 rows would be published (3 staged, 2 quarantined) against 3 in the last good load (-67%)",
+        "customers: 1 row would be published (3 staged, 2 quarantined: 2 is not a well-formed email address) "
+        "against 3 in the last good load (-67%)",
     ),
     (
         "optional-file-emptied",

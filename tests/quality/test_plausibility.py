@@ -105,8 +105,8 @@ def test_quarantine_emptying_most_customers_is_held_with_its_figures(next_day: S
         gate_and_publish(next_day, AS_OF)
     message = str(info.value)
     assert (
-        f"customers: {staged - moved:,} rows would be published ({staged:,} staged, {moved:,} quarantined) "
-        f"against {staged:,} in the last good load"
+        f"customers: {staged - moved:,} rows would be published ({staged:,} staged, {moved:,} quarantined: "
+        f"{moved:,} is not a well-formed email address) against {staged:,} in the last good load"
     ) in message
     assert "subscriptions: " in message and "total MRR of " in message
     assert "kizuna check --accept-drop" in message

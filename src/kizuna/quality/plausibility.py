@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from kizuna.quality.quarantine import QUARANTINE_STAGING
 from kizuna.quality.suites import OutlierSpec, SuiteFile
 from kizuna.quality.validate import SAMPLE_ROWS, CheckResult
 from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES
@@ -106,13 +107,13 @@ def drop_checks(
         if would is None:
             detail = "nothing staged"
         elif moved:
-            detail = f"{would + moved:,} staged, {moved:,} quarantined"
+            detail = f"{would + moved:,} staged, {moved:,} quarantined: {_why_quarantined(con, table.name)}"
         else:
             detail = f"{would:,} staged"
         failed = (would or 0) < previous * keep
         change = ((would or 0) - previous) / previous * 100
         message = (
-            f"{would or 0:,} rows would be published ({detail}) against {previous:,} in the last good load "
+            f"{would or 0:,} {'row' if would == 1 else 'rows'} would be published ({detail}) against {previous:,} in the last good load "
             f"({change:+.0f}%); at most {max_drop:.0%} may vanish (KIZUNA_GATE_MAX_DROP)"
         )
         results.append(
@@ -131,6 +132,34 @@ def drop_checks(
         for name, aggregate in (suite.totals if suite else {}).items():
             results.append(_total_check(con, suite_name, table.name, suite, name, aggregate, keep, max_drop))
     return results
+
+
+def _why_quarantined(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The rules that moved a table's rows to quarantine, most rows first, and a hint for ids that changed case."""
+    reasons = con.execute(
+        f"SELECT rule, count(DISTINCT source_row) AS n FROM {QUARANTINE_STAGING} WHERE table_name = ? "
+        "GROUP BY rule ORDER BY n DESC, rule",
+        [table],
+    ).fetchall()
+    text = "; ".join(f"{n:,} {rule}" for rule, n in reasons)
+    if table == "customers" or not table_exists(con, INCOMING_SCHEMA, "customers"):
+        return text
+    # An export that changed the case of ids (or padded them) makes every record an orphan: say so, since the
+    # rows look fine to a person who compares them by eye.
+    cased = con.execute(
+        f"""SELECT count(DISTINCT q.source_row), any_value(q.id), any_value(c.customer_id)
+            FROM (SELECT source_row, json_extract_string(record, '$.customer_id') AS id
+                  FROM {QUARANTINE_STAGING} WHERE table_name = ?) q
+            JOIN {INCOMING_SCHEMA}.customers c ON lower(trim(q.id)) = lower(trim(c.customer_id))
+            WHERE q.id NOT IN (SELECT customer_id FROM {INCOMING_SCHEMA}.customers)""",
+        [table],
+    ).fetchone()
+    if cased and cased[0]:
+        text += (
+            f"; {cased[0]:,} of them name a customer only if case and spaces are ignored (e.g. {cased[1]!r} for "
+            f"{cased[2]!r}): ids are compared exactly"
+        )
+    return text
 
 
 def _total_check(
