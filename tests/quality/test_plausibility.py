@@ -115,6 +115,9 @@ def test_quarantine_emptying_most_customers_is_held_with_its_figures(next_day: S
     # A person confirms: the same staged load is published, and ops.loads says what raw now holds.
     verdict = gate_and_publish(next_day, AS_OF, accept_drop=True)
     assert verdict.published["customers"] == staged - moved
+    # The held attempt changed nothing: the accepted one quarantines the same rows, and keeps them.
+    assert verdict.quarantined["customers"] == moved
+    assert scalar(next_day, "SELECT count(*) FROM quarantine.rows WHERE table_name = 'customers'") == moved
     with connect(next_day.warehouse) as con:
         loads = {
             table: (rows, staged_rows)

@@ -13,7 +13,7 @@ import duckdb
 
 from kizuna.quality.normalise import Normalisation, normalise_column
 from kizuna.quality.plausibility import drop_checks, exact_duplicates, outlier_checks
-from kizuna.quality.quarantine import QUARANTINE_STAGING, quarantine_rows
+from kizuna.quality.quarantine import quarantine_rows
 from kizuna.quality.report import write_reports
 from kizuna.quality.suites import load_suites
 from kizuna.quality.validate import CheckResult, validate_table
@@ -105,7 +105,7 @@ def check_staged(
     parameters: dict[str, Any],
     progress: Callable[[str], None] | None = None,
     *,
-    outlier_factor: float | None = None,
+    outlier_factor: float | None,
 ) -> GateVerdict:
     """Run every raw suite on the staged load, then compare what it would publish with the last good load.
 
@@ -116,7 +116,8 @@ def check_staged(
     last good load had, and the outlier checks; `outlier_factor` None skips the latter (a person accepted them).
     """
     verdict = GateVerdict(load_id, [], parameters=parameters)
-    con.execute(f"DROP TABLE IF EXISTS {QUARANTINE_STAGING}")
+    # A quarantine left in the incoming schema belongs to this load (ingest replaces the schema): an attempt
+    # that passed and was interrupted before publishing. Its rows already left the staged tables: keep it.
     suites = sorted(load_suites(settings.expectations_dir, RAW_SCHEMA), key=lambda s: _TABLE_ORDER.get(s.table, 99))
     for suite in suites:
         if not table_exists(con, INCOMING_SCHEMA, suite.table):
@@ -165,9 +166,18 @@ def gate_and_publish(
             raise RuntimeError("nothing is staged: run `kizuna ingest` first")
         parameters = gate_parameters(con, as_of, 1.0 if accept_drop else settings.gate_max_drop)
         parameters["outlier_factor"] = None if accept_outliers else settings.gate_outlier_factor
-        verdict = check_staged(
-            con, settings, load_id, parameters, progress, outlier_factor=parameters["outlier_factor"]
-        )
+        # The gate rewrites the staged load (normalising values, moving rows to quarantine): in a transaction
+        # that a held load rolls back, so `kizuna check --accept-drop` re-checks the load exactly as staged and
+        # no quarantined row of the held attempt is lost.
+        con.execute("BEGIN TRANSACTION")
+        try:
+            verdict = check_staged(
+                con, settings, load_id, parameters, progress, outlier_factor=parameters["outlier_factor"]
+            )
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT" if verdict.passed else "ROLLBACK")
         verdict.report = str(write_reports(verdict, settings.var_dir / "reports" / "quality"))
         record_verdict(con, verdict)
         if not verdict.passed:

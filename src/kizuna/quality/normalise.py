@@ -31,7 +31,8 @@ class Normalisation:
     example: Finding
 
     def __str__(self) -> str:
-        return f"{self.table}.{self.column}: {self.count:,} values rewritten ({self.change}), e.g. {self.example}"
+        values = "value" if self.count == 1 else "values"
+        return f"{self.table}.{self.column}: {self.count:,} {values} rewritten ({self.change}), e.g. {self.example}"
 
 
 def normalise_column(
