@@ -117,6 +117,9 @@ def check(
     accept_drop: Annotated[
         bool, typer.Option(help="Confirm a load much smaller than the last good one (else held as suspicious).")
     ] = False,
+    accept_outliers: Annotated[
+        bool, typer.Option(help="Confirm values far beyond the last good load's (else held as suspicious).")
+    ] = False,
 ) -> None:
     """Run the quality gate on the staged load and publish it to raw if no critical check fails."""
     from kizuna.quality.gate import GateFailedError, gate_and_publish
@@ -126,9 +129,13 @@ def check(
     day = _as_of(as_of, settings)
     try:
         with _progress("quality gate", len(load_suites(settings.expectations_dir, "raw"))) as step:
-            verdict = gate_and_publish(settings, day, accept_drop=accept_drop, progress=step)
+            verdict = gate_and_publish(
+                settings, day, accept_drop=accept_drop, accept_outliers=accept_outliers, progress=step
+            )
     except (GateFailedError, RuntimeError) as exc:
         raise _fail(exc) from exc
+    if verdict.normalised:
+        console.print(verdict.describe_changes(), highlight=False)
     console.print(f"{sum(r.success for r in verdict.results)} checks passed, {len(verdict.warnings)} warnings")
     if verdict.warnings:
         console.print(verdict.describe_failures(), highlight=False)

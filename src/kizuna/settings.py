@@ -58,8 +58,15 @@ class Settings(BaseSettings):
         0.5,
         ge=0,
         le=1,
-        description="Share of customers, subscriptions or total MRR that may vanish between two loads before "
-        "the gate holds the load as suspicious (kizuna check --accept-drop confirms it).",
+        description="Share of any table's rows, or of total MRR, that may vanish between the last good load and "
+        "what this load would publish (after quarantine) before the gate holds it (kizuna check --accept-drop).",
+    )
+    gate_outlier_factor: float = Field(
+        100.0,
+        ge=1,
+        description="A value (a subscription's or a customer's MRR, an amount, a month's usage) is held as an outlier "
+        "when it is more than this many times both its own value and the 99th percentile of its kind in the last "
+        "good load (docs/quality.md; kizuna check --accept-outliers confirms it).",
     )
 
     sources_config: Path | None = Field(

@@ -157,8 +157,10 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {OPS_SCHEMA}.loads (load_id VARCHAR, published_at TIMESTAMP, "
             "source_dir VARCHAR, table_name VARCHAR, source_file VARCHAR, encoding VARCHAR, "
-            "row_count BIGINT, sha256 VARCHAR)"
+            "row_count BIGINT, sha256 VARCHAR, staged_rows BIGINT)"
         )
+        # row_count is what raw holds once published; staged_rows what the file gave before the gate quarantined.
+        con.execute(f"ALTER TABLE {OPS_SCHEMA}.loads ADD COLUMN IF NOT EXISTS staged_rows BIGINT")
         for table in TABLES:
             if table.name in staged:
                 con.execute(
@@ -170,9 +172,12 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
             row = con.execute(f'SELECT count(*) FROM {RAW_SCHEMA}."{table.name}"').fetchone()
             counts[table.name] = int(row[0]) if row else 0
         con.execute(
-            f"INSERT INTO {OPS_SCHEMA}.loads SELECT load_id, timezone('UTC', now()), source_dir, table_name, "
-            f"source_file, encoding, row_count, sha256 FROM {INCOMING_SCHEMA}._load WHERE load_id = ?",
-            [load_id],
+            f"INSERT INTO {OPS_SCHEMA}.loads BY NAME SELECT l.load_id, timezone('UTC', now()) AS published_at, "
+            "l.source_dir, l.table_name, l.source_file, l.encoding, p.rows AS row_count, l.sha256, "
+            f"l.row_count AS staged_rows FROM {INCOMING_SCHEMA}._load l "
+            "JOIN (SELECT unnest(?::VARCHAR[]) AS table_name, unnest(?::BIGINT[]) AS rows) p USING (table_name) "
+            "WHERE l.load_id = ?",
+            [list(counts), list(counts.values()), load_id],
         )
         state_tables = sorted(t for t in staged if t.startswith(STATE_PREFIX))
         if state_tables:

@@ -42,6 +42,12 @@ SUBSCRIPTIONS = [
     "status",
 ]
 INVOICES = ["invoice_id", "customer_id", "issued_at", "amount", "currency", "status"]
+USAGE = ["customer_id", "month", "metric", "value"]
+USAGE_ROWS = [
+    ["C1", "2026-09-01", "active_users", "40"],
+    ["C1", "2026-10-01", "active_users", "42"],
+    ["C3", "2026-10-01", "active_users", "6"],
+]
 
 
 def base_rows() -> dict[str, tuple[list[str], list[list[str]]]]:
@@ -139,6 +145,30 @@ def drop_file(table: str) -> Mutator:
     return lambda rows, src: rows.pop(table)
 
 
+def add_table(table: str, header: list[str], records: list[list[str]]) -> Mutator:
+    return lambda rows, src: rows.__setitem__(table, (header, [list(r) for r in records]))
+
+
+def every_row(table: str, column: str, change: Callable[[str], str], limit: int | None = None) -> Mutator:
+    """The same edit on many rows, as an export tool or a spreadsheet formula makes it."""
+
+    def mutate(rows: dict, src: Path) -> None:
+        header, records = rows[table]
+        i = header.index(column)
+        for record in records[:limit]:
+            record[i] = change(record[i])
+
+    return mutate
+
+
+def both(*mutators: Mutator) -> Mutator:
+    def mutate(rows: dict, src: Path) -> None:
+        for m in mutators:
+            m(rows, src)
+
+    return mutate
+
+
 def keep_only(table: str, n: int) -> Mutator:
     def mutate(rows: dict, src: Path) -> None:
         header, records = rows[table]
@@ -211,7 +241,12 @@ CASES = [
         "subscriptions.csv, row 1, column start_date: required column is missing",
     ),
     ("missing-required-file", drop_file("subscriptions"), "ingest", "subscriptions.csv: required file is missing"),
-    ("missing-optional-file", drop_file("invoices"), "pass", {}),
+    (
+        "missing-optional-file",
+        drop_file("invoices"),
+        "stop",
+        "invoices: 0 rows would be published (nothing staged) against 2 in the last good load (-100%)",
+    ),
     (
         "no-price",
         cell("subscriptions", 0, "mrr", ""),
@@ -229,6 +264,54 @@ CASES = [
         cell("customers", 2, "created_at", "1899-12-31"),
         "quarantine",
         {"customers": 1, "contacts": 1, "subscriptions": 1, "invoices": 1},
+    ),
+    # Issue 23, the gate publishes what it quarantined: the drop checks look at what would be published.
+    (
+        "owner-display-name",
+        cell("customers", 0, "owner_email", '"Taro Sato" <tanaka@example.co.jp>'),
+        "pass",
+        {},
+    ),
+    (
+        "ids-lower-cased",
+        every_row("subscriptions", "customer_id", str.lower),
+        "stop",
+        "subscriptions: 0 rows would be published (3 staged, 3 quarantined: 3 references an existing customer; 3 of "
+        "them name a customer only if case and spaces are ignored (e.g. 'c1' for 'C1'): ids are compared exactly) "
+        "against 3 in the last good load (-100%)",
+    ),
+    (
+        "most-customers-quarantined",
+        every_row("customers", "owner_email", lambda _: "tanaka at example.co.jp", limit=2),
+        "stop",
+        "customers: 1 row would be published (3 staged, 2 quarantined: 2 is not a well-formed email address) "
+        "against 3 in the last good load (-67%)",
+    ),
+    (
+        "optional-file-emptied",
+        keep_only("invoices", 0),
+        "stop",
+        "invoices: 0 rows would be published (0 staged) against 2 in the last good load (-100%)",
+    ),
+    # Issue 23, implausible loads: duplicates, keys the contract implies, and outliers against the last good load.
+    (
+        "usage-appended-to-itself",
+        add_table("usage", USAGE, USAGE_ROWS + USAGE_ROWS),
+        "stop",
+        "usage.csv, row 5: repeats row 2 exactly",
+    ),
+    (
+        "usage-duplicate-key",
+        add_table("usage", USAGE, [*USAGE_ROWS, ["C1", "2026-10-01", "active_users", "43"]]),
+        "stop",
+        "usage.csv, row 5, column customer_id, month, metric: duplicate key (found 'C1', 2026-10-01, 'active_users')",
+    ),
+    (
+        "absurd-subscription-mrr",
+        cell("subscriptions", 2, "mrr", "5000000000000"),
+        "stop",
+        "subscriptions.csv, row 4, column mrr: subscription MRR of 5,000,000,000,000 JPY (subscription_id S3) is more "
+        "than 100x both its value in the last good load (30,000 JPY) and the 99th percentile there (79,000 JPY)",
     ),
 ]
 
@@ -342,6 +425,11 @@ def test_every_suite_is_well_formed_and_checks_a_contract_table(settings: Settin
             for key in ("column", "column_A", "column_B"):
                 if key in exp["kwargs"]:
                     assert exp["kwargs"][key] in known, (suite.name, exp)
+            assert set(exp["kwargs"].get("column_list", [])) <= known, (suite.name, exp)
+        assert set(suite.normalise) <= set(contract.column_names), suite.name
+        for spec in suite.outliers:
+            assert {*spec.key, spec.column, spec.segment or spec.column} <= known, (suite.name, spec)
+        for exp in suite.expectations:
             if exp["type"] == "expect_column_values_to_be_in_set" and exp["kwargs"]["column"] in contract.column_names:
                 allowed = contract.column(exp["kwargs"]["column"]).allowed
                 if allowed:
@@ -384,3 +472,40 @@ def test_chunked_validation_sees_duplicates_and_failures_across_chunks(settings:
                 assert failed == {("expect_column_values_to_be_unique", (2, 5))}
             else:
                 assert failed == {("expect_column_values_to_match_regex", (4,))}
+
+
+def test_outlier_is_held_until_accepted(settings: Settings) -> None:
+    load_good(settings)
+    before = raw_fingerprint(settings)
+    rows = base_rows()
+    cell("subscriptions", 2, "mrr", "5000000000000")(rows, settings.source_dir)  # ¥5 trillion a month
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    with pytest.raises(GateFailedError) as info:
+        gate_and_publish(settings, AS_OF)
+    assert "what to do: if the values are real, publish them with `kizuna check --accept-outliers`" in str(info.value)
+    html = Path(info.value.verdict.report or "").read_text(encoding="utf-8")
+    assert "kizuna check --accept-outliers" in html and "subscription_id S3" in html
+    assert raw_fingerprint(settings) == before
+    # --accept-drop is not a way round an outlier; --accept-outliers is.
+    with pytest.raises(GateFailedError):
+        gate_and_publish(settings, AS_OF, accept_drop=True)
+    verdict = gate_and_publish(settings, AS_OF, accept_outliers=True)
+    assert verdict.passed
+    with connect(settings.warehouse) as con:
+        assert con.execute("SELECT mrr FROM raw.subscriptions WHERE subscription_id = 'S3'").fetchone()[0] == 5e12
+
+
+def test_ops_loads_records_published_rows_after_quarantine(settings: Settings) -> None:
+    rows = base_rows()
+    cell("contacts", 0, "email", "ichi@@example")(rows, settings.source_dir)  # quarantined
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    verdict = gate_and_publish(settings, AS_OF)
+    with connect(settings.warehouse) as con:
+        loads = {
+            r[0]: (r[1], r[2])
+            for r in con.execute("SELECT table_name, row_count, staged_rows FROM ops.loads").fetchall()
+        }
+    assert loads == {"customers": (3, 3), "contacts": (2, 3), "subscriptions": (3, 3), "invoices": (2, 2)}
+    assert verdict.published["contacts"] == 2

@@ -1,17 +1,19 @@
-"""The raw-data gate: run the suites on a staged load, quarantine warning rows, and give a verdict."""
+"""The raw-data gate: run the suites on a staged load, quarantine warning rows, compare what would be published
+with the last good load, and give a verdict."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
-from kizuna.quality.quarantine import QUARANTINE_STAGING, quarantine_rows
+from kizuna.quality.normalise import Normalisation, normalise_column
+from kizuna.quality.plausibility import drop_checks, exact_duplicates, outlier_checks
+from kizuna.quality.quarantine import quarantine_rows
 from kizuna.quality.records import name_records
 from kizuna.quality.report import write_reports
 from kizuna.quality.suites import load_suites
@@ -42,6 +44,8 @@ class GateVerdict:
     quarantined: dict[str, int] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
     report: str | None = None
+    normalised: list[Normalisation] = field(default_factory=list)
+    published: dict[str, int] = field(default_factory=dict)  # rows per raw table once published
 
     @property
     def passed(self) -> bool:
@@ -61,7 +65,13 @@ class GateVerdict:
             count = f"{r.unexpected_count} rows" if r.unexpected_count else "table"
             lines.append(f"[{r.severity}] {r.suite}: {r.rule} on {r.column or r.table}: {count}")
             lines += [f"    {f}" for f in r.findings]
+            if r.advice:
+                lines.append(f"    what to do: {r.advice}")
         return "\n".join(lines)
+
+    def describe_changes(self) -> str:
+        """Values the gate rewrote before checking (normalisations), one line per column."""
+        return "\n".join(f"normalised {n}" for n in self.normalised)
 
 
 class GateFailedError(RuntimeError):
@@ -81,24 +91,11 @@ class GateNotPassedError(RuntimeError):
 
 
 def gate_parameters(con: duckdb.DuckDBPyConnection, as_of: dt.date, max_drop: float) -> dict[str, Any]:
-    """Values the suites compare against: the plausible-date horizon and the last good load's volumes."""
-
-    def previous(sql: str) -> float:
-        if not table_exists(con, RAW_SCHEMA, "subscriptions"):
-            return 0.0
-        row = con.execute(sql).fetchone()
-        return float(row[0] or 0) if row else 0.0
-
-    keep = max(0.0, 1.0 - max_drop)
+    """Values the suites compare against (the plausible-date horizon) and the thresholds of this run."""
     return {
         "max_plausible_date": as_of.replace(year=as_of.year + 1, day=28 if as_of.month == 2 else as_of.day).isoformat()
         + "T23:59:59",
-        "min_rows_customers": math.floor(previous(f"SELECT count(*) FROM {RAW_SCHEMA}.customers") * keep),
-        "min_rows_subscriptions": math.floor(previous(f"SELECT count(*) FROM {RAW_SCHEMA}.subscriptions") * keep),
-        "min_total_mrr": previous(
-            f"SELECT sum(coalesce(mrr, amount / nullif(billing_period_months, 0)))::DOUBLE FROM {RAW_SCHEMA}.subscriptions"
-        )
-        * keep,
+        "max_drop": max_drop,
     }
 
 
@@ -108,14 +105,20 @@ def check_staged(
     load_id: str,
     parameters: dict[str, Any],
     progress: Callable[[str], None] | None = None,
+    *,
+    outlier_factor: float | None,
 ) -> GateVerdict:
-    """Run every raw suite on the staged load, in contract order (customers first).
+    """Run every raw suite on the staged load, then compare what it would publish with the last good load.
 
-    Rows failing a warning-level expectation leave the staged table for quarantine before the next table
-    is checked, so records that point at a quarantined customer are found as orphans in turn.
+    First, per table in contract order (customers first): normalise harmless variants, look for exact
+    duplicate rows, run the suite; rows failing a warning-level expectation leave the staged table for
+    quarantine before the next table is checked, so records pointing at a quarantined customer are found as
+    orphans in turn. Then, on what is left (what would be published): the drop checks for every table the
+    last good load had, and the outlier checks; `outlier_factor` None skips the latter (a person accepted them).
     """
     verdict = GateVerdict(load_id, [], parameters=parameters)
-    con.execute(f"DROP TABLE IF EXISTS {QUARANTINE_STAGING}")
+    # A quarantine left in the incoming schema belongs to this load (ingest replaces the schema): an attempt
+    # that passed and was interrupted before publishing. Its rows already left the staged tables: keep it.
     suites = sorted(load_suites(settings.expectations_dir, RAW_SCHEMA), key=lambda s: _TABLE_ORDER.get(s.table, 99))
     for suite in suites:
         if not table_exists(con, INCOMING_SCHEMA, suite.table):
@@ -123,6 +126,11 @@ def check_staged(
             continue
         if progress:
             progress(suite.name)
+        for column, kind in suite.normalise.items():
+            change = normalise_column(con, INCOMING_SCHEMA, suite.table, column, kind)
+            if change:
+                verdict.normalised.append(change)
+        verdict.results.append(exact_duplicates(con, suite.table, suite.name))
         results = validate_table(con, INCOMING_SCHEMA, suite, parameters)
         name_records(con, suite.table, results)
         file = next((f.file for r in results for f in r.findings), f"{suite.table}.csv")
@@ -132,6 +140,11 @@ def check_staged(
         )
         if moved:
             verdict.quarantined[suite.table] = moved
+    by_table = {s.table: s for s in suites}
+    verdict.results += drop_checks(con, by_table, verdict.quarantined, float(parameters["max_drop"]))
+    if outlier_factor is not None:
+        for suite in suites:
+            verdict.results += outlier_checks(con, suite, outlier_factor)
     return verdict
 
 
@@ -140,25 +153,38 @@ def gate_and_publish(
     as_of: dt.date,
     *,
     accept_drop: bool = False,
+    accept_outliers: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> GateVerdict:
     """Check the staged load; publish it (and its quarantined rows) only when no critical check failed.
 
     On failure the raw schema is untouched (the previous good load stays) and GateFailedError says which
     file, row and column broke which rule. `accept_drop` lets a person confirm a load much smaller than the
-    last good one (otherwise held as suspicious).
+    last good one, `accept_outliers` values far beyond it (otherwise both are held as suspicious).
     """
     with connect(settings.warehouse) as con:
         load_id = staged_load_id(con)
         if load_id is None:
             raise RuntimeError("nothing is staged: run `kizuna ingest` first")
         parameters = gate_parameters(con, as_of, 1.0 if accept_drop else settings.gate_max_drop)
-        verdict = check_staged(con, settings, load_id, parameters, progress)
+        parameters["outlier_factor"] = None if accept_outliers else settings.gate_outlier_factor
+        # The gate rewrites the staged load (normalising values, moving rows to quarantine): in a transaction
+        # that a held load rolls back, so `kizuna check --accept-drop` re-checks the load exactly as staged and
+        # no quarantined row of the held attempt is lost.
+        con.execute("BEGIN TRANSACTION")
+        try:
+            verdict = check_staged(
+                con, settings, load_id, parameters, progress, outlier_factor=parameters["outlier_factor"]
+            )
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT" if verdict.passed else "ROLLBACK")
         verdict.report = str(write_reports(verdict, settings.var_dir / "reports" / "quality"))
         record_verdict(con, verdict)
         if not verdict.passed:
             raise GateFailedError(verdict)
-        publish_incoming(con, load_id)
+        verdict.published = publish_incoming(con, load_id)
     return verdict
 
 

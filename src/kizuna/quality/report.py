@@ -34,6 +34,10 @@ def write_reports(verdict: GateVerdict, reports_dir: Path) -> Path:
         "passed": verdict.passed,
         "skipped_suites": verdict.skipped_suites,
         "quarantined": verdict.quarantined,
+        "normalised": [
+            {"table": n.table, "column": n.column, "change": n.change, "count": n.count, "example": str(n.example)}
+            for n in verdict.normalised
+        ],
         "parameters": verdict.parameters,
         "results": [
             {**{k: v for k, v in asdict(r).items() if k != "rows"}, "findings": [str(f) for f in r.findings]}
@@ -61,6 +65,9 @@ def _html(verdict: GateVerdict) -> str:
     if verdict.quarantined:
         moved = ", ".join(f"{escape(t)}: {n}" for t, n in verdict.quarantined.items())
         parts.append(f"<p>Rows moved to quarantine.rows: {moved}.</p>")
+    if verdict.normalised:
+        items = "".join(f"<li>{escape(str(n))}</li>" for n in verdict.normalised)
+        parts.append(f"<p>Values rewritten before the checks:</p><ul>{items}</ul>")
     if verdict.skipped_suites:
         parts.append(f"<p>Not checked (no file): {escape(', '.join(verdict.skipped_suites))}.</p>")
     parts.append(
@@ -71,6 +78,8 @@ def _html(verdict: GateVerdict) -> str:
     for r in ordered:
         css = "" if r.success else f"fail {r.severity}"
         examples = "".join(f"<li>{escape(str(f))}</li>" for f in r.findings)
+        if r.advice:
+            examples += f"<li><strong>what to do:</strong> {escape(r.advice)}</li>"
         parts.append(
             f"<tr class='{css}'><td>{escape(r.suite)}</td><td>{escape(r.rule)}</td>"
             f"<td>{escape(r.column or '')}</td><td>{escape(r.severity)}</td>"

@@ -16,6 +16,17 @@ class SuiteFileError(ValueError):
 
 
 @dataclass(frozen=True)
+class OutlierSpec:
+    """One measure checked against the last good load: `value` aggregated per `key` (within `segment`)."""
+
+    name: str
+    key: list[str]
+    value: str
+    column: str
+    segment: str | None = None
+
+
+@dataclass(frozen=True)
 class SuiteFile:
     """One suite: which table it checks and its expectations in Great Expectations' own JSON shape."""
 
@@ -26,6 +37,11 @@ class SuiteFile:
     path: Path
     # name -> SQL over the table (and {schema} for its load), added to the frame before validation
     derived_columns: dict[str, str] = field(default_factory=dict)
+    # column -> normaliser name (kizuna.quality.normalise), applied to the staged table before any check
+    normalise: dict[str, str] = field(default_factory=dict)
+    # name -> SQL aggregate over the table (derived columns allowed) whose drop against the last good load holds it
+    totals: dict[str, str] = field(default_factory=dict)
+    outliers: list[OutlierSpec] = field(default_factory=list)
 
 
 def load_suite(path: Path) -> SuiteFile:
@@ -46,10 +62,50 @@ def load_suite(path: Path) -> SuiteFile:
             raise SuiteFileError(
                 f"{path}: expectations[{i}] ({exp.get('type')}) needs meta.severity, one of {list(SEVERITIES)}"
             )
-    derived = meta.get("derived_columns") or {}
-    if not isinstance(derived, dict) or not all(isinstance(v, str) for v in derived.values()):
-        raise SuiteFileError(f"{path}: meta.derived_columns must map column names to SQL expressions")
-    return SuiteFile(doc.get("name") or path.stem, meta["schema"], meta["table"], expectations, path, derived)
+    derived = _mapping(path, meta, "derived_columns", "column names to SQL expressions")
+    normalise = _mapping(path, meta, "normalise", "column names to a normaliser")
+    from kizuna.quality.normalise import NORMALISERS  # the normalisers live with their SQL
+
+    for column, kind in normalise.items():
+        if kind not in NORMALISERS:
+            raise SuiteFileError(
+                f"{path}: meta.normalise.{column} is {kind!r}; known normalisers: {', '.join(sorted(NORMALISERS))}"
+            )
+    totals = _mapping(path, meta, "totals", "a total's name to an SQL aggregate")
+    outliers = []
+    for i, spec in enumerate(meta.get("outliers") or []):
+        try:
+            outliers.append(
+                OutlierSpec(
+                    name=str(spec["name"]),
+                    key=[str(k) for k in spec["key"]],
+                    value=str(spec["value"]),
+                    column=str(spec.get("column") or spec["key"][0]),
+                    segment=spec.get("segment"),
+                )
+            )
+        except (KeyError, TypeError, IndexError) as exc:
+            raise SuiteFileError(
+                f"{path}: meta.outliers[{i}] needs name, key (a list of columns) and value (an SQL aggregate)"
+            ) from exc
+    return SuiteFile(
+        doc.get("name") or path.stem,
+        meta["schema"],
+        meta["table"],
+        expectations,
+        path,
+        derived,
+        normalise,
+        totals,
+        outliers,
+    )
+
+
+def _mapping(path: Path, meta: dict[str, Any], key: str, what: str) -> dict[str, str]:
+    value = meta.get(key) or {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise SuiteFileError(f"{path}: meta.{key} must map {what}")
+    return value
 
 
 def load_suites(expectations_dir: Path, schema: str) -> list[SuiteFile]:

@@ -16,6 +16,8 @@ from kizuna.sources.errors import Finding
 SAMPLE_ROWS = 5
 CHUNK_ROWS = 500_000  # rows per pandas frame handed to GX: bounds memory at any table size
 TABLE_LEVEL = frozenset({"expect_table_row_count_to_be_between", "expect_column_sum_to_be_between"})
+# Checked over the whole table in DuckDB (a chunk alone cannot see duplicates in other chunks).
+UNIQUENESS = frozenset({"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
 
 
 @dataclass
@@ -32,12 +34,16 @@ class CheckResult:
     unexpected_count: int = 0
     findings: list[Finding] = field(default_factory=list)
     rows: list[tuple[int, str]] = field(default_factory=list)  # (source row, offending value)
+    advice: str | None = None  # what a person does about a failure, when it is not "fix the file"
 
 
 def plain(value: Any) -> str:
     """A value as a person would type it: 5 not 5.0, no numpy wrappers, 'empty' for missing."""
     if value is None or (not isinstance(value, str | list | dict) and pd.isna(value)):
         return "empty"
+    if isinstance(value, pd.Timestamp):
+        # a date column reaches GX as a timestamp: show midnight as the date the file holds
+        return value.date().isoformat() if value == value.normalize() else value.isoformat(sep=" ")
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and value.is_integer():
@@ -201,6 +207,7 @@ def _merge(parts: list[list[CheckResult]]) -> list[CheckResult]:
                 unexpected_count=sum(r.unexpected_count for r in chunk_results),
                 findings=findings,
                 rows=rows,
+                advice=first.advice,
             )
         )
     return merged
@@ -226,11 +233,14 @@ def validate_table(
     derived = dict(suite.derived_columns)
     for e in suite.expectations:
         types.append(e["type"])
-        if e["type"] == "expect_column_values_to_be_unique":
-            column = e["kwargs"]["column"]
-            flag = f"_is_duplicate_{column}"
-            derived[flag] = f'"{column}" IS NOT NULL AND count(*) OVER (PARTITION BY "{column}") > 1'
-            meta = {"rule": "duplicate value", "column": column, **(e.get("meta") or {})}
+        if e["type"] in UNIQUENESS:
+            columns = [e["kwargs"]["column"]] if "column" in e["kwargs"] else list(e["kwargs"]["column_list"])
+            flag = "_is_duplicate_" + "_".join(columns)
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            present = " AND ".join(f'"{c}" IS NOT NULL' for c in columns)
+            derived[flag] = f"{present} AND count(*) OVER (PARTITION BY {quoted}) > 1"
+            rule = "duplicate value" if len(columns) == 1 else "duplicate key"
+            meta = {"rule": rule, "column": ", ".join(columns), **(e.get("meta") or {})}
             e = {
                 "type": "expect_column_values_to_be_in_set",
                 "kwargs": {"column": flag, "value_set": [False]},
@@ -244,7 +254,7 @@ def validate_table(
             if key in e["kwargs"]:
                 needed.add(e["kwargs"][key])
         if (e.get("meta") or {}).get("column"):
-            needed.add(e["meta"]["column"])
+            needed.update(c.strip() for c in e["meta"]["column"].split(","))
     cols = []
     for c in contract.columns:
         if c.name in needed:

@@ -1,0 +1,280 @@
+"""Checks of a whole load: exact duplicate rows, and drops and outliers against the last good load."""
+
+from __future__ import annotations
+
+import duckdb
+
+from kizuna.quality.quarantine import QUARANTINE_STAGING
+from kizuna.quality.suites import OutlierSpec, SuiteFile
+from kizuna.quality.validate import SAMPLE_ROWS, CheckResult
+from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES
+from kizuna.sources.errors import Finding
+from kizuna.warehouse import INCOMING_SCHEMA, RAW_SCHEMA, table_exists
+
+DUPLICATE_ADVICE = (
+    "the file was probably appended to itself or exported twice: remove the repeated rows and run `kizuna ingest` again"
+)
+DROP_ADVICE = (
+    "if the drop is real (records deleted or archived at the source), publish it with `kizuna check --accept-drop`; "
+    "otherwise fix the source (see the quarantined rows in the report) and run `kizuna ingest` again"
+)
+OUTLIER_ADVICE = (
+    "if the values are real, publish them with `kizuna check --accept-outliers`; otherwise fix the source and run "
+    "`kizuna ingest` again"
+)
+PERCENTILE = 0.99
+
+
+def figure(value: float | int | None) -> str:
+    """A number as a report shows it: thousands separated, decimals only where there are any."""
+    if value is None:
+        return "none"
+    number = float(value)
+    return f"{number:,.0f}" if number.is_integer() or abs(number) >= 1000 else f"{number:,.2f}"
+
+
+def suite_source(suite: SuiteFile, schema: str) -> str:
+    """The suite's table in `schema` with its derived columns, as a FROM clause."""
+    derived = "".join(f', ({sql.format(schema=schema)}) AS "{name}"' for name, sql in suite.derived_columns.items())
+    return f'(SELECT *{derived} FROM {schema}."{suite.table}")'
+
+
+def _count(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> int | None:
+    if not table_exists(con, schema, table):
+        return None
+    row = con.execute(f'SELECT count(*) FROM {schema}."{table}"').fetchone()
+    return int(row[0]) if row else 0
+
+
+def exact_duplicates(con: duckdb.DuckDBPyConnection, table: str, suite_name: str) -> CheckResult:
+    """Rows of the staged table equal in every column to an earlier row (a file appended to itself)."""
+    columns = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [INCOMING_SCHEMA, table],
+        ).fetchall()
+        if r[0] not in (SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN)
+    ]
+    partition = ", ".join(f'"{c}"' for c in columns)
+    repeats = f"""
+        SELECT {SOURCE_FILE_COLUMN} AS file, {SOURCE_ROW_COLUMN} AS row, first_row FROM (
+            SELECT {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN},
+                   row_number() OVER w AS n, min({SOURCE_ROW_COLUMN}) OVER w AS first_row
+            FROM {INCOMING_SCHEMA}."{table}" WINDOW w AS (PARTITION BY {partition})
+        ) WHERE n > 1"""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _repeats AS {repeats}")
+    try:
+        total_row = con.execute("SELECT count(*) FROM _repeats").fetchone()
+        total = int(total_row[0]) if total_row else 0
+        sample = con.execute(f"SELECT file, row, first_row FROM _repeats ORDER BY row LIMIT {SAMPLE_ROWS}").fetchall()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _repeats")
+    rule = "repeats an earlier row exactly"
+    return CheckResult(
+        suite=suite_name,
+        table=table,
+        expectation="no_exact_duplicate_rows",
+        column=None,
+        rule=rule,
+        severity="critical",
+        success=total == 0,
+        unexpected_count=total,
+        findings=[Finding(str(file), int(row), None, f"repeats row {first} exactly") for file, row, first in sample],
+        advice=DUPLICATE_ADVICE if total else None,
+    )
+
+
+def drop_checks(
+    con: duckdb.DuckDBPyConnection, suites: dict[str, SuiteFile], quarantined: dict[str, int], max_drop: float
+) -> list[CheckResult]:
+    """Compare what this load would publish (staged rows left after quarantine) with the last good load.
+
+    Every table that had rows in the last good load is checked, optional ones too: a table missing today would
+    be published empty. A suite's `meta.totals` (e.g. total MRR) are compared the same way.
+    """
+    keep = max(0.0, 1.0 - max_drop)
+    results = []
+    for table in TABLES:
+        suite = suites.get(table.name)
+        suite_name = suite.name if suite else f"{RAW_SCHEMA}_{table.name}"
+        previous = _count(con, RAW_SCHEMA, table.name)
+        if not previous:
+            continue  # a first load, or a table that was empty: nothing to compare with
+        would = _count(con, INCOMING_SCHEMA, table.name)
+        moved = quarantined.get(table.name, 0)
+        if would is None:
+            detail = "nothing staged"
+        elif moved:
+            detail = f"{would + moved:,} staged, {moved:,} quarantined: {_why_quarantined(con, table.name)}"
+        else:
+            detail = f"{would:,} staged"
+        failed = (would or 0) < previous * keep
+        change = ((would or 0) - previous) / previous * 100
+        message = (
+            f"{would or 0:,} {'row' if would == 1 else 'rows'} would be published ({detail}) against {previous:,} in the last good load "
+            f"({change:+.0f}%); at most {max_drop:.0%} may vanish (KIZUNA_GATE_MAX_DROP)"
+        )
+        results.append(
+            CheckResult(
+                suite=suite_name,
+                table=table.name,
+                expectation="row_count_not_dropped",
+                column=None,
+                rule="row count dropped suspiciously against the last good load",
+                severity="critical",
+                success=not failed,
+                findings=[Finding(table.name, None, None, message)] if failed else [],
+                advice=DROP_ADVICE if failed else None,
+            )
+        )
+        for name, aggregate in (suite.totals if suite else {}).items():
+            results.append(_total_check(con, suite_name, table.name, suite, name, aggregate, keep, max_drop))
+    return results
+
+
+def _why_quarantined(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The rules that moved a table's rows to quarantine, most rows first, and a hint for ids that changed case."""
+    reasons = con.execute(
+        f"SELECT rule, count(DISTINCT source_row) AS n FROM {QUARANTINE_STAGING} WHERE table_name = ? "
+        "GROUP BY rule ORDER BY n DESC, rule",
+        [table],
+    ).fetchall()
+    text = "; ".join(f"{n:,} {rule}" for rule, n in reasons)
+    if table == "customers" or not table_exists(con, INCOMING_SCHEMA, "customers"):
+        return text
+    # An export that changed the case of ids (or padded them) makes every record an orphan: say so, since the
+    # rows look fine to a person who compares them by eye.
+    cased = con.execute(
+        f"""SELECT count(DISTINCT q.source_row), any_value(q.id), any_value(c.customer_id)
+            FROM (SELECT source_row, json_extract_string(record, '$.customer_id') AS id
+                  FROM {QUARANTINE_STAGING} WHERE table_name = ?) q
+            JOIN {INCOMING_SCHEMA}.customers c ON lower(trim(q.id)) = lower(trim(c.customer_id))
+            WHERE q.id NOT IN (SELECT customer_id FROM {INCOMING_SCHEMA}.customers)""",
+        [table],
+    ).fetchone()
+    if cased and cased[0]:
+        text += (
+            f"; {cased[0]:,} of them name a customer only if case and spaces are ignored (e.g. {cased[1]!r} for "
+            f"{cased[2]!r}): ids are compared exactly"
+        )
+    return text
+
+
+def _total_check(
+    con: duckdb.DuckDBPyConnection,
+    suite_name: str,
+    table: str,
+    suite: SuiteFile | None,
+    name: str,
+    aggregate: str,
+    keep: float,
+    max_drop: float,
+) -> CheckResult:
+    assert suite is not None
+
+    def total(schema: str) -> float:
+        if not table_exists(con, schema, table):
+            return 0.0
+        row = con.execute(f"SELECT ({aggregate})::DOUBLE FROM {suite_source(suite, schema)}").fetchone()
+        return float(row[0] or 0) if row else 0.0
+
+    previous, would = total(RAW_SCHEMA), total(INCOMING_SCHEMA)
+    failed = previous > 0 and would < previous * keep
+    change = (would - previous) / previous * 100 if previous > 0 else 0.0
+    message = (
+        f"{name} of {figure(would)} would be published against {figure(previous)} in the last good load "
+        f"({change:+.0f}%); at most {max_drop:.0%} may vanish (KIZUNA_GATE_MAX_DROP)"
+    )
+    return CheckResult(
+        suite=suite_name,
+        table=table,
+        expectation="total_not_dropped",
+        column=name,
+        rule="total dropped suspiciously against the last good load",
+        severity="critical",
+        success=not failed,
+        findings=[Finding(table, None, None, message)] if failed else [],
+        advice=DROP_ADVICE if failed else None,
+    )
+
+
+def outlier_checks(con: duckdb.DuckDBPyConnection, suite: SuiteFile, factor: float) -> list[CheckResult]:
+    """Each of the suite's `meta.outliers` measures against the last good load (docs/quality.md, "Outliers")."""
+    if (
+        not suite.outliers
+        or not table_exists(con, INCOMING_SCHEMA, suite.table)
+        or not _count(con, RAW_SCHEMA, suite.table)
+    ):
+        return []
+    return [_outlier_check(con, suite, spec, factor) for spec in suite.outliers]
+
+
+def _outlier_check(con: duckdb.DuckDBPyConnection, suite: SuiteFile, spec: OutlierSpec, factor: float) -> CheckResult:
+    """Flag every entity (a row's key, a customer, ...) whose value exceeds `factor` times its baseline.
+
+    The baseline is the larger of the entity's own value in the last good load and the 99th percentile of
+    all entities' values there (per segment, e.g. per currency): a customer may grow within what is normal,
+    and a large customer may stay large, but nothing jumps a hundredfold past both. The percentile, unlike
+    the maximum, is not moved by one earlier outlier that a person accepted.
+    """
+    keys = ", ".join(f'"{k}"' for k in spec.key)
+    segment = f"coalesce(CAST(\"{spec.segment}\" AS VARCHAR), '')" if spec.segment else "''"
+    key_text = ", ".join(f"'{k} ' || CAST(\"{k}\" AS VARCHAR)" for k in spec.key)
+    joined = " AND ".join(f'cur."{k}" IS NOT DISTINCT FROM prev."{k}"' for k in spec.key)
+    sql = f"""
+        WITH cur AS (
+            SELECT {keys}, {segment} AS _segment, ({spec.value})::DOUBLE AS _value,
+                   arg_min({SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN}) AS _file, min({SOURCE_ROW_COLUMN}) AS _row,
+                   concat_ws(', ', {key_text}) AS _key
+            FROM {suite_source(suite, INCOMING_SCHEMA)} GROUP BY ALL
+        ),
+        prev AS (
+            SELECT {keys}, {segment} AS _segment, ({spec.value})::DOUBLE AS _value
+            FROM {suite_source(suite, RAW_SCHEMA)} GROUP BY ALL
+        ),
+        usual AS (
+            SELECT _segment, quantile_cont(_value, {PERCENTILE}) AS _p99 FROM prev WHERE _value > 0 GROUP BY ALL
+        ),
+        compared AS (
+            SELECT cur._file, cur._row, cur._key, cur._segment, cur._value, prev._value AS _own, usual._p99,
+                   greatest(coalesce(prev._value, 0), coalesce(usual._p99, 0)) AS _baseline
+            FROM cur
+            LEFT JOIN prev ON {joined} AND cur._segment = prev._segment
+            LEFT JOIN usual ON cur._segment = usual._segment
+        )
+        SELECT _file, _row, _key, _segment, _value, _own, _p99 FROM compared
+        WHERE _baseline > 0 AND _value > ? * _baseline"""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _outliers AS {sql}", [factor])
+    try:
+        total_row = con.execute("SELECT count(*) FROM _outliers").fetchone()
+        total = int(total_row[0]) if total_row else 0
+        sample = con.execute(f"SELECT * FROM _outliers ORDER BY _value DESC LIMIT {SAMPLE_ROWS}").fetchall()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _outliers")
+    findings = []
+    for file, row, key, seg, value, own, p99 in sample:
+        unit = f" {seg}" if seg else ""
+        own_text = f"{figure(own)}{unit}" if own is not None else "none (new)"
+        findings.append(
+            Finding(
+                str(file),
+                int(row),
+                spec.column,
+                f"{spec.name} of {figure(value)}{unit} ({key}) is more than {figure(factor)}x both its value in the last "
+                f"good load ({own_text}) and the 99th percentile there ({figure(p99)}{unit})",
+            )
+        )
+    return CheckResult(
+        suite=suite.name,
+        table=suite.table,
+        expectation="no_outliers",
+        column=spec.column,
+        rule=f"{spec.name} is implausible against the last good load",
+        severity="critical",
+        success=total == 0,
+        unexpected_count=total,
+        findings=findings,
+        advice=OUTLIER_ADVICE if total else None,
+    )
