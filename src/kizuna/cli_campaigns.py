@@ -25,21 +25,33 @@ def _settings(warehouse: Path | None) -> Settings:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    # soft_wrap: one error is one line, whatever the terminal's width (people grep and paste it)
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
+
+
+def _templates(settings: Settings) -> list[str]:
+    """The template folders a campaign's `template:` may name, as sending finds them."""
+    from kizuna.email.render import TemplateRenderer
+
+    return TemplateRenderer.from_settings(settings).templates()
 
 
 @app.command("list")
 def list_campaigns() -> None:
-    """Every campaign file, enabled or not, with its audience in one line."""
-    from kizuna.campaigns.spec import CampaignFileError, load_campaigns
+    """Every campaign file, enabled or not, with its audience in one line; a broken file as its error."""
+    from kizuna.campaigns.spec import CampaignFileError, load_campaign
 
     settings = Settings()
-    try:
-        campaigns = load_campaigns(settings.campaigns_dir, enabled_only=False)
-    except CampaignFileError as exc:
-        raise _fail(exc) from exc
-    for c in campaigns:
+    templates = _templates(settings)
+    broken = 0
+    for path in sorted(settings.campaigns_dir.glob("*.yml")):
+        try:
+            c = load_campaign(path, templates)
+        except CampaignFileError as exc:  # the others still list; the exit code says something is wrong
+            broken += 1
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            continue
         audience = ", ".join(f"{k}={v}" for k, v in c.audience.model_dump(exclude_none=True).items())
         state = "enabled" if c.enabled else "disabled"
         console.print(
@@ -49,6 +61,8 @@ def list_campaigns() -> None:
             markup=False,
             soft_wrap=True,
         )
+    if broken:
+        raise typer.Exit(code=1)
 
 
 @app.command()
@@ -66,7 +80,7 @@ def preview(
 
     settings = _settings(warehouse)
     try:
-        campaign = find_campaign(settings.campaigns_dir, name)
+        campaign = find_campaign(settings.campaigns_dir, name, _templates(settings))
         day = parse_as_of(as_of, settings.timezone)
         with connect(settings.warehouse) as con:
             result = preview_campaign(con, settings, campaign, day)
@@ -112,7 +126,7 @@ def send(
 
     settings = _settings(warehouse)
     try:
-        campaign = find_campaign(settings.campaigns_dir, name)
+        campaign = find_campaign(settings.campaigns_dir, name, _templates(settings))
         day = parse_as_of(as_of, settings.timezone)
         if dry_run:
             out = settings.var_dir / "dry-run" / f"{campaign.name}-{day.isoformat()}"

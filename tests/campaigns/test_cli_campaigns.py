@@ -99,3 +99,79 @@ def test_call_list_orders_by_rank_and_writes_a_csv(cli_env: Settings) -> None:
     assert rows[0]["hypothesis"] == "大口顧客の更新前フォロー" and rows[0]["next_action"] == "電話で利用状況を確認"
     assert path.with_suffix(".xlsx").stat().st_size > 0  # the same list for reps, in Excel
     assert not list(cli_env.outbox_dir.glob("*.eml"))
+
+
+def fails(*args: str) -> str:
+    """The command exits 1 with one line of error, no traceback; returns that line."""
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            "name: dormant\ntemplate: dormant_reactivaton\naudience: {ranks: [C]}\n",
+            ["dormant.yml", "key template", "'dormant_reactivaton'", "did you mean dormant_reactivation?"],
+        ),
+        (
+            "name: dormant\ntemplate: dormant_reactivation\naudience: {day_since_last_touch: {min: 90}}\n",
+            ["dormant.yml", "key audience.day_since_last_touch", "did you mean days_since_last_touch?"],
+        ),
+        (
+            "name: dormant\ntemplate: dormant_reactivation\naudience: {ranks: [C]}\nholdout_percnt: 10\n",
+            ["dormant.yml", "key holdout_percnt", "did you mean holdout_percent?"],
+        ),
+        (
+            "name: dormant\ntemplate: dormant_reactivation\naudience: {tenure_months: {minimum: 3}}\n",
+            ["dormant.yml", "key audience.tenure_months.minimum", "did you mean min?"],
+        ),
+        (
+            "name: dormant\ntemplate: dormant_reactivation\naudience: {where: 'c.plan_usage_ration >= 0.8'}\n",
+            ["dormant.yml", "key audience.where", "plan_usage_ration", "did you mean plan_usage_ratio?"],
+        ),
+        (
+            "name: dormant\ntemplate: dormant_reactivation\naudience: {where: 'employee_count >= 100'}\n",
+            ["dormant.yml", "key audience.where", "employee_count", "marts.customers"],
+        ),
+    ],
+    ids=["template-misspelt", "audience-key-misspelt", "top-key-misspelt", "range-key-misspelt", "where-column", "where-unknown"],
+)
+def test_a_marketers_typo_is_one_line_naming_file_key_and_the_closest_names(
+    cli_env: Settings, text: str, words: list[str]
+) -> None:
+    (cli_env.campaigns_dir / "dormant.yml").write_text(text, encoding="utf-8")
+    line = fails("campaigns", "preview", "dormant", "--as-of", AS_OF.isoformat())
+    assert all(word in line for word in words), line
+    assert "Extra inputs are not permitted" not in line
+    assert fails("campaigns", "send", "dormant", "--as-of", AS_OF.isoformat(), "--dry-run") == line
+
+
+def test_list_marks_a_campaign_whose_template_does_not_exist(cli_env: Settings) -> None:
+    (cli_env.campaigns_dir / "dormant.yml").write_text(
+        "name: dormant\ntemplate: dormant_reactivaton\naudience: {ranks: [C]}\n", encoding="utf-8"
+    )
+    result = runner.invoke(app, ["campaigns", "list"])
+    assert result.exit_code == 1
+    assert "renewal_reminder [email, enabled]" in result.output  # the others are still listed
+    assert "dormant [email, enabled]" not in result.output
+    [problem] = [line for line in result.output.splitlines() if "dormant.yml" in line]
+    assert "key template" in problem and "did you mean dormant_reactivation?" in problem
+
+
+@pytest.mark.parametrize("form", ["absolute", "relative"])
+def test_a_path_is_not_a_campaign_name(cli_env: Settings, tmp_path: Path, form: str) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "evil.yml").write_text(
+        "name: evil\nkind: call_list\naudience: {status: active}\nhypothesis: x\nnext_action: y\n", encoding="utf-8"
+    )
+    name = str(outside / "evil") if form == "absolute" else "../elsewhere/evil"
+    for command in ("preview", "send"):
+        line = fails("campaigns", command, name, "--as-of", AS_OF.isoformat())
+        assert "is not a campaign name" in line and "evil" in line
+    assert not (cli_env.var_dir / "call_lists").exists()  # nothing of the outside file ran

@@ -211,7 +211,7 @@ def test_missing_variable_in_template_releases_claims(marts_settings: Settings, 
     ("text", "message"),
     [
         ("name: x\ntemplate: t\naudience: {renewal_within_days: 400}\n", "key audience.renewal_within_days"),
-        ("name: x\ntemplate: t\nunknown_key: 1\n", "key unknown_key: Extra inputs are not permitted"),
+        ("name: x\ntemplate: t\nunknown_key: 1\n", "key unknown_key: unknown key 'unknown_key' (valid: audience, contacts,"),
         ("name: x\ntemplate: t\naudience: {where: '1=1; DROP TABLE raw.customers'}\n", "key audience.where"),
         ("name: other\ntemplate: t\n", "must match the file name 'x'"),
         ("name: x\ntemplate: t\naudience: {tenure_months: {min: 5, max: 2}}\n", "key audience.tenure_months"),

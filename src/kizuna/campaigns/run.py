@@ -14,7 +14,7 @@ import duckdb
 
 from kizuna.campaigns import holds, ledger
 from kizuna.campaigns.select import RECIPIENTS_TABLE, Selection, select_recipients
-from kizuna.campaigns.spec import Campaign
+from kizuna.campaigns.spec import Campaign, check_template
 from kizuna.email.backends import make_backend
 from kizuna.email.message import (
     DeferredSendError,
@@ -267,9 +267,10 @@ def run_campaign(
     """
     if campaign.kind == "call_list":
         return _call_list(settings, campaign, run_id, as_of)
+    renderer = renderer or TemplateRenderer.from_settings(settings)
+    check_template(campaign, renderer.templates())  # before selecting: a missing template could never send
     own_backend = backend is None
     backend = backend or make_backend(settings)
-    renderer = renderer or TemplateRenderer.from_settings(settings)
     try:
         with connect(settings.warehouse) as con:
             assert_latest_gate_passed(con)  # never send from data whose latest load failed a critical check

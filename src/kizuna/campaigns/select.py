@@ -8,6 +8,7 @@ a contact who matched but is left out lands in ops.campaign_exclusions with why.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import duckdb
 
 from kizuna.campaigns.ledger import LEDGER_TABLE, SETTLED_STATES, ensure_ledger
-from kizuna.campaigns.spec import Campaign, Roles
+from kizuna.campaigns.spec import Campaign, CampaignFileError, Roles, suggestion
 from kizuna.settings import Settings
 from kizuna.warehouse import OPS_SCHEMA, column_exists, table_exists
 
@@ -114,6 +115,31 @@ def missing_scores_note(con: duckdb.DuckDBPyConnection, campaign: Campaign, as_o
     return f"no scores as of {as_of.isoformat()}: the audience filters on scores, so nobody is selected"
 
 
+# DuckDB's binder names the missing column: 'Referenced column "x" not found' or 'does not have a column named "x"'.
+_MISSING_COLUMN = re.compile(r'column (?:named )?"([^"]+)"')
+
+
+def check_where(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
+    """A `where:` must bind against marts.customers before it runs: a misspelt column is the marketer's typo, told
+    in one line with the closest columns, not a DuckDB traceback from the middle of the selection."""
+    where = campaign.audience.where
+    if not where or not table_exists(con, "marts", "customers"):
+        return
+    # Read before the check: a failed statement aborts the caller's transaction (preview runs in one).
+    columns = [str(r[0]) for r in con.execute("DESCRIBE marts.customers").fetchall()]
+    try:
+        con.execute(f"SELECT 1 FROM marts.customers AS c WHERE ({where}) LIMIT 0").fetchall()
+    except duckdb.Error as exc:
+        first = str(exc).split("\n", 1)[0]
+        found = _MISSING_COLUMN.search(first)
+        if found:
+            column = found.group(1).rsplit(".", 1)[-1]
+            problem = f"no column {column!r} in marts.customers (alias c) ({suggestion(column, columns)})"
+        else:
+            problem = first
+        raise CampaignFileError(f"{campaign.name}.yml: key audience.where: {problem}") from None
+
+
 def audience_sql(
     campaign: Campaign,
     as_of: date,
@@ -128,6 +154,8 @@ def audience_sql(
     failing on a missing mart; without it the mart must exist.
     """
     a = campaign.audience
+    if con is not None:
+        check_where(con, campaign)
     q = _Sql()
     scores = ""
     if any(getattr(a, key) is not None for key, _ in SCORE_KEYS):
