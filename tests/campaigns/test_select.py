@@ -634,3 +634,39 @@ def test_relationship_basis_mails_customers_who_never_opted_out(marts_settings: 
     assert basis == {"P2": "relationship", "P3": "consent"}  # recorded per contact
     assert "P3b" not in basis  # opted out: never, whatever the basis
     assert got["C2"] == ("P2", None)
+
+
+def test_never_touched_counts_as_longer_ago_than_any_number_of_days(marts_settings: Settings) -> None:
+    """A never-touched account (days_since_last_touch null) passes every minimum and fails every maximum."""
+    with connect(marts_settings.warehouse) as con:
+        con.execute("UPDATE marts.customers SET days_since_last_touch = NULL WHERE customer_id = 'C7'")
+    dormant = select(marts_settings, audience={"ranks": ["C"], "days_since_last_touch": {"min": 90}})
+    assert set(dormant) == {"C4", "C7"}
+    assert set(select(marts_settings, "r2", audience={"ranks": ["C"], "days_since_last_touch": {"max": 150}})) == {
+        "C4"
+    }
+    bounded = {"ranks": ["C"], "days_since_last_touch": {"min": 90, "max": 150}}
+    assert set(select(marts_settings, "r3", audience=bounded)) == {"C4"}
+    with connect(marts_settings.warehouse) as con:
+        reasons = con.execute(
+            "SELECT reasons FROM ops.campaign_recipients WHERE run_id = 'r1' AND customer_id = 'C7'"
+        ).fetchone()
+    assert reasons is not None and json.loads(reasons[0])["days_since_last_touch"] is None
+
+
+def test_the_call_list_puts_a_never_touched_account_before_a_touched_one(marts_settings: Settings) -> None:
+    from kizuna.campaigns.call_list import build_call_list
+
+    with connect(marts_settings.warehouse) as con:
+        con.execute("UPDATE marts.customers SET days_since_last_touch = NULL WHERE customer_id = 'C7'")
+        con.execute("UPDATE marts.customers SET rank = 'C' WHERE customer_id = 'C2'")
+        calls = Campaign.model_validate(
+            {
+                "name": "call_c",
+                "kind": "call_list",
+                "audience": {"ranks": ["C"], "where": "c.customer_id IN ('C2', 'C7')"},
+            }
+        )
+        build_call_list(con, calls, "r1", AS_OF)
+        order = con.execute("SELECT customer_id FROM ops.call_list WHERE run_id = 'r1' ORDER BY priority").fetchall()
+    assert [r[0] for r in order] == ["C7", "C2"]  # same rank, no signals: never touched is the longest ago

@@ -74,11 +74,13 @@ class _Sql:
         if reason:
             self.reasons.append(f"'{reason[0]}': {reason[1]}")
 
-    def range(self, column: str, key: str, bounds: Any) -> None:
+    def range(self, column: str, key: str, bounds: Any, *, null_is_infinite: bool = False) -> None:
+        """min/max bounds on a column; with null_is_infinite a null lies beyond every number (passes any min,
+        fails any max), e.g. days since a touch that never happened. Otherwise a null matches no bound."""
         if bounds is None:
             return
         if bounds.min is not None:
-            self.add(f"{column} >= ?", bounds.min)
+            self.add(f"({column} >= ? OR {column} IS NULL)" if null_is_infinite else f"{column} >= ?", bounds.min)
         if bounds.max is not None:
             self.add(f"{column} <= ?", bounds.max)
         self.reasons.append(f"'{key}': {column}")
@@ -180,7 +182,8 @@ def audience_sql(
     q.range("c.tenure_months", "tenure_months", a.tenure_months)
     q.range("c.current_mrr", "mrr", a.mrr)
     q.range("c.plan_usage_ratio", "plan_usage_ratio", a.plan_usage_ratio)
-    q.range("c.days_since_last_touch", "days_since_last_touch", a.days_since_last_touch)
+    # Never touched is longer ago than any number of days, as the no_recent_touch signal counts it.
+    q.range("c.days_since_last_touch", "days_since_last_touch", a.days_since_last_touch, null_is_infinite=True)
     if a.ranks:
         q.add("c.rank IN (SELECT unnest(?::VARCHAR[]))", a.ranks, reason=("rank", "c.rank"))
     if a.products_held:
