@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from kizuna.cli import app
@@ -139,7 +140,14 @@ def fails(*args: str) -> str:
             ["dormant.yml", "key audience.where", "employee_count", "marts.customers"],
         ),
     ],
-    ids=["template-misspelt", "audience-key-misspelt", "top-key-misspelt", "range-key-misspelt", "where-column", "where-unknown"],
+    ids=[
+        "template-misspelt",
+        "audience-key-misspelt",
+        "top-key-misspelt",
+        "range-key-misspelt",
+        "where-column",
+        "where-unknown",
+    ],
 )
 def test_a_marketers_typo_is_one_line_naming_file_key_and_the_closest_names(
     cli_env: Settings, text: str, words: list[str]
@@ -175,3 +183,20 @@ def test_a_path_is_not_a_campaign_name(cli_env: Settings, tmp_path: Path, form: 
         line = fails("campaigns", command, name, "--as-of", AS_OF.isoformat())
         assert "is not a campaign name" in line and "evil" in line
     assert not (cli_env.var_dir / "call_lists").exists()  # nothing of the outside file ran
+
+
+def test_each_call_list_campaign_gets_its_own_workbook(cli_env: Settings) -> None:
+    """Two call lists in one run (as the daily run makes them) share the run id; each workbook holds its own."""
+    (cli_env.campaigns_dir / "call_at_risk.yml").write_text(
+        "name: call_at_risk\nkind: call_list\naudience: {status: active, ranks: [A, C]}\n"
+        "hypothesis: 解約リスク\nnext_action: 利用状況の確認\n",
+        encoding="utf-8",
+    )
+    for name in ("call_today", "call_at_risk"):
+        invoke("campaigns", "send", name, "--as-of", AS_OF.isoformat(), "--run-id", "run-1")
+    expected = {"call_at_risk": {"C1", "C4", "C6", "C7"}, "call_today": {"C1", "C2", "C3", "C6"}}
+    for name, customers in expected.items():
+        sheet = load_workbook(cli_env.var_dir / "call_lists" / f"{AS_OF.isoformat()}-{name}.xlsx").active
+        listed = [row[1] for row in sheet.iter_rows(min_row=5, values_only=True) if row[1]]
+        assert sorted(listed) == sorted(customers), name  # no other campaign's rows, nobody twice
+        assert name in str(sheet["A1"].value)

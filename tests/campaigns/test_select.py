@@ -211,7 +211,10 @@ def test_missing_variable_in_template_releases_claims(marts_settings: Settings, 
     ("text", "message"),
     [
         ("name: x\ntemplate: t\naudience: {renewal_within_days: 400}\n", "key audience.renewal_within_days"),
-        ("name: x\ntemplate: t\nunknown_key: 1\n", "key unknown_key: unknown key 'unknown_key' (valid: audience, contacts,"),
+        (
+            "name: x\ntemplate: t\nunknown_key: 1\n",
+            "key unknown_key: unknown key 'unknown_key' (valid: audience, contacts,",
+        ),
         ("name: x\ntemplate: t\naudience: {where: '1=1; DROP TABLE raw.customers'}\n", "key audience.where"),
         ("name: other\ntemplate: t\n", "must match the file name 'x'"),
         ("name: x\ntemplate: t\naudience: {tenure_months: {min: 5, max: 2}}\n", "key audience.tenure_months"),
@@ -642,9 +645,7 @@ def test_never_touched_counts_as_longer_ago_than_any_number_of_days(marts_settin
         con.execute("UPDATE marts.customers SET days_since_last_touch = NULL WHERE customer_id = 'C7'")
     dormant = select(marts_settings, audience={"ranks": ["C"], "days_since_last_touch": {"min": 90}})
     assert set(dormant) == {"C4", "C7"}
-    assert set(select(marts_settings, "r2", audience={"ranks": ["C"], "days_since_last_touch": {"max": 150}})) == {
-        "C4"
-    }
+    assert set(select(marts_settings, "r2", audience={"ranks": ["C"], "days_since_last_touch": {"max": 150}})) == {"C4"}
     bounded = {"ranks": ["C"], "days_since_last_touch": {"min": 90, "max": 150}}
     assert set(select(marts_settings, "r3", audience=bounded)) == {"C4"}
     with connect(marts_settings.warehouse) as con:

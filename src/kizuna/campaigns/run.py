@@ -244,7 +244,8 @@ def _call_list(settings: Settings, campaign: Campaign, run_id: str, as_of: date)
         path = settings.var_dir / "call_lists" / f"{as_of.isoformat()}-{campaign.name}.csv"
         export_call_list_csv(con, run_id, campaign.name, path)
         if summary.selected:
-            write_call_list(con, path.with_suffix(".xlsx"), run_id)  # for reps: colour bands, grouped by owner
+            # For reps: colour bands, grouped by owner; this campaign's rows only (a run's campaigns share its id).
+            write_call_list(con, path.with_suffix(".xlsx"), run_id, campaign.locale, campaign=campaign.name)
     summary.note = f"{summary.note}; {path} (.xlsx beside it)"
     return summary
 
