@@ -134,19 +134,36 @@ def send(
                 result = preview_campaign(con, settings, campaign, day, render_to=out)
             console.print(f"dry run: {result.rendered} messages rendered, none sent; samples in {out}")
             return
-        summary = run_campaign(settings, campaign, run_id or new_load_id(), day)
+        run_id_used = run_id or new_load_id()
+        summary = run_campaign(settings, campaign, run_id_used, day)
     except Exception as exc:  # every failure is reported the same way: what, and nothing was sent beyond it
         raise _fail(exc) from exc
     console.print(
         f"{summary.campaign}: {summary.status}; {summary.sent} sent, {summary.failed} failed, {summary.unknown} unknown"
-        + (f" — {summary.note}" if summary.note else "")
+        + (f" — {summary.note}" if summary.note else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    if summary.status == "held":
+        _print_approval(run_id_used, campaign.name)
+
+
+def _print_approval(run_id: str, campaign: str) -> None:
+    """How to approve a held run, as a command to paste (markup off: rich would eat its brackets and quotes)."""
+    from kizuna.campaigns.holds import approve_command, current_user
+
+    console.print(
+        f"    someone other than {current_user()} approves with: {approve_command(run_id, campaign)}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
 
 
 @app.command("holds")
 def list_holds(warehouse: Warehouse = None) -> None:
-    """Campaign runs waiting for approval."""
-    from kizuna.campaigns.holds import waiting_holds
+    """Campaign runs waiting for approval, each with the command that approves it."""
+    from kizuna.campaigns.holds import approve_command, waiting_holds
     from kizuna.warehouse import connect
 
     with connect(_settings(warehouse).warehouse) as con:
@@ -154,16 +171,23 @@ def list_holds(warehouse: Warehouse = None) -> None:
     if not waiting:
         console.print("no campaign is waiting for approval")
     for h in waiting:
-        console.print(f"{h.run_id}  {h.campaign}: {h.selected} recipients — {h.reason}")
+        console.print(
+            f"{h.run_id}  {h.campaign}: {h.selected} recipients — {h.reason} (started by {h.requested_by or '?'})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        console.print(f"    approve: {approve_command(h.run_id, h.campaign)}", highlight=False, markup=False)
 
 
 def _decide(run_id: str, campaign: str, decision: str, by: str, warehouse: Path | None) -> None:
     from kizuna.campaigns.holds import HoldError, decide
     from kizuna.warehouse import connect
 
+    settings = _settings(warehouse)
     try:
-        with connect(_settings(warehouse).warehouse) as con:
-            decide(con, run_id, campaign, decision, by)  # type: ignore[arg-type]
+        with connect(settings.warehouse) as con:
+            decide(con, run_id, campaign, decision, by, allow_self=settings.approval_allow_self)  # type: ignore[arg-type]
     except HoldError as exc:
         raise _fail(exc) from exc
     console.print(

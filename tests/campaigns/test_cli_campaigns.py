@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shlex
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
@@ -200,3 +203,41 @@ def test_each_call_list_campaign_gets_its_own_workbook(cli_env: Settings) -> Non
         listed = [row[1] for row in sheet.iter_rows(min_row=5, values_only=True) if row[1]]
         assert sorted(listed) == sorted(customers), name  # no other campaign's rows, nobody twice
         assert name in str(sheet["A1"].value)
+
+
+def paste(line: str, user: str, monkeypatch: pytest.MonkeyPatch) -> Result:
+    """Run a printed command as a shell would for `user`: split, "$USER" expanded, the program name dropped."""
+    for variable in ("LOGNAME", "USER"):
+        monkeypatch.setenv(variable, user)
+    words = [os.path.expandvars(word) for word in shlex.split(line)]
+    assert words[0] == "kizuna"
+    return runner.invoke(app, words[1:])
+
+
+def test_the_approval_hint_works_pasted_and_nobody_approves_their_own_run(
+    cli_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KIZUNA_APPROVAL_REQUIRED", "always")
+    for variable in ("LOGNAME", "USER"):
+        monkeypatch.setenv(variable, "taro")
+    out = invoke("campaigns", "send", "renewal_reminder", "--as-of", AS_OF.isoformat(), "--run-id", "run-1")
+    [hint] = [line.split("approves with: ", 1)[1] for line in out.splitlines() if "approves with: " in line]
+    assert "someone other than taro" in out
+    assert hint in invoke("campaigns", "holds") and "started by taro" in invoke("campaigns", "holds")
+
+    own = paste(hint, "taro", monkeypatch)  # four eyes: the one who started the run may not approve it
+    assert own.exit_code == 1 and "four eyes" in own.output and "KIZUNA_APPROVAL_ALLOW_SELF" in own.output
+    assert paste(hint, "hanako", monkeypatch).exit_code == 0  # pasted as it was printed, by someone else
+    out = invoke("campaigns", "send", "renewal_reminder", "--as-of", AS_OF.isoformat(), "--run-id", "run-1")
+    assert "sent; 1 sent" in out
+
+
+def test_a_setting_lets_one_person_approve_their_own_run(cli_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIZUNA_APPROVAL_REQUIRED", "always")
+    monkeypatch.setenv("KIZUNA_APPROVAL_ALLOW_SELF", "true")
+    for variable in ("LOGNAME", "USER"):
+        monkeypatch.setenv(variable, "taro")
+    invoke("campaigns", "send", "renewal_reminder", "--as-of", AS_OF.isoformat(), "--run-id", "run-1")
+    invoke("campaigns", "approve", "run-1", "renewal_reminder", "--by", "Taro@example.co.jp")
+    out = invoke("campaigns", "send", "renewal_reminder", "--as-of", AS_OF.isoformat(), "--run-id", "run-1")
+    assert "sent; 1 sent" in out

@@ -196,6 +196,7 @@ def _stop_before_sending(
     run_id: str,
     selection: Selection,
     backend: EmailBackend,
+    requested_by: str | None,
 ) -> CampaignSummary | None:
     """The kill switch and approval holds: a summary when this run must not send now, else None."""
 
@@ -228,8 +229,14 @@ def _stop_before_sending(
     reason = hold_reason(settings, selection.selected, previous, ever_sent)
     if reason is None:
         return None
-    held = holds.hold(con, run_id, campaign.name, reason, selection.selected, previous)
-    log.warning("%s: held for approval (%s); approve with `kizuna campaigns approve %s`", campaign.name, reason, run_id)
+    held = holds.hold(con, run_id, campaign.name, reason, selection.selected, previous, requested_by)
+    log.warning(
+        "%s: held for approval (%s); someone other than %s approves with: %s",
+        campaign.name,
+        reason,
+        held.requested_by,
+        holds.approve_command(run_id, campaign.name),
+    )
     return stopped("held", held.reason)
 
 
@@ -259,12 +266,14 @@ def run_campaign(
     backend: EmailBackend | None = None,
     renderer: TemplateRenderer | None = None,
     on_sent: Callable[[int], None] | None = None,
+    requested_by: str | None = None,
 ) -> CampaignSummary:
     """Select, claim, render and deliver one campaign; never sends a message key twice.
 
     Every message is rendered before the first is sent, so a template mistake stops the campaign with
     nothing delivered (its claims are released for the next run). What an earlier run left in 'sending'
-    becomes 'unknown' first (see kizuna.campaigns.ledger): it is never resent blindly.
+    becomes 'unknown' first (see kizuna.campaigns.ledger): it is never resent blindly. A run held for approval
+    records `requested_by` (default: this process's login), who may then not approve it (four eyes).
     """
     if campaign.kind == "call_list":
         return _call_list(settings, campaign, run_id, as_of)
@@ -280,7 +289,7 @@ def run_campaign(
             if interrupted:
                 log.warning("%s: %d sends interrupted by an earlier run are now unknown", campaign.name, interrupted)
             selection = select_recipients(con, campaign, run_id, as_of, settings)
-            stopped = _stop_before_sending(con, settings, campaign, run_id, selection, backend)
+            stopped = _stop_before_sending(con, settings, campaign, run_id, selection, backend, requested_by)
             if stopped is not None:
                 return stopped
             check_recipients(con, settings, run_id, campaign.name)  # the send gate: raises, nothing sent
