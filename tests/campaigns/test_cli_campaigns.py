@@ -241,3 +241,22 @@ def test_a_setting_lets_one_person_approve_their_own_run(cli_env: Settings, monk
     invoke("campaigns", "approve", "run-1", "renewal_reminder", "--by", "Taro@example.co.jp")
     out = invoke("campaigns", "send", "renewal_reminder", "--as-of", AS_OF.isoformat(), "--run-id", "run-1")
     assert "sent; 1 sent" in out
+
+
+def test_nothing_is_sent_after_a_failed_dbt_build(cli_env: Settings) -> None:
+    """A real dbt build fails (its source table is missing); the marts of the previous build are still there, the
+    gate passed, and yet neither an email nor a call list goes out until a build passes again."""
+    from kizuna import dbt_runner
+    from kizuna.warehouse import ensure_raw_schema
+
+    with pytest.raises(dbt_runner.DbtBuildError):
+        dbt_runner.build(cli_env, AS_OF, select="stg_crm__customers")
+    for name in ("renewal_reminder", "call_today"):
+        line = fails("campaigns", "send", name, "--as-of", AS_OF.isoformat(), "--run-id", "run-1")
+        assert "the latest dbt build failed at 20" in line and "UTC" in line and "stg_crm__customers" in line, line
+    assert not list(cli_env.outbox_dir.glob("*.eml")) and not (cli_env.var_dir / "call_lists").exists()
+
+    with connect(cli_env.warehouse) as con:
+        ensure_raw_schema(con)  # the missing source is back: the same build passes
+    dbt_runner.build(cli_env, AS_OF, select="+int_months stg_crm__customers stg_crm__contacts")
+    assert "sent; 1 sent" in invoke("campaigns", "send", "renewal_reminder", "--as-of", AS_OF.isoformat())

@@ -22,6 +22,7 @@ from kizuna.quality.recipients import RecipientsCheckError, check_recipients
 from kizuna.quality.validate import CheckResult
 from kizuna.settings import Settings
 from kizuna.warehouse import connect
+from tests.campaigns.conftest import record_passing_build
 from tests.conftest import record_passing_gate
 
 AS_OF = dt.date(2026, 11, 23)
@@ -59,6 +60,7 @@ def build_marts(path: Path) -> None:
     with connect(path) as con:
         con.execute("CREATE SCHEMA marts")
         record_passing_gate(con)
+        record_passing_build(con, AS_OF)
         con.execute(
             "CREATE TABLE marts.customers (customer_id VARCHAR, name VARCHAR, status VARCHAR, "
             "current_mrr DECIMAL(18,2), tenure_months INTEGER, contract_term_months INTEGER, owner_email VARCHAR, "
@@ -251,7 +253,22 @@ def test_nothing_is_sent_when_the_latest_load_failed_the_gate(marts_settings: Se
     )
     with connect(marts_settings.warehouse) as con:
         record_verdict(con, GateVerdict("99999999T999999999999Z-bad", [failed]))
-    with pytest.raises(GateNotPassedError, match="failed the quality gate"):
+    with pytest.raises(GateNotPassedError, match=r"failed the quality gate.*\(checked at 20\d\d-.* UTC\)"):
+        run_campaign(marts_settings, renewal(), "r1", AS_OF)
+    assert not list(marts_settings.outbox_dir.glob("*.eml"))
+
+
+def test_nothing_is_sent_while_the_latest_build_never_finished(marts_settings: Settings) -> None:
+    """A build killed midway (or still running) leaves its record 'running': its marts may be half-built."""
+    from kizuna import builds
+
+    with connect(marts_settings.warehouse) as con:
+        builds.start(con, AS_OF)
+    with pytest.raises(builds.BuildNotPassedError, match="never finished"):
+        run_campaign(marts_settings, renewal(), "r1", AS_OF)
+    with connect(marts_settings.warehouse) as con:
+        con.execute("DROP TABLE ops.dbt_builds")
+    with pytest.raises(builds.BuildNotPassedError, match="no dbt build is recorded"):
         run_campaign(marts_settings, renewal(), "r1", AS_OF)
     assert not list(marts_settings.outbox_dir.glob("*.eml"))
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 
+from kizuna.builds import assert_latest_build_passed
 from kizuna.campaigns import holds, ledger
 from kizuna.campaigns.select import RECIPIENTS_TABLE, Selection, select_recipients
 from kizuna.campaigns.spec import Campaign, check_template
@@ -25,11 +26,11 @@ from kizuna.email.message import (
     build_message,
 )
 from kizuna.email.render import TemplateRenderer
-from kizuna.quality.gate import assert_latest_gate_passed
+from kizuna.quality.gate import GateNotPassedError, assert_latest_gate_passed
 from kizuna.quality.recipients import check_recipients
 from kizuna.settings import Settings
 from kizuna.summary import CampaignSummary
-from kizuna.warehouse import connect
+from kizuna.warehouse import OPS_SCHEMA, connect, table_exists
 
 __all__ = ["make_backend", "run_campaign"]
 
@@ -240,13 +241,33 @@ def _stop_before_sending(
     return stopped("held", held.reason)
 
 
+def assert_marts_usable(con: duckdb.DuckDBPyConnection) -> None:
+    """Nothing goes out (no email, no call list) unless the latest load passed the quality gate and the latest
+    dbt build passed: after a failed build the marts are the previous day's, or half-built. Says which failed
+    and when."""
+    try:
+        assert_latest_gate_passed(con)
+    except GateNotPassedError as exc:
+        row = (
+            con.execute(
+                "SELECT strftime(max(checked_at), '%Y-%m-%d %H:%M') FROM ops.gate_results "
+                "WHERE load_id = (SELECT max(load_id) FROM ops.gate_results)"
+            ).fetchone()
+            if table_exists(con, OPS_SCHEMA, "gate_results")
+            else None
+        )
+        when = f" (checked at {row[0]} UTC)" if row and row[0] else ""
+        raise GateNotPassedError(f"{exc}{when}") from None
+    assert_latest_build_passed(con)
+
+
 def _call_list(settings: Settings, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
     """A campaign that sends nothing: today's accounts for reps, in ops.call_list and as a CSV."""
     from kizuna.campaigns.call_list import build_call_list, export_call_list_csv
     from kizuna.reporting.call_list_xlsx import write_call_list
 
     with connect(settings.warehouse) as con:
-        assert_latest_gate_passed(con)
+        assert_marts_usable(con)
         summary = build_call_list(con, campaign, run_id, as_of)
         path = settings.var_dir / "call_lists" / f"{as_of.isoformat()}-{campaign.name}.csv"
         export_call_list_csv(con, run_id, campaign.name, path)
@@ -283,7 +304,7 @@ def run_campaign(
     backend = backend or make_backend(settings)
     try:
         with connect(settings.warehouse) as con:
-            assert_latest_gate_passed(con)  # never send from data whose latest load failed a critical check
+            assert_marts_usable(con)  # never send from a load that failed the gate, or marts whose build failed
             ledger.ensure_ledger(con)
             interrupted = ledger.recover_interrupted(con, campaign.name, backend.name, backend.idempotent_per_key)
             if interrupted:
