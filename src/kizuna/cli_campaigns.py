@@ -43,7 +43,10 @@ def list_campaigns() -> None:
     from kizuna.campaigns.spec import CampaignFileError, load_campaign
 
     settings = Settings()
-    templates = _templates(settings)
+    try:
+        templates = _templates(settings)
+    except ValueError as exc:  # e.g. KIZUNA_UNSUBSCRIBE_URL without its placeholder: the renderer names it
+        raise _fail(exc) from exc
     broken = 0
     for path in sorted(settings.campaigns_dir.glob("*.yml")):
         try:
@@ -177,7 +180,9 @@ def list_holds(warehouse: Warehouse = None) -> None:
             markup=False,
             soft_wrap=True,
         )
-        console.print(f"    approve: {approve_command(h.run_id, h.campaign)}", highlight=False, markup=False)
+        console.print(
+            f"    approve: {approve_command(h.run_id, h.campaign)}", highlight=False, markup=False, soft_wrap=True
+        )
 
 
 def _decide(run_id: str, campaign: str, decision: str, by: str, warehouse: Path | None) -> None:
