@@ -688,3 +688,21 @@ def test_the_call_list_puts_a_never_touched_account_before_a_touched_one(marts_s
         build_call_list(con, calls, "r1", AS_OF)
         order = con.execute("SELECT customer_id FROM ops.call_list WHERE run_id = 'r1' ORDER BY priority").fetchall()
     assert [r[0] for r in order] == ["C7", "C2"]  # same rank, no signals: never touched is the longest ago
+
+
+def test_a_hold_from_before_four_eyes_can_still_be_decided(marts_settings: Settings) -> None:
+    with connect(marts_settings.warehouse) as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS ops")
+        con.execute(  # the table as warehouses hold it from before requested_by was recorded
+            """CREATE TABLE ops.campaign_holds (run_id VARCHAR NOT NULL, campaign VARCHAR NOT NULL,
+               reason VARCHAR NOT NULL, selected BIGINT NOT NULL, previous_selected BIGINT, status VARCHAR NOT NULL,
+               held_at TIMESTAMP NOT NULL, decided_at TIMESTAMP, decided_by VARCHAR, PRIMARY KEY (run_id, campaign))"""
+        )
+        con.execute(
+            "INSERT INTO ops.campaign_holds VALUES ('r0', 'renewal_reminder', 'first send', 1, NULL, 'waiting', now(), NULL, NULL)"
+        )
+        assert holds.decide(con, "r0", "renewal_reminder", "approved", holds.current_user()).status == "approved"
+        assert holds.hold(con, "r1", "renewal_reminder", "first send", 1, None, "taro").requested_by == "taro"
+        with pytest.raises(holds.HoldError, match="four eyes"):
+            holds.decide(con, "r1", "renewal_reminder", "approved", "TARO@example.co.jp", allow_self=False)
+        assert holds.decide(con, "r1", "renewal_reminder", "rejected", "taro").status == "rejected"  # always allowed

@@ -10,7 +10,7 @@ from typing import Literal
 import duckdb
 
 from kizuna.settings import Settings
-from kizuna.warehouse import OPS_SCHEMA
+from kizuna.warehouse import OPS_SCHEMA, column_exists
 
 HOLDS_TABLE = f"{OPS_SCHEMA}.campaign_holds"
 Decision = Literal["approved", "rejected"]
@@ -41,7 +41,8 @@ def ensure_holds(con: duckdb.DuckDBPyConnection) -> None:
             held_at TIMESTAMP NOT NULL, decided_at TIMESTAMP, decided_by VARCHAR,
             PRIMARY KEY (run_id, campaign))"""
     )
-    con.execute(f"ALTER TABLE {HOLDS_TABLE} ADD COLUMN IF NOT EXISTS requested_by VARCHAR")  # older warehouses
+    if not column_exists(con, OPS_SCHEMA, "campaign_holds", "requested_by"):  # a warehouse from before four eyes
+        con.execute(f"ALTER TABLE {HOLDS_TABLE} ADD COLUMN requested_by VARCHAR")
 
 
 def current_user() -> str:
