@@ -25,21 +25,36 @@ def _settings(warehouse: Path | None) -> Settings:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    # soft_wrap: one error is one line, whatever the terminal's width (people grep and paste it)
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
+
+
+def _templates(settings: Settings) -> list[str]:
+    """The template folders a campaign's `template:` may name, as sending finds them."""
+    from kizuna.email.render import TemplateRenderer
+
+    return TemplateRenderer.from_settings(settings).templates()
 
 
 @app.command("list")
 def list_campaigns() -> None:
-    """Every campaign file, enabled or not, with its audience in one line."""
-    from kizuna.campaigns.spec import CampaignFileError, load_campaigns
+    """Every campaign file, enabled or not, with its audience in one line; a broken file as its error."""
+    from kizuna.campaigns.spec import CampaignFileError, load_campaign
 
     settings = Settings()
     try:
-        campaigns = load_campaigns(settings.campaigns_dir, enabled_only=False)
-    except CampaignFileError as exc:
+        templates = _templates(settings)
+    except ValueError as exc:  # e.g. KIZUNA_UNSUBSCRIBE_URL without its placeholder: the renderer names it
         raise _fail(exc) from exc
-    for c in campaigns:
+    broken = 0
+    for path in sorted(settings.campaigns_dir.glob("*.yml")):
+        try:
+            c = load_campaign(path, templates)
+        except CampaignFileError as exc:  # the others still list; the exit code says something is wrong
+            broken += 1
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            continue
         audience = ", ".join(f"{k}={v}" for k, v in c.audience.model_dump(exclude_none=True).items())
         state = "enabled" if c.enabled else "disabled"
         console.print(
@@ -49,6 +64,8 @@ def list_campaigns() -> None:
             markup=False,
             soft_wrap=True,
         )
+    if broken:
+        raise typer.Exit(code=1)
 
 
 @app.command()
@@ -66,7 +83,7 @@ def preview(
 
     settings = _settings(warehouse)
     try:
-        campaign = find_campaign(settings.campaigns_dir, name)
+        campaign = find_campaign(settings.campaigns_dir, name, _templates(settings))
         day = parse_as_of(as_of, settings.timezone)
         with connect(settings.warehouse) as con:
             result = preview_campaign(con, settings, campaign, day)
@@ -112,7 +129,7 @@ def send(
 
     settings = _settings(warehouse)
     try:
-        campaign = find_campaign(settings.campaigns_dir, name)
+        campaign = find_campaign(settings.campaigns_dir, name, _templates(settings))
         day = parse_as_of(as_of, settings.timezone)
         if dry_run:
             out = settings.var_dir / "dry-run" / f"{campaign.name}-{day.isoformat()}"
@@ -120,19 +137,36 @@ def send(
                 result = preview_campaign(con, settings, campaign, day, render_to=out)
             console.print(f"dry run: {result.rendered} messages rendered, none sent; samples in {out}")
             return
-        summary = run_campaign(settings, campaign, run_id or new_load_id(), day)
+        run_id_used = run_id or new_load_id()
+        summary = run_campaign(settings, campaign, run_id_used, day)
     except Exception as exc:  # every failure is reported the same way: what, and nothing was sent beyond it
         raise _fail(exc) from exc
     console.print(
         f"{summary.campaign}: {summary.status}; {summary.sent} sent, {summary.failed} failed, {summary.unknown} unknown"
-        + (f" — {summary.note}" if summary.note else "")
+        + (f" — {summary.note}" if summary.note else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    if summary.status == "held":
+        _print_approval(run_id_used, campaign.name)
+
+
+def _print_approval(run_id: str, campaign: str) -> None:
+    """How to approve a held run, as a command to paste (markup off: rich would eat its brackets and quotes)."""
+    from kizuna.campaigns.holds import approve_command, current_user
+
+    console.print(
+        f"    someone other than {current_user()} approves with: {approve_command(run_id, campaign)}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
 
 
 @app.command("holds")
 def list_holds(warehouse: Warehouse = None) -> None:
-    """Campaign runs waiting for approval."""
-    from kizuna.campaigns.holds import waiting_holds
+    """Campaign runs waiting for approval, each with the command that approves it."""
+    from kizuna.campaigns.holds import approve_command, waiting_holds
     from kizuna.warehouse import connect
 
     with connect(_settings(warehouse).warehouse) as con:
@@ -140,16 +174,25 @@ def list_holds(warehouse: Warehouse = None) -> None:
     if not waiting:
         console.print("no campaign is waiting for approval")
     for h in waiting:
-        console.print(f"{h.run_id}  {h.campaign}: {h.selected} recipients — {h.reason}")
+        console.print(
+            f"{h.run_id}  {h.campaign}: {h.selected} recipients — {h.reason} (started by {h.requested_by or '?'})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        console.print(
+            f"    approve: {approve_command(h.run_id, h.campaign)}", highlight=False, markup=False, soft_wrap=True
+        )
 
 
 def _decide(run_id: str, campaign: str, decision: str, by: str, warehouse: Path | None) -> None:
     from kizuna.campaigns.holds import HoldError, decide
     from kizuna.warehouse import connect
 
+    settings = _settings(warehouse)
     try:
-        with connect(_settings(warehouse).warehouse) as con:
-            decide(con, run_id, campaign, decision, by)  # type: ignore[arg-type]
+        with connect(settings.warehouse) as con:
+            decide(con, run_id, campaign, decision, by, allow_self=settings.approval_allow_self)  # type: ignore[arg-type]
     except HoldError as exc:
         raise _fail(exc) from exc
     console.print(

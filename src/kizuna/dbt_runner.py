@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from kizuna.builds import recorded
 from kizuna.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ def is_lock_failure(error: str | None, failed: list[NodeResult]) -> bool:
     return bool(texts) and all(LOCK_MESSAGE in t for t in texts)
 
 
+@recorded  # each build's outcome goes to ops.dbt_builds: campaigns send nothing after a failed build
 def build(
     settings: Settings,
     as_of: date,

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         "for approval: auto = for real backends (not the outbox), always, or never.",
     )
     audience_growth_hold: float = Field(0.5, ge=0, description="Growth over the previous run that needs approval.")
+    # Campaign approvals (four eyes): who started a held run may not approve it, unless this allows it.
+    approval_allow_self: bool = Field(
+        False, description="Let whoever started a held campaign run approve it too (a one-person team)."
+    )
     frequency_max_emails: int = Field(2, ge=1, description="At most this many marketing emails per contact ...")
     frequency_days: int = Field(7, ge=1, description="... in this many days, across all campaigns.")
 

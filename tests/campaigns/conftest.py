@@ -20,6 +20,13 @@ SG_UNSUBSCRIBE_SECRET = "test-unsubscribe-secret-not-the-demo-default"
 SgWarehouse = Callable[..., Path]
 
 
+def record_passing_build(con: duckdb.DuckDBPyConnection, as_of: dt.date = SG_AS_OF) -> None:
+    """Mark the marts as built by a passing dbt build, as a daily run leaves them: campaigns refuse otherwise."""
+    from kizuna import builds
+
+    builds.finish(con, builds.start(con, as_of), passed=True)
+
+
 @pytest.fixture
 def sg_make_warehouse(tmp_path: Path) -> SgWarehouse:
     """A DuckDB file with the three marts selection reads (as dbt would leave them), ``customers`` rows each
@@ -31,6 +38,7 @@ def sg_make_warehouse(tmp_path: Path) -> SgWarehouse:
         try:
             con.execute("CREATE SCHEMA marts")
             record_passing_gate(con)
+            record_passing_build(con)
             con.execute(
                 """
                 CREATE TABLE marts.customers AS

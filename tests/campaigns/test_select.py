@@ -22,6 +22,7 @@ from kizuna.quality.recipients import RecipientsCheckError, check_recipients
 from kizuna.quality.validate import CheckResult
 from kizuna.settings import Settings
 from kizuna.warehouse import connect
+from tests.campaigns.conftest import record_passing_build
 from tests.conftest import record_passing_gate
 
 AS_OF = dt.date(2026, 11, 23)
@@ -59,6 +60,7 @@ def build_marts(path: Path) -> None:
     with connect(path) as con:
         con.execute("CREATE SCHEMA marts")
         record_passing_gate(con)
+        record_passing_build(con, AS_OF)
         con.execute(
             "CREATE TABLE marts.customers (customer_id VARCHAR, name VARCHAR, status VARCHAR, "
             "current_mrr DECIMAL(18,2), tenure_months INTEGER, contract_term_months INTEGER, owner_email VARCHAR, "
@@ -211,7 +213,10 @@ def test_missing_variable_in_template_releases_claims(marts_settings: Settings, 
     ("text", "message"),
     [
         ("name: x\ntemplate: t\naudience: {renewal_within_days: 400}\n", "key audience.renewal_within_days"),
-        ("name: x\ntemplate: t\nunknown_key: 1\n", "key unknown_key: Extra inputs are not permitted"),
+        (
+            "name: x\ntemplate: t\nunknown_key: 1\n",
+            "key unknown_key: unknown key 'unknown_key' (valid: audience, contacts,",
+        ),
         ("name: x\ntemplate: t\naudience: {where: '1=1; DROP TABLE raw.customers'}\n", "key audience.where"),
         ("name: other\ntemplate: t\n", "must match the file name 'x'"),
         ("name: x\ntemplate: t\naudience: {tenure_months: {min: 5, max: 2}}\n", "key audience.tenure_months"),
@@ -248,7 +253,22 @@ def test_nothing_is_sent_when_the_latest_load_failed_the_gate(marts_settings: Se
     )
     with connect(marts_settings.warehouse) as con:
         record_verdict(con, GateVerdict("99999999T999999999999Z-bad", [failed]))
-    with pytest.raises(GateNotPassedError, match="failed the quality gate"):
+    with pytest.raises(GateNotPassedError, match=r"failed the quality gate.*\(checked at 20\d\d-.* UTC\)"):
+        run_campaign(marts_settings, renewal(), "r1", AS_OF)
+    assert not list(marts_settings.outbox_dir.glob("*.eml"))
+
+
+def test_nothing_is_sent_while_the_latest_build_never_finished(marts_settings: Settings) -> None:
+    """A build killed midway (or still running) leaves its record 'running': its marts may be half-built."""
+    from kizuna import builds
+
+    with connect(marts_settings.warehouse) as con:
+        builds.start(con, AS_OF)
+    with pytest.raises(builds.BuildNotPassedError, match="never finished"):
+        run_campaign(marts_settings, renewal(), "r1", AS_OF)
+    with connect(marts_settings.warehouse) as con:
+        con.execute("DROP TABLE ops.dbt_builds")
+    with pytest.raises(builds.BuildNotPassedError, match="no dbt build is recorded"):
         run_campaign(marts_settings, renewal(), "r1", AS_OF)
     assert not list(marts_settings.outbox_dir.glob("*.eml"))
 
@@ -634,3 +654,55 @@ def test_relationship_basis_mails_customers_who_never_opted_out(marts_settings: 
     assert basis == {"P2": "relationship", "P3": "consent"}  # recorded per contact
     assert "P3b" not in basis  # opted out: never, whatever the basis
     assert got["C2"] == ("P2", None)
+
+
+def test_never_touched_counts_as_longer_ago_than_any_number_of_days(marts_settings: Settings) -> None:
+    """A never-touched account (days_since_last_touch null) passes every minimum and fails every maximum."""
+    with connect(marts_settings.warehouse) as con:
+        con.execute("UPDATE marts.customers SET days_since_last_touch = NULL WHERE customer_id = 'C7'")
+    dormant = select(marts_settings, audience={"ranks": ["C"], "days_since_last_touch": {"min": 90}})
+    assert set(dormant) == {"C4", "C7"}
+    assert set(select(marts_settings, "r2", audience={"ranks": ["C"], "days_since_last_touch": {"max": 150}})) == {"C4"}
+    bounded = {"ranks": ["C"], "days_since_last_touch": {"min": 90, "max": 150}}
+    assert set(select(marts_settings, "r3", audience=bounded)) == {"C4"}
+    with connect(marts_settings.warehouse) as con:
+        reasons = con.execute(
+            "SELECT reasons FROM ops.campaign_recipients WHERE run_id = 'r1' AND customer_id = 'C7'"
+        ).fetchone()
+    assert reasons is not None and json.loads(reasons[0])["days_since_last_touch"] is None
+
+
+def test_the_call_list_puts_a_never_touched_account_before_a_touched_one(marts_settings: Settings) -> None:
+    from kizuna.campaigns.call_list import build_call_list
+
+    with connect(marts_settings.warehouse) as con:
+        con.execute("UPDATE marts.customers SET days_since_last_touch = NULL WHERE customer_id = 'C7'")
+        con.execute("UPDATE marts.customers SET rank = 'C' WHERE customer_id = 'C2'")
+        calls = Campaign.model_validate(
+            {
+                "name": "call_c",
+                "kind": "call_list",
+                "audience": {"ranks": ["C"], "where": "c.customer_id IN ('C2', 'C7')"},
+            }
+        )
+        build_call_list(con, calls, "r1", AS_OF)
+        order = con.execute("SELECT customer_id FROM ops.call_list WHERE run_id = 'r1' ORDER BY priority").fetchall()
+    assert [r[0] for r in order] == ["C7", "C2"]  # same rank, no signals: never touched is the longest ago
+
+
+def test_a_hold_from_before_four_eyes_can_still_be_decided(marts_settings: Settings) -> None:
+    with connect(marts_settings.warehouse) as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS ops")
+        con.execute(  # the table as warehouses hold it from before requested_by was recorded
+            """CREATE TABLE ops.campaign_holds (run_id VARCHAR NOT NULL, campaign VARCHAR NOT NULL,
+               reason VARCHAR NOT NULL, selected BIGINT NOT NULL, previous_selected BIGINT, status VARCHAR NOT NULL,
+               held_at TIMESTAMP NOT NULL, decided_at TIMESTAMP, decided_by VARCHAR, PRIMARY KEY (run_id, campaign))"""
+        )
+        con.execute(
+            "INSERT INTO ops.campaign_holds VALUES ('r0', 'renewal_reminder', 'first send', 1, NULL, 'waiting', now(), NULL, NULL)"
+        )
+        assert holds.decide(con, "r0", "renewal_reminder", "approved", holds.current_user()).status == "approved"
+        assert holds.hold(con, "r1", "renewal_reminder", "first send", 1, None, "taro").requested_by == "taro"
+        with pytest.raises(holds.HoldError, match="four eyes"):
+            holds.decide(con, "r1", "renewal_reminder", "approved", "TARO@example.co.jp", allow_self=False)
+        assert holds.decide(con, "r1", "renewal_reminder", "rejected", "taro").status == "rejected"  # always allowed

@@ -70,6 +70,12 @@ ROWS = [
 ]
 
 
+FIELDS = (
+    "run_id, as_of, owner_email, customer_id, customer_name, rank, signals, days_since_last_touch, hypothesis, "
+    "next_action, priority"
+)
+
+
 @pytest.fixture
 def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
@@ -77,9 +83,9 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     connection.execute(
         """CREATE TABLE ops.call_list (run_id VARCHAR, as_of DATE, owner_email VARCHAR, customer_id VARCHAR,
            customer_name VARCHAR, rank VARCHAR, signals VARCHAR[], days_since_last_touch INTEGER, hypothesis VARCHAR,
-           next_action VARCHAR, priority INTEGER)"""
+           next_action VARCHAR, priority INTEGER, campaign VARCHAR DEFAULT 'daily_call_list')"""
     )
-    connection.executemany("INSERT INTO ops.call_list VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ROWS)
+    connection.executemany(f"INSERT INTO ops.call_list ({FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ROWS)
     yield connection
     connection.close()
 
@@ -154,3 +160,65 @@ def test_a_given_run_in_english(con: duckdb.DuckDBPyConnection, tmp_path: Path) 
 def test_no_rows_is_an_error(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no rows for run 'nope'"):
         write_call_list(con, tmp_path / "x.xlsx", run_id="nope")
+
+
+def add_second_campaign(con: duckdb.DuckDBPyConnection) -> None:
+    """churn_risk_save in the same run (a daily run's campaigns share its id), listing C1 again and C6."""
+    con.executemany(
+        f"INSERT INTO ops.call_list ({FIELDS}, campaign) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'churn_risk_save')",
+        [
+            (
+                "r2",
+                "2026-11-23",
+                "sato@kizuna.example.jp",
+                "C1",
+                "株式会社みらい物産",
+                "A",
+                [],
+                120,
+                "解約リスク",
+                "改善策の提案",
+                1,
+            ),
+            (
+                "r2",
+                "2026-11-23",
+                "sato@kizuna.example.jp",
+                "C6",
+                "東海精機",
+                "B",
+                [],
+                30,
+                "解約リスク",
+                "改善策の提案",
+                2,
+            ),
+        ],
+    )
+
+
+def listed(path: Path) -> list[tuple[object, ...]]:
+    return [row for row in load_workbook(path).active.iter_rows(min_row=5, values_only=True) if row[1]]
+
+
+def test_one_campaigns_workbook_holds_only_its_rows(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    add_second_campaign(con)
+    path, rows = write_call_list(con, tmp_path / "daily.xlsx", "r2", campaign="daily_call_list")
+    assert rows == 5 and sorted(r[1] for r in listed(path)) == ["C1", "C2", "C3", "C4", "C5"]
+    path, rows = write_call_list(con, tmp_path / "churn.xlsx", campaign="churn_risk_save")
+    assert rows == 2 and sorted(r[1] for r in listed(path)) == ["C1", "C6"]
+    assert "churn_risk_save" in str(load_workbook(path).active["A1"].value)
+
+
+def test_a_whole_run_lists_each_customer_once_with_its_campaigns(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    add_second_campaign(con)
+    path, rows = write_call_list(con, tmp_path / "run.xlsx", "r2", lang="en")
+    sheet = load_workbook(path).active
+    assert [c.value for c in sheet[4]][-1] == "Campaign"
+    by_customer = {row[1]: row for row in listed(path)}
+    assert rows == len(by_customer) == 6  # C1 once, though both campaigns list it
+    assert by_customer["C1"][-1] == "churn_risk_save\ndaily_call_list"  # equal priority: by name
+    assert by_customer["C1"][6] == "解約リスク\n利用が4割減"
+    assert by_customer["C6"][-1] == "churn_risk_save"

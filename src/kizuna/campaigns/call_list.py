@@ -39,7 +39,7 @@ COLUMNS = (
 
 def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
     """Write today's list to ops.call_list: fresh intent CSQLs first, then rank, churn risk (when today's scores
-    exist), signals, days since the last touch."""
+    exist), signals, days since the last touch (never touched first: longer ago than any number of days)."""
     audience, params = audience_sql(campaign, as_of, con=con)
     intent = (
         "(SELECT arg_max(e.intent, e.created_at) FROM marts.engagement_csqls e WHERE e.customer_id = a.customer_id "
@@ -87,7 +87,7 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
             SELECT ?, ?::DATE, ?,
                    row_number() OVER (ORDER BY intent IS NULL, coalesce(rank, 'Z'), churn_risk DESC NULLS LAST,
                                                coalesce(len(string_split(signals, ',')), 0) DESC,
-                                               days_since_last_touch DESC NULLS LAST, customer_id),
+                                               days_since_last_touch DESC NULLS FIRST, customer_id),
                    coalesce(owner_email, '(inside sales queue)'), customer_id, customer_name, rank, mrr,
                    nullif(concat_ws(', ', 'intent:' || intent, signals, churn_text), ''),
                    days_since_last_touch, ?, ?, reasons

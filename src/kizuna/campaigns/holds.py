@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from dataclasses import dataclass
 from typing import Literal
 
 import duckdb
 
-from kizuna.warehouse import OPS_SCHEMA
+from kizuna.settings import Settings
+from kizuna.warehouse import OPS_SCHEMA, column_exists
 
 HOLDS_TABLE = f"{OPS_SCHEMA}.campaign_holds"
 Decision = Literal["approved", "rejected"]
@@ -21,6 +24,7 @@ class Hold:
     selected: int
     previous_selected: int | None
     status: str  # waiting | approved | rejected
+    requested_by: str | None = None  # who started the run (None: held before this was recorded)
 
 
 class HoldError(ValueError):
@@ -37,18 +41,52 @@ def ensure_holds(con: duckdb.DuckDBPyConnection) -> None:
             held_at TIMESTAMP NOT NULL, decided_at TIMESTAMP, decided_by VARCHAR,
             PRIMARY KEY (run_id, campaign))"""
     )
+    if not column_exists(con, OPS_SCHEMA, "campaign_holds", "requested_by"):  # a warehouse from before four eyes
+        con.execute(f"ALTER TABLE {HOLDS_TABLE} ADD COLUMN requested_by VARCHAR")
+
+
+def current_user() -> str:
+    """Who runs this process (the OS login), recorded as who started a campaign run."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return f"uid {os.getuid()}"
+
+
+def approve_command(run_id: str, campaign: str) -> str:
+    """The command that approves this hold, exactly as it can be pasted into a shell."""
+    return f'kizuna campaigns approve {run_id} {campaign} --by "$USER"'
+
+
+def same_person(a: str, b: str) -> bool:
+    """Whether two names given for people are one person: case aside, and an address's local part is a login
+    ("taro@example.co.jp" is "taro"). Errs towards "same": it only ever refuses a self-approval."""
+
+    def forms(name: str) -> set[str]:
+        name = name.strip().casefold()
+        return {name, name.split("@", 1)[0]}
+
+    return bool(forms(a) & forms(b))
 
 
 def hold(
-    con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, reason: str, selected: int, previous: int | None
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    campaign: str,
+    reason: str,
+    selected: int,
+    previous: int | None,
+    requested_by: str | None = None,
 ) -> Hold:
-    """Record that this run of the campaign waits for approval (idempotent per run and campaign)."""
+    """Record that this run of the campaign, started by `requested_by` (default: this process's login), waits for
+    approval (idempotent per run and campaign)."""
     ensure_holds(con)
     con.execute(
-        f"""INSERT INTO {HOLDS_TABLE} (run_id, campaign, reason, selected, previous_selected, status, held_at)
-            VALUES (?, ?, ?, ?, ?, 'waiting', timezone('UTC', now()))
+        f"""INSERT INTO {HOLDS_TABLE} (run_id, campaign, reason, selected, previous_selected, status, held_at,
+                                       requested_by)
+            VALUES (?, ?, ?, ?, ?, 'waiting', timezone('UTC', now()), ?)
             ON CONFLICT (run_id, campaign) DO NOTHING""",
-        [run_id, campaign, reason, selected, previous],
+        [run_id, campaign, reason, selected, previous, requested_by or current_user()],
     )
     found = get_hold(con, run_id, campaign)
     assert found is not None
@@ -58,7 +96,7 @@ def hold(
 def get_hold(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> Hold | None:
     ensure_holds(con)
     row = con.execute(
-        f"SELECT run_id, campaign, reason, selected, previous_selected, status FROM {HOLDS_TABLE} "
+        f"SELECT run_id, campaign, reason, selected, previous_selected, status, requested_by FROM {HOLDS_TABLE} "
         "WHERE run_id = ? AND campaign = ?",
         [run_id, campaign],
     ).fetchone()
@@ -68,19 +106,40 @@ def get_hold(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> Hold
 def waiting_holds(con: duckdb.DuckDBPyConnection) -> list[Hold]:
     ensure_holds(con)
     rows = con.execute(
-        f"SELECT run_id, campaign, reason, selected, previous_selected, status FROM {HOLDS_TABLE} "
+        f"SELECT run_id, campaign, reason, selected, previous_selected, status, requested_by FROM {HOLDS_TABLE} "
         "WHERE status = 'waiting' ORDER BY held_at"
     ).fetchall()
     return [Hold(*r) for r in rows]
 
 
-def decide(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, decision: Decision, by: str) -> Hold:
-    """Approve or reject a waiting hold; the next send of that run goes ahead (approved) or never does."""
+def decide(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    campaign: str,
+    decision: Decision,
+    by: str,
+    *,
+    allow_self: bool | None = None,
+) -> Hold:
+    """Approve or reject a waiting hold; the next send of that run goes ahead (approved) or never does.
+
+    Four eyes: whoever started the run may reject it but not approve it, unless `allow_self` (default: the
+    setting KIZUNA_APPROVAL_ALLOW_SELF) allows it.
+    """
+    if not by.strip():
+        raise HoldError("say who decides: --by NAME (recorded with the decision)")
     current = get_hold(con, run_id, campaign)
     if current is None:
         raise HoldError(f"no hold for campaign {campaign!r} in run {run_id!r}: see `kizuna campaigns holds`")
     if current.status != "waiting":
         raise HoldError(f"the hold of {campaign!r} in run {run_id!r} was already {current.status}")
+    if allow_self is None:
+        allow_self = Settings().approval_allow_self
+    if decision == "approved" and not allow_self and current.requested_by and same_person(by, current.requested_by):
+        raise HoldError(
+            f"{by} started run {run_id!r} of {campaign!r} and may not approve it too (four eyes): someone else "
+            "approves, or set KIZUNA_APPROVAL_ALLOW_SELF=true where one person runs campaigns alone"
+        )
     con.execute(
         f"UPDATE {HOLDS_TABLE} SET status = ?, decided_at = timezone('UTC', now()), decided_by = ? "
         "WHERE run_id = ? AND campaign = ?",

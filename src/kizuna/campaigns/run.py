@@ -12,9 +12,10 @@ from typing import Any
 
 import duckdb
 
+from kizuna.builds import assert_latest_build_passed
 from kizuna.campaigns import holds, ledger
 from kizuna.campaigns.select import RECIPIENTS_TABLE, Selection, select_recipients
-from kizuna.campaigns.spec import Campaign
+from kizuna.campaigns.spec import Campaign, check_template
 from kizuna.email.backends import make_backend
 from kizuna.email.message import (
     DeferredSendError,
@@ -25,11 +26,11 @@ from kizuna.email.message import (
     build_message,
 )
 from kizuna.email.render import TemplateRenderer
-from kizuna.quality.gate import assert_latest_gate_passed
+from kizuna.quality.gate import GateNotPassedError, assert_latest_gate_passed
 from kizuna.quality.recipients import check_recipients
 from kizuna.settings import Settings
 from kizuna.summary import CampaignSummary
-from kizuna.warehouse import connect
+from kizuna.warehouse import OPS_SCHEMA, connect, table_exists
 
 __all__ = ["make_backend", "run_campaign"]
 
@@ -196,6 +197,7 @@ def _stop_before_sending(
     run_id: str,
     selection: Selection,
     backend: EmailBackend,
+    requested_by: str | None,
 ) -> CampaignSummary | None:
     """The kill switch and approval holds: a summary when this run must not send now, else None."""
 
@@ -228,9 +230,35 @@ def _stop_before_sending(
     reason = hold_reason(settings, selection.selected, previous, ever_sent)
     if reason is None:
         return None
-    held = holds.hold(con, run_id, campaign.name, reason, selection.selected, previous)
-    log.warning("%s: held for approval (%s); approve with `kizuna campaigns approve %s`", campaign.name, reason, run_id)
+    held = holds.hold(con, run_id, campaign.name, reason, selection.selected, previous, requested_by)
+    log.warning(
+        "%s: held for approval (%s); someone other than %s approves with: %s",
+        campaign.name,
+        reason,
+        held.requested_by,
+        holds.approve_command(run_id, campaign.name),
+    )
     return stopped("held", held.reason)
+
+
+def assert_marts_usable(con: duckdb.DuckDBPyConnection) -> None:
+    """Nothing goes out (no email, no call list) unless the latest load passed the quality gate and the latest
+    dbt build passed: after a failed build the marts are the previous day's, or half-built. Says which failed
+    and when."""
+    try:
+        assert_latest_gate_passed(con)
+    except GateNotPassedError as exc:
+        row = (
+            con.execute(
+                "SELECT strftime(max(checked_at), '%Y-%m-%d %H:%M') FROM ops.gate_results "
+                "WHERE load_id = (SELECT max(load_id) FROM ops.gate_results)"
+            ).fetchone()
+            if table_exists(con, OPS_SCHEMA, "gate_results")
+            else None
+        )
+        when = f" (checked at {row[0]} UTC)" if row and row[0] else ""
+        raise GateNotPassedError(f"{exc}{when}") from None
+    assert_latest_build_passed(con)
 
 
 def _call_list(settings: Settings, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
@@ -239,12 +267,13 @@ def _call_list(settings: Settings, campaign: Campaign, run_id: str, as_of: date)
     from kizuna.reporting.call_list_xlsx import write_call_list
 
     with connect(settings.warehouse) as con:
-        assert_latest_gate_passed(con)
+        assert_marts_usable(con)
         summary = build_call_list(con, campaign, run_id, as_of)
         path = settings.var_dir / "call_lists" / f"{as_of.isoformat()}-{campaign.name}.csv"
         export_call_list_csv(con, run_id, campaign.name, path)
         if summary.selected:
-            write_call_list(con, path.with_suffix(".xlsx"), run_id)  # for reps: colour bands, grouped by owner
+            # For reps: colour bands, grouped by owner; this campaign's rows only (a run's campaigns share its id).
+            write_call_list(con, path.with_suffix(".xlsx"), run_id, campaign.locale, campaign=campaign.name)
     summary.note = f"{summary.note}; {path} (.xlsx beside it)"
     return summary
 
@@ -258,27 +287,30 @@ def run_campaign(
     backend: EmailBackend | None = None,
     renderer: TemplateRenderer | None = None,
     on_sent: Callable[[int], None] | None = None,
+    requested_by: str | None = None,
 ) -> CampaignSummary:
     """Select, claim, render and deliver one campaign; never sends a message key twice.
 
     Every message is rendered before the first is sent, so a template mistake stops the campaign with
     nothing delivered (its claims are released for the next run). What an earlier run left in 'sending'
-    becomes 'unknown' first (see kizuna.campaigns.ledger): it is never resent blindly.
+    becomes 'unknown' first (see kizuna.campaigns.ledger): it is never resent blindly. A run held for approval
+    records `requested_by` (default: this process's login), who may then not approve it (four eyes).
     """
     if campaign.kind == "call_list":
         return _call_list(settings, campaign, run_id, as_of)
+    renderer = renderer or TemplateRenderer.from_settings(settings)
+    check_template(campaign, renderer.templates())  # before selecting: a missing template could never send
     own_backend = backend is None
     backend = backend or make_backend(settings)
-    renderer = renderer or TemplateRenderer.from_settings(settings)
     try:
         with connect(settings.warehouse) as con:
-            assert_latest_gate_passed(con)  # never send from data whose latest load failed a critical check
+            assert_marts_usable(con)  # never send from a load that failed the gate, or marts whose build failed
             ledger.ensure_ledger(con)
             interrupted = ledger.recover_interrupted(con, campaign.name, backend.name, backend.idempotent_per_key)
             if interrupted:
                 log.warning("%s: %d sends interrupted by an earlier run are now unknown", campaign.name, interrupted)
             selection = select_recipients(con, campaign, run_id, as_of, settings)
-            stopped = _stop_before_sending(con, settings, campaign, run_id, selection, backend)
+            stopped = _stop_before_sending(con, settings, campaign, run_id, selection, backend, requested_by)
             if stopped is not None:
                 return stopped
             check_recipients(con, settings, run_id, campaign.name)  # the send gate: raises, nothing sent

@@ -8,6 +8,7 @@ a contact who matched but is left out lands in ops.campaign_exclusions with why.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import duckdb
 
 from kizuna.campaigns.ledger import LEDGER_TABLE, SETTLED_STATES, ensure_ledger
-from kizuna.campaigns.spec import Campaign, Roles
+from kizuna.campaigns.spec import Campaign, CampaignFileError, Roles, suggestion
 from kizuna.settings import Settings
 from kizuna.warehouse import OPS_SCHEMA, column_exists, table_exists
 
@@ -73,11 +74,13 @@ class _Sql:
         if reason:
             self.reasons.append(f"'{reason[0]}': {reason[1]}")
 
-    def range(self, column: str, key: str, bounds: Any) -> None:
+    def range(self, column: str, key: str, bounds: Any, *, null_is_infinite: bool = False) -> None:
+        """min/max bounds on a column; with null_is_infinite a null lies beyond every number (passes any min,
+        fails any max), e.g. days since a touch that never happened. Otherwise a null matches no bound."""
         if bounds is None:
             return
         if bounds.min is not None:
-            self.add(f"{column} >= ?", bounds.min)
+            self.add(f"({column} >= ? OR {column} IS NULL)" if null_is_infinite else f"{column} >= ?", bounds.min)
         if bounds.max is not None:
             self.add(f"{column} <= ?", bounds.max)
         self.reasons.append(f"'{key}': {column}")
@@ -114,6 +117,31 @@ def missing_scores_note(con: duckdb.DuckDBPyConnection, campaign: Campaign, as_o
     return f"no scores as of {as_of.isoformat()}: the audience filters on scores, so nobody is selected"
 
 
+# DuckDB's binder names the missing column: 'Referenced column "x" not found' or 'does not have a column named "x"'.
+_MISSING_COLUMN = re.compile(r'column (?:named )?"([^"]+)"')
+
+
+def check_where(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
+    """A `where:` must bind against marts.customers before it runs: a misspelt column is the marketer's typo, told
+    in one line with the closest columns, not a DuckDB traceback from the middle of the selection."""
+    where = campaign.audience.where
+    if not where or not table_exists(con, "marts", "customers"):
+        return
+    # Read before the check: a failed statement aborts the caller's transaction (preview runs in one).
+    columns = [str(r[0]) for r in con.execute("DESCRIBE marts.customers").fetchall()]
+    try:
+        con.execute(f"SELECT 1 FROM marts.customers AS c WHERE ({where}) LIMIT 0").fetchall()
+    except duckdb.Error as exc:
+        first = str(exc).split("\n", 1)[0]
+        found = _MISSING_COLUMN.search(first)
+        if found:
+            column = found.group(1).rsplit(".", 1)[-1]
+            problem = f"no column {column!r} in marts.customers (alias c) ({suggestion(column, columns)})"
+        else:
+            problem = first
+        raise CampaignFileError(f"{campaign.name}.yml: key audience.where: {problem}") from None
+
+
 def audience_sql(
     campaign: Campaign,
     as_of: date,
@@ -128,6 +156,8 @@ def audience_sql(
     failing on a missing mart; without it the mart must exist.
     """
     a = campaign.audience
+    if con is not None:
+        check_where(con, campaign)
     q = _Sql()
     scores = ""
     if any(getattr(a, key) is not None for key, _ in SCORE_KEYS):
@@ -152,7 +182,8 @@ def audience_sql(
     q.range("c.tenure_months", "tenure_months", a.tenure_months)
     q.range("c.current_mrr", "mrr", a.mrr)
     q.range("c.plan_usage_ratio", "plan_usage_ratio", a.plan_usage_ratio)
-    q.range("c.days_since_last_touch", "days_since_last_touch", a.days_since_last_touch)
+    # Never touched is longer ago than any number of days, as the no_recent_touch signal counts it.
+    q.range("c.days_since_last_touch", "days_since_last_touch", a.days_since_last_touch, null_is_infinite=True)
     if a.ranks:
         q.add("c.rank IN (SELECT unnest(?::VARCHAR[]))", a.ranks, reason=("rank", "c.rank"))
     if a.products_held:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import re
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -185,36 +187,104 @@ class Campaign(_Strict):
         return v
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
+def closest(word: str, choices: Collection[str], n: int = 3) -> list[str]:
+    """The valid names nearest a misspelt one (a typo's suggestions), best first; [] when none is close."""
+    return difflib.get_close_matches(word, sorted(choices), n=n, cutoff=0.6)
+
+
+def suggestion(word: str, choices: Collection[str]) -> str:
+    """'did you mean x?' for a close name, else every valid name (there are few), for one-line errors."""
+    near = closest(word, choices)
+    if near:
+        return "did you mean " + " or ".join(near) + "?"
+    return "valid: " + (", ".join(sorted(choices)) or "none")
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _keys_at(loc: tuple[int | str, ...]) -> tuple[str, list[str]]:
+    """A pydantic error location as the file's keys (union members' tags left out), and the keys valid at its
+    last step: e.g. ('audience', 'tenure_months', 'mn') -> ('audience.tenure_months.mn', ['max', 'min'])."""
+    models: list[type[BaseModel]] = [Campaign]
+    shown: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            shown.append(str(part))
+            continue
+        tagged = [m for m in models if m.__name__ == part]
+        if tagged or part.startswith(("literal[", "list[")):  # a union member's tag, not a key of the file
+            models = tagged or models
+            continue
+        shown.append(part)
+        field = next((m.model_fields[part] for m in models if part in m.model_fields), None)
+        valid = sorted({k for m in models for k in m.model_fields})
+        models = _models_in(field.annotation) if field is not None else []
+    return ".".join(shown) or "(top level)", valid
+
+
+def _problem(error: Any) -> str:
+    where, valid = _keys_at(tuple(error["loc"]))
+    if error["type"] == "extra_forbidden":  # a misspelt key: say which keys exist there, nearest first
+        key = str(error["loc"][-1])
+        return f"key {where}: unknown key {key!r} ({suggestion(key, valid)})"
+    return f"key {where}: {error['msg']}"
 
 
 def _read_yaml(path: Path) -> Any:
     return read_yaml(path, CampaignFileError)
 
 
-def load_campaign(path: Path) -> Campaign:
+def check_template(campaign: Campaign, templates: Collection[str], file: str | None = None) -> None:
+    """An email campaign's template must be one of the template folders, or nothing could ever be sent."""
+    if campaign.template is None or campaign.kind != "email" or campaign.template in templates:
+        return
+    raise CampaignFileError(
+        f"{file or campaign.name + '.yml'}: key template: no template {campaign.template!r} under templates/ "
+        f"({suggestion(campaign.template, templates)})"
+    )
+
+
+def load_campaign(path: Path, templates: Collection[str] | None = None) -> Campaign:
+    """One campaign file, validated; given the template folders (`templates`), its template must be one."""
     doc = _read_yaml(path)
     if not isinstance(doc, dict):
         raise CampaignFileError(f"{path.name}: expected a mapping of keys (name, template, audience, ...)")
     try:
         campaign = Campaign.model_validate(doc)
     except ValidationError as exc:
-        problems = "; ".join(f"key {_location(e['loc'])}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e) for e in exc.errors())
         raise CampaignFileError(f"{path.name}: {problems}") from exc
     if campaign.name != path.stem:
         raise CampaignFileError(f"{path.name}: key name: '{campaign.name}' must match the file name '{path.stem}'")
+    if templates is not None:
+        check_template(campaign, templates, path.name)
     return campaign
 
 
-def load_campaigns(campaigns_dir: Path, *, enabled_only: bool = True) -> list[Campaign]:
-    campaigns = [load_campaign(p) for p in sorted(campaigns_dir.glob("*.yml"))]
+def load_campaigns(
+    campaigns_dir: Path, *, enabled_only: bool = True, templates: Collection[str] | None = None
+) -> list[Campaign]:
+    campaigns = [load_campaign(p, templates) for p in sorted(campaigns_dir.glob("*.yml"))]
     return [c for c in campaigns if c.enabled or not enabled_only]
 
 
-def find_campaign(campaigns_dir: Path, name: str) -> Campaign:
+def campaign_path(campaigns_dir: Path, name: str) -> Path:
+    """The file of the campaign called `name`: a name, never a path, so nothing outside campaigns_dir runs."""
+    known = sorted(p.stem for p in campaigns_dir.glob("*.yml"))
+    if not _NAME.match(name):
+        raise CampaignFileError(
+            f"{name!r} is not a campaign name: give the name of a file in {campaigns_dir} without .yml, "
+            f"not a path ({suggestion(Path(name).stem, known)})"
+        )
     path = campaigns_dir / f"{name}.yml"
-    if not path.exists():
-        known = ", ".join(p.stem for p in sorted(campaigns_dir.glob("*.yml"))) or "none"
-        raise CampaignFileError(f"no campaign {name!r} in {campaigns_dir} (known: {known})")
-    return load_campaign(path)
+    if not path.is_file():
+        raise CampaignFileError(f"no campaign {name!r} in {campaigns_dir} ({suggestion(name, known)})")
+    return path
+
+
+def find_campaign(campaigns_dir: Path, name: str, templates: Collection[str] | None = None) -> Campaign:
+    return load_campaign(campaign_path(campaigns_dir, name), templates)

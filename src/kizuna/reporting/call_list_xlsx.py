@@ -80,11 +80,42 @@ def _signals(value: Any) -> str:
     return str(value)
 
 
-def latest_run(con: duckdb.DuckDBPyConnection) -> tuple[str, date] | None:
+def latest_run(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> tuple[str, date] | None:
+    where, params = ("WHERE campaign = ?", [campaign]) if campaign else ("", [])
     row = con.execute(
-        f"SELECT run_id, as_of FROM {CALL_LIST_TABLE} ORDER BY as_of DESC, run_id DESC LIMIT 1"
+        f"SELECT run_id, as_of FROM {CALL_LIST_TABLE} {where} ORDER BY as_of DESC, run_id DESC LIMIT 1", params
     ).fetchone()
     return (str(row[0]), row[1]) if row else None
+
+
+def _sheet_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """The query's ORDER BY, for rows merged in Python: owner (unassigned last), priority, longest untouched."""
+    owner, priority, days = row.get("owner_email"), row.get("priority"), row.get("days_since_last_touch")
+    return (
+        owner is None,
+        owner or "",
+        priority is None,
+        priority or 0,
+        days is not None,
+        -(days or 0),
+        row["customer_id"],
+    )
+
+
+def _one_row_per_customer(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A run's lists of several campaigns as one: each customer once, on the row of its most urgent listing
+    (lowest priority), with every campaign that listed it and each different hypothesis and next action."""
+    merged: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: (r.get("priority") is None, r.get("priority") or 0, r["campaign"])):
+        first = merged.get(row["customer_id"])
+        if first is None:
+            merged[row["customer_id"]] = {**row}
+            continue
+        for key in ("campaign", "hypothesis", "next_action"):
+            values = str(first.get(key) or "").split("\n")
+            if row.get(key) and row[key] not in values:
+                first[key] = "\n".join([*filter(None, values), str(row[key])])
+    return list(merged.values())
 
 
 def write_call_list(
@@ -92,21 +123,32 @@ def write_call_list(
     path: Path,
     run_id: str | None = None,
     lang: Literal["ja", "en"] = "ja",
+    campaign: str | None = None,
 ) -> tuple[Path, int]:
-    """Write one run's call list (default: the latest) to path; returns the path and the number of rows."""
-    chosen = (run_id, None) if run_id else latest_run(con)
+    """Write one run's call list (default: the latest) to path; returns the path and the number of rows.
+
+    With `campaign`, that campaign's list only (the engine writes one workbook per call-list campaign). Without
+    it, every call-list campaign of the run in one workbook with a campaign column, each customer once: every
+    campaign of a daily run shares its run id, so a customer on two lists would otherwise be called twice.
+    """
+    chosen = (run_id, None) if run_id else latest_run(con, campaign)
     if chosen is None:
         raise ValueError(f"{CALL_LIST_TABLE} is empty: no call list to write yet")
+    where, params = ("AND campaign = ?", [campaign]) if campaign else ("", [])
     cur = con.execute(
-        f"""SELECT * FROM {CALL_LIST_TABLE} WHERE run_id = ?
+        f"""SELECT * FROM {CALL_LIST_TABLE} WHERE run_id = ? {where}
             ORDER BY owner_email NULLS LAST, priority NULLS LAST, days_since_last_touch DESC NULLS FIRST, customer_id""",
-        [chosen[0]],
+        [chosen[0], *params],
     )
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     if not rows:
-        raise ValueError(f"{CALL_LIST_TABLE} has no rows for run {chosen[0]!r}")
-    workbook = _workbook(rows, lang, str(chosen[0]))
+        of = f" and campaign {campaign!r}" if campaign else ""
+        raise ValueError(f"{CALL_LIST_TABLE} has no rows for run {chosen[0]!r}{of}")
+    several = campaign is None and len({r.get("campaign") for r in rows}) > 1
+    if several:
+        rows = sorted(_one_row_per_customer(rows), key=_sheet_order)
+    workbook = _workbook(rows, lang, str(chosen[0]), campaign, with_campaigns=several)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -118,14 +160,20 @@ def write_call_list(
     return path, len(rows)
 
 
-def _workbook(rows: Sequence[dict[str, Any]], lang: str, run_id: str) -> Workbook:
+CAMPAIGN_COLUMN = ("campaign", "キャンペーン", "Campaign", 22)
+
+
+def _workbook(
+    rows: Sequence[dict[str, Any]], lang: str, run_id: str, campaign: str | None, *, with_campaigns: bool
+) -> Workbook:
     ja = lang == "ja"
+    columns = (*COLUMNS, CAMPAIGN_COLUMN) if with_campaigns else COLUMNS
     wb = Workbook()
     ws = wb.active
     assert ws is not None
     ws.title = "コールリスト" if ja else "Call list"
     as_of = rows[0].get("as_of")
-    title = f"{'コールリスト' if ja else 'Call list'} {as_of or ''} ({run_id})"
+    title = f"{'コールリスト' if ja else 'Call list'} {campaign or ''} {as_of or ''} ({run_id})".replace("  ", " ")
     ws.append([title])
     ws["A1"].font = Font(bold=True, size=14)
     # Legend: what each colour means.
@@ -139,8 +187,8 @@ def _workbook(rows: Sequence[dict[str, Any]], lang: str, run_id: str) -> Workboo
         ws.cell(row=2, column=offset).fill = PatternFill("solid", fgColor=band.colour)
     ws.append([])
     header_row = 4
-    ws.append([ja_label if ja else en_label for _, ja_label, en_label, _ in COLUMNS])
-    for col, (_, _, _, width) in enumerate(COLUMNS, start=1):
+    ws.append([ja_label if ja else en_label for _, ja_label, en_label, _ in columns])
+    for col, (_, _, _, width) in enumerate(columns, start=1):
         cell = ws.cell(row=header_row, column=col)
         cell.font = Font(bold=True, color="FFFFFF")
         cell.fill = PatternFill("solid", fgColor="1F3A5F")
@@ -156,18 +204,18 @@ def _workbook(rows: Sequence[dict[str, Any]], lang: str, run_id: str) -> Workboo
             label = owner or UNASSIGNED["ja" if ja else "en"]
             ws.append([xlsx_value(f"{label}（{count}件）" if ja else f"{label} ({count})")])
             r = ws.max_row
-            ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=len(COLUMNS))
+            ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=len(columns))
             ws.cell(row=r, column=1).font = Font(bold=True)
             ws.cell(row=r, column=1).fill = owner_fill
-        values = [_signals(row.get(k)) if k == "signals" else row.get(k) for k, _, _, _ in COLUMNS]
+        values = [_signals(row.get(k)) if k == "signals" else row.get(k) for k, _, _, _ in columns]
         ws.append([xlsx_value(v) for v in values])
         r = ws.max_row
         ws.row_dimensions[r].outlineLevel = 1  # Excel's grouping: each owner's rows fold under the owner line
         fill = PatternFill("solid", fgColor=band_for(row.get("days_since_last_touch")).colour)
-        for col in range(1, len(COLUMNS) + 1):
+        for col in range(1, len(columns) + 1):
             cell = ws.cell(row=r, column=col)
             cell.alignment = wrap
-            if COLUMNS[col - 1][0] in ("days_since_last_touch", "customer_name"):
+            if columns[col - 1][0] in ("days_since_last_touch", "customer_name"):
                 cell.fill = fill
     ws.sheet_properties.outlinePr.summaryBelow = False
     ws.freeze_panes = f"A{header_row + 1}"  # set last: touching a cell earlier would move where rows append

@@ -1,0 +1,122 @@
+"""Each dbt build's outcome in ops.dbt_builds, so nothing is sent from marts whose latest build failed."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import date
+from typing import Concatenate, ParamSpec, TypeVar
+
+import duckdb
+
+from kizuna.settings import Settings
+from kizuna.warehouse import OPS_SCHEMA, connect, table_exists
+
+log = logging.getLogger(__name__)
+
+BUILDS_TABLE = f"{OPS_SCHEMA}.dbt_builds"
+# What a failed build's detail keeps: enough for the failed nodes' names, not a whole log.
+DETAIL_CHARS = 2_000
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class BuildNotPassedError(RuntimeError):
+    """The latest dbt build failed or never finished: its marts may be half-built or stale."""
+
+
+def ensure_builds(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {BUILDS_TABLE} (
+            build_id VARCHAR PRIMARY KEY, as_of DATE NOT NULL, selector VARCHAR,
+            started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP,
+            status VARCHAR NOT NULL CHECK (status IN ('running', 'passed', 'failed')), detail VARCHAR)"""
+    )
+
+
+def start(con: duckdb.DuckDBPyConnection, as_of: date, selector: str | None = None) -> str:
+    """Record a build as running (a build killed midway stays so, and counts as not passed); returns its id."""
+    ensure_builds(con)
+    build_id = uuid.uuid4().hex
+    con.execute(
+        f"INSERT INTO {BUILDS_TABLE} VALUES (?, ?, ?, timezone('UTC', now()), NULL, 'running', NULL)",
+        [build_id, as_of, selector],
+    )
+    return build_id
+
+
+def finish(con: duckdb.DuckDBPyConnection, build_id: str, *, passed: bool, detail: str | None = None) -> None:
+    ensure_builds(con)
+    con.execute(
+        f"UPDATE {BUILDS_TABLE} SET status = ?, finished_at = timezone('UTC', now()), detail = ? WHERE build_id = ?",
+        ["passed" if passed else "failed", (detail or None) and str(detail)[:DETAIL_CHARS], build_id],
+    )
+
+
+def recorded(
+    build: Callable[Concatenate[Settings, date, P], R],
+) -> Callable[Concatenate[Settings, date, P], R]:
+    """Wrap `dbt build` (settings, as_of, ...) so each one is recorded in ops.dbt_builds: running, then passed or
+    failed. A recording that cannot open the warehouse is logged and skipped: it never changes the build's
+    outcome, and a build it missed leaves the previous record latest, or a 'running' one that refuses sends."""
+
+    @functools.wraps(build)
+    def wrapper(settings: Settings, as_of: date, *args: P.args, **kwargs: P.kwargs) -> R:
+        selector = kwargs.get("select")
+        build_id = _quietly(lambda con: start(con, as_of, selector if isinstance(selector, str) else None), settings)
+        try:
+            result = build(settings, as_of, *args, **kwargs)
+        except BaseException as exc:
+            detail = str(exc) or type(exc).__name__
+            if build_id:
+                _quietly(lambda con: finish(con, build_id, passed=False, detail=detail), settings)
+            raise
+        if build_id:
+            _quietly(lambda con: finish(con, build_id, passed=True), settings)
+        return result
+
+    return wrapper
+
+
+def _quietly(write: Callable[[duckdb.DuckDBPyConnection], str | None], settings: Settings) -> str | None:
+    try:
+        with connect(settings.warehouse) as con:
+            return write(con)
+    except Exception as exc:  # e.g. another process holds the file: dbt will say so itself
+        log.warning("could not record the dbt build in %s: %s", BUILDS_TABLE, exc)
+        return None
+
+
+def assert_latest_build_passed(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse to go on (e.g. to send) unless the most recent dbt build on this warehouse passed."""
+    row = (
+        con.execute(
+            f"""SELECT status, strftime(started_at, '%Y-%m-%d %H:%M'), strftime(finished_at, '%Y-%m-%d %H:%M'),
+                       as_of, detail
+                FROM {BUILDS_TABLE} ORDER BY started_at DESC, finished_at DESC NULLS FIRST LIMIT 1"""
+        ).fetchone()
+        if table_exists(con, OPS_SCHEMA, "dbt_builds")
+        else None
+    )
+    if row is None:
+        raise BuildNotPassedError(
+            "no dbt build is recorded on this warehouse: nothing is sent until one passes (`kizuna build` or "
+            "`kizuna run`)"
+        )
+    status, started, finished, as_of, detail = row
+    if status == "passed":
+        return
+    if status == "running":
+        raise BuildNotPassedError(
+            f"the latest dbt build (started {started} UTC, as of {as_of}) never finished (still running, or "
+            "stopped): nothing is sent from its marts until a build passes (`kizuna build`)"
+        )
+    first = " ".join(str(detail or "no detail").split())[:300]
+    raise BuildNotPassedError(
+        f"the latest dbt build failed at {finished} UTC (as of {as_of}): {first}; nothing is sent from the "
+        "marts until a build passes (`kizuna build`)"
+    )
