@@ -222,3 +222,17 @@ def test_a_whole_run_lists_each_customer_once_with_its_campaigns(
     assert by_customer["C1"][-1] == "churn_risk_save\ndaily_call_list"  # equal priority: by name
     assert by_customer["C1"][6] == "解約リスク\n利用が4割減"
     assert by_customer["C6"][-1] == "churn_risk_save"
+
+
+def test_the_workbook_follows_the_one_file_mode_rule(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    """Reps open call lists as they open exports: 0666 less the umask (docs/reporting.md), not 0600."""
+    import os
+    import stat
+
+    before = os.umask(0o022)
+    try:
+        path, _ = write_call_list(con, tmp_path / "out" / "call-list.xlsx")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert not list(path.parent.glob(".*.tmp"))

@@ -7,8 +7,6 @@ days_since_last_touch, hypothesis, next_action, priority), which the campaign en
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -21,6 +19,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from kizuna.reporting.export import xlsx_value
+from kizuna.reporting.files import atomic_output
 
 CALL_LIST_TABLE = "ops.call_list"
 
@@ -149,14 +148,8 @@ def write_call_list(
     if several:
         rows = sorted(_one_row_per_customer(rows), key=_sheet_order)
     workbook = _workbook(rows, lang, str(chosen[0]), campaign, with_campaigns=several)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:  # the one file-mode rule of docs/reporting.md, like reports and exports
         workbook.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path, len(rows)
 
 
