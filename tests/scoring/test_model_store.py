@@ -6,9 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 
+import numpy._core._internal as numpy_internal
 import pandas as pd
 import pytest
 
@@ -125,4 +130,63 @@ def test_scoring_refuses_features_of_another_day_before_training_or_writing(demo
     with pytest.raises(ValueError, match=f"features are as of {AS_OF}, not 2026-11-30"):
         score_warehouse(settings, dt.date(2026, 11, 30), scored_at=SCORED_AT, retrain=True)
     assert sorted(p.name for p in settings.models_dir.iterdir()) == versions
+    pd.testing.assert_frame_equal(before, _scores(settings))
+
+
+class Interrupted(BaseException):
+    """What a signal handler raises: KeyboardInterrupt (Ctrl-C), Prefect's TerminationSignal (a cancelled run's
+    SIGTERM), pytest-timeout's Failed. None of them is an Exception."""
+
+
+@contextmanager
+def interrupt_while_numpy_parses_a_buffer_format() -> Iterator[list[str]]:
+    """A real signal whose handler raises only once it runs inside numpy's Python PEP 3118 format parser, which
+    gradient boosting calls once per tree: the unlucky moment a loaded machine hit by chance, made certain.
+    SIGVTALRM counts this process's CPU time and leaves pytest-timeout's SIGALRM alone."""
+    hits: list[str] = []
+
+    def in_parser(frame: FrameType | None) -> bool:
+        while frame is not None:
+            code = frame.f_code
+            if code.co_filename == numpy_internal.__file__ and code.co_name == "_dtype_from_pep3118":
+                return True
+            frame = frame.f_back
+        return False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not hits and in_parser(frame):
+            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+            hits.append("numpy._core._internal._dtype_from_pep3118")
+            raise Interrupted("stopped while numpy parsed a buffer format")
+
+    previous = signal.signal(signal.SIGVTALRM, handler)
+    signal.setitimer(signal.ITIMER_VIRTUAL, 0.001, 0.001)
+    try:
+        yield hits
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, previous)
+
+
+@pytest.mark.parametrize(
+    "train",
+    [
+        lambda s: score_warehouse(s, AS_OF, scored_at=SCORED_AT + dt.timedelta(days=1), retrain=True),
+        lambda s: train_and_store(s, AS_OF),
+    ],
+    ids=["daily-score-step", "weekly-training"],
+)
+def test_an_interrupt_during_training_surfaces_as_itself_and_changes_nothing(
+    demo: Demo, tmp_path: Path, train: Callable[[Settings], object]
+) -> None:
+    """numpy reports any exception raised inside its buffer-format parser as "ValueError: '…' is not a valid PEP
+    3118 buffer format string". A timeout or cancellation landing there must not pass for scikit-learn refusing
+    the data (a Failed run and a data alert instead of a Cancelled or timed-out one)."""
+    settings = _copy(demo, tmp_path / "w")
+    before, versions = _scores(settings), sorted(p.name for p in settings.models_dir.iterdir())
+    with interrupt_while_numpy_parses_a_buffer_format() as hits, pytest.raises(Interrupted, match="stopped while"):
+        train(settings)
+    assert hits, "the signal never landed in numpy's parser: training no longer goes through it"
+    assert sorted(p.name for p in settings.models_dir.iterdir()) == versions
+    assert store.current_version(settings.models_dir) == demo.result.model_version
     pd.testing.assert_frame_equal(before, _scores(settings))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -89,9 +91,34 @@ def new_classifier(kind: ModelKind, seed: int) -> Any:
     )
 
 
+@contextmanager
+def interrupts_kept() -> Iterator[None]:
+    """An interrupt that lands inside a fit leaves it as itself, not disguised as scikit-learn refusing the data.
+
+    numpy reads a structured buffer's format with Python code (gradient boosting has it read one per tree, 2,160
+    times for one training on the demo) and reports whatever is raised meanwhile as "ValueError: '…' is not a
+    valid PEP 3118 buffer format string", the real exception as its cause. A signal handled there (Ctrl-C,
+    Prefect's TerminationSignal when a run is cancelled, pytest-timeout's alarm) would otherwise fail the step as
+    a data error: Prefect marks the run Failed instead of Cancelled or Crashed and alerts on data that is fine.
+    Interrupts are BaseExceptions that are not Exceptions; numpy's own parse errors are Exceptions and stay."""
+    try:
+        yield
+    except Exception as exc:
+        interrupt = exc.__cause__
+        if interrupt is None or isinstance(interrupt, Exception):
+            raise
+        interrupt.add_note(f"a library had turned it into {type(exc).__name__}: {exc}")
+        raise interrupt from None
+
+
 def fit_calibrated(x: np.ndarray, y: np.ndarray, groups: np.ndarray, kind: ModelKind, seed: int) -> Any:
     """Fit and calibrate (Platt/sigmoid) on customers the model did not learn from: grouped folds averaged
     (up to ENSEMBLE_MAX_ROWS rows), else one model calibrated on a held-out quarter of the customers."""
+    with interrupts_kept():
+        return _fit_calibrated(x, y, groups, kind, seed)
+
+
+def _fit_calibrated(x: np.ndarray, y: np.ndarray, groups: np.ndarray, kind: ModelKind, seed: int) -> Any:
     if y.min() == y.max():
         raise NotEnoughHistoryError(
             "the training months hold only one outcome (all churned or none): cannot train a classifier"
