@@ -294,8 +294,6 @@ def stage_file(
         selects = []
         for col in table.columns:
             expr = f"nullif(trim(c{position[col.name]}), '')" if col.name in position else "NULL::VARCHAR"
-            if col.default is not None:
-                expr = f"coalesce({expr}, '{col.default}')"
             selects.append(f"{expr} AS {_quote(col.name)}")
         # One pass over the file. row_number() over the reader follows the file's order (DuckDB preserves
         # insertion order); tests/sources check that findings name the right rows.
