@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import zipfile
+from xml.etree import ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -70,6 +71,60 @@ def _excel_cell(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # Excel stores every number as a float: 12 must not become "12.0"
     return str(value)
+
+
+_XLSX_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_XLSX_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PACKAGE_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+FORMULA_WITHOUT_VALUE = "formula without a value; save the workbook in Excel first (it stores the results then)"
+
+
+def _first_sheet_part(archive: zipfile.ZipFile) -> str:
+    """The zip member holding the workbook's first sheet (the one excel_to_csv reads)."""
+    workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+    sheet = workbook.find(f"{_XLSX_MAIN}sheets/{_XLSX_MAIN}sheet")
+    rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    rel_id = sheet.get(f"{_XLSX_REL}id") if sheet is not None else None
+    for rel in rels.iter(f"{_PACKAGE_REL}Relationship"):
+        if rel.get("Id") == rel_id:
+            target = str(rel.get("Target"))
+            return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    return "xl/worksheets/sheet1.xml"
+
+
+def _column_index(cell_ref: str) -> int:
+    """0-based column of an A1 reference ('C7' -> 2)."""
+    index = 0
+    for ch in cell_ref:
+        if not ch.isalpha():
+            break
+        index = index * 26 + ord(ch.upper()) - ord("A") + 1
+    return index - 1
+
+
+def formulas_without_values(path: Path) -> list[tuple[int, int]]:
+    """(sheet row, 0-based column) of every formula cell on the first sheet with no stored result.
+
+    A workbook written by a program (openpyxl, many exporters) keeps formulas but not their results until
+    Excel recalculates and saves it; readers then see an empty cell, and the value would load as blank.
+    """
+    found: list[tuple[int, int]] = []
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(_first_sheet_part(archive)) as sheet:
+            for _, element in ElementTree.iterparse(sheet):
+                if element.tag != f"{_XLSX_MAIN}c":
+                    continue
+                if element.find(f"{_XLSX_MAIN}f") is not None:
+                    value = element.find(f"{_XLSX_MAIN}v")
+                    if value is None or not (value.text or "").strip():
+                        ref = element.get("r") or ""
+                        digits = "".join(ch for ch in ref if ch.isdigit())
+                        if digits:
+                            found.append((int(digits), _column_index(ref)))
+                element.clear()  # streamed: a large sheet is never held whole
+    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile):
+        return []  # an unusual layout: calamine reads the sheet (or names the problem) as before
+    return found
 
 
 def excel_to_csv(path: Path, dest: Path) -> Path:
@@ -267,7 +322,15 @@ def stage_file(
         text_path = to_utf8(path, encoding, tmp_dir / f"{table.name}.utf8.csv")
 
     header = _read_header(text_path, path.name)
-    findings = [
+    findings = []
+    if encoding == "xlsx":
+        read = {i: name for i, name in enumerate(header) if name in table.column_names}
+        findings += [
+            Finding(path.name, row, read[column], FORMULA_WITHOUT_VALUE)
+            for row, column in formulas_without_values(path)
+            if column in read and row > 1
+        ]
+    findings += [
         Finding(path.name, 1, c, "required column is missing from the header row")
         for c in table.required_columns
         if c not in header
