@@ -6,11 +6,11 @@ import csv
 import hashlib
 import io
 import zipfile
-from xml.etree import ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
 import duckdb
 
