@@ -86,7 +86,7 @@ def test_minimal_and_all_dropped_sources_go_through_the_daily_run(
     assert summary.rows_loaded["customers"] == 3 + len(all_customers)
     with connect(warehouse, read_only=True) as con:
         mine = con.execute(
-            "SELECT customer_id, current_mrr, customer_status FROM marts.customers "
+            "SELECT customer_id, current_mrr, status FROM marts.customers "
             "WHERE customer_id IN ('C1', 'C2', 'C3') ORDER BY 1"
         ).fetchall()
         statuses = con.execute(
