@@ -14,7 +14,7 @@ from kizuna import dbt_runner
 from kizuna.demo.generate import generate_demo_data
 from kizuna.quality.gate import GateFailedError, gate_and_publish
 from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES_BY_NAME
+from kizuna.sources.contract import TABLES_BY_NAME, defaults
 from kizuna.sources.errors import SourceContractError
 from kizuna.sources.ingest import stage_sources
 from kizuna.tracking.loader import ensure_tracking_tables
@@ -96,7 +96,10 @@ def test_minimal_and_all_dropped_sources_go_through_the_daily_run(
             "SELECT count(*) FROM marts.customers WHERE starts_with(customer_id, 'all~')"
         ).fetchone()
     assert mine == [("C1", Decimal(80000), "active"), ("C2", Decimal(30000), "active"), ("C3", Decimal(5000), "active")]
-    assert statuses == [("active", "JPY", 1)]  # the contract's defaults, applied in staging
+    default = defaults()  # the contract's defaults, applied in staging
+    expected = (default["subscriptions", "status"], default["subscriptions", "currency"], "1")
+    assert [(status, currency, str(term)) for status, currency, term in statuses] == [expected]
+    assert expected[2] == default["subscriptions", "contract_term_months"]
     assert demo_customers == (len(all_customers),)
 
 

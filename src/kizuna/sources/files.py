@@ -322,7 +322,7 @@ def stage_file(
         text_path = to_utf8(path, encoding, tmp_dir / f"{table.name}.utf8.csv")
 
     header = _read_header(text_path, path.name)
-    findings = []
+    findings: list[Finding] = []
     if encoding == "xlsx":
         read = {i: name for i, name in enumerate(header) if name in table.column_names}
         findings += [
@@ -339,7 +339,7 @@ def stage_file(
     duplicated = sorted({h for h in header if h and header.count(h) > 1})
     findings += [Finding(path.name, 1, c, "column appears more than once in the header") for c in duplicated]
     if findings:
-        return None, findings, len(findings)
+        return None, findings[:MAX_FINDINGS_PER_FILE], len(findings)
 
     text_table = f'{schema}."_text_{table.name}"'
     # The dialect is pinned and the columns are the header's, by position: DuckDB's sniffer would otherwise
