@@ -12,7 +12,7 @@ supplied_rates as (
     select
         month as rate_month,
         currency,
-        rate
+        cast(rate as decimal(18, 6)) as rate
     from supplied_fx_rates
     where reporting_currency = '{{ reporting_currency() }}'
 ),
