@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +42,12 @@ ENTERS_MRR = {
     ("invoices", None),  # past_due subscriptions are dated by their open invoices
     ("invoices", "subscription_id"),
     ("invoices", "status"),
-    ("invoices", "issued_at"),
 }
 # Keys rewritten per case, so the stacked copies never collide; emails too (contacts' addresses are unique).
 ID_COLUMNS = {"customer_id", "contact_id", "subscription_id", "invoice_id", "deal_id", "activity_id", "ticket_id"}
-STACKED = [t for t in TABLES if t.name != "fx_rates"]  # rates are not per customer: see test_fx in test_first_contact
+# Rates are not per customer, so they cannot be stacked: the daily run in test_first_contact.py has no
+# fx_rates file, and its fx tests give one with and without reporting_currency.
+STACKED = [t for t in TABLES if t.name != "fx_rates"]
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @dataclass
 class StackedRun:
     settings: Settings
-    seconds: float
     error: BaseException | None
 
 
@@ -159,7 +158,6 @@ def stacked_run(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Stacked
     settings = Settings(
         source_dir=src, warehouse=root / "warehouse.duckdb", var_dir=root / "var", outbox_dir=root / "outbox"
     )
-    started = time.perf_counter()
     error = None
     try:
         stage_sources(settings)
@@ -169,7 +167,7 @@ def stacked_run(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Stacked
         dbt_runner.build(settings, AS_OF)
     except Exception as exc:  # every case reports it, by name
         error = exc
-    return StackedRun(settings, time.perf_counter() - started, error)
+    return StackedRun(settings, error)
 
 
 def revenue(settings: Settings, case: Case) -> list[tuple[object, ...]]:
