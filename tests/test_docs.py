@@ -26,7 +26,8 @@ def test_sources_doc_lists_every_contract_column() -> None:
     for table in TABLES:
         section = doc.split(f"### {table.name}")[1].split("###")[0]
         for column in table.columns:
-            marker = f"| {column.name}{'*' if column.required else ''} | {column.type.name.lower()} |"
+            blank = "required" if column.required else column.blank  # what a blank means, as the contract says
+            marker = f"| {column.name}{'*' if column.required else ''} | {column.type.name.lower()} | {blank}"
             assert marker in section, f"docs/sources.md lacks {table.name}.{column.name} as {marker!r}"
 
 

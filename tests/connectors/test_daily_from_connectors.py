@@ -80,6 +80,8 @@ def test_daily_runs_on_hubspot_stripe_and_postgres_alone(
         con.execute("SET TimeZone = 'Asia/Tokyo'")
         con.execute("CREATE SCHEMA demo")
         for table in TABLES:
+            if not (demo / f"{table.name}.csv").exists():  # fx_rates: optional, the demo relies on the seed
+                continue
             staged, findings, _ = stage_file(con, table, demo / f"{table.name}.csv", "demo", tmp_path)
             assert staged is not None and not findings
             # Every record of every table arrived, from the source its route names, and nothing else did.

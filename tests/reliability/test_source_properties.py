@@ -201,9 +201,7 @@ def written_files(draw: st.DrawFn, max_rows: int = 4) -> WrittenFile:
             if isinstance(c, str):
                 cells.append(draw(cell_text(False)))
                 continue
-            spelled, value = draw(typed_cell(c.type, c.required))
-            if c.default is not None and value is None:
-                value = c.default
+            spelled, value = draw(typed_cell(c.type, c.required))  # a blank stays blank: staging applies defaults
             cells.append(spelled)
             values[c.name] = value
         records.append(cells)
@@ -231,10 +229,10 @@ def written_files(draw: st.DrawFn, max_rows: int = 4) -> WrittenFile:
         data = codecs.BOM_UTF8 + data
     elif encoding == "cp932":
         data = text.encode("cp932")
-        # A CP932 file that is also valid UTF-8 is read as UTF-8 (docs/reliability.md, known limits).
+        # A CP932 file that is also valid UTF-8 may be read as UTF-8 (docs/reliability.md, known limits).
         assume(not _is_utf8(data))
     full = [
-        {c.name: values.get(c.name, c.default) for c in table.columns} | {SOURCE_ROW_COLUMN: values[SOURCE_ROW_COLUMN]}
+        {c.name: values.get(c.name) for c in table.columns} | {SOURCE_ROW_COLUMN: values[SOURCE_ROW_COLUMN]}
         for values in expected
     ]
     return WrittenFile(table, data, encoding, full, [c.name for c in order if not isinstance(c, str)])

@@ -87,8 +87,9 @@ def test_good_files_are_typed_and_keep_their_row_numbers(settings: Settings) -> 
         ).fetchall()
     # 10:00 in Tokyo is 01:00 UTC; "1,200" and "￥80,000" as Japanese Excel formats them.
     assert c1 == (1200, dt.datetime(2024, 1, 5, 1, 0), "customers.csv", 2)
-    assert s[0] == ("S1", dt.date(2024, 1, 1), None, Decimal("80000.00"), None, "JPY")
-    assert s[1] == ("S2", dt.date(2024, 2, 1), dt.date(2024, 5, 1), None, Decimal("120000.00"), "JPY")
+    # No currency column: raw keeps the blank; staging applies the contract's default (JPY) once.
+    assert s[0] == ("S1", dt.date(2024, 1, 1), None, Decimal("80000.00"), None, None)
+    assert s[1] == ("S2", dt.date(2024, 2, 1), dt.date(2024, 5, 1), None, Decimal("120000.00"), None)
 
 
 def test_cp932_files_from_excel_are_converted(settings: Settings) -> None:
@@ -121,7 +122,15 @@ def test_customers_xlsx_is_read_instead_of_csv(settings: Settings) -> None:
 def test_missing_optional_files_are_reported_as_skipped(settings: Settings) -> None:
     good_sources(settings.source_dir)
     result = stage_sources(settings)
-    assert set(result.skipped) == {"contacts", "invoices", "usage", "deals", "activities", "support_tickets"}
+    assert set(result.skipped) == {
+        "contacts",
+        "invoices",
+        "usage",
+        "deals",
+        "activities",
+        "support_tickets",
+        "fx_rates",
+    }
 
 
 BAD_INPUTS = [

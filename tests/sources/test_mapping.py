@@ -185,7 +185,10 @@ def test_sources_check_reports_a_japanese_export_without_touching_the_warehouse(
     assert "customers <- 顧客一覧_20261120.csv: 3 rows, encoding cp932" in out
     assert "customer_id <- 取引先ID" in out and "status <- ステータス" in out
     assert "ignored columns: 備考" in out
-    assert "no column plan_limit; it would add: the near_plan_limit signal" in out
+    assert (
+        "no column plan_limit (until then: no limit (no near-plan-limit signal)); it would add: the near_plan_limit"
+        in out
+    )
     assert "usage: no file (optional, skipped); it would add: the usage_drop" in out
     assert "\x1b[" not in out  # piped: no escape codes
     assert not warehouse.exists()
@@ -199,7 +202,7 @@ def test_sources_check_names_file_row_and_column_of_the_first_problems(tmp_path:
     done = kizuna("sources", "check", str(src), cwd=tmp_path)
     assert done.returncode == 1
     assert "subscriptions.csv, row 2, column start_date: is not a date" in done.stdout
-    assert "subscriptions need an mrr column, or amount with billing_period_months" in done.stdout
+    assert "the header has neither `mrr` nor `amount` with `billing_period_months`" in done.stdout
 
 
 def test_sources_check_refuses_an_unknown_mapping_in_one_line(tmp_path: Path) -> None:

@@ -11,12 +11,12 @@ from typing import Literal
 
 import duckdb
 import jinja2
-import yaml
 
 from kizuna.reporting.charts import WIDE, WIDTH, RenderedChart, register_cjk_fonts, render_chart
 from kizuna.reporting.files import write_text
 from kizuna.reporting.sections import SECTIONS, ReportContext, Section
 from kizuna.settings import Settings
+from kizuna.sources import fx
 from kizuna.warehouse import connect
 
 log = logging.getLogger(__name__)
@@ -64,11 +64,7 @@ def reports_dir(settings: Settings) -> Path:
 
 def reporting_currency(settings: Settings) -> str:
     """The dbt var every mart amount is in (dbt_project.yml), so the report names the same currency."""
-    try:
-        project = yaml.safe_load((settings.dbt_project_dir / "dbt_project.yml").read_text(encoding="utf-8"))
-        return str((project.get("vars") or {}).get("reporting_currency") or "JPY")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return "JPY"
+    return fx.reporting_currency(settings.dbt_project_dir)
 
 
 def _environment() -> jinja2.Environment:

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES, UNLOCKS, Table
+from kizuna.sources.contract import PRICE_RULE, TABLES, TABLES_BY_NAME, UNLOCKS, Table
 from kizuna.sources.errors import Finding, SourceError
 from kizuna.sources.files import StagedFile, find_file, read_export_header, stage_file
 from kizuna.sources.mapping import Mapping, TableMapping, normalise_header
@@ -72,7 +72,7 @@ def _columns_read(table: Table, header: list[str], mapping: TableMapping | None)
     return read
 
 
-MRR_OR_AMOUNT = "subscriptions need an mrr column, or amount with billing_period_months; neither is in the header"
+MRR_OR_AMOUNT = f"the header has neither `mrr` nor `amount` with `billing_period_months`: {PRICE_RULE}"
 
 
 def _has_revenue(columns: dict[str, str]) -> bool:
@@ -160,9 +160,13 @@ def render_check(result: SourceCheck) -> list[str]:
             lines.append(f"  mapped: {', '.join(renamed)}")
         if s.ignored_columns:
             lines.append(f"  ignored columns: {', '.join(s.ignored_columns)}")
+        table = TABLES_BY_NAME[t.table]
         for column in t.missing_optional:
-            if unlocks := UNLOCKS.get(f"{t.table}.{column}"):
-                lines.append(f"  no column {column}; it would add: {unlocks}")
+            unlocks = UNLOCKS.get(f"{t.table}.{column}")
+            blank = table.column(column).blank
+            if unlocks or table.column(column).default is not None:
+                meaning = f" (until then: {blank})" if blank else ""
+                lines.append(f"  no column {column}{meaning}" + (f"; it would add: {unlocks}" if unlocks else ""))
     for t in skipped:
         lines.append(f"{t.table}: no file (optional, skipped)" + (f"; it would add: {t.unlocks}" if t.unlocks else ""))
     problems = result.problems[:MAX_PROBLEMS]

@@ -20,11 +20,16 @@ class ColumnType(StrEnum):
 
 @dataclass(frozen=True)
 class Column:
+    """One column. An optional column may be left out of the file or left blank in a row: `blank` says what
+    that means, and `default` is the value dbt's staging model puts in its place (once, there and nowhere
+    else; the raw tables keep what the file said). A default of None keeps the blank as NULL."""
+
     name: str
     type: ColumnType = ColumnType.TEXT
     required: bool = False
     allowed: tuple[str, ...] = ()
     default: str | None = None
+    blank: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class Table:
 
 T = ColumnType
 SUBSCRIPTION_STATUSES = ("active", "trialing", "paused", "past_due", "canceled")
+UNKNOWN = "unknown"  # the meaning of most blanks: the models leave the value out of whatever needs it
 
 TABLES: tuple[Table, ...] = (
     Table(
@@ -64,13 +70,13 @@ TABLES: tuple[Table, ...] = (
         columns=(
             Column("customer_id", required=True),
             Column("name", required=True),
-            Column("industry"),
-            Column("employee_count", T.INTEGER),
-            Column("prefecture"),
-            Column("country"),
-            Column("created_at", T.TIMESTAMP),
-            Column("owner_email"),
-            Column("cs_owner_email"),
+            Column("industry", blank="unknown (its own group in breakdowns)"),
+            Column("employee_count", T.INTEGER, blank="unknown (company size band `unknown`)"),
+            Column("prefecture", blank=UNKNOWN),
+            Column("country", blank=UNKNOWN),
+            Column("created_at", T.TIMESTAMP, blank="unknown (tenure counts from the first paid month anyway)"),
+            Column("owner_email", blank="no dedicated account executive: the inside-sales queue"),
+            Column("cs_owner_email", blank="no customer-success manager"),
         ),
     ),
     Table(
@@ -80,11 +86,15 @@ TABLES: tuple[Table, ...] = (
             Column("contact_id", required=True),
             Column("customer_id", required=True),
             Column("email", required=True),
-            Column("name"),
-            Column("role"),
-            Column("is_primary", T.BOOLEAN),
-            Column("marketing_opt_in", T.BOOLEAN),
-            Column("locale", allowed=("ja", "en")),
+            Column("name", blank="unknown (templates greet the company)"),
+            Column("role", blank=UNKNOWN),
+            Column("is_primary", T.BOOLEAN, default="false", blank="`false`"),
+            Column(
+                "marketing_opt_in",
+                T.BOOLEAN,
+                blank="consent not recorded (`marketing_consent` unknown): mailed only under the business relationship",
+            ),
+            Column("locale", allowed=("ja", "en"), blank="the campaign's language"),
         ),
     ),
     Table(
@@ -95,18 +105,20 @@ TABLES: tuple[Table, ...] = (
             Column("subscription_id", required=True),
             Column("customer_id", required=True),
             Column("start_date", T.DATE, required=True),
-            Column("end_date", T.DATE),
-            Column("mrr", T.MONEY),
-            Column("amount", T.MONEY),
-            Column("billing_period_months", T.INTEGER),
-            Column("product"),
-            Column("plan"),
-            Column("quantity", T.INTEGER),
-            Column("plan_limit", T.NUMBER),
-            Column("contract_term_months", T.INTEGER),
-            Column("currency", default="JPY"),
-            Column("status", allowed=SUBSCRIPTION_STATUSES),
-            Column("cancel_reason"),
+            Column("end_date", T.DATE, blank="open-ended (runs through the as-of month)"),
+            Column(
+                "mrr", T.MONEY, blank="derived from `amount` / `billing_period_months` (one of the two is required)"
+            ),
+            Column("amount", T.MONEY, blank="`mrr` is used"),
+            Column("billing_period_months", T.INTEGER, blank="`mrr` is used"),
+            Column("product", blank="unknown (no cross-sell signal)"),
+            Column("plan", blank=UNKNOWN),
+            Column("quantity", T.INTEGER, blank=UNKNOWN),
+            Column("plan_limit", T.NUMBER, blank="no limit (no near-plan-limit signal)"),
+            Column("contract_term_months", T.INTEGER, default="1", blank="`1` (month-to-month)"),
+            Column("currency", default="JPY", blank="`JPY`"),
+            Column("status", allowed=SUBSCRIPTION_STATUSES, default="active", blank="`active` (the dates decide)"),
+            Column("cancel_reason", blank=UNKNOWN),
         ),
     ),
     Table(
@@ -115,14 +127,18 @@ TABLES: tuple[Table, ...] = (
         columns=(
             Column("invoice_id", required=True),
             Column("customer_id", required=True),
-            Column("subscription_id"),
+            Column("subscription_id", blank="not tied to a subscription (no past-due dating)"),
             Column("issued_at", T.TIMESTAMP, required=True),
-            Column("period_start", T.DATE),
-            Column("period_end", T.DATE),
+            Column("period_start", T.DATE, blank=UNKNOWN),
+            Column("period_end", T.DATE, blank=UNKNOWN),
             Column("amount", T.MONEY, required=True),
-            Column("tax", T.MONEY),
-            Column("currency", default="JPY"),
-            Column("status", allowed=("paid", "open", "void", "refunded")),
+            Column("tax", T.MONEY, blank=UNKNOWN),
+            Column("currency", default="JPY", blank="`JPY`"),
+            Column(
+                "status",
+                allowed=("paid", "open", "void", "refunded"),
+                blank="unknown: never counted as paid or open (past-due dating and purchase signals skip it)",
+            ),
         ),
     ),
     Table(
@@ -141,13 +157,13 @@ TABLES: tuple[Table, ...] = (
         columns=(
             Column("deal_id", required=True),
             Column("customer_id", required=True),
-            Column("type", allowed=("new", "upsell", "cross_sell", "renewal")),
-            Column("stage"),
-            Column("amount", T.MONEY),
-            Column("created_at", T.TIMESTAMP),
-            Column("closed_at", T.TIMESTAMP),
-            Column("is_won", T.BOOLEAN),
-            Column("source"),
+            Column("type", allowed=("new", "upsell", "cross_sell", "renewal"), blank=UNKNOWN),
+            Column("stage", blank=UNKNOWN),
+            Column("amount", T.MONEY, blank=UNKNOWN),
+            Column("created_at", T.TIMESTAMP, blank=UNKNOWN),
+            Column("closed_at", T.TIMESTAMP, blank="still open"),
+            Column("is_won", T.BOOLEAN, blank="not won"),
+            Column("source", blank=UNKNOWN),
         ),
     ),
     Table(
@@ -156,10 +172,10 @@ TABLES: tuple[Table, ...] = (
         columns=(
             Column("activity_id", required=True),
             Column("customer_id", required=True),
-            Column("type", allowed=("call", "meeting", "email", "visit", "note")),
+            Column("type", allowed=("call", "meeting", "email", "visit", "note"), blank="unknown (not a touch)"),
             Column("occurred_at", T.TIMESTAMP, required=True),
-            Column("owner_email"),
-            Column("outcome"),
+            Column("owner_email", blank=UNKNOWN),
+            Column("outcome", blank=UNKNOWN),
         ),
     ),
     Table(
@@ -169,12 +185,30 @@ TABLES: tuple[Table, ...] = (
             Column("ticket_id", required=True),
             Column("customer_id", required=True),
             Column("created_at", T.TIMESTAMP, required=True),
-            Column("category"),
+            Column("category", blank=UNKNOWN),
+        ),
+    ),
+    Table(
+        "fx_rates",
+        key=None,
+        columns=(
+            Column("month", T.DATE, required=True),
+            Column("currency", required=True),
+            Column("rate", T.NUMBER, required=True),
+            Column("reporting_currency", blank="the reporting currency (dbt var `reporting_currency`, JPY)"),
         ),
     ),
 )
 
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+# What a source directory must hold besides the required columns: a price for every subscription.
+PRICE_RULE = "subscriptions need `mrr`, or `amount` with `billing_period_months`, in every row"
+
+
+def defaults() -> dict[tuple[str, str], str]:
+    """(table, column) -> the value staging puts in place of a blank: the one list a sources check can show."""
+    return {(t.name, c.name): c.default for t in TABLES for c in t.columns if c.default is not None}
+
 
 # Columns every raw table carries besides the contract's, so any finding can name its origin.
 SOURCE_FILE_COLUMN = "_source_file"
@@ -188,6 +222,7 @@ UNLOCKS: dict[str, str] = {
     "deals": "CSQL and win-rate KPIs, deal forecasts, expansion attribution",
     "activities": "the no_recent_touch signal, activity KPIs per rep, dormant_reactivation",
     "support_tickets": "the support_spike signal, support features of the churn score",
+    "fx_rates": "your own exchange rates for amounts in other currencies (else the shipped monthly rates)",
     "customers.industry": "segments and audiences by industry",
     "customers.employee_count": "company-size bands in the growth-potential part of the rank, scores and reports",
     "customers.prefecture": "segments by region",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import unicodedata
 from pathlib import Path
 
 from kizuna.sources.errors import SourceError
@@ -44,6 +45,62 @@ def _first_nul_line(path: Path) -> int | None:
     return None
 
 
+def _is_japanese(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        0x3000 <= code <= 0x30FF  # CJK punctuation, hiragana, katakana
+        or 0x4E00 <= code <= 0x9FFF  # CJK ideographs
+        or 0xFF01 <= code <= 0xFF9F  # full-width forms and half-width katakana
+    )
+
+
+# The scripts UTF-8's two-byte sequences reach, which is where half-width katakana pairs land.
+_SCRIPTS = frozenset({"LATIN", "GREEK", "CYRILLIC", "ARMENIAN", "HEBREW", "ARABIC", "SYRIAC", "THAANA", "NKO"})
+
+
+def _script(ch: str) -> str:
+    """The script a letter belongs to, from its Unicode name ('LATIN', 'HEBREW', ...); '' when it has none
+    of its own (µ is MICRO SIGN, a combining accent of NFD text belongs to its base letter)."""
+    first = unicodedata.name(ch, "").split(" ")[0]
+    return first if first in _SCRIPTS else ""
+
+
+def _reads_as_text(text: str) -> bool:
+    """Whether UTF-8-decoded text looks like text rather than CP932 read as UTF-8.
+
+    Mojibake of half-width katakana gives C1 control characters, unassigned code points, words mixing
+    scripts (a Latin ligature followed by a Hebrew point) or runs of accented Latin letters with no plain
+    letter among them, which no Latin-script word is. A single accented letter stays ambiguous (ﾃｽ is ý).
+    """
+    word: list[str] = []
+    for ch in [*text, " "]:
+        category = unicodedata.category(ch)
+        if (category == "Cc" and 0x80 <= ord(ch) <= 0x9F) or category == "Cn":
+            return False  # C1 controls and unassigned code points are not in any text
+        if category[0] in "LM":
+            word.append(ch)
+            continue
+        if word:
+            scripts = {_script(c) for c in word if not c.isascii()} - {""}
+            if any(c.isascii() for c in word):
+                scripts.add("LATIN")
+            if len(scripts) > 1:
+                return False
+            if scripts == {"LATIN"} and not any(c.isascii() for c in word) and len(word) > 1:
+                return False
+            word = []
+    return True
+
+
+def _is_cp932_text(head: bytes) -> bool:
+    """The file's start reads as Japanese in CP932 and not as text in UTF-8 (see detect_encoding)."""
+    as_utf8 = head.decode("utf-8", errors="ignore")  # a chunk may end inside a character
+    as_cp932 = head.decode("cp932", errors="ignore")
+    if any(_is_japanese(ch) for ch in as_utf8) or not any(_is_japanese(ch) for ch in as_cp932):
+        return False
+    return not _reads_as_text(as_utf8)
+
+
 def detect_encoding(path: Path) -> str:
     """Return 'utf-8-sig', 'utf-8' or 'cp932'; raise SourceError naming the line if neither fits."""
     with path.open("rb") as fh:
@@ -70,6 +127,10 @@ def detect_encoding(path: Path) -> str:
         if _decodes(path, "utf-8-sig"):  # a BOM promises UTF-8; the rest of the file must keep the promise
             return "utf-8-sig"
     elif _decodes(path, "utf-8"):
+        # Some CP932 files are valid UTF-8 too: half-width katakana are single bytes that can pair up as
+        # UTF-8 sequences (ﾄｳﾖｳ is 'ĳ' and a Hebrew point). Prefer the reading that gives Japanese text.
+        if not head.isascii() and _decodes(path, "cp932") and _is_cp932_text(head):
+            return "cp932"
         return "utf-8"
     elif _decodes(path, "cp932"):
         return "cp932"

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
 import duckdb
 
@@ -80,6 +81,60 @@ def _excel_cell(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # Excel stores every number as a float: 12 must not become "12.0"
     return str(value)
+
+
+_XLSX_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_XLSX_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PACKAGE_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+FORMULA_WITHOUT_VALUE = "formula without a value; save the workbook in Excel first (it stores the results then)"
+
+
+def _first_sheet_part(archive: zipfile.ZipFile) -> str:
+    """The zip member holding the workbook's first sheet (the one excel_to_csv reads)."""
+    workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+    sheet = workbook.find(f"{_XLSX_MAIN}sheets/{_XLSX_MAIN}sheet")
+    rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    rel_id = sheet.get(f"{_XLSX_REL}id") if sheet is not None else None
+    for rel in rels.iter(f"{_PACKAGE_REL}Relationship"):
+        if rel.get("Id") == rel_id:
+            target = str(rel.get("Target"))
+            return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    return "xl/worksheets/sheet1.xml"
+
+
+def _column_index(cell_ref: str) -> int:
+    """0-based column of an A1 reference ('C7' -> 2)."""
+    index = 0
+    for ch in cell_ref:
+        if not ch.isalpha():
+            break
+        index = index * 26 + ord(ch.upper()) - ord("A") + 1
+    return index - 1
+
+
+def formulas_without_values(path: Path) -> list[tuple[int, int]]:
+    """(sheet row, 0-based column) of every formula cell on the first sheet with no stored result.
+
+    A workbook written by a program (openpyxl, many exporters) keeps formulas but not their results until
+    Excel recalculates and saves it; readers then see an empty cell, and the value would load as blank.
+    """
+    found: list[tuple[int, int]] = []
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(_first_sheet_part(archive)) as sheet:
+            for _, element in ElementTree.iterparse(sheet):
+                if element.tag != f"{_XLSX_MAIN}c":
+                    continue
+                if element.find(f"{_XLSX_MAIN}f") is not None:
+                    value = element.find(f"{_XLSX_MAIN}v")
+                    if value is None or not (value.text or "").strip():
+                        ref = element.get("r") or ""
+                        digits = "".join(ch for ch in ref if ch.isdigit())
+                        if digits:
+                            found.append((int(digits), _column_index(ref)))
+                element.clear()  # streamed: a large sheet is never held whole
+    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile):
+        return []  # an unusual layout: calamine reads the sheet (or names the problem) as before
+    return found
 
 
 def excel_to_csv(path: Path, dest: Path) -> Path:
@@ -331,7 +386,16 @@ def stage_file(
     header = _read_header(text_path, path.name)
     source_of = _source_headers(table, mapping)
     named = {c: (mapping.header_of(c) if mapping else c) for c in table.column_names}
-    findings = [
+    findings: list[Finding] = []
+    if encoding == "xlsx":
+        used = set(source_of.values())
+        read = {i: name for i, name in enumerate(header) if name in used}
+        findings += [
+            Finding(path.name, row, read[column], FORMULA_WITHOUT_VALUE)
+            for row, column in formulas_without_values(path)
+            if column in read and row > 1
+        ]
+    findings += [
         Finding(path.name, 1, named[c], "required column is missing from the header row")
         for c in table.required_columns
         if source_of.get(c) not in header and not (mapping and c in mapping.constants)
@@ -346,7 +410,7 @@ def stage_file(
     duplicated = sorted({h for h in header if h and header.count(h) > 1})
     findings += [Finding(path.name, 1, c, "column appears more than once in the header") for c in duplicated]
     if findings:
-        return None, findings, len(findings)
+        return None, findings[:MAX_FINDINGS_PER_FILE], len(findings)
 
     text_table = f'{schema}."_text_{table.name}"'
     # The dialect is pinned and the columns are the header's, by position: DuckDB's sniffer would otherwise
@@ -379,8 +443,6 @@ def stage_file(
                 expr = "NULL::VARCHAR"
             if mapping and col.name in mapping.values:
                 expr = _value_mapped(expr, mapping.values[col.name])
-            if col.default is not None:
-                expr = f"coalesce({expr}, '{col.default}')"
             selects.append(f"{expr} AS {_quote(col.name)}")
         # One pass over the file. row_number() over the reader follows the file's order (DuckDB preserves
         # insertion order), before a mapping's row filter; tests/sources check that findings name the right rows.

@@ -15,6 +15,7 @@ from kizuna.settings import Settings
 from kizuna.sources.contract import TABLES, Table
 from kizuna.sources.errors import Finding, SourceContractError, SourceError
 from kizuna.sources.files import StagedFile, find_file, stage_file
+from kizuna.sources.fx import record_fx_currencies
 from kizuna.sources.mapping import TableMapping, mapping_from_options
 from kizuna.warehouse import INCOMING_SCHEMA, connect
 
@@ -100,6 +101,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                 if findings:
                     raise SourceContractError(findings[:MAX_FINDINGS], total)
                 pulls.cursors.stage(con)
+                record_fx_currencies(con, INCOMING_SCHEMA, settings.dbt_project_dir)
                 _record_staged(con, result)
             except BaseException:
                 con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")

@@ -2,17 +2,37 @@ with
 
 fx_rates as (select * from {{ ref('fx_rates') }}),
 
+supplied_fx_rates as (select * from {{ ref('stg_billing__fx_rates') }}),
+
 subscriptions as (select * from {{ ref('stg_billing__subscriptions') }}),
 
 months as (select * from {{ ref('int_months') }}),
 
-reporting_rates as (
+supplied_rates as (
+    select
+        month as rate_month,
+        currency,
+        cast(rate as decimal(18, 6)) as rate
+    from supplied_fx_rates
+    where reporting_currency = '{{ reporting_currency() }}'
+),
+
+shipped_rates as (
+    -- doc block fx_conversion: the seed's rates serve only the currencies the source directory gives none for.
     select  -- noqa: ST06
         month as rate_month,
         upper(currency) as currency,
         cast(rate as decimal(18, 6)) as rate
     from fx_rates
-    where upper(reporting_currency) = '{{ reporting_currency() }}'
+    where
+        upper(reporting_currency) = '{{ reporting_currency() }}'
+        and upper(currency) not in (select supplied_rates.currency from supplied_rates)
+),
+
+reporting_rates as (
+    select * from supplied_rates
+    union all
+    select * from shipped_rates
 ),
 
 currencies as (

@@ -19,7 +19,8 @@ final as (
         plan,
         cast(quantity as {{ dbt.type_bigint() }}) as quantity,
         plan_limit,
-        status,
+        -- source contract: a blank status is active (the dates decide), a blank currency JPY
+        coalesce(status, 'active') as status,
         cancel_reason,
         currency_code as currency,
         -- doc block mrr_normalisation: a supplied mrr wins; else amount per billing period, per month.
