@@ -30,9 +30,12 @@ from kizuna.campaigns.spec import Campaign, load_campaigns
 from kizuna.dates import business_today
 from kizuna.locks import WarehouseBusyError, wait_until_free, writer_lock
 from kizuna.quality.gate import GateVerdict, gate_and_publish
+from kizuna.quality.suites import load_suites
+from kizuna.runlog import step
 from kizuna.scoring.model import NotEnoughHistoryError
 from kizuna.scoring.run import ScoreResult, score_warehouse
 from kizuna.settings import Settings
+from kizuna.sources.contract import TABLES
 from kizuna.sources.ingest import IngestResult, new_load_id, stage_sources
 from kizuna.summary import CampaignSummary, RunSummary, kpi_months, last_full_month_kpis, sends_by_state
 from kizuna.tracking.loader import ensure_tracking_tables
@@ -75,13 +78,14 @@ class warehouse_task:  # a decorator, named like prefect's @task
 @warehouse_task("ingest")
 def ingest(settings: Settings) -> IngestResult:
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
-    return stage_sources(settings)
+    return stage_sources(settings, progress=step("ingest", len(TABLES)))
 
 
 @warehouse_task("quality-gate")
 def quality_gate(settings: Settings, as_of: date, staged: IngestResult) -> GateVerdict:
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
-    return gate_and_publish(settings, as_of)
+    suites = len(load_suites(settings.expectations_dir, "raw"))
+    return gate_and_publish(settings, as_of, progress=step("quality gate", suites))
 
 
 @warehouse_task("prepare-marts-inputs")
@@ -99,6 +103,7 @@ def score(settings: Settings, as_of: date) -> ScoreResult | None:
     A young warehouse cannot train a model yet; that is reported and the run goes on without scores.
     """
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
+    step("scores")
     try:
         result = score_warehouse(settings, as_of)
     except NotEnoughHistoryError as exc:
@@ -148,13 +153,15 @@ def build_marts(settings: Settings, as_of: date) -> dbt_runner.BuildResult:
     """dbt build in the flow itself, so node tasks hang directly under the flow run; fails it on any failure."""
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
     if node_tasks_wanted(settings):
+        step("dbt build")
         return dbt_runner.build(settings, as_of, invoke=prefect_dbt_invoker(settings))
     return build_marts_in_one_task(settings, as_of)
 
 
 @task(name="dbt-build", cache_policy=NONE)
 def build_marts_in_one_task(settings: Settings, as_of: date) -> dbt_runner.BuildResult:
-    return dbt_runner.build(settings, as_of)
+    advance = step("dbt build")
+    return dbt_runner.build(settings, as_of, on_node=lambda node: advance(node.name.split(".")[-1]))
 
 
 @warehouse_task("campaign", task_run_name="campaign-{campaign.name}")
@@ -320,7 +327,9 @@ def daily(
 
     enabled = load_campaigns(settings.campaigns_dir)
     campaigns = []
+    next_campaign = step("campaigns", len(enabled))
     for campaign in enabled:
+        next_campaign(campaign.name)
         result = campaign_task(settings, campaign, run_id, as_of)
         if result.status == "held":
             send_again = partial(campaign_task, settings, campaign, run_id, as_of)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -115,6 +116,9 @@ def dbt_args(settings: Settings, command: str, extra: list[str] | None = None) -
         "--log-path",
         str(target / "logs"),
     ]
+    if not sys.stdout.isatty():
+        # dbt colours its output even into a pipe or a file (the run log): raw escape codes there.
+        args.append("--no-use-colors")
     return [*args, *(extra or [])]
 
 
