@@ -34,9 +34,9 @@ Advance = Callable[[str], None]
 
 
 def log_path(var_dir: Path, command: str) -> Path:
-    """var/logs/<command>-<UTC time>.log: one file per command run, sorted by time."""
+    """var/logs/<command>-<UTC time>-<pid>.log: one file per command run, sorted by time."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return (var_dir / "logs" / f"{command}-{stamp}.log").resolve()
+    return (var_dir / "logs" / f"{command}-{stamp}-{os.getpid()}.log").resolve()
 
 
 @dataclass
