@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,8 +57,9 @@ Verbose = Annotated[
     typer.Option("--verbose", "-v", help="Also show what goes to the run log (Prefect, dbt, Great Expectations)."),
 ]
 
-# Set by main(): the process is the `kizuna` command's own, so the run log may keep its output until exit.
-_OWN_PROCESS = False
+# The process is the `kizuna` command's own (the console script, or main() under `python -m kizuna.cli`), not a
+# test's: the run log may then keep the process's output until it exits, Prefect's and DuckDB's at-exit lines too.
+_OWN_PROCESS = Path(sys.argv[0]).name == "kizuna"
 
 # The next move for each kind of failure, where its message does not already say it.
 _WHAT_TO_DO: dict[str, str] = {
