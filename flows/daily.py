@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -19,7 +19,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run as current_run
 from prefect.tasks import Task
-from pydantic import Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from flows.hooks import alert_on_failure
 from kizuna import alerts, dbt_runner, flow_runs
@@ -27,7 +27,7 @@ from kizuna.calendar import outside_send_window
 from kizuna.campaigns import holds
 from kizuna.campaigns.run import run_campaign
 from kizuna.campaigns.spec import Campaign, load_campaigns
-from kizuna.dates import business_today
+from kizuna.dates import business_today, parse_as_of
 from kizuna.locks import WarehouseBusyError, wait_until_free, writer_lock
 from kizuna.quality.gate import GateVerdict, gate_and_publish
 from kizuna.quality.suites import load_suites
@@ -43,6 +43,28 @@ from kizuna.warehouse import WarehouseLockedError, connect
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _as_of_parameter(value: object) -> object:
+    """A deployment's as_of arrives as text: refuse one that is not a date in our words, before any step runs."""
+    if isinstance(value, str) and value:
+        return parse_as_of(value, "UTC", name="as_of")  # the zone only matters for an empty value
+    return value or None
+
+
+# The server checks a run's parameters against the JSON schema before it creates the run, but not the schema's
+# "format": the pattern makes it refuse "notadate" there; the validator catches "2026-02-30" when the run starts.
+AsOfParameter = Annotated[
+    date | None,
+    BeforeValidator(_as_of_parameter),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date", "pattern": r"^(\d{4}-\d{2}-\d{2})?$"}, {"type": "null"}],
+            "title": "as_of",
+            "description": "Business date YYYY-MM-DD; empty for today in KIZUNA_TIMEZONE.",
+        }
+    ),
+]
 
 
 def _lost_a_race_for_the_file(task: Any, task_run: Any, state: Any) -> bool:
@@ -294,7 +316,7 @@ def publish_artifacts(summary: RunSummary) -> None:
 def daily(
     source_dir: str | None = None,
     warehouse: str | None = None,
-    as_of: date | None = None,
+    as_of: AsOfParameter = None,
     full_refresh: bool = False,
 ) -> RunSummary:
     """Run the whole pipeline once. Unset parameters come from KIZUNA_* settings; as_of defaults to today in Tokyo.
