@@ -98,6 +98,10 @@ def _session(settings: Settings, command: str, verbose: bool) -> Iterator[Termin
             yield term
         except (typer.Exit, typer.Abort):
             raise
+        except KeyboardInterrupt:
+            term.display.close()
+            term.err.write(f"interrupted (what a cut-off run leaves behind: docs/operations.md)\nlog: {path}\n")
+            raise typer.Exit(code=130) from None
         except Exception as exc:
             traceback.print_exc()  # into the log, for whoever debugs it
             term.display.close()
