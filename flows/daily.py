@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -19,7 +19,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run as current_run
 from prefect.tasks import Task
-from pydantic import Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from flows.hooks import alert_on_failure
 from kizuna import alerts, dbt_runner, flow_runs
@@ -27,12 +27,15 @@ from kizuna.calendar import outside_send_window
 from kizuna.campaigns import holds
 from kizuna.campaigns.run import run_campaign
 from kizuna.campaigns.spec import Campaign, load_campaigns
-from kizuna.dates import business_today
+from kizuna.dates import business_today, parse_as_of
 from kizuna.locks import WarehouseBusyError, wait_until_free, writer_lock
 from kizuna.quality.gate import GateVerdict, gate_and_publish
+from kizuna.quality.suites import load_suites
+from kizuna.runlog import step
 from kizuna.scoring.model import NotEnoughHistoryError
 from kizuna.scoring.run import ScoreResult, score_warehouse
 from kizuna.settings import Settings
+from kizuna.sources.contract import TABLES
 from kizuna.sources.ingest import IngestResult, new_load_id, stage_sources
 from kizuna.summary import CampaignSummary, RunSummary, kpi_months, last_full_month_kpis, sends_by_state
 from kizuna.tracking.loader import ensure_tracking_tables
@@ -40,6 +43,28 @@ from kizuna.warehouse import WarehouseLockedError, connect
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _as_of_parameter(value: object) -> object:
+    """A deployment's as_of arrives as text: refuse one that is not a date in our words, before any step runs."""
+    if isinstance(value, str) and value:
+        return parse_as_of(value, "UTC", name="as_of")  # the zone only matters for an empty value
+    return value or None
+
+
+# The server checks a run's parameters against the JSON schema before it creates the run, but not the schema's
+# "format": the pattern makes it refuse "notadate" there; the validator catches "2026-02-30" when the run starts.
+AsOfParameter = Annotated[
+    date | None,
+    BeforeValidator(_as_of_parameter),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date", "pattern": r"^(\d{4}-\d{2}-\d{2})?$"}, {"type": "null"}],
+            "title": "as_of",
+            "description": "Business date YYYY-MM-DD; empty for today in KIZUNA_TIMEZONE.",
+        }
+    ),
+]
 
 
 def _lost_a_race_for_the_file(task: Any, task_run: Any, state: Any) -> bool:
@@ -75,13 +100,14 @@ class warehouse_task:  # a decorator, named like prefect's @task
 @warehouse_task("ingest")
 def ingest(settings: Settings) -> IngestResult:
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
-    return stage_sources(settings)
+    return stage_sources(settings, progress=step("ingest", len(TABLES)))
 
 
 @warehouse_task("quality-gate")
 def quality_gate(settings: Settings, as_of: date, staged: IngestResult) -> GateVerdict:
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
-    return gate_and_publish(settings, as_of)
+    suites = len(load_suites(settings.expectations_dir, "raw"))
+    return gate_and_publish(settings, as_of, progress=step("quality gate", suites))
 
 
 @warehouse_task("prepare-marts-inputs")
@@ -99,6 +125,7 @@ def score(settings: Settings, as_of: date) -> ScoreResult | None:
     A young warehouse cannot train a model yet; that is reported and the run goes on without scores.
     """
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
+    step("scores")
     try:
         result = score_warehouse(settings, as_of)
     except NotEnoughHistoryError as exc:
@@ -148,13 +175,15 @@ def build_marts(settings: Settings, as_of: date) -> dbt_runner.BuildResult:
     """dbt build in the flow itself, so node tasks hang directly under the flow run; fails it on any failure."""
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
     if node_tasks_wanted(settings):
+        step("dbt build")
         return dbt_runner.build(settings, as_of, invoke=prefect_dbt_invoker(settings))
     return build_marts_in_one_task(settings, as_of)
 
 
 @task(name="dbt-build", cache_policy=NONE)
 def build_marts_in_one_task(settings: Settings, as_of: date) -> dbt_runner.BuildResult:
-    return dbt_runner.build(settings, as_of)
+    advance = step("dbt build")
+    return dbt_runner.build(settings, as_of, on_node=lambda node: advance(node.name.split(".")[-1]))
 
 
 @warehouse_task("campaign", task_run_name="campaign-{campaign.name}")
@@ -287,7 +316,7 @@ def publish_artifacts(summary: RunSummary) -> None:
 def daily(
     source_dir: str | None = None,
     warehouse: str | None = None,
-    as_of: date | None = None,
+    as_of: AsOfParameter = None,
     full_refresh: bool = False,
 ) -> RunSummary:
     """Run the whole pipeline once. Unset parameters come from KIZUNA_* settings; as_of defaults to today in Tokyo.
@@ -320,7 +349,9 @@ def daily(
 
     enabled = load_campaigns(settings.campaigns_dir)
     campaigns = []
+    next_campaign = step("campaigns", len(enabled))
     for campaign in enabled:
+        next_campaign(campaign.name)
         result = campaign_task(settings, campaign, run_id, as_of)
         if result.status == "held":
             send_again = partial(campaign_task, settings, campaign, run_id, as_of)

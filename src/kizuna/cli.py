@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import sys
+import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -11,8 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from kizuna.runlog import Terminal
 from kizuna.runtime import quiet_third_parties
 from kizuna.settings import Settings
 
@@ -50,23 +52,70 @@ def _as_of(value: str | None, settings: Settings) -> date:
         raise typer.BadParameter(str(exc)) from exc
 
 
+Verbose = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Also show what goes to the run log (Prefect, dbt, Great Expectations)."),
+]
+
+# The process is the `kizuna` command's own (the console script, or main() under `python -m kizuna.cli`), not a
+# test's: the run log may then keep the process's output until it exits, Prefect's and DuckDB's at-exit lines too.
+_OWN_PROCESS = Path(sys.argv[0]).name == "kizuna"
+
+# The next move for each kind of failure, where its message does not already say it.
+_WHAT_TO_DO: dict[str, str] = {
+    "SourceContractError": "fix the file(s) named above and run again; nothing was loaded.",
+    "SourceError": "fix the source named above and run again; nothing was loaded.",
+    "GateFailedError": "fix those rows in the source files (the report lists them all) and run again.",
+    "ConnectorError": "check the connection and its settings (docs/sources.md), then run again; nothing was loaded.",
+    "DbtBuildError": "fix the data or the model named above and run again; until then use the marts of the last "
+    "good run with care (they may be partly rebuilt).",
+}
+_MAX_ERROR_LINES = 15
+
+
+def _error_text(exc: BaseException, log: Path) -> str:
+    """One message for a failed command: what and where (the error's own words), what to do, and the log."""
+    from kizuna.warehouse import WarehouseLockedError
+
+    lines = (str(exc) or type(exc).__name__).splitlines()
+    if len(lines) > _MAX_ERROR_LINES:
+        lines = [*lines[:_MAX_ERROR_LINES], f"... and {len(lines) - _MAX_ERROR_LINES} more lines in the log"]
+    hint = next((_WHAT_TO_DO[c.__name__] for c in type(exc).__mro__ if c.__name__ in _WHAT_TO_DO), None)
+    if hint is None and not isinstance(exc, WarehouseLockedError):  # whose message says what to do
+        lines[0] = f"{type(exc).__name__}: {lines[0]}"
+        hint = "this looks like a bug or a problem of the machine; the traceback is in the log."
+    return "error: " + "\n".join(lines) + "\n" + (f"what to do: {hint}\n" if hint else "") + f"log: {log}\n"
+
+
 @contextmanager
-def _progress(description: str, total: int | None) -> Iterator[Callable[[str], None]]:
-    """A progress bar whose callback advances one step and shows the current item."""
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
-    with Progress(*columns, TimeElapsedColumn(), console=err, transient=False) as progress:
-        task_id = progress.add_task(description, total=total)
+def _session(settings: Settings, command: str, verbose: bool) -> Iterator[Terminal]:
+    """A writing command's run: library output to var/logs/<command>-<time>.log, progress and one error here."""
+    from kizuna import runlog
 
-        def step(item: str) -> None:
-            progress.update(task_id, advance=1, description=f"{description}: {item}")
+    path = runlog.log_path(settings.var_dir, command)
+    with runlog.session(path, verbose=verbose, restore=not _OWN_PROCESS) as term:
+        try:
+            yield term
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            term.display.close()
+            term.err.write(f"interrupted (what a cut-off run leaves behind: docs/operations.md)\nlog: {path}\n")
+            raise typer.Exit(code=130) from None
+        except Exception as exc:
+            traceback.print_exc()  # into the log, for whoever debugs it
+            term.display.close()
+            term.err.write(_error_text(exc, path))
+            raise typer.Exit(code=1) from None
 
-        yield step
-        progress.update(task_id, description=f"{description}: done")
 
+@contextmanager
+def _writing(settings: Settings) -> Iterator[None]:
+    """Wait for the warehouse as every writer does (naming whoever holds it), up to KIZUNA_WAREHOUSE_WAIT_SECONDS."""
+    from kizuna.locks import writing
 
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-    return typer.Exit(code=1)
+    with writing(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds):
+        yield
 
 
 @app.command("demo-data")
@@ -90,24 +139,28 @@ def demo_data(
 
 
 @app.command()
-def ingest(source_dir: SourceDir = None, warehouse: Warehouse = None, full_refresh: FullRefresh = False) -> None:
+def ingest(
+    source_dir: SourceDir = None,
+    warehouse: Warehouse = None,
+    full_refresh: FullRefresh = False,
+    verbose: Verbose = False,
+) -> None:
     """Stage the sources (files, or pulls by the connectors in sources.yaml) in the incoming schema."""
-    from kizuna.connectors.base import ConnectorError
-    from kizuna.sources.contract import TABLES
-    from kizuna.sources.errors import SourceContractError, SourceError
-    from kizuna.sources.ingest import stage_sources
+    from kizuna.runlog import step
 
     settings = _settings(source_dir, warehouse, full_refresh)
-    try:
-        with _progress("ingest", len(TABLES)) as step:
-            result = stage_sources(settings, progress=step)
-    except (SourceContractError, SourceError, ConnectorError) as exc:
-        raise _fail(exc) from exc
-    for staged in result.staged:
-        console.print(f"{staged.file}: {staged.rows:,} rows ({staged.encoding})")
-    if result.skipped:
-        console.print(f"skipped (no file): {', '.join(result.skipped)}")
-    console.print("staged; run `kizuna check` to gate and publish it")
+    with _session(settings, "ingest", verbose) as term:
+        from kizuna.sources.contract import TABLES
+        from kizuna.sources.ingest import stage_sources
+
+        with _writing(settings):
+            result = stage_sources(settings, progress=step("ingest", len(TABLES)))
+        term.display.close()
+        for staged in result.staged:
+            term.out.write(f"{staged.file}: {staged.rows:,} rows ({staged.encoding})\n")
+        if result.skipped:
+            term.out.write(f"skipped (no file): {', '.join(result.skipped)}\n")
+        term.out.write(f"staged; run `kizuna check` to gate and publish it\nlog: {term.log}\n")
 
 
 @app.command()
@@ -120,67 +173,83 @@ def check(
     accept_outliers: Annotated[
         bool, typer.Option(help="Confirm values far beyond the last good load's (else held as suspicious).")
     ] = False,
+    verbose: Verbose = False,
 ) -> None:
     """Run the quality gate on the staged load and publish it to raw if no critical check fails."""
-    from kizuna.quality.gate import GateFailedError, gate_and_publish
-    from kizuna.quality.suites import load_suites
+    from kizuna.runlog import step
 
     settings = _settings(warehouse=warehouse)
     day = _as_of(as_of, settings)
-    try:
-        with _progress("quality gate", len(load_suites(settings.expectations_dir, "raw"))) as step:
+    with _session(settings, "check", verbose) as term:
+        from kizuna.quality.gate import gate_and_publish
+        from kizuna.quality.suites import load_suites
+
+        with _writing(settings):
+            total = len(load_suites(settings.expectations_dir, "raw"))
             verdict = gate_and_publish(
-                settings, day, accept_drop=accept_drop, accept_outliers=accept_outliers, progress=step
+                settings,
+                day,
+                accept_drop=accept_drop,
+                accept_outliers=accept_outliers,
+                progress=step("quality gate", total),
             )
-    except (GateFailedError, RuntimeError) as exc:
-        raise _fail(exc) from exc
-    if verdict.normalised:
-        console.print(verdict.describe_changes(), highlight=False)
-    console.print(f"{sum(r.success for r in verdict.results)} checks passed, {len(verdict.warnings)} warnings")
-    if verdict.warnings:
-        console.print(verdict.describe_failures(), highlight=False)
-    for table, rows in verdict.quarantined.items():
-        console.print(f"{table}: {rows} rows moved to quarantine.rows")
-    console.print(f"published to raw; report: {verdict.report}")
+        term.display.close()
+        out = term.out
+        if verdict.normalised:
+            out.write(verdict.describe_changes() + "\n")
+        out.write(f"{sum(r.success for r in verdict.results)} checks passed, {len(verdict.warnings)} warnings\n")
+        if verdict.warnings:
+            out.write(verdict.describe_failures() + "\n")
+        for table, rows in verdict.quarantined.items():
+            out.write(f"{table}: {rows} rows moved to quarantine.rows\n")
+        out.write(f"published to raw; report: {verdict.report}\nlog: {term.log}\n")
 
 
 @app.command()
-def build(warehouse: Warehouse = None, as_of: AsOf = None) -> None:
+def build(warehouse: Warehouse = None, as_of: AsOf = None, verbose: Verbose = False) -> None:
     """Build and test the dbt models on the warehouse."""
-    from kizuna import dbt_runner
-    from kizuna.tracking.loader import ensure_tracking_tables
-    from kizuna.warehouse import connect
+    from kizuna.runlog import step
 
     settings = _settings(warehouse=warehouse)
     day = _as_of(as_of, settings)
-    with connect(settings.warehouse) as con:
-        ensure_tracking_tables(con, settings.templates_dir)  # ops tables the engagement models read, intent links
-    try:
-        with _progress("dbt build", None) as step:
-            result = dbt_runner.build(settings, day, on_node=lambda n: step(n.name.split(".")[-1]))
-    except dbt_runner.DbtBuildError as exc:
-        raise _fail(exc) from exc
-    console.print(
-        f"{result.count('model')} models built, {result.count('test') + result.count('unit_test')} tests passed"
-    )
+    with _session(settings, "build", verbose) as term:
+        from kizuna import dbt_runner
+        from kizuna.tracking.loader import ensure_tracking_tables
+        from kizuna.warehouse import connect
+
+        with _writing(settings):
+            with connect(settings.warehouse) as con:
+                ensure_tracking_tables(con, settings.templates_dir)  # ops tables the engagement models read
+            advance = step("dbt build")
+            result = dbt_runner.build(settings, day, on_node=lambda n: advance(n.name.split(".")[-1]))
+        term.display.close()
+        tests = result.count("test") + result.count("unit_test")
+        term.out.write(f"{result.count('model')} models built, {tests} tests passed\nlog: {term.log}\n")
 
 
 @app.command()
 def run(
-    source_dir: SourceDir = None, warehouse: Warehouse = None, as_of: AsOf = None, full_refresh: FullRefresh = False
+    source_dir: SourceDir = None,
+    warehouse: Warehouse = None,
+    as_of: AsOf = None,
+    full_refresh: FullRefresh = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Run the daily flow: ingest → gate → dbt build → campaigns → summary."""
-    from flows.daily import daily
-
+    """Run the daily flow: ingest → gate → dbt build → campaigns → summary (library output goes to var/logs/)."""
     settings = _settings(source_dir, warehouse, full_refresh)
     day = _as_of(as_of, settings)
-    try:
+    with _session(settings, "run", verbose) as term:
+        from flows.daily import daily  # imported here: Prefect sets up its logging to the run log, not the terminal
+
         summary = daily(
             source_dir=str(settings.source_dir), warehouse=str(settings.warehouse), as_of=day, full_refresh=full_refresh
         )
-    except Exception as exc:
-        raise _fail(exc) from exc
-    console.print(Markdown(summary.to_markdown()))
+        term.display.close()
+        summary.log = str(term.log)
+        if term.is_terminal:
+            Console(file=term.out).print(Markdown(summary.to_markdown()))
+        else:
+            term.out.write(summary.to_markdown())
 
 
 from kizuna.cli_templates import app as templates_app  # noqa: E402
@@ -210,6 +279,8 @@ app.add_typer(sources_app, name="sources")
 
 
 def main() -> None:
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
     app()
 
 

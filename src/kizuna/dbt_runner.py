@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -116,6 +117,9 @@ def dbt_args(settings: Settings, command: str, extra: list[str] | None = None) -
         "--log-path",
         str(target / "logs"),
     ]
+    if not sys.stdout.isatty():
+        # dbt colours its output even into a pipe or a file (the run log): raw escape codes there.
+        args.append("--no-use-colors")
     return [*args, *(extra or [])]
 
 
@@ -225,6 +229,24 @@ def build(
     if error is not None and not result.failed:
         raise DbtBuildError(result, f"dbt could not run: {error}")
     if result.failed or error is not None:
-        lines = [f"{n.name}: {n.status}: {n.message}" for n in result.failed]
+        lines = failure_lines(settings, result)
         raise DbtBuildError(result, "dbt build failed; the marts are not to be used:\n  " + "\n  ".join(lines))
     return result
+
+
+def failure_lines(settings: Settings, result: BuildResult) -> list[str]:
+    """The failed nodes in plain words with example rows (kizuna.dbt_failures); dbt's own words for the rest."""
+    from kizuna import dbt_failures
+
+    path = run_results_path(settings)
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8")).get("results", [])
+    except (OSError, ValueError):
+        entries = []
+    described = dbt_failures.describe(path.parent, Path(settings.warehouse), entries)
+    seen = {f.node_id for f in described}
+    lines = [line for failure in described for line in failure.lines()]
+    lines += [f"{n.name}: {n.status}: {n.message}" for n in result.failed if n.name not in seen]
+    for n in result.failed:  # the run log keeps dbt's ids and words beside ours
+        log.error("failed dbt node %s: %s", n.name, n.message)
+    return lines

@@ -12,18 +12,25 @@ import json
 import logging
 import os
 import random
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kizuna.warehouse import WarehouseLockedError, connect_when_free
+from kizuna.warehouse import (
+    WarehouseLockedError,
+    connect_when_free,
+    describe_pid,
+    holder_from_error,
+    waiting_message,
+)
+
+__all__ = ["WarehouseBusyError", "describe_pid", "holder_from_error", "wait_until_free", "writer_lock", "writing"]
 
 log = logging.getLogger(__name__)
 
-_PID = re.compile(r"\(PID (\d+)\)")
+WAIT_SETTING = "KIZUNA_WAREHOUSE_WAIT_SECONDS"
 
 
 class WarehouseBusyError(WarehouseLockedError):
@@ -32,22 +39,6 @@ class WarehouseBusyError(WarehouseLockedError):
 
 def lock_path(warehouse: Path) -> Path:
     return warehouse.with_name(warehouse.name + ".writer.lock")
-
-
-def describe_pid(pid: int) -> str:
-    """'PID 123 (python -m duckdb …)' where /proc tells the command line, else 'PID 123'."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return f"PID {pid}"
-    command = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
-    return f"PID {pid} ({command[:200]})" if command else f"PID {pid}"
-
-
-def holder_from_error(message: str) -> str | None:
-    """The process DuckDB's 'Conflicting lock is held in … (PID n)' names, described."""
-    found = _PID.search(message)
-    return describe_pid(int(found.group(1))) if found else None
 
 
 def _read_holder(path: Path) -> str:
@@ -71,7 +62,7 @@ def writer_lock(warehouse: Path, *, wait_seconds: float, flow_run_id: str | None
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + wait_seconds
-        delay = 0.2
+        delay, attempt = 0.2, 1
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -81,11 +72,12 @@ def writer_lock(warehouse: Path, *, wait_seconds: float, flow_run_id: str | None
                 if left <= 0:
                     raise WarehouseBusyError(
                         f"warehouse {warehouse} is being written by {_read_holder(path)}; waited {wait_seconds:.0f} s "
-                        "(KIZUNA_WAREHOUSE_WAIT_SECONDS). Let that run finish, or stop it, then run again."
+                        f"({WAIT_SETTING}). Let that run finish, or stop it, then run again."
                     ) from None
-                log.info("warehouse %s is being written by %s; waiting", warehouse, _read_holder(path))
+                if attempt == 1:
+                    log.warning("%s", waiting_message(warehouse, _read_holder(path), wait_seconds, WAIT_SETTING))
                 time.sleep(min(delay * random.uniform(0.5, 1.0), left))
-                delay = min(delay * 2, 5.0)
+                delay, attempt = min(delay * 2, 5.0), attempt + 1
         info = {
             "pid": os.getpid(),
             "flow_run_id": flow_run_id,
@@ -110,11 +102,23 @@ def wait_until_free(warehouse: Path, *, wait_seconds: float) -> None:
     if not warehouse.exists():
         return
     try:
-        with connect_when_free(warehouse, wait_seconds=wait_seconds):
+        with connect_when_free(warehouse, wait_seconds=wait_seconds, setting=WAIT_SETTING):
             pass
     except WarehouseLockedError as exc:
         holder = holder_from_error(str(exc)) or "another process"
         raise WarehouseBusyError(
             f"warehouse {warehouse} is held by {holder}; waited {wait_seconds:.0f} s "
-            "(KIZUNA_WAREHOUSE_WAIT_SECONDS). Close that session (DuckDB allows one process at a time) and run again."
+            f"({WAIT_SETTING}). Close that session (DuckDB allows one process at a time) and run again."
         ) from exc
+
+
+@contextmanager
+def writing(warehouse: Path, *, wait_seconds: float, flow_run_id: str | None = None) -> Iterator[None]:
+    """For a command that writes the warehouse: the writer lock, then the file free of any other process.
+
+    Both are waited for in the same way (a WARNING naming the holder, then up to wait_seconds); what a CLI
+    command wraps in this cannot fail on a held file except by losing a race in the instant after the wait.
+    """
+    with writer_lock(warehouse, wait_seconds=wait_seconds, flow_run_id=flow_run_id):
+        wait_until_free(warehouse, wait_seconds=wait_seconds)
+        yield

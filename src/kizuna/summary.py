@@ -8,8 +8,10 @@ from typing import Any
 
 import duckdb
 
-from kizuna.warehouse import table_exists
+from kizuna.warehouse import column_exists, table_exists
 
+# The MRR bridge in its order (starting + new + expansion + reactivation − contraction − churned + FX = ending, as
+# dbt_project/models/docs.md defines it), then the rates. Without fx_impact_mrr the printed bridge would not add up.
 KPI_COLUMNS = (
     "starting_mrr",
     "new_mrr",
@@ -17,6 +19,7 @@ KPI_COLUMNS = (
     "reactivation_mrr",
     "contraction_mrr",
     "churned_mrr",
+    "fx_impact_mrr",
     "ending_mrr",
     "ending_customers",
     "customer_churn_rate",
@@ -68,6 +71,7 @@ class RunSummary:
     kpi_months: list[dict[str, Any]] = field(default_factory=list)  # mrr_kpis_monthly, latest months last
     sends_by_state: dict[str, dict[str, int]] = field(default_factory=dict)  # campaign -> ledger state -> rows
     flow_run_id: str | None = None
+    log: str | None = None  # the command's run log (var/logs/), when a `kizuna` command ran the flow
 
     def campaign_rows(self) -> list[dict[str, Any]]:
         """One row per campaign: what was selected, excluded (by reason) and sent; a table for the Prefect UI."""
@@ -90,7 +94,9 @@ class RunSummary:
     def to_markdown(self) -> str:
         lines = [f"# kizuna daily run, as of {self.as_of.isoformat()}", ""]
         lines.append("## Loaded")
-        lines += [f"- {table}: {rows:,} rows" for table, rows in self.rows_loaded.items() if rows]
+        # One line: the per-table counts are also the rows-loaded artifact, and the summary must fit a screen.
+        loaded = ", ".join(f"{table} {rows:,}" for table, rows in self.rows_loaded.items() if rows)
+        lines.append(f"- rows: {loaded or 'none'}")
         if self.skipped_sources:
             lines.append(f"- skipped (no file): {', '.join(self.skipped_sources)}")
         lines += ["", "## Quality gate"]
@@ -133,6 +139,8 @@ class RunSummary:
             lines.append(f"- Prefect flow run: {self.flow_run_id}")
         if self.outbox:
             lines.append(f"- outbox: {self.outbox}")
+        if self.log:
+            lines.append(f"- log (Prefect, dbt and Great Expectations output): {self.log}")
         return "\n".join(lines) + "\n"
 
 
@@ -142,8 +150,16 @@ def format_value(key: str, value: Any) -> str:
     if key.endswith("_rate") or key in ("nrr", "grr"):
         return f"{float(value):.1%}"
     if key.endswith("_mrr"):
-        return f"¥{float(value):,.0f}"
+        return f"-¥{-float(value):,.0f}" if float(value) < 0 else f"¥{float(value):,.0f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _kpi_select(con: duckdb.DuckDBPyConnection) -> str:
+    """The KPI columns to select; NULL for one the marts do not have yet (built by an older version of the models)."""
+    cols = ["month"]
+    for key in KPI_COLUMNS:
+        cols.append(key if column_exists(con, "marts", "mrr_kpis_monthly", key) else f"NULL AS {key}")
+    return ", ".join(cols)
 
 
 def last_full_month_kpis(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, Any]:
@@ -151,7 +167,7 @@ def last_full_month_kpis(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[st
     if not table_exists(con, "marts", "mrr_kpis_monthly"):
         return {}
     month = date(as_of.year - 1, 12, 1) if as_of.month == 1 else date(as_of.year, as_of.month - 1, 1)
-    cols = ", ".join(("month", *KPI_COLUMNS))
+    cols = _kpi_select(con)
     cur = con.execute(f"SELECT {cols} FROM marts.mrr_kpis_monthly WHERE month = ?", [month])
     row = cur.fetchone()
     if row is None:
@@ -165,9 +181,9 @@ def kpi_months(con: duckdb.DuckDBPyConnection, as_of: date, months: int = 12) ->
     if not table_exists(con, "marts", "mrr_kpis_monthly"):
         return []
     first_of_month = as_of.replace(day=1)
-    cols = ", ".join(("month", *KPI_COLUMNS))
+    cols = _kpi_select(con)
     cur = con.execute(
-        f"SELECT {cols} FROM (SELECT {cols} FROM marts.mrr_kpis_monthly WHERE month < ? ORDER BY month DESC LIMIT ?) "
+        f"SELECT * FROM (SELECT {cols} FROM marts.mrr_kpis_monthly WHERE month < ? ORDER BY month DESC LIMIT ?) "
         "ORDER BY month",
         [first_of_month, months],
     )

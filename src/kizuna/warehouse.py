@@ -52,6 +52,31 @@ class WarehouseLockedError(RuntimeError):
     """Another process holds the DuckDB file."""
 
 
+_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def describe_pid(pid: int) -> str:
+    """'PID 123 (python -m duckdb …)' where /proc tells the command line, else 'PID 123'."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return f"PID {pid}"
+    command = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+    return f"PID {pid} ({command[:200]})" if command else f"PID {pid}"
+
+
+def holder_from_error(message: str) -> str | None:
+    """The process DuckDB's 'Conflicting lock is held in … (PID n)' names, described."""
+    found = _PID.search(message)
+    return describe_pid(int(found.group(1))) if found else None
+
+
+def waiting_message(path: Path, holder: str, wait_seconds: float, setting: str | None) -> str:
+    """The one line every writer shows when it starts waiting for the file, whoever holds it."""
+    limit = f"giving up after {wait_seconds:.0f} s" + (f" ({setting})" if setting else "")
+    return f"waiting for the warehouse, held by {holder}; {limit}. File: {path}"
+
+
 @contextmanager
 def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse and always close it, so the next step (or dbt) can take the file."""
@@ -74,11 +99,17 @@ def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyC
 
 @contextmanager
 def connect_when_free(
-    path: Path, *, wait_seconds: float, read_only: bool = False, max_delay: float = 10.0
+    path: Path,
+    *,
+    wait_seconds: float,
+    read_only: bool = False,
+    max_delay: float = 10.0,
+    setting: str | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """connect(), waiting with backoff while another process holds the file; WarehouseLockedError after wait_seconds.
 
-    For jobs that share the file with the daily run (the event loader): a held file is normal, not an error.
+    For jobs that share the file with the daily run (the event loader): a held file is normal, not an error. The
+    first wait is a WARNING naming the holder (the CLI shows it); setting names what sets wait_seconds.
     """
     deadline = time.monotonic() + wait_seconds
     delay, attempt = 0.2, 1
@@ -87,10 +118,13 @@ def connect_when_free(
         try:
             con = stack.enter_context(connect(path, read_only=read_only))
             break
-        except WarehouseLockedError:
+        except WarehouseLockedError as exc:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise
+            if attempt == 1:
+                holder = holder_from_error(str(exc)) or "another process"
+                log.warning("%s", waiting_message(path, holder, wait_seconds, setting))
             pause = min(delay * random.uniform(0.5, 1.0), left)  # jitter: two waiters do not retry in step
             log.info("warehouse %s is held by another process; attempt %d, retrying in %.1f s", path, attempt, pause)
             time.sleep(pause)

@@ -159,3 +159,32 @@ def test_bad_input_stops_before_dbt_and_nothing_changes(
     assert raw_fingerprint(s) == raw_before
     assert marts_fingerprint(s) == marts_before
     assert outbox_files(s) == sent_before
+
+
+@pytest.mark.parametrize("as_of", ["notadate", "2026-02-30"], ids=["not-a-date", "no-such-day"])
+def test_a_run_asked_for_an_as_of_that_is_not_a_date_fails_at_once_saying_so(
+    prefect_harness: None, tmp_path: Path, as_of: str
+) -> None:
+    """What a deployment run with parameters {"as_of": "notadate"} does when the worker starts it."""
+    from flows.daily import daily
+
+    state = daily(
+        source_dir=str(tmp_path), warehouse=str(tmp_path / "warehouse.duckdb"), as_of=as_of, return_state=True
+    )
+
+    assert state.is_failed()
+    assert f"as_of {as_of!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-23" in str(state.message)
+    assert not (tmp_path / "warehouse.duckdb").exists(), "refused before any step ran"
+
+
+def test_the_deployment_parameter_schema_refuses_an_as_of_that_is_not_a_date() -> None:
+    """The server checks a run's parameters against this schema (enforce_parameter_schema) as Prefect does here."""
+    from prefect.utilities.schema_tools.validation import ValidationError, validate
+
+    from flows.daily import daily
+
+    schema = daily.parameters.model_dump()
+    for good in ("2026-11-23", None):
+        validate({"as_of": good}, schema, raise_on_error=True)
+    with pytest.raises(ValidationError, match="as_of"):
+        validate({"as_of": "notadate"}, schema, raise_on_error=True)

@@ -40,7 +40,8 @@ def base_env(**extra: str) -> dict[str, str]:
         KIZUNA_PROJECT_DIR=str(PROJECT_DIR),
         KIZUNA_SEND_WINDOW="00:00-24:00",
         KIZUNA_SEND_ON_BUSINESS_DAYS_ONLY="false",
-        PYTHONPATH=str(PROJECT_DIR),
+        # src first: the checkout under test, even where the virtualenv has another checkout installed
+        PYTHONPATH=os.pathsep.join((str(PROJECT_DIR / "src"), str(PROJECT_DIR))),
     )
     env.update(extra)
     return env
@@ -119,3 +120,24 @@ def workspace_env(ws: Path, **extra: str) -> dict[str, str]:
         KIZUNA_OUTBOX_DIR=str(ws / "var" / "outbox"),
         **extra,
     )
+
+
+def write_sources_by_hand(directory: Path, customer_ids: list[str]) -> Path:
+    """customers.csv and subscriptions.csv as a person might export them: one row per id given (repeats kept)."""
+    from tests.conftest import write_csv
+
+    directory.mkdir(parents=True, exist_ok=True)
+    write_csv(
+        directory / "customers.csv",
+        ["customer_id", "name", "industry", "country", "created_at"],
+        [[cid, f"株式会社テスト{i}", "製造", "JP", "2024-04-01 09:00:00"] for i, cid in enumerate(customer_ids)],
+    )
+    write_csv(
+        directory / "subscriptions.csv",
+        ["subscription_id", "customer_id", "start_date", "end_date", "mrr", "currency", "status"],
+        [
+            [f"S{i:04d}", cid, "2025-01-01", "", 50000, "JPY", "active"]
+            for i, cid in enumerate(dict.fromkeys(customer_ids))
+        ],
+    )
+    return directory

@@ -10,14 +10,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import duckdb
 import pytest
 
 from kizuna.locks import WarehouseBusyError, wait_until_free, writer_lock
 from kizuna.settings import PROJECT_DIR
+from tests.ops.conftest import AS_OF, base_env, tool, write_sources_by_hand
 
 HOLD_DUCKDB = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(120)"
+HOLD_READ_ONLY = (
+    "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); print('ready', flush=True); "
+    "time.sleep(120)"
+)
 HOLD_WRITER = (
     "import sys, time; from pathlib import Path; from kizuna.locks import writer_lock\n"
     "with writer_lock(Path(sys.argv[1]), wait_seconds=0, flow_run_id='flow-run-of-the-other'):\n"
@@ -94,3 +100,67 @@ def test_the_daily_run_fails_naming_the_process_that_holds_the_warehouse(
     monkeypatch.setenv("KIZUNA_VAR_DIR", str(tmp_path / "var"))
     with holder(HOLD_DUCKDB, warehouse) as proc, pytest.raises(WarehouseBusyError, match=f"PID {proc.pid}"):
         daily(source_dir=str(tmp_path / "src"), warehouse=str(warehouse))
+
+
+def _kizuna(warehouse: Path, tmp_path: Path, wait_seconds: float, *args: str) -> subprocess.Popen[str]:
+    env = base_env(
+        KIZUNA_WAREHOUSE=str(warehouse),
+        KIZUNA_VAR_DIR=str(tmp_path / "var"),
+        KIZUNA_OUTBOX_DIR=str(tmp_path / "var" / "outbox"),
+        KIZUNA_WAREHOUSE_WAIT_SECONDS=str(wait_seconds),
+    )
+    return subprocess.Popen(
+        [tool("python"), "-m", "kizuna.cli", *args],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _line_saying(stream: IO[str] | None, text: str) -> str:
+    """Read lines until one contains text (returned) or the stream ends (''): no sleeping."""
+    assert stream is not None
+    while line := stream.readline():
+        if text in line:
+            return str(line)
+    return ""
+
+
+def test_ingest_waits_for_an_analysts_reader_says_who_it_is_and_goes_on_once_it_closes(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    src = write_sources_by_hand(tmp_path / "src", ["C001", "C002"])
+    with holder(HOLD_READ_ONLY, warehouse) as reader:
+        ingest = _kizuna(warehouse, tmp_path, 120, "ingest", "--source-dir", str(src))
+        waiting = _line_saying(ingest.stderr, "waiting for the warehouse")
+        reader.send_signal(signal.SIGKILL)  # the analyst closes the notebook
+        reader.wait(timeout=10)
+    out, err = ingest.communicate(timeout=300)
+    assert f"waiting for the warehouse, held by PID {reader.pid} (" in waiting and "read_only=True" in waiting
+    assert "giving up after 120 s (KIZUNA_WAREHOUSE_WAIT_SECONDS)" in waiting
+    assert ingest.returncode == 0, out + err
+    assert "customers.csv: 2 rows" in out and "Traceback" not in out + err
+
+
+def test_ingest_gives_up_after_the_wait_with_one_message_naming_the_reader(warehouse: Path, tmp_path: Path) -> None:
+    src = write_sources_by_hand(tmp_path / "src", ["C001"])
+    with holder(HOLD_READ_ONLY, warehouse) as reader:
+        ingest = _kizuna(warehouse, tmp_path, 1, "ingest", "--source-dir", str(src))
+        out, err = ingest.communicate(timeout=300)
+    assert ingest.returncode == 1
+    assert "Traceback" not in out + err and len(err.splitlines()) <= 5, err
+    assert f"error: warehouse {warehouse} is held by PID {reader.pid} (" in err
+    assert "waited 1 s (KIZUNA_WAREHOUSE_WAIT_SECONDS)" in err and "log: " in err
+
+
+def test_kizuna_run_says_it_is_waiting_and_whom_for(warehouse: Path, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    with holder(HOLD_READ_ONLY, warehouse) as reader:
+        run = _kizuna(warehouse, tmp_path, 1, "run", "--source-dir", str(tmp_path / "src"), "--as-of", str(AS_OF))
+        out, err = run.communicate(timeout=300)
+    assert run.returncode == 1
+    assert f"warning: waiting for the warehouse, held by PID {reader.pid} (" in err
+    assert f"error: warehouse {warehouse} is held by PID {reader.pid}" in err
+    assert "Traceback" not in out + err and len(err.splitlines()) <= 8, err

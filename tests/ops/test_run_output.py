@@ -1,0 +1,85 @@
+"""What `kizuna run` prints when piped: progress and the summary, the rest in a run log; one message on failure."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from tests.ops.conftest import AS_OF, tool, workspace_env, write_sources_by_hand
+
+NOISE = ("Traceback", "nanobind", "ephemeral docs site", "START sql", "Finished in state", "\x1b[")
+
+
+def kizuna(ws: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`kizuna ARGS` in its own process, stdout and stderr piped into one stream as `> file 2>&1` would."""
+    return subprocess.run(
+        [tool("python"), "-m", "kizuna.cli", *args],
+        env=workspace_env(ws),
+        cwd=ws,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def logged_path(output: str) -> Path:
+    found = re.search(r"^(?:- )?log\b[^:]*: (\S+\.log)$", output, re.MULTILINE)
+    assert found, f"no log path in:\n{output}"
+    return Path(found.group(1))
+
+
+def yen(text: str, key: str) -> int:
+    found = re.search(rf"^- {key}: (-?)¥([\d,]+)$", text, re.MULTILINE)
+    assert found, f"{key} missing from the summary:\n{text}"
+    return int(found.group(2).replace(",", "")) * (-1 if found.group(1) else 1)
+
+
+def test_a_piped_run_prints_progress_and_the_summary_and_logs_the_rest(workspace: Path) -> None:
+    done = kizuna(workspace, "run", "--as-of", str(AS_OF))
+
+    out = done.stdout
+    assert done.returncode == 0, out
+    assert len(out.splitlines()) <= 60, f"{len(out.splitlines())} lines:\n{out}"
+    for noise in NOISE:
+        assert noise not in out, f"{noise!r} printed:\n{out}"
+    assert "- ingest" in out and "- dbt build" in out and "# kizuna daily run" in out
+    log = logged_path(out)
+    assert log.parent == (workspace / "var" / "logs").resolve()
+    text = log.read_text(encoding="utf-8")
+    assert "OK created sql table model" in text, "dbt's node lines go to the log"
+    assert "ephemeral docs site" in text, "Great Expectations' lines go to the log"
+    assert "\x1b[" not in text, "no escape codes in the log either"
+    bridge = (
+        yen(out, "starting_mrr")
+        + yen(out, "new_mrr")
+        + yen(out, "expansion_mrr")
+        + yen(out, "reactivation_mrr")
+        - yen(out, "contraction_mrr")
+        - yen(out, "churned_mrr")
+        + yen(out, "fx_impact_mrr")
+    )
+    assert abs(bridge - yen(out, "ending_mrr")) <= 4, "the printed bridge adds up (yen rounding aside)"
+
+
+def test_a_refused_load_prints_one_error_and_verbose_shows_the_rest(tmp_path: Path) -> None:
+    write_sources_by_hand(tmp_path / "src", ["C001", "C002", "C002"])
+
+    refused = kizuna(tmp_path, "run", "--as-of", str(AS_OF))
+
+    out = refused.stdout
+    assert refused.returncode == 1, out
+    assert len(out.splitlines()) < 20, f"{len(out.splitlines())} lines:\n{out}"
+    for noise in NOISE:
+        assert noise not in out, f"{noise!r} printed:\n{out}"
+    assert out.count("quality gate stopped") == 1, "the error once, not three times"
+    assert "customers.csv, row 4, column customer_id: duplicate value" in out
+    assert "what to do:" in out
+    log = logged_path(out)
+    assert "Traceback" in log.read_text(encoding="utf-8"), "the traceback is kept, in the log"
+
+    verbose = kizuna(tmp_path, "run", "--as-of", str(AS_OF), "--verbose")
+    assert verbose.returncode == 1
+    assert "Traceback" in verbose.stdout and "customers.csv, row 4" in verbose.stdout
+    assert logged_path(verbose.stdout) != log, "each run has its own log"
