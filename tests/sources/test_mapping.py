@@ -150,8 +150,9 @@ subscriptions:
         ("customerz:\n  file: a.csv\n", "customerz: is not a contract table"),
         ("customers:\n  file: a.csv\n  colums: {}\n", "customers.colums: unknown key"),
         ("customers:\n  columns: {name: Name}\n", "customers.file"),
+        ("customers:\n  file: a.csv\n  columns:\n    name: A\n    name: B\n", "key 'name' appears twice"),
     ],
-    ids=["unknown-column", "unknown-table", "misspelt-key", "no-file"],
+    ids=["unknown-column", "unknown-table", "misspelt-key", "no-file", "key-twice"],
 )
 def test_a_broken_mapping_names_its_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "m.yaml"

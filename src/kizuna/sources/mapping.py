@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kizuna.sources.contract import TABLES_BY_NAME, Table
 from kizuna.sources.errors import SourceError
+from kizuna.yaml_files import read_yaml
 
 ANY_OTHER_VALUE = "*"
 _TABLE_KEYS = ("file", "columns", "values", "keep")
@@ -152,10 +151,10 @@ def _table_mapping(where: str, name: str, spec: object) -> TableMapping:
 def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping file; errors name the file and the key."""
     where = str(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SourceError(where, None, None, f"is not valid YAML: {exc}") from exc
+    try:  # strict, as every YAML file people edit: a header mapped twice must not silently keep the last
+        doc = read_yaml(path, ValueError, shown=where) or {}
+    except ValueError as exc:
+        raise SourceError(where, None, None, str(exc).removeprefix(f"{where}: ")) from None
     if not isinstance(doc, dict):
         raise SourceError(where, None, None, "must map contract tables (customers, subscriptions, ...) to exports")
     tables = {str(name): _table_mapping(where, str(name), spec) for name, spec in doc.items()}
