@@ -16,7 +16,7 @@ from kizuna.quality.plausibility import drop_checks, exact_duplicates, outlier_c
 from kizuna.quality.quarantine import quarantine_rows
 from kizuna.quality.records import name_records
 from kizuna.quality.report import write_reports
-from kizuna.quality.suites import load_suites
+from kizuna.quality.suites import SuiteFile, load_suites
 from kizuna.quality.validate import CheckResult, validate_table
 from kizuna.settings import Settings
 from kizuna.sources.contract import TABLES
@@ -138,9 +138,13 @@ def check_staged(
         moved = quarantine_rows(
             con, load_id, suite.table, file, [r for r in results if not r.success and r.severity == "warning"]
         )
-        if moved:
-            verdict.quarantined[suite.table] = moved
-    by_table = {s.table: s for s in suites}
+        if moved:  # a table may have several suites (raw_subscriptions, raw_subscriptions_fx_rates): add them up
+            verdict.quarantined[suite.table] = verdict.quarantined.get(suite.table, 0) + moved
+    # The drop checks are per table: its main suite (raw_<table>) declares the totals, e.g. total MRR.
+    by_table: dict[str, SuiteFile] = {}
+    for suite in suites:
+        if suite.table not in by_table or suite.name == f"{RAW_SCHEMA}_{suite.table}":
+            by_table[suite.table] = suite
     verdict.results += drop_checks(con, by_table, verdict.quarantined, float(parameters["max_drop"]))
     if outlier_factor is not None:
         for suite in suites:

@@ -7,7 +7,7 @@ import duckdb
 from kizuna.quality.quarantine import QUARANTINE_STAGING
 from kizuna.quality.suites import OutlierSpec, SuiteFile
 from kizuna.quality.validate import SAMPLE_ROWS, CheckResult
-from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES
+from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, TABLES_BY_NAME
 from kizuna.sources.errors import Finding
 from kizuna.warehouse import INCOMING_SCHEMA, RAW_SCHEMA, table_exists
 
@@ -211,6 +211,16 @@ def outlier_checks(con: duckdb.DuckDBPyConnection, suite: SuiteFile, factor: flo
     return [_outlier_check(con, suite, spec, factor) for spec in suite.outliers]
 
 
+def _segment_expr(table: str, column: str | None) -> str:
+    """The segment as staging will read it: raw keeps blanks, so a blank takes the contract's default (JPY)."""
+    if not column:
+        return "''"
+    contract = TABLES_BY_NAME.get(table)
+    default = contract.column(column).default if contract and column in contract.column_names else None
+    blank = "''" if default is None else "'" + default.replace("'", "''") + "'"
+    return f"coalesce(nullif(trim(CAST(\"{column}\" AS VARCHAR)), ''), {blank})"
+
+
 def _outlier_check(con: duckdb.DuckDBPyConnection, suite: SuiteFile, spec: OutlierSpec, factor: float) -> CheckResult:
     """Flag every entity (a row's key, a customer, ...) whose value exceeds `factor` times its baseline.
 
@@ -220,7 +230,7 @@ def _outlier_check(con: duckdb.DuckDBPyConnection, suite: SuiteFile, spec: Outli
     the maximum, is not moved by one earlier outlier that a person accepted.
     """
     keys = ", ".join(f'"{k}"' for k in spec.key)
-    segment = f"coalesce(CAST(\"{spec.segment}\" AS VARCHAR), '')" if spec.segment else "''"
+    segment = _segment_expr(suite.table, spec.segment)
     key_text = ", ".join(f"'{k} ' || CAST(\"{k}\" AS VARCHAR)" for k in spec.key)
     joined = " AND ".join(f'cur."{k}" IS NOT DISTINCT FROM prev."{k}"' for k in spec.key)
     sql = f"""
