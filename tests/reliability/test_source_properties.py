@@ -81,9 +81,14 @@ def stager(tmp_path: Path) -> Iterator[Stager]:
 # --- what a spreadsheet user writes ---------------------------------------------------------------------------
 
 
-# DuckDB's trim() removes the Unicode space separators (category Zs: " ", U+3000 ideographic space, NBSP, ...)
-# and nothing else; docs/sources.md: "Surrounding spaces are trimmed". Empty cells are NULL.
+# docs/sources.md: full-width ASCII (U+FF01-U+FF5E) and the ideographic space fold to ASCII first (NFKC's width
+# folding), then DuckDB's trim() removes the Unicode space separators (category Zs: " ", NBSP, ...) and nothing
+# else: "Surrounding spaces are trimmed". Empty cells are NULL.
+_WIDTH_FOLDED = str.maketrans({chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)} | {"\u3000": " "})
+
+
 def expected_text(value: str) -> str | None:
+    value = value.translate(_WIDTH_FOLDED)
     start, end = 0, len(value)
     while start < end and unicodedata.category(value[start]) == "Zs":
         start += 1
