@@ -147,3 +147,25 @@ def test_usage_file_appended_to_itself_is_held(next_day: Settings) -> None:
     failed = {(r.expectation, r.unexpected_count) for r in info.value.verdict.critical_failures}
     assert ("no_exact_duplicate_rows", records) in failed
     assert raw_fingerprint(next_day) == before
+
+
+def test_the_later_row_is_named_as_the_repeat_in_a_large_file(tmp_path: Path) -> None:
+    """On a few thousand rows DuckDB's threads meet a duplicate pair in any order; the finding must not."""
+    import duckdb
+
+    from kizuna.quality.plausibility import exact_duplicates
+    from kizuna.warehouse import INCOMING_SCHEMA
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        con.execute(f"CREATE SCHEMA {INCOMING_SCHEMA}")
+        con.execute(
+            f"CREATE TABLE {INCOMING_SCHEMA}.customers AS SELECT 'C' || lpad(i::VARCHAR, 6, '0') AS customer_id, "
+            "'name ' || i AS name, 'customers.csv' AS _source_file, i + 1 AS _source_row FROM range(1, 200001) t(i)"
+        )
+        # The last row repeats the first, as a file appended to part of itself would.
+        con.execute(f"INSERT INTO {INCOMING_SCHEMA}.customers VALUES ('C000001', 'name 1', 'customers.csv', 200002)")
+        result = exact_duplicates(con, "customers", "raw_customers")
+    finally:
+        con.close()
+    assert [str(f) for f in result.findings] == ["customers.csv, row 200002: repeats row 2 exactly"]

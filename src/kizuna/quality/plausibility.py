@@ -47,7 +47,10 @@ def _count(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> int | Non
 
 
 def exact_duplicates(con: duckdb.DuckDBPyConnection, table: str, suite_name: str) -> CheckResult:
-    """Rows of the staged table equal in every column to an earlier row (a file appended to itself)."""
+    """Rows of the staged table equal in every column to an earlier row (a file appended to itself).
+
+    The window is ordered by row: without an order DuckDB numbers a partition's rows as its threads meet them,
+    and a person would be told that the first row repeats itself."""
     columns = [
         r[0]
         for r in con.execute(
@@ -62,7 +65,7 @@ def exact_duplicates(con: duckdb.DuckDBPyConnection, table: str, suite_name: str
         SELECT {SOURCE_FILE_COLUMN} AS file, {SOURCE_ROW_COLUMN} AS row, first_row FROM (
             SELECT {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN},
                    row_number() OVER w AS n, min({SOURCE_ROW_COLUMN}) OVER w AS first_row
-            FROM {INCOMING_SCHEMA}."{table}" WINDOW w AS (PARTITION BY {partition})
+            FROM {INCOMING_SCHEMA}."{table}" WINDOW w AS (PARTITION BY {partition} ORDER BY {SOURCE_ROW_COLUMN})
         ) WHERE n > 1"""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _repeats AS {repeats}")
     try:
