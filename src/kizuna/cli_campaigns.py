@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kizuna.cli_shared import waiting_for_warehouse
 from kizuna.settings import Settings
 
 app = typer.Typer(help="Campaigns: who gets what, and why.", no_args_is_help=True)
@@ -138,7 +139,8 @@ def send(
             console.print(f"dry run: {result.rendered} messages rendered, none sent; samples in {out}")
             return
         run_id_used = run_id or new_load_id()
-        summary = run_campaign(settings, campaign, run_id_used, day)
+        with waiting_for_warehouse(settings):
+            summary = run_campaign(settings, campaign, run_id_used, day)
     except Exception as exc:  # every failure is reported the same way: what, and nothing was sent beyond it
         raise _fail(exc) from exc
     console.print(
@@ -191,7 +193,7 @@ def _decide(run_id: str, campaign: str, decision: str, by: str, warehouse: Path 
 
     settings = _settings(warehouse)
     try:
-        with connect(settings.warehouse) as con:
+        with waiting_for_warehouse(settings), connect(settings.warehouse) as con:
             decide(con, run_id, campaign, decision, by, allow_self=settings.approval_allow_self)  # type: ignore[arg-type]
     except HoldError as exc:
         raise _fail(exc) from exc

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from kizuna.cli_shared import waiting_for_warehouse
 from kizuna.settings import Settings
 
 app = typer.Typer(
@@ -74,7 +75,8 @@ def reconcile(campaign: CampaignOption = None, warehouse: Warehouse = None) -> N
     from kizuna.campaigns import ledger
     from kizuna.warehouse import connect
 
-    with connect(_warehouse(warehouse)) as con:
+    path = _warehouse(warehouse)
+    with waiting_for_warehouse(Settings(warehouse=path)), connect(path) as con:
         ledger.ensure_ledger(con)
         done = ledger.reconcile_from_events(con, campaign)
         left = len(ledger.unknown_sends(con, campaign))
@@ -112,7 +114,8 @@ def release(
     if not send_ids and not (campaign and all_):
         err.print("name send ids, or use --campaign NAME --all", highlight=False)
         raise typer.Exit(code=2)
-    with connect(_warehouse(warehouse)) as con:
+    path = _warehouse(warehouse)
+    with waiting_for_warehouse(Settings(warehouse=path)), connect(path) as con:
         ledger.ensure_ledger(con)
         chosen = list(send_ids or []) or [s.send_id for s in ledger.unknown_sends(con, campaign)]
         result = ledger.release_unknown(

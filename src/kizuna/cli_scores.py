@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kizuna.cli_shared import waiting_for_warehouse
 from kizuna.settings import Settings
 
 if TYPE_CHECKING:
@@ -41,7 +42,8 @@ def score(warehouse: Warehouse = None, as_of: AsOf = None, retrain: Retrain = Fa
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     try:
-        result = score_warehouse(settings, day, retrain=retrain)
+        with waiting_for_warehouse(settings):
+            result = score_warehouse(settings, day, retrain=retrain)
     except (ValueError, FileNotFoundError) as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(code=1) from exc
@@ -71,7 +73,8 @@ def train_scores(warehouse: Warehouse = None, as_of: AsOf = None) -> None:
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     try:
-        stored = train_and_store(settings, day)
+        with waiting_for_warehouse(settings):
+            stored = train_and_store(settings, day)
     except (ValueError, FileNotFoundError) as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(code=1) from exc

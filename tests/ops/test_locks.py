@@ -164,3 +164,27 @@ def test_kizuna_run_says_it_is_waiting_and_whom_for(warehouse: Path, tmp_path: P
     assert f"warning: waiting for the warehouse, held by PID {reader.pid} (" in err
     assert f"error: warehouse {warehouse} is held by PID {reader.pid}" in err
     assert "Traceback" not in out + err and len(err.splitlines()) <= 8, err
+
+
+# Every other command that writes the warehouse, beside run/ingest/check/build above: the same wait, the same words.
+OTHER_WRITERS = [
+    ("score",),
+    ("train-scores",),
+    ("campaigns", "send", "winback"),
+    ("campaigns", "approve", "RUN", "winback", "--by", "hanako"),
+    ("ledger", "reconcile"),
+    ("ledger", "release", "SEND"),
+]
+
+
+@pytest.mark.parametrize("args", OTHER_WRITERS, ids=[" ".join(a[:2]) for a in OTHER_WRITERS])
+def test_every_writing_command_names_the_reader_it_waited_for(
+    warehouse: Path, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    with holder(HOLD_READ_ONLY, warehouse) as reader:
+        proc = _kizuna(warehouse, tmp_path, 1, *args)
+        out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out + err
+    assert f"waiting for the warehouse, held by PID {reader.pid} (" in err, err
+    assert f"is held by PID {reader.pid}" in err, err
+    assert "Traceback" not in out + err and len(err.splitlines()) <= 8, err
