@@ -376,6 +376,7 @@ def daily(
         checks_failed_warning=len(verdict.warnings),
         gate_report=verdict.report,
         quarantined=verdict.quarantined,
+        normalised=[str(change) for change in verdict.normalised],
         new_columns={s.file: s.ignored_columns for s in staged.staged if s.ignored_columns},
         models_built=built.count("model"),
         tests_passed=built.count("test") + built.count("unit_test"),

@@ -62,6 +62,7 @@ class RunSummary:
     checks_failed_warning: int = 0
     gate_report: str | None = None
     quarantined: dict[str, int] = field(default_factory=dict)
+    normalised: list[str] = field(default_factory=list)  # what the gate rewrote, e.g. owner display names
     new_columns: dict[str, list[str]] = field(default_factory=dict)
     models_built: int = 0
     tests_passed: int = 0
@@ -106,6 +107,7 @@ class RunSummary:
         )
         for table, rows in self.quarantined.items():
             lines.append(f"- {table}: {rows:,} rows quarantined (quarantine.rows)")
+        lines += [f"- normalised: {change}" for change in self.normalised]
         for file, columns in self.new_columns.items():
             lines.append(f"- schema drift: {file} has new columns {', '.join(columns)} (ignored)")
         lines += ["", "## dbt build", f"- {self.models_built} models built, {self.tests_passed} tests passed"]

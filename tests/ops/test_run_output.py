@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 import subprocess
 from pathlib import Path
@@ -36,7 +37,23 @@ def yen(text: str, key: str) -> int:
     return int(found.group(2).replace(",", "")) * (-1 if found.group(1) else 1)
 
 
+def with_display_name_owner(customers: Path) -> str:
+    """The first customer's owner written as a mail client shows it, as an export from a CRM may: the address."""
+    with customers.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    column = rows[0].index("owner_email")
+    owner = next(r[column] for r in rows[1:] if r[column])
+    for row in rows[1:]:
+        if row[column] == owner:
+            row[column] = f'"佐藤 太郎" <{owner}>'
+            break
+    with customers.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return owner
+
+
 def test_a_piped_run_prints_progress_and_the_summary_and_logs_the_rest(workspace: Path) -> None:
+    with_display_name_owner(workspace / "src" / "customers.csv")
     done = kizuna(workspace, "run", "--as-of", str(AS_OF))
 
     out = done.stdout
@@ -45,6 +62,7 @@ def test_a_piped_run_prints_progress_and_the_summary_and_logs_the_rest(workspace
     for noise in NOISE:
         assert noise not in out, f"{noise!r} printed:\n{out}"
     assert "- ingest" in out and "- dbt build" in out and "# kizuna daily run" in out
+    assert "- normalised: customers.owner_email: 1 value rewritten" in out, "what the gate rewrote is said"
     log = logged_path(out)
     assert log.parent == (workspace / "var" / "logs").resolve()
     text = log.read_text(encoding="utf-8")
