@@ -262,11 +262,16 @@ def settle_hold(
         connect(settings.warehouse) as con,
     ):
         try:
-            decided = holds.decide(con, run_id, held.campaign, decision, answer.approver)
-        except holds.HoldError:  # decided meanwhile (e.g. on the command line): that decision stands
+            decided = holds.decide(
+                con, run_id, held.campaign, decision, answer.approver, allow_self=settings.approval_allow_self
+            )
+        except holds.HoldError as exc:  # decided meanwhile (e.g. on the command line): that decision stands
             found = holds.get_hold(con, run_id, held.campaign)
             if found is None:
                 raise
+            if found.status == "waiting":  # refused, e.g. four eyes: nothing was decided
+                logger.warning("campaign %s: %s", held.campaign, exc)
+                return replace(held, note=f"{exc}; the hold stays waiting")
             decided = found
     logger.info("campaign %s %s by %s", held.campaign, decided.status, answer.approver)
     if decided.status == "approved":

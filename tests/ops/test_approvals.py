@@ -122,3 +122,22 @@ def test_without_a_decision_the_hold_stays_waiting_and_the_run_finishes(held_war
     summary: CampaignSummary = state.result()
     assert summary.status == "held" and summary.sent == 0 and "no decision" in summary.note
     assert _hold(held_warehouse).status == "waiting"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_person_who_started_the_run_cannot_approve_it_in_the_form(tmp_path: Path) -> None:
+    """Four eyes in the Prefect form too: the refused approval leaves the hold waiting and says so, not 'rejected'."""
+    from prefect.flow_runs import resume_flow_run
+
+    warehouse = tmp_path / "w.duckdb"
+    with connect(warehouse) as con:
+        holds.hold(con, RUN_ID, "renewal_reminder", "first send of this campaign", 12, None, requested_by="tanaka")
+    with webhook_standin() as hook:
+        thread, out = _start(warehouse, timeout=120, alert_url=hook.url)
+        resume_flow_run(_paused_run(time.monotonic()), run_input={"decision": "approve", "approver": "Tanaka"})
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    summary: CampaignSummary = out["state"].result()
+    assert summary.status == "held" and summary.sent == 0
+    assert "four eyes" in summary.note and "stays waiting" in summary.note
+    assert _hold(warehouse).status == "waiting"
