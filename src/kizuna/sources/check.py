@@ -12,7 +12,7 @@ import duckdb
 from kizuna.settings import Settings
 from kizuna.sources.contract import PRICE_RULE, TABLES, TABLES_BY_NAME, UNLOCKS, Table
 from kizuna.sources.errors import Finding, SourceError
-from kizuna.sources.files import StagedFile, find_file, read_export_header, stage_file
+from kizuna.sources.files import StagedFile, find_file, missing_required_file, read_export_header, stage_file
 from kizuna.sources.mapping import Mapping, TableMapping, normalise_header
 
 MAX_PROBLEMS = 20
@@ -105,9 +105,7 @@ def check_sources(settings: Settings, source_dir: Path, mapping: Mapping | None)
                 continue
             if path is None:
                 if table.required:
-                    expected = table_mapping.file if table_mapping else f"{table.name}.csv"
-                    check.problems = [Finding(expected, None, None, f"required file is missing ({table.name})")]
-                    check.problem_total = 1
+                    check.problems, check.problem_total = [missing_required_file(table, table_mapping)], 1
                 continue
             check.file = path.name
             try:

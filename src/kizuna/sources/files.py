@@ -44,8 +44,13 @@ class StagedFile:
     rows: int
     sha256: str
     ignored_columns: list[str] = field(default_factory=list)
-    mapping: str | None = None  # the mapping file that read it, if any
     header: list[str] = field(default_factory=list)  # the header row as matched (normalised)
+
+
+def missing_required_file(table: Table, mapping: TableMapping | None) -> Finding:
+    """The finding for a required table no file feeds: named as the mapping's file pattern, else <table>.csv."""
+    expected = mapping.file if mapping else f"{table.name}.csv"
+    return Finding(expected, None, None, f"required file is missing ({table.name})")
 
 
 def find_file(source_dir: Path, table: Table, mapping: TableMapping | None = None) -> Path | None:
@@ -499,7 +504,6 @@ def stage_file(
         int(count_row[0]) if count_row else 0,
         sha,
         ignored,
-        Path(mapping_origin).name if (mapping_origin := getattr(mapping, "origin", None)) else None,
         header,
     )
     return staged, [], 0

@@ -14,7 +14,7 @@ import duckdb
 from kizuna.settings import Settings
 from kizuna.sources.contract import TABLES, Table
 from kizuna.sources.errors import Finding, SourceContractError, SourceError
-from kizuna.sources.files import StagedFile, find_file, stage_file
+from kizuna.sources.files import StagedFile, find_file, missing_required_file, stage_file
 from kizuna.sources.fx import record_fx_currencies
 from kizuna.sources.mapping import TableMapping, mapping_from_options
 from kizuna.warehouse import INCOMING_SCHEMA, connect
@@ -85,9 +85,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                     if staged is None and not table_findings and not table.required:
                         result.skipped.append(table.name)
                     elif staged is None and not table_findings:
-                        table_mapping = mapping.of(table.name) if mapping else None
-                        expected = table_mapping.file if table_mapping else f"{table.name}.csv"
-                        findings.append(Finding(expected, None, None, f"required file is missing ({table.name})"))
+                        findings.append(missing_required_file(table, mapping.of(table.name) if mapping else None))
                         total += 1
                     elif staged and table.required and staged.rows == 0:
                         findings.append(
