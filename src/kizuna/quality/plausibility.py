@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from kizuna.quality.quarantine import QUARANTINE_STAGING
@@ -46,6 +48,19 @@ def _count(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> int | Non
     return int(row[0]) if row else 0
 
 
+def _count_and_sample(
+    con: duckdb.DuckDBPyConnection, query: str, params: list[object], order: str
+) -> tuple[int, list[tuple[Any, ...]]]:
+    """How many rows a check's query finds, and the first SAMPLE_ROWS of them in `order`, computing it once."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _check_rows AS {query}", params)
+    try:
+        total_row = con.execute("SELECT count(*) FROM _check_rows").fetchone()
+        sample = con.execute(f"SELECT * FROM _check_rows ORDER BY {order} LIMIT {SAMPLE_ROWS}").fetchall()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _check_rows")
+    return (int(total_row[0]) if total_row else 0), sample
+
+
 def exact_duplicates(con: duckdb.DuckDBPyConnection, table: str, suite_name: str) -> CheckResult:
     """Rows of the staged table equal in every column to an earlier row (a file appended to itself).
 
@@ -67,13 +82,7 @@ def exact_duplicates(con: duckdb.DuckDBPyConnection, table: str, suite_name: str
                    row_number() OVER w AS n, min({SOURCE_ROW_COLUMN}) OVER w AS first_row
             FROM {INCOMING_SCHEMA}."{table}" WINDOW w AS (PARTITION BY {partition} ORDER BY {SOURCE_ROW_COLUMN})
         ) WHERE n > 1"""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _repeats AS {repeats}")
-    try:
-        total_row = con.execute("SELECT count(*) FROM _repeats").fetchone()
-        total = int(total_row[0]) if total_row else 0
-        sample = con.execute(f"SELECT file, row, first_row FROM _repeats ORDER BY row LIMIT {SAMPLE_ROWS}").fetchall()
-    finally:
-        con.execute("DROP TABLE IF EXISTS _repeats")
+    total, sample = _count_and_sample(con, repeats, [], "row")
     rule = "repeats an earlier row exactly"
     return CheckResult(
         suite=suite_name,
@@ -259,13 +268,7 @@ def _outlier_check(con: duckdb.DuckDBPyConnection, suite: SuiteFile, spec: Outli
         )
         SELECT _file, _row, _key, _segment, _value, _own, _p99 FROM compared
         WHERE _baseline > 0 AND _value > ? * _baseline"""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _outliers AS {sql}", [factor])
-    try:
-        total_row = con.execute("SELECT count(*) FROM _outliers").fetchone()
-        total = int(total_row[0]) if total_row else 0
-        sample = con.execute(f"SELECT * FROM _outliers ORDER BY _value DESC LIMIT {SAMPLE_ROWS}").fetchall()
-    finally:
-        con.execute("DROP TABLE IF EXISTS _outliers")
+    total, sample = _count_and_sample(con, sql, [factor], "_value DESC")
     findings = []
     for file, row, key, seg, value, own, p99 in sample:
         unit = f" {seg}" if seg else ""
