@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
 from bench.harness import plan, report  # noqa: E402
 from bench.harness.measure import Measurement, peak_between, run_measured  # noqa: E402
 from bench.harness.steps import dbt_parse_figures  # noqa: E402
-from kizuna.runtime import quiet_third_parties  # noqa: E402
+from kizuna.core.runtime import quiet_third_parties  # noqa: E402
 
 DEFAULT_SIZES = "10000,100000,1000000"
 SMOKE_SIZE = 300

@@ -22,24 +22,25 @@ from prefect.tasks import Task
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from flows.hooks import alert_on_failure
-from kizuna import alerts, dbt_runner, flow_runs
-from kizuna.calendar import outside_send_window
 from kizuna.campaigns import holds
 from kizuna.campaigns.run import run_campaign
 from kizuna.campaigns.spec import Campaign, load_campaigns
-from kizuna.dates import business_today, parse_as_of
-from kizuna.locks import WarehouseBusyError, wait_until_free, writer_lock
+from kizuna.core import alerts, flow_runs
+from kizuna.core.calendar import outside_send_window
+from kizuna.core.contract import TABLES
+from kizuna.core.dates import business_today, parse_as_of
+from kizuna.core.locks import WarehouseBusyError, wait_until_free, writer_lock
+from kizuna.core.runlog import step
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import WarehouseLockedError, connect
 from kizuna.quality.gate import GateVerdict, gate_and_publish
 from kizuna.quality.suites import load_suites
-from kizuna.runlog import step
+from kizuna.reporting.summary import CampaignSummary, RunSummary, kpi_months, last_full_month_kpis, sends_by_state
 from kizuna.scoring.model import NotEnoughHistoryError
 from kizuna.scoring.run import ScoreResult, score_warehouse
-from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES
 from kizuna.sources.ingest import IngestResult, new_load_id, stage_sources
-from kizuna.summary import CampaignSummary, RunSummary, kpi_months, last_full_month_kpis, sends_by_state
 from kizuna.tracking.loader import ensure_tracking_tables
-from kizuna.warehouse import WarehouseLockedError, connect
+from kizuna.transform import dbt_runner
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 from kizuna.tracking.loader import LoadResult, load_events
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kizuna import alerts
-from kizuna.settings import Settings
+from kizuna.core import alerts
+from kizuna.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.daily import warehouse_task
 from flows.hooks import alert_on_failure
-from kizuna import flow_runs
-from kizuna.locks import wait_until_free, writer_lock
+from kizuna.core import flow_runs
+from kizuna.core.locks import wait_until_free, writer_lock
+from kizuna.core.settings import Settings
 from kizuna.scoring.report import REPORT_FILE
 from kizuna.scoring.run import train_and_store
-from kizuna.settings import Settings
 
 
 @warehouse_task("train-scores")

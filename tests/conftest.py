@@ -20,8 +20,8 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 from hypothesis import settings as hypothesis_settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from kizuna.runtime import quiet_third_parties
-from kizuna.settings import Settings
+from kizuna.core.runtime import quiet_third_parties
+from kizuna.core.settings import Settings
 from tests.postgres_server import postgres_server  # noqa: F401  (session fixture: one PostgreSQL server)
 
 quiet_third_parties()
@@ -91,9 +91,9 @@ def demo_settings(root: Path) -> Settings:
 
 def publish_demo_raw(settings: Settings, customers: int, seed: int, as_of: dt.date) -> None:
     """Demo sources → staged → raw, published without the gate (its own tests cover it), ready for dbt."""
+    from kizuna.core.warehouse import connect, publish_incoming, staged_load_id
     from kizuna.demo.generate import generate_demo_data
     from kizuna.sources.ingest import stage_sources
-    from kizuna.warehouse import connect, publish_incoming, staged_load_id
 
     generate_demo_data(settings.source_dir, customers=customers, seed=seed, as_of=as_of)
     stage_sources(settings)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kizuna.dbt_runner import dbt_args, run_results_path
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
+from kizuna.transform.dbt_runner import dbt_args, run_results_path
 
 
 def test_target_and_log_paths_are_absolute_even_for_a_relative_var_dir(
@@ -25,7 +25,7 @@ def test_target_and_log_paths_are_absolute_even_for_a_relative_var_dir(
 
 def test_production_builds_leave_unit_tests_to_ci(tmp_path: Path) -> None:
     """Data tests always run; unit tests (fixed inputs, CI's job) only when asked."""
-    from kizuna import dbt_runner
+    from kizuna.transform import dbt_runner
 
     seen: list[list[str]] = []
 
@@ -42,8 +42,8 @@ def test_production_builds_leave_unit_tests_to_ci(tmp_path: Path) -> None:
 
 def test_a_new_as_of_date_keeps_dbt_partial_parsing_and_reaches_the_models(tmp_path: Path) -> None:
     """The date travels outside --vars: day two reuses day one's parse and still compiles day two's date."""
-    from kizuna import dbt_runner
-    from kizuna.warehouse import connect, ensure_raw_schema
+    from kizuna.core.warehouse import connect, ensure_raw_schema
+    from kizuna.transform import dbt_runner
 
     settings = Settings(var_dir=tmp_path / "var", warehouse=tmp_path / "w.duckdb")
     with connect(settings.warehouse) as con:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kizuna.settings import PROJECT_DIR
-from kizuna.sources.contract import TABLES
+from kizuna.core.contract import TABLES
+from kizuna.core.settings import PROJECT_DIR
 
 
 def test_readme_starts_with_exactly_two_make_commands_that_exist() -> None:

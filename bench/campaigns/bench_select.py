@@ -15,8 +15,8 @@ from pathlib import Path
 
 from kizuna.campaigns.preview import preview_campaign
 from kizuna.campaigns.spec import load_campaigns
-from kizuna.settings import Settings
-from kizuna.warehouse import connect
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 
 AS_OF = dt.date(2026, 11, 23)
 

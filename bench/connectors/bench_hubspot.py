@@ -27,13 +27,13 @@ import requests
 import yaml
 from pydantic import SecretStr
 
-from kizuna.runtime import quiet_third_parties
+from kizuna.core.runtime import quiet_third_parties
 
 quiet_third_parties()
 
-from kizuna.settings import PROJECT_DIR, Settings  # noqa: E402
+from kizuna.core.settings import PROJECT_DIR, Settings  # noqa: E402
+from kizuna.core.warehouse import connect  # noqa: E402
 from kizuna.sources.ingest import stage_sources  # noqa: E402
-from kizuna.warehouse import connect  # noqa: E402
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"  # the stand-in's token (tests/standins/hubspot_api.py)
 PROPERTIES = "email,firstname,lastname,jobtitle,hs_language,hs_email_optout,hs_legal_basis,associatedcompanyid"

@@ -28,14 +28,14 @@ import requests
 import stripe
 from pydantic import SecretStr
 
-from kizuna.runtime import quiet_third_parties
+from kizuna.core.runtime import quiet_third_parties
 
 quiet_third_parties()
 
 from kizuna.connectors.stripe import SUBSCRIPTION_EXPAND  # noqa: E402
-from kizuna.settings import PROJECT_DIR, Settings  # noqa: E402
+from kizuna.core.settings import PROJECT_DIR, Settings  # noqa: E402
+from kizuna.core.warehouse import connect  # noqa: E402
 from kizuna.sources.ingest import stage_sources  # noqa: E402
-from kizuna.warehouse import connect  # noqa: E402
 
 KEY = "sk_test_kizunaStandinKey0123456789"  # the stand-in's key (tests/standins/stripe_api.py)
 

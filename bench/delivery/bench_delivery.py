@@ -28,10 +28,10 @@ import duckdb
 
 from kizuna.campaigns import ledger
 from kizuna.campaigns.run import deliver
+from kizuna.core.settings import PROJECT_DIR
 from kizuna.email.message import OutgoingMessage, build_message
 from kizuna.email.render import Sender, TemplateRenderer
 from kizuna.email.sendgrid import SendGridBackend
-from kizuna.settings import PROJECT_DIR
 
 SENDER = Sender("株式会社キズナ", "cs@kizuna.example.jp", "〒100-0005 東京都千代田区丸の内1-1-1", "03-0000-0000")
 DEFAULT_CASES = "official:16:0,official:128:slow,pooled:16:0,pooled:128:slow"

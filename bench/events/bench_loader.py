@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bench.events.loadgen import fake_event
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 from kizuna.tracking.loader import load_events
 from kizuna.tracking.store import EventStore
 

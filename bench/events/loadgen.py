@@ -106,7 +106,7 @@ class ReceiverProcess:
             "KIZUNA_EVENTS_DIR": str(self.events_dir),
             "KIZUNA_SENDGRID_WEBHOOK_PUBLIC_KEY": self.public_key_b64,
         }
-        code = "from kizuna.cli_events import app; app()"
+        code = "from kizuna.cli.events import app; app()"
         args = [sys.executable, "-c", code, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(args, env=env, stdout=out, stderr=out)

@@ -15,15 +15,15 @@ import shutil
 import time
 from pathlib import Path
 
-from kizuna.runtime import quiet_third_parties
+from kizuna.core.runtime import quiet_third_parties
 
 quiet_third_parties()
 
+from kizuna.core.settings import Settings  # noqa: E402
+from kizuna.core.warehouse import connect  # noqa: E402
 from kizuna.demo.generate import generate_demo_data  # noqa: E402
 from kizuna.quality.gate import gate_and_publish  # noqa: E402
-from kizuna.settings import Settings  # noqa: E402
 from kizuna.sources.ingest import stage_sources  # noqa: E402
-from kizuna.warehouse import connect  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 23)
 

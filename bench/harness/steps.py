@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness.measure import RESULT_PREFIX
-from kizuna.runtime import quiet_third_parties
+from kizuna.core.runtime import quiet_third_parties
 
 quiet_third_parties()
 
-from kizuna.settings import Settings  # noqa: E402
+from kizuna.core.settings import Settings  # noqa: E402
 
 
 def report(work_seconds: float, **details: Any) -> None:
@@ -76,7 +76,7 @@ def gate(args: argparse.Namespace) -> None:
 
 def _dbt(settings: Settings, command: str, as_of: date) -> float:
     """One dbt command through kizuna's own argument builder and in-process runner; seconds it took."""
-    from kizuna import dbt_runner
+    from kizuna.transform import dbt_runner
 
     os.environ.update(dbt_runner.dbt_env(settings, as_of))
     started = time.perf_counter()
@@ -116,9 +116,9 @@ def dbt_build(args: argparse.Namespace) -> None:
     """kizuna's build as the daily flow runs it: the ops tables the marts read, then `dbt build` (partial parse)."""
     import dbt.cli.main  # noqa: F401
 
-    from kizuna import dbt_runner
+    from kizuna.core.warehouse import connect
     from kizuna.tracking.loader import ensure_tracking_tables
-    from kizuna.warehouse import connect
+    from kizuna.transform import dbt_runner
 
     settings = settings_for(args)
     started = time.perf_counter()
@@ -142,7 +142,7 @@ def dbt_revenue(args: argparse.Namespace) -> None:
     import dbt.cli.main  # noqa: F401
 
     from bench.revenue.run import REVENUE_MARTS
-    from kizuna import dbt_runner
+    from kizuna.transform import dbt_runner
 
     settings = settings_for(args)
     os.environ.update(dbt_runner.dbt_env(settings, args.as_of))

@@ -38,13 +38,13 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from kizuna.campaigns.run import campaign_message
 from kizuna.campaigns.spec import Campaign
+from kizuna.core.settings import PROJECT_DIR
 from kizuna.email import render as render_module
 from kizuna.email.filters import FILTERS
 from kizuna.email.inlining import flatten, inline_source
 from kizuna.email.message import build_message
 from kizuna.email.render import Sender, TemplateRenderer
 from kizuna.email.tokens import signed_token_factory
-from kizuna.settings import PROJECT_DIR
 
 TEMPLATE, LOCALE = "renewal_reminder", "ja"
 SENDER = Sender("株式会社キズナ", "cs@kizuna.example.jp", "〒100-0005 東京都千代田区丸の内1-1-1", "03-0000-0000")

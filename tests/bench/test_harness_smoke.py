@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from bench.harness import plan, report
-from kizuna.settings import PROJECT_DIR
+from kizuna.core.settings import PROJECT_DIR
 
 
 def outside_block(page: str) -> str:

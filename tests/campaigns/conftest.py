@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 from tests.conftest import record_passing_gate
 from tests.standins.sendgrid_server import SendGridStandin, sendgrid_standin  # noqa: F401 (a fixture)
 
@@ -22,7 +22,7 @@ SgWarehouse = Callable[..., Path]
 
 def record_passing_build(con: duckdb.DuckDBPyConnection, as_of: dt.date = SG_AS_OF) -> None:
     """Mark the marts as built by a passing dbt build, as a daily run leaves them: campaigns refuse otherwise."""
-    from kizuna import builds
+    from kizuna.transform import builds
 
     builds.finish(con, builds.start(con, as_of), passed=True)
 

@@ -14,8 +14,8 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from kizuna.cli import app
-from kizuna.settings import Settings
-from kizuna.warehouse import connect
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from tests.campaigns.test_select import AS_OF, build_marts
 
 runner = CliRunner()
@@ -246,8 +246,8 @@ def test_a_setting_lets_one_person_approve_their_own_run(cli_env: Settings, monk
 def test_nothing_is_sent_after_a_failed_dbt_build(cli_env: Settings) -> None:
     """A real dbt build fails (its source table is missing); the marts of the previous build are still there, the
     gate passed, and yet neither an email nor a call list goes out until a build passes again."""
-    from kizuna import dbt_runner
-    from kizuna.warehouse import ensure_raw_schema
+    from kizuna.core.warehouse import ensure_raw_schema
+    from kizuna.transform import dbt_runner
 
     with pytest.raises(dbt_runner.DbtBuildError):
         dbt_runner.build(cli_env, AS_OF, select="stg_crm__customers")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kizuna.cli_templates import app
-from kizuna.settings import PROJECT_DIR, Settings
+from kizuna.cli.templates import app
+from kizuna.core.settings import PROJECT_DIR, Settings
 from tests.campaigns.conftest import SG_API_KEY, SgWarehouse
 from tests.standins.sendgrid_server import SendGridStandin
 

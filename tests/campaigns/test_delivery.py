@@ -14,10 +14,10 @@ import pytest
 from kizuna.campaigns import ledger
 from kizuna.campaigns.run import run_campaign
 from kizuna.campaigns.spec import Campaign, load_campaign
+from kizuna.core.settings import PROJECT_DIR, Settings
+from kizuna.core.warehouse import connect
 from kizuna.email.outbox import OutboxBackend
 from kizuna.email.render import InvalidSubjectError
-from kizuna.settings import PROJECT_DIR, Settings
-from kizuna.warehouse import connect
 from tests.campaigns.conftest import SG_AS_OF, SgWarehouse
 from tests.standins.sendgrid_server import SendGridStandin
 
@@ -153,7 +153,7 @@ def test_a_killed_run_leaves_unknown_not_duplicates(
         "import datetime as dt, sys\n"
         "from kizuna.campaigns.run import run_campaign\n"
         "from kizuna.campaigns.spec import load_campaign\n"
-        "from kizuna.settings import Settings\n"
+        "from kizuna.core.settings import Settings\n"
         "from pathlib import Path\n"
         "run_campaign(Settings(), load_campaign(Path(sys.argv[1])), 'run-killed', dt.date.fromisoformat(sys.argv[2]))\n"
     )

@@ -13,8 +13,8 @@ from kizuna.campaigns.call_list import build_call_list
 from kizuna.campaigns.run import run_campaign
 from kizuna.campaigns.select import audience_sql, select_recipients
 from kizuna.campaigns.spec import Campaign, CampaignFileError, load_campaign
-from kizuna.settings import Settings
-from kizuna.warehouse import connect
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from tests.campaigns.test_select import AS_OF, build_marts, recipients
 
 STALE = AS_OF - dt.timedelta(days=1)

@@ -14,14 +14,14 @@ from kizuna.campaigns import holds
 from kizuna.campaigns.run import run_campaign
 from kizuna.campaigns.select import select_recipients
 from kizuna.campaigns.spec import Campaign, CampaignFileError, Frequency, load_campaign, load_campaigns
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.email.message import OutgoingMessage
 from kizuna.email.outbox import OutboxBackend
 from kizuna.email.render import MissingVariableError
 from kizuna.quality.gate import GateNotPassedError, GateVerdict, record_verdict
 from kizuna.quality.recipients import RecipientsCheckError, check_recipients
 from kizuna.quality.validate import CheckResult
-from kizuna.settings import Settings
-from kizuna.warehouse import connect
 from tests.campaigns.conftest import record_passing_build
 from tests.conftest import record_passing_gate
 
@@ -260,7 +260,7 @@ def test_nothing_is_sent_when_the_latest_load_failed_the_gate(marts_settings: Se
 
 def test_nothing_is_sent_while_the_latest_build_never_finished(marts_settings: Settings) -> None:
     """A build killed midway (or still running) leaves its record 'running': its marts may be half-built."""
-    from kizuna import builds
+    from kizuna.transform import builds
 
     with connect(marts_settings.warehouse) as con:
         builds.start(con, AS_OF)

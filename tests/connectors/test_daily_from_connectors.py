@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from kizuna.core.contract import TABLES, TABLES_BY_NAME
+from kizuna.core.warehouse import connect
 from kizuna.demo.generate import generate_demo_data
-from kizuna.sources.contract import TABLES, TABLES_BY_NAME
 from kizuna.sources.files import stage_file
-from kizuna.warehouse import connect
 from tests.postgres_server import PostgresServer
 from tests.standins.hubspot_api import HubSpotStandin, hubspot_id
 from tests.standins.stripe_api import StripeStandin

@@ -11,10 +11,10 @@ from pydantic import SecretStr
 
 from kizuna.connectors.base import ChangeSink, ConnectorError
 from kizuna.connectors.hubspot import HubSpotConnector
-from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES_BY_NAME
+from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import connect
 from tests.conftest import write_csv
 from tests.connectors.test_hubspot_sync import hubspot_settings
 from tests.standins.hubspot_api import HubSpotStandin, StandinState, hubspot_standin  # noqa: F401 (a fixture)

@@ -23,8 +23,8 @@ from kizuna.connectors.hubspot_mapping import (
     marketing_opt_in,
     parse_timestamp,
 )
+from kizuna.core.settings import Settings
 from kizuna.demo.generate import generate_demo_data
-from kizuna.settings import Settings
 from kizuna.sources.errors import SourceError
 from kizuna.sources.ingest import stage_sources
 from tests.connectors.test_hubspot_sync import CRM_TABLES, hubspot_settings

@@ -19,10 +19,10 @@ from pydantic import SecretStr
 
 from kizuna.connectors.base import ConnectorError
 from kizuna.connectors.hubspot_mapping import to_millis
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.quality.gate import gate_and_publish
-from kizuna.settings import Settings
 from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import connect
 from tests.conftest import write_csv
 from tests.sources.test_ingest import raw_fingerprint
 from tests.standins.hubspot_api import HubSpotStandin, StandinState, hubspot_standin  # noqa: F401 (a fixture)

@@ -13,11 +13,11 @@ from pydantic import SecretStr
 
 from kizuna.connectors.base import ChangeSink, ConnectorError
 from kizuna.connectors.postgres import PostgresConnector
+from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.quality.gate import gate_and_publish
-from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES_BY_NAME
 from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import connect
 from tests.postgres_server import PostgresServer
 
 AS_OF = dt.date(2026, 11, 23)

@@ -21,8 +21,8 @@ from pydantic import SecretStr
 from kizuna.connectors.base import ChangeSink, ConnectorError, PullOutcome
 from kizuna.connectors.routing import load_routing
 from kizuna.connectors.stripe import StripeConnector
-from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES_BY_NAME
+from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.settings import Settings
 from kizuna.sources.errors import SourceError
 from tests.connectors.test_stripe import at
 from tests.standins.stripe_api import OBJECTS, StripeStandin, StripeState

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.demo.generate import generate_demo_data
-from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES_BY_NAME
 from kizuna.sources.files import stage_file
 from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import connect
 from tests.standins.stripe_api import StripeStandin, seed_from_demo
 
 AS_OF = dt.date(2026, 11, 23)

@@ -13,8 +13,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from kizuna.sources.contract import TABLES
-from kizuna.warehouse import ensure_raw_schema
+from kizuna.core.contract import TABLES
+from kizuna.core.warehouse import ensure_raw_schema
 
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 

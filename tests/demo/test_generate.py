@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from kizuna.core.contract import TABLES as CONTRACT_TABLES
+from kizuna.core.contract import ColumnType, Table
 from kizuna.demo.generate import generate_demo_data
-from kizuna.sources.contract import TABLES as CONTRACT_TABLES
-from kizuna.sources.contract import ColumnType, Table
 
 AS_OF = date(2026, 2, 15)
 CUSTOMERS = 300

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from kizuna.core.settings import PROJECT_DIR
 from kizuna.email.render import Sender, TemplateRenderer
-from kizuna.settings import PROJECT_DIR
 from tests.standins.sendgrid_server import sendgrid_standin  # noqa: F401 (a fixture)
 
 TEMPLATES_DIR = PROJECT_DIR / "templates"

@@ -7,9 +7,9 @@ import time
 import pytest
 from conftest import SENDER, UNSUBSCRIBE_URL, MakeRenderer, scratch_template
 
+from kizuna.core.settings import Settings
 from kizuna.email.limits import RenderLimits
 from kizuna.email.render import TemplateLimitError, TemplateRenderer
-from kizuna.settings import Settings
 
 # What a marketer (or someone trying) can write that used to keep lint at 100% CPU or allocate gigabytes.
 RUNAWAY = [

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from kizuna.core.settings import Settings
 from kizuna.email.backends import make_backend
 from kizuna.email.message import (
     DeferredSendError,
@@ -20,7 +21,6 @@ from kizuna.email.message import (
 )
 from kizuna.email.render import TemplateRenderer
 from kizuna.email.sendgrid import InvalidApiKeyError, MissingApiKeyError, SendGridBackend
-from kizuna.settings import Settings
 from tests.standins.sendgrid_server import SendGridStandin, validate
 
 KEY = "SG.secret-key-0123456789.abcdefghijklmnopqrstuvwxyz"

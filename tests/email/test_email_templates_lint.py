@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import TEMPLATES_DIR, MakeRenderer, scratch_template
 
+from kizuna.core.settings import Settings
 from kizuna.email.render import OutsideTemplatesError, TemplateRenderer
-from kizuna.settings import Settings
 
 _RENDERER = TemplateRenderer.from_settings(Settings(project_dir=TEMPLATES_DIR.parent))
 SHIPPED = [(t, loc) for t in _RENDERER.templates() for loc in _RENDERER.locales(t)]

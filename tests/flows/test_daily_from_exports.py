@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kizuna.warehouse import connect
+from kizuna.core.warehouse import connect
 
 EXPORTS = Path(__file__).parents[1] / "sources" / "exports"
 AS_OF = dt.date(2026, 11, 20)

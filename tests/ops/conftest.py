@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kizuna.settings import PROJECT_DIR
+from kizuna.core.settings import PROJECT_DIR
 
 AS_OF = dt.date(2026, 11, 23)
 BIN = Path(sys.executable).parent

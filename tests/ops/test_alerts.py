@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kizuna import alerts
-from kizuna.settings import Settings
+from kizuna.core import alerts
+from kizuna.core.settings import Settings
 from tests.standins.webhook_server import webhook_standin
 
 SENDGRID_KEY = "SG.this-key-must-never-appear-in-an-alert"

@@ -13,9 +13,9 @@ import pytest
 from prefect import flow
 
 from kizuna.campaigns import holds
-from kizuna.settings import Settings
-from kizuna.summary import CampaignSummary
-from kizuna.warehouse import connect
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
+from kizuna.reporting.summary import CampaignSummary
 from tests.standins.webhook_server import webhook_standin
 
 RUN_ID = "20261124T000000000000Z-test"

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kizuna.calendar import SendWindow, non_business_reason, outside_send_window
-from kizuna.settings import Settings
+from kizuna.core.calendar import SendWindow, non_business_reason, outside_send_window
+from kizuna.core.settings import Settings
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import duckdb
 
-from kizuna.locks import lock_path, writer_lock
-from kizuna.settings import PROJECT_DIR
+from kizuna.core.locks import lock_path, writer_lock
+from kizuna.core.settings import PROJECT_DIR
 from tests.ops.conftest import AS_OF, tool, workspace_env
 
 

@@ -10,9 +10,9 @@ import pytest
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
+from kizuna.core.settings import Settings
 from kizuna.email.backends import make_backend
 from kizuna.email.message import OutgoingMessage
-from kizuna.settings import Settings
 from tests.standins.sendgrid_server import SendGridStandin
 
 prefect_dask = pytest.importorskip("prefect_dask")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kizuna import dbt_runner
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect, publish_incoming, staged_load_id
 from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import connect, publish_incoming, staged_load_id
+from kizuna.transform import dbt_runner
 from tests.conftest import write_csv
 from tests.ops.conftest import AS_OF
 
@@ -70,6 +70,6 @@ def test_a_failed_dbt_test_names_table_column_rule_and_example_rows(settings: Se
 def test_each_kind_of_dbt_test_has_its_words(
     kind: str, column: str | None, kwargs: dict[str, object], failures: int, words: str
 ) -> None:
-    from kizuna.dbt_failures import rule_text
+    from kizuna.transform.dbt_failures import rule_text
 
     assert rule_text(kind, column, kwargs, failures) == words

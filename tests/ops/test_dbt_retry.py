@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kizuna import dbt_runner
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
+from kizuna.transform import dbt_runner
 
 AS_OF = date(2026, 11, 23)
 LOCKED = 'IO Error: Could not set lock on file "w.duckdb": Conflicting lock is held in /usr/bin/python (PID 4242)'

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from kizuna.settings import PROJECT_DIR
+from kizuna.core.settings import PROJECT_DIR
 from tests.ops.conftest import AS_OF, tool, workspace_env
 
 EXPECTED_SCHEDULES = {

@@ -15,8 +15,8 @@ from typing import IO
 import duckdb
 import pytest
 
-from kizuna.locks import WarehouseBusyError, wait_until_free, writer_lock
-from kizuna.settings import PROJECT_DIR
+from kizuna.core.locks import WarehouseBusyError, wait_until_free, writer_lock
+from kizuna.core.settings import PROJECT_DIR
 from tests.ops.conftest import AS_OF, base_env, tool, write_sources_by_hand
 
 HOLD_DUCKDB = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(120)"
@@ -25,7 +25,7 @@ HOLD_READ_ONLY = (
     "time.sleep(120)"
 )
 HOLD_WRITER = (
-    "import sys, time; from pathlib import Path; from kizuna.locks import writer_lock\n"
+    "import sys, time; from pathlib import Path; from kizuna.core.locks import writer_lock\n"
     "with writer_lock(Path(sys.argv[1]), wait_seconds=0, flow_run_id='flow-run-of-the-other'):\n"
     "    print('ready', flush=True); time.sleep(120)"
 )

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kizuna.settings import PROJECT_DIR
-from kizuna.warehouse import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_ENV, connect
+from kizuna.core.settings import PROJECT_DIR
+from kizuna.core.warehouse import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_ENV, connect
 
 
 def limit_bytes(warehouse: Path) -> int:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.quality.gate import (
     GateFailedError,
     GateNotPassedError,
@@ -18,11 +21,8 @@ from kizuna.quality.gate import (
 )
 from kizuna.quality.suites import SuiteFileError, load_suite, load_suites
 from kizuna.quality.validate import validate_table
-from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES_BY_NAME
 from kizuna.sources.errors import SourceContractError
 from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import connect
 from tests.conftest import write_csv
 from tests.sources.test_ingest import raw_fingerprint
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.demo.generate import generate_demo_data
 from kizuna.quality.gate import GateFailedError, gate_and_publish
-from kizuna.settings import Settings
 from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import connect
 from tests.conftest import demo_settings
 from tests.sources.test_ingest import raw_fingerprint
 
@@ -153,8 +153,8 @@ def test_the_later_row_is_named_as_the_repeat_in_a_large_file(tmp_path: Path) ->
     """On a few thousand rows DuckDB's threads meet a duplicate pair in any order; the finding must not."""
     import duckdb
 
+    from kizuna.core.warehouse import INCOMING_SCHEMA
     from kizuna.quality.plausibility import exact_duplicates
-    from kizuna.warehouse import INCOMING_SCHEMA
 
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     try:

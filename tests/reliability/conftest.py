@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kizuna.settings import PROJECT_DIR
+from kizuna.core.settings import PROJECT_DIR
 from tests.campaigns.conftest import sg_make_warehouse, sg_settings  # noqa: F401 (fixtures)
 from tests.standins.sendgrid_server import sendgrid_standin  # noqa: F401 (a fixture)
 

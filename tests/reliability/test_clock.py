@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from kizuna import dates
+from kizuna.core import dates
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.quality.gate import gate_parameters
-from kizuna.settings import Settings
+from kizuna.reporting.summary import last_full_month_kpis
 from kizuna.sources.ingest import stage_sources
-from kizuna.summary import last_full_month_kpis
-from kizuna.warehouse import connect
 from tests.conftest import write_csv
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -102,7 +102,7 @@ def test_the_last_full_month_across_month_and_year_ends(as_of: dt.date, month: d
         "CREATE TABLE marts.mrr_kpis_monthly AS SELECT (DATE '2026-01-01' + INTERVAL (i) MONTH)::DATE AS month, "
         "* EXCLUDE (i) FROM (SELECT i, 0::DECIMAL(18,2) AS x FROM range(30) t(i))"
     )
-    from kizuna import summary
+    from kizuna.reporting import summary
 
     for column in summary.KPI_COLUMNS:
         con.execute(f"ALTER TABLE marts.mrr_kpis_monthly ADD COLUMN IF NOT EXISTS {column} DOUBLE DEFAULT 0")

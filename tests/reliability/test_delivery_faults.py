@@ -7,10 +7,10 @@ import threading
 import time
 
 from kizuna.campaigns.run import run_campaign
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.email.message import OutgoingMessage
 from kizuna.email.sendgrid import SendGridBackend
-from kizuna.settings import Settings
-from kizuna.warehouse import connect
 from tests.campaigns.conftest import SG_AS_OF, SgWarehouse
 from tests.campaigns.test_delivery import campaign
 from tests.standins.sendgrid_server import SendGridStandin

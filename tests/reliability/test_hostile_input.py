@@ -16,9 +16,9 @@ from starlette.testclient import TestClient
 
 from bench.events.loadgen import Signer
 from kizuna.campaigns.spec import CampaignFileError, load_campaign
+from kizuna.core.settings import Settings
 from kizuna.email.render import EmailTemplateError, TemplateRenderer
 from kizuna.reporting.export import ExportError, export_mart
-from kizuna.settings import Settings
 from kizuna.sources import files
 from kizuna.sources.errors import SourceContractError
 from kizuna.sources.ingest import stage_sources
@@ -161,7 +161,7 @@ def test_control_characters_and_formulas_load_as_text_and_export_neutralised(set
     hostile = '=HYPERLINK("http://evil.example","x")\x07\x1b[31m\u202eevil'
     write_csv(settings.source_dir / "customers.csv", CUSTOMERS_HEADER, [["C1", hostile]])
     stage_sources(settings)
-    from kizuna.warehouse import connect
+    from kizuna.core.warehouse import connect
 
     with connect(settings.warehouse) as con:
         con.execute("CREATE SCHEMA marts; CREATE TABLE marts.customers AS SELECT * FROM raw_incoming.customers")

@@ -15,9 +15,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from kizuna.locks import writer_lock
+from kizuna.core.locks import writer_lock
+from kizuna.core.settings import Settings
 from kizuna.quality.gate import gate_and_publish
-from kizuna.settings import Settings
 from kizuna.sources.ingest import stage_sources
 from kizuna.tracking.loader import load_events
 from kizuna.tracking.store import EventStore
@@ -33,9 +33,9 @@ import datetime as dt, sys
 from pathlib import Path
 import kizuna.sources.ingest as ingest
 from kizuna.quality.gate import gate_and_publish
-import kizuna.warehouse as warehouse
-from kizuna.locks import writer_lock
-from kizuna.settings import Settings
+import kizuna.core.warehouse as warehouse
+from kizuna.core.locks import writer_lock
+from kizuna.core.settings import Settings
 
 marker, where, as_of = sys.argv[1], sys.argv[2], dt.date.fromisoformat(sys.argv[3])
 if where == "staging":  # after the second source file is staged: the incoming schema is half full
@@ -138,7 +138,7 @@ LOADER_VICTIM = (
 import sys
 from pathlib import Path
 import kizuna.tracking.loader as loader
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 
 marker = sys.argv[1]
 real_count, calls = loader._count, []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from kizuna.settings import PROJECT_DIR
+from kizuna.core.settings import PROJECT_DIR
 
 DOC = PROJECT_DIR / "docs" / "reliability.md"
 # `tests/x.py`, `tests/x.py::test_name`, and `::test_name` (a further test of the file named last). A name may

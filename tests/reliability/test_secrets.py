@@ -18,9 +18,9 @@ import pytest
 from pydantic import SecretStr
 
 from bench.events.loadgen import Signer
+from kizuna.core.settings import Settings
 from kizuna.quality.gate import GateFailedError
 from kizuna.reporting.export import export_mart
-from kizuna.settings import Settings
 from tests.campaigns.conftest import SG_API_KEY, SG_AS_OF, SgWarehouse
 from tests.reliability.conftest import AS_OF
 from tests.standins.sendgrid_server import SendGridStandin
@@ -169,7 +169,7 @@ def test_a_key_pasted_with_a_newline_sends_and_never_reaches_the_ledger(
     in ops.send_ledger.error, though nothing was sent. The key is stripped; every one of them is accepted."""
     from kizuna.campaigns.run import run_campaign
     from kizuna.campaigns.spec import load_campaign
-    from kizuna.settings import PROJECT_DIR
+    from kizuna.core.settings import PROJECT_DIR
 
     sg_make_warehouse(105)
     sendgrid_standin.state.api_key = SG_API_KEY  # Authorization must be exactly "Bearer <key>"
@@ -185,8 +185,8 @@ def test_a_malformed_key_stops_the_campaign_before_anything_is_claimed(
 ) -> None:
     from kizuna.campaigns.run import run_campaign
     from kizuna.campaigns.spec import load_campaign
+    from kizuna.core.settings import PROJECT_DIR
     from kizuna.email.sendgrid import InvalidApiKeyError
-    from kizuna.settings import PROJECT_DIR
 
     sg_make_warehouse(5)
     broken = SG_API_KEY[:20] + "\n" + SG_API_KEY[20:]  # a line break inside: no header can carry it

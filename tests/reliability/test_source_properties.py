@@ -27,12 +27,12 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from kizuna.settings import Settings
-from kizuna.sources.contract import SOURCE_ROW_COLUMN, TABLES_BY_NAME, ColumnType, Table
+from kizuna.core.contract import SOURCE_ROW_COLUMN, TABLES_BY_NAME, ColumnType, Table
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import INCOMING_SCHEMA, connect
 from kizuna.sources.errors import SourceContractError, SourceError
 from kizuna.sources.files import StagedFile, stage_file
 from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import INCOMING_SCHEMA, connect
 from tests.reliability.conftest import examples
 
 TOKYO = ZoneInfo("Asia/Tokyo")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 from kizuna.studio.app import create_app
 
 

@@ -2,7 +2,7 @@
 
 Marketers edit templates/<name>/meta.yml. `TemplateRenderer.meta()` must return the parsed meta or raise
 TemplateSourceError naming "<template>/meta.yml"; the studio and `kizuna templates lint` show that message.
-BROKEN_FILES are the cases this property found (tracebacks before meta.yml went through kizuna.yaml_files).
+BROKEN_FILES are the cases this property found (tracebacks before meta.yml went through kizuna.core.yaml_files).
 """
 
 from __future__ import annotations

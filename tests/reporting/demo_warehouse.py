@@ -8,8 +8,8 @@ from pathlib import Path
 
 from kizuna.campaigns.select import select_recipients
 from kizuna.campaigns.spec import load_campaign
+from kizuna.core.warehouse import connect
 from kizuna.tracking.loader import ensure_tracking_tables
-from kizuna.warehouse import connect
 from tests.conftest import demo_settings, publish_demo_raw
 
 AS_OF = dt.date(2026, 11, 23)
@@ -30,7 +30,7 @@ def demo_warehouse() -> Path:
     """
     if "path" in _built:
         return _built["path"]
-    from kizuna import dbt_runner
+    from kizuna.transform import dbt_runner
 
     root = Path(tempfile.mkdtemp(prefix="kizuna-report-demo-"))
     settings = demo_settings(root)

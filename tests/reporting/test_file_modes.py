@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from kizuna.core.settings import Settings
 from kizuna.reporting.export import export_mart
 from kizuna.reporting.files import current_umask, file_mode
 from kizuna.reporting.report import build_report
-from kizuna.settings import Settings
 from tests.reporting.test_report_months import AS_OF, write_warehouse
 
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from kizuna.core.settings import PROJECT_DIR, Settings
 from kizuna.scoring.run import write_marts
-from kizuna.settings import PROJECT_DIR, Settings
 
 DBT_MODELS = PROJECT_DIR / "dbt_project" / "models"
 SCORED_ON = dt.date(2026, 12, 5)
@@ -76,7 +76,7 @@ def test_docs_site_lists_the_score_marts(tmp_path: Path, monkeypatch: pytest.Mon
     """dbt's own parse of the project holds what dbt docs shows: the score step's marts as sources in marts."""
     from dbt.cli.main import dbtRunner
 
-    from kizuna.dbt_runner import dbt_args, dbt_env
+    from kizuna.transform.dbt_runner import dbt_args, dbt_env
 
     settings = Settings(warehouse=tmp_path / "w.duckdb", var_dir=tmp_path / "var")
     for key, value in dbt_env(settings, SCORED_ON).items():

@@ -9,10 +9,10 @@ import duckdb
 import pytest
 import vl_convert as vlc
 
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.reporting.charts import FONT_FAMILY, register_cjk_fonts
 from kizuna.reporting.report import build_report
-from kizuna.settings import Settings
-from kizuna.warehouse import connect
 from tests.reporting.demo_warehouse import AS_OF
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kizuna.core.settings import Settings
 from kizuna.reporting.report import ReportResult, build_report
-from kizuna.settings import Settings
 from tests.reporting.demo_warehouse import AS_OF
 from tests.reporting.test_report_months import AS_OF as DECEMBER_5
 from tests.reporting.test_report_months import chart_rows, write_warehouse

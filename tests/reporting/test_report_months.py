@@ -17,8 +17,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from kizuna.core.settings import Settings
 from kizuna.reporting.report import RenderedSection, ReportResult, build_report
-from kizuna.settings import Settings
 
 AS_OF = dt.date(2026, 12, 5)
 NOVEMBER = dt.date(2026, 11, 1)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from kizuna import dbt_runner
+from kizuna.core.settings import Settings
 from kizuna.scoring.run import ScoreResult, score_warehouse
-from kizuna.settings import Settings
+from kizuna.transform import dbt_runner
 from tests.conftest import demo_settings, publish_demo_raw
 
 AS_OF = dt.date(2026, 11, 23)

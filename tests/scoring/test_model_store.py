@@ -17,10 +17,10 @@ import numpy._core._internal as numpy_internal
 import pandas as pd
 import pytest
 
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.scoring import store
 from kizuna.scoring.run import score_warehouse, train_and_store
-from kizuna.settings import Settings
-from kizuna.warehouse import connect
 from tests.conftest import demo_settings
 from tests.scoring.conftest import AS_OF, SCORED_AT, Demo
 

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kizuna import dbt_runner
+from kizuna.core.warehouse import connect
 from kizuna.scoring.deals import activity_band
 from kizuna.scoring.features import FEATURE_NAMES, FEATURES_TABLE, PRODUCTS_COLUMN
 from kizuna.scoring.model import time_split
 from kizuna.scoring.run import score_warehouse
-from kizuna.warehouse import connect
+from kizuna.transform import dbt_runner
 from tests.conftest import demo_settings
 from tests.scoring.conftest import AS_OF, CUTOFF, SCORED_AT, SELECT, Demo
 

@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.scoring.telco import TELCO_COLUMNS, read_telco_csv, telco_to_sources, write_sources
-from kizuna.settings import Settings
 from kizuna.sources.errors import SourceContractError
 from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import connect
 
 CHURN_MONTH = dt.date(2026, 6, 1)
 HEADER = ",".join(TELCO_COLUMNS)

@@ -10,15 +10,15 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from kizuna import dbt_runner
+from kizuna.core.contract import TABLES_BY_NAME, defaults
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.demo.generate import generate_demo_data
 from kizuna.quality.gate import GateFailedError, gate_and_publish
-from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES_BY_NAME, defaults
 from kizuna.sources.errors import SourceContractError
 from kizuna.sources.ingest import stage_sources
 from kizuna.tracking.loader import ensure_tracking_tables
-from kizuna.warehouse import connect
+from kizuna.transform import dbt_runner
 from tests.conftest import write_csv
 from tests.sources.test_ingest import raw_fingerprint
 from tests.sources.test_optional_inputs import read

@@ -9,10 +9,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import INCOMING_SCHEMA, connect, publish_incoming
 from kizuna.sources.errors import SourceContractError
 from kizuna.sources.ingest import stage_sources
-from kizuna.warehouse import INCOMING_SCHEMA, connect, publish_incoming
 from tests.conftest import write_csv
 
 CUSTOMERS_HEADER = ["customer_id", "name", "employee_count", "created_at", "owner_email"]

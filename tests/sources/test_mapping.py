@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import INCOMING_SCHEMA, connect
 from kizuna.sources.errors import SourceContractError, SourceError
 from kizuna.sources.ingest import stage_sources
 from kizuna.sources.mapping import load_mapping
-from kizuna.warehouse import INCOMING_SCHEMA, connect
 from tests.conftest import write_csv
 
 EXPORTS = Path(__file__).parent / "exports"

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from kizuna import dbt_runner
+from kizuna.core.contract import TABLES, TABLES_BY_NAME
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import INCOMING_SCHEMA, connect
 from kizuna.demo.generate import generate_demo_data
 from kizuna.quality.gate import gate_and_publish
-from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES, TABLES_BY_NAME
 from kizuna.sources.ingest import stage_sources
 from kizuna.tracking.loader import ensure_tracking_tables
-from kizuna.warehouse import INCOMING_SCHEMA, connect
+from kizuna.transform import dbt_runner
 
 AS_OF = dt.date(2026, 11, 23)
 DEMO_CUSTOMERS = 60

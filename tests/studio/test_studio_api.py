@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from kizuna.settings import PROJECT_DIR, Settings
+from kizuna.core.settings import PROJECT_DIR, Settings
 from kizuna.studio.app import create_app
 
 

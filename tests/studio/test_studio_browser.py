@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import uvicorn
 
+from kizuna.core.settings import PROJECT_DIR, Settings
+from kizuna.core.warehouse import connect
 from kizuna.reporting.report import build_report
-from kizuna.settings import PROJECT_DIR, Settings
 from kizuna.studio.app import create_app
-from kizuna.warehouse import connect
 from tests.reporting.demo_warehouse import AS_OF
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bench.events.loadgen import Signer
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bench.events.loadgen import Signer
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 from kizuna.tracking.app import create_app
 from kizuna.tracking.signature import WebhookKeyError
 from kizuna.tracking.store import StoreLockedError, decode_line

@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 
 from flows.events_load import events_load
-from kizuna import dbt_runner
 from kizuna.campaigns.call_list import build_call_list
 from kizuna.campaigns.select import RECIPIENTS_TABLE
 from kizuna.campaigns.spec import Audience, Campaign
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.tracking.intent import INTENT_LINKS_TABLE
 from kizuna.tracking.loader import ensure_tracking_tables
 from kizuna.tracking.store import EventStore
-from kizuna.warehouse import connect
+from kizuna.transform import dbt_runner
 from tests.dbt.helpers import create_warehouse
 from tests.tracking.conftest import event
 

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bench.events.loadgen import Signer
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 from kizuna.tracking.app import create_app
 from kizuna.tracking.loader import load_events
 from kizuna.tracking.store import list_segments

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 
 from bench.events.loadgen import ReceiverProcess, Signer, drive, stored_event_ids
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 from kizuna.tracking.loader import load_events
 
 RATE = 2000  # events per second, the sustained load

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 from kizuna.tracking import loader
 from kizuna.tracking.loader import load_events
 from kizuna.tracking.store import EventStore, encode_batch, list_segments

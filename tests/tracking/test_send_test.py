@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bench.events.loadgen import ReceiverProcess
 from kizuna.cli import app
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 from kizuna.tracking.loader import load_events
 from kizuna.tracking.send_test import EVENT_KINDS
 from kizuna.tracking.store import decode_line

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 from bench.events.loadgen import Signer
 from kizuna.campaigns.run import run_campaign
 from kizuna.campaigns.spec import load_campaign
-from kizuna.settings import PROJECT_DIR, Settings
+from kizuna.core.settings import PROJECT_DIR, Settings
 from kizuna.tracking.app import create_app
 from kizuna.tracking.loader import load_events
 from tests.campaigns.conftest import SG_AS_OF, SgWarehouse, sg_make_warehouse, sg_settings  # noqa: F401 (fixtures)

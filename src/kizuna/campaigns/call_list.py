@@ -10,10 +10,10 @@ import duckdb
 
 from kizuna.campaigns.select import SCORES_TABLE, audience_sql, has_scores, missing_scores_note
 from kizuna.campaigns.spec import Campaign
+from kizuna.core.warehouse import OPS_SCHEMA, table_exists
 from kizuna.reporting.export import neutralise
+from kizuna.reporting.summary import CampaignSummary
 from kizuna.scoring.explain import SEPARATOR
-from kizuna.summary import CampaignSummary
-from kizuna.warehouse import OPS_SCHEMA, table_exists
 
 CALL_LIST_TABLE = f"{OPS_SCHEMA}.call_list"
 # An intent CSQL (marts.engagement_csqls: a click on a pricing, upgrade or contact link) this recent puts its

@@ -9,8 +9,8 @@ from typing import Literal
 
 import duckdb
 
-from kizuna.settings import Settings
-from kizuna.warehouse import OPS_SCHEMA, column_exists
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import OPS_SCHEMA, column_exists
 
 HOLDS_TABLE = f"{OPS_SCHEMA}.campaign_holds"
 Decision = Literal["approved", "rejected"]

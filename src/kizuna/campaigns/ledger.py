@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from kizuna.core.warehouse import OPS_SCHEMA, table_exists
 from kizuna.email.sendgrid import redact_api_keys
-from kizuna.warehouse import OPS_SCHEMA, table_exists
 
 LEDGER_TABLE = f"{OPS_SCHEMA}.send_ledger"
 STATES = ("pending", "sending", "accepted", "failed_permanent", "unknown")

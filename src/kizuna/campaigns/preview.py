@@ -13,8 +13,8 @@ import duckdb
 from kizuna.campaigns.run import campaign_message, previous_selected, recipient_context
 from kizuna.campaigns.select import EXCLUSIONS_TABLE, RECIPIENTS_TABLE, select_recipients
 from kizuna.campaigns.spec import Campaign
+from kizuna.core.settings import Settings
 from kizuna.email.render import TemplateRenderer
-from kizuna.settings import Settings
 
 SAMPLE = 10
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import duckdb
 
-from kizuna.builds import assert_latest_build_passed
 from kizuna.campaigns import holds, ledger
 from kizuna.campaigns.select import RECIPIENTS_TABLE, Selection, select_recipients
 from kizuna.campaigns.spec import Campaign, check_template
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import OPS_SCHEMA, connect, table_exists
 from kizuna.email.backends import make_backend
 from kizuna.email.message import (
     DeferredSendError,
@@ -28,9 +29,8 @@ from kizuna.email.message import (
 from kizuna.email.render import TemplateRenderer
 from kizuna.quality.gate import GateNotPassedError, assert_latest_gate_passed
 from kizuna.quality.recipients import check_recipients
-from kizuna.settings import Settings
-from kizuna.summary import CampaignSummary
-from kizuna.warehouse import OPS_SCHEMA, connect, table_exists
+from kizuna.reporting.summary import CampaignSummary
+from kizuna.transform.builds import assert_latest_build_passed
 
 __all__ = ["make_backend", "run_campaign"]
 

@@ -17,8 +17,8 @@ import duckdb
 
 from kizuna.campaigns.ledger import LEDGER_TABLE, SETTLED_STATES, ensure_ledger
 from kizuna.campaigns.spec import Campaign, CampaignFileError, Roles, suggestion
-from kizuna.settings import Settings
-from kizuna.warehouse import OPS_SCHEMA, column_exists, table_exists
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import OPS_SCHEMA, column_exists, table_exists
 
 log = logging.getLogger(__name__)
 

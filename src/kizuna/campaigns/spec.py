@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from kizuna.yaml_files import read_yaml
+from kizuna.core.yaml_files import read_yaml
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # A table a `where` may read: marts.<identifier>. A quoted name with a dot ("x.csv") is a file to DuckDB.

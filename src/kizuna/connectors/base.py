@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from kizuna.sources.contract import Table
+from kizuna.core.contract import Table
 
 Cursor = dict[str, Any]  # a connector's own JSON-able position, e.g. {"companies": "2026-11-01T00:00:00Z"}
 

@@ -35,8 +35,8 @@ from kizuna.connectors.hubspot_mapping import (
     to_millis,
 )
 from kizuna.connectors.secrets import resolve_secret
-from kizuna.settings import Settings
-from kizuna.sources.contract import Table
+from kizuna.core.contract import Table
+from kizuna.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

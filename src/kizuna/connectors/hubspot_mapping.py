@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from kizuna.sources.contract import TABLES_BY_NAME, ColumnType
+from kizuna.core.contract import TABLES_BY_NAME, ColumnType
 from kizuna.sources.errors import SourceError
 
 # Raw table -> the HubSpot object types that feed it.

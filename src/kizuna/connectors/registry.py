@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kizuna.connectors.base import Connector
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 
 
 def make_connector(source: str, settings: Settings, options: dict[str, Any]) -> Connector:

@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES_BY_NAME
+from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.settings import Settings
 from kizuna.sources.errors import SourceError
 
 FILES = "files"

@@ -3,7 +3,7 @@
 A pull of a table writes the records changed since the stored cursor (and the deleted keys) into a
 ChangeSink. `stage_pull` parses them with the file source's parser and merges them with the table's mirror
 (every record pulled so far, as it was before the gate) into raw_incoming.<table>. The new mirror and cursor
-are staged beside it as raw_incoming."_state__*" tables, which `kizuna.warehouse.publish_incoming` commits
+are staged beside it as raw_incoming."_state__*" tables, which `kizuna.core.warehouse.publish_incoming` commits
 in the same transaction as the raw tables. So a pull that fails, or a load the gate stops, leaves cursors and
 mirrors where the last published load left them, and the next run pulls the same changes again.
 """
@@ -20,10 +20,17 @@ from pathlib import Path
 import duckdb
 
 from kizuna.connectors.base import ChangeSink, Cursor, PullOutcome
-from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, ColumnType, Table
+from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, ColumnType, Table
+from kizuna.core.warehouse import (
+    INCOMING_SCHEMA,
+    RECORD_COLUMN,
+    RECORDS_PREFIX,
+    STATE_PREFIX,
+    STATE_SCHEMA,
+    table_exists,
+)
 from kizuna.sources.errors import Finding
 from kizuna.sources.files import StagedFile, stage_file
-from kizuna.warehouse import INCOMING_SCHEMA, RECORD_COLUMN, RECORDS_PREFIX, STATE_PREFIX, STATE_SCHEMA, table_exists
 
 CURSORS_TABLE = "cursors"
 KEEP_PULL_DIRS = 5  # the CSVs of the latest pulls stay under var/pulls/ so findings' rows can be looked up

@@ -33,8 +33,8 @@ from kizuna.connectors.stripe_mapping import (
     subscription_values,
 )
 from kizuna.connectors.stripe_periods import Entry, advance
-from kizuna.settings import Settings
-from kizuna.sources.contract import Table
+from kizuna.core.contract import Table
+from kizuna.core.settings import Settings
 from kizuna.sources.errors import SourceError
 
 log = logging.getLogger(__name__)

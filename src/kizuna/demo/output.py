@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from kizuna.sources.contract import TABLES, TABLES_BY_NAME
+from kizuna.core.contract import TABLES, TABLES_BY_NAME
 
 
 @dataclass(frozen=True)

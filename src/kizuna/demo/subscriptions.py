@@ -8,11 +8,11 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
+from kizuna.core.contract import SUBSCRIPTION_STATUSES
 from kizuna.demo import catalogue, vocab
 from kizuna.demo.accounts import BoolArray, Customers
 from kizuna.demo.dates import NONE, IntArray, day_number, days_of, month_index
 from kizuna.demo.output import OutTable, columns_frame, labels, sql_date, sql_id, sql_number
-from kizuna.sources.contract import SUBSCRIPTION_STATUSES
 
 HISTORY_MONTHS = 48
 SLOTS = 5  # plan periods per customer; the last never ends, so a chain is never cut short

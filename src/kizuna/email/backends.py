@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from kizuna.core.settings import Settings
 from kizuna.email.message import EmailBackend
 from kizuna.email.outbox import OutboxBackend
-from kizuna.settings import Settings
 
 
 def make_backend(settings: Settings) -> EmailBackend:

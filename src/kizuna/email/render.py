@@ -53,6 +53,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kizuna.core.yaml_files import read_yaml
 from kizuna.email.consistency import compare
 from kizuna.email.filters import FILTERS
 from kizuna.email.inlining import InlineOnceUnsafe, flatten, inline_source, same_html
@@ -71,10 +72,9 @@ from kizuna.email.limits import (
 )
 from kizuna.email.paths import is_outside, links_leaving, outside_message
 from kizuna.email.syntax import find_unclosed
-from kizuna.yaml_files import read_yaml
 
 if TYPE_CHECKING:
-    from kizuna.settings import Settings
+    from kizuna.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from kizuna.email.message import (
 )
 
 if TYPE_CHECKING:
-    from kizuna.settings import Settings
+    from kizuna.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

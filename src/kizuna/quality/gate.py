@@ -11,16 +11,9 @@ from typing import Any
 
 import duckdb
 
-from kizuna.quality.normalise import Normalisation, normalise_column
-from kizuna.quality.plausibility import drop_checks, exact_duplicates, outlier_checks
-from kizuna.quality.quarantine import quarantine_rows
-from kizuna.quality.records import name_records
-from kizuna.quality.report import write_reports
-from kizuna.quality.suites import SuiteFile, load_suites
-from kizuna.quality.validate import CheckResult, validate_table
-from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES
-from kizuna.warehouse import (
+from kizuna.core.contract import TABLES
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import (
     INCOMING_SCHEMA,
     OPS_SCHEMA,
     RAW_SCHEMA,
@@ -29,6 +22,13 @@ from kizuna.warehouse import (
     staged_load_id,
     table_exists,
 )
+from kizuna.quality.normalise import Normalisation, normalise_column
+from kizuna.quality.plausibility import drop_checks, exact_duplicates, outlier_checks
+from kizuna.quality.quarantine import quarantine_rows
+from kizuna.quality.records import name_records
+from kizuna.quality.report import write_reports
+from kizuna.quality.suites import SuiteFile, load_suites
+from kizuna.quality.validate import CheckResult, validate_table
 
 log = logging.getLogger(__name__)
 _TABLE_ORDER = {t.name: i for i, t in enumerate(TABLES)}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
+from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
 from kizuna.sources.errors import Finding
 
 # An address with a display name, as mail clients and CRM exports write it (RFC 5322 name-addr):

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import duckdb
 
+from kizuna.core.contract import SOURCE_ROW_COLUMN
+from kizuna.core.warehouse import INCOMING_SCHEMA
 from kizuna.quality.validate import CheckResult
-from kizuna.sources.contract import SOURCE_ROW_COLUMN
-from kizuna.warehouse import INCOMING_SCHEMA
 
 QUARANTINE_SCHEMA = "quarantine"
 QUARANTINE_TABLE = f"{QUARANTINE_SCHEMA}.rows"

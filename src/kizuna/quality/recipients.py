@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import duckdb
 
+from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import OPS_SCHEMA, column_exists, table_exists
 from kizuna.quality.suites import load_suites
 from kizuna.quality.validate import CheckResult, run_suite
-from kizuna.settings import Settings
-from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
-from kizuna.warehouse import OPS_SCHEMA, column_exists, table_exists
 
 
 class RecipientsCheckError(RuntimeError):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import duckdb
 
+from kizuna.core.contract import SOURCE_ROW_COLUMN
+from kizuna.core.warehouse import INCOMING_SCHEMA, RECORD_COLUMN, RECORDS_PREFIX, table_exists
 from kizuna.quality.validate import CheckResult
-from kizuna.sources.contract import SOURCE_ROW_COLUMN
 from kizuna.sources.errors import Finding
-from kizuna.warehouse import INCOMING_SCHEMA, RECORD_COLUMN, RECORDS_PREFIX, table_exists
 
 
 def name_records(con: duckdb.DuckDBPyConnection, table: str, results: list[CheckResult]) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES_BY_NAME, ColumnType
 from kizuna.quality.suites import SuiteFile
-from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES_BY_NAME, ColumnType
 from kizuna.sources.errors import Finding
 
 SAMPLE_ROWS = 5

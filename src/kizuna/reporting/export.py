@@ -22,8 +22,8 @@ from typing import Any, Literal
 import duckdb
 import yaml
 
+from kizuna.core.warehouse import connect
 from kizuna.reporting.files import atomic_output
-from kizuna.warehouse import connect
 
 Format = Literal["csv", "parquet", "xlsx"]
 FORMATS: tuple[Format, ...] = ("csv", "parquet", "xlsx")

@@ -12,12 +12,12 @@ from typing import Literal
 import duckdb
 import jinja2
 
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.reporting.charts import WIDE, WIDTH, RenderedChart, register_cjk_fonts, render_chart
 from kizuna.reporting.files import write_text
 from kizuna.reporting.sections import SECTIONS, ReportContext, Section
-from kizuna.settings import Settings
 from kizuna.sources import fx
-from kizuna.warehouse import connect
 
 log = logging.getLogger(__name__)
 

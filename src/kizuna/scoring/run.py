@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
 from kizuna.scoring import store
 from kizuna.scoring.deals import DealEvaluation, forecast_deals
 from kizuna.scoring.explain import MIN_EFFECT, contributions, factor_texts
@@ -20,8 +22,6 @@ from kizuna.scoring.features import feature_set, load_scoring_rows, matrix
 from kizuna.scoring.model import Evaluation
 from kizuna.scoring.report import REPORT_FILE
 from kizuna.scoring.training import ModelBundle, TrainedScore, train_models
-from kizuna.settings import Settings
-from kizuna.warehouse import connect
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kizuna.sources.contract import TABLES
+from kizuna.core.contract import TABLES
 from kizuna.sources.errors import Finding, SourceContractError
 
 # The sample's header (lower case, as in the wheel's train.csv); the first column is the key.

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from kizuna.warehouse import table_exists
+from kizuna.core.warehouse import table_exists
 
 # Written beside the staged tables for the gate (expectations/raw_subscriptions_fx_rates.json); never published.
 FX_CURRENCIES_TABLE = "_fx_currencies"

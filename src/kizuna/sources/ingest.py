@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from kizuna.settings import Settings
-from kizuna.sources.contract import TABLES, Table
+from kizuna.core.contract import TABLES, Table
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import INCOMING_SCHEMA, connect
 from kizuna.sources.errors import Finding, SourceContractError, SourceError
 from kizuna.sources.files import StagedFile, find_file, missing_required_file, stage_file
 from kizuna.sources.fx import record_fx_currencies
 from kizuna.sources.mapping import TableMapping, mapping_from_options
-from kizuna.warehouse import INCOMING_SCHEMA, connect
 
 if TYPE_CHECKING:
     from kizuna.connectors.base import Connector
@@ -49,7 +49,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
 
     Raises SourceContractError (naming file, row, column) when any table breaks the contract, and
     ConnectorError when a pull fails; the raw schema, cursors and mirrors are not touched either way:
-    `kizuna.warehouse.publish_incoming` publishes them together after the gate.
+    `kizuna.core.warehouse.publish_incoming` publishes them together after the gate.
     """
     from kizuna.connectors.routing import FILES, load_routing
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kizuna.sources.contract import TABLES_BY_NAME, Table
+from kizuna.core.contract import TABLES_BY_NAME, Table
+from kizuna.core.yaml_files import read_yaml
 from kizuna.sources.errors import SourceError
-from kizuna.yaml_files import read_yaml
 
 ANY_OTHER_VALUE = "*"
 _TABLE_KEYS = ("file", "columns", "values", "keep")

@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from kizuna.core.settings import Settings
 from kizuna.email.backends import make_backend
 from kizuna.email.intent_links import lint_intent_links
 from kizuna.email.message import InvalidMessageError, SendError, build_message
 from kizuna.email.render import EmailTemplateError, TemplateRenderer
-from kizuna.settings import Settings
 from kizuna.studio.samples import UnknownSampleError, list_samples, sample_context
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from typing import Any
 import duckdb
 
 from kizuna.campaigns.spec import CampaignFileError, load_campaigns
-from kizuna.settings import Settings
-from kizuna.warehouse import WarehouseLockedError, connect, table_exists
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import WarehouseLockedError, connect, table_exists
 
 log = logging.getLogger(__name__)
 

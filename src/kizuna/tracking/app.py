@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 from kizuna.tracking.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

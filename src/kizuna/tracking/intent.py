@@ -13,8 +13,8 @@ from pathlib import Path
 
 import duckdb
 
+from kizuna.core.warehouse import OPS_SCHEMA
 from kizuna.email.intent_links import IntentLinksError, load_intent_links, template_folders
-from kizuna.warehouse import OPS_SCHEMA
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ import duckdb
 
 from kizuna.campaigns.ledger import ensure_ledger
 from kizuna.campaigns.select import ensure_recipient_tables
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import OPS_SCHEMA, WarehouseLockedError, connect_when_free
 from kizuna.tracking.intent import ensure_intent_links_table, record_intent_links
 from kizuna.tracking.store import decode_line, list_segments, read_lines, segment_number
-from kizuna.warehouse import OPS_SCHEMA, WarehouseLockedError, connect_when_free
 
 log = logging.getLogger(__name__)
 

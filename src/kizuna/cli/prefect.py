@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 
 app = typer.Typer(help="Operating kizuna on a Prefect server: setup, alerts, send window.", no_args_is_help=True)
 console = Console()
@@ -63,7 +63,7 @@ def setup() -> None:
 @app.command("alert-test")
 def alert_test() -> None:
     """Send a test alert through KIZUNA_ALERT_WEBHOOK_URL or KIZUNA_ALERT_BLOCK."""
-    from kizuna.alerts import AlertError, notify
+    from kizuna.core.alerts import AlertError, notify
 
     settings = Settings()
     try:
@@ -85,7 +85,7 @@ def send_window(
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from kizuna.calendar import outside_send_window
+    from kizuna.core.calendar import outside_send_window
 
     settings = Settings()
     moment = datetime.fromisoformat(at) if at else datetime.now(ZoneInfo(settings.timezone))

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kizuna.warehouse import (
+from kizuna.core.warehouse import (
     WarehouseLockedError,
     connect_when_free,
     describe_pid,

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 
 app = typer.Typer(help="Reports, the template studio, exports and the analysts' shell.")
 console = Console()
@@ -39,7 +39,7 @@ def _settings(warehouse: Path | None = None) -> Settings:
 
 
 def _as_of(value: str | None, settings: Settings) -> date:
-    from kizuna.dates import parse_as_of
+    from kizuna.core.dates import parse_as_of
 
     try:
         return parse_as_of(value, settings.timezone)
@@ -61,8 +61,8 @@ def _lang(value: str) -> str:
 @app.command()
 def report(warehouse: Warehouse = None, as_of: AsOf = None, lang: Lang = "ja") -> None:
     """Write the KPI report (HTML with PNG charts) under var/reports/."""
+    from kizuna.core.warehouse import WarehouseLockedError
     from kizuna.reporting.report import build_report
-    from kizuna.warehouse import WarehouseLockedError
 
     settings = _settings(warehouse)
     day = _as_of(as_of, settings)
@@ -116,7 +116,7 @@ def _prompt_loop(path: Path) -> None:
     """One statement per line, results as a table; an empty line or EOF ends it."""
     import duckdb
 
-    from kizuna.warehouse import connect
+    from kizuna.core.warehouse import connect
 
     err.print("no duckdb CLI found: a minimal prompt (one statement per line; empty line or Ctrl-D quits)")
     with connect(path, read_only=True) as con:
@@ -149,8 +149,8 @@ def export(
     warehouse: Warehouse = None,
 ) -> None:
     """Export one mart, read-only, sorted by its grain; text a spreadsheet would run as a formula is neutralised."""
+    from kizuna.core.warehouse import WarehouseLockedError
     from kizuna.reporting.export import ExportError, export_mart, exports_dir, mart_grain
-    from kizuna.warehouse import WarehouseLockedError
 
     settings = _settings(warehouse)
     path = out or exports_dir(settings.var_dir) / f"{mart}.{fmt}"
@@ -166,7 +166,7 @@ def export(
 @app.command()
 def docs(as_of: AsOf = None, warehouse: Warehouse = None) -> None:
     """Build dbt's documentation site (models, columns, lineage graph) into var/dbt/docs."""
-    from kizuna.dbt_runner import dbt_args, dbt_env
+    from kizuna.transform.dbt_runner import dbt_args, dbt_env
 
     settings = _settings(warehouse)
     day = _as_of(as_of, settings)
@@ -198,8 +198,8 @@ def call_list(
     warehouse: Warehouse = None,
 ) -> None:
     """Write the reps' call list (ops.call_list) as an XLSX grouped by owner."""
+    from kizuna.core.warehouse import WarehouseLockedError, connect, table_exists
     from kizuna.reporting.call_list_xlsx import write_call_list
-    from kizuna.warehouse import WarehouseLockedError, connect, table_exists
 
     settings = _settings(warehouse)
     try:

@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kizuna.cli_shared import waiting_for_warehouse
-from kizuna.settings import Settings
+from kizuna.cli.options import waiting_for_warehouse
+from kizuna.core.settings import Settings
 
 if TYPE_CHECKING:
     from kizuna.scoring.model import Evaluation
@@ -33,7 +33,7 @@ def score(warehouse: Warehouse = None, as_of: AsOf = None, retrain: Retrain = Fa
     Needs a warehouse built as of the same date (`kizuna run --as-of`), whose features dbt computed. Without a
     stored model that may score that day (or with --retrain), trains one on the warehouse's history first.
     """
-    from kizuna.dates import parse_as_of
+    from kizuna.core.dates import parse_as_of
     from kizuna.scoring.run import score_warehouse
 
     settings = Settings(warehouse=warehouse) if warehouse is not None else Settings()
@@ -64,7 +64,7 @@ def score(warehouse: Warehouse = None, as_of: AsOf = None, retrain: Retrain = Fa
 def train_scores(warehouse: Warehouse = None, as_of: AsOf = None) -> None:
     """Train churn, expansion and deal-win models on the warehouse and make them current (what the weekly
     train-scores flow does); the evaluation report and calibration chart go to var/models/<version>/."""
-    from kizuna.dates import parse_as_of
+    from kizuna.core.dates import parse_as_of
     from kizuna.scoring.run import train_and_store
 
     settings = Settings(warehouse=warehouse) if warehouse is not None else Settings()

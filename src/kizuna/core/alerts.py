@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

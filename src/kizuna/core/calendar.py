@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 
 
 @dataclass(frozen=True)

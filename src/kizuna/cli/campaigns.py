@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kizuna.cli_shared import waiting_for_warehouse
-from kizuna.settings import Settings
+from kizuna.cli.options import waiting_for_warehouse
+from kizuna.core.settings import Settings
 
 app = typer.Typer(help="Campaigns: who gets what, and why.", no_args_is_help=True)
 console = Console()
@@ -79,8 +79,8 @@ def preview(
     """Who would get NAME today and why: counts, excluded by reason, a sample, the change since the last run."""
     from kizuna.campaigns.preview import preview_campaign
     from kizuna.campaigns.spec import CampaignFileError, find_campaign
-    from kizuna.dates import parse_as_of
-    from kizuna.warehouse import connect
+    from kizuna.core.dates import parse_as_of
+    from kizuna.core.warehouse import connect
 
     settings = _settings(warehouse)
     try:
@@ -124,9 +124,9 @@ def send(
     from kizuna.campaigns.preview import preview_campaign
     from kizuna.campaigns.run import run_campaign
     from kizuna.campaigns.spec import find_campaign
-    from kizuna.dates import parse_as_of
+    from kizuna.core.dates import parse_as_of
+    from kizuna.core.warehouse import connect
     from kizuna.sources.ingest import new_load_id
-    from kizuna.warehouse import connect
 
     settings = _settings(warehouse)
     try:
@@ -169,7 +169,7 @@ def _print_approval(run_id: str, campaign: str) -> None:
 def list_holds(warehouse: Warehouse = None) -> None:
     """Campaign runs waiting for approval, each with the command that approves it."""
     from kizuna.campaigns.holds import approve_command, waiting_holds
-    from kizuna.warehouse import connect
+    from kizuna.core.warehouse import connect
 
     with connect(_settings(warehouse).warehouse) as con:
         waiting = waiting_holds(con)
@@ -189,7 +189,7 @@ def list_holds(warehouse: Warehouse = None) -> None:
 
 def _decide(run_id: str, campaign: str, decision: str, by: str, warehouse: Path | None) -> None:
     from kizuna.campaigns.holds import HoldError, decide
-    from kizuna.warehouse import connect
+    from kizuna.core.warehouse import connect
 
     settings = _settings(warehouse)
     try:

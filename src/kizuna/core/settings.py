@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[3]
 # Published in the repository, so anyone can sign unsubscribe tokens with it: for the demo's outbox only.
 DEMO_UNSUBSCRIBE_SECRET = "kizuna-demo-only-secret"
 MIN_UNSUBSCRIBE_SECRET_LENGTH = 16

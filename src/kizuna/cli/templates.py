@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 
 app = typer.Typer(help="Email templates: lint them, preview them, send yourself a test.", no_args_is_help=True)
 console = Console()
@@ -38,7 +38,7 @@ def _selection_variables(settings: Settings) -> tuple[set[str], set[str] | None]
     """What a campaign can give a template, if known: the columns of ops.campaign_recipients plus those of
     marts.customers (each recipient's customer row travels with it as context); and, for the owner digest,
     the keys of the digest context campaign selection built (None when no digest was ever selected)."""
-    from kizuna.warehouse import connect, table_exists
+    from kizuna.core.warehouse import connect, table_exists
 
     if not settings.warehouse.exists():
         return None
@@ -123,7 +123,7 @@ def lint(
 
 
 def _customer_context(settings: Settings, customer_id: str) -> dict[str, Any]:
-    from kizuna.warehouse import connect, table_exists
+    from kizuna.core.warehouse import connect, table_exists
 
     if not settings.warehouse.exists():
         raise _fail(f"--customer needs the warehouse {settings.warehouse}; run `kizuna run` first")

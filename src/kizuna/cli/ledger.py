@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kizuna.cli_shared import waiting_for_warehouse
-from kizuna.settings import Settings
+from kizuna.cli.options import waiting_for_warehouse
+from kizuna.core.settings import Settings
 
 app = typer.Typer(
     help="The send ledger: sends left 'unknown' (a 5xx, a timeout, a killed run), reconciled or released.",
@@ -41,7 +41,7 @@ def _loaded_line(loaded_at: datetime | None) -> str:
 def unknown(campaign: CampaignOption = None, warehouse: Warehouse = None) -> None:
     """List sends in 'unknown': since when, why, and whether loaded webhook events show SendGrid queued them."""
     from kizuna.campaigns import ledger
-    from kizuna.warehouse import connect
+    from kizuna.core.warehouse import connect
 
     with connect(_warehouse(warehouse)) as con:
         ledger.ensure_ledger(con)
@@ -73,7 +73,7 @@ def unknown(campaign: CampaignOption = None, warehouse: Warehouse = None) -> Non
 def reconcile(campaign: CampaignOption = None, warehouse: Warehouse = None) -> None:
     """Mark unknown sends accepted where loaded webhook events show SendGrid queued them (run `events load` first)."""
     from kizuna.campaigns import ledger
-    from kizuna.warehouse import connect
+    from kizuna.core.warehouse import connect
 
     path = _warehouse(warehouse)
     with waiting_for_warehouse(Settings(warehouse=path)), connect(path) as con:
@@ -109,7 +109,7 @@ def release(
     that are younger than --older-than-hours, or whose events could still be on the way.
     """
     from kizuna.campaigns import ledger
-    from kizuna.warehouse import connect
+    from kizuna.core.warehouse import connect
 
     if not send_ids and not (campaign and all_):
         err.print("name send ids, or use --campaign NAME --all", highlight=False)

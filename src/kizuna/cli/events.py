@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 
 app = typer.Typer(
     help="SendGrid Event Webhook: receive signed events, load them into the warehouse.", no_args_is_help=True

@@ -11,8 +11,8 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import duckdb
 
-from kizuna.settings import Settings
-from kizuna.warehouse import OPS_SCHEMA, connect, table_exists
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import OPS_SCHEMA, connect, table_exists
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from kizuna.warehouse import column_exists, table_exists
+from kizuna.core.warehouse import column_exists, table_exists
 
 # The MRR bridge in its order (starting + new + expansion + reactivation − contraction − churned + FX = ending, as
 # dbt_project/models/docs.md defines it), then the rates. Without fx_impact_mrr the printed bridge would not add up.

@@ -14,9 +14,9 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
-from kizuna.runlog import Terminal
-from kizuna.runtime import quiet_third_parties
-from kizuna.settings import Settings
+from kizuna.core.runlog import Terminal
+from kizuna.core.runtime import quiet_third_parties
+from kizuna.core.settings import Settings
 
 quiet_third_parties()
 
@@ -44,7 +44,7 @@ def _settings(source_dir: Path | None = None, warehouse: Path | None = None, ful
 
 
 def _as_of(value: str | None, settings: Settings) -> date:
-    from kizuna.dates import parse_as_of
+    from kizuna.core.dates import parse_as_of
 
     try:
         return parse_as_of(value, settings.timezone)
@@ -75,7 +75,7 @@ _MAX_ERROR_LINES = 15
 
 def _error_text(exc: BaseException, log: Path) -> str:
     """One message for a failed command: what and where (the error's own words), what to do, and the log."""
-    from kizuna.warehouse import WarehouseLockedError
+    from kizuna.core.warehouse import WarehouseLockedError
 
     lines = (str(exc) or type(exc).__name__).splitlines()
     if len(lines) > _MAX_ERROR_LINES:
@@ -90,7 +90,7 @@ def _error_text(exc: BaseException, log: Path) -> str:
 @contextmanager
 def _session(settings: Settings, command: str, verbose: bool) -> Iterator[Terminal]:
     """A writing command's run: library output to var/logs/<command>-<time>.log, progress and one error here."""
-    from kizuna import runlog
+    from kizuna.core import runlog
 
     path = runlog.log_path(settings.var_dir, command)
     with runlog.session(path, verbose=verbose, restore=not _OWN_PROCESS) as term:
@@ -112,7 +112,7 @@ def _session(settings: Settings, command: str, verbose: bool) -> Iterator[Termin
 @contextmanager
 def _writing(settings: Settings) -> Iterator[None]:
     """Wait for the warehouse as every writer does (naming whoever holds it), up to KIZUNA_WAREHOUSE_WAIT_SECONDS."""
-    from kizuna.locks import writing
+    from kizuna.core.locks import writing
 
     with writing(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds):
         yield
@@ -146,11 +146,11 @@ def ingest(
     verbose: Verbose = False,
 ) -> None:
     """Stage the sources (files, or pulls by the connectors in sources.yaml) in the incoming schema."""
-    from kizuna.runlog import step
+    from kizuna.core.runlog import step
 
     settings = _settings(source_dir, warehouse, full_refresh)
     with _session(settings, "ingest", verbose) as term:
-        from kizuna.sources.contract import TABLES
+        from kizuna.core.contract import TABLES
         from kizuna.sources.ingest import stage_sources
 
         with _writing(settings):
@@ -176,7 +176,7 @@ def check(
     verbose: Verbose = False,
 ) -> None:
     """Run the quality gate on the staged load and publish it to raw if no critical check fails."""
-    from kizuna.runlog import step
+    from kizuna.core.runlog import step
 
     settings = _settings(warehouse=warehouse)
     day = _as_of(as_of, settings)
@@ -208,14 +208,14 @@ def check(
 @app.command()
 def build(warehouse: Warehouse = None, as_of: AsOf = None, verbose: Verbose = False) -> None:
     """Build and test the dbt models on the warehouse."""
-    from kizuna.runlog import step
+    from kizuna.core.runlog import step
 
     settings = _settings(warehouse=warehouse)
     day = _as_of(as_of, settings)
     with _session(settings, "build", verbose) as term:
-        from kizuna import dbt_runner
+        from kizuna.core.warehouse import connect
         from kizuna.tracking.loader import ensure_tracking_tables
-        from kizuna.warehouse import connect
+        from kizuna.transform import dbt_runner
 
         with _writing(settings):
             with connect(settings.warehouse) as con:
@@ -252,28 +252,28 @@ def run(
             term.out.write(summary.to_markdown())
 
 
-from kizuna.cli_templates import app as templates_app  # noqa: E402
+from kizuna.cli.templates import app as templates_app  # noqa: E402
 
 app.add_typer(templates_app, name="templates")
-from kizuna.cli_ops import app as ops_app  # noqa: E402
+from kizuna.cli.prefect import app as ops_app  # noqa: E402
 
 app.add_typer(ops_app, name="prefect")
-from kizuna.cli_report import app as report_app  # noqa: E402
+from kizuna.cli.report import app as report_app  # noqa: E402
 
 app.add_typer(report_app)  # report, studio, sql, export, docs, call-list at the top level
-from kizuna.cli_campaigns import app as campaigns_app  # noqa: E402
+from kizuna.cli.campaigns import app as campaigns_app  # noqa: E402
 
 app.add_typer(campaigns_app, name="campaigns")
-from kizuna import cli_events  # noqa: E402
+from kizuna.cli import events as cli_events  # noqa: E402
 
 app.add_typer(cli_events.app, name="events")
-from kizuna.cli_ledger import app as ledger_app  # noqa: E402
+from kizuna.cli.ledger import app as ledger_app  # noqa: E402
 
 app.add_typer(ledger_app, name="ledger")
-from kizuna.cli_scores import app as scores_app  # noqa: E402
+from kizuna.cli.scores import app as scores_app  # noqa: E402
 
 app.add_typer(scores_app)  # score at the top level
-from kizuna.cli_sources import app as sources_app  # noqa: E402
+from kizuna.cli.sources import app as sources_app  # noqa: E402
 
 app.add_typer(sources_app, name="sources")
 

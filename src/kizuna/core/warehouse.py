@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from kizuna.sources.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, Table
+from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, Table
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from kizuna.warehouse import table_exists
+from kizuna.core.warehouse import table_exists
 
 FLOW_RUN_COLUMN = "flow_run_id"
 

@@ -14,8 +14,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from kizuna.builds import recorded
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
+from kizuna.transform.builds import recorded
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +235,8 @@ def build(
 
 
 def failure_lines(settings: Settings, result: BuildResult) -> list[str]:
-    """The failed nodes in plain words with example rows (kizuna.dbt_failures); dbt's own words for the rest."""
-    from kizuna import dbt_failures
+    """The failed nodes in plain words with example rows (kizuna.transform.dbt_failures); dbt's own words for the rest."""
+    from kizuna.transform import dbt_failures
 
     path = run_results_path(settings)
     try:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import typer
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 
 
 @contextmanager
@@ -17,8 +17,8 @@ def waiting_for_warehouse(settings: Settings) -> Iterator[None]:
     """Wait for the warehouse as every writer does (docs/operations.md): the writer lock, then the file free of
     any reader, up to KIZUNA_WAREHOUSE_WAIT_SECONDS; the wait is announced on stderr naming the holder, and
     giving up is one error line, never a traceback."""
-    from kizuna.locks import WarehouseBusyError, writing
-    from kizuna.warehouse import WarehouseLockedError
+    from kizuna.core.locks import WarehouseBusyError, writing
+    from kizuna.core.warehouse import WarehouseLockedError
 
     notice = logging.StreamHandler(sys.stderr)
     notice.setLevel(logging.WARNING)

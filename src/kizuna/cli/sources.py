@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kizuna.settings import Settings
+from kizuna.core.settings import Settings
 
 app = typer.Typer(help="Source files: check an export before loading it.", no_args_is_help=True)
 
