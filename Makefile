@@ -42,6 +42,7 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check src flows tests bench
 	$(BIN)/ruff format --check src flows tests bench
+	$(BIN)/lint-imports --no-cache
 	cd dbt_project && KIZUNA_WAREHOUSE=:memory: ../$(BIN)/sqlfluff lint models tests macros
 
 typecheck: $(STAMP)

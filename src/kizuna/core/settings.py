@@ -317,3 +317,24 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Trained score models, one directory per version, and current.json (docs/scores.md)."""
         return self.var_dir / "models"
+
+
+def settings_with(
+    *,
+    source_dir: Path | str | None = None,
+    warehouse: Path | str | None = None,
+    full_refresh: bool = False,
+    **more: object,
+) -> Settings:
+    """Settings from KIZUNA_* with a command's or a flow's explicit values on top (None and '' leave a setting be).
+
+    The one place the CLI and the flows turn their parameters into settings, so both read them alike.
+    """
+    overrides: dict[str, object] = {k: v for k, v in more.items() if v is not None and v != ""}
+    if full_refresh:
+        overrides["full_refresh"] = True
+    if source_dir:
+        overrides["source_dir"] = Path(source_dir)
+    if warehouse:
+        overrides["warehouse"] = Path(warehouse)
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,132 @@
+"""Layer 3, the pipeline: each step of a run as a plain function that a flow task and a CLI command both call.
+
+No Prefect and no Typer here (docs/architecture.md): a flow decides how a step is retried, watched and alerted
+on; a command decides how it is printed; what the step does is written once, below.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date
+
+from kizuna.campaigns.run import run_campaign
+from kizuna.campaigns.spec import Campaign
+from kizuna.core.calendar import outside_send_window
+from kizuna.core.contract import TABLES
+from kizuna.core.locks import wait_until_free
+from kizuna.core.runlog import step
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
+from kizuna.quality.gate import GateVerdict, gate_and_publish
+from kizuna.quality.suites import load_suites
+from kizuna.reporting.summary import CampaignSummary, RunSummary, kpi_months, last_full_month_kpis, sends_by_state
+from kizuna.scoring.model import NotEnoughHistoryError
+from kizuna.scoring.run import ScoreResult, score_warehouse
+from kizuna.sources.ingest import IngestResult, stage_sources
+from kizuna.tracking.loader import ensure_tracking_tables
+from kizuna.transform import dbt_runner
+
+log = logging.getLogger(__name__)
+
+
+def wait_for_warehouse(settings: Settings) -> None:
+    """Wait until no other process holds the DuckDB file (an analyst's session), up to the configured wait."""
+    wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
+
+
+def ingest(settings: Settings) -> IngestResult:
+    """Stage every source (files, or the connectors' pulls) in the incoming schema."""
+    wait_for_warehouse(settings)
+    return stage_sources(settings, progress=step("ingest", len(TABLES)))
+
+
+def gate(settings: Settings, as_of: date, *, accept_drop: bool = False, accept_outliers: bool = False) -> GateVerdict:
+    """The quality gate on the staged load; publishes it to raw when no critical check fails, else raises."""
+    wait_for_warehouse(settings)
+    suites = len(load_suites(settings.expectations_dir, "raw"))
+    return gate_and_publish(
+        settings,
+        as_of,
+        accept_drop=accept_drop,
+        accept_outliers=accept_outliers,
+        progress=step("quality gate", suites),
+    )
+
+
+def prepare_marts_inputs(settings: Settings) -> None:
+    """The ops tables the engagement models read exist (empty on a fresh warehouse), so dbt always builds."""
+    wait_for_warehouse(settings)
+    with connect(settings.warehouse) as con:
+        ensure_tracking_tables(con, settings.templates_dir)  # and the intent links templates declare now
+
+
+def build(settings: Settings, as_of: date, invoke: dbt_runner.Invoker | None = None) -> dbt_runner.BuildResult:
+    """dbt build and test every model; raises on any failure. `invoke` runs dbt another way (Prefect node tasks)."""
+    wait_for_warehouse(settings)
+    advance = step("dbt build")
+    if invoke is not None:
+        return dbt_runner.build(settings, as_of, invoke=invoke)
+    return dbt_runner.build(settings, as_of, on_node=lambda node: advance(node.name.split(".")[-1]))
+
+
+def score(settings: Settings, as_of: date) -> ScoreResult | None:
+    """Churn risk, expansion propensity and deal forecasts, before campaigns so they select on fresh scores.
+
+    A young warehouse cannot train a model yet: that is logged and None returned, and the run goes on.
+    """
+    wait_for_warehouse(settings)
+    step("scores")
+    try:
+        result = score_warehouse(settings, as_of)
+    except NotEnoughHistoryError as exc:
+        log.warning("no scores this run: %s", exc)
+        return None
+    if result.trained:
+        log.info("scores model %s trained in this run: %s", result.model_version, result.training_reason)
+    return result
+
+
+def send_campaign(settings: Settings, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
+    """Select, render and send one campaign (or hold it for approval); nothing outside the send window."""
+    reason = outside_send_window(settings)
+    if reason:
+        return CampaignSummary(campaign.name, 0, {}, 0, 0, status="outside_window", note=reason)
+    wait_for_warehouse(settings)
+    return run_campaign(settings, campaign, run_id, as_of)
+
+
+def summarise(
+    settings: Settings,
+    as_of: date,
+    staged: IngestResult,
+    verdict: GateVerdict,
+    built: dbt_runner.BuildResult,
+    campaigns: Sequence[CampaignSummary],
+    flow_run_id: str | None = None,
+) -> RunSummary:
+    """What the run loaded, checked, built and sent, with the KPIs of the marts it built."""
+    with connect(settings.warehouse, read_only=True) as con:
+        kpis = last_full_month_kpis(con, as_of)
+        months = kpi_months(con, as_of)
+        by_state = sends_by_state(con)
+    return RunSummary(
+        as_of=as_of,
+        warehouse=str(settings.warehouse),
+        rows_loaded=staged.rows,
+        skipped_sources=staged.skipped,
+        checks_passed=sum(1 for r in verdict.results if r.success),
+        checks_failed_warning=len(verdict.warnings),
+        gate_report=verdict.report,
+        quarantined=verdict.quarantined,
+        normalised=[str(change) for change in verdict.normalised],
+        new_columns={s.file: s.ignored_columns for s in staged.staged if s.ignored_columns},
+        models_built=built.count("model"),
+        tests_passed=built.count("test") + built.count("unit_test"),
+        kpis=kpis,
+        campaigns=list(campaigns),
+        outbox=str(settings.outbox_dir),
+        kpi_months=months,
+        sends_by_state=by_state,
+        flow_run_id=flow_run_id,
+    )
