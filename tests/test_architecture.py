@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -73,3 +74,30 @@ def test_a_wrong_import_breaks_a_contract(copy: Path, module: str, wrong_import:
     assert done.returncode == 1, done.stdout + done.stderr
     broken = done.stdout.split("Broken contracts", 1)[-1]
     assert contract in broken, done.stdout
+
+
+MAX_FILE_LINES = 400
+MAX_FUNCTION_LINES = 80
+# Allowed to be longer, and why (keep this list short).
+LONGER: dict[str, str] = {}
+
+
+def sizes() -> list[str]:
+    """Files over MAX_FILE_LINES and functions over MAX_FUNCTION_LINES in src/ and flows/, as 'path[:function] n'."""
+    found = []
+    for path in sorted([*(ROOT / "src").rglob("*.py"), *(ROOT / "flows").rglob("*.py")]):
+        name = str(path.relative_to(ROOT))
+        text = path.read_text(encoding="utf-8")
+        lines = len(text.splitlines())
+        if lines > MAX_FILE_LINES and name not in LONGER:
+            found.append(f"{name} {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES and f"{name}:{node.name}" not in LONGER:
+                    found.append(f"{name}:{node.name} {length} lines")
+    return found
+
+
+def test_no_file_or_function_is_too_long_to_read() -> None:
+    assert sizes() == [], "split these into named parts (or add them to LONGER, saying why)"
