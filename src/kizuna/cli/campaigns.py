@@ -10,25 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kizuna.cli.options import waiting_for_warehouse
-from kizuna.core.settings import Settings
+from kizuna.cli.common import AsOf, Warehouse, business_day, fail, waiting_for_warehouse
+from kizuna.core.settings import Settings, settings_with
 
 app = typer.Typer(help="Campaigns: who gets what, and why.", no_args_is_help=True)
 console = Console()
-err = Console(stderr=True)
-
-Warehouse = Annotated[Path | None, typer.Option(help="DuckDB file (default: KIZUNA_WAREHOUSE).")]
-AsOf = Annotated[str | None, typer.Option("--as-of", help="Business date YYYY-MM-DD (default: today, Tokyo).")]
-
-
-def _settings(warehouse: Path | None) -> Settings:
-    return Settings(warehouse=warehouse) if warehouse else Settings()
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    # soft_wrap: one error is one line, whatever the terminal's width (people grep and paste it)
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _templates(settings: Settings) -> list[str]:
@@ -47,14 +33,14 @@ def list_campaigns() -> None:
     try:
         templates = _templates(settings)
     except ValueError as exc:  # e.g. KIZUNA_UNSUBSCRIBE_URL without its placeholder: the renderer names it
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     broken = 0
     for path in sorted(settings.campaigns_dir.glob("*.yml")):
         try:
             c = load_campaign(path, templates)
         except CampaignFileError as exc:  # the others still list; the exit code says something is wrong
             broken += 1
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            fail(exc)
             continue
         audience = ", ".join(f"{k}={v}" for k, v in c.audience.model_dump(exclude_none=True).items())
         state = "enabled" if c.enabled else "disabled"
@@ -79,17 +65,16 @@ def preview(
     """Who would get NAME today and why: counts, excluded by reason, a sample, the change since the last run."""
     from kizuna.campaigns.preview import preview_campaign
     from kizuna.campaigns.spec import CampaignFileError, find_campaign
-    from kizuna.core.dates import parse_as_of
     from kizuna.core.warehouse import connect
 
-    settings = _settings(warehouse)
+    settings = settings_with(warehouse=warehouse)
+    day = business_day(as_of, settings)
     try:
         campaign = find_campaign(settings.campaigns_dir, name, _templates(settings))
-        day = parse_as_of(as_of, settings.timezone)
         with connect(settings.warehouse) as con:
             result = preview_campaign(con, settings, campaign, day)
     except (CampaignFileError, ValueError, FileNotFoundError) as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
         print(result.to_json())  # plain stdout: machines read this
         return
@@ -124,14 +109,13 @@ def send(
     from kizuna.campaigns.preview import preview_campaign
     from kizuna.campaigns.run import run_campaign
     from kizuna.campaigns.spec import find_campaign
-    from kizuna.core.dates import parse_as_of
     from kizuna.core.warehouse import connect
     from kizuna.sources.ingest import new_load_id
 
-    settings = _settings(warehouse)
+    settings = settings_with(warehouse=warehouse)
+    day = business_day(as_of, settings)
     try:
         campaign = find_campaign(settings.campaigns_dir, name, _templates(settings))
-        day = parse_as_of(as_of, settings.timezone)
         if dry_run:
             out = settings.var_dir / "dry-run" / f"{campaign.name}-{day.isoformat()}"
             with connect(settings.warehouse) as con:
@@ -141,8 +125,10 @@ def send(
         run_id_used = run_id or new_load_id()
         with waiting_for_warehouse(settings):
             summary = run_campaign(settings, campaign, run_id_used, day)
+    except typer.Exit:  # the wait for the warehouse gave up and said so
+        raise
     except Exception as exc:  # every failure is reported the same way: what, and nothing was sent beyond it
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(
         f"{summary.campaign}: {summary.status}; {summary.sent} sent, {summary.failed} failed, {summary.unknown} unknown"
         + (f" — {summary.note}" if summary.note else ""),
@@ -171,7 +157,7 @@ def list_holds(warehouse: Warehouse = None) -> None:
     from kizuna.campaigns.holds import approve_command, waiting_holds
     from kizuna.core.warehouse import connect
 
-    with connect(_settings(warehouse).warehouse) as con:
+    with connect(settings_with(warehouse=warehouse).warehouse) as con:
         waiting = waiting_holds(con)
     if not waiting:
         console.print("no campaign is waiting for approval")
@@ -191,12 +177,12 @@ def _decide(run_id: str, campaign: str, decision: str, by: str, warehouse: Path 
     from kizuna.campaigns.holds import HoldError, decide
     from kizuna.core.warehouse import connect
 
-    settings = _settings(warehouse)
+    settings = settings_with(warehouse=warehouse)
     try:
         with waiting_for_warehouse(settings), connect(settings.warehouse) as con:
             decide(con, run_id, campaign, decision, by, allow_self=settings.approval_allow_self)  # type: ignore[arg-type]
     except HoldError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(
         f"{campaign} in run {run_id}: {decision}; `kizuna campaigns send {campaign} --run-id {run_id}` acts on it"
     )

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from kizuna.cli.common import Warehouse, fail
 from kizuna.core.settings import Settings
 
 app = typer.Typer(
@@ -34,8 +35,7 @@ def serve(
     try:
         asgi = create_app(settings)
     except WebhookKeyError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(code=1) from exc
+        raise fail(exc) from exc
     err.print(f"storing events in {settings.events_dir}; listening on http://{host}:{port}/sendgrid/events")
     # One process: the store has one writer per folder (a second receiver on it refuses to start).
     uvicorn.run(asgi, host=host, port=port, workers=1, access_log=False, log_level="info")
@@ -44,7 +44,7 @@ def serve(
 @app.command()
 def load(
     events_dir: Annotated[Path | None, typer.Option(help="Event store (default: KIZUNA_EVENTS_DIR).")] = None,
-    warehouse: Annotated[Path | None, typer.Option(help="DuckDB file (default: KIZUNA_WAREHOUSE).")] = None,
+    warehouse: Warehouse = None,
 ) -> None:
     """Run the events-load flow once: new stored events into ops.email_events, exactly once."""
     from flows.events_load import events_load
@@ -93,8 +93,7 @@ def send_test(
     try:
         signer, created = WebhookSigner.load_or_create(path)
     except (WebhookKeyError, ValueError, OSError) as exc:
-        err.print(f"error: test key {path}: {exc}", markup=False, highlight=False)
-        raise typer.Exit(code=1) from exc
+        raise fail(f"test key {path}: {exc}") from exc
     setting = f"KIZUNA_SENDGRID_WEBHOOK_PUBLIC_KEY={signer.public_key_b64}"
     if created:
         err.print(f"made a test key pair in {path}; the receiver needs {setting}", highlight=False, soft_wrap=True)
@@ -111,8 +110,7 @@ def send_test(
     try:
         result = post_signed(url, sample_events(kinds, email), signer)
     except httpx.HTTPError as exc:
-        err.print(f"error: no receiver at {url} ({exc}); start `kizuna events serve`", markup=False, highlight=False)
-        raise typer.Exit(code=1) from exc
+        raise fail(f"no receiver at {url} ({exc}); start `kizuna events serve`") from exc
     if result.status == 200:
         console.print(
             f"{url}: 200 {result.text}: {result.events} signed events ({', '.join(kinds)}) stored; "
@@ -123,7 +121,4 @@ def send_test(
         )
         return
     hint = f"; start the receiver with {setting}" if result.status == 403 else ""
-    err.print(
-        f"error: {url} answered {result.status} {result.text}{hint}", markup=False, highlight=False, soft_wrap=True
-    )
-    raise typer.Exit(code=1)
+    raise fail(f"{url} answered {result.status} {result.text}{hint}")

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kizuna.cli.options import waiting_for_warehouse
-from kizuna.core.settings import Settings
+from kizuna.cli.common import Warehouse, fail, waiting_for_warehouse
+from kizuna.core.settings import Settings, settings_with
 
 app = typer.Typer(
     help="The send ledger: sends left 'unknown' (a 5xx, a timeout, a killed run), reconciled or released.",
@@ -19,16 +19,15 @@ app = typer.Typer(
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-Warehouse = Annotated[Path | None, typer.Option(help="DuckDB file (default: KIZUNA_WAREHOUSE).")]
 CampaignOption = Annotated[str | None, typer.Option("--campaign", help="Only this campaign's sends.")]
 
 
-def _warehouse(path: Path | None) -> Path:
-    warehouse = path or Settings().warehouse
-    if not Path(warehouse).exists():
-        err.print(f"[bold red]error:[/] no warehouse at {warehouse} (KIZUNA_WAREHOUSE)", markup=True, highlight=False)
-        raise typer.Exit(code=1)
-    return Path(warehouse)
+def _settings(warehouse: Path | None) -> Settings:
+    """Settings for a warehouse that must exist already: the ledger is in it."""
+    settings = settings_with(warehouse=warehouse)
+    if not settings.warehouse.exists():
+        raise fail(f"no warehouse at {settings.warehouse} (KIZUNA_WAREHOUSE)")
+    return settings
 
 
 def _loaded_line(loaded_at: datetime | None) -> str:
@@ -43,7 +42,7 @@ def unknown(campaign: CampaignOption = None, warehouse: Warehouse = None) -> Non
     from kizuna.campaigns import ledger
     from kizuna.core.warehouse import connect
 
-    with connect(_warehouse(warehouse)) as con:
+    with connect(_settings(warehouse).warehouse) as con:
         ledger.ensure_ledger(con)
         sends = ledger.unknown_sends(con, campaign)
         loaded_at = ledger.last_events_load(con)
@@ -75,8 +74,8 @@ def reconcile(campaign: CampaignOption = None, warehouse: Warehouse = None) -> N
     from kizuna.campaigns import ledger
     from kizuna.core.warehouse import connect
 
-    path = _warehouse(warehouse)
-    with waiting_for_warehouse(Settings(warehouse=path)), connect(path) as con:
+    settings = _settings(warehouse)
+    with waiting_for_warehouse(settings), connect(settings.warehouse) as con:
         ledger.ensure_ledger(con)
         done = ledger.reconcile_from_events(con, campaign)
         left = len(ledger.unknown_sends(con, campaign))
@@ -114,8 +113,8 @@ def release(
     if not send_ids and not (campaign and all_):
         err.print("name send ids, or use --campaign NAME --all", highlight=False)
         raise typer.Exit(code=2)
-    path = _warehouse(warehouse)
-    with waiting_for_warehouse(Settings(warehouse=path)), connect(path) as con:
+    settings = _settings(warehouse)
+    with waiting_for_warehouse(settings), connect(settings.warehouse) as con:
         ledger.ensure_ledger(con)
         chosen = list(send_ids or []) or [s.send_id for s in ledger.unknown_sends(con, campaign)]
         result = ledger.release_unknown(

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from kizuna.cli.common import fail
 from kizuna.core.settings import Settings
 
 app = typer.Typer(help="Operating kizuna on a Prefect server: setup, alerts, send window.", no_args_is_help=True)
@@ -54,8 +55,7 @@ def setup() -> None:
     try:
         created = ensure_work_pool(settings.work_pool)
     except Exception as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(code=1) from exc
+        raise fail(exc) from exc
     console.print(f"work pool {settings.work_pool}: {'created' if created else 'already there'}")
     console.print("next: `prefect deploy --all`, then `prefect worker start --pool " + settings.work_pool + "`")
 
@@ -69,8 +69,7 @@ def alert_test() -> None:
     try:
         sent = notify(settings, "kizuna: test alert", "If you can read this, kizuna's failure and hold alerts arrive.")
     except AlertError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(code=1) from exc
+        raise fail(exc) from exc
     if not sent:
         err.print("no alert configured: set KIZUNA_ALERT_WEBHOOK_URL or KIZUNA_ALERT_BLOCK")
         raise typer.Exit(code=1)

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -14,14 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kizuna.core.settings import Settings
+from kizuna.cli.common import AsOf, Warehouse, business_day, fail
+from kizuna.core.settings import Settings, settings_with
 
 app = typer.Typer(help="Reports, the template studio, exports and the analysts' shell.")
 console = Console()
 err = Console(stderr=True)
 
-Warehouse = Annotated[Path | None, typer.Option(help="DuckDB file (default: KIZUNA_WAREHOUSE).")]
-AsOf = Annotated[str | None, typer.Option("--as-of", help="Business date YYYY-MM-DD (default: today, Tokyo).")]
 Lang = Annotated[str, typer.Option("--lang", help="ja or en.")]
 
 NOTEBOOK_HINT = """\
@@ -32,24 +30,6 @@ From a notebook or script (read-only, so the daily run is never blocked for long
     con.sql("SELECT * FROM marts.mrr_kpis_monthly ORDER BY month DESC LIMIT 12").df()
     con.close()  # release the file: the daily run needs it to write
 """
-
-
-def _settings(warehouse: Path | None = None) -> Settings:
-    return Settings(warehouse=warehouse) if warehouse is not None else Settings()
-
-
-def _as_of(value: str | None, settings: Settings) -> date:
-    from kizuna.core.dates import parse_as_of
-
-    try:
-        return parse_as_of(value, settings.timezone)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-
-
-def _fail(message: object) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
-    return typer.Exit(code=1)
 
 
 def _lang(value: str) -> str:
@@ -64,13 +44,13 @@ def report(warehouse: Warehouse = None, as_of: AsOf = None, lang: Lang = "ja") -
     from kizuna.core.warehouse import WarehouseLockedError
     from kizuna.reporting.report import build_report
 
-    settings = _settings(warehouse)
-    day = _as_of(as_of, settings)
+    settings = settings_with(warehouse=warehouse)
+    day = business_day(as_of, settings)
     try:
         with err.status("drawing the report"):
             result = build_report(settings, day, _lang(lang))  # type: ignore[arg-type]
     except (FileNotFoundError, WarehouseLockedError) as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     for key, missing in result.missing.items():
         for line in missing:
             err.print(f"{key}: {line}", highlight=False)
@@ -101,10 +81,10 @@ def studio(
 @app.command()
 def sql(warehouse: Warehouse = None) -> None:
     """A read-only SQL shell on the warehouse (the duckdb CLI if installed, else a minimal prompt)."""
-    settings = _settings(warehouse)
+    settings = settings_with(warehouse=warehouse)
     path = settings.warehouse
     if not path.exists():
-        raise _fail(f"warehouse {path} does not exist yet: run `kizuna run` first")
+        raise fail(f"warehouse {path} does not exist yet: run `kizuna run` first")
     err.print(NOTEBOOK_HINT.format(path=str(path)), highlight=False, soft_wrap=True)
     cli = shutil.which("duckdb")
     if cli:
@@ -152,13 +132,13 @@ def export(
     from kizuna.core.warehouse import WarehouseLockedError
     from kizuna.reporting.export import ExportError, export_mart, exports_dir, mart_grain
 
-    settings = _settings(warehouse)
+    settings = settings_with(warehouse=warehouse)
     path = out or exports_dir(settings.var_dir) / f"{mart}.{fmt}"
     try:
         grain = mart_grain(settings.dbt_project_dir, mart)
         path, rows = export_mart(settings.warehouse, mart, fmt, path, grain)  # type: ignore[arg-type]
     except (ExportError, FileNotFoundError, WarehouseLockedError) as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     err.print(f"{rows:,} rows")
     typer.echo(str(path))
 
@@ -168,12 +148,12 @@ def docs(as_of: AsOf = None, warehouse: Warehouse = None) -> None:
     """Build dbt's documentation site (models, columns, lineage graph) into var/dbt/docs."""
     from kizuna.transform.dbt_runner import dbt_args, dbt_env
 
-    settings = _settings(warehouse)
-    day = _as_of(as_of, settings)
+    settings = settings_with(warehouse=warehouse)
+    day = business_day(as_of, settings)
     out = settings.var_dir / "dbt" / "docs"
     dbt = Path(sys.executable).with_name("dbt")
     if not dbt.exists():
-        raise _fail(f"dbt not found next to {sys.executable}; install kizuna's dependencies")
+        raise fail(f"dbt not found next to {sys.executable}; install kizuna's dependencies")
     # The last --target-path wins: docs go to their own folder, not the daily run's target.
     args = ["docs", *dbt_args(settings, "generate", ["--target-path", str(out.resolve()), "--static"])]
     env = {**os.environ, **dbt_env(settings, day)}
@@ -182,7 +162,7 @@ def docs(as_of: AsOf = None, warehouse: Warehouse = None) -> None:
         done = subprocess.run([str(dbt), *args], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not (out / "index.html").exists():
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise _fail(f"dbt docs generate failed (exit {done.returncode}):\n{tail}")
+        raise fail(f"dbt docs generate failed (exit {done.returncode}):\n{tail}")
     err.print(
         f"open {out / 'static_index.html'} directly, or serve the folder: python -m http.server -d {out}",
         soft_wrap=True,
@@ -201,13 +181,13 @@ def call_list(
     from kizuna.core.warehouse import WarehouseLockedError, connect, table_exists
     from kizuna.reporting.call_list_xlsx import write_call_list
 
-    settings = _settings(warehouse)
+    settings = settings_with(warehouse=warehouse)
     try:
         with connect(settings.warehouse, read_only=True) as con:
             if not table_exists(con, "ops", "call_list"):
-                raise _fail("ops.call_list does not exist yet: a call-list campaign writes it during `kizuna run`")
+                raise fail("ops.call_list does not exist yet: a call-list campaign writes it during `kizuna run`")
             path, rows = write_call_list(con, out, run_id, _lang(lang))  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError, WarehouseLockedError) as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     err.print(f"{rows:,} customers")
     typer.echo(str(path))

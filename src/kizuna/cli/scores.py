@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from kizuna.cli.options import waiting_for_warehouse
-from kizuna.core.settings import Settings
+from kizuna.cli.common import AsOf, Warehouse, business_day, fail, waiting_for_warehouse
+from kizuna.core.settings import settings_with
 
 if TYPE_CHECKING:
     from kizuna.scoring.model import Evaluation
 
 app = typer.Typer(help="Predictive scores.")
 console = Console()
-err = Console(stderr=True)
-
-Warehouse = Annotated[Path | None, typer.Option(help="DuckDB file (default: KIZUNA_WAREHOUSE).")]
-AsOf = Annotated[str | None, typer.Option("--as-of", help="Business date YYYY-MM-DD (default: today, Tokyo).")]
-
 
 Retrain = Annotated[bool, typer.Option("--retrain", help="Train a new model first, even if a stored one is usable.")]
 
@@ -33,20 +27,15 @@ def score(warehouse: Warehouse = None, as_of: AsOf = None, retrain: Retrain = Fa
     Needs a warehouse built as of the same date (`kizuna run --as-of`), whose features dbt computed. Without a
     stored model that may score that day (or with --retrain), trains one on the warehouse's history first.
     """
-    from kizuna.core.dates import parse_as_of
     from kizuna.scoring.run import score_warehouse
 
-    settings = Settings(warehouse=warehouse) if warehouse is not None else Settings()
-    try:
-        day = parse_as_of(as_of, settings.timezone)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    settings = settings_with(warehouse=warehouse)
+    day = business_day(as_of, settings)
     try:
         with waiting_for_warehouse(settings):
             result = score_warehouse(settings, day, retrain=retrain)
     except (ValueError, FileNotFoundError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(code=1) from exc
+        raise fail(exc) from exc
     if result.trained:
         console.print(f"trained model {result.model_version}: {result.training_reason}")
     else:
@@ -64,20 +53,15 @@ def score(warehouse: Warehouse = None, as_of: AsOf = None, retrain: Retrain = Fa
 def train_scores(warehouse: Warehouse = None, as_of: AsOf = None) -> None:
     """Train churn, expansion and deal-win models on the warehouse and make them current (what the weekly
     train-scores flow does); the evaluation report and calibration chart go to var/models/<version>/."""
-    from kizuna.core.dates import parse_as_of
     from kizuna.scoring.run import train_and_store
 
-    settings = Settings(warehouse=warehouse) if warehouse is not None else Settings()
-    try:
-        day = parse_as_of(as_of, settings.timezone) if as_of else None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    settings = settings_with(warehouse=warehouse)
+    day = business_day(as_of, settings) if as_of else None  # unset: the day dbt last built the features
     try:
         with waiting_for_warehouse(settings):
             stored = train_and_store(settings, day)
     except (ValueError, FileNotFoundError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(code=1) from exc
+        raise fail(exc) from exc
     _print_evaluation(stored.bundle.version, stored.bundle.as_of, stored.bundle.evaluations)
     console.print(f"model stored in {stored.directory}")
 

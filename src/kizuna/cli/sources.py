@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kizuna.cli.common import fail
 from kizuna.core.settings import Settings
 
 app = typer.Typer(help="Source files: check an export before loading it.", no_args_is_help=True)
@@ -38,8 +39,7 @@ def check(
             chosen = mapping_from_options(options, settings.mappings_dir, settings.sources_config)
         result = check_sources(settings, source_dir, chosen)
     except SourceError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
+        raise fail(exc) from exc
     for line in render_check(result):
         typer.echo(line)  # plain lines: the report is read in a terminal and piped to files alike
     if not result.ready:

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from kizuna.cli.common import fail
 from kizuna.core.settings import Settings
 
 app = typer.Typer(help="Email templates: lint them, preview them, send yourself a test.", no_args_is_help=True)
 console = Console()
-err = Console(stderr=True)
 
 # The per-recipient row of a preview with --customer: the columns campaign selection gives a template.
 _CUSTOMER_SQL = """
@@ -27,11 +27,6 @@ _CUSTOMER_SQL = """
     LEFT JOIN (SELECT * FROM marts.subscription_renewals WHERE customer_id = ? AND days_to_renewal >= 0
                ORDER BY renewal_on LIMIT 1) r USING (customer_id)
     WHERE c.customer_id = ?"""
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _selection_variables(settings: Settings) -> tuple[set[str], set[str] | None] | None:
@@ -96,7 +91,7 @@ def lint(
     try:
         names = [name] if name else renderer.templates()
     except EmailTemplateError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     selection = _selection_variables(settings)
     failed = 0
     for template in names:
@@ -126,16 +121,16 @@ def _customer_context(settings: Settings, customer_id: str) -> dict[str, Any]:
     from kizuna.core.warehouse import connect, table_exists
 
     if not settings.warehouse.exists():
-        raise _fail(f"--customer needs the warehouse {settings.warehouse}; run `kizuna run` first")
+        raise fail(f"--customer needs the warehouse {settings.warehouse}; run `kizuna run` first")
     with connect(settings.warehouse, read_only=True) as con:
         for mart in ("customers", "contacts", "subscription_renewals"):
             if not table_exists(con, "marts", mart):
-                raise _fail(f"--customer needs marts.{mart} in {settings.warehouse}; run `kizuna build` first")
+                raise fail(f"--customer needs marts.{mart} in {settings.warehouse}; run `kizuna build` first")
         cur = con.execute(_CUSTOMER_SQL, [customer_id, customer_id, customer_id])
         row = cur.fetchone()
         names = [d[0] for d in cur.description]
     if row is None:
-        raise _fail(f"customer {customer_id!r} is not in marts.customers of {settings.warehouse}")
+        raise fail(f"customer {customer_id!r} is not in marts.customers of {settings.warehouse}")
     return dict(zip(names, row, strict=True))
 
 
@@ -161,7 +156,7 @@ def preview(
         used_locale = locale or str(context.get("locale") or meta.default_locale)
         email = renderer.render(name, used_locale, context)
     except EmailTemplateError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     out = settings.var_dir / "previews"
     out.mkdir(parents=True, exist_ok=True)
     who = re.sub(r"[^A-Za-z0-9_-]+", "_", customer or "sample")
@@ -188,11 +183,11 @@ def _send_test(settings: Settings, email: Any, address: str, template: str) -> N
         )
         backend = make_backend(settings)
     except (InvalidMessageError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     try:
         provider_id = backend.send(message)
     except SendError as exc:
-        raise _fail(f"test send to {address} failed: {exc}") from exc
+        raise fail(f"test send to {address} failed: {exc}") from exc
     finally:
         backend.close()
     typer.echo(f"sent a test copy to {address} via {backend.name} ({provider_id})")
