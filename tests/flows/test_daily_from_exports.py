@@ -14,12 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from kizuna import pipeline
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
-from kizuna.quality.gate import gate_and_publish
-from kizuna.sources.ingest import stage_sources
-from kizuna.tracking.loader import ensure_tracking_tables
-from kizuna.transform import dbt_runner
 
 EXPORTS = Path(__file__).parents[1] / "sources" / "exports"
 AS_OF = dt.date(2026, 11, 20)
@@ -38,11 +35,10 @@ def through_the_same_steps_in_process(source_dir: Path, warehouse: Path) -> None
     """The daily flow's ingest, gate and marts inputs as plain functions, then its dbt build: the same work but
     the campaigns, without a Prefect flow run and a task run each (the flow's fixed cost)."""
     settings = Settings(source_dir=source_dir, warehouse=warehouse)
-    stage_sources(settings)
-    gate_and_publish(settings, AS_OF)
-    with connect(warehouse) as con:
-        ensure_tracking_tables(con, settings.templates_dir)
-    dbt_runner.build(settings, AS_OF)  # raises on any failed model or data test, as the flow's build does
+    pipeline.ingest(settings)  # the same step functions the flow's tasks call
+    pipeline.gate(settings, AS_OF)
+    pipeline.prepare_marts_inputs(settings)
+    pipeline.build(settings, AS_OF)  # raises on any failed model or data test, as the flow's build does
 
 
 # Expected figures are worked out by hand from the files: e.g. HubSpot's closed-won deals 1,200,000, 600,000,
