@@ -117,6 +117,12 @@ class ReportContext:
             return "–"
         return f"{float(value) * 100:.{digits}f}%"
 
+    def points(self, value: Any) -> str:
+        """A difference of two rates, in percentage points with its sign (0.145 → +14.5 pt)."""
+        if value is None or pd.isna(value):
+            return "–"
+        return f"{float(value) * 100:+.1f} pt"
+
     def number(self, value: Any) -> str:
         if value is None or pd.isna(value):
             return "–"

@@ -133,14 +133,36 @@ LABELS: dict[str, tuple[str, str]] = {
     "mrr_now": ("現在の MRR", "MRR now"),
     "mrr_change": ("MRR 増減率", "MRR change"),
     "churned_since": ("その後の解約率", "Churned since"),
-    "lift_chart": ("選定後の MRR 増減率", "MRR change since selection"),
-    "no_lift": (
+    # MRR change since selection (ops.campaign_recipients + customer_mrr_monthly): each group described, no lift
+    "mrr_change_chart": ("選定後の MRR 増減率", "MRR change since selection"),
+    "no_mrr_change": (
         "{month} までに選定され、選定月に MRR のある顧客がまだいないため、MRR 増減率は表示できません",
         "no MRR change to show yet: no campaign has customers selected by {month} who paid in their selection month",
     ),
     "no_holdout": (
         "対照群がまだありません（キャンペーンファイルの holdout_percent を設定してください）",
         "no holdout group yet (set holdout_percent in the campaign file)",
+    ),
+    # lift, as marts.campaign_lift has it (scope campaign, breakdown all)
+    "lift_table": (
+        "配信群と対照群の差（campaign_lift、キャンペーン全体、各顧客は初回のみ）",
+        "Lift, treatment against holdout (campaign_lift; whole campaign, each customer once)",
+    ),
+    "window": ("期間", "Window"),
+    "window_days": ("{days} 日", "{days} days"),
+    "group_sizes": ("測定済み顧客数（配信群 / 対照群）", "Customers measured (treatment / holdout)"),
+    "waiting": ("測定待ち（配信群 / 対照群）", "Waiting (treatment / holdout)"),
+    "csql_rate": ("CSQL 率（配信群 / 対照群）", "CSQL rate (treatment / holdout)"),
+    "csql_rate_lift": ("CSQL 率の差 [95% 信頼区間]", "CSQL rate lift [95% interval]"),
+    "expansion_per_customer": (
+        "顧客あたり拡大 MRR（配信群 / 対照群）",
+        "Expansion MRR per customer (treatment / holdout)",
+    ),
+    "expansion_lift": ("顧客あたり拡大 MRR の差 [95% 信頼区間]", "Expansion MRR per customer lift [95% interval]"),
+    "too_small": ("（対照群が少なく区間なし）", "(holdout too small for an interval)"),
+    "no_campaign_lift": (
+        "campaign_lift にはまだキャンペーンがありません",
+        "no campaign in campaign_lift yet",
     ),
     "engagement": ("配信の反応", "Engagement"),
     "sent": ("送信数", "Sent"),
