@@ -13,11 +13,7 @@ from typing import Any
 
 import duckdb
 
-from kizuna.campaigns.audience import SCORES_TABLE as SCORES_TABLE
-from kizuna.campaigns.audience import audience_sql as audience_sql
-from kizuna.campaigns.audience import check_where as check_where
-from kizuna.campaigns.audience import has_scores as has_scores
-from kizuna.campaigns.audience import missing_scores_note
+from kizuna.campaigns.audience import audience_sql, missing_scores_note
 from kizuna.campaigns.ledger import LEDGER_TABLE, SETTLED_STATES
 from kizuna.campaigns.spec import Campaign, Roles
 from kizuna.core import ops
