@@ -8,14 +8,15 @@ from pathlib import Path
 
 import duckdb
 
-from kizuna.campaigns.select import SCORES_TABLE, audience_sql, has_scores, missing_scores_note
+from kizuna.campaigns.audience import SCORES_TABLE, audience_sql, has_scores, missing_scores_note
 from kizuna.campaigns.spec import Campaign
-from kizuna.core.warehouse import OPS_SCHEMA, table_exists
+from kizuna.core import ops
+from kizuna.core.warehouse import table_exists
 from kizuna.reporting.export import neutralise
 from kizuna.reporting.summary import CampaignSummary
 from kizuna.scoring.explain import SEPARATOR
 
-CALL_LIST_TABLE = f"{OPS_SCHEMA}.call_list"
+CALL_LIST_TABLE = ops.CALL_LIST.name
 # An intent CSQL (marts.engagement_csqls: a click on a pricing, upgrade or contact link) this recent puts its
 # customer first, with "intent:<kind>" at the head of its signals.
 FRESH_INTENT_DAYS = 7
@@ -63,13 +64,7 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
         top_factor = f"split_part(sc.churn_factors_{campaign.locale}, '{SEPARATOR[campaign.locale]}', 1)"
     else:
         scores, churn_risk, top_factor = "", "NULL::DOUBLE", "NULL"
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {CALL_LIST_TABLE} (run_id VARCHAR, as_of DATE, campaign VARCHAR,
-            priority INTEGER, owner_email VARCHAR, customer_id VARCHAR, customer_name VARCHAR, rank VARCHAR,
-            mrr DECIMAL(18,2), signals VARCHAR, days_since_last_touch INTEGER, hypothesis VARCHAR,
-            next_action VARCHAR, reasons VARCHAR)"""
-    )
+    ops.ensure(con, ops.CALL_LIST)
     con.execute(f"DELETE FROM {CALL_LIST_TABLE} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
     con.execute(
         f"""INSERT INTO {CALL_LIST_TABLE}

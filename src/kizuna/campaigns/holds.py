@@ -9,10 +9,11 @@ from typing import Literal
 
 import duckdb
 
+from kizuna.core import ops
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import OPS_SCHEMA, column_exists
+from kizuna.core.warehouse import column_exists
 
-HOLDS_TABLE = f"{OPS_SCHEMA}.campaign_holds"
+HOLDS_TABLE = ops.CAMPAIGN_HOLDS.name
 Decision = Literal["approved", "rejected"]
 
 
@@ -32,16 +33,9 @@ class HoldError(ValueError):
 
 
 def ensure_holds(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {HOLDS_TABLE} (
-            run_id VARCHAR NOT NULL, campaign VARCHAR NOT NULL, reason VARCHAR NOT NULL,
-            selected BIGINT NOT NULL, previous_selected BIGINT,
-            status VARCHAR NOT NULL CHECK (status IN ('waiting', 'approved', 'rejected')),
-            held_at TIMESTAMP NOT NULL, decided_at TIMESTAMP, decided_by VARCHAR,
-            PRIMARY KEY (run_id, campaign))"""
-    )
-    if not column_exists(con, OPS_SCHEMA, "campaign_holds", "requested_by"):  # a warehouse from before four eyes
+    ops.ensure(con, ops.CAMPAIGN_HOLDS)
+    # A warehouse from before four eyes: holds had no requested_by yet.
+    if not column_exists(con, ops.CAMPAIGN_HOLDS.schema, ops.CAMPAIGN_HOLDS.table, "requested_by"):
         con.execute(f"ALTER TABLE {HOLDS_TABLE} ADD COLUMN requested_by VARCHAR")
 
 

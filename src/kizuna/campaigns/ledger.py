@@ -19,71 +19,26 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from kizuna.core.warehouse import OPS_SCHEMA, table_exists
+from kizuna.core import ops
+from kizuna.core.warehouse import table_exists
 from kizuna.email.sendgrid import redact_api_keys
 
-LEDGER_TABLE = f"{OPS_SCHEMA}.send_ledger"
-STATES = ("pending", "sending", "accepted", "failed_permanent", "unknown")
+LEDGER_TABLE = ops.SEND_LEDGER.name
+STATES = ops.LEDGER_STATES
 # Keys in these states are done for good: selection reports them as already_sent, claim skips them.
 SETTLED_STATES = ("sending", "accepted", "unknown")
-_OLD_STATES = {"pending": "pending", "sent": "accepted", "failed": "failed_permanent"}
 
 Outcome = tuple[str, str, str | None, str | None]  # (send_id, state, provider_message_id, error)
-# Written by the events loader (kizuna.tracking.loader, which imports this module: named, not imported).
-EVENTS_TABLE = f"{OPS_SCHEMA}.email_events"
-EVENTS_CURSOR_TABLE = f"{OPS_SCHEMA}.email_events_cursor"
+# Written by the events loader (kizuna.tracking.loader).
+EVENTS_TABLE = ops.EMAIL_EVENTS.name
+EVENTS_CURSOR_TABLE = ops.EMAIL_EVENTS_CURSOR.name
 # SendGrid retries a webhook delivery for 24 hours: events of a queued message can arrive that late.
 WEBHOOK_RETRY_HOURS = 24
 
 
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
-    states = ", ".join(f"'{s}'" for s in STATES)
-    columns = f"""
-            message_key VARCHAR PRIMARY KEY,
-            campaign VARCHAR NOT NULL,
-            contact_id VARCHAR NOT NULL,
-            email VARCHAR NOT NULL,
-            occasion VARCHAR NOT NULL,
-            run_id VARCHAR NOT NULL,
-            state VARCHAR NOT NULL CHECK (state IN ({states})),
-            backend VARCHAR,
-            provider_message_id VARCHAR,
-            error VARCHAR,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            claimed_at TIMESTAMP NOT NULL,
-            sending_at TIMESTAMP,
-            finished_at TIMESTAMP"""
-    con.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} ({columns})")
-    has_attempts = con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = 'send_ledger' "
-        "AND column_name = 'attempts'",
-        [OPS_SCHEMA],
-    ).fetchone()
-    if has_attempts and not has_attempts[0]:
-        _migrate_from_sent_failed(con, columns)
-
-
-def _migrate_from_sent_failed(con: duckdb.DuckDBPyConnection, columns: str) -> None:
-    """Ledgers written before the sending/unknown states: sent → accepted, failed → failed_permanent."""
-    mapping = " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in _OLD_STATES.items())
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"CREATE TABLE {OPS_SCHEMA}.send_ledger_new ({columns})")
-        con.execute(f"""
-            INSERT INTO {OPS_SCHEMA}.send_ledger_new
-                (message_key, campaign, contact_id, email, occasion, run_id, state, backend, provider_message_id,
-                 error, attempts, claimed_at, finished_at)
-            SELECT message_key, campaign, contact_id, email, occasion, run_id, CASE state {mapping} END, backend,
-                   provider_message_id, error, CASE WHEN state = 'pending' THEN 0 ELSE 1 END, claimed_at,
-                   finished_at
-            FROM {LEDGER_TABLE}""")
-        con.execute(f"DROP TABLE {LEDGER_TABLE}")
-        con.execute(f"ALTER TABLE {OPS_SCHEMA}.send_ledger_new RENAME TO send_ledger")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    """The ledger, empty when new; a ledger from before the sending/unknown states is migrated (kizuna.core.ops)."""
+    ops.ensure(con, ops.SEND_LEDGER)
 
 
 def claim(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, backend: str) -> int:
@@ -98,7 +53,7 @@ def claim(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, backend: s
         INSERT INTO {LEDGER_TABLE} (message_key, campaign, contact_id, email, occasion, run_id, state, backend,
                                     claimed_at)
         SELECT message_key, campaign, contact_id, email, occasion, run_id, 'pending', ?, timezone('UTC', now())
-        FROM {OPS_SCHEMA}.campaign_recipients
+        FROM {ops.CAMPAIGN_RECIPIENTS}
         WHERE run_id = ? AND campaign = ? AND is_selected
         ON CONFLICT (message_key) DO UPDATE
             SET state = 'pending', run_id = excluded.run_id, backend = excluded.backend, email = excluded.email,
@@ -251,7 +206,7 @@ class UnknownSend:
 
 
 def _events_ready(con: duckdb.DuckDBPyConnection) -> bool:
-    return table_exists(con, OPS_SCHEMA, "email_events")
+    return table_exists(con, ops.EMAIL_EVENTS.schema, ops.EMAIL_EVENTS.table)
 
 
 def unknown_sends(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> list[UnknownSend]:
@@ -291,7 +246,7 @@ def reconcile_from_events(con: duckdb.DuckDBPyConnection, campaign: str | None =
 
 def last_events_load(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """When events were last loaded into the warehouse (UTC), None if never."""
-    if not table_exists(con, OPS_SCHEMA, "email_events_cursor"):
+    if not table_exists(con, ops.EMAIL_EVENTS_CURSOR.schema, ops.EMAIL_EVENTS_CURSOR.table):
         return None
     row = con.execute(f"SELECT max(updated_at) FROM {EVENTS_CURSOR_TABLE}").fetchone()
     return row[0] if row else None

@@ -10,7 +10,8 @@ from typing import Any
 
 import duckdb
 
-from kizuna.campaigns.run import campaign_message, previous_selected, recipient_context
+from kizuna.campaigns.context import recipient_context
+from kizuna.campaigns.run import campaign_message, previous_selected
 from kizuna.campaigns.select import EXCLUSIONS_TABLE, RECIPIENTS_TABLE, select_recipients
 from kizuna.campaigns.spec import Campaign
 from kizuna.core.settings import Settings

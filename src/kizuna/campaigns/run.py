@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,10 +12,12 @@ from typing import Any
 import duckdb
 
 from kizuna.campaigns import holds, ledger
+from kizuna.campaigns.context import recipient_context
 from kizuna.campaigns.select import RECIPIENTS_TABLE, Selection, select_recipients
 from kizuna.campaigns.spec import Campaign, check_template
+from kizuna.core import ops
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import OPS_SCHEMA, connect, table_exists
+from kizuna.core.warehouse import connect, table_exists
 from kizuna.email.backends import make_backend
 from kizuna.email.message import (
     DeferredSendError,
@@ -54,11 +55,6 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, ke
     )
     names = [d[0] for d in cur.description]
     return [recipient_context(dict(zip(names, row, strict=True))) for row in cur.fetchall()]
-
-
-def recipient_context(row: dict[str, Any]) -> dict[str, Any]:
-    """A template's variables: the customer's mart row (context JSON) overlaid with the recipient row."""
-    return {**json.loads(row.pop("context") or "{}"), **row}
 
 
 def campaign_message(
@@ -253,7 +249,7 @@ def assert_marts_usable(con: duckdb.DuckDBPyConnection) -> None:
                 "SELECT strftime(max(checked_at), '%Y-%m-%d %H:%M') FROM ops.gate_results "
                 "WHERE load_id = (SELECT max(load_id) FROM ops.gate_results)"
             ).fetchone()
-            if table_exists(con, OPS_SCHEMA, "gate_results")
+            if table_exists(con, ops.GATE_RESULTS.schema, ops.GATE_RESULTS.table)
             else None
         )
         when = f" (checked at {row[0]} UTC)" if row and row[0] else ""

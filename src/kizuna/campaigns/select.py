@@ -7,25 +7,22 @@ a contact who matched but is left out lands in ops.campaign_exclusions with why.
 
 from __future__ import annotations
 
-import logging
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import duckdb
 
-from kizuna.campaigns.ledger import LEDGER_TABLE, SETTLED_STATES, ensure_ledger
-from kizuna.campaigns.spec import Campaign, CampaignFileError, Roles, suggestion
+from kizuna.campaigns.audience import audience_sql, missing_scores_note
+from kizuna.campaigns.ledger import LEDGER_TABLE, SETTLED_STATES
+from kizuna.campaigns.spec import Campaign, Roles
+from kizuna.core import ops
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import OPS_SCHEMA, column_exists, table_exists
+from kizuna.email.consent import lawful_basis_sql, suppressed_sql
 
-log = logging.getLogger(__name__)
-
-RECIPIENTS_TABLE = f"{OPS_SCHEMA}.campaign_recipients"
-EXCLUSIONS_TABLE = f"{OPS_SCHEMA}.campaign_exclusions"
-SUPPRESSIONS_TABLE = f"{OPS_SCHEMA}.suppressions"
-SCORES_TABLE = "marts.customer_scores"
+RECIPIENTS_TABLE = ops.CAMPAIGN_RECIPIENTS.name
+EXCLUSIONS_TABLE = ops.CAMPAIGN_EXCLUSIONS.name
+SUPPRESSIONS_TABLE = ops.SUPPRESSIONS.name
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 # Why a contact of a qualifying customer gets nothing, in the order the rules are applied.
@@ -42,13 +39,6 @@ EXCLUSION_REASONS = (
     "over_cap",
 )
 
-_COLUMNS = """
-    run_id VARCHAR, as_of DATE, campaign VARCHAR, variant VARCHAR, customer_id VARCHAR, customer_name VARCHAR,
-    contact_id VARCHAR, contact_name VARCHAR, email VARCHAR, locale VARCHAR, owner_email VARCHAR,
-    cc_email VARCHAR, from_email VARCHAR, occasion VARCHAR, renewal_on DATE, days_to_renewal INTEGER,
-    product VARCHAR, plan VARCHAR, mrr DECIMAL(18,2), currency VARCHAR, contract_term_months INTEGER,
-    message_key VARCHAR, is_selected BOOLEAN, reasons VARCHAR, context VARCHAR"""
-
 
 @dataclass(frozen=True)
 class Selection:
@@ -58,208 +48,6 @@ class Selection:
     holdout: int
     excluded: dict[str, int] = field(default_factory=dict)  # per reason, treatment and holdout alike
     note: str = ""  # e.g. why nobody qualified: the audience filters on scores the day lacks
-
-
-class _Sql:
-    """Collects predicates with their parameters, and the JSON 'reasons' that explain each match."""
-
-    def __init__(self) -> None:
-        self.where: list[str] = []
-        self.params: list[Any] = []
-        self.reasons: list[str] = []
-
-    def add(self, predicate: str, *params: Any, reason: tuple[str, str] | None = None) -> None:
-        self.where.append(predicate)
-        self.params += params
-        if reason:
-            self.reasons.append(f"'{reason[0]}': {reason[1]}")
-
-    def range(self, column: str, key: str, bounds: Any, *, null_is_infinite: bool = False) -> None:
-        """min/max bounds on a column; with null_is_infinite a null lies beyond every number (passes any min,
-        fails any max), e.g. days since a touch that never happened. Otherwise a null matches no bound."""
-        if bounds is None:
-            return
-        if bounds.min is not None:
-            self.add(f"({column} >= ? OR {column} IS NULL)" if null_is_infinite else f"{column} >= ?", bounds.min)
-        if bounds.max is not None:
-            self.add(f"{column} <= ?", bounds.max)
-        self.reasons.append(f"'{key}': {column}")
-
-
-def _literal(value: str | list[str]) -> str:
-    """A SQL literal for text shown in the reasons JSON (reasons are built before the parameters bind)."""
-    if isinstance(value, list):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _products(column: str) -> str:
-    return f"list_transform(string_split(coalesce({column}, ''), ','), lambda x: trim(x))"
-
-
-# Audience keys read from marts.customer_scores, each with the column prefix of its plain-words factors.
-SCORE_KEYS = (("churn_risk", "churn_factors"), ("expansion_propensity", "expansion_factors"))
-
-
-def has_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
-    """Whether marts.customer_scores holds scores of as_of: on a young warehouse the score step is skipped (not
-    enough history), which leaves the mart missing or as of an earlier day."""
-    if not table_exists(con, "marts", "customer_scores"):
-        return False
-    row = con.execute(f"SELECT EXISTS (SELECT 1 FROM {SCORES_TABLE} WHERE as_of = ?)", [as_of]).fetchone()
-    return bool(row and row[0])
-
-
-def missing_scores_note(con: duckdb.DuckDBPyConnection, campaign: Campaign, as_of: date) -> str | None:
-    """Why the campaign selects nobody today, when its audience filters on scores the warehouse lacks for as_of."""
-    if all(getattr(campaign.audience, key) is None for key, _ in SCORE_KEYS) or has_scores(con, as_of):
-        return None
-    return f"no scores as of {as_of.isoformat()}: the audience filters on scores, so nobody is selected"
-
-
-# DuckDB's binder names the missing column: 'Referenced column "x" not found' or 'does not have a column named "x"'.
-_MISSING_COLUMN = re.compile(r'column (?:named )?"([^"]+)"')
-
-
-def check_where(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
-    """A `where:` must bind against marts.customers before it runs: a misspelt column is the marketer's typo, told
-    in one line with the closest columns, not a DuckDB traceback from the middle of the selection."""
-    where = campaign.audience.where
-    if not where or not table_exists(con, "marts", "customers"):
-        return
-    # Read before the check: a failed statement aborts the caller's transaction (preview runs in one).
-    columns = [str(r[0]) for r in con.execute("DESCRIBE marts.customers").fetchall()]
-    try:
-        con.execute(f"SELECT 1 FROM marts.customers AS c WHERE ({where}) LIMIT 0").fetchall()
-    except duckdb.Error as exc:
-        first = str(exc).split("\n", 1)[0]
-        found = _MISSING_COLUMN.search(first)
-        if found:
-            column = found.group(1).rsplit(".", 1)[-1]
-            problem = f"no column {column!r} in marts.customers (alias c) ({suggestion(column, columns)})"
-        else:
-            problem = first
-        raise CampaignFileError(f"{campaign.name}.yml: key audience.where: {problem}") from None
-
-
-def audience_sql(
-    campaign: Campaign,
-    as_of: date,
-    *,
-    with_context: bool = True,
-    con: duckdb.DuckDBPyConnection | None = None,
-) -> tuple[str, list[Any]]:
-    """One row per qualifying customer with the occasion that makes its message unique, and why it matched.
-
-    An audience on churn_risk or expansion_propensity reads the scores of as_of only (a stale day's would
-    select on an old picture). Given ``con``, a day without them selects nobody, with a warning, instead of
-    failing on a missing mart; without it the mart must exist.
-    """
-    a = campaign.audience
-    if con is not None:
-        check_where(con, campaign)
-    q = _Sql()
-    scores = ""
-    if any(getattr(a, key) is not None for key, _ in SCORE_KEYS):
-        note = missing_scores_note(con, campaign, as_of) if con is not None else None
-        if note:
-            log.warning("%s: %s", campaign.name, note)
-            q.add("false")
-        else:
-            scores = (
-                f"JOIN {SCORES_TABLE} sc ON sc.customer_id = c.customer_id AND sc.as_of = DATE '{as_of.isoformat()}'"
-            )
-            for key, factors in SCORE_KEYS:
-                if getattr(a, key) is not None:  # the probability and the words behind it, for a reviewer
-                    q.range(f"sc.{key}", key, getattr(a, key))
-                    q.reasons.append(f"'{factors}_en': sc.{factors}_en, '{factors}_ja': sc.{factors}_ja")
-    if a.status:
-        q.add("c.status = ?", a.status, reason=("status", "c.status"))
-    if a.churned_within_days:
-        q.range(
-            f"date_diff('day', c.churned_month, DATE '{as_of.isoformat()}')", "churned_days_ago", a.churned_within_days
-        )
-    q.range("c.tenure_months", "tenure_months", a.tenure_months)
-    q.range("c.current_mrr", "mrr", a.mrr)
-    q.range("c.plan_usage_ratio", "plan_usage_ratio", a.plan_usage_ratio)
-    # Never touched is longer ago than any number of days, as the no_recent_touch signal counts it.
-    q.range("c.days_since_last_touch", "days_since_last_touch", a.days_since_last_touch, null_is_infinite=True)
-    if a.ranks:
-        q.add("c.rank IN (SELECT unnest(?::VARCHAR[]))", a.ranks, reason=("rank", "c.rank"))
-    if a.products_held:
-        q.add(
-            f"list_has_all({_products('c.products_held')}, ?::VARCHAR[])",
-            a.products_held,
-            reason=("products_held", "c.products_held"),
-        )
-    if a.products_not_held:
-        q.add(
-            f"NOT list_has_any({_products('c.products_held')}, ?::VARCHAR[])",
-            a.products_not_held,
-            reason=("products_not_held", _literal(a.products_not_held)),
-        )
-    if a.plans:
-        q.add(f"list_has_any({_products('c.plans_held')}, ?::VARCHAR[])", a.plans, reason=("plans", "c.plans_held"))
-    for signal in a.signals or []:
-        if not signal.name.replace("_", "").isalnum():
-            raise ValueError(f"signal name {signal.name!r}: use letters, digits and _")
-        q.add(
-            "EXISTS (SELECT 1 FROM marts.customer_signals g WHERE g.customer_id = c.customer_id AND g.signal = ? "
-            "AND g.first_seen_on >= ?::DATE - ?::INTEGER)",
-            signal.name,
-            as_of,
-            signal.within_days,
-            reason=(
-                f"signal_{signal.name}",
-                f"(SELECT any_value(signal_detail) FROM marts.customer_signals g "
-                f"WHERE g.customer_id = c.customer_id AND g.signal = {_literal(signal.name)})",
-            ),
-        )
-    if a.where:
-        q.add(f"({a.where})", reason=("where", _literal(a.where)))
-
-    if a.renewal_within_days is not None:
-        term = ""
-        term_params: list[Any] = []
-        if a.contract_term_months:
-            term = "AND r.contract_term_months IN (SELECT unnest(?::INTEGER[]))"
-            term_params = [a.contract_term_months]
-        source = f"""JOIN (
-            SELECT r.customer_id, min(r.renewal_on) AS renewal_on,
-                   arg_min(r.days_to_renewal, r.renewal_on) AS days_to_renewal,
-                   arg_min(r.product, r.renewal_on) AS product, arg_min(r.plan, r.renewal_on) AS plan,
-                   arg_min(r.mrr, r.renewal_on) AS renewal_mrr, arg_min(r.currency, r.renewal_on) AS currency,
-                   arg_min(r.contract_term_months, r.renewal_on) AS renewal_term
-            FROM marts.subscription_renewals r
-            WHERE r.days_to_renewal BETWEEN 0 AND ? {term}
-            GROUP BY r.customer_id) s USING (customer_id)"""
-        source_params: list[Any] = [a.renewal_within_days, *term_params]
-        q.reasons.append("'renewal_on': s.renewal_on, 'days_to_renewal': s.days_to_renewal")
-        if a.contract_term_months:
-            q.reasons.append("'contract_term_months': s.renewal_term")
-        columns = """s.renewal_on, s.days_to_renewal, s.product, s.plan, s.renewal_mrr AS mrr, s.currency,
-                     s.renewal_term AS contract_term_months, strftime(s.renewal_on, '%Y-%m-%d') AS occasion"""
-    else:
-        source, source_params = "", []
-        if a.contract_term_months:
-            q.add(
-                "c.contract_term_months IN (SELECT unnest(?::INTEGER[]))",
-                a.contract_term_months,
-                reason=("contract_term_months", "c.contract_term_months"),
-            )
-        # One message per customer per campaign and calendar month: a monthly campaign reaches people again
-        # next month, never twice within one.
-        columns = f"""NULL::DATE AS renewal_on, NULL::INTEGER AS days_to_renewal, NULL AS product, NULL AS plan,
-                      c.current_mrr AS mrr, 'JPY' AS currency, c.contract_term_months,
-                      '{as_of.strftime("%Y-%m")}' AS occasion"""
-    reasons = "to_json({" + ", ".join(q.reasons or ["'all': true"]) + "})::VARCHAR"
-    sql = f"""
-        SELECT c.customer_id, c.name AS customer_name, c.owner_email, {columns},
-               c.status AS customer_status, {reasons} AS reasons,
-               {"to_json(c)::VARCHAR" if with_context else "NULL::VARCHAR"} AS context
-        FROM marts.customers c {source} {scores}
-        {"WHERE " + " AND ".join(q.where) if q.where else ""}"""
-    return sql, source_params + q.params
 
 
 def _contact_filter(campaign: Campaign) -> tuple[str, list[Any]]:
@@ -307,13 +95,7 @@ def _add_owner_digests(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> No
 
 def ensure_recipient_tables(con: duckdb.DuckDBPyConnection) -> None:
     """ops.campaign_recipients and ops.campaign_exclusions, empty when new (the engagement marts read them)."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
-    if table_exists(con, OPS_SCHEMA, "campaign_recipients"):
-        columns = {r[0] for r in con.execute(f"DESCRIBE {RECIPIENTS_TABLE}").fetchall()}
-        if "variant" not in columns:  # the first layout, before holdouts: keep it for audits, start anew
-            con.execute(f"ALTER TABLE {RECIPIENTS_TABLE} RENAME TO campaign_recipients_v1")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {RECIPIENTS_TABLE} ({_COLUMNS})")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {EXCLUSIONS_TABLE} ({_COLUMNS}, exclusion_reason VARCHAR)")
+    ops.ensure(con, ops.CAMPAIGN_RECIPIENTS, ops.CAMPAIGN_EXCLUSIONS)
 
 
 def select_recipients(
@@ -321,38 +103,36 @@ def select_recipients(
 ) -> Selection:
     """Write this run's selection for one campaign: recipients (treatment, holdout) and exclusions with reasons."""
     settings = settings or Settings()
-    ensure_ledger(con)
+    ops.ensure(con, ops.SEND_LEDGER)
     ensure_recipient_tables(con)
     for table in (RECIPIENTS_TABLE, EXCLUSIONS_TABLE):
         con.execute(f"DELETE FROM {table} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
+    parts = (
+        _candidates(con, campaign, as_of, settings),
+        _reasoned(con, campaign, run_id, settings),
+        _capped(campaign, run_id, as_of),
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _selection AS WITH " + ",".join(sql for sql, _ in parts),
+        [param for _, params in parts for param in params],
+    )
+    if campaign.owner_policy == "owner_digest":
+        _add_owner_digests(con, campaign)
+    return _write_selection(con, campaign, run_id, as_of)
 
+
+def _candidates(
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, as_of: date, settings: Settings
+) -> tuple[str, list[Any]]:
+    """CTEs audience … keyed: each qualifying customer's contacts, with variant, lawful basis and message key."""
     # The customer's whole row (template context) is attached to recipients only, after selection: building
     # it for every excluded candidate too cost most of the time at 1M customers.
     audience, audience_params = audience_sql(campaign, as_of, with_context=False, con=con)
     contact_filter, contact_params = _contact_filter(campaign)
-    suppressed = (
-        f"EXISTS (SELECT 1 FROM {SUPPRESSIONS_TABLE} x WHERE x.email = k.email)"
-        if table_exists(con, OPS_SCHEMA, "suppressions")
-        else "false"
-    )
-    # Older marts may lack marketing_consent: then nothing is known beyond opt-in, i.e. 'unknown'.
-    consent_column = (
-        "ct.marketing_consent" if column_exists(con, "marts", "contacts", "marketing_consent") else "'unknown'"
-    )
-    freq = campaign.frequency
-    max_emails = min(settings.frequency_max_emails, freq.max_emails if freq else settings.frequency_max_emails)
-    freq_days = max(settings.frequency_days, freq.days if freq else settings.frequency_days)
-    owner_excluded = campaign.owner_policy in ("exclude", "owner_digest")
+    lawful_basis = lawful_basis_sql(con, settings.lawful_basis, customer_status="v.customer_status")
     holdout_basis_points = round(campaign.holdout_percent * 100)
-    # Both groups must be the same slice of the ranked audience, or the lift compares the most urgent renewals
-    # with everyone: the holdout keeps the first max_recipients × h / (1 − h) of its eligible rows (rounded) by
-    # the same ordering (h = the holdout fraction; h ≤ 0.5, so never a division by zero).
-    holdout_cap = round(campaign.max_recipients * holdout_basis_points / (10_000 - holdout_basis_points))
-
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _selection AS
-        WITH audience AS ({audience}),
+    sql = f"""
+        audience AS ({audience}),
         variants AS (
             -- Deterministic per campaign and customer: a customer stays in its group across runs.
             SELECT *, CASE WHEN ('0x' || substr(md5(? || ':' || customer_id), 1, 8))::UBIGINT % 10000 < ?
@@ -362,11 +142,7 @@ def select_recipients(
         candidates AS (
             SELECT v.*, ct.contact_id, ct.contact_name, ct.email, coalesce(ct.locale, ?) AS locale,
                    ct.is_marketing_opted_in,
-                   CASE WHEN ct.is_marketing_opted_in THEN 'consent'
-                        WHEN ? = 'relationship' AND {consent_column} <> 'opted_out'
-                             AND v.customer_status IN ('active', 'churned')
-                            THEN 'relationship'
-                   END AS lawful_basis
+                   {lawful_basis} AS lawful_basis
             FROM variants v
             LEFT JOIN marts.contacts ct ON ct.customer_id = v.customer_id {contact_filter}
         ),
@@ -377,7 +153,20 @@ def select_recipients(
                         THEN substr(sha256(? || chr(31) || contact_id || chr(31) || occasion), 1, 32) END
                        AS message_key
             FROM candidates
-        ),
+        )"""
+    params = [*audience_params, campaign.name, holdout_basis_points, campaign.locale, *contact_params, campaign.name]
+    return sql, params
+
+
+def _reasoned(
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, settings: Settings
+) -> tuple[str, list[Any]]:
+    """CTEs recent … reasoned: why each candidate gets nothing (EXCLUSION_REASONS, in order), NULL if it may."""
+    freq = campaign.frequency
+    max_emails = min(settings.frequency_max_emails, freq.max_emails if freq else settings.frequency_max_emails)
+    freq_days = max(settings.frequency_days, freq.days if freq else settings.frequency_days)
+    owner_excluded = campaign.owner_policy in ("exclude", "owner_digest")
+    sql = f"""
         recent AS (
             SELECT email, count(*) AS sends FROM {LEDGER_TABLE}
             WHERE state IN {SETTLED_STATES} AND claimed_at >= timezone('UTC', now()) - to_days(?::INTEGER)
@@ -400,7 +189,7 @@ def select_recipients(
                      WHEN sent_by_this_run THEN NULL
                      WHEN k.contact_id IS NULL THEN 'no_contact'
                      WHEN NOT regexp_matches(coalesce(k.email, ''), ?) THEN 'invalid_email'
-                     WHEN {suppressed} THEN 'suppressed'
+                     WHEN {suppressed_sql(con, "k.email")} THEN 'suppressed'
                      WHEN k.lawful_basis IS NULL THEN 'no_marketing_consent'
                      WHEN ? AND k.owner_email IS NOT NULL THEN 'owner_policy'
                      WHEN row_number() OVER (PARTITION BY k.email
@@ -415,7 +204,19 @@ def select_recipients(
             LEFT JOIN {LEDGER_TABLE} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}
             LEFT JOIN recent r ON r.email = k.email
             LEFT JOIN held_out h ON h.message_key = k.message_key
-        ),
+        )"""
+    params = [freq_days, campaign.name, run_id, campaign.name, run_id, EMAIL_PATTERN, owner_excluded, max_emails]
+    return sql, params
+
+
+def _capped(campaign: Campaign, run_id: str, as_of: date) -> tuple[str, list[Any]]:
+    """CTE capped and the rows of _selection: max_recipients applied to both groups alike."""
+    holdout_basis_points = round(campaign.holdout_percent * 100)
+    # Both groups must be the same slice of the ranked audience, or the lift compares the most urgent renewals
+    # with everyone: the holdout keeps the first max_recipients × h / (1 − h) of its eligible rows (rounded) by
+    # the same ordering (h = the holdout fraction; h ≤ 0.5, so never a division by zero).
+    holdout_cap = round(campaign.max_recipients * holdout_basis_points / (10_000 - holdout_basis_points))
+    sql = """
         capped AS (
             SELECT *,
                    CASE WHEN reason IS NULL
@@ -435,34 +236,21 @@ def select_recipients(
                json_merge_patch(reasons, json_object('lawful_basis', lawful_basis))::VARCHAR AS reasons, context,
                exclusion_reason
         FROM capped
-        """,
-        [
-            *audience_params,
-            campaign.name,
-            holdout_basis_points,
-            campaign.locale,
-            settings.lawful_basis,
-            *contact_params,
-            campaign.name,
-            freq_days,
-            campaign.name,
-            run_id,
-            campaign.name,
-            run_id,
-            EMAIL_PATTERN,
-            owner_excluded,
-            max_emails,
-            campaign.max_recipients,
-            holdout_cap,
-            run_id,
-            as_of,
-            campaign.name,
-            campaign.owner_policy,
-            campaign.owner_policy,
-        ],
-    )
-    if campaign.owner_policy == "owner_digest":
-        _add_owner_digests(con, campaign)
+        """
+    params = [
+        campaign.max_recipients,
+        holdout_cap,
+        run_id,
+        as_of,
+        campaign.name,
+        campaign.owner_policy,
+        campaign.owner_policy,
+    ]
+    return sql, params
+
+
+def _write_selection(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date) -> Selection:
+    """_selection into recipients (with the customer's row as context) and exclusions; the counts."""
     con.execute(
         f"""INSERT INTO {RECIPIENTS_TABLE}
             SELECT s.* EXCLUDE (exclusion_reason, context), coalesce(s.context, to_json(c)::VARCHAR)

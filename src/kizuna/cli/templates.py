@@ -16,18 +16,6 @@ from kizuna.core.settings import Settings
 app = typer.Typer(help="Email templates: lint them, preview them, send yourself a test.", no_args_is_help=True)
 console = Console()
 
-# The per-recipient row of a preview with --customer: the columns campaign selection gives a template.
-_CUSTOMER_SQL = """
-    SELECT c.*, c.name AS customer_name,
-           ct.contact_id, ct.contact_name, ct.email, ct.locale,
-           r.product, r.plan, r.mrr, r.currency, r.contract_term_months, r.renewal_on, r.days_to_renewal
-    FROM marts.customers c
-    LEFT JOIN (SELECT * FROM marts.contacts WHERE customer_id = ?
-               ORDER BY is_primary DESC NULLS LAST, contact_id LIMIT 1) ct USING (customer_id)
-    LEFT JOIN (SELECT * FROM marts.subscription_renewals WHERE customer_id = ? AND days_to_renewal >= 0
-               ORDER BY renewal_on LIMIT 1) r USING (customer_id)
-    WHERE c.customer_id = ?"""
-
 
 def _selection_variables(settings: Settings) -> tuple[set[str], set[str] | None] | None:
     """What a campaign can give a template, if known: the columns of ops.campaign_recipients plus those of
@@ -118,20 +106,20 @@ def lint(
 
 
 def _customer_context(settings: Settings, customer_id: str) -> dict[str, Any]:
+    """The per-recipient row of a preview with --customer: what a campaign would give the template."""
+    from kizuna.campaigns.context import CONTEXT_MARTS, customer_context
     from kizuna.core.warehouse import connect, table_exists
 
     if not settings.warehouse.exists():
         raise fail(f"--customer needs the warehouse {settings.warehouse}; run `kizuna run` first")
     with connect(settings.warehouse, read_only=True) as con:
-        for mart in ("customers", "contacts", "subscription_renewals"):
+        for mart in CONTEXT_MARTS:
             if not table_exists(con, "marts", mart):
                 raise fail(f"--customer needs marts.{mart} in {settings.warehouse}; run `kizuna build` first")
-        cur = con.execute(_CUSTOMER_SQL, [customer_id, customer_id, customer_id])
-        row = cur.fetchone()
-        names = [d[0] for d in cur.description]
-    if row is None:
+        context = customer_context(con, customer_id)
+    if context is None:
         raise fail(f"customer {customer_id!r} is not in marts.customers of {settings.warehouse}")
-    return dict(zip(names, row, strict=True))
+    return context
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from kizuna.core import ops
 from kizuna.core.warehouse import table_exists
 
 FLOW_RUN_COLUMN = "flow_run_id"
@@ -41,7 +42,7 @@ def stamp(con: duckdb.DuckDBPyConnection, table: str, key_column: str, key: str,
     return len(rows)
 
 
-RUNS_TABLE = "ops.flow_runs"
+RUNS_TABLE = ops.FLOW_RUNS.name
 
 
 def record_run(
@@ -54,11 +55,7 @@ def record_run(
     """
     if flow_run_id is None:
         return
-    con.execute("CREATE SCHEMA IF NOT EXISTS ops")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (flow_run_id VARCHAR NOT NULL, flow VARCHAR NOT NULL, "
-        "run_id VARCHAR, load_id VARCHAR, recorded_at TIMESTAMP NOT NULL)"
-    )
+    ops.ensure(con, ops.FLOW_RUNS)
     con.execute(
         f"INSERT INTO {RUNS_TABLE} VALUES (?, ?, ?, ?, timezone('UTC', now()))", [flow_run_id, flow, run_id, load_id]
     )

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import duckdb
 
+from kizuna.core import ops
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, Table
+from kizuna.core.ops import OPS_SCHEMA
 
 log = logging.getLogger(__name__)
 
 RAW_SCHEMA = "raw"
 INCOMING_SCHEMA = "raw_incoming"
-OPS_SCHEMA = "ops"
 # Connector state (cursors, mirrors of pulled records) is staged as raw_incoming."_state__<name>" and
 # replaces connector_state."<name>" in the publishing transaction: it advances only with the load it describes.
 STATE_SCHEMA = "connector_state"
@@ -187,12 +188,7 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {OPS_SCHEMA}.loads (load_id VARCHAR, published_at TIMESTAMP, "
-            "source_dir VARCHAR, table_name VARCHAR, source_file VARCHAR, encoding VARCHAR, "
-            "row_count BIGINT, sha256 VARCHAR, staged_rows BIGINT)"
-        )
+        ops.ensure(con, ops.LOADS)
         # row_count is what raw holds once published; staged_rows what the file gave before the gate quarantined.
         con.execute(f"ALTER TABLE {OPS_SCHEMA}.loads ADD COLUMN IF NOT EXISTS staged_rows BIGINT")
         for table in TABLES:
@@ -223,11 +219,8 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
             )
         if table_exists(con, INCOMING_SCHEMA, "_quarantine"):
             # Rows the gate moved out of this load, kept with file, row, column, rule and value.
-            con.execute("CREATE SCHEMA IF NOT EXISTS quarantine")
-            con.execute(
-                f"CREATE TABLE IF NOT EXISTS quarantine.rows AS SELECT * FROM {INCOMING_SCHEMA}._quarantine LIMIT 0"
-            )
-            con.execute(f"INSERT INTO quarantine.rows BY NAME SELECT * FROM {INCOMING_SCHEMA}._quarantine")
+            ops.ensure(con, ops.QUARANTINE_ROWS)
+            con.execute(f"INSERT INTO {ops.QUARANTINE_ROWS} BY NAME SELECT * FROM {INCOMING_SCHEMA}._quarantine")
         con.execute(f"DROP SCHEMA {INCOMING_SCHEMA} CASCADE")
         con.execute("COMMIT")
     except BaseException:

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 
+from kizuna.core import ops
 from kizuna.core.contract import TABLES
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import (
@@ -194,12 +195,7 @@ def gate_and_publish(
 
 def record_verdict(con: duckdb.DuckDBPyConnection, verdict: GateVerdict) -> None:
     """Keep every check's outcome in ops.gate_results, for the run summary, audits and the send guard."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {OPS_SCHEMA}.gate_results (load_id VARCHAR, checked_at TIMESTAMP, "
-        "suite VARCHAR, table_name VARCHAR, expectation VARCHAR, column_name VARCHAR, severity VARCHAR, "
-        "success BOOLEAN, unexpected_count BIGINT)"
-    )
+    ops.ensure(con, ops.GATE_RESULTS)
     rows = [
         (verdict.load_id, r.suite, r.table, r.expectation, r.column, r.severity, r.success, r.unexpected_count)
         for r in verdict.results

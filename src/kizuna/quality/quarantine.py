@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import duckdb
 
+from kizuna.core import ops
 from kizuna.core.contract import SOURCE_ROW_COLUMN
 from kizuna.core.warehouse import INCOMING_SCHEMA
 from kizuna.quality.validate import CheckResult
 
-QUARANTINE_SCHEMA = "quarantine"
-QUARANTINE_TABLE = f"{QUARANTINE_SCHEMA}.rows"
+QUARANTINE_SCHEMA = ops.QUARANTINE_SCHEMA
+QUARANTINE_TABLE = ops.QUARANTINE_ROWS.name
 # Held in the incoming schema until the load is published, so a load that fails leaves no quarantine rows.
 QUARANTINE_STAGING = f"{INCOMING_SCHEMA}._quarantine"
-QUARANTINE_COLUMNS = (
-    "load_id VARCHAR, quarantined_at TIMESTAMP, table_name VARCHAR, source_file VARCHAR, source_row BIGINT, "
-    "column_name VARCHAR, rule VARCHAR, value VARCHAR, severity VARCHAR, record VARCHAR"
-)
+QUARANTINE_COLUMNS = ops.QUARANTINE_ROWS.columns
+_STAGING = dataclasses.replace(ops.QUARANTINE_ROWS, name=QUARANTINE_STAGING)
 
 
 def quarantine_rows(
@@ -29,7 +29,7 @@ def quarantine_rows(
     ]
     if not findings:
         return 0
-    con.execute(f"CREATE TABLE IF NOT EXISTS {QUARANTINE_STAGING} ({QUARANTINE_COLUMNS})")
+    ops.ensure(con, _STAGING)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _findings (load_id VARCHAR, table_name VARCHAR, source_file VARCHAR, "
         "source_row BIGINT, column_name VARCHAR, rule VARCHAR, value VARCHAR, severity VARCHAR)"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import duckdb
 
+from kizuna.core import ops
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import OPS_SCHEMA, column_exists, table_exists
+from kizuna.core.warehouse import OPS_SCHEMA
+from kizuna.email.consent import relationship_allows_sql, suppressed_sql
 from kizuna.quality.suites import load_suites
 from kizuna.quality.validate import CheckResult, run_suite
 
@@ -28,17 +30,10 @@ def check_recipients(
 ) -> list[CheckResult]:
     """Run the campaign_recipients suite on the treatment rows of one run; raise on any critical failure."""
     results: list[CheckResult] = []
-    suppressed = (
-        f"EXISTS (SELECT 1 FROM {OPS_SCHEMA}.suppressions x WHERE x.email = r.email)"
-        if table_exists(con, OPS_SCHEMA, "suppressions")
-        else "false"
-    )
-    if settings.lawful_basis != "relationship":
-        relationship_allows = "false"
-    elif column_exists(con, "marts", "contacts", "marketing_consent"):
-        relationship_allows = "ct.marketing_consent <> 'opted_out'"
-    else:
-        relationship_allows = "true"
+    # The same rules selection applied (kizuna.email.consent), checked again on what is about to be sent. The
+    # relationship basis is checked per contact only: the customer's status was selection's to check.
+    suppressed = suppressed_sql(con, "r.email")
+    relationship_allows = relationship_allows_sql(con, settings.lawful_basis, "ct")
     for suite in load_suites(settings.expectations_dir, OPS_SCHEMA):
         if suite.table != "campaign_recipients":
             continue
@@ -50,7 +45,7 @@ def check_recipients(
             f"""SELECT r.contact_id, r.email, r.message_key, {derived},
                        'campaign_recipients' AS {SOURCE_FILE_COLUMN},
                        row_number() OVER (ORDER BY r.message_key) AS {SOURCE_ROW_COLUMN}
-                FROM {OPS_SCHEMA}.campaign_recipients r
+                FROM {ops.CAMPAIGN_RECIPIENTS} r
                 WHERE r.run_id = ? AND r.campaign = ? AND r.is_selected""",
             [run_id, campaign],
         ).df()

@@ -5,14 +5,15 @@ Every read opens the warehouse read-only and closes it at once, so the daily run
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
+from kizuna.campaigns.context import active_customer_contexts, customer_context, has_context_marts, recipient_context
 from kizuna.campaigns.spec import CampaignFileError, load_campaigns
+from kizuna.core import ops
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import WarehouseLockedError, connect, table_exists
 
@@ -20,22 +21,6 @@ log = logging.getLogger(__name__)
 
 SAMPLE_CONTEXT = "sample"
 LIMIT = 30
-
-# Active customers with their primary contact and next renewal: the columns a campaign selection gives a template.
-_CUSTOMERS_SQL = f"""
-    WITH renewals AS (
-        SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY renewal_on, subscription_id) AS n
-        FROM marts.subscription_renewals WHERE days_to_renewal >= 0
-    )
-    SELECT c.customer_id, c.name AS customer_name, c.owner_email,
-           ct.contact_id, ct.contact_name, ct.email, ct.locale,
-           r.product, r.plan, r.mrr, r.currency, r.contract_term_months, r.renewal_on, r.days_to_renewal
-    FROM marts.customers c
-    JOIN marts.contacts ct ON ct.customer_id = c.customer_id AND ct.is_primary
-    LEFT JOIN renewals r ON r.customer_id = c.customer_id AND r.n = 1
-    WHERE (?::VARCHAR IS NULL AND c.status = 'active') OR c.customer_id = ?
-    ORDER BY r.days_to_renewal NULLS LAST, c.customer_id
-    LIMIT {LIMIT}"""
 
 
 @dataclass(frozen=True)
@@ -72,16 +57,16 @@ def list_samples(settings: Settings, template: str) -> tuple[list[Sample], str |
 
 
 def _recipients(con: duckdb.DuckDBPyConnection, campaigns: list[str]) -> list[Sample]:
-    if not campaigns or not table_exists(con, "ops", "campaign_recipients"):
+    if not campaigns or not table_exists(con, ops.CAMPAIGN_RECIPIENTS.schema, ops.CAMPAIGN_RECIPIENTS.table):
         return []
     rows = con.execute(
         f"""
         WITH latest AS (
-            SELECT campaign, arg_max(run_id, as_of) AS run_id FROM ops.campaign_recipients
+            SELECT campaign, arg_max(run_id, as_of) AS run_id FROM {ops.CAMPAIGN_RECIPIENTS}
             WHERE campaign IN (SELECT unnest(?::VARCHAR[])) GROUP BY campaign
         )
         SELECT r.campaign, r.run_id, r.contact_id, r.customer_name, r.contact_name, r.locale, r.variant
-        FROM ops.campaign_recipients r JOIN latest USING (campaign, run_id)
+        FROM {ops.CAMPAIGN_RECIPIENTS} r JOIN latest USING (campaign, run_id)
         WHERE r.contact_id IS NOT NULL
         ORDER BY r.campaign, r.variant DESC, r.days_to_renewal NULLS LAST, r.customer_id, r.contact_id
         LIMIT {LIMIT}""",
@@ -97,10 +82,15 @@ def _recipients(con: duckdb.DuckDBPyConnection, campaigns: list[str]) -> list[Sa
 
 
 def _customers(con: duckdb.DuckDBPyConnection) -> list[Sample]:
-    if not all(table_exists(con, "marts", m) for m in ("customers", "contacts", "subscription_renewals")):
+    if not has_context_marts(con):
         return []
-    rows = con.execute(_CUSTOMERS_SQL, [None, None]).fetchall()
-    return [Sample(f"customer/{r[0]}", f"{r[1]} / {r[4] or r[3]} ({r[6] or '-'})") for r in rows]
+    return [
+        Sample(
+            f"customer/{r['customer_id']}",
+            f"{r['customer_name']} / {r['contact_name'] or r['contact_id']} ({r['locale'] or '-'})",
+        )
+        for r in active_customer_contexts(con, LIMIT)
+    ]
 
 
 def sample_context(settings: Settings, sample_context: dict[str, Any], key: str) -> dict[str, Any]:
@@ -116,19 +106,16 @@ def sample_context(settings: Settings, sample_context: dict[str, Any], key: str)
         if kind == "recipient":
             campaign, run_id, contact_id = rest.split("/", 2)
             cur = con.execute(
-                "SELECT * FROM ops.campaign_recipients WHERE campaign = ? AND run_id = ? AND contact_id = ? LIMIT 1",
+                f"SELECT * FROM {ops.CAMPAIGN_RECIPIENTS} WHERE campaign = ? AND run_id = ? AND contact_id = ? LIMIT 1",
                 [campaign, run_id, contact_id],
             )
             row = cur.fetchone()
             if row is None:
-                raise UnknownSampleError(f"{key}: not in ops.campaign_recipients any more; pick another")
-            record = dict(zip([d[0] for d in cur.description], row, strict=True))
-            return {**json.loads(record.pop("context", None) or "{}"), **record}
+                raise UnknownSampleError(f"{key}: not in {ops.CAMPAIGN_RECIPIENTS} any more; pick another")
+            return recipient_context(dict(zip([d[0] for d in cur.description], row, strict=True)))
         if kind == "customer":
-            cur = con.execute(_CUSTOMERS_SQL, [rest, rest])
-            row = cur.fetchone()
-            if row is None:
+            record = customer_context(con, rest)
+            if record is None:
                 raise UnknownSampleError(f"{key}: customer not found in marts.customers")
-            record = dict(zip([d[0] for d in cur.description], row, strict=True))
             return {**sample_context, **{k: v for k, v in record.items() if v is not None}}
     raise UnknownSampleError(f"{key!r} is not a sample key")

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import duckdb
 
-from kizuna.core.warehouse import OPS_SCHEMA
+from kizuna.core import ops
 from kizuna.email.intent_links import IntentLinksError, load_intent_links, template_folders
 
 log = logging.getLogger(__name__)
 
-INTENT_LINKS_TABLE = f"{OPS_SCHEMA}.template_intent_links"
+INTENT_LINKS_TABLE = ops.TEMPLATE_INTENT_LINKS.name
 
 
 @dataclass
@@ -32,12 +32,7 @@ class IntentLinksRecorded:
 
 
 def ensure_intent_links_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {INTENT_LINKS_TABLE} (
-            template VARCHAR NOT NULL, url VARCHAR NOT NULL, url_prefix VARCHAR NOT NULL, is_prefix BOOLEAN NOT NULL,
-            intent VARCHAR NOT NULL, link_name VARCHAR, declared_at TIMESTAMP NOT NULL, retired_at TIMESTAMP)"""
-    )
+    ops.ensure(con, ops.TEMPLATE_INTENT_LINKS)
 
 
 def record_intent_links(con: duckdb.DuckDBPyConnection, templates_dir: Path) -> IntentLinksRecorded:

@@ -11,12 +11,13 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import duckdb
 
+from kizuna.core import ops
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import OPS_SCHEMA, connect, table_exists
 
 log = logging.getLogger(__name__)
 
-BUILDS_TABLE = f"{OPS_SCHEMA}.dbt_builds"
+BUILDS_TABLE = ops.DBT_BUILDS.name
 # What a failed build's detail keeps: enough for the failed nodes' names, not a whole log.
 DETAIL_CHARS = 2_000
 
@@ -29,13 +30,7 @@ class BuildNotPassedError(RuntimeError):
 
 
 def ensure_builds(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}")
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {BUILDS_TABLE} (
-            build_id VARCHAR PRIMARY KEY, as_of DATE NOT NULL, selector VARCHAR,
-            started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP,
-            status VARCHAR NOT NULL CHECK (status IN ('running', 'passed', 'failed')), detail VARCHAR)"""
-    )
+    ops.ensure(con, ops.DBT_BUILDS)
 
 
 def start(con: duckdb.DuckDBPyConnection, as_of: date, selector: str | None = None) -> str:
