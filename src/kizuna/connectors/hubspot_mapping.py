@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.core.contract import TABLES_BY_NAME, ColumnType
-from kizuna.sources.errors import SourceError
+from kizuna.core.errors import SourceError
 
 # Raw table -> the HubSpot object types that feed it.
 TABLE_OBJECTS: dict[str, tuple[str, ...]] = {

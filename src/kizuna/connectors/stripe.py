@@ -34,8 +34,8 @@ from kizuna.connectors.stripe_mapping import (
 )
 from kizuna.connectors.stripe_periods import Entry, advance
 from kizuna.core.contract import Table
+from kizuna.core.errors import SourceError
 from kizuna.core.settings import Settings
-from kizuna.sources.errors import SourceError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from kizuna.core.contract import TABLES
-from kizuna.sources.errors import Finding, SourceContractError
+from kizuna.core.errors import Finding, SourceContractError
 
 # The sample's header (lower case, as in the wheel's train.csv); the first column is the key.
 TELCO_COLUMNS = (

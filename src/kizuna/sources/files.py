@@ -15,8 +15,8 @@ from xml.etree import ElementTree
 import duckdb
 
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, ColumnType, Table
+from kizuna.core.errors import Finding, SourceError
 from kizuna.sources.encoding import detect_encoding, to_utf8
-from kizuna.sources.errors import Finding, SourceError
 from kizuna.sources.mapping import TableMapping, find_mapped_file, normalise_header
 
 MAX_FINDINGS_PER_FILE = 20
