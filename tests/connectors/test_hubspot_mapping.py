@@ -15,14 +15,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from kizuna.connectors.hubspot_mapping import (
-    HubSpotMapping,
-    HubSpotOptions,
-    full_name,
-    locale,
-    marketing_opt_in,
-    parse_timestamp,
-)
+from kizuna.connectors.hubspot_mapping import HubSpotMapping, HubSpotOptions
+from kizuna.connectors.hubspot_values import full_name, locale, marketing_opt_in, parse_timestamp
 from kizuna.core.errors import SourceError
 from kizuna.core.settings import Settings
 from kizuna.demo.generate import generate_demo_data
