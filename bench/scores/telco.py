@@ -1,4 +1,4 @@
-"""The IBM Telco customer churn sample as kizuna source files, to benchmark churn_risk on real data (docs/scores.md)."""
+"""The IBM Telco churn sample as kizuna source files, for the churn_risk benchmark on real data (docs/scores.md)."""
 
 from __future__ import annotations
 
