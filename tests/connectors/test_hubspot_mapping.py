@@ -15,17 +15,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from kizuna.connectors.hubspot_mapping import (
-    HubSpotMapping,
-    HubSpotOptions,
-    full_name,
-    locale,
-    marketing_opt_in,
-    parse_timestamp,
-)
+from kizuna.connectors.hubspot_mapping import HubSpotMapping, HubSpotOptions
+from kizuna.connectors.hubspot_values import full_name, locale, marketing_opt_in, parse_timestamp
+from kizuna.core.errors import SourceError
 from kizuna.core.settings import Settings
 from kizuna.demo.generate import generate_demo_data
-from kizuna.sources.errors import SourceError
 from kizuna.sources.ingest import stage_sources
 from tests.connectors.test_hubspot_sync import CRM_TABLES, hubspot_settings
 from tests.standins.hubspot_api import HubSpotStandin, hubspot_id, hubspot_standin, seed_from_demo  # noqa: F401

@@ -18,7 +18,7 @@ import yaml
 from pydantic import SecretStr
 
 from kizuna.connectors.base import ConnectorError
-from kizuna.connectors.hubspot_mapping import to_millis
+from kizuna.connectors.hubspot_values import to_millis
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
 from kizuna.quality.gate import gate_and_publish

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from kizuna.connectors.routing import load_routing
+from kizuna.core.errors import SourceError
 from kizuna.core.settings import Settings
-from kizuna.sources.errors import SourceError
 from kizuna.sources.ingest import stage_sources
 
 

@@ -22,8 +22,8 @@ from kizuna.connectors.base import ChangeSink, ConnectorError, PullOutcome
 from kizuna.connectors.routing import load_routing
 from kizuna.connectors.stripe import StripeConnector
 from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.errors import SourceError
 from kizuna.core.settings import Settings
-from kizuna.sources.errors import SourceError
 from tests.connectors.test_stripe import at
 from tests.standins.stripe_api import OBJECTS, StripeStandin, StripeState
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from kizuna.core.contract import TABLES
-from kizuna.core.warehouse import ensure_raw_schema
+from kizuna.core.warehouse import RAW_SCHEMA, raw_table_ddl
 
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
@@ -32,6 +32,23 @@ class Build:
             return con.sql(sql).df()
         finally:
             con.close()
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every raw table of the contract that does not exist yet (empty), so dbt always builds.
+
+    Only tests need this: a real warehouse gets its raw tables from the gate's publish (publish_incoming).
+    """
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+    existing = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]
+        ).fetchall()
+    }
+    for table in TABLES:
+        if table.name not in existing:
+            con.execute(raw_table_ddl(table))
 
 
 def prepare_warehouse(path: Path) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from kizuna.core.errors import SourceContractError
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
 from kizuna.demo.generate import generate_demo_data
 from kizuna.quality.gate import GateFailedError
-from kizuna.sources.errors import SourceContractError
 from tests.sources.test_ingest import raw_fingerprint
 
 AS_OF = dt.date(2026, 11, 23)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.errors import SourceContractError
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
 from kizuna.quality.gate import (
@@ -21,7 +22,6 @@ from kizuna.quality.gate import (
 )
 from kizuna.quality.suites import SuiteFileError, load_suite, load_suites
 from kizuna.quality.validate import validate_table
-from kizuna.sources.errors import SourceContractError
 from kizuna.sources.ingest import stage_sources
 from tests.conftest import write_csv
 from tests.sources.test_ingest import raw_fingerprint

@@ -16,11 +16,11 @@ from starlette.testclient import TestClient
 
 from bench.events.loadgen import Signer
 from kizuna.campaigns.spec import CampaignFileError, load_campaign
+from kizuna.core.errors import SourceContractError
 from kizuna.core.settings import Settings
 from kizuna.email.render import EmailTemplateError, TemplateRenderer
 from kizuna.reporting.export import ExportError, export_mart
 from kizuna.sources import files
-from kizuna.sources.errors import SourceContractError
 from kizuna.sources.ingest import stage_sources
 from kizuna.tracking.app import create_app
 from tests.conftest import write_csv

@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from kizuna.core.contract import SOURCE_ROW_COLUMN, TABLES_BY_NAME, ColumnType, Table
+from kizuna.core.errors import SourceContractError, SourceError
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import INCOMING_SCHEMA, connect
-from kizuna.sources.errors import SourceContractError, SourceError
 from kizuna.sources.files import StagedFile, stage_file
 from kizuna.sources.ingest import stage_sources
 from tests.reliability.conftest import examples

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
+from bench.scores.telco import TELCO_COLUMNS, read_telco_csv, telco_to_sources, write_sources
+from kizuna.core.errors import SourceContractError
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
-from kizuna.scoring.telco import TELCO_COLUMNS, read_telco_csv, telco_to_sources, write_sources
-from kizuna.sources.errors import SourceContractError
 from kizuna.sources.ingest import stage_sources
 
 CHURN_MONTH = dt.date(2026, 6, 1)

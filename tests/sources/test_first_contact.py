@@ -11,11 +11,11 @@ import openpyxl
 import pytest
 
 from kizuna.core.contract import TABLES_BY_NAME, defaults
+from kizuna.core.errors import SourceContractError
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
 from kizuna.demo.generate import generate_demo_data
 from kizuna.quality.gate import GateFailedError, gate_and_publish
-from kizuna.sources.errors import SourceContractError
 from kizuna.sources.ingest import stage_sources
 from kizuna.tracking.loader import ensure_tracking_tables
 from kizuna.transform import dbt_runner

@@ -9,9 +9,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from kizuna.core.errors import SourceContractError
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import INCOMING_SCHEMA, connect, publish_incoming
-from kizuna.sources.errors import SourceContractError
 from kizuna.sources.ingest import stage_sources
 from tests.conftest import write_csv
 

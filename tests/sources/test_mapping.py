@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from kizuna.core.errors import SourceContractError, SourceError
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import INCOMING_SCHEMA, connect
-from kizuna.sources.errors import SourceContractError, SourceError
 from kizuna.sources.ingest import stage_sources
 from kizuna.sources.mapping import load_mapping
 from tests.conftest import write_csv

@@ -23,8 +23,8 @@ def check(
 ) -> None:
     """Say what the directory holds and what a run would make of it; writes nothing to the warehouse."""
     from kizuna.connectors.routing import FILES, load_routing
+    from kizuna.core.errors import SourceError
     from kizuna.sources.check import check_sources, render_check
-    from kizuna.sources.errors import SourceError
     from kizuna.sources.mapping import Mapping, load_mapping, mapping_from_options, resolve_mapping_path
 
     settings = Settings()

@@ -5,7 +5,7 @@ gate, so nothing downstream cares where data came from. The pieces:
 
 - `routing`: which source feeds which raw table (a YAML file plus KIZUNA_TABLE_SOURCES).
 - `base`: the `Connector` protocol and the `ChangeSink` a pull writes its records and deletions into.
-- `state`: cursors and the per-table mirror of pulled records, staged with the load and committed only
-  when the gate publishes it, so a failed or interrupted pull leaves the previous state whole.
+- `state`: cursors and the per-table mirror of pulled records, staged with the load (by kizuna.sources.pulls)
+  and committed only when the gate publishes it, so a failed or interrupted pull leaves the previous state whole.
 - `registry`: source name -> connector.
 """

@@ -29,11 +29,10 @@ from kizuna.connectors.hubspot_mapping import (
     TABLE_OBJECTS,
     HubSpotMapping,
     HubSpotOptions,
-    millis_to_iso,
     modified_property,
     sources_file,
-    to_millis,
 )
+from kizuna.connectors.hubspot_values import millis_to_iso, to_millis
 from kizuna.connectors.secrets import resolve_secret
 from kizuna.core.contract import Table
 from kizuna.core.settings import Settings

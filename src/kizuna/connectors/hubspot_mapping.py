@@ -6,17 +6,15 @@ sources file) change property names and value maps; everything else is fixed her
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from kizuna.core.contract import TABLES_BY_NAME, ColumnType
-from kizuna.sources.errors import SourceError
+from kizuna.connectors.hubspot_values import READERS, boolean, full_name, locale, marketing_opt_in
+from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.errors import SourceError
 
 # Raw table -> the HubSpot object types that feed it.
 TABLE_OBJECTS: dict[str, tuple[str, ...]] = {
@@ -120,10 +118,6 @@ DEFAULT_CALL_DISPOSITIONS = {
 }
 DEFAULT_VISIT_MEETING_TYPES = ("visit", "訪問")  # hs_activity_type values that make a meeting a visit
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f"}
-
 
 @dataclass(frozen=True)
 class HubSpotOptions:
@@ -205,86 +199,7 @@ class HubSpotOptions:
         )
 
 
-def parse_timestamp(value: str | None) -> datetime | None:
-    """HubSpot date-times: ISO 8601 (with Z or an offset) or epoch milliseconds; returned in UTC."""
-    if not value:
-        return None
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value) / 1000, UTC)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def to_millis(value: str | None) -> int | None:
-    at = parse_timestamp(value)
-    return None if at is None else round(at.timestamp() * 1000)
-
-
-def millis_to_iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    if value in (None, ""):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _boolean(value: str | None) -> bool | None:
-    if value is None:
-        return None
-    lowered = str(value).strip().lower()
-    return True if lowered in _TRUE else False if lowered in _FALSE else None
-
-
-def _integer(value: str | None) -> int | None:
-    number = _decimal(value)
-    return int(number) if number is not None else None
-
-
-def _text(value: str | None) -> str | None:
-    return value.strip() or None if isinstance(value, str) else value
-
-
-_READERS: dict[ColumnType, Callable[[str | None], object]] = {
-    ColumnType.TEXT: _text,
-    ColumnType.INTEGER: _integer,
-    ColumnType.MONEY: _decimal,
-    ColumnType.NUMBER: _decimal,
-    ColumnType.DATE: parse_timestamp,
-    ColumnType.TIMESTAMP: parse_timestamp,
-    ColumnType.BOOLEAN: _boolean,
-}
 _KEYS = {t: str(TABLES_BY_NAME[t].key) for t in ("contacts", "deals", "activities", "support_tickets")}
-
-
-def full_name(first: str | None, last: str | None) -> str | None:
-    """Japanese (and other CJK) names family name first, others given name first."""
-    first, last = (first or "").strip(), (last or "").strip()
-    if not first or not last:
-        return first or last or None
-    return f"{last} {first}" if _CJK.search(first + last) else f"{first} {last}"
-
-
-def locale(language: str | None) -> str | None:
-    """hs_language ('ja', 'ja-jp', 'en-us' ...) -> the contract's ja/en; other languages stay empty."""
-    lowered = (language or "").strip().lower()
-    return lowered[:2] if lowered[:2] in ("ja", "en") else None
-
-
-def marketing_opt_in(props: Mapping[str, str | None]) -> bool | None:
-    """False when the contact opted out of all email; True when the legal basis is consent; else unknown."""
-    if _boolean(props.get("hs_email_optout")):
-        return False
-    if "consent" in (props.get("hs_legal_basis") or "").lower():
-        return True
-    return None
 
 
 @dataclass
@@ -351,7 +266,7 @@ class HubSpotMapping:
         if plan is None:
             contract = TABLES_BY_NAME[table]
             plan = [
-                (c, self.property_of(table, c), None if c in OWNER_COLUMNS else _READERS[contract.column(c).type])
+                (c, self.property_of(table, c), None if c in OWNER_COLUMNS else READERS[contract.column(c).type])
                 for c in DEFAULT_PROPERTIES[table]
             ]
             self._plans[table] = plan
@@ -391,7 +306,7 @@ class HubSpotMapping:
                 self.unknown_deal_types[raw_type] += 1
         stage = row["stage"] if isinstance(row["stage"], str) else None
         mapped = self.deal_stages.get(stage) if stage else None
-        is_closed, won = _boolean(props.get("hs_is_closed")), _boolean(props.get("hs_is_closed_won"))
+        is_closed, won = boolean(props.get("hs_is_closed")), boolean(props.get("hs_is_closed_won"))
         if is_closed is None:  # records without HubSpot's calculated properties: trust the stage map
             is_closed, won = mapped in ("closed_won", "closed_lost"), mapped == "closed_won"
         if row["is_won"] is None:

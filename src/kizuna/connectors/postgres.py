@@ -24,8 +24,8 @@ from psycopg2.extensions import parse_dsn
 from kizuna.connectors.base import ChangeSink, ConnectorError, Cursor, PullOutcome
 from kizuna.connectors.secrets import resolve_secret
 from kizuna.core.contract import TABLES_BY_NAME, Table
+from kizuna.core.errors import SourceError
 from kizuna.core.settings import Settings
-from kizuna.sources.errors import SourceError
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.errors import SourceError
 from kizuna.core.settings import Settings
-from kizuna.sources.errors import SourceError
 
 FILES = "files"
 SOURCES = (FILES, "hubspot", "stripe", "postgres")

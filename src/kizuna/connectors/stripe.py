@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from kizuna.connectors.base import ChangeSink, ConnectorError, Cursor, PullOutcome
 from kizuna.connectors.secrets import resolve_secret
 from kizuna.connectors.stripe_client import StripeApi
+from kizuna.connectors.stripe_events import EVENT_TYPES, Event, events_since, newest_event_mark
 from kizuna.connectors.stripe_mapping import (
     Lookups,
     MappingError,
@@ -34,45 +35,18 @@ from kizuna.connectors.stripe_mapping import (
 )
 from kizuna.connectors.stripe_periods import Entry, advance
 from kizuna.core.contract import Table
+from kizuna.core.errors import SourceError
 from kizuna.core.settings import Settings
-from kizuna.sources.errors import SourceError
 
 log = logging.getLogger(__name__)
 
 CURSOR_VERSION = 1
 STALE_AFTER_DAYS = 29  # Stripe keeps events for 30 days
-EVENTS_CLOCK_SLACK_SECONDS = 300  # a first pull on an account without events starts this far back
 # The subscription's own discounts come with their coupons as applied (a deleted coupon still shows there);
 # an item's coupon would be one level deeper than Stripe expands (4), so it is looked up (see _coupon).
 SUBSCRIPTION_EXPAND = ["data.customer", "data.discounts.source.coupon", "data.items.data.discounts"]
 # previous_attributes that mean a subscription's revenue may have changed (the day of a new period)
 REVENUE_ATTRIBUTES = frozenset({"items", "quantity", "plan", "discounts", "discount", "status", "trial_end"})
-SUBSCRIPTION_EVENTS = [
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "customer.subscription.paused",
-    "customer.subscription.resumed",
-    "customer.subscription.pending_update_applied",
-    "customer.updated",
-    "product.updated",
-    "price.updated",
-]
-INVOICE_EVENTS = [
-    "invoice.created",
-    "invoice.updated",
-    "invoice.finalized",
-    "invoice.paid",
-    "invoice.payment_succeeded",
-    "invoice.payment_failed",
-    "invoice.voided",
-    "invoice.marked_uncollectible",
-    "invoice.deleted",
-    "credit_note.created",
-    "credit_note.voided",
-    "customer.updated",
-]
-CUSTOMER_EVENTS = ["customer.created", "customer.updated", "customer.deleted"]
 
 
 @dataclass(frozen=True)
@@ -101,15 +75,6 @@ class StripeOptions:
         if parsed.page_size > 100:
             raise SourceError(where, None, "stripe.page_size", "Stripe lists at most 100 objects per page")
         return parsed
-
-
-@dataclass
-class _Event:
-    id: str
-    type: str
-    created: int
-    obj: dict[str, Any]
-    previous: dict[str, Any]
 
 
 class StripeConnector:
@@ -172,10 +137,10 @@ class StripeConnector:
             cursor = None
         try:
             if cursor is None:
-                mark = self._newest_event_mark(started)
+                mark = newest_event_mark(self.api, started)
                 state, snapshot = self._full(table.name, sink), True
             else:
-                events, mark = self._events_since(cursor["events"], _EVENT_TYPES[table.name])
+                events, mark = events_since(self.api, cursor["events"], EVENT_TYPES[table.name])
                 state, snapshot = self._changes(table.name, events, cursor, sink)
         except MappingError as exc:
             raise ConnectorError(f"stripe: {table.name}: {exc}") from None
@@ -203,7 +168,7 @@ class StripeConnector:
         return {}
 
     def _changes(
-        self, table: str, events: list[_Event], cursor: Cursor, sink: ChangeSink
+        self, table: str, events: list[Event], cursor: Cursor, sink: ChangeSink
     ) -> tuple[dict[str, Any], bool]:
         if table == "subscriptions":
             return self._subscription_changes(events, cursor, sink), False
@@ -211,45 +176,6 @@ class StripeConnector:
             return self._invoice_changes(events, cursor, sink)
         self._customer_changes(events, sink)
         return {}, False
-
-    # -- events ---------------------------------------------------------------------------------------------------
-
-    def _newest_event_mark(self, now: float) -> dict[str, Any]:
-        """Where the next pull's events start: the newest event now, before anything is listed."""
-        page = self.api.get("events", "/v1/events", {"limit": 1}) or {}
-        if not page.get("data"):
-            return {"created": int(now) - EVENTS_CLOCK_SLACK_SECONDS, "ids": []}
-        newest = int(page["data"][0]["created"])
-        # every event of that second, so the next pull does not take them for new ones
-        same_second = self.api.list_all("events", "/v1/events", {"created": {"gte": newest}})
-        return {"created": newest, "ids": sorted({e["id"] for e in same_second if int(e["created"]) == newest})}
-
-    def _events_since(self, mark: dict[str, Any], types: list[str]) -> tuple[list[_Event], dict[str, Any]]:
-        """Events of these types after the mark, oldest first, and the mark after them."""
-        seen = set(mark.get("ids") or [])
-        params = {"created": {"gte": int(mark["created"])}, "types": types}
-        events = []
-        for raw in self.api.list_all("events", "/v1/events", params):
-            if raw["id"] in seen:
-                continue
-            data = raw.get("data") or {}
-            events.append(
-                _Event(
-                    raw["id"],
-                    raw["type"],
-                    int(raw["created"]),
-                    data.get("object") or {},
-                    data.get("previous_attributes") or {},
-                )
-            )
-        events.reverse()  # Stripe lists newest first
-        if not events:
-            return events, mark
-        newest = max(e.created for e in events)
-        ids = [e.id for e in events if e.created == newest]
-        if newest == int(mark["created"]):
-            ids += list(seen)
-        return events, {"created": newest, "ids": sorted(set(ids))}
 
     def _day(self, epoch: int) -> date:
         day = local_date(epoch, self.mapping.tz)
@@ -262,7 +188,7 @@ class StripeConnector:
         query = {"status": "all", "expand": SUBSCRIPTION_EXPAND, **params}
         return self.api.list_all("subscriptions", "/v1/subscriptions", query)
 
-    def _subscription_changes(self, events: list[_Event], cursor: Cursor, sink: ChangeSink) -> dict[str, Any]:
+    def _subscription_changes(self, events: list[Event], cursor: Cursor, sink: ChangeSink) -> dict[str, Any]:
         items: dict[str, Entry] = dict(cursor.get("items") or {})
         customers: dict[str, str] = dict(cursor.get("customers") or {})
         changed_on: dict[str, date] = {}
@@ -408,7 +334,7 @@ class StripeConnector:
         if row is not None:
             sink.upsert(row, f"invoice {invoice['id']}")
 
-    def _invoice_changes(self, events: list[_Event], cursor: Cursor, sink: ChangeSink) -> tuple[dict[str, Any], bool]:
+    def _invoice_changes(self, events: list[Event], cursor: Cursor, sink: ChangeSink) -> tuple[dict[str, Any], bool]:
         customers: dict[str, str] = dict(cursor.get("customers") or {})
         invoice_ids: list[str] = []
         relist_customers: set[str] = set()
@@ -443,9 +369,9 @@ class StripeConnector:
 
     # -- customers -----------------------------------------------------------------------------------------------------
 
-    def _customer_changes(self, events: list[_Event], sink: ChangeSink) -> None:
+    def _customer_changes(self, events: list[Event], sink: ChangeSink) -> None:
         key = self.mapping.customer_id_metadata_key
-        latest: dict[str, _Event] = {}
+        latest: dict[str, Event] = {}
         for event in events:
             latest[str(event.obj.get("id"))] = event
             if event.type == "customer.updated" and "metadata" in event.previous:
@@ -464,6 +390,3 @@ class StripeConnector:
                 sink.delete(was)
             else:
                 sink.upsert(customer_row(customer, self.mapping), f"customer {stripe_id}")
-
-
-_EVENT_TYPES = {"subscriptions": SUBSCRIPTION_EVENTS, "invoices": INVOICE_EVENTS, "customers": CUSTOMER_EVENTS}

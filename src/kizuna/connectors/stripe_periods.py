@@ -86,41 +86,9 @@ def advance(
         entry = prior.get(item.item_id)
         closed: list[str] = list(entry.get("closed", [])) if entry else []
         if entry is None:
-            since = item.started_on
-            trial_over = sv.trial is not None and not sv.in_trial and since < sv.trial[1]
-            if trial_over and sv.trial is not None and (sv.end_date is None or sv.end_date > sv.trial[1]):
-                # first sight of a subscription past its trial: the trial is a period of its own (0 MRR in dbt)
-                key = period_key(item.item_id, since)
-                trial_row = {**_row(item, sv, since), "subscription_id": key, "end_date": sv.trial[1]}
-                trial_row.update(status="trialing", cancel_reason=None)
-                _emit(changes, trial_row, ref)
-                closed.append(key)
-                since = sv.trial[1]
+            since = _first_sight(item, sv, changes, ref, closed)
         else:
-            since = date.fromisoformat(entry["since"])
-            live = "row" in entry
-            if live and (entry["revenue"] != item.revenue or entry["trial"] != sv.in_trial):
-                boundary = changed_on
-                if (
-                    entry["trial"]
-                    and entry.get("stripe_status") == "trialing"
-                    and sv.trial is not None
-                    and since <= sv.trial[1] <= changed_on
-                ):
-                    boundary = sv.trial[1]  # a trial converts on its last day, whenever we notice
-                trial_end = sv.trial[1] if sv.trial is not None else None
-                if entry["trial"] and sv.ended and trial_end and sv.end_date and sv.end_date <= trial_end:
-                    boundary = since  # ended inside its trial: one trial period, nothing to close
-                if boundary > since:
-                    key = period_key(item.item_id, since)
-                    old = {**entry["row"], "subscription_id": key, "end_date": boundary.isoformat()}
-                    if entry["trial"]:
-                        old.update(status="trialing", cancel_reason=None)
-                    else:
-                        old.update(status="canceled", cancel_reason=PLAN_CHANGE)
-                    _emit(changes, old, ref)
-                    closed.append(key)
-                    since = boundary
+            since = _close_changed(item, sv, entry, changed_on, changes, ref, closed)
         row = _row(item, sv, since)
         _emit(changes, row, ref)
         if not sv.ended:
@@ -136,6 +104,74 @@ def advance(
         elif entry is not None:
             # ended after kizuna saw it live: its start and closed periods came from observed changes
             memory[item.item_id] = {"sub": sv.subscription_id, "since": since.isoformat(), "closed": closed}
+    _end_removed(sv, prior, changed_on, changes, memory, ref)
+    return changes, memory
+
+
+def _first_sight(item: ItemValues, sv: SubscriptionValues, changes: Changes, ref: str, closed: list[str]) -> date:
+    """An item no earlier pull saw: the start of its current period, after a trial period of its own if the
+    subscription is already past its trial."""
+    since = item.started_on
+    trial_over = sv.trial is not None and not sv.in_trial and since < sv.trial[1]
+    if trial_over and sv.trial is not None and (sv.end_date is None or sv.end_date > sv.trial[1]):
+        # first sight of a subscription past its trial: the trial is a period of its own (0 MRR in dbt)
+        key = period_key(item.item_id, since)
+        trial_row = {**_row(item, sv, since), "subscription_id": key, "end_date": sv.trial[1]}
+        trial_row.update(status="trialing", cancel_reason=None)
+        _emit(changes, trial_row, ref)
+        closed.append(key)
+        since = sv.trial[1]
+    return since
+
+
+def _close_changed(
+    item: ItemValues,
+    sv: SubscriptionValues,
+    entry: Entry,
+    changed_on: date,
+    changes: Changes,
+    ref: str,
+    closed: list[str],
+) -> date:
+    """A remembered item: when its revenue or trial changed, close the remembered period on the day of the
+    change (a trial on its last day) and return that day as the new period's start."""
+    since = date.fromisoformat(entry["since"])
+    live = "row" in entry
+    if not (live and (entry["revenue"] != item.revenue or entry["trial"] != sv.in_trial)):
+        return since
+    boundary = changed_on
+    if (
+        entry["trial"]
+        and entry.get("stripe_status") == "trialing"
+        and sv.trial is not None
+        and since <= sv.trial[1] <= changed_on
+    ):
+        boundary = sv.trial[1]  # a trial converts on its last day, whenever we notice
+    trial_end = sv.trial[1] if sv.trial is not None else None
+    if entry["trial"] and sv.ended and trial_end and sv.end_date and sv.end_date <= trial_end:
+        boundary = since  # ended inside its trial: one trial period, nothing to close
+    if boundary > since:
+        key = period_key(item.item_id, since)
+        old = {**entry["row"], "subscription_id": key, "end_date": boundary.isoformat()}
+        if entry["trial"]:
+            old.update(status="trialing", cancel_reason=None)
+        else:
+            old.update(status="canceled", cancel_reason=PLAN_CHANGE)
+        _emit(changes, old, ref)
+        closed.append(key)
+        since = boundary
+    return since
+
+
+def _end_removed(
+    sv: SubscriptionValues,
+    prior: dict[str, Entry],
+    changed_on: date,
+    changes: Changes,
+    memory: dict[str, Entry],
+    ref: str,
+) -> None:
+    """Items remembered but no longer on the subscription: their live period ends (canceled)."""
     current = {item.item_id for item in sv.items}
     for item_id, removed in prior.items():
         if item_id in current:
@@ -147,4 +183,3 @@ def advance(
         final = {**removed["row"], "end_date": end.isoformat(), "status": "canceled"}
         final["cancel_reason"] = sv.cancel_reason if sv.ended else ITEM_REMOVED
         _emit(changes, final, ref)
-    return changes, memory

@@ -141,20 +141,6 @@ def raw_table_ddl(table: Table, schema: str = RAW_SCHEMA) -> str:
     return f'CREATE OR REPLACE TABLE {schema}."{table.name}" ({", ".join(cols)})'
 
 
-def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every raw table of the contract that does not exist yet (empty), so dbt always builds."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
-    existing = {
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]
-        ).fetchall()
-    }
-    for table in TABLES:
-        if table.name not in existing:
-            con.execute(raw_table_ddl(table))
-
-
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
     row = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",

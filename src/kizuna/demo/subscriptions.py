@@ -107,10 +107,49 @@ def _next_plan(
     return new_plan, new_seats, np.where(stuck, CHURN, move)
 
 
-def draw_subscriptions(c: Customers, as_of: date, rng: np.random.Generator) -> tuple[Subscriptions, History]:
-    n, k_ = c.n, SLOTS
-    today, this_month = day_number(as_of), month_index(as_of)
+@dataclass(frozen=True)
+class _Terms:
+    """Per customer: when and how the first subscription starts and is billed."""
 
+    m0: IntArray  # month of the first start
+    day: IntArray  # day of month every period starts on
+    annual: BoolArray
+    prepaid: BoolArray
+    fixed_end: BoolArray  # contracts that state their current term's end date
+    usd: BoolArray
+    discount: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class _Chains:
+    """Per customer and slot (customers x SLOTS): each plan period of the chain and what ended it."""
+
+    plan0: IntArray
+    start_m: IntArray
+    end_m: IntArray
+    move: IntArray
+    plan: IntArray
+    seats: IntArray
+    exists: BoolArray  # the period started before today and follows a period that did not churn
+    ended: BoolArray
+    current: BoolArray
+
+
+def draw_subscriptions(c: Customers, as_of: date, rng: np.random.Generator) -> tuple[Subscriptions, History]:
+    # The draws happen in a fixed order (terms, chains, reasons, statuses, add-ons): a seed gives the same data.
+    today, this_month = day_number(as_of), month_index(as_of)
+    terms = _draw_terms(c, today, this_month, rng)
+    chains = _draw_chains(c, terms, today, this_month, rng)
+    churn_reason = rng.choice(len(_REASON_P), (c.n, SLOTS), p=_REASON_P)
+    cols = _Rows()
+    status = _add_core_rows(cols, terms, chains, churn_reason, today, this_month, rng)
+    _add_addon_rows(cols, terms, chains, churn_reason, status, today, this_month, rng)
+    subs = cols.build()
+    return subs, _history(subs, terms, c.n)
+
+
+def _draw_terms(c: Customers, today: int, this_month: int, rng: np.random.Generator) -> _Terms:
+    n = c.n
     # more customers joined recently than four years ago: the book has been growing
     m0 = this_month - np.floor(HISTORY_MONTHS * rng.random(n) ** 1.25).astype(np.int64)
     day = np.where(rng.random(n) < 0.55, 1, rng.integers(2, 29, n))
@@ -122,10 +161,13 @@ def draw_subscriptions(c: Customers, as_of: date, rng: np.random.Generator) -> t
     day = np.where(april, 1, day)
     m0 = np.where(days_of(m0, day) > today, m0 - 1, m0)
     prepaid = annual & (rng.random(n) < 0.5)
-    fixed_end = annual & (rng.random(n) < 0.4)  # contracts that state their current term's end date
-    usd = c.foreign
+    fixed_end = annual & (rng.random(n) < 0.4)
     discount = np.where(rng.random(n) < 0.3, rng.choice([0.05, 0.1, 0.15, 0.2], n), 0.0)
+    return _Terms(m0, day, annual, prepaid, fixed_end, c.foreign, discount)
 
+
+def _draw_chains(c: Customers, terms: _Terms, today: int, this_month: int, rng: np.random.Generator) -> _Chains:
+    n, k_ = c.n, SLOTS
     plan0, seats0 = _fit_seats(
         _pick_plan(c.employees, rng), np.ceil(c.employees * rng.uniform(0.1, 0.6, n)).astype(np.int64)
     )
@@ -134,42 +176,55 @@ def draw_subscriptions(c: Customers, as_of: date, rng: np.random.Generator) -> t
     move = np.empty((n, k_), np.int64)
     plan = np.empty((n, k_), np.int64)
     seats = np.empty((n, k_), np.int64)
-    m, p, q = m0, plan0, seats0
+    m, p, q = terms.m0, plan0, seats0
     for k in range(k_):
         start_m[:, k], plan[:, k], seats[:, k] = m, p, q
         # annual contracts change only at a renewal; monthly ones run ~2 years between changes
-        d = np.where(annual, 12 * rng.geometric(0.4, n), rng.geometric(1 / 22, n))
+        d = np.where(terms.annual, 12 * rng.geometric(0.4, n), rng.geometric(1 / 22, n))
         if k == k_ - 1:
             d = np.full(n, NEVER)
         p, q, t = _next_plan(p, q, rng.choice(4, n, p=TRANSITIONS), rng)
         dur[:, k], move[:, k] = d, t
         m = m + d + np.where(t == WIN_BACK, rng.integers(3, 15, n), 0)
     end_m = start_m + dur
-    days = day[:, None]
+    days = terms.day[:, None]
     started = days_of(np.minimum(start_m, this_month + 1), days) <= today
     ended = days_of(np.minimum(end_m, this_month + 1), days) <= today
     exists = started.copy()
     for k in range(1, k_):
         exists[:, k] &= exists[:, k - 1] & ended[:, k - 1] & (move[:, k - 1] != CHURN)
-    current = exists & ~ended
+    return _Chains(plan0, start_m, end_m, move, plan, seats, exists, ended, exists & ~ended)
 
-    churn_reason = rng.choice(len(_REASON_P), (n, k_), p=_REASON_P)
+
+def _add_core_rows(
+    cols: _Rows,
+    terms: _Terms,
+    ch: _Chains,
+    churn_reason: IntArray,
+    today: int,
+    this_month: int,
+    rng: np.random.Generator,
+) -> IntArray:
+    """The CRM plan rows of every chain: end, status, reason, price and origin. Returns each slot's status."""
+    n = len(terms.m0)
+    ended, current, move, start_m = ch.ended, ch.current, ch.move, ch.start_m
+    days = terms.day[:, None]
     reason = np.where(ended, np.where(np.isin(move, [CHURN, WIN_BACK]), churn_reason, PLAN_CHANGE), NONE)
     # a stated term end is the next anniversary; open-ended rows renew on it silently
     terms_run = (this_month - start_m) // 12 + 1
     anniversary = start_m + 12 * terms_run
     anniversary = np.where(days_of(anniversary - 12, days) > today, anniversary - 12, anniversary)
-    row_end = np.where(ended, end_m, np.where(current & fixed_end[:, None], anniversary, NONE))
+    row_end = np.where(ended, ch.end_m, np.where(current & terms.fixed_end[:, None], anniversary, NONE))
 
     status = np.where(ended, STATUS["canceled"], STATUS["active"])
-    fresh = current[:, 0] & (days_of(m0, day) > today - TRIAL_DAYS) & ~annual
+    fresh = current[:, 0] & (days_of(terms.m0, terms.day) > today - TRIAL_DAYS) & ~terms.annual
     status[:, 0] = np.where(fresh, STATUS["trialing"], status[:, 0])
-    trouble = rng.random((n, k_))
-    monthly_current = current & ~annual[:, None] & (status == STATUS["active"])
+    trouble = rng.random((n, SLOTS))
+    monthly_current = current & ~terms.annual[:, None] & (status == STATUS["active"])
     status = np.where(monthly_current & (trouble < 0.025), STATUS["past_due"], status)
     status = np.where(monthly_current & (trouble > 0.993), STATUS["paused"], status)
 
-    monthly = catalogue.monthly_price(plan, seats, usd[:, None], discount[:, None])
+    monthly = catalogue.monthly_price(ch.plan, ch.seats, terms.usd[:, None], terms.discount[:, None])
     prev = np.concatenate([np.zeros((n, 1), np.int64), monthly[:, :-1]], axis=1)
     after = np.concatenate([np.full((n, 1), -1), move[:, :-1]], axis=1)
     origin = np.select(
@@ -177,24 +232,37 @@ def draw_subscriptions(c: Customers, as_of: date, rng: np.random.Generator) -> t
     )
     prev = np.where(np.isin(origin, [UPGRADED, DOWNGRADED]), prev, 0)
 
-    cols = _Rows()
-    rows = np.nonzero(exists)
-    term = np.where(annual, 12, 1)
+    rows = np.nonzero(ch.exists)
+    term = np.where(terms.annual, 12, 1)
     cols.add(
-        customer=rows[0], start_month=start_m[rows], end_month=row_end[rows], day=day[rows[0]],
-        plan=plan[rows], quantity=seats[rows], monthly=monthly[rows], prev_monthly=prev[rows],
-        prepaid=prepaid[rows[0]], term=term[rows[0]], usd=usd[rows[0]], status=status[rows],
+        customer=rows[0], start_month=start_m[rows], end_month=row_end[rows], day=terms.day[rows[0]],
+        plan=ch.plan[rows], quantity=ch.seats[rows], monthly=monthly[rows], prev_monthly=prev[rows],
+        prepaid=terms.prepaid[rows[0]], term=term[rows[0]], usd=terms.usd[rows[0]], status=status[rows],
         reason=reason[rows], origin=origin[rows],
     )  # fmt: skip
+    return status
 
-    # Add-ons are cross-sold a few months in, while the CRM is live, and end with it at the latest.
-    core_status = np.where(current, status, NONE).max(axis=1)
-    churn_end = np.where(exists & ended & np.isin(move, [CHURN, WIN_BACK]), end_m, NEVER)
+
+def _add_addon_rows(
+    cols: _Rows,
+    terms: _Terms,
+    ch: _Chains,
+    churn_reason: IntArray,
+    status: IntArray,
+    today: int,
+    this_month: int,
+    rng: np.random.Generator,
+) -> None:
+    """Add-ons are cross-sold a few months in, while the CRM is live, and end with it at the latest."""
+    n, k_ = len(terms.m0), SLOTS
+    m0, day, usd, discount = terms.m0, terms.day, terms.usd, terms.discount
+    core_status = np.where(ch.current, status, NONE).max(axis=1)
+    churn_end = np.where(ch.exists & ch.ended & np.isin(ch.move, [CHURN, WIN_BACK]), ch.end_m, NEVER)
     for addon, share in zip(catalogue.ADDONS, ([0.10, 0.30, 0.45], [0.01, 0.08, 0.35]), strict=True):
         a_start = m0 + rng.integers(2, 31, n)
-        covering = exists & (start_m <= a_start[:, None]) & (a_start[:, None] < end_m)
+        covering = ch.exists & (ch.start_m <= a_start[:, None]) & (a_start[:, None] < ch.end_m)
         take = (
-            (rng.random(n) < np.array(share)[plan0])
+            (rng.random(n) < np.array(share)[ch.plan0])
             & covering.any(axis=1)
             & (days_of(np.minimum(a_start, this_month + 1), day) <= today)
         )
@@ -218,15 +286,16 @@ def draw_subscriptions(c: Customers, as_of: date, rng: np.random.Generator) -> t
             origin=np.full(len(i), ADDON),
         )  # fmt: skip
 
-    subs = cols.build()
-    first_start = days_of(m0, day)
+
+def _history(subs: Subscriptions, terms: _Terms, n: int) -> History:
+    first_start = days_of(terms.m0, terms.day)
     cur = np.full(n, NONE)
     is_core_current = (subs.origin != ADDON) & (subs.status != STATUS["canceled"])
     cur[subs.customer[is_core_current]] = np.nonzero(is_core_current)[0]
     churned = np.full(n, NONE)
     churn_rows = (subs.reason >= 0) & (subs.reason != PLAN_CHANGE) & (subs.origin != ADDON)
     np.maximum.at(churned, subs.customer[churn_rows], subs.end[churn_rows])
-    return subs, History(first_start, cur, churned)
+    return History(first_start, cur, churned)
 
 
 class _Rows:

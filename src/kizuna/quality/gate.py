@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -23,56 +22,17 @@ from kizuna.core.warehouse import (
     staged_load_id,
     table_exists,
 )
-from kizuna.quality.normalise import Normalisation, normalise_column
+from kizuna.quality.normalise import normalise_column
 from kizuna.quality.plausibility import drop_checks, exact_duplicates, outlier_checks
 from kizuna.quality.quarantine import quarantine_rows
 from kizuna.quality.records import name_records
 from kizuna.quality.report import write_reports
 from kizuna.quality.suites import SuiteFile, load_suites
-from kizuna.quality.validate import CheckResult, validate_table
+from kizuna.quality.validate import validate_table
+from kizuna.quality.verdict import GateVerdict
 
 log = logging.getLogger(__name__)
 _TABLE_ORDER = {t.name: i for i, t in enumerate(TABLES)}
-
-
-@dataclass
-class GateVerdict:
-    """Whether the load may go on; critical failures stop it, warnings quarantine rows and are reported."""
-
-    load_id: str
-    results: list[CheckResult]
-    skipped_suites: list[str] = field(default_factory=list)
-    quarantined: dict[str, int] = field(default_factory=dict)
-    parameters: dict[str, Any] = field(default_factory=dict)
-    report: str | None = None
-    normalised: list[Normalisation] = field(default_factory=list)
-    published: dict[str, int] = field(default_factory=dict)  # rows per raw table once published
-
-    @property
-    def passed(self) -> bool:
-        return not self.critical_failures
-
-    @property
-    def critical_failures(self) -> list[CheckResult]:
-        return [r for r in self.results if not r.success and r.severity == "critical"]
-
-    @property
-    def warnings(self) -> list[CheckResult]:
-        return [r for r in self.results if not r.success and r.severity == "warning"]
-
-    def describe_failures(self) -> str:
-        lines = []
-        for r in self.critical_failures + self.warnings:
-            count = f"{r.unexpected_count} rows" if r.unexpected_count else "table"
-            lines.append(f"[{r.severity}] {r.suite}: {r.rule} on {r.column or r.table}: {count}")
-            lines += [f"    {f}" for f in r.findings]
-            if r.advice:
-                lines.append(f"    what to do: {r.advice}")
-        return "\n".join(lines)
-
-    def describe_changes(self) -> str:
-        """Values the gate rewrote before checking (normalisations), one line per column."""
-        return "\n".join(f"normalised {n}" for n in self.normalised)
 
 
 class GateFailedError(RuntimeError):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import duckdb
 
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
-from kizuna.sources.errors import Finding
+from kizuna.core.errors import Finding
 
 # An address with a display name, as mail clients and CRM exports write it (RFC 5322 name-addr):
 # `"Taro Sato" <taro@example.co.jp>`, `佐藤 太郎 <taro@example.co.jp>`, `<taro@example.co.jp>`. The display name

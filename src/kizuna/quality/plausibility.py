@@ -7,11 +7,11 @@ from typing import Any
 import duckdb
 
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, TABLES_BY_NAME
+from kizuna.core.errors import Finding
 from kizuna.core.warehouse import INCOMING_SCHEMA, RAW_SCHEMA, table_exists
 from kizuna.quality.quarantine import QUARANTINE_STAGING
 from kizuna.quality.suites import OutlierSpec, SuiteFile
 from kizuna.quality.validate import SAMPLE_ROWS, CheckResult
-from kizuna.sources.errors import Finding
 
 DUPLICATE_ADVICE = (
     "the file was probably appended to itself or exported twice: remove the repeated rows and run `kizuna ingest` again"

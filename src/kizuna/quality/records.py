@@ -5,9 +5,9 @@ from __future__ import annotations
 import duckdb
 
 from kizuna.core.contract import SOURCE_ROW_COLUMN
+from kizuna.core.errors import Finding
 from kizuna.core.warehouse import INCOMING_SCHEMA, RECORD_COLUMN, RECORDS_PREFIX, table_exists
 from kizuna.quality.validate import CheckResult
-from kizuna.sources.errors import Finding
 
 
 def name_records(con: duckdb.DuckDBPyConnection, table: str, results: list[CheckResult]) -> None:

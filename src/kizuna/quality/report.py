@@ -6,10 +6,9 @@ import json
 from dataclasses import asdict
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from kizuna.quality.gate import GateVerdict
+from kizuna.quality.verdict import GateVerdict
 
 _STYLE = """
 body { font-family: system-ui, 'Hiragino Sans', 'Noto Sans JP', sans-serif; margin: 2rem; color: #1d2433; }

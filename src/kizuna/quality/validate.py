@@ -10,8 +10,8 @@ import duckdb
 import pandas as pd
 
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES_BY_NAME, ColumnType
+from kizuna.core.errors import Finding
 from kizuna.quality.suites import SuiteFile
-from kizuna.sources.errors import Finding
 
 SAMPLE_ROWS = 5
 CHUNK_ROWS = 500_000  # rows per pandas frame handed to GX: bounds memory at any table size
@@ -213,6 +213,64 @@ def _merge(parts: list[list[CheckResult]]) -> list[CheckResult]:
     return merged
 
 
+def _with_duplicate_flags(suite: SuiteFile) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The suite's expectations with each uniqueness one rewritten to a check of a duplicate flag, and the
+    derived columns (the suite's own and those flags) computed over the whole table in DuckDB."""
+    expectations: list[dict[str, Any]] = []
+    derived = dict(suite.derived_columns)
+    for e in suite.expectations:
+        if e["type"] in UNIQUENESS:
+            columns = [e["kwargs"]["column"]] if "column" in e["kwargs"] else list(e["kwargs"]["column_list"])
+            flag = "_is_duplicate_" + "_".join(columns)
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            present = " AND ".join(f'"{c}" IS NOT NULL' for c in columns)
+            derived[flag] = f"{present} AND count(*) OVER (PARTITION BY {quoted}) > 1"
+            rule = "duplicate value" if len(columns) == 1 else "duplicate key"
+            meta = {"rule": rule, "column": ", ".join(columns), **(e.get("meta") or {})}
+            e = {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": flag, "value_set": [False]},
+                "meta": meta,
+            }
+        expectations.append(e)
+    return expectations, derived
+
+
+def _needed_columns(expectations: list[dict[str, Any]]) -> set[str]:
+    """The columns the expectations read (and the source file and row every finding names)."""
+    needed = {SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN}
+    for e in expectations:
+        for key in ("column", "column_A", "column_B"):
+            if key in e["kwargs"]:
+                needed.add(e["kwargs"][key])
+        if (e.get("meta") or {}).get("column"):
+            needed.update(c.strip() for c in e["meta"]["column"].split(","))
+    return needed
+
+
+def _create_gate_frame(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, needed: set[str], derived: dict[str, str]
+) -> None:
+    """The temp table `_gate_frame`: only the needed columns of the staged table, money as DOUBLE."""
+    cols = []
+    for c in TABLES_BY_NAME[table].columns:
+        if c.name in needed:
+            cols.append(f'"{c.name}"::DOUBLE AS "{c.name}"' if c.type is ColumnType.MONEY else f'"{c.name}"')
+    cols += [f'({sql.format(schema=schema)}) AS "{name}"' for name, sql in derived.items() if name in needed]
+    cols += [SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN]
+    con.execute(f'CREATE OR REPLACE TEMP TABLE _gate_frame AS SELECT {", ".join(cols)} FROM {schema}."{table}"')
+
+
+def _read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], dates: list[str]) -> pd.DataFrame:
+    df = con.execute(sql, params).df()
+    for name in dates:
+        if name in df.columns:
+            # GX compares datetime64[ns] with ISO-string bounds vectorised and NULL-safe; DuckDB hands out
+            # datetime64[us], which falls to a per-value path that errors on NULLs.
+            df[name] = df[name].astype("datetime64[ns]")
+    return df
+
+
 def validate_table(
     con: duckdb.DuckDBPyConnection,
     schema: str,
@@ -228,40 +286,10 @@ def validate_table(
     run once on the few columns they need.
     """
     contract = TABLES_BY_NAME[suite.table]
-    expectations: list[dict[str, Any]] = []
-    types: list[str] = []
-    derived = dict(suite.derived_columns)
-    for e in suite.expectations:
-        types.append(e["type"])
-        if e["type"] in UNIQUENESS:
-            columns = [e["kwargs"]["column"]] if "column" in e["kwargs"] else list(e["kwargs"]["column_list"])
-            flag = "_is_duplicate_" + "_".join(columns)
-            quoted = ", ".join(f'"{c}"' for c in columns)
-            present = " AND ".join(f'"{c}" IS NOT NULL' for c in columns)
-            derived[flag] = f"{present} AND count(*) OVER (PARTITION BY {quoted}) > 1"
-            rule = "duplicate value" if len(columns) == 1 else "duplicate key"
-            meta = {"rule": rule, "column": ", ".join(columns), **(e.get("meta") or {})}
-            e = {
-                "type": "expect_column_values_to_be_in_set",
-                "kwargs": {"column": flag, "value_set": [False]},
-                "meta": meta,
-            }
-        expectations.append(e)
-
-    needed = {SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN}
-    for e in expectations:
-        for key in ("column", "column_A", "column_B"):
-            if key in e["kwargs"]:
-                needed.add(e["kwargs"][key])
-        if (e.get("meta") or {}).get("column"):
-            needed.update(c.strip() for c in e["meta"]["column"].split(","))
-    cols = []
-    for c in contract.columns:
-        if c.name in needed:
-            cols.append(f'"{c.name}"::DOUBLE AS "{c.name}"' if c.type is ColumnType.MONEY else f'"{c.name}"')
-    cols += [f'({sql.format(schema=schema)}) AS "{name}"' for name, sql in derived.items() if name in needed]
-    cols += [SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN]
-    con.execute(f'CREATE OR REPLACE TEMP TABLE _gate_frame AS SELECT {", ".join(cols)} FROM {schema}."{suite.table}"')
+    types = [e["type"] for e in suite.expectations]
+    expectations, derived = _with_duplicate_flags(suite)
+    needed = _needed_columns(expectations)
+    _create_gate_frame(con, schema, suite.table, needed, derived)
     try:
         row = con.execute(
             f"SELECT count(*), min({SOURCE_ROW_COLUMN}), max({SOURCE_ROW_COLUMN}), "
@@ -272,16 +300,6 @@ def validate_table(
         dates = [
             c.name for c in contract.columns if c.name in needed and c.type in (ColumnType.DATE, ColumnType.TIMESTAMP)
         ]
-
-        def frame(sql: str, params: list[Any]) -> pd.DataFrame:
-            df = con.execute(sql, params).df()
-            for name in dates:
-                if name in df.columns:
-                    # GX compares datetime64[ns] with ISO-string bounds vectorised and NULL-safe; DuckDB hands out
-                    # datetime64[us], which falls to a per-value path that errors on NULLs.
-                    df[name] = df[name].astype("datetime64[ns]")
-            return df
-
         row_level = [i for i, e in enumerate(expectations) if e["type"] not in TABLE_LEVEL]
         table_level = [i for i, e in enumerate(expectations) if e["type"] in TABLE_LEVEL]
         results: dict[int, CheckResult] = {}
@@ -290,9 +308,11 @@ def validate_table(
             parts = []
             starts = range(int(low), int(high) + 1, chunk_rows) if total else [0]
             for start in starts:
-                chunk = frame(
+                chunk = _read_frame(
+                    con,
                     f"SELECT * FROM _gate_frame WHERE {SOURCE_ROW_COLUMN} >= ? AND {SOURCE_ROW_COLUMN} < ?",
                     [start, start + chunk_rows],
+                    dates,
                 )
                 parts.append(validator.run(chunk, parameters, file))
             results.update(zip(row_level, _merge(parts), strict=True))
@@ -301,7 +321,7 @@ def validate_table(
             columns = sorted(
                 {expectations[i]["kwargs"]["column"] for i in table_level if "column" in expectations[i]["kwargs"]}
             )
-            whole = frame(f"SELECT {', '.join([SOURCE_ROW_COLUMN, *columns])} FROM _gate_frame", [])
+            whole = _read_frame(con, f"SELECT {', '.join([SOURCE_ROW_COLUMN, *columns])} FROM _gate_frame", [], dates)
             results.update(zip(table_level, validator.run(whole, parameters, file), strict=True))
     finally:
         con.execute("DROP TABLE IF EXISTS _gate_frame")

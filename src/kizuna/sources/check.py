@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 
 from kizuna.core.contract import PRICE_RULE, TABLES, TABLES_BY_NAME, UNLOCKS, Table
+from kizuna.core.errors import Finding, SourceError
 from kizuna.core.settings import Settings
-from kizuna.sources.errors import Finding, SourceError
 from kizuna.sources.files import StagedFile, find_file, missing_required_file, read_export_header, stage_file
 from kizuna.sources.mapping import Mapping, TableMapping, normalise_header
 

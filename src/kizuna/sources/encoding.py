@@ -6,7 +6,7 @@ import codecs
 import unicodedata
 from pathlib import Path
 
-from kizuna.sources.errors import SourceError
+from kizuna.core.errors import SourceError
 
 _CHUNK = 1 << 20
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -15,23 +13,16 @@ from xml.etree import ElementTree
 import duckdb
 
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, ColumnType, Table
+from kizuna.core.errors import Finding, SourceError
+from kizuna.sources.casts import TYPE_HINT, folded, quote, sql_text, typed_expr, value_mapped, with_casts
+from kizuna.sources.csv_records import MAX_RECORD_BYTES, find_csv_defect, read_header, spreadsheet_rows
 from kizuna.sources.encoding import detect_encoding, to_utf8
-from kizuna.sources.errors import Finding, SourceError
 from kizuna.sources.mapping import TableMapping, find_mapped_file, normalise_header
 
 MAX_FINDINGS_PER_FILE = 20
-# The longest record (line) read, in bytes: DuckDB's default, stated so the row-naming fallback agrees with it.
-MAX_RECORD_BYTES = 2_000_000
 # A workbook whose parts expand to more than this is refused before it is parsed: a few hundred kilobytes of
 # zip can declare gigabytes of sheet XML (a zip bomb), which the Excel reader would expand in memory.
 MAX_XLSX_UNCOMPRESSED_BYTES = 1 << 30
-# Booleans as spreadsheets and Japanese forms write them (compared after width folding and lower-casing).
-_TRUE = ("true", "t", "1", "yes", "y", "はい", "○", "◯", "〇", "有")
-_FALSE = ("false", "f", "0", "no", "n", "いいえ", "×", "✕", "無")
-# NFKC's width folding, done in SQL so no row passes through Python: full-width ASCII (！ to ～) and the
-# ideographic space become their ASCII forms, so １００００, ２０２４-０２-０１ and Ｃ００１ parse and match.
-_FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
-_HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
 
 
 @dataclass
@@ -172,150 +163,6 @@ def excel_to_csv(path: Path, dest: Path) -> Path:
     return dest
 
 
-def _read_header(path: Path, file: str) -> list[str]:
-    """The header record's names, stripped and lower-cased (a quoted name may span lines, as a record may)."""
-    with path.open("r", encoding="utf-8", newline="") as fh:
-        try:
-            first = next(_csv_records(fh, strict=True), [])
-        except csv.Error as exc:
-            raise SourceError(file, 1, None, f"the header row is not valid CSV ({exc})") from exc
-    return [normalise_header(h) for h in first]
-
-
-_BLANK_LINE = (b"\n\n", b"\n\r", b"\r\r")
-
-
-def _has_blank_line(path: Path) -> bool:
-    """Whether an empty line may occur before the end: DuckDB skips those, a spreadsheet counts them as rows."""
-    with path.open("rb") as fh:
-        end = fh.seek(0, 2)
-        while end > 0:  # the line ends that close the file are not blank lines inside it
-            fh.seek(end - 1)
-            if fh.read(1) not in (b"\r", b"\n"):
-                break
-            end -= 1
-        fh.seek(0)
-        tail, left = b"", end
-        while left > 0 and (chunk := fh.read(min(1 << 20, left))):
-            left -= len(chunk)
-            data = tail + chunk
-            if any(pattern in data for pattern in _BLANK_LINE):
-                return True
-            tail = data[-1:]
-    return False
-
-
-def spreadsheet_rows(path: Path) -> list[int] | None:
-    """For each record DuckDB reads (blank lines skipped), its spreadsheet row; None when they are 2, 3, 4, ...
-
-    A spreadsheet shows an empty line as an empty row, so a finding after one must count it. Only files with
-    blank lines pay for this pass over the file.
-    """
-    if not _has_blank_line(path):
-        return None
-    rows: list[int] = []
-    with path.open("r", encoding="utf-8", newline="") as fh:
-        reader = _csv_records(fh, strict=False)
-        try:
-            next(reader, None)
-            for row, record in enumerate(reader, start=2):
-                if record:
-                    rows.append(row)
-        except csv.Error:  # a record over the size limit: DuckDB refuses the file, and find_csv_defect names it
-            return None
-    return rows
-
-
-def _csv_records(fh: io.TextIOBase, *, strict: bool) -> Iterator[list[str]]:
-    """csv.reader allowing fields as long as DuckDB allows records (its own default limit is 128 KiB)."""
-    if csv.field_size_limit() < MAX_RECORD_BYTES:
-        csv.field_size_limit(MAX_RECORD_BYTES)  # process-wide, but only ever raised
-    return csv.reader(fh, strict=strict)
-
-
-def find_csv_defect(path: Path, expected_fields: int) -> tuple[int | None, str]:
-    """The first record a strict CSV reader rejects, as (spreadsheet row, problem); (None, '') if none.
-
-    Only called after DuckDB refused the file: its errors do not name a row, and a person needs one.
-    """
-    row = 1
-    try:
-        with path.open("r", encoding="utf-8", newline="") as fh:
-            reader = _csv_records(fh, strict=True)
-            next(reader, None)
-            for row, record in enumerate(reader, start=2):
-                if record and len(record) != expected_fields:
-                    return row, (
-                        f"has {len(record)} fields where the header has {expected_fields} "
-                        "(a line cut short, or an unquoted comma?)"
-                    )
-                if sum(len(v.encode("utf-8")) + 1 for v in record) > MAX_RECORD_BYTES:
-                    return row, f"is longer than {MAX_RECORD_BYTES:,} bytes, the limit for one record"
-    except csv.Error as exc:
-        if "field larger than field limit" in str(exc):
-            return row + 1, f"is longer than {MAX_RECORD_BYTES:,} bytes, the limit for one record"
-        return row + 1, f"is not valid CSV from this row on ({exc}; an unclosed quote, or a file cut short?)"
-    return None, ""
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _cast_expr(col: str, ctype: ColumnType) -> str:
-    """DuckDB's cast of the trimmed text column to its contract type (NULL where it does not parse)."""
-    v = _quote(col)
-    if ctype is ColumnType.INTEGER:
-        return f"try_cast(replace({v}, ',', '') AS BIGINT)"
-    if ctype is ColumnType.MONEY:
-        return f"try_cast(regexp_replace({v}, '[,¥￥円\\s]', '', 'g') AS DECIMAL(18,2))"
-    if ctype is ColumnType.NUMBER:
-        return f"try_cast(replace({v}, ',', '') AS DOUBLE)"
-    if ctype is ColumnType.DATE:
-        # CRM exports write dates with a time of day (HubSpot's "2024-02-01 10:23"): the date is what counts.
-        formats = ", ".join(f"'{d}{t}'" for d in ("%Y-%m-%d", "%Y/%m/%d") for t in ("", " %H:%M", " %H:%M:%S"))
-        return f"coalesce(try_strptime({v}, [{formats}])::DATE, try_cast({v} AS DATE))"
-    if ctype is ColumnType.TIMESTAMP:
-        # Naive text is business-local time (the session TimeZone); stored as UTC.
-        return f"timezone('UTC', try_cast(replace({v}, '/', '-') AS TIMESTAMPTZ))"
-    if ctype is ColumnType.BOOLEAN:
-        t = ", ".join(f"'{x}'" for x in _TRUE)
-        f = ", ".join(f"'{x}'" for x in _FALSE)
-        return f"CASE WHEN lower({v}) IN ({t}) THEN true WHEN lower({v}) IN ({f}) THEN false END"
-    return v
-
-
-def _cast_column(col: str) -> str:
-    return _quote(f"__cast_{col}")
-
-
-def _typed_expr(col: str, ctype: ColumnType) -> str:
-    """The contract's value over `_casts()`: the cast where the text is what the contract accepts, else NULL.
-
-    DuckDB's casts accept more than the contract: '1.5' as an integer (rounded to 2), '0x10' (16), 'NaN' and
-    'inf' as numbers, 'infinity', 'epoch', '2024-01-01 (BC)' and years past 9999 as dates. Those are refused,
-    not loaded. The guards read the cast's column, so each cast is computed once.
-    """
-    v, x = _quote(col), _cast_column(col)
-    if ctype is ColumnType.INTEGER:
-        return f"CASE WHEN regexp_full_match(replace({v}, ',', ''), '[+-]?[0-9]+(\\.0+)?') THEN {x} END"
-    if ctype is ColumnType.NUMBER:
-        return f"CASE WHEN isfinite({x}) THEN {x} END"
-    if ctype in (ColumnType.DATE, ColumnType.TIMESTAMP):
-        return f"CASE WHEN regexp_matches({v}, '^[0-9]{{4}}[-/]') AND year({x}) BETWEEN 1 AND 9999 THEN {x} END"
-    return v if ctype is ColumnType.TEXT else x
-
-
-def _casts(table: Table, text_table: str) -> str:
-    """The text table with each typed column's cast beside it (DuckDB computes only those a query uses)."""
-    casts = [
-        f"{_cast_expr(c.name, c.type)} AS {_cast_column(c.name)}"
-        for c in table.columns
-        if c.type is not ColumnType.TEXT
-    ]
-    return f"(SELECT *, {', '.join(casts)} FROM {text_table})" if casts else text_table
-
-
 def _source_headers(table: Table, mapping: TableMapping | None) -> dict[str, str]:
     """Contract column -> the (normalised) header it is read from: the mapping's, else the column's own name."""
     headers = {c: c for c in table.column_names}
@@ -324,16 +171,6 @@ def _source_headers(table: Table, mapping: TableMapping | None) -> dict[str, str
         for c in mapping.constants:
             headers.pop(c, None)
     return headers
-
-
-_TYPE_HINT = {
-    ColumnType.INTEGER: "a whole number",
-    ColumnType.MONEY: "an amount (digits, optional decimals)",
-    ColumnType.NUMBER: "a number",
-    ColumnType.DATE: "a date (YYYY-MM-DD or YYYY/MM/DD)",
-    ColumnType.TIMESTAMP: "a date-time (YYYY-MM-DD HH:MM[:SS], optional UTC offset)",
-    ColumnType.BOOLEAN: "true or false",
-}
 
 
 def _utf8_text(path: Path, table: Table, tmp_dir: Path) -> tuple[Path, str]:
@@ -347,30 +184,7 @@ def _utf8_text(path: Path, table: Table, tmp_dir: Path) -> tuple[Path, str]:
 def read_export_header(path: Path, table: Table, tmp_dir: Path) -> list[str]:
     """The header row of a source file as ingest matches it (normalised names)."""
     text_path, _ = _utf8_text(path, table, tmp_dir)
-    return _read_header(text_path, path.name)
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _folded(expr: str) -> str:
-    """The text with full-width ASCII folded and surrounding spaces trimmed; empty text is NULL."""
-    return f"nullif(trim(translate({expr}, {_sql_text(_FULL_WIDTH)}, {_sql_text(_HALF_WIDTH)})), '')"
-
-
-def _value_mapped(expr: str, value_map: dict[str, str | None]) -> str:
-    """The export's value through a mapping's value map; unmapped values stay as they are unless '*' is mapped."""
-    from kizuna.sources.mapping import ANY_OTHER_VALUE
-
-    whens = [
-        f"WHEN {expr} = {_sql_text(k)} THEN {'NULL' if v is None else _sql_text(v)}"
-        for k, v in value_map.items()
-        if k != ANY_OTHER_VALUE
-    ]
-    other = value_map.get(ANY_OTHER_VALUE, "") if ANY_OTHER_VALUE in value_map else None
-    fallback = expr if ANY_OTHER_VALUE not in value_map else ("NULL" if other is None else _sql_text(other))
-    return f"CASE {' '.join(whens)} ELSE {fallback} END" if whens else fallback
+    return read_header(text_path, path.name)
 
 
 def stage_file(
@@ -388,9 +202,53 @@ def stage_file(
     """
     sha = _sha256(path)
     text_path, encoding = _utf8_text(path, table, tmp_dir)
-    header = _read_header(text_path, path.name)
+    header = read_header(text_path, path.name)
     source_of = _source_headers(table, mapping)
     named = {c: (mapping.header_of(c) if mapping else c) for c in table.column_names}
+    findings = _header_findings(path, table, header, encoding, source_of, named, mapping)
+    if findings:
+        return None, findings[:MAX_FINDINGS_PER_FILE], len(findings)
+
+    text_table = f'{schema}."_text_{table.name}"'
+    _load_text(con, table, path.name, text_path, header, source_of, mapping, text_table)
+    findings, total = _value_findings(con, table, path.name, text_table, named)
+    if total:
+        con.execute(f"DROP TABLE {text_table}")
+        return None, findings, total
+
+    typed = ", ".join(f"{typed_expr(c.name, c.type)}::{c.type.value} AS {quote(c.name)}" for c in table.columns)
+    con.execute(
+        f'CREATE OR REPLACE TABLE {schema}."{table.name}" AS SELECT {typed}, '
+        f"?::VARCHAR AS {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN} FROM {with_casts(table, text_table)}",
+        [path.name],
+    )
+    con.execute(f"DROP TABLE {text_table}")
+    count_row = con.execute(f'SELECT count(*) FROM {schema}."{table.name}"').fetchone()
+    used = set(source_of.values()) | {normalise_header(h) for h in (mapping.keep if mapping else {})}
+    ignored = [h for h in header if h and h not in used]
+    staged = StagedFile(
+        table.name,
+        path.name,
+        encoding,
+        int(count_row[0]) if count_row else 0,
+        sha,
+        ignored,
+        header,
+    )
+    return staged, [], 0
+
+
+def _header_findings(
+    path: Path,
+    table: Table,
+    header: list[str],
+    encoding: str,
+    source_of: dict[str, str],
+    named: dict[str, str],
+    mapping: TableMapping | None,
+) -> list[Finding]:
+    """What stops a file before its rows are read: a workbook's formulas without values, required or kept
+    columns missing from the header, a column named twice."""
     findings: list[Finding] = []
     if encoding == "xlsx":
         used = set(source_of.values())
@@ -414,10 +272,22 @@ def stage_file(
     # Blank names (Excel's trailing empty columns) are ignored columns, never duplicates.
     duplicated = sorted({h for h in header if h and header.count(h) > 1})
     findings += [Finding(path.name, 1, c, "column appears more than once in the header") for c in duplicated]
-    if findings:
-        return None, findings[:MAX_FINDINGS_PER_FILE], len(findings)
+    return findings
 
-    text_table = f'{schema}."_text_{table.name}"'
+
+def _load_text(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    file: str,
+    text_path: Path,
+    header: list[str],
+    source_of: dict[str, str],
+    mapping: TableMapping | None,
+    text_table: str,
+) -> None:
+    """Read the UTF-8 text into `text_table`: the contract's columns as folded text (through the mapping's
+    constants, values and row filter), each row with its spreadsheet row. Raises SourceError naming the
+    first broken record when DuckDB cannot read the file."""
     # The dialect is pinned and the columns are the header's, by position: DuckDB's sniffer would otherwise
     # guess, e.g. take a data row with one field more than the header for the header and skip the real one.
     struct = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header)))
@@ -429,7 +299,7 @@ def stage_file(
     keep = ""
     if mapping and mapping.keep:
         conditions = [
-            f"{_folded(f'c{position[normalise_header(h)]}')} IN ({', '.join(_sql_text(v) for v in kept)})"
+            f"{folded(f'c{position[normalise_header(h)]}')} IN ({', '.join(sql_text(v) for v in kept)})"
             for h, kept in mapping.keep.items()
         ]
         keep = f" WHERE {' AND '.join(conditions)}"
@@ -441,14 +311,14 @@ def stage_file(
         for col in table.columns:
             source = source_of.get(col.name)
             if mapping and col.name in mapping.constants:
-                expr = _sql_text(mapping.constants[col.name])
+                expr = sql_text(mapping.constants[col.name])
             elif source in position:
-                expr = _folded(f"c{position[source]}")
+                expr = folded(f"c{position[source]}")
             else:
                 expr = "NULL::VARCHAR"
             if mapping and col.name in mapping.values:
-                expr = _value_mapped(expr, mapping.values[col.name])
-            selects.append(f"{expr} AS {_quote(col.name)}")
+                expr = value_mapped(expr, mapping.values[col.name])
+            selects.append(f"{expr} AS {quote(col.name)}")
         # One pass over the file. row_number() over the reader follows the file's order (DuckDB preserves
         # insertion order), before a mapping's row filter; tests/sources check that findings name the right rows.
         con.execute(
@@ -459,13 +329,19 @@ def stage_file(
     except duckdb.Error as exc:
         row, problem = find_csv_defect(text_path, len(header))
         if row is not None:
-            raise SourceError(path.name, row, None, problem) from exc
+            raise SourceError(file, row, None, problem) from exc
         first_line = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        raise SourceError(path.name, None, None, f"is not a readable CSV file: {first_line}") from exc
+        raise SourceError(file, None, None, f"is not a readable CSV file: {first_line}") from exc
 
+
+def _value_findings(
+    con: duckdb.DuckDBPyConnection, table: Table, file: str, text_table: str, named: dict[str, str]
+) -> tuple[list[Finding], int]:
+    """Required values left empty and values that do not parse as their column's type: the first few, and
+    how many there are in all."""
     checks: list[str] = []
     for col in table.columns:
-        q = _quote(col.name)
+        q = quote(col.name)
         if col.required:
             checks.append(
                 f"SELECT {SOURCE_ROW_COLUMN}, '{col.name}', NULL, 'required value is empty' "
@@ -473,37 +349,16 @@ def stage_file(
             )
         if col.type is not ColumnType.TEXT:
             checks.append(
-                f"SELECT {SOURCE_ROW_COLUMN}, '{col.name}', {q}, 'is not {_TYPE_HINT[col.type]}' "
-                f"FROM {_casts(table, text_table)} WHERE {q} IS NOT NULL AND {_typed_expr(col.name, col.type)} IS NULL"
+                f"SELECT {SOURCE_ROW_COLUMN}, '{col.name}', {q}, 'is not {TYPE_HINT[col.type]}' "
+                f"FROM {with_casts(table, text_table)} WHERE {q} IS NOT NULL AND {typed_expr(col.name, col.type)} IS NULL"
             )
     union = " UNION ALL ".join(checks)
     total_row = con.execute(f"SELECT count(*) FROM ({union})").fetchone()
     total = int(total_row[0]) if total_row else 0
+    findings: list[Finding] = []
     if total:
         rows = con.execute(f"SELECT * FROM ({union}) ORDER BY 1, 2 LIMIT {MAX_FINDINGS_PER_FILE}").fetchall()
         for row_no, column, value, problem in rows:
             shown = f" (found {value!r})" if value is not None else ""
-            findings.append(Finding(path.name, int(row_no), named.get(column, column), f"{problem}{shown}"))
-        con.execute(f"DROP TABLE {text_table}")
-        return None, findings, total
-
-    typed = ", ".join(f"{_typed_expr(c.name, c.type)}::{c.type.value} AS {_quote(c.name)}" for c in table.columns)
-    con.execute(
-        f'CREATE OR REPLACE TABLE {schema}."{table.name}" AS SELECT {typed}, '
-        f"?::VARCHAR AS {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN} FROM {_casts(table, text_table)}",
-        [path.name],
-    )
-    con.execute(f"DROP TABLE {text_table}")
-    count_row = con.execute(f'SELECT count(*) FROM {schema}."{table.name}"').fetchone()
-    used = set(source_of.values()) | {normalise_header(h) for h in (mapping.keep if mapping else {})}
-    ignored = [h for h in header if h and h not in used]
-    staged = StagedFile(
-        table.name,
-        path.name,
-        encoding,
-        int(count_row[0]) if count_row else 0,
-        sha,
-        ignored,
-        header,
-    )
-    return staged, [], 0
+            findings.append(Finding(file, int(row_no), named.get(column, column), f"{problem}{shown}"))
+    return findings, total

@@ -7,20 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from kizuna.connectors.routing import FILES, load_routing
 from kizuna.core.contract import TABLES, Table
+from kizuna.core.errors import Finding, SourceContractError, SourceError
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import INCOMING_SCHEMA, connect
-from kizuna.sources.errors import Finding, SourceContractError, SourceError
 from kizuna.sources.files import StagedFile, find_file, missing_required_file, stage_file
 from kizuna.sources.fx import record_fx_currencies
 from kizuna.sources.mapping import TableMapping, mapping_from_options
-
-if TYPE_CHECKING:
-    from kizuna.connectors.base import Connector
+from kizuna.sources.pulls import Pulls
 
 MAX_FINDINGS = 50
 
@@ -51,8 +49,6 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
     ConnectorError when a pull fails; the raw schema, cursors and mirrors are not touched either way:
     `kizuna.core.warehouse.publish_incoming` publishes them together after the gate.
     """
-    from kizuna.connectors.routing import FILES, load_routing
-
     routing = load_routing(settings)
     mapping = mapping_from_options(routing.options.get(FILES, {}), settings.mappings_dir, settings.sources_config)
     source_dir = settings.source_dir
@@ -67,7 +63,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
             con.execute(f"SET TimeZone = '{settings.timezone}'")
             con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
             con.execute(f"CREATE SCHEMA {INCOMING_SCHEMA}")
-            pulls = _Pulls(con, settings, routing.options, result.load_id)
+            pulls = Pulls(con, settings, routing.options, result.load_id)
             try:
                 for table in TABLES:
                     source = routing.source_of(table.name)
@@ -129,46 +125,6 @@ def _stage_from_file(
         return stage_file(con, table, path, INCOMING_SCHEMA, tmp_dir, mapping)
     except SourceError as exc:
         return None, [exc.finding], 1
-
-
-class _Pulls:
-    """The connectors of one ingest, made once per source, and the cursors they advance."""
-
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, settings: Settings, options: dict[str, dict[str, Any]], load_id: str
-    ) -> None:
-        from kizuna.connectors.state import CursorStore, prune_pull_dirs, pull_dir
-
-        self.con = con
-        self.settings = settings
-        self.options = options
-        self.load_id = load_id
-        self.cursors = CursorStore(con)
-        self.dir = pull_dir(settings.var_dir, load_id)
-        self._connectors: dict[str, Connector] = {}
-        prune_pull_dirs(settings.var_dir)
-
-    def pull(self, table: Table, source: str, tmp_dir: Path) -> tuple[StagedFile | None, list[Finding], int]:
-        from kizuna.connectors.base import ChangeSink
-        from kizuna.connectors.registry import make_connector
-        from kizuna.connectors.state import stage_pull
-
-        if source not in self._connectors:
-            self._connectors[source] = make_connector(source, self.settings, self.options.get(source, {}))
-        connector = self._connectors[source]
-        if table.name not in connector.tables:
-            finding = Finding(source, None, table.name, f"the {source} connector cannot feed this table")
-            return None, [finding], 1
-        cursor = None if self.settings.full_refresh else self.cursors.get(source, table.name)
-        sink = ChangeSink(table, self.dir / f"{source}-{table.name}.csv")
-        try:
-            outcome = connector.pull(table, cursor, sink)
-        finally:
-            sink.close()
-        staged, findings, total = stage_pull(self.con, table, source, sink, outcome, tmp_dir)
-        if staged is not None:
-            self.cursors.set(source, table.name, outcome.cursor, self.load_id)
-        return staged, findings, total
 
 
 def _record_staged(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.core.contract import TABLES_BY_NAME, Table
+from kizuna.core.errors import SourceError
 from kizuna.core.yaml_files import read_yaml
-from kizuna.sources.errors import SourceError
 
 ANY_OTHER_VALUE = "*"
 _TABLE_KEYS = ("file", "columns", "values", "keep")

@@ -1,4 +1,4 @@
-"""The IBM Telco customer churn sample as kizuna source files, to benchmark churn_risk on real data (docs/scores.md)."""
+"""The IBM Telco churn sample as kizuna source files, for the churn_risk benchmark on real data (docs/scores.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from kizuna.core.contract import TABLES
-from kizuna.sources.errors import Finding, SourceContractError
+from kizuna.core.errors import Finding, SourceContractError
 
 # The sample's header (lower case, as in the wheel's train.csv); the first column is the key.
 TELCO_COLUMNS = (

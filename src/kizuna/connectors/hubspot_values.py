@@ -1,0 +1,95 @@
+"""HubSpot property values -> contract values: date-times, numbers, booleans, names, locales and consent."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+from kizuna.core.contract import ColumnType
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """HubSpot date-times: ISO 8601 (with Z or an offset) or epoch milliseconds; returned in UTC."""
+    if not value:
+        return None
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value) / 1000, UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def to_millis(value: str | None) -> int | None:
+    at = parse_timestamp(value)
+    return None if at is None else round(at.timestamp() * 1000)
+
+
+def millis_to_iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def boolean(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    lowered = str(value).strip().lower()
+    return True if lowered in _TRUE else False if lowered in _FALSE else None
+
+
+def _integer(value: str | None) -> int | None:
+    number = _decimal(value)
+    return int(number) if number is not None else None
+
+
+def _text(value: str | None) -> str | None:
+    return value.strip() or None if isinstance(value, str) else value
+
+
+READERS: dict[ColumnType, Callable[[str | None], object]] = {
+    ColumnType.TEXT: _text,
+    ColumnType.INTEGER: _integer,
+    ColumnType.MONEY: _decimal,
+    ColumnType.NUMBER: _decimal,
+    ColumnType.DATE: parse_timestamp,
+    ColumnType.TIMESTAMP: parse_timestamp,
+    ColumnType.BOOLEAN: boolean,
+}
+
+
+def full_name(first: str | None, last: str | None) -> str | None:
+    """Japanese (and other CJK) names family name first, others given name first."""
+    first, last = (first or "").strip(), (last or "").strip()
+    if not first or not last:
+        return first or last or None
+    return f"{last} {first}" if _CJK.search(first + last) else f"{first} {last}"
+
+
+def locale(language: str | None) -> str | None:
+    """hs_language ('ja', 'ja-jp', 'en-us' ...) -> the contract's ja/en; other languages stay empty."""
+    lowered = (language or "").strip().lower()
+    return lowered[:2] if lowered[:2] in ("ja", "en") else None
+
+
+def marketing_opt_in(props: Mapping[str, str | None]) -> bool | None:
+    """False when the contact opted out of all email; True when the legal basis is consent; else unknown."""
+    if boolean(props.get("hs_email_optout")):
+        return False
+    if "consent" in (props.get("hs_legal_basis") or "").lower():
+        return True
+    return None
