@@ -18,10 +18,11 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from kizuna.core import ops
 from kizuna.reporting.export import xlsx_value
 from kizuna.reporting.files import atomic_output
 
-CALL_LIST_TABLE = "ops.call_list"
+CALL_LIST_TABLE = ops.CALL_LIST.name
 
 
 @dataclass(frozen=True)

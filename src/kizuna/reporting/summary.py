@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from kizuna.core import ops
 from kizuna.core.warehouse import column_exists, table_exists
 
 # The MRR bridge in its order (starting + new + expansion + reactivation − contraction − churned + FX = ending, as
@@ -195,11 +196,11 @@ def kpi_months(con: duckdb.DuckDBPyConnection, as_of: date, months: int = 12) ->
 
 def sends_by_state(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
     """Ledger rows per campaign and state, over all runs (pending, sending, accepted, failed_permanent, unknown)."""
-    if not table_exists(con, "ops", "send_ledger"):
+    if not table_exists(con, ops.SEND_LEDGER.schema, ops.SEND_LEDGER.table):
         return {}
     out: dict[str, dict[str, int]] = {}
     for campaign, state, rows in con.execute(
-        "SELECT campaign, state, count(*) FROM ops.send_ledger GROUP BY ALL ORDER BY ALL"
+        f"SELECT campaign, state, count(*) FROM {ops.SEND_LEDGER} GROUP BY ALL ORDER BY ALL"
     ).fetchall():
         out.setdefault(str(campaign), {})[str(state)] = int(rows)
     return out
