@@ -88,7 +88,12 @@ TABLES: tuple[Table, ...] = (
             Column("email", required=True),
             Column("name", blank="unknown (templates greet the company)"),
             Column("role", blank=UNKNOWN),
-            Column("is_primary", T.BOOLEAN, default="false", blank="`false`"),
+            Column(
+                "is_primary",
+                T.BOOLEAN,
+                default="false",
+                blank="`false`; a customer with no primary contact has its first (by contact_id) as primary",
+            ),
             Column(
                 "marketing_opt_in",
                 T.BOOLEAN,
