@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from kizuna.email.render import RenderedEmail
+from kizuna.email.model import RenderedEmail
 
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
 _NOT_ONE_ADDRESS = re.compile(r'[\s<>,;:"()]')  # whitespace (as str.isspace), a list, group or display-name mark

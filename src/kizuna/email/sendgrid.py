@@ -28,7 +28,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import re
 import socket
 import threading
 import time
@@ -37,6 +36,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from kizuna.email.api_keys import (
+    InvalidApiKeyError,
+    MissingApiKeyError,
+    configured_api_key,
+    key_problem,
+    scrub,
+)
+from kizuna.email.api_keys import redact_api_keys as redact_api_keys  # where the ledger has always imported it
 from kizuna.email.message import (
     DeferredSendError,
     OutgoingMessage,
@@ -53,60 +60,10 @@ log = logging.getLogger(__name__)
 MAIL_SEND_PATH = "/v3/mail/send"
 MAX_RATE_LIMIT_RETRIES = 5
 IDLE_RECONNECT_SECONDS = 30.0  # reconnect rather than reuse a connection the server may have closed
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_SG_KEY = re.compile(r"SG\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)(?!\[api key\])[^\s'\"<>]+")
-API_KEY_PLACEHOLDER = "[api key]"
-
-
-def redact_api_keys(text: str) -> str:
-    """``text`` without anything shaped like a SendGrid key or a bearer token: for every error that is stored."""
-    return _SG_KEY.sub(API_KEY_PLACEHOLDER, _BEARER.sub(rf"\g<1>{API_KEY_PLACEHOLDER}", text))
-
-
-class _NoDebugRecords(logging.Filter):
-    """python_http_client logs request headers (the API key) and payloads (addresses) at DEBUG."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno > logging.DEBUG
-
-
-for _name in ("python_http_client", "python_http_client.client"):
-    logging.getLogger(_name).addFilter(_NoDebugRecords())
-
-
-class MissingApiKeyError(ValueError):
-    """The sendgrid backend was chosen without an API key."""
-
-
-class InvalidApiKeyError(ValueError):
-    """The API key cannot be sent in a header (a line break, space or non-ASCII character inside it)."""
 
 
 class ForgeableUnsubscribeSecretError(ValueError):
     """KIZUNA_UNSUBSCRIBE_SECRET is the public demo default (or too short): anyone could forge unsubscribe links."""
-
-
-def _key_problem(key: str) -> str | None:
-    """Why ``key`` cannot be an API key, without showing any of it; None when it can."""
-    for position, char in enumerate(key, start=1):
-        if 33 <= ord(char) <= 126:
-            continue
-        what = (
-            "a line break"
-            if char in "\r\n"
-            else "a space"
-            if char.isspace()
-            else "a control character"
-            if ord(char) < 32 or ord(char) == 127
-            else "a non-ASCII character"
-        )
-        return (
-            f"KIZUNA_SENDGRID_API_KEY has {what} at character {position} of {len(key)}: an API key is printable "
-            "ASCII without spaces (was it pasted with something inside it?); copy it again from SendGrid's "
-            "Settings → API Keys (the key itself is not shown here)"
-        )
-    return None
 
 
 class RateLimiter:
@@ -164,9 +121,9 @@ class SendGridBackend:
         api_key = api_key.strip()  # a key pasted with a newline (echo >> .env) is the same key
         if not api_key:
             raise MissingApiKeyError("the SendGrid API key is empty: set KIZUNA_SENDGRID_API_KEY")
-        if problem := _key_problem(api_key):
+        if problem := key_problem(api_key):
             raise InvalidApiKeyError(problem)  # now, not per message: no header could carry it
-        if _key_problem(host.strip()):
+        if key_problem(host.strip()):
             raise ValueError("KIZUNA_SENDGRID_API_HOST has a space, line break or non-ASCII character")
         host = host.strip()
         self.host = host.rstrip("/")
@@ -211,7 +168,7 @@ class SendGridBackend:
         if problem := settings.unsubscribe_secret_problem():
             raise ForgeableUnsubscribeSecretError(problem)
         return cls(
-            _api_key(settings),
+            configured_api_key(settings),
             settings.sendgrid_api_host,
             timeout=settings.sendgrid_timeout_seconds,
             sandbox_mode=settings.sendgrid_sandbox_mode,
@@ -409,21 +366,4 @@ class SendGridBackend:
         return self._scrub(text)[:500] or "(no message)"
 
     def _scrub(self, text: str) -> str:
-        text = _CONTROL.sub(" ", text).replace(self._key, API_KEY_PLACEHOLDER)
-        return redact_api_keys(text).strip()
-
-
-def _api_key(settings: Settings) -> str:
-    if settings.sendgrid_api_key is not None and settings.sendgrid_api_key.get_secret_value().strip():
-        return settings.sendgrid_api_key.get_secret_value()
-    if settings.sendgrid_api_key_block:
-        from prefect.blocks.system import Secret
-
-        value = Secret.load(settings.sendgrid_api_key_block).get()  # type: ignore[union-attr]
-        if value:
-            return str(value)
-        raise MissingApiKeyError(f"Prefect Secret block {settings.sendgrid_api_key_block!r} is empty")
-    raise MissingApiKeyError(
-        "KIZUNA_EMAIL_BACKEND=sendgrid needs an API key: set KIZUNA_SENDGRID_API_KEY "
-        "(or KIZUNA_SENDGRID_API_KEY_BLOCK, the name of a Prefect Secret block)"
-    )
+        return scrub(text, self._key)

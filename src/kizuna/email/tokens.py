@@ -6,9 +6,20 @@ import hmac
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kizuna.email.render import contact_token_from_context
+from kizuna.email.errors import MissingVariableError
 
 _DIGEST_CHARS = 20  # hex characters of HMAC-SHA256 kept in a token (80 bits)
+
+
+def contact_token_from_context(context: Mapping[str, Any]) -> str:
+    """The unsubscribe token: context['contact_token'] if the selection provides one, else contact_id."""
+    token = context.get("contact_token") or context.get("contact_id")
+    if not token:
+        raise MissingVariableError(
+            "variable 'contact_id' is missing: the unsubscribe link needs contact_id (or contact_token)",
+            "contact_id",
+        )
+    return str(token)
 
 
 def _sign(contact_id: str, key: bytes) -> str:
