@@ -129,13 +129,13 @@ def send_campaign(
 def record_flow_run(
     settings: Settings, flow_run_id: str | None, flow: str, *, run_id: str | None, load_id: str | None = None
 ) -> None:
-    """Remember which flow run a kizuna run id (and load id) belongs to, in ops.flow_runs; the caller writes."""
+    """Remember which flow run a kizuna run id (and load id) belongs to, in ops.flow_runs (caller holds the lock)."""
     with connect(settings.warehouse) as con:
         flow_runs.record_run(con, flow_run_id, flow, run_id=run_id, load_id=load_id)
 
 
 def stamp_sends(settings: Settings, run_id: str, flow_run_id: str | None) -> None:
-    """Name the flow run on the send-ledger rows of run_id, so each row leads to its run's logs."""
+    """Name the flow run on the send-ledger rows of run_id, so each leads to its run's logs (caller holds the lock)."""
     with connect(settings.warehouse) as con:
         flow_runs.stamp(con, "ops.send_ledger", "run_id", run_id, flow_run_id)
 
