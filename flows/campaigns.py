@@ -11,7 +11,7 @@ from functools import partial
 
 from prefect import flow
 
-from flows.support import AsOfParameter, alert_on_failure, settle_hold, warehouse_task, writing
+from flows.support import AsOfParameter, alert_on_failure, run_writer_lock, settle_hold, warehouse_task
 from kizuna import pipeline
 from kizuna.campaigns.spec import Campaign
 from kizuna.core import flow_runs
@@ -25,7 +25,7 @@ from kizuna.sources.ingest import new_load_id
 @warehouse_task("campaign", task_run_name="campaign-{campaign.name}")
 def campaign_task(settings: Settings, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
     # The writer lock per campaign: a run paused for an approval keeps no one else out of the warehouse.
-    return pipeline.send_campaign(settings, campaign, run_id, as_of, lock=partial(writing, settings))
+    return pipeline.send_campaign(settings, campaign, run_id, as_of, lock=partial(run_writer_lock, settings))
 
 
 @flow(name="campaigns", log_prints=False, on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
@@ -51,7 +51,7 @@ def campaigns(
         results.append(result)
 
     flow_run_id = flow_runs.current_flow_run_id()  # this run's own: the ledger rows lead to its logs
-    with writing(settings):
+    with run_writer_lock(settings):
         pipeline.record_flow_run(settings, flow_run_id, "campaigns", run_id=run_id)
         pipeline.stamp_sends(settings, run_id, flow_run_id)
     return results

@@ -14,8 +14,8 @@ from flows.support import (
     node_tasks_wanted,
     prefect_dbt_invoker,
     publish_artifacts,
+    run_writer_lock,
     warehouse_task,
-    writing,
 )
 from kizuna import pipeline
 from kizuna.core import flow_runs
@@ -79,7 +79,7 @@ def daily(
 
     # One writer: ingest → gate → build under the writer lock; campaigns take it per campaign, so a run paused
     # for an approval does not keep the next run (or the event loader) out of the warehouse.
-    with writing(settings):
+    with run_writer_lock(settings):
         staged = ingest(settings)
         verdict = quality_gate(settings, as_of, staged)
         prepare_marts_inputs(settings, verdict)

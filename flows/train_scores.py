@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.support import AsOfParameter, alert_on_failure, warehouse_task, writing
+from flows.support import AsOfParameter, alert_on_failure, run_writer_lock, warehouse_task
 from kizuna import pipeline
 from kizuna.core.settings import Settings, settings_with
 from kizuna.scoring.report import REPORT_FILE
@@ -29,7 +29,7 @@ def train_scores(warehouse: str | None = None, as_of: AsOfParameter = None) -> s
     """Train on the features the last daily run built (as_of: check they are as of this day) and make the model
     current; the evaluation report (metrics, baseline, calibration chart) is the run's artifact."""
     settings = settings_with(warehouse=warehouse)
-    with writing(settings):
+    with run_writer_lock(settings):
         directory = train(settings, as_of)
     report = Path(directory) / REPORT_FILE
     create_markdown_artifact(report.read_text(encoding="utf-8"), key="scores-model", description=str(directory))
