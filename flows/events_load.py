@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from kizuna.core.settings import Settings
+from kizuna.core.settings import Settings, settings_with
 from kizuna.tracking.loader import LoadResult, load_events
 
 
@@ -19,12 +17,7 @@ def load_new_events(settings: Settings) -> LoadResult:
 @flow(name="events-load", log_prints=False)
 def events_load(events_dir: str | None = None, warehouse: str | None = None) -> LoadResult:
     """Load stored events exactly once. A warehouse held by the daily run defers the load; it does not fail."""
-    overrides: dict[str, object] = {}
-    if events_dir:
-        overrides["events_dir"] = Path(events_dir)
-    if warehouse:
-        overrides["warehouse"] = Path(warehouse)
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = settings_with(warehouse=warehouse, events_dir=events_dir)
     result = load_new_events(settings)
     logger = get_run_logger()
     if result.deferred:

@@ -12,31 +12,24 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.daily import warehouse_task
-from flows.hooks import alert_on_failure
-from kizuna.core import flow_runs
-from kizuna.core.locks import wait_until_free, writer_lock
-from kizuna.core.settings import Settings
+from flows.support import AsOfParameter, alert_on_failure, run_writer_lock, warehouse_task
+from kizuna import pipeline
+from kizuna.core.settings import Settings, settings_with
 from kizuna.scoring.report import REPORT_FILE
-from kizuna.scoring.run import train_and_store
 
 
 @warehouse_task("train-scores")
 def train(settings: Settings, as_of: date | None) -> str:
     """Train and store; returns the model's directory."""
-    wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
-    stored = train_and_store(settings, as_of)
-    return str(stored.directory)
+    return str(pipeline.train_scores(settings, as_of).directory)
 
 
 @flow(name="train-scores", log_prints=False, on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
-def train_scores(warehouse: str | None = None, as_of: date | None = None) -> str:
+def train_scores(warehouse: str | None = None, as_of: AsOfParameter = None) -> str:
     """Train on the features the last daily run built (as_of: check they are as of this day) and make the model
     current; the evaluation report (metrics, baseline, calibration chart) is the run's artifact."""
-    settings = Settings(**({"warehouse": Path(warehouse)} if warehouse else {}))  # type: ignore[arg-type]
-    with writer_lock(
-        settings.warehouse, wait_seconds=settings.warehouse_wait_seconds, flow_run_id=flow_runs.current_flow_run_id()
-    ):
+    settings = settings_with(warehouse=warehouse)
+    with run_writer_lock(settings):
         directory = train(settings, as_of)
     report = Path(directory) / REPORT_FILE
     create_markdown_artifact(report.read_text(encoding="utf-8"), key="scores-model", description=str(directory))

@@ -7,11 +7,14 @@ on; a command decides how it is printed; what the step does is written once, bel
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date
+from typing import Any
 
 from kizuna.campaigns.run import run_campaign
-from kizuna.campaigns.spec import Campaign
+from kizuna.campaigns.spec import Campaign, load_campaigns
+from kizuna.core import flow_runs
 from kizuna.core.calendar import outside_send_window
 from kizuna.core.contract import TABLES
 from kizuna.core.locks import wait_until_free
@@ -22,7 +25,8 @@ from kizuna.quality.gate import GateVerdict, gate_and_publish
 from kizuna.quality.suites import load_suites
 from kizuna.reporting.summary import CampaignSummary, RunSummary, kpi_months, last_full_month_kpis, sends_by_state
 from kizuna.scoring.model import NotEnoughHistoryError
-from kizuna.scoring.run import ScoreResult, score_warehouse
+from kizuna.scoring.run import ScoreResult, score_warehouse, train_and_store
+from kizuna.scoring.store import StoredModel
 from kizuna.sources.ingest import IngestResult, stage_sources
 from kizuna.tracking.loader import ensure_tracking_tables
 from kizuna.transform import dbt_runner
@@ -70,30 +74,70 @@ def build(settings: Settings, as_of: date, invoke: dbt_runner.Invoker | None = N
     return dbt_runner.build(settings, as_of, on_node=lambda node: advance(node.name.split(".")[-1]))
 
 
-def score(settings: Settings, as_of: date) -> ScoreResult | None:
+def score(
+    settings: Settings, as_of: date, *, logger: logging.Logger | logging.LoggerAdapter[Any] = log
+) -> ScoreResult | None:
     """Churn risk, expansion propensity and deal forecasts, before campaigns so they select on fresh scores.
 
-    A young warehouse cannot train a model yet: that is logged and None returned, and the run goes on.
+    A young warehouse cannot train a model yet: that is logged and None returned, and the run goes on. `logger`
+    is where a flow wants these lines (its run log, shown in the Prefect UI).
     """
     wait_for_warehouse(settings)
     step("scores")
     try:
         result = score_warehouse(settings, as_of)
     except NotEnoughHistoryError as exc:
-        log.warning("no scores this run: %s", exc)
+        logger.warning("no scores this run: %s", exc)
         return None
     if result.trained:
-        log.info("scores model %s trained in this run: %s", result.model_version, result.training_reason)
+        logger.info("scores model %s trained in this run: %s", result.model_version, result.training_reason)
     return result
 
 
-def send_campaign(settings: Settings, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
-    """Select, render and send one campaign (or hold it for approval); nothing outside the send window."""
+def train_scores(settings: Settings, as_of: date | None = None) -> StoredModel:
+    """Train the scores models on the warehouse as dbt last built it and make them current (weekly)."""
+    wait_for_warehouse(settings)
+    return train_and_store(settings, as_of)
+
+
+def enabled_campaigns(settings: Settings) -> list[Campaign]:
+    """The campaigns a run sends, in file-name order: every enabled campaign file in the campaigns folder."""
+    return load_campaigns(settings.campaigns_dir)
+
+
+def send_campaign(
+    settings: Settings,
+    campaign: Campaign,
+    run_id: str,
+    as_of: date,
+    *,
+    lock: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> CampaignSummary:
+    """Select, render and send one campaign (or hold it for approval); nothing outside the send window.
+
+    `lock` is the writer lock to hold while sending, taken only inside the window: a skipped campaign waits
+    for nobody.
+    """
     reason = outside_send_window(settings)
     if reason:
         return CampaignSummary(campaign.name, 0, {}, 0, 0, status="outside_window", note=reason)
     wait_for_warehouse(settings)
-    return run_campaign(settings, campaign, run_id, as_of)
+    with lock():
+        return run_campaign(settings, campaign, run_id, as_of)
+
+
+def record_flow_run(
+    settings: Settings, flow_run_id: str | None, flow: str, *, run_id: str | None, load_id: str | None = None
+) -> None:
+    """Remember which flow run a kizuna run id (and load id) belongs to, in ops.flow_runs (caller holds the lock)."""
+    with connect(settings.warehouse) as con:
+        flow_runs.record_run(con, flow_run_id, flow, run_id=run_id, load_id=load_id)
+
+
+def stamp_sends(settings: Settings, run_id: str, flow_run_id: str | None) -> None:
+    """Name the flow run on the send-ledger rows of run_id, so each leads to its run's logs (caller holds the lock)."""
+    with connect(settings.warehouse) as con:
+        flow_runs.stamp(con, "ops.send_ledger", "run_id", run_id, flow_run_id)
 
 
 def summarise(

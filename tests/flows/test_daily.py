@@ -131,6 +131,28 @@ def good_run(prefect_harness: None, demo_dir: Path, tmp_path_factory: pytest.Tem
     return root
 
 
+def test_the_campaigns_flow_on_its_own_sends_nothing_the_daily_run_sent(
+    good_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the `campaigns` deployment does after the day's run: a run id of its own, no message sent twice."""
+    from flows.campaigns import campaigns
+
+    shutil.copytree(good_run, tmp_path / "ws")
+    monkeypatch.setenv("KIZUNA_VAR_DIR", str(tmp_path / "ws" / "var"))
+    monkeypatch.setenv("KIZUNA_OUTBOX_DIR", str(tmp_path / "ws" / "var" / "outbox"))
+    s = Settings(source_dir=tmp_path / "ws" / "src", warehouse=tmp_path / "ws" / "warehouse.duckdb")
+    sent_before = outbox_files(s)
+
+    results = campaigns(warehouse=str(s.warehouse), as_of=AS_OF)
+
+    [renewal] = [c for c in results if c.campaign == "renewal_reminder"]
+    assert renewal.sent == 0 and renewal.excluded["already_sent"] > 0
+    assert outbox_files(s) == sent_before
+    with connect(s.warehouse) as con:
+        unstamped = con.execute("SELECT count(*) FROM ops.send_ledger WHERE flow_run_id IS NULL").fetchone()[0]
+    assert unstamped == 0
+
+
 @pytest.mark.parametrize(
     ("break_it", "error", "message"),
     [

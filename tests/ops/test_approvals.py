@@ -24,7 +24,7 @@ HELD = CampaignSummary("renewal_reminder", 12, {}, 0, 0, status="held", note="fi
 
 @flow(name="approval-test")
 def approval_flow(warehouse: str, timeout: int, alert_url: str) -> CampaignSummary:
-    from flows.daily import settle_hold
+    from flows.support import settle_hold
 
     settings = Settings(
         warehouse=Path(warehouse),
