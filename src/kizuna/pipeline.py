@@ -14,7 +14,7 @@ from typing import Any
 
 from kizuna.campaigns.run import run_campaign
 from kizuna.campaigns.spec import Campaign, load_campaigns
-from kizuna.core import flow_runs
+from kizuna.core import flow_runs, ops
 from kizuna.core.calendar import outside_send_window
 from kizuna.core.contract import TABLES
 from kizuna.core.locks import wait_until_free
@@ -137,7 +137,7 @@ def record_flow_run(
 def stamp_sends(settings: Settings, run_id: str, flow_run_id: str | None) -> None:
     """Name the flow run on the send-ledger rows of run_id, so each leads to its run's logs (caller holds the lock)."""
     with connect(settings.warehouse) as con:
-        flow_runs.stamp(con, "ops.send_ledger", "run_id", run_id, flow_run_id)
+        flow_runs.stamp(con, ops.SEND_LEDGER.name, "run_id", run_id, flow_run_id)
 
 
 def summarise(
