@@ -174,16 +174,16 @@ def hold_out_aucs(
 
 def report(title: str, results: list[tuple[float, float, str]]) -> None:
     aucs = [a for a, _, _ in results]
-    per_split = "  ".join(f"{a:.4f}" for a in aucs)
+    per_split = "".join(f"{a:<10.4f}" for a in aucs)
     brier = np.mean([b for _, b, _ in results])
     held = sum(a >= 0.84 for a in aucs)
     print(
-        f"{title:<48} {per_split}  mean {np.mean(aucs):.4f}  min {min(aucs):.4f}  ≥0.84 on {held}/{len(aucs)}  "
+        f"{title:<48} {per_split}mean {np.mean(aucs):.4f}  min {min(aucs):.4f}  ≥0.84 on {held}/{len(aucs)}  "
         f"(Brier {brier:.4f})",
         flush=True,
     )
     if any(k != results[0][2] for _, _, k in results) or title.startswith("churn_risk (auto"):
-        print(f"{'  kind chosen per split':<48} " + "  ".join(f"{k:<6}" for _, _, k in results), flush=True)
+        print(f"{'  kind chosen per split':<48} " + "".join(f"{k:<10}" for _, _, k in results), flush=True)
 
 
 def main() -> None:
@@ -229,8 +229,8 @@ def main() -> None:
     print(f"product-mix inputs: {', '.join(choose_products(in_order[scored]))}")
     mapped = ["tenure", "contract", "monthlycharges", *(column for column, _ in SERVICES)]
     every = [c for c in TELCO_COLUMNS if c not in ("customerid", "totalcharges", "churn")]
-    print(f"{'ROC AUC on the 30% hold-out, random state':<48} " + "  ".join(f"{s:<6}" for s in SPLITS))
     splits = range(args.splits)
+    print(f"{'ROC AUC on the 30% hold-out, random state':<48} " + "".join(f"{s:<10}" for s in splits))
     with threadpool_limits(limits=settings.scores_threads):
         kinds: tuple[KindSetting, ...] = ("auto", "gbm", "logistic")
         for kind in kinds:
