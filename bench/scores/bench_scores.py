@@ -178,7 +178,7 @@ def step_deals(work: Path) -> None:
 
     settings = settings_for(work)
     with threadpool_limits(limits=settings.scores_threads), connect(settings.warehouse, read_only=True) as con:
-        model, evaluation = train_deal_model(con, AS_OF, settings.scores_model, settings.scores_seed)
+        model, evaluation, _ = train_deal_model(con, AS_OF, settings.scores_model, settings.scores_seed)
         deals = forecast_deals(con, AS_OF, model)
     auc = f", validation ROC AUC {evaluation.roc_auc:.3f} on {evaluation.validation_deals:,}" if evaluation else ""
     print(f"  {len(deals):,} open deals forecast{auc}")

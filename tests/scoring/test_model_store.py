@@ -80,7 +80,7 @@ def test_the_daily_run_scores_with_the_stored_model_without_training(demo: Demo,
         (lambda b: replace(b, as_of=AS_OF + dt.timedelta(days=1)), "would use outcomes that day could not know"),
         (lambda b: replace(b, sklearn_version="0.0.1"), "saved by scikit-learn 0.0.1"),
         (lambda b: replace(b, fixed_features=(*b.fixed_features, "gone")), "another feature list"),
-        (lambda b: replace(b, kind="logistic"), "settings ask for gbm"),
+        (lambda b: replace(b, kind="logistic"), "scores_model=logistic and seed 7; settings ask for auto"),
         (lambda b: replace(b, trained_at=SCORED_AT - dt.timedelta(days=15)), "15 days old"),
         (lambda b: replace(b, as_of=AS_OF - dt.timedelta(days=20)), "more than 14 days before"),
     ],
@@ -88,8 +88,8 @@ def test_the_daily_run_scores_with_the_stored_model_without_training(demo: Demo,
 )
 def test_a_model_that_may_not_score_the_day_is_refused_with_the_reason(demo: Demo, change, expected: str) -> None:
     bundle = store.load(demo.settings.models_dir, demo.result.model_version).bundle
-    assert store.why_not_usable(bundle, AS_OF, "gbm", 7, 14, SCORED_AT) == ""
-    assert expected in store.why_not_usable(change(bundle), AS_OF, "gbm", 7, 14, SCORED_AT)
+    assert store.why_not_usable(bundle, AS_OF, "auto", 7, 14, SCORED_AT) == ""
+    assert expected in store.why_not_usable(change(bundle), AS_OF, "auto", 7, 14, SCORED_AT)
 
 
 def test_a_damaged_model_file_is_not_loaded_and_a_new_model_is_trained(demo: Demo, tmp_path: Path) -> None:

@@ -198,10 +198,11 @@ class Settings(BaseSettings):
         "kizuna-process", description="The Prefect process work pool `kizuna prefect setup` creates."
     )
 
-    scores_model: Literal["gbm", "logistic"] = Field(
-        "gbm",
-        description="Churn, expansion and deal scores: gbm (histogram gradient boosting) or logistic (L2 logistic "
-        "regression on standardised features); both calibrated (docs/scores.md).",
+    scores_model: Literal["auto", "gbm", "logistic"] = Field(
+        "auto",
+        description="Churn, expansion and deal scores: auto (each score's kind chosen by its time-based validation: "
+        "gbm only when it beats logistic's ROC AUC by more than 0.001), or gbm (histogram gradient boosting) or "
+        "logistic (L2 logistic regression on standardised features) forced; all calibrated (docs/scores.md).",
     )
     scores_seed: int = Field(7, description="Seed of score training: the same warehouse gives the same scores.")
     scores_validation_months: int = Field(

@@ -9,10 +9,9 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from kizuna.scoring.features import MAX_TRAINING_ROWS
-from kizuna.scoring.model import ModelKind, fit_calibrated
+from kizuna.scoring.model import KindChoice, KindSetting, ModelKind, choose_kind, fit_calibrated, roc_auc
 
 DEAL_TYPES = ("new", "upsell", "cross_sell", "renewal")
 DEAL_TYPE_JA = {"new": "新規", "upsell": "アップセル", "cross_sell": "クロスセル", "renewal": "更新"}
@@ -150,14 +149,15 @@ def _deals(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
 
 
 def train_deal_model(
-    con: duckdb.DuckDBPyConnection, as_of: date, kind: ModelKind, seed: int
-) -> tuple[Any | None, DealEvaluation | None]:
+    con: duckdb.DuckDBPyConnection, as_of: date, kind: KindSetting, seed: int
+) -> tuple[Any | None, DealEvaluation | None, KindChoice | None]:
     """The win classifier on the deals closed by the as-of date (won or lost), validated on the latest quarter of
-    them by creation time and refit on all; None when the history holds no win or no loss."""
+    them by creation time and refit on all, with its kind chosen on that validation (model.choose_kind); None
+    when the history holds no win or no loss."""
     deals = _deals(con, as_of)
     closed = deals[deals["closed_at"].notna()].reset_index(drop=True)
     if not len(closed) or closed["is_won"].nunique() != 2:
-        return None, None
+        return None, None, None
     if len(closed) > MAX_TRAINING_ROWS:
         # a uniform sample keeps the win rate, so the calibration stays honest (as for the customer scores)
         closed = closed.sample(n=MAX_TRAINING_ROWS, random_state=seed)
@@ -165,17 +165,24 @@ def train_deal_model(
     x, y = deal_matrix(closed), closed["is_won"].astype(int).to_numpy()
     groups = closed["customer_id"].to_numpy()
     cut = int(len(closed) * 0.75)
+
+    def validate(candidate: ModelKind) -> float:
+        held_out = fit_calibrated(x[:cut], y[:cut], groups[:cut], candidate, seed)
+        return roc_auc(y[cut:], held_out.predict_proba(x[cut:])[:, 1])
+
     evaluation: DealEvaluation | None = None
     if 0 < y[:cut].mean() < 1 and 0 < y[cut:].mean() < 1:
-        held_out = fit_calibrated(x[:cut], y[:cut], groups[:cut], kind, seed)
+        choice = choose_kind(kind, validate)
         evaluation = DealEvaluation(
             train_deals=cut,
             validation_deals=len(closed) - cut,
             validation_from=str(closed["created_at"].iloc[cut]),
             win_rate_train=float(y[:cut].mean()),
-            roc_auc=float(roc_auc_score(y[cut:], held_out.predict_proba(x[cut:])[:, 1])),
+            roc_auc=choice.roc_auc[choice.kind],
         )
-    return fit_calibrated(x, y, groups, kind, seed), evaluation
+    else:
+        choice = choose_kind(kind, None)
+    return fit_calibrated(x, y, groups, choice.kind, seed), evaluation, choice
 
 
 def forecast_deals(con: duckdb.DuckDBPyConnection, as_of: date, model: Any | None) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,6 +22,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 ModelKind = Literal["gbm", "logistic"]
+# The scores_model setting: one kind forced, or `auto` (each score's kind chosen by validation, see choose_kind).
+KindSetting = Literal["auto", "gbm", "logistic"]
+# The candidates of `auto`, simplest first: a tie goes to the first.
+CANDIDATE_KINDS: tuple[ModelKind, ...] = ("logistic", "gbm")
+# gbm must beat logistic's validation ROC AUC by more than this to be chosen: a smaller gain is below the
+# precision the report prints (three decimals), and the simpler model extrapolates more gently.
+TIE_MARGIN = 0.001
 CALIBRATION_FOLDS = 3
 # Up to this many training rows, CALIBRATION_FOLDS models are fit on folds grouped by customer and their
 # calibrated probabilities averaged: on small data the average is clearly better (Telco sample, gbm: ROC AUC
@@ -89,6 +96,43 @@ def new_classifier(kind: ModelKind, seed: int) -> Any:
             random_state=seed,
         ),
     )
+
+
+@dataclass(frozen=True)
+class KindChoice:
+    """Which kind one score uses, and why: the setting, each evaluated kind's validation ROC AUC, the rule."""
+
+    kind: ModelKind
+    setting: KindSetting
+    roc_auc: dict[str, float]  # per evaluated kind, on the validation rows (NaN: one outcome only there)
+    reason: str
+
+
+def choose_kind(setting: KindSetting, validate: Callable[[ModelKind], float] | None) -> KindChoice:
+    """The kind a score trains with. A forced setting is used as it is (`validate` runs for its figure only);
+    `auto` validates each candidate (`validate(kind)`: the ROC AUC on the validation rows of a model fit on
+    the training rows only) and takes gbm only when it beats logistic by more than TIE_MARGIN; a tie, or no
+    validation possible (`validate` None, or one outcome only in the validation rows), takes logistic."""
+    if setting != "auto":
+        figure: dict[str, float] = {setting: validate(setting)} if validate else {}
+        return KindChoice(setting, setting, figure, f"forced by scores_model={setting}")
+    if validate is None:
+        return KindChoice("logistic", setting, {}, "no validation rows with both outcomes: the simpler logistic")
+    aucs: dict[str, float] = {kind: validate(kind) for kind in CANDIDATE_KINDS}
+    gbm, logistic = aucs["gbm"], aucs["logistic"]
+    if gbm != gbm or logistic != logistic:  # NaN
+        return KindChoice("logistic", setting, aucs, "one outcome only in the validation rows: the simpler logistic")
+    if gbm - logistic > TIE_MARGIN:
+        reason = f"gbm's validation ROC AUC {gbm:.4f} beats logistic's {logistic:.4f} by more than {TIE_MARGIN}"
+        return KindChoice("gbm", setting, aucs, reason)
+    if logistic > gbm:
+        reason = f"logistic's validation ROC AUC {logistic:.4f} beats gbm's {gbm:.4f}"
+    else:
+        reason = (
+            f"gbm's validation ROC AUC {gbm:.4f} is within {TIE_MARGIN} of logistic's {logistic:.4f}: "
+            "a tie goes to the simpler logistic"
+        )
+    return KindChoice("logistic", setting, aucs, reason)
 
 
 @contextmanager
@@ -216,6 +260,11 @@ class Evaluation:
         return out
 
 
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC AUC, or NaN when the rows hold one outcome only (nothing to rank)."""
+    return float(roc_auc_score(y, p)) if len(set(y.tolist())) == 2 else float("nan")
+
+
 def evaluate(
     target: str,
     split: TimeSplit,
@@ -233,7 +282,7 @@ def evaluate(
         validation_rows=len(y),
         base_rate_train=float(y_train.mean()),
         base_rate_validation=float(y.mean()),
-        roc_auc=float(roc_auc_score(y, p)) if both else float("nan"),
+        roc_auc=roc_auc(y, p),
         pr_auc=float(average_precision_score(y, p)) if both else float("nan"),
         brier=float(brier_score_loss(y, p)),
         brier_of_base_rate=float(brier_score_loss(y, np.full(len(y), y_train.mean()))),

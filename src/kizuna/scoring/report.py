@@ -71,7 +71,7 @@ def report_markdown(bundle: ModelBundle) -> str:
     lines = [
         f"# Scores model {bundle.version}",
         "",
-        f"Trained as of {bundle.as_of} at {bundle.trained_at:%Y-%m-%d %H:%M} UTC: {bundle.kind}, seed {bundle.seed}, "
+        f"Trained as of {bundle.as_of} at {bundle.trained_at:%Y-%m-%d %H:%M} UTC: scores_model {bundle.kind}, seed {bundle.seed}, "
         f"scikit-learn {bundle.sklearn_version}; labelled snapshots {bundle.first_month:%Y-%m} … "
         f"{bundle.last_month:%Y-%m}, {bundle.training_rows:,} rows read of {bundle.labelled_rows:,}.",
         "",
@@ -90,6 +90,7 @@ def report_markdown(bundle: ModelBundle) -> str:
             f"| {_number(e.roc_auc)} | {_number(e.pr_auc)} | {_number(e.brier, 4)} | {_number(e.brier_of_base_rate, 4)} "
             f"| {_number(e.top_decile_lift, 1)}× | {e.baseline_name} | {_number(e.baseline_roc_auc)} |"
         )
+    lines += kind_lines(bundle)
     deals = bundle.deal_evaluation
     lines += [
         "",
@@ -113,6 +114,26 @@ def report_markdown(bundle: ModelBundle) -> str:
             )
     lines += ["", "Features: " + ", ".join(f"`{f}`" for f in bundle.feature_names) + "."]
     return "\n".join(lines) + "\n"
+
+
+def kind_lines(bundle: ModelBundle) -> list[str]:
+    """Each score's kind, the validation ROC AUC of every kind evaluated, and the reason for the choice."""
+    kinds = bundle.kinds
+    if not kinds:
+        return []
+    lines = [
+        "",
+        f"Model kind per score (scores_model = {bundle.kind}): validation ROC AUC of each kind evaluated on the same "
+        "time-based split, fit on the training months only.",
+        "",
+        "| score | kind | logistic ROC AUC | gbm ROC AUC | why |",
+        "|---|---|---:|---:|---|",
+    ]
+    for name, choice in kinds.items():
+        logistic, gbm = (_number(choice.roc_auc[k], 4) if k in choice.roc_auc else "–" for k in ("logistic", "gbm"))
+        why = choice.reason.replace("|", "/")  # a pipe would end the table cell
+        lines.append(f"| {name} | {choice.kind} | {logistic} | {gbm} | {why} |")
+    return lines
 
 
 def write_evaluation_report(directory: Path, bundle: ModelBundle) -> Path:

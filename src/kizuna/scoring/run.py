@@ -114,7 +114,12 @@ def features_as_of(con: duckdb.DuckDBPyConnection) -> date:
 
 
 def _train(settings: Settings, con: duckdb.DuckDBPyConnection, as_of: date, now: datetime) -> ModelBundle:
-    return train_models(con, as_of, settings.scores_model, settings.scores_seed, settings.scores_validation_months, now)
+    bundle = train_models(
+        con, as_of, settings.scores_model, settings.scores_seed, settings.scores_validation_months, now
+    )
+    for name, choice in bundle.kinds.items():
+        log.info("scores %s: %s model (%s)", name, choice.kind, choice.reason)
+    return bundle
 
 
 def train_and_store(settings: Settings, as_of: date | None = None, *, now: datetime | None = None) -> store.StoredModel:

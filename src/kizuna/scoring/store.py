@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ def card(bundle: ModelBundle, digest: str) -> dict[str, Any]:
         "features": bundle.feature_names,
         "sklearn": bundle.sklearn_version,
         "evaluations": {name: e.as_dict() for name, e in bundle.evaluations.items()},
+        "kinds": {name: asdict(choice) for name, choice in bundle.kinds.items()},
         "deals": bundle.deal_evaluation.__dict__ if bundle.deal_evaluation else None,
         "model_file": {"name": MODEL_FILE, "sha256": digest},
     }
@@ -154,7 +155,10 @@ def why_not_usable(bundle: ModelBundle, as_of: date, kind: str, seed: int, max_a
     if bundle.fixed_features != FEATURE_NAMES:
         return f"model {bundle.version} was trained on another feature list than this version of kizuna computes"
     if (bundle.kind, bundle.seed) != (kind, seed):
-        return f"model {bundle.version} is {bundle.kind} with seed {bundle.seed}; settings ask for {kind} with {seed}"
+        return (
+            f"model {bundle.version} was trained with scores_model={bundle.kind} and seed {bundle.seed}; "
+            f"settings ask for {kind} with {seed}"
+        )
     age = (now - bundle.trained_at).days
     if age > max_age_days:
         return (

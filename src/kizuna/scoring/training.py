@@ -15,7 +15,17 @@ import sklearn
 
 from kizuna.scoring.deals import DealEvaluation, train_deal_model
 from kizuna.scoring.features import FEATURE_NAMES, TARGETS, choose_products, feature_set, load_training_rows, matrix
-from kizuna.scoring.model import Evaluation, ModelKind, evaluate, fit_calibrated, time_split
+from kizuna.scoring.model import (
+    Evaluation,
+    KindChoice,
+    KindSetting,
+    ModelKind,
+    choose_kind,
+    evaluate,
+    fit_calibrated,
+    roc_auc,
+    time_split,
+)
 
 # The naive baseline each score must beat: one signal a rep could read off the customer page.
 BASELINES = {"churn": "usage_vs_3_month_average", "expansion": "plan_usage_ratio"}
@@ -31,6 +41,7 @@ class TrainedScore:
     reference: np.ndarray
     products: tuple[str, ...] = ()
     base_rate: float = 0.0
+    choice: KindChoice | None = None  # the kind and why (None in models stored before the choice was recorded)
 
     @property
     def feature_names(self) -> list[str]:
@@ -42,7 +53,7 @@ class ModelBundle:
     """Everything one training run produced: what scoring needs, and what the model card reports."""
 
     version: str
-    kind: ModelKind
+    kind: KindSetting  # the scores_model setting it was trained under; each score's kind is in `kinds`
     seed: int
     as_of: date  # trained on what the warehouse knew on this day: it may score this day or later ones only
     trained_at: datetime
@@ -55,6 +66,13 @@ class ModelBundle:
     deal_evaluation: DealEvaluation | None
     sklearn_version: str = sklearn.__version__
     fixed_features: tuple[str, ...] = FEATURE_NAMES
+    deal_choice: KindChoice | None = None
+
+    @property
+    def kinds(self) -> dict[str, KindChoice]:
+        """Each score's kind and why (churn, expansion, deals), for the card and the report."""
+        out = {name: trained.choice for name, trained in self.scores.items() if trained.choice}
+        return out | ({"deals": self.deal_choice} if self.deal_choice else {})
 
     @property
     def feature_names(self) -> list[str]:
@@ -68,12 +86,13 @@ class ModelBundle:
 def train_score(
     labelled: pd.DataFrame,
     name: str,
-    kind: ModelKind,
+    kind: KindSetting,
     seed: int,
     validation_months: int,
     inputs: tuple[tuple[str, ...], np.ndarray] | None = None,
 ) -> TrainedScore:
     """Evaluate on the later labelled months with a model trained on the earlier ones, then refit on all of them.
+    With `kind` auto, each candidate kind is evaluated so and the better one refit (model.choose_kind).
     `inputs`: the product inputs and the labelled rows' matrix, when the caller has them (both scores share one)."""
     target = TARGETS[name]
     labelled = labelled.reset_index(drop=True)
@@ -84,13 +103,20 @@ def train_score(
         inputs = products, matrix(labelled, products)
     products, x = inputs
     y, groups = labelled[target].astype(int).to_numpy(), labelled["customer_id"].to_numpy()
-    model = fit_calibrated(x[train], y[train], groups[train], kind, seed)
-    p = model.predict_proba(x[~train])[:, 1]
+    predictions: dict[str, np.ndarray] = {}
+
+    def validate(candidate: ModelKind) -> float:
+        model = fit_calibrated(x[train], y[train], groups[train], candidate, seed)
+        predictions[candidate] = model.predict_proba(x[~train])[:, 1]
+        return roc_auc(y[~train], predictions[candidate])
+
+    choice = choose_kind(kind, validate)
+    p = predictions[choice.kind]
     baseline = labelled[BASELINES[name]].to_numpy(dtype="float64", na_value=np.nan)[~train]
     baseline = np.nan_to_num(-baseline if name == "churn" else baseline, nan=0.0)
     evaluation = evaluate(target, split, y[train], y[~train], p, BASELINES[name], baseline)
-    final = fit_calibrated(x, y, groups, kind, seed)
-    return TrainedScore(name, final, evaluation, _medians(x), products, float(y.mean()))
+    final = fit_calibrated(x, y, groups, choice.kind, seed)
+    return TrainedScore(name, final, evaluation, _medians(x), products, float(y.mean()), choice)
 
 
 def _medians(x: np.ndarray) -> np.ndarray:
@@ -101,7 +127,9 @@ def _medians(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def train_scores(labelled: pd.DataFrame, kind: ModelKind, seed: int, validation_months: int) -> dict[str, TrainedScore]:
+def train_scores(
+    labelled: pd.DataFrame, kind: KindSetting, seed: int, validation_months: int
+) -> dict[str, TrainedScore]:
     """Churn and expansion, each evaluated on the later months and refit on all labelled rows."""
     labelled = labelled.reset_index(drop=True)
     products = choose_products(labelled)
@@ -109,20 +137,22 @@ def train_scores(labelled: pd.DataFrame, kind: ModelKind, seed: int, validation_
     return {name: train_score(labelled, name, kind, seed, validation_months, inputs) for name in TARGETS}
 
 
-def model_version(kind: ModelKind, seed: int, labelled: pd.DataFrame, feature_names: list[str], as_of: date) -> str:
-    """Names the model by its training window and a digest of what shaped it (features, seed, library, the day
-    it was trained as of: the deal model learns from every deal closed by then)."""
+def model_version(
+    kind: KindSetting, churn_kind: ModelKind, seed: int, labelled: pd.DataFrame, feature_names: list[str], as_of: date
+) -> str:
+    """Names the model by churn's kind, its training window and a digest of what shaped it (the setting, features,
+    seed, library, the day it was trained as of: the deal model learns from every deal closed by then)."""
     window = f"{min(labelled['snapshot_on']):%Y%m}-{max(labelled['snapshot_on']):%Y%m}"
     digest = hashlib.sha256(
         json.dumps([kind, seed, feature_names, sklearn.__version__, len(labelled), as_of.isoformat()]).encode()
     ).hexdigest()[:8]
-    return f"{kind}-{window}-{digest}"
+    return f"{churn_kind}-{window}-{digest}"
 
 
 def train_models(
     con: duckdb.DuckDBPyConnection,
     as_of: date,
-    kind: ModelKind,
+    kind: KindSetting,
     seed: int,
     validation_months: int,
     trained_at: datetime,
@@ -130,9 +160,10 @@ def train_models(
     """Train churn, expansion and deal wins on the warehouse's history as of `as_of` (the features dbt built)."""
     labelled, labelled_rows = load_training_rows(con, seed)
     scores = train_scores(labelled, kind, seed, validation_months)
-    deal_model, deal_evaluation = train_deal_model(con, as_of, kind, seed)
+    deal_model, deal_evaluation, deal_choice = train_deal_model(con, as_of, kind, seed)
+    churn_kind = scores["churn"].choice.kind if scores["churn"].choice else "gbm"
     return ModelBundle(
-        version=model_version(kind, seed, labelled, scores["churn"].feature_names, as_of),
+        version=model_version(kind, churn_kind, seed, labelled, scores["churn"].feature_names, as_of),
         kind=kind,
         seed=seed,
         as_of=as_of,
@@ -144,4 +175,5 @@ def train_models(
         scores=scores,
         deal_model=deal_model,
         deal_evaluation=deal_evaluation,
+        deal_choice=deal_choice,
     )
