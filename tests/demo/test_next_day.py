@@ -229,3 +229,24 @@ def test_the_next_day_passes_the_gate_and_moves_a_closed_months_mrr(
     assert ending[1] != ending[0]  # January was closed on day 1; day 2 changes it
     for customer, lost in cancelled.items():  # and the backdated cancellations are what moved it
         assert by_customer[1].get(customer, Decimal(0)) == by_customer[0][customer] - lost, customer
+
+
+def test_the_command_writes_the_next_day_at_the_rate_asked(days: tuple[Path, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kizuna.cli import app
+
+    args = ["demo-data", "--next-day-of", str(days[0]), "--out", str(tmp_path / "day2"), "--seed", str(SEED)]
+    result = CliRunner().invoke(app, [*args, "--change-rate", "0.02", "--as-of", "2026-02-19"])
+    assert result.exit_code == 0, result.output
+    assert "as of 2026-02-19" in result.output
+    before, after = read(days[0] / "invoices.csv"), read(tmp_path / "day2" / "invoices.csv")
+    changed = len(after.keys() - before.keys()) + sum(before[k] != after[k] for k in before.keys() & after.keys())
+    assert 0.015 <= changed / len(before) <= 0.025  # four times the default rate, as asked
+
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(
+        app, ["demo-data", "--next-day-of", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2
+    assert "no customers.csv" in " ".join(result.output.split())  # rich wraps long lines

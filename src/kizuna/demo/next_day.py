@@ -51,6 +51,7 @@ def next_day_demo_data(
     *,
     as_of: date | None = None,
     change_rate: float = DEFAULT_CHANGE_RATE,
+    memory_limit: str = "2GB",
 ) -> tuple[date, dict[str, int]]:
     """Write to `out_dir` the export of the day after `prev_dir`'s: about `change_rate` of each file's rows inserted,
     updated or deleted, with late and backdated changes among them (overnight.py lists them).
@@ -67,12 +68,22 @@ def next_day_demo_data(
         raise NextDayError(f"--out {out_dir} must differ from --next-day-of {prev_dir}")
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect() as con:
-        formats = _load(con, prev_dir, out_dir)
-        day = as_of or _after_latest_event(con, prev_dir)
-        rng = np.random.Generator(np.random.PCG64([seed, day_number(day)]))
-        apply_overnight_changes(Day.start(con, rng, day, change_rate))
-        written = {_write(con, name, fmt, out_dir): _count(con, name) for name, fmt in formats.items()}
+    # an in-memory database that spills to out_dir past the limit: a 1M-customer export is ~40M rows of text
+    spill = out_dir / ".next-day.tmp"
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": memory_limit,
+        "temp_directory": str(spill),
+    }
+    config["preserve_insertion_order"] = True  # the files keep their row order
+    try:
+        with duckdb.connect(config=config) as con:
+            formats = _load(con, prev_dir, out_dir)
+            day = as_of or _after_latest_event(con, prev_dir)
+            rng = np.random.Generator(np.random.PCG64([seed, day_number(day)]))
+            apply_overnight_changes(Day.start(con, rng, day, change_rate))
+            written = {_write(con, name, fmt, out_dir): _count(con, name) for name, fmt in formats.items()}
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
     for other in sorted(prev_dir.iterdir()):
         if other.is_file() and other.stem not in formats and not other.name.startswith("."):
             shutil.copyfile(other, out_dir / other.name)

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import duckdb
 import numpy as np
+import pandas as pd
 
 from kizuna.demo.accounts import _company_names
 from kizuna.demo.catalogue import CORE_PLANS, CRM, INCLUDED, PLANS, monthly_price, tax
@@ -87,10 +88,15 @@ class Day:
         if not rows:
             return
         names = [d[0] for d in self.con.execute(f'DESCRIBE "{table}"').fetchall()]
-        before = self.con.execute(f'SELECT coalesce(max(rowid), -1) FROM "{table}"').fetchone()
-        self.con.executemany(
-            f'INSERT INTO "{table}" VALUES ({", ".join("?" * len(names))})', [[r.get(n) for n in names] for r in rows]
-        )
+        # fetchall, not fetchone: an unfinished result would block register below
+        before = self.con.execute(f'SELECT coalesce(max(rowid), -1) FROM "{table}"').fetchall()[0]
+        # a frame, not executemany: a prepared insert per row costs ~1 ms, 40 s for a 1M-customer day's new rows
+        frame = pd.DataFrame([[r.get(n) for n in names] for r in rows], columns=names, dtype=object)
+        self.con.register("new_rows", frame)
+        try:
+            self.con.execute(f'INSERT INTO "{table}" SELECT * FROM new_rows').fetchall()
+        finally:
+            self.con.unregister("new_rows")
         first = int(before[0]) + 1 if before else 0
         self.touched[table].update(range(first, first + len(rows)))
 
