@@ -190,11 +190,11 @@ def backdated_cancellations(tables: dict[str, tuple[Rows, Rows]]) -> dict[str, D
             cancelled[new["customer_id"]] = cancelled.get(new["customer_id"], Decimal(0)) + Decimal(new["mrr"])
     others = {c for c in changed if c in cancelled}
     for k, new in after.items():
-        old = before.get(k)
+        previous = before.get(k)
         if (
             new["customer_id"] in others
-            and old is not None
-            and old != new
+            and previous is not None
+            and previous != new
             and not new["end_date"].startswith("2026-01")
         ):
             cancelled.pop(new["customer_id"], None)
@@ -250,3 +250,76 @@ def test_the_command_writes_the_next_day_at_the_rate_asked(days: tuple[Path, Pat
     )
     assert result.exit_code == 2
     assert "no customers.csv" in " ".join(result.output.split())  # rich wraps long lines
+
+
+def hand_made_export(root: Path) -> Path:
+    """Six customers written by hand: five on live monthly plans, one with a churned and a live subscription."""
+    from kizuna.core.contract import TABLES_BY_NAME
+    from tests.conftest import write_csv
+
+    root.mkdir()
+    plans = ["Starter", "Standard", "Enterprise", "Starter", "Standard", "Starter"]
+    mrr = {"Starter": 30000, "Standard": 80000, "Enterprise": 250000}
+    rows: dict[str, list[list[object]]] = {
+        "customers": [
+            [f"C{i}", f"会社{i}", "製造業", 40, "東京都", "JP", "2025-01-05 10:00:00", "", ""] for i in range(1, 7)
+        ],
+        "contacts": [
+            [f"K{i}", f"C{i}", f"a{i}@example.co.jp", "", "担当者", "true", "true", "ja"] for i in range(1, 7)
+        ],
+        "subscriptions": [
+            [f"S{i}", f"C{i}", "2025-02-01", "", mrr[p], "", 1, "CRM Suite", p, 10, 10, 1, "JPY", "active", ""]
+            for i, p in enumerate(plans, start=1)
+        ]
+        + [
+            [
+                "S7",
+                "C6",
+                "2024-01-01",
+                "2025-01-31",
+                30000,
+                "",
+                1,
+                "CRM Suite",
+                "Starter",
+                10,
+                10,
+                1,
+                "JPY",
+                "canceled",
+                "価格",
+            ]
+        ],
+        "invoices": [
+            [f"I{i}", f"C{i}", f"S{i}", "2026-03-01 06:00:00", "2026-03-01", "2026-03-31", 30000, 3000, "JPY", "open"]
+            for i in range(1, 7)
+        ],
+        "usage": [[f"C{i}", "2026-02-01", "active_users", 8] for i in range(1, 7)],
+        "deals": [
+            ["D1", "C1", "new", "closed_won", 360000, "2025-01-05 10:00:00", "2025-01-20 10:00:00", "true", "inbound"]
+        ],
+        "activities": [["A1", "C2", "call", "2026-03-09 15:00:00", "x@kizuna.example", "conversation"]],
+        "support_tickets": [["T1", "C3", "2026-03-02 11:00:00", "操作方法"]],
+    }
+    for name, table_rows in rows.items():
+        write_csv(root / f"{name}.csv", TABLES_BY_NAME[name].column_names, table_rows)
+    return root
+
+
+def test_a_hand_made_export_gets_every_backdated_change(tmp_path: Path) -> None:
+    day, _ = next_day_demo_data(hand_made_export(tmp_path / "day1"), tmp_path / "day2", SEED)
+    assert day == date(2026, 3, 10)  # the day after the latest event, the activity of the 9th
+    before = read(tmp_path / "day1" / "subscriptions.csv")
+    after = read(tmp_path / "day2" / "subscriptions.csv")
+    assert [k for k, r in after.items() if r["end_date"].startswith("2026-02") and r["cancel_reason"] != "プラン変更"]
+    ended = [r for r in after.values() if r["end_date"] == "2026-02-15" and r["cancel_reason"] == "プラン変更"]
+    assert len(ended) == 1
+    upgrade = {"Starter": "Standard", "Standard": "Enterprise", "Enterprise": "Standard"}[ended[0]["plan"]]
+    started = [r for k, r in after.items() if k not in before and r["start_date"] == "2026-02-15"]
+    assert [(r["customer_id"], r["plan"]) for r in started] == [(ended[0]["customer_id"], upgrade)]
+    invoices = read(tmp_path / "day2" / "invoices.csv")
+    assert [r for r in invoices.values() if r["issued_at"].startswith("2026-02") and r["period_start"] == "2026-02-01"]
+    customers = {k[0] for k in read(tmp_path / "day2" / "customers.csv")}
+    assert len({f"C{i}" for i in range(1, 7)} - customers) == 1  # one merged away
+    for name in KEYS:
+        assert {r["customer_id"] for r in read(tmp_path / "day2" / f"{name}.csv").values()} <= customers, name
