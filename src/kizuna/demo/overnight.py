@@ -123,7 +123,7 @@ class Day:
         return values[int(self.rng.integers(len(values)))]
 
 
-def _first_of_previous_month(d: date) -> date:
+def first_of_previous_month(d: date) -> date:
     return (d.replace(day=1) - timedelta(days=1)).replace(day=1)
 
 
@@ -160,7 +160,7 @@ def _live_monthly(before: date) -> str:
 def cancel_last_month(day: Day) -> None:
     """Cancellations entered today but dated last month (the customer gave notice; sales told billing late): the
     closed month's ending MRR falls. The invoices billed after the end are voided."""
-    first = _first_of_previous_month(day.as_of)
+    first = first_of_previous_month(day.as_of)
     chosen = day.pick("subscriptions", _live_monthly(first), max(1, round(day.budget["subscriptions"] * 0.15)))
     reasons = [
         r[0]
@@ -188,7 +188,7 @@ def cancel_last_month(day: Day) -> None:
 def change_plan_mid_month(day: Day) -> None:
     """Up- and downgrades effective on the 15th (this month's if past, else last month's): the old period ends
     that day as プラン変更 and a new one starts the same day at the new plan's price, with its first invoice."""
-    effective = day.as_of.replace(day=15) if day.as_of.day > 15 else _first_of_previous_month(day.as_of).replace(day=15)
+    effective = day.as_of.replace(day=15) if day.as_of.day > 15 else first_of_previous_month(day.as_of).replace(day=15)
     chosen = day.pick(
         "subscriptions",
         _live_monthly(effective - timedelta(days=62)),
@@ -238,7 +238,7 @@ def _invoice(invoice_id: str, sub: Row, issued_at: str, start: date, amount: int
 def late_invoices(day: Day) -> None:
     """One-off invoices (extra seats used last month) issued with last month's date: a closed month gets new
     billing rows the day after it was reported."""
-    first = _first_of_previous_month(day.as_of)
+    first = first_of_previous_month(day.as_of)
     chosen = day.pick("subscriptions", _live_monthly(first), max(1, round(day.budget["invoices"] * 0.05)))
     subs = day.rows("subscriptions", chosen)
     days = [first + timedelta(days=int(d)) for d in day.rng.integers(0, 28, size=len(subs))]

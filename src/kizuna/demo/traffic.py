@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from kizuna.demo.overnight import Day, Row
+from kizuna.demo.overnight import Day, Row, first_of_previous_month
 
 
 def ordinary_changes(day: Day) -> None:
@@ -66,7 +66,7 @@ def _payments(day: Day) -> None:
 
 def _restated_usage(day: Day) -> None:
     """Last complete month's figures restated by late-arriving events (a few percent up)."""
-    last_month = (day.as_of.replace(day=1) - timedelta(days=1)).replace(day=1)
+    last_month = first_of_previous_month(day.as_of)
     chosen = day.pick("usage", f"CAST(month AS DATE) = DATE '{last_month}'", day.left("usage"))
     values = [float(r["value"] or 0) for r in day.rows("usage", chosen)]
     bumps = day.rng.uniform(1.01, 1.05, size=len(values))
