@@ -116,11 +116,11 @@ def _write_csv(con: duckdb.DuckDBPyConnection, table: OutTable, path: Path, enco
     # DuckDB keeps row order (preserve_insertion_order), so the bytes depend on the data alone
     con.execute(f"COPY ({_query(table)}) TO '{target}' (FORMAT csv, HEADER true)")
     if not is_utf8:
-        _transcode(target, path, encoding)
+        transcode(target, path, encoding)
         target.unlink()
 
 
-def _transcode(source: Path, target: Path, encoding: str) -> None:
+def transcode(source: Path, target: Path, encoding: str) -> None:
     # Japanese Excel saves CSV as CP932 with CRLF line ends; strict errors so no character is lost unnoticed
     with (
         source.open(encoding="utf-8", newline="") as src,
@@ -130,12 +130,16 @@ def _transcode(source: Path, target: Path, encoding: str) -> None:
 
 
 def _write_xlsx(con: duckdb.DuckDBPyConnection, table: OutTable, path: Path) -> None:
+    write_xlsx_rows(con.execute(_query(table)), table.name, list(table.select), path)
+
+
+def write_xlsx_rows(result: duckdb.DuckDBPyConnection, sheet_name: str, header: list[str], path: Path) -> None:
+    """A query's rows as one sheet under `header`, streamed (openpyxl's write-only mode)."""
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(table.name)
-    sheet.append(list(table.select))
-    result = con.execute(_query(table))
+    sheet = book.create_sheet(sheet_name)
+    sheet.append(header)
     while rows := result.fetchmany(10_000):
         for row in rows:
             sheet.append(row)
