@@ -95,7 +95,7 @@ final as (
             as is_sla_breached,
         is_won,
         case when is_won then closed_on end as won_on,
-        case when is_won then amount end as won_amount
+        cast(case when is_won then amount end as decimal(18, 2)) as won_amount
     from csqls_timed
 )
 
