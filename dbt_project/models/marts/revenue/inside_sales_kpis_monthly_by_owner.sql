@@ -22,26 +22,9 @@ with
 
 months as (select * from {{ ref('int_months') }}),
 
-activities as (select * from {{ ref('stg_crm__activities') }}),
+inside_sales_activities as (select * from {{ ref('int_activities_filtered_to_inside_sales_touches') }}),
 
 csqls as (select * from {{ ref('int_csqls_credited_to_owners') }}),
-
-inside_sales_activities as (
-    select
-        {{ month_of(business_date('occurred_at')) }} as month,
-        owner_email,
-        customer_id,
-        activity_id,
-        occurred_at,
-        outcome
-    from activities
-    where
-        owner_email like '{{ var("inside_sales_owner_email_pattern") }}'
-        and activity_type in (
-            '{{ var("touch_activity_types") | join("', '") }}'  -- noqa: LT05
-        )
-        and {{ business_date('occurred_at') }} <= {{ as_of_date() }}
-),
 
 activities_ranked as (
     select
@@ -56,16 +39,7 @@ activity_summed as (
         owner_email,
         count(distinct customer_id) as accounts_approached,
         sum(case when touch_rank = 1 then 1 else 0 end) as accounts_first_approached,
-        sum(
-            case
-                when
-                    outcome in (
-                        '{{ var("effective_conversation_outcomes") | join("', '") }}'  -- noqa: LT05
-                    )
-                    then 1 else
-                    0
-            end
-        ) as effective_conversations
+        sum(case when is_effective_conversation then 1 else 0 end) as effective_conversations
     from activities_ranked
     group by month, owner_email
 ),
