@@ -19,3 +19,17 @@
 {% macro business_date(timestamp_expression) -%}
     cast({{ dbt.dateadd('hour', var('business_utc_offset_hours'), timestamp_expression) }} as date)
 {%- endmacro %}
+
+{#- The date a whole number of business days (Monday to Friday; public holidays are not known to dbt) after a
+    date, as a date. A Saturday or Sunday counts as the Friday before: one business day after a Saturday hand-off
+    is Monday. Day of week 0 is Sunday on DuckDB and PostgreSQL alike. -#}
+{% macro add_business_days(days, date_expression) -%}
+    {%- set dow = 'cast(extract(dow from ' ~ date_expression ~ ') as ' ~ dbt.type_int() ~ ')' -%}
+    {%- set back = 'case ' ~ dow ~ ' when 6 then 1 when 0 then 2 else 0 end' -%}
+    {%- set weekday = 'case when ' ~ dow ~ ' in (0, 6) then 5 else ' ~ dow ~ ' end' -%}
+    cast({{ dbt.dateadd(
+        'day',
+        '(' ~ days ~ ') - (' ~ back ~ ') + 2 * ' ~ integer_divide(weekday ~ ' - 1 + (' ~ days ~ ')', 5),
+        date_expression
+    ) }} as date)
+{%- endmacro %}

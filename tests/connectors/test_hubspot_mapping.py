@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import re
@@ -48,6 +49,19 @@ def staged(warehouse: Path, translate_ids: bool = False) -> dict[str, set[tuple[
         con.close()
 
 
+# Deal columns of the CSQL hand-off that the HubSpot connector does not read yet: blank in both loads.
+NOT_READ_FROM_HUBSPOT = ("owner_email", "created_by_email", "handed_off_at", "accepted_at", "rejected_at")
+
+
+def _blank_columns(path: Path, columns: tuple[str, ...]) -> None:
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**row, **dict.fromkeys(columns, "")} for row in rows)
+
+
 def test_demo_data_round_trips_through_hubspot(
     hubspot_standin: HubSpotStandin,  # noqa: F811
     settings: Settings,
@@ -57,6 +71,7 @@ def test_demo_data_round_trips_through_hubspot(
     generate_demo_data(demo, 60, 42, AS_OF)
     for billing in ("invoices.csv", "usage.csv"):  # not the CRM's: kept out of both loads
         (demo / billing).unlink()
+    _blank_columns(demo / "deals.csv", NOT_READ_FROM_HUBSPOT)
     seeded = seed_from_demo(hubspot_standin.state, demo, settings.timezone)
     assert seeded.counts["companies"] == 60 and seeded.counts["contacts"] > 60
 

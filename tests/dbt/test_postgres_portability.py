@@ -37,6 +37,7 @@ MARTS = {
     "cohort_retention_monthly": ["cohort_month", "month"],
     "existing_customer_revenue_monthly": ["month", "breakdown", "band"],
     "inside_sales_kpis_monthly": ["month"],
+    "inside_sales_kpis_monthly_by_owner": ["month", "owner_email"],
     "subscription_renewals": ["subscription_id"],
 }
 

@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 from kizuna.demo import catalogue
 from kizuna.demo.dates import NONE, IntArray, day_number, days_of, month_index, office_seconds, to_workday
+from kizuna.demo.handoffs import STAFF, handoff_columns
 from kizuna.demo.output import OutTable, columns_frame, labels, sql_bool, sql_id, sql_timestamp
 from kizuna.demo.subscriptions import ADDON, FIRST, PLAN_CHANGE, RETURNED, STATUS, UPGRADED, Subscriptions
 from kizuna.demo.usage import Signals
@@ -30,6 +31,8 @@ SOURCE_P = {
     "renewal": [0, 0, 0, 0, 35, 50, 0, 15],
 }
 RENEWAL_LOOKAHEAD_DAYS = 90
+# sources of CSQL deals (dbt vars inside_sales_lead_sources, campaign_lead_source_prefix)
+CSQL_SOURCES = np.array([name == "customer_inside_sales" or name.startswith("campaign:") for name in SOURCES])
 
 
 class _Deals:
@@ -63,10 +66,16 @@ class _Deals:
             }
         )
 
-    def table(self) -> OutTable:
+    def table(self, account_owner: IntArray, handoff_rng: np.random.Generator) -> OutTable:
         cols = {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
         order = np.lexsort((cols["type"], cols["customer"], cols["created"]))
         cols = {k: v[order] for k, v in cols.items()}
+        # drawn from a stream of their own, so the other columns stay as they were before these existed
+        csql = np.isin(cols["type"], (UPSELL, CROSS_SELL)) & CSQL_SOURCES[cols["source"]]
+        handoff = handoff_columns(
+            csql, account_owner[cols["customer"]], cols["stage"], cols["created"], cols["closed"], self.today,
+            handoff_rng,
+        )  # fmt: skip
         frame = columns_frame(
             {
                 "deal": np.arange(1, len(order) + 1),
@@ -78,6 +87,11 @@ class _Deals:
                 "closed": cols["closed"],
                 "won": cols["won"],
                 "source": labels(cols["source"], SOURCES),
+                "owner": labels(handoff["owner"], STAFF),
+                "creator": labels(handoff["creator"], STAFF),
+                "handed": handoff["handed"],
+                "accepted": handoff["accepted"],
+                "rejected": handoff["rejected"],
             }
         )
         select = {
@@ -90,6 +104,11 @@ class _Deals:
             "closed_at": sql_timestamp("closed", nullable=True),
             "is_won": sql_bool("won"),
             "source": "source",
+            "owner_email": "owner",
+            "created_by_email": "creator",
+            "handed_off_at": sql_timestamp("handed", nullable=True),
+            "accepted_at": sql_timestamp("accepted", nullable=True),
+            "rejected_at": sql_timestamp("rejected", nullable=True),
         }
         return OutTable("deals", frame, select)
 
@@ -98,8 +117,11 @@ def _annual_value(s: Subscriptions, i: IntArray) -> IntArray:
     return np.where(s.prepaid[i], catalogue.prepaid_year(s.monthly[i], s.usd[i]), s.monthly[i] * 12)
 
 
-def deals_table(s: Subscriptions, signals: Signals, as_of: date, rng: np.random.Generator) -> OutTable:
-    """One row per deal; amounts are annual contract values (the increase, for upsells)."""
+def deals_table(
+    s: Subscriptions, signals: Signals, account_owner: IntArray, as_of: date,
+    rng: np.random.Generator, handoff_rng: np.random.Generator,
+) -> OutTable:  # fmt: skip
+    """One row per deal; amounts are annual contract values (the increase, for upsells); CSQL hand-offs."""
     today = day_number(as_of)
     deals = _Deals(today, rng)
 
@@ -161,7 +183,7 @@ def deals_table(s: Subscriptions, signals: Signals, as_of: date, rng: np.random.
         created + rng.integers(14, 60, len(i)),
         "expansion",
     )
-    return deals.table()
+    return deals.table(account_owner, handoff_rng)
 
 
 def _renewals(s: Subscriptions, deals: _Deals, as_of: date, rng: np.random.Generator) -> None:

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 # One random stream per part, so changing how one table is drawn leaves the others' bytes alone.
 _STREAMS = (
     "customers", "customer_rows", "contacts", "subscriptions", "invoices", "usage", "deals", "activities", "tickets",
-)  # fmt: skip
+    "deal_handoffs",
+)  # fmt: skip  # append only: spawn order fixes each stream's seed
 
 
 def generate_demo_data(
@@ -61,7 +62,9 @@ def generate_demo_data(
     - usage: active_users and api_calls for the 12 complete months before `as_of`'s month; 15% of
       customers run at 90-100% of plan_limit, a tenth decline over the last four months, churners fade.
     - deals: won deals behind every first, upgraded, win-back and add-on row; renewals of the last
-      year (won, or lost on churn) and of the next 90 days (open); open and lost upsells.
+      year (won, or lost on churn) and of the next 90 days (open); open and lost upsells. CSQL deals
+      (inside-sales upsells and cross-sells) name their inside-sales creator; on accounts with an account
+      executive they are handed off to them and mostly accepted within two business days.
     - activities: calls, e-mails, meetings, visits and notes in the last year; a fifth of accounts
       have been left alone for 3-17 weeks.
     - support_tickets: last year, more from customers whose usage declines.
@@ -92,7 +95,7 @@ def _draw(customers: int, as_of: date, rng: dict[str, np.random.Generator]) -> I
     yield usage
     yield subscriptions_table(subs)
     yield activities_table(people, history, as_of, rng["activities"])
-    yield deals_table(subs, signals, as_of, rng["deals"])
+    yield deals_table(subs, signals, people.owner, as_of, rng["deals"], rng["deal_handoffs"])
     yield contacts_table(people, rng["contacts"])
     yield customers_table(people, history.first_start, rng["customer_rows"])
     yield tickets_table(people, history, signals, as_of, rng["tickets"])

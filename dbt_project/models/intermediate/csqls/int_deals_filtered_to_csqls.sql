@@ -14,6 +14,11 @@ final as (
         amount,
         created_at,
         closed_at,
+        owner_email,
+        created_by_email,
+        handed_off_at,
+        accepted_at,
+        rejected_at,
         {{ business_date('created_at') }} as created_on,
         {{ business_date('closed_at') }} as closed_on,
         stage in (

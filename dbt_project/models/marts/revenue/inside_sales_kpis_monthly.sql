@@ -2,7 +2,7 @@ with
 
 months as (select * from {{ ref('int_months') }}),
 
-activities as (select * from {{ ref('stg_crm__activities') }}),
+inside_sales_activities as (select * from {{ ref('int_activities_filtered_to_inside_sales_touches') }}),
 
 csqls as (select * from {{ ref('int_deals_filtered_to_csqls') }}),
 
@@ -10,34 +10,11 @@ all_csqls as (select * from {{ ref('int_csqls_unioned') }}),
 
 mrr_kpis as (select * from {{ ref('mrr_kpis_monthly') }}),
 
-inside_sales_activities as (
-    select
-        {{ month_of(business_date('occurred_at')) }} as month,
-        customer_id,
-        outcome
-    from activities
-    where
-        owner_email like '{{ var("inside_sales_owner_email_pattern") }}'
-        and activity_type in (
-            '{{ var("touch_activity_types") | join("', '") }}'  -- noqa: LT05
-        )
-        and {{ business_date('occurred_at') }} <= {{ as_of_date() }}
-),
-
 activity_summed as (
     select
         month,
         count(distinct customer_id) as accounts_approached,
-        sum(
-            case
-                when
-                    outcome in (
-                        '{{ var("effective_conversation_outcomes") | join("', '") }}'  -- noqa: LT05
-                    )
-                    then 1 else
-                    0
-            end
-        ) as effective_conversations
+        sum(case when is_effective_conversation then 1 else 0 end) as effective_conversations
     from inside_sales_activities
     group by month
 ),

@@ -13,6 +13,11 @@ final as (
         cast(closed_at as {{ dbt.type_timestamp() }}) as closed_at,
         is_won,
         source as lead_source,
+        owner_email,
+        created_by_email,
+        cast(handed_off_at as {{ dbt.type_timestamp() }}) as handed_off_at,
+        cast(accepted_at as {{ dbt.type_timestamp() }}) as accepted_at,
+        cast(rejected_at as {{ dbt.type_timestamp() }}) as rejected_at,
         _source_file as source_file,
         _source_row as source_row
     from source
