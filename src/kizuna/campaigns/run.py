@@ -140,7 +140,9 @@ def deliver(
         if on_progress:
             on_progress(sum(totals.values()))
 
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send-{backend.name}")
+    # The outbox's work is Python under the GIL: one writer beside the ledger's thread; more only contend.
+    workers = 1 if isinstance(backend, BatchSyncedBackend) else concurrency
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"send-{backend.name}")
     try:
         for number, batch in enumerate(_batches(range(len(rows)), batch_size)):
             start = batch[0]
