@@ -23,7 +23,7 @@ from kizuna.email.message import OutgoingMessage
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
 _MEMO_SIZE = 4096  # distinct header values remembered; a campaign repeats a few dozen (From, Subject, parts)
-_PARSED: dict[tuple[str, str], Any] = {}
+_PARSED: dict[tuple[str, Any], Any] = {}
 _FOLDED: dict[tuple[Any, ...], bytes] = {}
 
 
@@ -32,14 +32,17 @@ class _MemoPolicy(email.policy.EmailPolicy):
 
     Parsing and folding a header are pure functions of its name, its text and the policy, and the email
     package never changes a header object once made (it replaces it), so a value seen before is handed out
-    again, byte for byte what a fresh parse and fold would give (tests/email/test_email_outbox.py). Half of
+    again, byte for byte what a fresh parse and fold would give (tests/email/test_email_outbox_bytes.py). Half of
     what a message costs was these two steps for headers every message of a campaign shares.
     """
 
     def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
-        if type(value) is not str:
+        if type(value) is Address:  # From (the same on every message) and To: what str() of it says is all it is
+            key: tuple[str, Any] = (name, ("address", value.display_name, value.username, value.domain))
+        elif type(value) is str:
+            key = (name, value)
+        else:
             return super().header_store_parse(name, value)
-        key = (name, value)
         header = _PARSED.get(key)
         if header is None:
             _, header = super().header_store_parse(name, value)
