@@ -20,6 +20,7 @@ from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect, table_exists
 from kizuna.email.backends import make_backend
 from kizuna.email.message import (
+    BatchSyncedBackend,
     DeferredSendError,
     EmailBackend,
     OutgoingMessage,
@@ -78,9 +79,12 @@ def campaign_message(
 
 
 def _attempt(backend: EmailBackend, message: OutgoingMessage) -> ledger.Outcome:
-    """One send, as the ledger records it."""
+    """One send, as the ledger records it (unsynced where the backend syncs per batch: see deliver)."""
     try:
-        provider_id = backend.send(message)
+        if isinstance(backend, BatchSyncedBackend):
+            provider_id = backend.send_unsynced(message)
+        else:
+            provider_id = backend.send(message)
     except PermanentSendError as exc:
         return (message.message_key, "failed_permanent", None, str(exc))
     except DeferredSendError as exc:
@@ -115,7 +119,8 @@ def deliver(
     recorded in one write when the batch is done; the next batch is marked and queued while the previous
     one is still in flight, so the workers never wait for the ledger. A kill leaves at most two batches in
     'sending', which the next run turns into 'unknown'. On an exception (e.g. Ctrl-C), queued requests that
-    never started go back to pending and those in flight are recorded.
+    never started go back to pending and those in flight are recorded. A backend that syncs per batch (the
+    outbox) makes the batch durable with one barrier before its answers are recorded, never after.
     """
     totals: dict[str, int] = {}
     in_flight: list[tuple[Sequence[str], list[Future[ledger.Outcome]]]] = []
@@ -127,13 +132,17 @@ def deliver(
                 outcomes.append((key, "pending", None, "not sent: the run stopped before this message"))
             else:
                 outcomes.append(future.result())
+        if isinstance(backend, BatchSyncedBackend):
+            backend.sync()  # every file of the batch on disk before the ledger says accepted
         ledger.mark(con, outcomes)
         for outcome in outcomes:
             totals[outcome[1]] = totals.get(outcome[1], 0) + 1
         if on_progress:
             on_progress(sum(totals.values()))
 
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send-{backend.name}")
+    # The outbox's work is Python under the GIL: one writer beside the ledger's thread; more only contend.
+    workers = 1 if isinstance(backend, BatchSyncedBackend) else concurrency
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"send-{backend.name}")
     try:
         for number, batch in enumerate(_batches(range(len(rows)), batch_size)):
             start = batch[0]

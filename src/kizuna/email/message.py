@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from kizuna.email.model import RenderedEmail
 
@@ -99,6 +99,19 @@ class EmailBackend(Protocol):
 
     def close(self) -> None:
         """Release connections; the backend is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class BatchSyncedBackend(Protocol):
+    """A backend that can write a batch and make it durable with one barrier (the outbox)."""
+
+    def send_unsynced(self, message: OutgoingMessage) -> str:
+        """As send, but durable only after the next sync()."""
+        ...
+
+    def sync(self) -> None:
+        """Make everything send_unsynced returned so far durable; raises OSError if it could not."""
         ...
 
 
