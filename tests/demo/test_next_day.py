@@ -302,7 +302,9 @@ def hand_made_export(root: Path) -> Path:
         "support_tickets": [["T1", "C3", "2026-03-02 11:00:00", "操作方法"]],
     }
     for name, table_rows in rows.items():
-        write_csv(root / f"{name}.csv", TABLES_BY_NAME[name].column_names, table_rows)
+        header = TABLES_BY_NAME[name].column_names
+        padded = [row + [""] * (len(header) - len(row)) for row in table_rows]  # trailing optional columns blank
+        write_csv(root / f"{name}.csv", header, padded)
     return root
 
 
