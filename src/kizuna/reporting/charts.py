@@ -180,8 +180,10 @@ def bars(
     series_title: str | None = None,
     sort: Sequence[str] | None = None,
     label_angle: int = 0,
+    series_sort: Sequence[str] | None = None,
 ) -> Any:
-    """Bars per category (column category, value), grouped side by side by an optional column series."""
+    """Bars per category (column category, value), grouped side by side by an optional column series (in the
+    order of series_sort when given: a funnel's steps read left to right, not alphabetically)."""
     axis = alt.Axis(labelAngle=label_angle, labelLimit=200)
     encoding: dict[str, Any] = {
         "x": alt.X("category:N", title=category_title, sort=list(sort) if sort else "-y", axis=axis),
@@ -189,8 +191,11 @@ def bars(
         "tooltip": ["category:N", alt.Tooltip("value:Q", format=value_format)],
     }
     if series_title is not None:
-        encoding["color"] = alt.Color("series:N", title=series_title, legend=alt.Legend(orient="bottom"))
-        encoding["xOffset"] = "series:N"
+        order = list(series_sort) if series_sort else "ascending"
+        encoding["color"] = alt.Color(
+            "series:N", title=series_title, sort=order, legend=alt.Legend(orient="bottom", labelLimit=400)
+        )
+        encoding["xOffset"] = alt.XOffset("series:N", sort=order)
         encoding["tooltip"] = ["category:N", "series:N", alt.Tooltip("value:Q", format=value_format)]
     return alt.Chart(data, title=title).mark_bar().encode(**encoding).properties(width=WIDTH, height=HEIGHT)
 
