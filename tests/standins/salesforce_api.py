@@ -25,6 +25,7 @@ REQUEST_LIMIT_EXCEEDED with Retry-After), "500", "expire" (every token becomes i
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import itertools
@@ -32,6 +33,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -519,7 +521,8 @@ class _Server(ThreadingHTTPServer):
             PREFIX.get(sobject, "?")
         ):
             return _record_error("MALFORMED_ID", f"{sobject} ID: id value of incorrect type: {record_id}", ["Id"])
-        found = next((r for i, r in self.state.records.get(sobject, {}).items() if i[:15] == record_id[:15]), None)
+        records = self.state.records.get(sobject, {})
+        found = records.get(record_id) or next((r for i, r in records.items() if i[:15] == record_id[:15]), None)
         if found is None:
             return _record_error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
         if found["IsDeleted"]:
@@ -622,3 +625,30 @@ def salesforce_standin() -> Iterator[SalesforceStandin]:
     """An empty org for one test (import this fixture into a conftest)."""
     with SalesforceStandin() as standin:
         yield standin
+
+
+def seed_accounts(state: StandinState, count: int) -> list[str]:
+    """`count` accounts (for the benchmark); their ids in order."""
+    return [state.add_account(f"株式会社ベンチ{n:06d}") for n in range(count)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--accounts", type=int, default=0, help="seed this many accounts (for the benchmark)")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds every answer takes (0.1 = 100 ms)")
+    args = parser.parse_args()
+    state = StandinState(delay=args.delay)
+    state.query_page = 2000
+    seed_accounts(state, args.accounts)
+    with SalesforceStandin(args.port, state) as standin:
+        print(standin.url, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
