@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kizuna.crm.salesforce import SalesforceTarget, api_name
-from kizuna.crm.target import AccountUpdate, CrmError, FieldSpec, TaskSpec, WriteResult
+from kizuna.crm.target import AccountUpdate, CrmError, CrmTarget, FieldSpec, TaskSpec, WriteResult
 from tests.standins.salesforce_api import CLIENT_ID, CLIENT_SECRET, SalesforceStandin
 
 TOKEN = "POST /services/oauth2/token"
@@ -73,7 +73,7 @@ def test_field_names_follow_salesforce_custom_field_rules() -> None:
 
 def test_a_token_is_asked_once_and_renewed_once_when_the_session_expires(org: SalesforceStandin) -> None:
     org.state.add_user("rep.one@example.co.jp")
-    sf = target(org)
+    sf: CrmTarget = target(org)  # the protocol the sync speaks
     assert list(sf.owner_ids(["rep.one@example.co.jp"])) == ["rep.one@example.co.jp"]
     assert org.state.count(TOKEN) == 1
     org.state.fail("expire", "GET /services/data/v62.0/query")  # the org revokes every token
@@ -180,6 +180,17 @@ def test_updates_go_in_collections_of_200_and_through_bulk_jobs_to_the_same_reco
     assert sum(r.startswith("PUT ") and r.endswith("/batches") for r in bulk_requests) == 1
 
 
+def test_a_bulk_job_whose_close_answer_was_lost_is_not_run_twice(org: SalesforceStandin) -> None:
+    sf, accounts = set_up(org, 5)
+    sf.bulk_threshold = 1
+    org.state.fail("drop-after", "PATCH /services/data/v62.0/jobs/ingest/")  # closed, the answer lost
+    results = sf.update_accounts(updates_for(accounts))
+    assert all(r.error is None for r in results)
+    (job,) = org.state.jobs.values()
+    assert (job.state, len(job.successful), len(job.failed)) == ("JobComplete", 5, 0)
+    assert org.state.records["Account"][accounts[4]]["Kizuna_Rank__c"] == "B"
+
+
 def test_an_unknown_account_is_a_per_record_error_not_a_crash(org: SalesforceStandin) -> None:
     sf, accounts = set_up(org, 3)
     org.state.delete("Account", accounts[2])
@@ -207,13 +218,17 @@ def test_an_unknown_account_is_a_per_record_error_not_a_crash(org: SalesforceSta
     assert [t["OwnerId"] for t in org.state.tasks()] == [owner]
 
 
-def test_owner_ids_page_through_active_users_by_email_ignoring_case(org: SalesforceStandin) -> None:
+def test_owner_ids_page_through_active_users_by_email_ignoring_case(
+    org: SalesforceStandin, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     users = {f"rep{n}@example.co.jp": org.state.add_user(f"Rep{n}@Example.co.jp") for n in range(7)}
     org.state.add_user("gone@example.co.jp", active=False)
     found = target(org).owner_ids([*users, "gone@example.co.jp", "nobody@example.co.jp", "o'brien@example.co.jp"])
     assert found == users
     assert org.state.count("GET /services/data/v62.0/query") == 1
     assert sum("/query/01g" in r for r in org.state.requests) == 2  # 7 users in pages of 3
+    assert "/services/data/v62.0/query?" in caplog.text and "example.co.jp" not in caplog.text  # no SOQL logged
 
 
 def test_tasks_upserted_twice_are_one_task_per_key(org: SalesforceStandin) -> None:

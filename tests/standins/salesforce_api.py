@@ -550,7 +550,7 @@ class _Server(ThreadingHTTPServer):
                 job.data = raw.decode()
                 return 201, None
             if method == "PATCH" and len(parts) == 1:
-                if (body or {}).get("state") != "UploadComplete" or job.data is None:
+                if (body or {}).get("state") != "UploadComplete" or job.data is None or job.state != "Open":
                     raise _Problem(400, "No data was uploaded or the state is not UploadComplete", "INVALIDJOBSTATE")
                 job.state = "UploadComplete"
                 self._process(job)

@@ -28,6 +28,19 @@ from kizuna.crm.target import CrmError, TargetStats
 
 log = logging.getLogger(__name__)
 
+
+class _NoSoqlInLogs(logging.Filter):
+    """httpx logs every request's URL at INFO; a Salesforce query's URL carries its SOQL (emails, keys): drop it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) > 1 and "/services/data/" in str(args[1]) and "?" in str(args[1]):
+            record.args = (args[0], str(args[1]).split("?")[0] + "?…", *args[2:])
+        return True
+
+
+logging.getLogger("httpx").addFilter(_NoSoqlInLogs())
+
 MAX_WAIT_SECONDS = 60.0
 BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 30.0

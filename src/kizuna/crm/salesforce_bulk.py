@@ -103,7 +103,13 @@ def _run_job(session: SalesforceSession, sobject: str, document: str, *, poll_in
         content=document.encode(),
         headers={"Content-Type": "text/csv"},
     )
-    session.call(what, "PATCH", f"{base}/{job_id}", "PATCH /jobs/ingest", json={"state": "UploadComplete"})
+    closing = session.call(
+        what, "PATCH", f"{base}/{job_id}", "PATCH /jobs/ingest", json={"state": "UploadComplete"}, ok=(200, 400)
+    )
+    if closing.status_code == 400:  # refused: fine if a first, retried close had arrived (the job is no longer Open)
+        info = session.call(what, "GET", f"{base}/{job_id}", "GET /jobs/ingest").json()
+        if info.get("state") == "Open":
+            raise CrmError(f"salesforce: {what}: Bulk API job {job_id} could not be closed: {closing.text[:300]}")
     started = time.monotonic()
     waited = 0.0
     while True:
