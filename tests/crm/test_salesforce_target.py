@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from kizuna.crm.salesforce import SalesforceTarget, api_name
+from kizuna.crm.salesforce_auth import soql_in_lists
 from kizuna.crm.target import AccountUpdate, CrmError, CrmTarget, FieldSpec, TaskSpec, WriteResult
-from tests.standins.salesforce_api import CLIENT_ID, CLIENT_SECRET, SalesforceStandin
+from tests.standins.salesforce_api import CLIENT_ID, CLIENT_SECRET, INTEGRATION_USER, SalesforceStandin
 
 TOKEN = "POST /services/oauth2/token"
 TASK_UPSERT = "PATCH /services/data/v62.0/composite/sobjects/Task/Kizuna_Key__c"
@@ -71,6 +72,13 @@ def test_field_names_follow_salesforce_custom_field_rules() -> None:
         api_name("kizuna__x ")
 
 
+def test_soql_in_lists_stay_short_whatever_the_values() -> None:
+    values = [f"key:{n:05d}:" + "x" * 90 + "'" for n in range(500)]
+    lists = list(soql_in_lists(values))
+    assert all(len(listed) <= 4000 for listed in lists) and len(lists) == 14  # 37 of 106 characters
+    assert sum(listed.count("\\'") for listed in lists) == 500  # every quote escaped, every value once
+
+
 def test_a_token_is_asked_once_and_renewed_once_when_the_session_expires(org: SalesforceStandin) -> None:
     org.state.add_user("rep.one@example.co.jp")
     sf: CrmTarget = target(org)  # the protocol the sync speaks
@@ -127,17 +135,25 @@ def test_setup_creates_missing_fields_once_and_reports_conflicts(org: Salesforce
     assert report["Account.Kizuna_Churn_Risk__c"] == ("conflict", "is double, kizuna writes string")
 
 
-def test_setup_after_a_lost_answer_and_with_a_field_the_user_cannot_see(org: SalesforceStandin) -> None:
+def test_setup_grants_the_run_as_user_access_to_the_fields_it_creates(org: SalesforceStandin) -> None:
     sf = target(org)
     org.state.fail("drop-after", "tooling/sobjects/CustomField")  # made, the answer lost: the retry is refused
     report = {c.field: (c.action, c.detail) for c in sf.setup(FIELDS, dry_run=False)}
     assert report["Account.Kizuna_Rank__c"] == ("create", "created (its first answer was lost)")
-    org.state.hidden.add("Kizuna_Reasons__c")  # exists for Salesforce, invisible to the integration user
-    report = {c.field: (c.action, c.detail) for c in sf.setup(FIELDS, dry_run=False)}
-    assert report["Account.Kizuna_Rank__c"] == ("ok", "")
-    assert report["Account.Kizuna_Reasons__c"][0] == "conflict"
-    assert "field-level security" in report["Account.Kizuna_Reasons__c"][1]
     assert len(org.state.custom_fields["Account"]) == 5
+    assert org.state.granted() == set(report)  # through one permission set assigned to the run-as user
+    assert [a["AssigneeId"] for a in org.state.records["PermissionSetAssignment"].values()] == [INTEGRATION_USER]
+    org.state.fls_enforced = True  # as in Salesforce: a field made through the Tooling API is nobody's to see
+    assert [c.action for c in sf.setup(FIELDS, dry_run=False)] == ["ok"] * 6  # ... unless granted
+    reasons = next(g for g in org.state.records["FieldPermissions"].values() if g["Field"].endswith("Reasons__c"))
+    org.state.delete("FieldPermissions", reasons["Id"], purge=True)  # an admin takes the access away
+    report = {c.field: (c.action, c.detail) for c in sf.setup(FIELDS, dry_run=False)}
+    assert report["Account.Kizuna_Reasons__c"] == (
+        "create",
+        "existed without access for the run-as user: granted by Kizuna_Integration",
+    )
+    assert [c.action for c in sf.setup(FIELDS, dry_run=False)] == ["ok"] * 6
+    assert len(org.state.records["PermissionSet"]) == len(org.state.records["PermissionSetAssignment"]) == 1
 
 
 def updates_for(accounts: list[str]) -> list[AccountUpdate]:

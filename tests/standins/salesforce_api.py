@@ -47,7 +47,17 @@ from tests.standins.serving import ServedInThread
 CLIENT_ID = "3MVG9standin.kizuna.connected.app.consumer.key"
 CLIENT_SECRET = "F00DCAFE1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF12345678"
 ORG_ID = "00D5g00000KIZUNA"
-PREFIX = {"Account": "001", "Task": "00T", "User": "005", "Job": "750", "CustomField": "00N"}
+PREFIX = {
+    "Account": "001",
+    "Task": "00T",
+    "User": "005",
+    "Job": "750",
+    "CustomField": "00N",
+    "PermissionSet": "0PS",
+    "FieldPermissions": "01k",
+    "PermissionSetAssignment": "0Pa",
+}
+INTEGRATION_USER = "0055g0000INTEGRAAA"  # the connected app's run-as user
 MAX_COLLECTION = 200
 DATA = re.compile(r"/services/data/(v\d+\.\d)(/.*)")
 STANDARD_FIELDS: dict[str, list[tuple[str, str]]] = {
@@ -65,6 +75,16 @@ STANDARD_FIELDS: dict[str, list[tuple[str, str]]] = {
         ("IsDeleted", "boolean"),
     ],
     "User": [("Id", "id"), ("Email", "email"), ("IsActive", "boolean")],
+    "PermissionSet": [("Id", "id"), ("Name", "string"), ("Label", "string"), ("Description", "textarea")],
+    "FieldPermissions": [
+        ("Id", "id"),
+        ("ParentId", "reference"),
+        ("SobjectType", "string"),
+        ("Field", "string"),
+        ("PermissionsRead", "boolean"),
+        ("PermissionsEdit", "boolean"),
+    ],
+    "PermissionSetAssignment": [("Id", "id"), ("PermissionSetId", "reference"), ("AssigneeId", "reference")],
 }
 DESCRIBE_TYPE = {
     "Text": "string",
@@ -120,7 +140,7 @@ class StandinState:
     job_polls_in_progress: int = 1
     delay: float = 0.0
     echo_secret_in_errors: bool = False  # a worst case: the token endpoint repeats what it was sent
-    hidden: set[str] = field(default_factory=set)  # custom fields describe leaves out (no field-level security)
+    fls_enforced: bool = False  # custom fields are invisible to the run-as user until a permission set grants them
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     custom_fields: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # object -> name -> describe
     tokens: set[str] = field(default_factory=set)
@@ -177,9 +197,24 @@ class StandinState:
         described.update(self.custom_fields.get(sobject, {}))
         return described
 
+    def granted(self) -> set[str]:
+        """The fields ("Account.X__c") a permission set assigned to the run-as user lets it edit."""
+        assigned = {
+            a["PermissionSetId"]
+            for a in self.records.get("PermissionSetAssignment", {}).values()
+            if a["AssigneeId"] == INTEGRATION_USER
+        }
+        grants = self.records.get("FieldPermissions", {}).values()
+        return {g["Field"] for g in grants if g["ParentId"] in assigned and g.get("PermissionsEdit")}
+
     def visible(self, sobject: str) -> dict[str, dict[str, Any]]:
-        """What describe shows the integration user: the fields without the hidden ones."""
-        return {n: f for n, f in self.fields(sobject).items() if n not in self.hidden}
+        """What describe shows the run-as user: with `fls_enforced`, custom fields only when granted."""
+        granted = self.granted() if self.fls_enforced else set()
+        return {
+            n: f
+            for n, f in self.fields(sobject).items()
+            if not (self.fls_enforced and f["custom"]) or f"{sobject}.{n}" in granted
+        }
 
     def count(self, request_line: str) -> int:
         return sum(1 for r in self.requests if r == request_line)
@@ -326,7 +361,7 @@ class _Handler(BaseHTTPRequestHandler):
             "signature": secrets.token_urlsafe(32),
             "scope": "api",
             "instance_url": f"http://127.0.0.1:{port}",
-            "id": f"https://login.salesforce.com/id/{ORG_ID}/0055g00000INTEGR",
+            "id": f"https://login.salesforce.com/id/{ORG_ID}/{INTEGRATION_USER}",
             "token_type": "Bearer",
             "issued_at": "1796515200000",
         }
@@ -346,6 +381,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._create_field(body or {})
         if method == "PATCH" and rest == "/composite/sobjects":
             return 200, self._update(body or {})
+        if method == "POST" and rest == "/composite/sobjects":
+            return 200, self._create_records(body or {})
+        if method == "POST" and (c := re.fullmatch(r"/sobjects/(\w+)", rest)):
+            result = self._create_records({"records": [{"attributes": {"type": c.group(1)}, **(body or {})}]})[0]
+            if not result["success"]:
+                raise _Problem(400, result["errors"][0]["message"], result["errors"][0]["statusCode"])
+            return 201, result
         if method == "PATCH" and (u := re.fullmatch(r"/composite/sobjects/(\w+)/(\w+)", rest)):
             return 200, self._upsert(u.group(1), u.group(2), body or {})
         if rest.startswith("/jobs/ingest"):
@@ -449,6 +491,32 @@ class _Handler(BaseHTTPRequestHandler):
                     sobject, str(record.get("id") or ""), record
                 )
                 results.append(result or {"id": record["id"], "success": True, "errors": []})
+        return results
+
+    def _create_records(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Create each record (setup's permission set, its field permissions and its assignment)."""
+        state = self.server.state
+        results = []
+        with state.lock:
+            for record in body.get("records") or []:
+                sobject = (record.get("attributes") or {}).get("type", "")
+                values = {k: v for k, v in record.items() if k != "attributes"}
+                if error := self._check_values(sobject, values):
+                    results.append(error)
+                    continue
+                same = [
+                    r
+                    for r in state.records.get(sobject, {}).values()
+                    if (
+                        sobject == "FieldPermissions"
+                        and (r["ParentId"], r["Field"]) == (values["ParentId"], values["Field"])
+                    )
+                    or (sobject == "PermissionSet" and r["Name"] == values.get("Name"))
+                ]
+                if same:
+                    results.append(_record_error("DUPLICATE_VALUE", f"duplicate value found: {same[0]['Id']}"))
+                    continue
+                results.append({"id": state.add(sobject, **values), "success": True, "errors": []})
         return results
 
     def _upsert(self, sobject: str, external: str, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -598,7 +666,7 @@ class _Server(ThreadingHTTPServer):
             "id": job.id,
             "operation": job.operation,
             "object": job.object,
-            "createdById": "0055g00000INTEGR",
+            "createdById": INTEGRATION_USER,
             "state": job.state,
             "concurrencyMode": "Parallel",
             "contentType": "CSV",

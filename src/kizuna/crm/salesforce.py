@@ -1,8 +1,8 @@
 """The Salesforce target: kizuna's account fields and tasks through Salesforce's REST, Tooling and Bulk 2.0 APIs.
 
 Plain REST over httpx (salesforce_auth.py: OAuth client-credentials, retries, errors without secrets):
-- setup: describe Account and Task, create missing custom fields through the Tooling API (needs Customize
-  Application / Modify Metadata); the task key field Task Kizuna_Key__c is an External ID, unique;
+- setup (salesforce_setup.py): describe Account and Task, create missing custom fields through the Tooling API
+  and grant the run-as user access to them; the task key field Task Kizuna_Key__c is an External ID, unique;
 - owner_ids: SOQL on active Users by Email;
 - update_accounts: sObject Collections (PATCH /composite/sobjects, 200 a request, allOrNone=false) below
   ``bulk_threshold`` updates, a Bulk API 2.0 ingest job at or above it (salesforce_bulk.py);
@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
-from kizuna.crm.salesforce_auth import SalesforceSession, soql_quote
+from kizuna.crm.salesforce_auth import SalesforceSession, soql_in_lists
 from kizuna.crm.salesforce_bulk import NULL, bulk_update
+from kizuna.crm.salesforce_setup import TASK_KEY_FIELD, api_name, setup_fields
 from kizuna.crm.target import (
     AccountUpdate,
     CrmError,
@@ -40,34 +41,13 @@ from kizuna.crm.target import (
 log = logging.getLogger(__name__)
 
 COLLECTION_SIZE = 200  # sObject Collections' limit per request
-SOQL_IN_SIZE = 200  # ids per IN (...) list: keeps the query URL well under Salesforce's 16,384 characters
-TASK_KEY_FIELD = "Kizuna_Key__c"
 PRIORITY = {"high": "High", "medium": "Normal", "low": "Low"}
-# kizuna's field type -> (describe's type, the Tooling API's CustomField metadata)
-FIELD_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
-    "string": ("string", {"type": "Text", "length": 255}),
-    "text": ("textarea", {"type": "LongTextArea", "length": 32768, "visibleLines": 5}),
-    "number": ("double", {"type": "Number", "precision": 18, "scale": 4}),
-    "date": ("date", {"type": "Date"}),
-    "enumeration": ("picklist", {"type": "Picklist"}),
-}
 ENV = {
     "login_url": "KIZUNA_SALESFORCE_LOGIN_URL",
     "client_id": "KIZUNA_SALESFORCE_CLIENT_ID",
     "client_secret": "KIZUNA_SALESFORCE_CLIENT_SECRET",
 }
 T = TypeVar("T")
-
-
-def api_name(name: str) -> str:
-    """kizuna's neutral field name as a Salesforce custom field API name: kizuna_rank -> Kizuna_Rank__c."""
-    parts = [p for p in name.split("_") if p]
-    if not parts or not all(p.isascii() and p.isalnum() for p in parts):
-        raise ValueError(f"field name {name!r}: use ASCII letters, digits and single underscores")
-    result = "_".join(p[0].upper() + p[1:] for p in parts) + "__c"
-    if len(result) > 40 or not result[0].isalpha():
-        raise ValueError(f"field name {name!r}: {result} is not a valid Salesforce API name (40 characters at most)")
-    return result
 
 
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -144,69 +124,7 @@ class SalesforceTarget:
     # -- setup -------------------------------------------------------------------------------------------------
 
     def setup(self, fields: Sequence[FieldSpec], *, dry_run: bool) -> list[SetupChange]:
-        key = FieldSpec(TASK_KEY_FIELD.removesuffix("__c").lower(), "Kizuna key", "string", description="kizuna")
-        wanted = [("Account", spec) for spec in fields] + [("Task", key)]
-        described = {sobject: self._describe(sobject) for sobject in ("Account", "Task")}
-        changes = []
-        for sobject, spec in wanted:
-            full_name = f"{sobject}.{api_name(spec.name)}"
-            have = described[sobject].get(api_name(spec.name))
-            if have is not None:
-                changes.append(self._compare(full_name, spec, have, is_key=sobject == "Task"))
-            elif dry_run:
-                changes.append(SetupChange(full_name, "create", "would create"))
-            else:
-                changes.append(self._create_field(sobject, spec, is_key=sobject == "Task"))
-        return changes
-
-    def _describe(self, sobject: str) -> dict[str, dict[str, Any]]:
-        path = self.session.data_path(f"/sobjects/{sobject}/describe")
-        payload = self.session.call(f"{sobject} describe", "GET", path, "GET /sobjects/describe").json()
-        return {f["name"]: f for f in payload.get("fields") or []}
-
-    @staticmethod
-    def _compare(full_name: str, spec: FieldSpec, have: Mapping[str, Any], *, is_key: bool) -> SetupChange:
-        want_type = FIELD_TYPES[spec.type][0]
-        if have.get("type") != want_type:
-            return SetupChange(full_name, "conflict", f"is {have.get('type')}, kizuna writes {want_type}")
-        if is_key and not (have.get("externalId") and have.get("unique")):
-            return SetupChange(full_name, "conflict", "must be an External ID with unique values (docs/crm.md)")
-        if not have.get("updateable", True):
-            return SetupChange(full_name, "conflict", "not editable by the integration user (field-level security)")
-        present = {str(v.get("value")) for v in have.get("picklistValues") or [] if v.get("active", True)}
-        missing = [o for o in spec.options if o not in present]
-        if missing:
-            return SetupChange(full_name, "conflict", f"picklist lacks {', '.join(missing)}")
-        return SetupChange(full_name, "ok")
-
-    def _create_field(self, sobject: str, spec: FieldSpec, *, is_key: bool) -> SetupChange:
-        # Task and Event custom fields are Activity fields in the metadata.
-        full_name = f"{sobject}.{api_name(spec.name)}"
-        metadata: dict[str, Any] = {"label": spec.label[:40], "description": spec.description or "Written by kizuna"}
-        metadata.update(FIELD_TYPES[spec.type][1])
-        if is_key:
-            metadata.update(externalId=True, unique=True, caseSensitive=True)
-        if spec.type == "enumeration":
-            values = [{"fullName": o, "label": o, "default": False} for o in spec.options]
-            metadata["valueSet"] = {"restricted": True, "valueSetDefinition": {"sorted": False, "value": values}}
-        body = {
-            "FullName": f"{'Activity' if sobject == 'Task' else sobject}.{api_name(spec.name)}",
-            "Metadata": metadata,
-        }
-        path = self.session.data_path("/tooling/sobjects/CustomField")
-        response = self.session.call(
-            f"{full_name} create", "POST", path, "POST /tooling/sobjects/CustomField", json=body, ok=(200, 201, 400)
-        )
-        if response.status_code == 400:
-            text = response.text
-            if "DUPLICATE_DEVELOPER_NAME" in text and api_name(spec.name) in self._describe(sobject):
-                return SetupChange(full_name, "create", "created (its first answer was lost)")  # a retried create
-            if "DUPLICATE_DEVELOPER_NAME" in text:  # exists, but describe did not show it: no field-level security
-                return SetupChange(
-                    full_name, "conflict", "exists but the integration user cannot see it: grant field-level security"
-                )
-            raise CrmError(f"salesforce: {full_name} create: the Tooling API refused it: {self.session.scrub(text)}")
-        return SetupChange(full_name, "create", f"created ({metadata['type']})")
+        return setup_fields(self.session, fields, dry_run=dry_run)
 
     # -- owners ------------------------------------------------------------------------------------------------
 
@@ -215,8 +133,7 @@ class SalesforceTarget:
         for email in emails:
             by_lower.setdefault(email.strip().lower(), []).append(email)
         found: dict[str, str] = {}
-        for chunk in batched(sorted(by_lower), SOQL_IN_SIZE):
-            listed = ", ".join(soql_quote(e) for e in chunk)
+        for listed in soql_in_lists(sorted(by_lower)):
             soql = f"SELECT Id, Email FROM User WHERE IsActive = true AND Email IN ({listed}) ORDER BY Id"
             for user in self.session.query("User by email", soql):
                 for email in by_lower.get(str(user.get("Email") or "").lower(), []):
@@ -306,8 +223,7 @@ class SalesforceTarget:
 
     def _tasks_by_key(self, keys: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in batched(sorted(set(keys)), SOQL_IN_SIZE):
-            listed = ", ".join(soql_quote(k) for k in chunk)
+        for listed in soql_in_lists(sorted(set(keys))):
             soql = f"SELECT Id, {TASK_KEY_FIELD} FROM Task WHERE {TASK_KEY_FIELD} IN ({listed})"
             for task in self.session.query("Task by kizuna key", soql, all_rows=True):
                 found[str(task[TASK_KEY_FIELD])] = str(task["Id"])
@@ -316,8 +232,7 @@ class SalesforceTarget:
     def task_states(self, crm_ids: Sequence[str]) -> dict[str, TaskState]:
         states: dict[str, TaskState] = {crm_id: "deleted" for crm_id in crm_ids}  # absent (purged): deleted
         by_prefix = {crm_id[:15]: crm_id for crm_id in crm_ids}
-        for chunk in batched(sorted(set(crm_ids)), SOQL_IN_SIZE):
-            listed = ", ".join(soql_quote(i) for i in chunk)
+        for listed in soql_in_lists(sorted(set(crm_ids))):
             soql = f"SELECT Id, IsClosed, IsDeleted FROM Task WHERE Id IN ({listed})"
             for task in self.session.query("Task state", soql, all_rows=True):
                 crm_id = by_prefix.get(str(task["Id"])[:15])

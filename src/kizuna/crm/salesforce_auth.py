@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -110,6 +110,7 @@ class SalesforceSession:
         self._secret = client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
         self._token: SecretStr | None = None
         self.instance_url = ""
+        self.user_id = ""  # the connected app's run-as user
         self.api_version = api_version
         self.max_retries = max_retries
         self.stats = stats if stats is not None else TargetStats()
@@ -153,6 +154,7 @@ class SalesforceSession:
         payload = response.json()
         self._token = SecretStr(str(payload["access_token"]))
         self.instance_url = str(payload["instance_url"]).rstrip("/")
+        self.user_id = str(payload.get("id") or "").rstrip("/").rsplit("/", 1)[-1]  # .../id/<org id>/<user id>
 
     # -- calls -------------------------------------------------------------------------------------------------
 
@@ -182,7 +184,10 @@ class SalesforceSession:
                 continue
             if response.status_code in ok:
                 return response
-            hint = " (the connected app's run-as user needs API Enabled)" if response.status_code in (401, 403) else ""
+            hint = {
+                401: " (the connected app's run-as user needs API Enabled)",
+                403: " (the run-as user lacks a permission this call needs: docs/crm.md)",
+            }.get(response.status_code, "")
             raise CrmError(
                 f"salesforce: {what}: {method} {path.split('?')[0]} answered {response.status_code}: "
                 f"{self.scrub(error_text(response))}{hint}"
@@ -255,3 +260,19 @@ class SalesforceSession:
 def soql_quote(value: str) -> str:
     """A SOQL string literal: backslashes and single quotes escaped, as SOQL requires."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def soql_in_lists(values: Iterable[str], *, max_chars: int = 4000, max_values: int = 200) -> Iterator[str]:
+    """The values as SOQL IN lists ("'a', 'b'") short enough that each query's URL stays far below the
+    16,384 characters Salesforce accepts, whatever the values' lengths."""
+    current: list[str] = []
+    size = 0
+    for value in values:
+        quoted = soql_quote(value)
+        if current and (size + len(quoted) + 2 > max_chars or len(current) >= max_values):
+            yield ", ".join(current)
+            current, size = [], 0
+        current.append(quoted)
+        size += len(quoted) + 2
+    if current:
+        yield ", ".join(current)
