@@ -253,7 +253,7 @@ def test_tasks_upserted_twice_are_one_task_per_key(org: SalesforceStandin) -> No
     owners = sf.owner_ids(["rep.one@example.co.jp"])
     tasks = [task(n, accounts[n], priority=("high", "medium", "low")[n % 3]) for n in range(5)]
     tasks.append(task(9, accounts[0], owner="nobody@example.co.jp"))
-    first = {r.key: r for r in sf.upsert_tasks(tasks, owners)}
+    first = {r.key: r for r in sf.upsert_tasks([*tasks, task(0, accounts[1], subject="twice")], owners)}
     second = {r.key: r for r in sf.upsert_tasks(tasks, owners)}
     assert first == second
     assert "no active Salesforce user" in str(first[tasks[5].key].error)
@@ -262,6 +262,7 @@ def test_tasks_upserted_twice_are_one_task_per_key(org: SalesforceStandin) -> No
     assert {first[k].crm_id for k in made} == {t["Id"] for t in made.values()}
     assert made[tasks[1].key]["Priority"] == "Normal" and made[tasks[2].key]["Priority"] == "Low"
     one = made[tasks[0].key]
+    assert one["Subject"] == tasks[0].subject  # a key given twice: sent once, the first one's values
     assert (one["WhatId"], one["OwnerId"], one["ActivityDate"], one["Status"]) == (
         accounts[0],
         owner,

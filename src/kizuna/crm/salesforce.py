@@ -185,6 +185,11 @@ class SalesforceTarget:
     # -- tasks -------------------------------------------------------------------------------------------------
 
     def upsert_tasks(self, tasks: Sequence[TaskSpec], owner_ids: Mapping[str, str]) -> list[WriteResult]:
+        """One result per distinct key (a key given twice is sent once: the first one's values)."""
+        first: dict[str, TaskSpec] = {}
+        for given in tasks:
+            first.setdefault(given.key, given)
+        tasks = list(first.values())
         existing = self._tasks_by_key([t.key for t in tasks])
         results = [WriteResult(t.key, existing[t.key]) for t in tasks if t.key in existing]
         to_send = []
