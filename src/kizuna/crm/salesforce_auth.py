@@ -143,7 +143,11 @@ class SalesforceSession:
             "client_secret": self._secret.get_secret_value(),
         }
         url = f"{self.login_url}/services/oauth2/token"
-        response = self._send("salesforce: OAuth token", "POST", url, "POST /services/oauth2/token", data=form)
+        response = self._send("OAuth token", "POST", url, "POST /services/oauth2/token", data=form)
+        if response.status_code >= 500:
+            raise CrmError(
+                f"salesforce: OAuth token: the token endpoint answered {response.status_code}; run again later"
+            )
         if response.status_code != 200:
             raise CrmError(
                 f"salesforce: OAuth token: the org refused the connected app's credentials "
