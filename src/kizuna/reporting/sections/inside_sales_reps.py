@@ -125,13 +125,15 @@ def _table(ctx: ReportContext, title: str, columns: list[RepColumn], figures: Re
 def _charts(ctx: ReportContext, section: Section, columns: list[RepColumn], figures: RepFigures, when: str) -> None:
     present = {c.column for c in columns}
     divisor, unit, money_format = ctx.money_unit
-    reps = [str(owner) for owner in figures.reps.index]
     for name, series, money in (("handoff", HANDOFF_SERIES, False), ("won", WON_SERIES, True)):
         drawn = [s for s in series if s in present]
-        if not drawn:
+        # A rep with nothing in this chart's series (an AE creates no CSQL) is in the table, not a bare label.
+        shown = figures.reps.loc[(figures.reps[drawn].fillna(0) != 0).any(axis=1)] if drawn else figures.reps
+        if not drawn or shown.empty:
             continue
+        reps = [str(owner) for owner in shown.index]
         labels = [ctx.t(series[s]) for s in drawn]
-        data = figures.reps[drawn].reset_index().melt(id_vars="owner_email", var_name="series", value_name="value")
+        data = shown[drawn].reset_index().melt(id_vars="owner_email", var_name="series", value_name="value")
         data = data.assign(
             category=data["owner_email"],
             series=data["series"].map(dict(zip(drawn, labels, strict=True))),
