@@ -87,10 +87,10 @@ def build_marts(path: Path) -> None:
         con.executemany("INSERT INTO marts.contacts VALUES (?, ?, lower(?), ?, ?, ?, ?, ?)", CONTACTS)
         con.execute(
             "CREATE TABLE marts.customer_signals (customer_id VARCHAR, signal VARCHAR, first_seen_on DATE, "
-            "signal_detail VARCHAR)"
+            "signal_detail VARCHAR, signal_value DOUBLE, signal_threshold DOUBLE)"
         )
         con.executemany(
-            "INSERT INTO marts.customer_signals VALUES (?, ?, ?, ?)",
+            "INSERT INTO marts.customer_signals (customer_id, signal, first_seen_on, signal_detail) VALUES (?, ?, ?, ?)",
             [(c, sig, AS_OF - dt.timedelta(days=d), f"{sig} for {c}") for c, sig, d in SIGNALS],
         )
 

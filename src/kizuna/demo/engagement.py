@@ -76,6 +76,7 @@ def activities_table(c: Customers, h: History, as_of: date, rng: np.random.Gener
         "occurred_at": sql_timestamp("occurred"),
         "owner_email": "owner",
         "outcome": "outcome",
+        "next_review_on": "CAST(NULL AS DATE)",  # no follow-ups in the demo (yet): the column, blank
     }
     return OutTable("activities", frame, select)
 
