@@ -49,17 +49,38 @@ def staged(warehouse: Path, translate_ids: bool = False) -> dict[str, set[tuple[
         con.close()
 
 
-# Deal columns of the CSQL hand-off that the HubSpot connector does not read yet: blank in both loads.
-NOT_READ_FROM_HUBSPOT = ("owner_email", "created_by_email", "handed_off_at", "accepted_at", "rejected_at")
+# Columns read from HubSpot properties that the demo fills only in some rows: each must arrive non-empty somewhere.
+SOMETIMES_FILLED = {
+    "deals": ("owner_email", "created_by_email", "handed_off_at", "accepted_at", "rejected_at", "next_review_on"),
+    "activities": ("owner_email", "next_review_on"),
+}
 
 
-def _blank_columns(path: Path, columns: tuple[str, ...]) -> None:
+def _rewrite(path: Path, change: Any) -> None:
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
+    for n, row in enumerate(rows):
+        change(n, row)
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows({**row, **dict.fromkeys(columns, "")} for row in rows)
+        writer.writerows(rows)
+
+
+def _hand_offs_and_reviews(n: int, deal: dict[str, str]) -> None:
+    """A small demo has few hand-offs and no review dates on deals: some by hand (times in business time,
+    without an offset, as a CRM export writes them)."""
+    if n % 4 == 0:
+        deal["next_review_on"] = (AS_OF + dt.timedelta(days=n % 30)).isoformat()
+    if n % 5 == 1:
+        deal["handed_off_at"] = f"2026-10-{n % 28 + 1:02d} 09:{n % 60:02d}:00"
+        deal["accepted_at" if n % 10 == 1 else "rejected_at"] = f"2026-10-{n % 28 + 1:02d} 17:30:00"
+
+
+def _later_calls(n: int, activity: dict[str, str]) -> None:
+    """Some calls where the rep logged `later` with a date to come back."""
+    if activity["type"] == "call" and n % 7 == 0:
+        activity["next_review_on"] = (AS_OF + dt.timedelta(days=14)).isoformat()
 
 
 def test_demo_data_round_trips_through_hubspot(
@@ -71,7 +92,8 @@ def test_demo_data_round_trips_through_hubspot(
     generate_demo_data(demo, 60, 42, AS_OF)
     for billing in ("invoices.csv", "usage.csv"):  # not the CRM's: kept out of both loads
         (demo / billing).unlink()
-    _blank_columns(demo / "deals.csv", NOT_READ_FROM_HUBSPOT)
+    _rewrite(demo / "deals.csv", _hand_offs_and_reviews)
+    _rewrite(demo / "activities.csv", _later_calls)
     seeded = seed_from_demo(hubspot_standin.state, demo, settings.timezone)
     assert seeded.counts["companies"] == 60 and seeded.counts["contacts"] > 60
 
@@ -91,6 +113,9 @@ def test_demo_data_round_trips_through_hubspot(
     for table in CRM_TABLES:
         assert expected[table], table
         assert got[table] == expected[table], f"{table}: {sorted(got[table] ^ expected[table])[:3]}"
+    for table, columns in SOMETIMES_FILLED.items():
+        for column in columns:
+            assert any(dict(r)[column] is not None for r in got[table]), f"{table}.{column} never read"
 
 
 # -- the rules, one by one ---------------------------------------------------------------------------------

@@ -103,6 +103,11 @@ def modified_property(object_type: str) -> str:
     return "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
 
 
+def user_id(owner_id: str | int) -> int:
+    """The user id of an owner: the stand-in's users and owners are one to one."""
+    return int(owner_id) + 7_000_000
+
+
 def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -275,14 +280,18 @@ class StandinState:
                 "type": "PERSON",
                 "firstName": first,
                 "lastName": last,
-                "userId": int(owner_id) + 7_000_000,
-                "userIdIncludingInactive": int(owner_id) + 7_000_000,
+                "userId": None if archived else user_id(owner_id),  # as HubSpot: null for a deactivated user
+                "userIdIncludingInactive": user_id(owner_id),
                 "createdAt": iso(self.clock_ms),
                 "updatedAt": iso(self.clock_ms),
                 "archived": archived,
                 "teams": [{"id": "4801", "name": "Inside Sales", "primary": True}],
             }
             return owner_id
+
+    def user_of(self, email: str) -> int:
+        """The HubSpot user id of the owner with this email (what hs_created_by_user_id holds)."""
+        return next(user_id(o["id"]) for o in self.owners.values() if o["email"] == email)
 
     def fail(self, kind: str, match: str = "", *, skip: int = 0, times: int | None = 1, **options: Any) -> Fault:
         fault = Fault(kind, match, skip, times, **options)
@@ -791,9 +800,11 @@ def seed_from_demo(state: StandinState, directory: Path, timezone: str = "Asia/T
 
     customers = _rows(directory, "customers")
     activities = _rows(directory, "activities")
+    deals = _rows(directory, "deals")
     emails = sorted(
         {r[c] for r in customers for c in ("owner_email", "cs_owner_email") if r.get(c)}
         | {r["owner_email"] for r in activities if r.get("owner_email")}
+        | {r[c] for r in deals for c in ("owner_email", "created_by_email") if r.get(c)}
     )
     owner = {email: state.add_owner(email, id=5000 + n) for n, email in enumerate(emails, start=1)}
     counts: dict[str, int] = {"owners": len(owner)}
@@ -838,8 +849,8 @@ def seed_from_demo(state: StandinState, directory: Path, timezone: str = "Asia/T
             company=company_of[r["customer_id"]],
         )
     counts["contacts"] = len(contacts)
-    deals = _rows(directory, "deals")
     for r in deals:
+        creator = owner.get(r.get("created_by_email", ""))
         state.create(
             "deals",
             {
@@ -850,6 +861,11 @@ def seed_from_demo(state: StandinState, directory: Path, timezone: str = "Asia/T
                 "createdate": when(r.get("created_at", "")),
                 "closedate": when(r.get("closed_at", "")),
                 "hs_analytics_source": r.get("source") or None,
+                "hubspot_owner_id": owner.get(r.get("owner_email", "")),
+                "hs_created_by_user_id": None if creator is None else user_id(creator),
+                # the hand-off (date-time properties, ISO 8601 in UTC) and the review date (a date property)
+                **{f"kizuna_{c}": when(r.get(c, "")) for c in ("handed_off_at", "accepted_at", "rejected_at")},
+                "kizuna_next_review_on": r.get("next_review_on") or None,
             },
             id=hubspot_id(r["deal_id"]),
             company=company_of[r["customer_id"]],
@@ -860,6 +876,7 @@ def seed_from_demo(state: StandinState, directory: Path, timezone: str = "Asia/T
         props: dict[str, Any] = {
             "hs_timestamp": when(r["occurred_at"]),
             "hubspot_owner_id": owner.get(r.get("owner_email", "")),
+            "kizuna_next_review_on": r.get("next_review_on") or None,  # a custom date property on the engagement
         }
         object_type = {"call": "calls", "meeting": "meetings", "visit": "meetings", "note": "notes", "email": "emails"}[
             kind

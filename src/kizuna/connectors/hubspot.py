@@ -63,16 +63,15 @@ class HubSpotConnector:
 
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self.options = HubSpotOptions.parse(options, sources_file(settings.sources_config))
-        self.mapping = HubSpotMapping(self.options)
+        self.mapping = HubSpotMapping(self.options, settings.timezone)
         token = resolve_secret(
             settings.hubspot_token, settings.hubspot_token_block, "the HubSpot token", "KIZUNA_HUBSPOT_TOKEN"
         )
         self.api = HubSpotApi(
             token, settings.hubspot_base_url, settings.connector_max_retries, settings.connector_timeout_seconds
         )
-        self._owners: dict[str, str] | None = None
+        self._owners: dict[str, str] | None = None  # "<owner id>" and "user:<user id>" -> email
         self._archived_owners_read = False
-        self._unresolved_owners: set[str] = set()
         self._company_keys: dict[str, str | None] = {}
         self._stage_labels: dict[tuple[str, str], str] | None = None
 
@@ -214,7 +213,9 @@ class HubSpotConnector:
                 if table != "customers":
                     sink.delete(record_id)  # it may have lost its company since the last pull
                 continue
-            row = self.mapping.row(table, object_type, record, customer_id, self._owner_email, self._stage_label)
+            row = self.mapping.row(
+                table, object_type, record, customer_id, self._owner_email, self._stage_label, self._user_email
+            )
             sink.upsert(row, ref)
             stats.upserted += 1
 
@@ -315,12 +316,13 @@ class HubSpotConnector:
             self._owners = {}
             self._read_owners(archived=False)
         if owner_id not in self._owners and not self._archived_owners_read:
-            self._archived_owners_read = True  # deactivated users still own old records
+            self._archived_owners_read = True  # deactivated users still own (and created) old records
             self._read_owners(archived=True)
-        email = self._owners.get(owner_id)
-        if email is None:
-            self._unresolved_owners.add(owner_id)
-        return email
+        return self._owners.get(owner_id)
+
+    def _user_email(self, user_id: str) -> str | None:
+        """A HubSpot user id (hs_created_by_user_id) -> the email of the owner with that userId."""
+        return self._owner_email(f"user:{user_id}")
 
     def _read_owners(self, archived: bool) -> None:
         assert self._owners is not None
@@ -329,7 +331,11 @@ class HubSpotConnector:
             answer = self.api.owners_page(archived=archived, after=after)
             for owner in answer.get("results") or []:
                 if owner.get("id") is not None and owner.get("email"):
-                    self._owners.setdefault(str(owner["id"]), str(owner["email"]).strip())
+                    email = str(owner["email"]).strip()
+                    self._owners.setdefault(str(owner["id"]), email)
+                    # a deactivated user's userId is null; userIdIncludingInactive keeps it
+                    for user in {owner.get("userId"), owner.get("userIdIncludingInactive")} - {None}:
+                        self._owners.setdefault(f"user:{user}", email)
             after = ((answer.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return
@@ -372,11 +378,11 @@ class HubSpotConnector:
                 values,
             )
             self.mapping.unknown_deal_types.clear()
-        if self._unresolved_owners:
-            ids = ", ".join(sorted(self._unresolved_owners)[:MAX_EXAMPLES])
-            fallback = self.options.owner_fallback or "empty"
-            log.warning("hubspot %s: owner ids not found in the owners API (owner left %s): %s", table, fallback, ids)
-            self._unresolved_owners.clear()
+        if self.mapping.unresolved_people:
+            fallback = f"; owner ids: {self.options.owner_fallback}" if self.options.owner_fallback else ""
+            found = f"{self.mapping.unresolved_people} owner or user ids not in the owners API, left empty{fallback}"
+            log.warning("hubspot %s: %s (e.g. %s)", table, found, ", ".join(self.mapping.unresolved_examples))
+            self.mapping.unresolved_people, self.mapping.unresolved_examples = 0, []
 
 
 def _modified(record: Record, prop: str) -> int | None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from kizuna.connectors.hubspot_values import READERS, boolean, full_name, locale, marketing_opt_in
-from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.connectors.hubspot_values import READERS, boolean, full_name, locale, marketing_opt_in, parse_date
+from kizuna.core.contract import TABLES_BY_NAME, ColumnType
 from kizuna.core.errors import SourceError
 
 # Raw table -> the HubSpot object types that feed it.
@@ -74,8 +75,20 @@ DEFAULT_PROPERTIES: dict[str, dict[str, str | None]] = {
         "closed_at": "closedate",
         "is_won": None,  # hs_is_closed, hs_is_closed_won
         "source": "hs_analytics_source",
+        "owner_email": "hubspot_owner_id",
+        "created_by_email": "hs_created_by_user_id",  # a user id: the owner with that userId
+        # kizuna's own properties (`kizuna crm setup` or a HubSpot admin creates them); absent ones read blank
+        "handed_off_at": "kizuna_handed_off_at",
+        "accepted_at": "kizuna_accepted_at",
+        "rejected_at": "kizuna_rejected_at",
+        "next_review_on": "kizuna_next_review_on",
     },
-    "activities": {"occurred_at": "hs_timestamp", "owner_email": "hubspot_owner_id", "outcome": None},
+    "activities": {
+        "occurred_at": "hs_timestamp",
+        "owner_email": "hubspot_owner_id",
+        "outcome": None,
+        "next_review_on": "kizuna_next_review_on",
+    },
     "support_tickets": {"created_at": "createdate", "category": "hs_ticket_category"},
 }
 # Properties read besides the mapped ones, per object type.
@@ -86,7 +99,9 @@ EXTRA_PROPERTIES: dict[str, tuple[str, ...]] = {
     "meetings": ("hs_meeting_outcome", "hs_activity_type"),
     "emails": ("hs_email_direction", "hs_email_status"),
 }
-OWNER_COLUMNS = frozenset({"owner_email", "cs_owner_email"})
+MAX_EXAMPLES = 5
+OWNER_COLUMNS = frozenset({"owner_email", "cs_owner_email"})  # values are owner ids
+USER_COLUMNS = frozenset({"created_by_email"})  # values are user ids (hs_created_by_user_id)
 
 # HubSpot's default deal types and pipeline stages -> the contract's values (the options extend or replace them).
 DEFAULT_DEAL_TYPES = {
@@ -207,7 +222,10 @@ class HubSpotMapping:
     """Turns one HubSpot record into one contract row; counts what it could not map, for the pull's warning."""
 
     options: HubSpotOptions
+    timezone: str = "UTC"  # business time: a date-time property read into a date column gives its date here
     unknown_deal_types: Counter[str] = field(default_factory=Counter)
+    unresolved_people: int = 0  # owner and user ids the owners API does not know
+    unresolved_examples: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.deal_types = {**DEFAULT_DEAL_TYPES, **{k.lower(): v for k, v in self.options.deal_types.items()}}
@@ -245,13 +263,23 @@ class HubSpotMapping:
         customer_id: str | None,
         owner_email: Callable[[str], str | None],
         stage_label: Callable[[str | None, str], str | None],
+        user_email: Callable[[str], str | None] | None = None,
     ) -> dict[str, object]:
-        """The contract row of one record. `customer_id` was resolved by the caller (associations)."""
+        """The contract row of one record. `customer_id` was resolved by the caller (associations); owner ids
+        and user ids become emails through `owner_email` and `user_email` (None: not found)."""
         props: Mapping[str, str | None] = record.get("properties") or {}
         row: dict[str, object] = {}
         for column, prop, read in self._plan(table):
             raw = props.get(prop) if prop else None
-            row[column] = self._owner(raw, owner_email) if read is None else read(raw)
+            if read is not None:
+                row[column] = read(raw)
+            elif raw is not None and str(raw).strip():
+                lookup = owner_email if column in OWNER_COLUMNS else user_email
+                row[column] = self._person(str(raw).strip(), lookup, f"{SINGULAR[object_type]} {record['id']}", prop)
+                if row[column] is None and column in OWNER_COLUMNS:
+                    row[column] = self.options.owner_fallback
+            else:
+                row[column] = None
         if table == "customers":
             row["customer_id"] = customer_id
         else:
@@ -261,24 +289,35 @@ class HubSpotMapping:
         return row
 
     def _plan(self, table: str) -> list[tuple[str, str | None, Callable[[str | None], object] | None]]:
-        """Per column: the property and how to read it (None: an owner id), worked out once per table."""
+        """Per column: the property and how to read it (None: an owner or user id), worked out once per table."""
         plan = self._plans.get(table)
         if plan is None:
             contract = TABLES_BY_NAME[table]
             plan = [
-                (c, self.property_of(table, c), None if c in OWNER_COLUMNS else READERS[contract.column(c).type])
+                (c, self.property_of(table, c), self._reader(c, contract.column(c).type))
                 for c in DEFAULT_PROPERTIES[table]
             ]
             self._plans[table] = plan
         return plan
 
-    def _owner(self, raw: str | None, owner_email: Callable[[str], str | None]) -> str | None:
-        value = (raw or "").strip()
-        if not value:
+    def _reader(self, column: str, kind: ColumnType) -> Callable[[str | None], object] | None:
+        if column in OWNER_COLUMNS | USER_COLUMNS:
             return None
+        if kind is ColumnType.DATE:
+            return partial(parse_date, timezone=self.timezone)
+        return READERS[kind]
+
+    def _person(self, value: str, lookup: Callable[[str], str | None] | None, ref: str, prop: str | None) -> str | None:
+        """An owner's or user's email; a value not found is counted, with its record and property, for the
+        pull's warning."""
         if "@" in value:  # a text property holding an address already
             return value
-        return owner_email(value) or self.options.owner_fallback
+        email = lookup(value) if lookup is not None else None
+        if email is None:
+            self.unresolved_people += 1
+            if len(self.unresolved_examples) < MAX_EXAMPLES:
+                self.unresolved_examples.append(f"{ref} {prop}={value}")
+        return email
 
     def _finish_customers(self, row: dict[str, object], *_: object) -> None:
         return None

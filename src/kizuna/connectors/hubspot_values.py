@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
 from kizuna.core.contract import ColumnType
 
@@ -25,6 +26,22 @@ def parse_timestamp(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_date(value: str | None, timezone: str = "UTC") -> date | None:
+    """HubSpot date properties: `YYYY-MM-DD`, or midnight UTC in epoch milliseconds or ISO 8601. A date-time
+    that is not midnight UTC (a date-time property mapped to a date column) gives its date in `timezone`."""
+    if value and len(value) == 10 and value[4] == "-":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    at = parse_timestamp(value)
+    if at is None:
+        return None
+    if at.time() == time(0) or timezone == "UTC":
+        return at.date()
+    return at.astimezone(ZoneInfo(timezone)).date()
 
 
 def to_millis(value: str | None) -> int | None:
@@ -66,7 +83,7 @@ READERS: dict[ColumnType, Callable[[str | None], object]] = {
     ColumnType.INTEGER: _integer,
     ColumnType.MONEY: _decimal,
     ColumnType.NUMBER: _decimal,
-    ColumnType.DATE: parse_timestamp,
+    ColumnType.DATE: parse_date,
     ColumnType.TIMESTAMP: parse_timestamp,
     ColumnType.BOOLEAN: boolean,
 }
