@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from kizuna.connectors.hubspot_mapping import HubSpotMapping, HubSpotOptions
-from kizuna.connectors.hubspot_values import full_name, locale, marketing_opt_in, parse_timestamp
+from kizuna.connectors.hubspot_values import full_name, locale, marketing_opt_in, parse_date, parse_timestamp
 from kizuna.core.errors import SourceError
 from kizuna.core.settings import Settings
 from kizuna.demo.generate import generate_demo_data
@@ -213,6 +213,20 @@ def test_owner_columns_resolve_ids_keep_addresses_and_fall_back() -> None:
     assert row["owner_email"] == "team@example.co.jp" and row["cs_owner_email"] == "cs@example.co.jp"
 
 
+def test_deal_owner_and_creator_and_the_fallback() -> None:
+    """The fallback stands in for an owner (someone must call), never for a creator (credit is not guessed)."""
+    mapping = HubSpotMapping(HubSpotOptions.parse({"owner_fallback": "team@example.co.jp"}, "sources.yaml"))
+    props = {"hubspot_owner_id": "77", "hs_created_by_user_id": "7000077"}
+    owners, users = {"77": "owner@example.co.jp"}, {"7000077": "owner@example.co.jp"}
+    row = mapping.row("deals", "deals", {"id": "9", "properties": props}, "C1", owners.get, lambda *_: None, users.get)
+    assert (row["owner_email"], row["created_by_email"]) == ("owner@example.co.jp", "owner@example.co.jp")
+    assert mapping.unresolved_people == 0
+    props = {"hubspot_owner_id": "404", "hs_created_by_user_id": "404"}
+    row = mapping.row("deals", "deals", {"id": "9", "properties": props}, "C1", owners.get, lambda *_: None, users.get)
+    assert (row["owner_email"], row["created_by_email"]) == ("team@example.co.jp", None)
+    assert mapping.unresolved_examples == ["deal 9 hubspot_owner_id=404", "deal 9 hs_created_by_user_id=404"]
+
+
 @pytest.mark.parametrize(
     ("first", "last", "name"),
     [("花子", "山田", "山田 花子"), ("David", "Nguyen", "David Nguyen"), ("", "山田", "山田"), (None, None, None)],
@@ -232,6 +246,23 @@ def test_timestamps_in_either_form_are_utc() -> None:
     assert parse_timestamp("2026-11-01T09:30:00.250Z") == dt.datetime(2026, 11, 1, 9, 30, 0, 250000, tzinfo=dt.UTC)
     assert parse_timestamp("1762000000000") == dt.datetime.fromtimestamp(1762000000, dt.UTC)
     assert parse_timestamp("") is None and parse_timestamp("soon") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "timezone", "day"),
+    [
+        ("2026-12-07", "Asia/Tokyo", dt.date(2026, 12, 7)),  # a date property, as the v3 API answers it
+        ("1796601600000", "Asia/Tokyo", dt.date(2026, 12, 7)),  # the same as midnight UTC in epoch ms
+        ("2026-12-07T00:00:00.000Z", "Asia/Tokyo", dt.date(2026, 12, 7)),
+        ("2026-12-06T23:30:00Z", "Asia/Tokyo", dt.date(2026, 12, 7)),  # a date-time: its business day
+        ("2026-12-06T23:30:00Z", "UTC", dt.date(2026, 12, 6)),
+        ("2026-13-01", "UTC", None),
+        ("", "UTC", None),
+    ],
+    ids=["date", "epoch-ms", "iso-midnight", "datetime-tokyo", "datetime-utc", "bad-month", "blank"],
+)
+def test_dates_are_days(value: str, timezone: str, day: dt.date | None) -> None:
+    assert parse_date(value, timezone) == day
 
 
 @pytest.mark.parametrize(
