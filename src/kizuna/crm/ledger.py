@@ -13,6 +13,7 @@ from datetime import date, datetime
 import duckdb
 
 from kizuna.core import ops
+from kizuna.core.warehouse import table_exists
 from kizuna.crm.plan import AccountPlan, TaskPlan, values_json
 
 ACCOUNT, TASK = "account", "task"
@@ -39,8 +40,13 @@ class Ledger:
     tasks: dict[str, LedgerRow]  # by task key
 
 
-def load(con: duckdb.DuckDBPyConnection, crm: str) -> Ledger:
-    ops.ensure(con, ops.CRM_SYNC)
+def load(con: duckdb.DuckDBPyConnection, crm: str, *, read_only: bool = False) -> Ledger:
+    """The ledger rows of one CRM; on a read-only connection, empty when the table was never created."""
+    if read_only:
+        if not table_exists(con, ops.CRM_SYNC.schema, ops.CRM_SYNC.table):
+            return Ledger({}, {})
+    else:
+        ops.ensure(con, ops.CRM_SYNC)
     rows = con.execute(
         f"""SELECT object, kizuna_key, crm_id, customer_id, reason, values_hash, sent_values, state, first_seen_on, closed_at
             FROM {ops.CRM_SYNC} WHERE crm = ?""",

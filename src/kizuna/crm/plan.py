@@ -17,6 +17,7 @@ import duckdb
 
 from kizuna.core.calendar import non_business_reason
 from kizuna.core.settings import Settings
+from kizuna.core.warehouse import table_exists
 from kizuna.crm.target import FieldSpec, Value
 
 SCORES_TABLE = "marts.customer_scores"  # written by the score step (kizuna.scoring), read like a mart
@@ -92,10 +93,7 @@ def add_business_days(day: date, days: int) -> date:
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     schema, _, name = table.partition(".")
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, name]
-    ).fetchone()
-    return bool(row and row[0])
+    return table_exists(con, schema, name)
 
 
 def build_plan(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> Plan:

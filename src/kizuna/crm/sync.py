@@ -25,7 +25,7 @@ from kizuna.crm.target import AccountUpdate, CrmError, CrmTarget, TaskSpec, Valu
 
 log = logging.getLogger(__name__)
 CHUNK = 100  # objects per ledger write and per batch call (HubSpot's batch limit)
-MAX_DIFF_LINES = 200
+MAX_DIFF_LINES = 100  # per kind (accounts, tasks) in a dry run's diff; the rest is counted
 T = TypeVar("T")
 
 
@@ -77,7 +77,7 @@ def sync(
 ) -> SyncSummary:
     """Bring the CRM to the plan. `con` is writable unless dry_run; a dry run sends and writes nothing."""
     summary = SyncSummary(target.name, plan.as_of, dry_run)
-    ledger = ledgers.load(con, target.name) if not dry_run else _read_ledger(con, target.name)
+    ledger = ledgers.load(con, target.name, read_only=dry_run)
     if not dry_run:
         _read_back(con, target, ledger, summary)
         ledger = ledgers.load(con, target.name)
@@ -88,13 +88,6 @@ def sync(
     summary.requests = target.stats.requests
     summary.retries_after_429 = target.stats.retries_after_429
     return summary
-
-
-def _read_ledger(con: duckdb.DuckDBPyConnection, crm: str) -> Ledger:
-    try:
-        return ledgers.load(con, crm)
-    except duckdb.Error:  # a read-only warehouse that never synced has no ops.crm_sync yet
-        return Ledger({}, {})
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> list[Sequence[T]]:
@@ -142,9 +135,11 @@ def _sync_accounts(
         changed = changed_fields(account, row.sent_values if row else None)
         crm_id = row.crm_id if row and row.crm_id else "?"
         updates.append((account, AccountUpdate(account.customer_id, crm_id, changed)))
-        if len(summary.diff) < MAX_DIFF_LINES:
-            shown = ", ".join(f"{k}={encode(v)!r}" for k, v in changed.items())
-            summary.diff.append(f"account {account.customer_id} ({crm_id}): {shown}")
+    for _, update in updates[:MAX_DIFF_LINES]:
+        shown = ", ".join(f"{k}={encode(v)!r}" for k, v in update.values.items())
+        summary.diff.append(f"account {update.customer_id} ({update.crm_account_id}): {shown}")
+    if len(updates) > MAX_DIFF_LINES:
+        summary.diff.append(f"... and {len(updates) - MAX_DIFF_LINES} more accounts")
     if summary.dry_run:
         summary.accounts_updated = len(updates)
         return
@@ -191,8 +186,10 @@ def _sync_tasks(
 ) -> None:
     wanted = _wanted_tasks(settings, plan, ledger, summary)
     queue = settings.crm_queue_email or ""
-    for task in wanted[: MAX_DIFF_LINES - len(summary.diff)]:
+    for task in wanted[:MAX_DIFF_LINES]:
         summary.diff.append(f"task {task.key}: for {task.owner_email or queue or '(no owner)'}, due {task.due_date}")
+    if len(wanted) > MAX_DIFF_LINES:
+        summary.diff.append(f"... and {len(wanted) - MAX_DIFF_LINES} more tasks")
     if summary.dry_run:
         summary.tasks_created = len(wanted)
         return
