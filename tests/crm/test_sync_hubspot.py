@@ -158,3 +158,18 @@ def test_429_past_the_retries_fails_with_a_message(
     summary = pipeline.crm_sync(settings, AS_OF)
     assert summary.accounts_updated == 0
     assert "429" in summary.errors[0] and "pat-" not in " ".join(summary.errors)
+
+
+def test_a_merged_away_company_is_looked_up_again(crm_settings: Settings, hubspot: HubSpotStandin) -> None:
+    pipeline.crm_sync(crm_settings, AS_OF)
+    # Company of C0012 merged into a new record: the old id is gone, the new one carries the customer id.
+    hubspot.state.objects["companies"].pop(company_id(12))
+    hubspot.state.create("companies", {CUSTOMER_ID_PROPERTY: "C0012"}, id="777")
+    con = duckdb.connect(str(crm_settings.warehouse))
+    con.execute("UPDATE marts.customers SET health_score = 1 WHERE customer_id = 'C0012'")
+    con.close()
+    first = pipeline.crm_sync(crm_settings, AS_OF)
+    assert first.errors[:1] == ["account C0012: OBJECT_NOT_FOUND: Could not update some records"]
+    second = pipeline.crm_sync(crm_settings, AS_OF)
+    assert second.accounts_updated == 1 and not second.errors[:-1]  # the last error: C0250 has no company
+    assert hubspot.state.objects["companies"]["777"].properties["kizuna_rank"] == "B"

@@ -85,6 +85,17 @@ def record_account_ids(con: duckdb.DuckDBPyConnection, crm: str, ids: Mapping[st
     )
 
 
+def forget_accounts(con: duckdb.DuckDBPyConnection, crm: str, customer_ids: Iterable[str]) -> None:
+    """Accounts the CRM no longer has under the recorded id (deleted, merged): looked up again next run."""
+    _apply(
+        con,
+        f"""DELETE FROM {ops.CRM_SYNC} WHERE crm = $crm AND object = '{ACCOUNT}'
+            AND kizuna_key IN (SELECT customer_id FROM v)""",
+        {"customer_id": list(customer_ids)},
+        crm=crm,
+    )
+
+
 def record_account_values(con: duckdb.DuckDBPyConnection, crm: str, sent: Iterable[AccountPlan]) -> None:
     """The values the CRM accepted, so the next run sends only what changed."""
     accounts = list(sent)

@@ -151,6 +151,7 @@ def _sync_accounts(
             break
         ok = {r.key for r in results if r.error is None}
         summary.errors += [f"account {r.key}: {r.error}" for r in results if r.error is not None]
+        ledgers.forget_accounts(con, target.name, [r.key for r in results if "NOT_FOUND" in (r.error or "")])
         ledgers.record_account_values(con, target.name, [a for a, _ in chunk if a.customer_id in ok])
         summary.accounts_updated += len(ok)
 
