@@ -945,8 +945,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--contacts", type=int, default=0, help="seed this many contacts (for the benchmark)")
     parser.add_argument("--demo-dir", type=Path, help="seed a `kizuna demo-data` directory")
+    parser.add_argument("--companies", type=int, default=0, help="seed companies 1..N (the write-back benchmark)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds every answer waits")
     args = parser.parse_args()
-    state = StandinState(record_requests=False)
+    state = StandinState(record_requests=False, latency_seconds=args.latency)
+    with state.lock:
+        for n in range(1, args.companies + 1):
+            state.create("companies", {"name": f"株式会社ベンチ{n:06d}"}, id=n)
     if args.contacts:
         seed_contacts(state, args.contacts)
     if args.demo_dir:

@@ -152,13 +152,13 @@ class HubSpotTarget:
                 return found
 
     def account_ids(self, customer_ids: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
         prop = self.account_id_property
-        for chunk in _chunks(list(customer_ids), SEARCH_IN_VALUES if prop else BATCH):
-            if prop is None:  # the customer id is the company id: keep those that exist
-                answer = self._call(self.api.batch_read, "companies", list(chunk), [])
-                found.update({str(r["id"]): str(r["id"]) for r in answer.get("results") or []})
-                continue
+        if prop is None:
+            # The customer id is the company id: no request (a company that is gone shows as OBJECT_NOT_FOUND in
+            # the batch update, and the sync forgets it); HubSpot's record ids are numbers.
+            return {c: c for c in customer_ids if c.isdigit()}
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(customer_ids), SEARCH_IN_VALUES):
             for record in self._search_in("companies", prop, chunk):
                 value = (record.get("properties") or {}).get(prop)
                 if value:

@@ -125,8 +125,7 @@ def _accounts(con: duckdb.DuckDBPyConnection, as_of: date) -> list[AccountPlan]:
         if emails
         else "NULL"
     )
-    rows = con.execute(
-        f"""
+    sql = f"""
         SELECT c.customer_id, c.owner_email, c.rank, c.revenue_rank, c.growth_potential_score,
                c.relationship_score, c.health_score, {score_cols},
                (SELECT string_agg(g.signal, ', ' ORDER BY g.signal) FROM marts.customer_signals g
@@ -135,9 +134,8 @@ def _accounts(con: duckdb.DuckDBPyConnection, as_of: date) -> list[AccountPlan]:
         FROM marts.customers c {score_join}
         WHERE c.status = 'active'
         ORDER BY c.customer_id
-        """,
-        {"as_of": as_of},
-    ).fetchall()
+        """
+    rows = con.execute(sql, {"as_of": as_of} if "$as_of" in sql else {}).fetchall()
     plans = []
     for r in rows:
         (customer_id, owner, rank, revenue, growth, relationship, health) = r[:7]
