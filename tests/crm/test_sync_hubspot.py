@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 
 import duckdb
 import pytest
 
 from kizuna import pipeline
-from kizuna.core.settings import Settings
+from kizuna.core.settings import PROJECT_DIR, Settings
 from tests.crm.conftest import AS_OF, CUSTOMER_ID_PROPERTY, QUEUE, company_id
-from tests.standins.hubspot_api import HubSpotStandin
+from tests.standins.hubspot_api import TOKEN, HubSpotStandin
 
 WRITES = ("/batch/update", "/batch/create")
 
@@ -173,3 +177,35 @@ def test_a_merged_away_company_is_looked_up_again(crm_settings: Settings, hubspo
     second = pipeline.crm_sync(crm_settings, AS_OF)
     assert second.accounts_updated == 1 and not second.errors[:-1]  # the last error: C0250 has no company
     assert hubspot.state.objects["companies"]["777"].properties["kizuna_rank"] == "B"
+
+
+def test_a_sync_killed_mid_batch_and_rerun_leaves_no_duplicate(crm_settings: Settings, hubspot: HubSpotStandin) -> None:
+    """`kizuna crm sync` SIGKILLed while HubSpot creates its second batch of tasks; the rerun finds them by key."""
+    _, expected_tasks = expected_counts(crm_settings, hubspot)
+    running: list[subprocess.Popen[bytes]] = []
+
+    def kill(state: object) -> None:
+        running[0].send_signal(signal.SIGKILL)
+        running[0].wait()  # dead before HubSpot goes on to create the batch it was sent
+
+    hubspot.state.fail("call", "POST /crm/v3/objects/tasks/batch/create", skip=1, action=kill)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(PROJECT_DIR / "src"), str(PROJECT_DIR)]),
+        "KIZUNA_WAREHOUSE": str(crm_settings.warehouse),
+        "KIZUNA_VAR_DIR": str(crm_settings.var_dir),
+        "KIZUNA_CRM_TARGET": "hubspot",
+        "KIZUNA_CRM_QUEUE_EMAIL": QUEUE,
+        "KIZUNA_CRM_ACCOUNT_ID_PROPERTY": CUSTOMER_ID_PROPERTY,
+        "KIZUNA_HUBSPOT_TOKEN": TOKEN,
+        "KIZUNA_HUBSPOT_BASE_URL": hubspot.url,
+    }
+    command = [sys.executable, "-m", "kizuna.cli.main", "crm", "sync", "--as-of", AS_OF.isoformat()]
+    running.append(subprocess.Popen(command, env=env, cwd=crm_settings.var_dir.parent))
+    assert running[0].wait(timeout=120) == -signal.SIGKILL
+    assert len(tasks(hubspot)) == expected_tasks  # HubSpot finished the batch after the client died
+
+    rerun = pipeline.crm_sync(crm_settings, AS_OF)
+    keys = Counter(t["kizuna_task_key"] for t in tasks(hubspot))
+    assert len(keys) == expected_tasks and max(keys.values()) == 1
+    assert (rerun.tasks_recovered, rerun.tasks_created) == (expected_tasks - 100, 0)
