@@ -290,7 +290,7 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             pairs = [p.strip().partition("=") for p in value.split(",") if p.strip()]
             if any(not sep or not days.strip().isdigit() for _, sep, days in pairs):
-                raise ValueError(f"{value!r}: write rank=days pairs, e.g. 'A=1,B=2,C=5'")
+                raise ValueError(f"KIZUNA_CRM_SLA_DAYS {value!r}: write rank=days pairs, e.g. 'A=1,B=2,C=5'")
             return {rank.strip(): int(days) for rank, _, days in pairs}
         return value
 
