@@ -100,7 +100,9 @@ def test_call_list_orders_by_rank_and_writes_a_csv(cli_env: Settings) -> None:
     assert [r["customer_id"] for r in rows] == ["C1", "C6", "C3", "C2"]  # A before B; C3 untouched longest
     assert rows[1]["owner_email"] == "sato@kizuna-demo.example"
     assert rows[0]["owner_email"] == "(inside sales queue)"
-    assert rows[0]["hypothesis"] == "大口顧客の更新前フォロー" and rows[0]["next_action"] == "電話で利用状況を確認"
+    assert rows[0]["hypothesis"] == "大口顧客の更新前フォロー"
+    # C1 is near its plan limit: its own next action; C2 has no open signal: the campaign's
+    assert rows[0]["next_action"] == "上位プランを提案する" and rows[3]["next_action"] == "電話で利用状況を確認"
     assert path.with_suffix(".xlsx").stat().st_size > 0  # the same list for reps, in Excel
     assert not list(cli_env.outbox_dir.glob("*.eml"))
 

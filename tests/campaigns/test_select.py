@@ -87,10 +87,10 @@ def build_marts(path: Path) -> None:
         con.executemany("INSERT INTO marts.contacts VALUES (?, ?, lower(?), ?, ?, ?, ?, ?)", CONTACTS)
         con.execute(
             "CREATE TABLE marts.customer_signals (customer_id VARCHAR, signal VARCHAR, first_seen_on DATE, "
-            "signal_detail VARCHAR)"
+            "signal_detail VARCHAR, signal_value DOUBLE, signal_threshold DOUBLE)"
         )
         con.executemany(
-            "INSERT INTO marts.customer_signals VALUES (?, ?, ?, ?)",
+            "INSERT INTO marts.customer_signals (customer_id, signal, first_seen_on, signal_detail) VALUES (?, ?, ?, ?)",
             [(c, sig, AS_OF - dt.timedelta(days=d), f"{sig} for {c}") for c, sig, d in SIGNALS],
         )
 
@@ -706,3 +706,30 @@ def test_a_hold_from_before_four_eyes_can_still_be_decided(marts_settings: Setti
         with pytest.raises(holds.HoldError, match="four eyes"):
             holds.decide(con, "r1", "renewal_reminder", "approved", "TARO@example.co.jp", allow_self=False)
         assert holds.decide(con, "r1", "renewal_reminder", "rejected", "taro").status == "rejected"  # always allowed
+
+
+def test_a_monthly_campaign_states_mrr_in_the_reporting_currency(marts_settings: Settings, tmp_path: Path) -> None:
+    """marts.customers.current_mrr is in the reporting currency (dbt var reporting_currency): a monthly campaign's
+    recipients carry that currency for the template's money filter, not yen whatever the setting."""
+    project = tmp_path / "usd" / "dbt_project"
+    project.mkdir(parents=True)
+    text = (marts_settings.dbt_project_dir / "dbt_project.yml").read_text(encoding="utf-8")
+    assert "reporting_currency:" in text
+    (project / "dbt_project.yml").write_text(
+        "\n".join(
+            line.split(":")[0] + ": USD" if line.strip().startswith("reporting_currency:") else line
+            for line in text.splitlines()
+        ),
+        encoding="utf-8",
+    )
+    usd = marts_settings.model_copy(update={"project_dir": project.parent})
+    assert usd.dbt_project_dir == project
+    monthly = Campaign.model_validate(
+        {"name": "monthly_tips", "template": "renewal_reminder", "audience": {"status": "active", "ranks": ["A"]}}
+    )
+    with connect(usd.warehouse) as con:
+        select_recipients(con, monthly, "r-usd", AS_OF, usd)
+        currencies = con.execute(
+            "SELECT DISTINCT currency FROM ops.campaign_recipients WHERE run_id = 'r-usd'"
+        ).fetchall()
+    assert currencies == [("USD",)]

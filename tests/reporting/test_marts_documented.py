@@ -45,7 +45,8 @@ def scoring_tables() -> dict[str, list[str]]:
         [{"deal_id": "D1", "customer_id": "C1", "deal_type": "upsell", "stage": "proposal", "amount": 120000.0,
           "created_at": dt.datetime(2026, 11, 1), "win_probability": 0.4, "expected_close_month": dt.date(2027, 1, 1),
           "expected_amount": 48000.0, "last_activity_on": dt.date(2026, 11, 20), "days_since_last_activity": 15,
-          "activity_band": "orange", "next_action_ja": "電話", "next_action_en": "call", "model_version": "gbm-test",
+          "activity_band": "orange", "next_action_ja": "電話", "next_action_en": "call", "risk_ja": None, "risk_en": None,
+          "model_version": "gbm-test",
           "as_of": SCORED_ON, "scored_at": dt.datetime(2026, 12, 5, 1)}]
     )  # fmt: skip
     with duckdb.connect() as con:

@@ -120,6 +120,11 @@ def test_deal_forecasts_cover_open_deals_with_bands_and_actions(demo: Demo) -> N
     assert np.allclose(deals.expected_amount, deals.amount * deals.win_probability)
     assert [activity_band(d) for d in deals.days_since_last_activity] == deals.activity_band.tolist()
     assert (deals.next_action_en.str.len() > 0).all() and deals.next_action_ja.str.contains("受注した").all()
+    # no signals mart in this build: a deal's risk is only its own quiet days, from the orange band on
+    quiet = deals.days_since_last_activity >= 15
+    assert (
+        deals.risk_en[quiet].str.startswith("no activity on this deal in").all() and deals.risk_en[~quiet].isna().all()
+    )
     assert demo.result.deal_evaluation is not None and demo.result.deal_evaluation.roc_auc > 0.6
 
 

@@ -16,11 +16,10 @@ import pytest
 
 from flows.events_load import events_load
 from kizuna.campaigns.call_list import build_call_list
-from kizuna.campaigns.select import RECIPIENTS_TABLE
 from kizuna.campaigns.spec import Audience, Campaign
+from kizuna.core import ops
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
-from kizuna.tracking.intent import INTENT_LINKS_TABLE
 from kizuna.tracking.loader import ensure_tracking_tables
 from kizuna.tracking.store import EventStore
 from kizuna.transform import dbt_runner
@@ -76,7 +75,7 @@ def _select_and_send(con: duckdb.DuckDBPyConnection) -> None:
     for customer in TREATMENT + HOLDOUT:
         variant = "treatment" if customer in TREATMENT else "holdout"
         con.execute(
-            f"""INSERT INTO {RECIPIENTS_TABLE} (run_id, as_of, campaign, variant, customer_id, contact_id, email, locale,
+            f"""INSERT INTO {ops.CAMPAIGN_RECIPIENTS.name} (run_id, as_of, campaign, variant, customer_id, contact_id, email, locale,
                     occasion, message_key, is_selected, context)
                 VALUES (?, DATE '2025-03-03', ?, ?, ?, ?, ?, 'ja', '2025-03', ?, ?, '{{"rank": "B"}}')""",
             [RUN, CAMPAIGN, variant, customer, f"P-{customer}", f"{customer.lower()}@example.co.jp",
@@ -122,7 +121,7 @@ def test_events_to_csqls_lift_kpis_and_call_list(tracking_settings: Settings, mo
     with connect(tracking_settings.warehouse) as con:
         ensure_tracking_tables(con, tracking_settings.templates_dir)  # as the daily run does before dbt
         # The shipped declaration counts from when kizuna first saw it (now); date it before the clicks.
-        con.execute(f"UPDATE {INTENT_LINKS_TABLE} SET declared_at = TIMESTAMP '2025-01-01 00:00:00'")
+        con.execute(f"UPDATE {ops.TEMPLATE_INTENT_LINKS.name} SET declared_at = TIMESTAMP '2025-01-01 00:00:00'")
     # Only the selected models' own tests: a relationships test between a selected and an unselected mart waits.
     monkeypatch.setenv("DBT_INDIRECT_SELECTION", "cautious")
     built = dbt_runner.build(tracking_settings, AS_OF, select=SELECT)

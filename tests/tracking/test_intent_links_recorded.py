@@ -6,7 +6,8 @@ from pathlib import Path
 
 import duckdb
 
-from kizuna.tracking.intent import INTENT_LINKS_TABLE, record_intent_links
+from kizuna.core import ops
+from kizuna.tracking.intent import record_intent_links
 from kizuna.tracking.loader import ensure_tracking_tables
 
 
@@ -23,7 +24,7 @@ def _template(root: Path, name: str, intent_links: str | None) -> None:
 
 def _rows(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
     return con.execute(
-        f"SELECT template, url, url_prefix, is_prefix, intent, link_name, retired_at IS NULL FROM {INTENT_LINKS_TABLE} "
+        f"SELECT template, url, url_prefix, is_prefix, intent, link_name, retired_at IS NULL FROM {ops.TEMPLATE_INTENT_LINKS.name} "
         "ORDER BY template, url, intent, declared_at"
     ).fetchall()
 
@@ -40,7 +41,7 @@ def test_declarations_start_end_and_survive_a_broken_file(tmp_path: Path) -> Non
             ("upsell", "https://x.jp/pricing", "https://x.jp/pricing", False, "pricing", "料金", True),
             ("winback", "https://x.jp/plans/*", "https://x.jp/plans/", True, "upgrade", "", True),
         ]
-        first = con.execute(f"SELECT min(declared_at) FROM {INTENT_LINKS_TABLE}").fetchone()
+        first = con.execute(f"SELECT min(declared_at) FROM {ops.TEMPLATE_INTENT_LINKS.name}").fetchone()
 
         # A rename keeps the declaration; a new intent for the same url is a new declaration; a broken file
         # leaves its template's links as they were; a template without the file ends its declarations.
@@ -55,7 +56,9 @@ def test_declarations_start_end_and_survive_a_broken_file(tmp_path: Path) -> Non
             ("upsell", "https://x.jp/pricing", "https://x.jp/pricing", False, "pricing", "料金", False),
             ("winback", "https://x.jp/plans/*", "https://x.jp/plans/", True, "upgrade", "P", True),
         ]
-        winback_start = con.execute(f"SELECT declared_at FROM {INTENT_LINKS_TABLE} WHERE template = 'winback'")
+        winback_start = con.execute(
+            f"SELECT declared_at FROM {ops.TEMPLATE_INTENT_LINKS.name} WHERE template = 'winback'"
+        )
         assert winback_start.fetchone() == first
 
         _template(templates, "winback", "intent_links:\n  - {url: 'mailto:x@x.jp', intent: upgrade}\n")

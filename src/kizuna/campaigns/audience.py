@@ -11,6 +11,7 @@ import duckdb
 
 from kizuna.campaigns.spec import Audience, Campaign, CampaignFileError, suggestion
 from kizuna.core.warehouse import table_exists
+from kizuna.sources.fx import DEFAULT_REPORTING_CURRENCY
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,12 @@ def audience_sql(
     *,
     with_context: bool = True,
     con: duckdb.DuckDBPyConnection | None = None,
+    currency: str = DEFAULT_REPORTING_CURRENCY,
 ) -> tuple[str, list[Any]]:
     """One row per qualifying customer with the occasion that makes its message unique, and why it matched.
+
+    ``currency`` is the reporting currency (dbt var reporting_currency), the one marts.customers' MRR is in: a
+    calendar-month occasion's `mrr` is stated in it.
 
     An audience on churn_risk or expansion_propensity reads the scores of as_of only (a stale day's would
     select on an old picture). Given ``con``, a day without them selects nobody, with a warning, instead of
@@ -118,7 +123,7 @@ def audience_sql(
     q = _Sql()
     scores = _score_filters(q, campaign, as_of, con)
     _customer_filters(q, a, as_of)
-    source, source_params, columns = _occasion(q, a, as_of)
+    source, source_params, columns = _occasion(q, a, as_of, currency)
     reasons = "to_json({" + ", ".join(q.reasons or ["'all': true"]) + "})::VARCHAR"
     sql = f"""
         SELECT c.customer_id, c.name AS customer_name, c.owner_email, {columns},
@@ -194,7 +199,7 @@ def _customer_filters(q: _Sql, a: Audience, as_of: date) -> None:
         q.add(f"({a.where})", reason=("where", _literal(a.where)))
 
 
-def _occasion(q: _Sql, a: Audience, as_of: date) -> tuple[str, list[Any], str]:
+def _occasion(q: _Sql, a: Audience, as_of: date, currency: str) -> tuple[str, list[Any], str]:
     """The join, its parameters and the columns that give each customer its occasion: the next renewal within
     renewal_within_days, else the calendar month."""
     if a.renewal_within_days is not None:
@@ -229,6 +234,6 @@ def _occasion(q: _Sql, a: Audience, as_of: date) -> tuple[str, list[Any], str]:
         # One message per customer per campaign and calendar month: a monthly campaign reaches people again
         # next month, never twice within one.
         columns = f"""NULL::DATE AS renewal_on, NULL::INTEGER AS days_to_renewal, NULL AS product, NULL AS plan,
-                      c.current_mrr AS mrr, 'JPY' AS currency, c.contract_term_months,
+                      c.current_mrr AS mrr, {_literal(currency)} AS currency, c.contract_term_months,
                       '{as_of.strftime("%Y-%m")}' AS occasion"""
     return source, source_params, columns

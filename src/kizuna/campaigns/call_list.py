@@ -15,6 +15,7 @@ from kizuna.core.warehouse import table_exists
 from kizuna.reporting.export import neutralise
 from kizuna.reporting.summary import CampaignSummary
 from kizuna.scoring.explain import SEPARATOR
+from kizuna.scoring.next_actions import SIGNAL_COLUMNS, customer_next_actions
 
 CALL_LIST_TABLE = ops.CALL_LIST.name
 # An intent CSQL (marts.engagement_csqls: a click on a pricing, upgrade or contact link) this recent puts its
@@ -39,8 +40,9 @@ COLUMNS = (
 
 
 def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
-    """Write today's list to ops.call_list: fresh intent CSQLs first, then rank, churn risk (when today's scores
-    exist), signals, days since the last touch (never touched first: longer ago than any number of days)."""
+    """Write today's list to ops.call_list: fresh intent CSQLs first, then follow-ups due, then rank, churn risk
+    (when today's scores exist), signals, days since the last touch (never touched first: longer ago than any
+    number of days); each customer's next action is its own where it has an open signal (_own_next_actions)."""
     audience, params = audience_sql(campaign, as_of, con=con)
     intent = (
         "(SELECT arg_max(e.intent, e.created_at) FROM marts.engagement_csqls e WHERE e.customer_id = a.customer_id "
@@ -49,11 +51,19 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
         if table_exists(con, "marts", "engagement_csqls")
         else "NULL"
     )
+    has_signals = table_exists(con, "marts", "customer_signals")
     signals = (
         "(SELECT string_agg(g.signal, ', ' ORDER BY g.signal) FROM marts.customer_signals g "
         "WHERE g.customer_id = a.customer_id)"
-        if table_exists(con, "marts", "customer_signals")
+        if has_signals
         else "NULL"
+    )
+    # A follow-up due (a rep's promise to come back, doc block follow_up_due) comes right after fresh intent.
+    follow_up = (
+        "EXISTS (SELECT 1 FROM marts.customer_signals g WHERE g.customer_id = a.customer_id "
+        "AND g.signal = 'follow_up_due')"
+        if has_signals
+        else "false"
     )
     # An at-risk account before a calm one of the same rank; its top churn factor (in the campaign's language)
     # joins the signals, e.g. "churn risk 72%: usage down 42% against its 3-month average". Scores of an
@@ -70,7 +80,7 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
         f"""INSERT INTO {CALL_LIST_TABLE}
             WITH audience AS ({audience}),
             enriched AS (
-                SELECT a.*, {signals} AS signals, {intent} AS intent,
+                SELECT a.*, {signals} AS signals, {intent} AS intent, {follow_up} AS is_follow_up_due,
                        json_extract_string(a.context, '$.rank') AS rank,
                        TRY_CAST(json_extract_string(a.context, '$.days_since_last_touch') AS INTEGER)
                            AS days_since_last_touch,
@@ -80,7 +90,7 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
                 FROM audience a {scores}
             )
             SELECT ?, ?::DATE, ?,
-                   row_number() OVER (ORDER BY intent IS NULL, coalesce(rank, 'Z'), churn_risk DESC NULLS LAST,
+                   row_number() OVER (ORDER BY intent IS NULL, NOT is_follow_up_due, coalesce(rank, 'Z'), churn_risk DESC NULLS LAST,
                                                coalesce(len(string_split(signals, ',')), 0) DESC,
                                                days_since_last_touch DESC NULLS FIRST, customer_id),
                    coalesce(owner_email, '(inside sales queue)'), customer_id, customer_name, rank, mrr,
@@ -91,6 +101,7 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
             LIMIT ?""",
         [*params, run_id, as_of, campaign.name, campaign.hypothesis, campaign.next_action, campaign.max_recipients],
     )
+    _own_next_actions(con, campaign, run_id)
     row = con.execute(
         f"SELECT count(*) FROM {CALL_LIST_TABLE} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name]
     ).fetchone()
@@ -98,6 +109,31 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
     missing = missing_scores_note(con, campaign, as_of)
     note = f"{count} accounts to call" + (f"; {missing}" if missing else "")
     return CampaignSummary(campaign.name, count, {}, 0, 0, status="call_list", note=note)
+
+
+def _own_next_actions(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str) -> None:
+    """Each listed customer with an open signal gets its own next action (its most urgent signal's, in the
+    campaign's language: kizuna.scoring.next_actions); the others keep the campaign's next_action."""
+    if not table_exists(con, "marts", "customer_signals"):
+        return
+    signals = con.execute(
+        f"SELECT {', '.join(f'g.{c}' for c in SIGNAL_COLUMNS)} FROM marts.customer_signals g "
+        f"WHERE g.customer_id IN (SELECT customer_id FROM {CALL_LIST_TABLE} WHERE run_id = ? AND campaign = ?)",
+        [run_id, campaign.name],
+    ).df()
+    own = customer_next_actions(signals)
+    if not len(own):
+        return
+    con.register("call_list_own_actions", own)
+    try:
+        con.execute(
+            f"""UPDATE {CALL_LIST_TABLE} AS l SET next_action = o.next_action_{campaign.locale}
+                FROM call_list_own_actions o
+                WHERE l.customer_id = o.customer_id AND l.run_id = ? AND l.campaign = ?""",
+            [run_id, campaign.name],
+        )
+    finally:
+        con.unregister("call_list_own_actions")
 
 
 def export_call_list_csv(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, out: Path) -> Path:

@@ -13,7 +13,6 @@ from kizuna.core import ops
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import column_exists
 
-HOLDS_TABLE = ops.CAMPAIGN_HOLDS.name
 Decision = Literal["approved", "rejected"]
 
 
@@ -36,7 +35,7 @@ def ensure_holds(con: duckdb.DuckDBPyConnection) -> None:
     ops.ensure(con, ops.CAMPAIGN_HOLDS)
     # A warehouse from before four eyes: holds had no requested_by yet.
     if not column_exists(con, ops.CAMPAIGN_HOLDS.schema, ops.CAMPAIGN_HOLDS.table, "requested_by"):
-        con.execute(f"ALTER TABLE {HOLDS_TABLE} ADD COLUMN requested_by VARCHAR")
+        con.execute(f"ALTER TABLE {ops.CAMPAIGN_HOLDS.name} ADD COLUMN requested_by VARCHAR")
 
 
 def current_user() -> str:
@@ -76,7 +75,7 @@ def hold(
     approval (idempotent per run and campaign)."""
     ensure_holds(con)
     con.execute(
-        f"""INSERT INTO {HOLDS_TABLE} (run_id, campaign, reason, selected, previous_selected, status, held_at,
+        f"""INSERT INTO {ops.CAMPAIGN_HOLDS.name} (run_id, campaign, reason, selected, previous_selected, status, held_at,
                                        requested_by)
             VALUES (?, ?, ?, ?, ?, 'waiting', timezone('UTC', now()), ?)
             ON CONFLICT (run_id, campaign) DO NOTHING""",
@@ -90,7 +89,7 @@ def hold(
 def get_hold(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> Hold | None:
     ensure_holds(con)
     row = con.execute(
-        f"SELECT run_id, campaign, reason, selected, previous_selected, status, requested_by FROM {HOLDS_TABLE} "
+        f"SELECT run_id, campaign, reason, selected, previous_selected, status, requested_by FROM {ops.CAMPAIGN_HOLDS.name} "
         "WHERE run_id = ? AND campaign = ?",
         [run_id, campaign],
     ).fetchone()
@@ -100,7 +99,7 @@ def get_hold(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> Hold
 def waiting_holds(con: duckdb.DuckDBPyConnection) -> list[Hold]:
     ensure_holds(con)
     rows = con.execute(
-        f"SELECT run_id, campaign, reason, selected, previous_selected, status, requested_by FROM {HOLDS_TABLE} "
+        f"SELECT run_id, campaign, reason, selected, previous_selected, status, requested_by FROM {ops.CAMPAIGN_HOLDS.name} "
         "WHERE status = 'waiting' ORDER BY held_at"
     ).fetchall()
     return [Hold(*r) for r in rows]
@@ -135,7 +134,7 @@ def decide(
             "approves, or set KIZUNA_APPROVAL_ALLOW_SELF=true where one person runs campaigns alone"
         )
     con.execute(
-        f"UPDATE {HOLDS_TABLE} SET status = ?, decided_at = timezone('UTC', now()), decided_by = ? "
+        f"UPDATE {ops.CAMPAIGN_HOLDS.name} SET status = ?, decided_at = timezone('UTC', now()), decided_by = ? "
         "WHERE run_id = ? AND campaign = ?",
         [decision, by, run_id, campaign],
     )

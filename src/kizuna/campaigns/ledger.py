@@ -23,15 +23,12 @@ from kizuna.core import ops
 from kizuna.core.warehouse import table_exists
 from kizuna.email.sendgrid import redact_api_keys
 
-LEDGER_TABLE = ops.SEND_LEDGER.name
 STATES = ops.LEDGER_STATES
 # Keys in these states are done for good: selection reports them as already_sent, claim skips them.
 SETTLED_STATES = ("sending", "accepted", "unknown")
 
 Outcome = tuple[str, str, str | None, str | None]  # (send_id, state, provider_message_id, error)
 # Written by the events loader (kizuna.tracking.loader).
-EVENTS_TABLE = ops.EMAIL_EVENTS.name
-EVENTS_CURSOR_TABLE = ops.EMAIL_EVENTS_CURSOR.name
 # SendGrid retries a webhook delivery for 24 hours: events of a queued message can arrive that late.
 WEBHOOK_RETRY_HOURS = 24
 
@@ -50,7 +47,7 @@ def claim(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, backend: s
     """
     con.execute(
         f"""
-        INSERT INTO {LEDGER_TABLE} (message_key, campaign, contact_id, email, occasion, run_id, state, backend,
+        INSERT INTO {ops.SEND_LEDGER.name} (message_key, campaign, contact_id, email, occasion, run_id, state, backend,
                                     claimed_at)
         SELECT message_key, campaign, contact_id, email, occasion, run_id, 'pending', ?, timezone('UTC', now())
         FROM {ops.CAMPAIGN_RECIPIENTS}
@@ -72,13 +69,13 @@ def recover_interrupted(con: duckdb.DuckDBPyConnection, campaign: str, backend: 
     """
     if idempotent:
         con.execute(
-            f"UPDATE {LEDGER_TABLE} SET state = 'pending', sending_at = NULL "
+            f"UPDATE {ops.SEND_LEDGER.name} SET state = 'pending', sending_at = NULL "
             "WHERE campaign = ? AND state = 'sending' AND backend = ?",
             [campaign, backend],
         )
     row = con.execute(
         f"""
-        UPDATE {LEDGER_TABLE}
+        UPDATE {ops.SEND_LEDGER.name}
         SET state = 'unknown', finished_at = timezone('UTC', now()),
             error = 'interrupted after marking sending (run ' || run_id || '); the provider may have queued it: '
                     || 'reconcile with processed events'
@@ -92,7 +89,7 @@ def recover_interrupted(con: duckdb.DuckDBPyConnection, campaign: str, backend: 
 def release(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> None:
     """Drop this run's claims that were never attempted (e.g. a template failed to render)."""
     con.execute(
-        f"DELETE FROM {LEDGER_TABLE} WHERE run_id = ? AND campaign = ? AND state = 'pending' AND attempts = 0",
+        f"DELETE FROM {ops.SEND_LEDGER.name} WHERE run_id = ? AND campaign = ? AND state = 'pending' AND attempts = 0",
         [run_id, campaign],
     )
 
@@ -100,7 +97,7 @@ def release(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> None:
 def release_stale(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> None:
     """Drop never-attempted pending keys of earlier runs that this run did not select (e.g. opted out since)."""
     con.execute(
-        f"DELETE FROM {LEDGER_TABLE} WHERE campaign = ? AND state = 'pending' AND run_id <> ? AND attempts = 0",
+        f"DELETE FROM {ops.SEND_LEDGER.name} WHERE campaign = ? AND state = 'pending' AND run_id <> ? AND attempts = 0",
         [campaign, run_id],
     )
 
@@ -108,7 +105,7 @@ def release_stale(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) ->
 def pending_keys(con: duckdb.DuckDBPyConnection, campaign: str, run_id: str) -> list[str]:
     """This run's keys still to send."""
     rows = con.execute(
-        f"SELECT message_key FROM {LEDGER_TABLE} WHERE campaign = ? AND run_id = ? AND state = 'pending' "
+        f"SELECT message_key FROM {ops.SEND_LEDGER.name} WHERE campaign = ? AND run_id = ? AND state = 'pending' "
         "ORDER BY message_key",
         [campaign, run_id],
     ).fetchall()
@@ -120,7 +117,7 @@ def mark_sending(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
     if keys:
         con.execute(
             f"""
-            UPDATE {LEDGER_TABLE}
+            UPDATE {ops.SEND_LEDGER.name}
             SET state = 'sending', attempts = attempts + 1, sending_at = timezone('UTC', now()), error = NULL
             WHERE state = 'pending' AND message_key IN (SELECT unnest(?::VARCHAR[]))""",
             [list(keys)],
@@ -139,7 +136,7 @@ def mark(con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome]) -> None:
     errors = [None if e is None else redact_api_keys(" ".join(str(e).split()))[:1000] for e in errors]
     con.execute(
         f"""
-        UPDATE {LEDGER_TABLE} AS l
+        UPDATE {ops.SEND_LEDGER.name} AS l
         SET state = o.state, provider_message_id = o.provider_message_id, error = o.error,
             finished_at = CASE WHEN o.state = 'pending' THEN NULL ELSE timezone('UTC', now()) END
         FROM (SELECT unnest(?::VARCHAR[]) AS message_key, unnest(?::VARCHAR[]) AS state,
@@ -158,7 +155,7 @@ def reconcile_unknown(con: duckdb.DuckDBPyConnection, processed: Mapping[str, st
         return 0
     rows = con.execute(
         f"""
-        UPDATE {LEDGER_TABLE} AS l
+        UPDATE {ops.SEND_LEDGER.name} AS l
         SET state = 'accepted', provider_message_id = p.provider_message_id,
             error = 'reconciled from provider events after: ' || coalesce(l.error, 'unknown'),
             finished_at = timezone('UTC', now())
@@ -177,7 +174,7 @@ def retry_unknown(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> int:
     """
     rows = con.execute(
         f"""
-        UPDATE {LEDGER_TABLE} SET state = 'failed_permanent', error = 'unknown released for retry by an operator'
+        UPDATE {ops.SEND_LEDGER.name} SET state = 'failed_permanent', error = 'unknown released for retry by an operator'
         WHERE state = 'unknown' AND message_key IN (SELECT unnest(?::VARCHAR[]))
         RETURNING 1""",
         [list(keys)],
@@ -187,7 +184,7 @@ def retry_unknown(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> int:
 
 def counts(con: duckdb.DuckDBPyConnection, campaign: str) -> dict[str, int]:
     """Ledger rows of a campaign by state."""
-    rows = con.execute(f"SELECT state, count(*) FROM {LEDGER_TABLE} WHERE campaign = ? GROUP BY 1", [campaign])
+    rows = con.execute(f"SELECT state, count(*) FROM {ops.SEND_LEDGER.name} WHERE campaign = ? GROUP BY 1", [campaign])
     return {str(r[0]): int(r[1]) for r in rows.fetchall()}
 
 
@@ -215,7 +212,7 @@ def unknown_sends(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -
         f"""SELECT coalesce(send_id, message_key) AS send_id, count(*) AS events,
                    arg_min(split_part(sg_message_id, '.', 1), coalesce(event_timestamp, 0))
                        FILTER (WHERE sg_message_id IS NOT NULL) AS provider_message_id
-            FROM {EVENTS_TABLE} WHERE coalesce(send_id, message_key) IS NOT NULL GROUP BY 1"""
+            FROM {ops.EMAIL_EVENTS.name} WHERE coalesce(send_id, message_key) IS NOT NULL GROUP BY 1"""
         if _events_ready(con)
         else "SELECT NULL::VARCHAR AS send_id, 0 AS events, NULL::VARCHAR AS provider_message_id WHERE false"
     )
@@ -224,7 +221,7 @@ def unknown_sends(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -
         WITH evidence AS ({evidence})
         SELECT l.message_key, l.campaign, l.contact_id, l.run_id, l.finished_at, l.error,
                coalesce(e.events, 0), e.provider_message_id
-        FROM {LEDGER_TABLE} AS l LEFT JOIN evidence AS e ON e.send_id = l.message_key
+        FROM {ops.SEND_LEDGER.name} AS l LEFT JOIN evidence AS e ON e.send_id = l.message_key
         WHERE l.state = 'unknown' AND (? IS NULL OR l.campaign = ?)
         ORDER BY l.finished_at NULLS FIRST, l.message_key""",
         [campaign, campaign],
@@ -248,7 +245,7 @@ def last_events_load(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """When events were last loaded into the warehouse (UTC), None if never."""
     if not table_exists(con, ops.EMAIL_EVENTS_CURSOR.schema, ops.EMAIL_EVENTS_CURSOR.table):
         return None
-    row = con.execute(f"SELECT max(updated_at) FROM {EVENTS_CURSOR_TABLE}").fetchone()
+    row = con.execute(f"SELECT max(updated_at) FROM {ops.EMAIL_EVENTS_CURSOR.name}").fetchone()
     return row[0] if row else None
 
 

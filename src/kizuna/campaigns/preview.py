@@ -12,8 +12,9 @@ import duckdb
 
 from kizuna.campaigns.context import recipient_context
 from kizuna.campaigns.run import campaign_message, previous_selected
-from kizuna.campaigns.select import EXCLUSIONS_TABLE, RECIPIENTS_TABLE, select_recipients
+from kizuna.campaigns.select import select_recipients
 from kizuna.campaigns.spec import Campaign
+from kizuna.core import ops
 from kizuna.core.settings import Settings
 from kizuna.email.render import TemplateRenderer
 
@@ -53,10 +54,10 @@ def preview_campaign(
         selection = select_recipients(con, campaign, run_id, as_of, settings)
         cur = con.execute(
             f"""SELECT customer_id, customer_name, contact_id, email, variant, NULL AS exclusion_reason, reasons
-                FROM {RECIPIENTS_TABLE} WHERE run_id = ? AND campaign = ?
+                FROM {ops.CAMPAIGN_RECIPIENTS.name} WHERE run_id = ? AND campaign = ?
                 UNION ALL
                 SELECT customer_id, customer_name, contact_id, email, variant, exclusion_reason, reasons
-                FROM {EXCLUSIONS_TABLE} WHERE run_id = ? AND campaign = ?
+                FROM {ops.CAMPAIGN_EXCLUSIONS.name} WHERE run_id = ? AND campaign = ?
                 ORDER BY exclusion_reason NULLS FIRST, customer_id, contact_id LIMIT {SAMPLE}""",
             [run_id, campaign.name, run_id, campaign.name],
         )
@@ -95,7 +96,7 @@ def _dry_run(
 
     renderer = TemplateRenderer.from_settings(settings)
     cur = con.execute(
-        f"SELECT * FROM {RECIPIENTS_TABLE} WHERE run_id = ? AND campaign = ? AND is_selected ORDER BY message_key",
+        f"SELECT * FROM {ops.CAMPAIGN_RECIPIENTS.name} WHERE run_id = ? AND campaign = ? AND is_selected ORDER BY message_key",
         [run_id, campaign.name],
     )
     names = [d[0] for d in cur.description]

@@ -13,7 +13,7 @@ import duckdb
 
 from kizuna.campaigns import holds, ledger
 from kizuna.campaigns.context import recipient_context
-from kizuna.campaigns.select import RECIPIENTS_TABLE, Selection, select_recipients
+from kizuna.campaigns.select import Selection, select_recipients
 from kizuna.campaigns.spec import Campaign, check_template
 from kizuna.core import ops
 from kizuna.core.settings import Settings
@@ -49,7 +49,7 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, ke
         return []
     cur = con.execute(
         f"""
-        SELECT * FROM {RECIPIENTS_TABLE}
+        SELECT * FROM {ops.CAMPAIGN_RECIPIENTS.name}
         WHERE run_id = ? AND campaign = ? AND is_selected AND message_key IN (SELECT unnest(?::VARCHAR[]))
         ORDER BY message_key""",
         [run_id, campaign, keys],
@@ -173,13 +173,13 @@ def deliver(
 def previous_selected(con: duckdb.DuckDBPyConnection, campaign: str, run_id: str) -> int | None:
     """How many contacts the campaign's previous run selected to send to (None if it never ran)."""
     row = con.execute(
-        f"""SELECT count(*) FILTER (WHERE is_selected) FROM {RECIPIENTS_TABLE}
-            WHERE campaign = ? AND run_id = (SELECT max(run_id) FROM {RECIPIENTS_TABLE}
+        f"""SELECT count(*) FILTER (WHERE is_selected) FROM {ops.CAMPAIGN_RECIPIENTS.name}
+            WHERE campaign = ? AND run_id = (SELECT max(run_id) FROM {ops.CAMPAIGN_RECIPIENTS.name}
                                              WHERE campaign = ? AND run_id < ?)""",
         [campaign, campaign, run_id],
     ).fetchone()
     has_previous = con.execute(
-        f"SELECT count(*) FROM {RECIPIENTS_TABLE} WHERE campaign = ? AND run_id < ?", [campaign, run_id]
+        f"SELECT count(*) FROM {ops.CAMPAIGN_RECIPIENTS.name} WHERE campaign = ? AND run_id < ?", [campaign, run_id]
     ).fetchone()
     return int(row[0]) if row and has_previous and has_previous[0] else None
 

@@ -14,15 +14,13 @@ from typing import Any
 import duckdb
 
 from kizuna.campaigns.audience import audience_sql, missing_scores_note
-from kizuna.campaigns.ledger import LEDGER_TABLE, SETTLED_STATES
+from kizuna.campaigns.ledger import SETTLED_STATES
 from kizuna.campaigns.spec import Campaign, Roles
 from kizuna.core import ops
 from kizuna.core.settings import Settings
 from kizuna.email.consent import lawful_basis_sql, suppressed_sql
+from kizuna.sources.fx import reporting_currency
 
-RECIPIENTS_TABLE = ops.CAMPAIGN_RECIPIENTS.name
-EXCLUSIONS_TABLE = ops.CAMPAIGN_EXCLUSIONS.name
-SUPPRESSIONS_TABLE = ops.SUPPRESSIONS.name
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 # Why a contact of a qualifying customer gets nothing, in the order the rules are applied.
@@ -88,7 +86,7 @@ def _add_owner_digests(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> No
                l.message_key IS NULL, to_json({{'accounts': k.accounts}})::VARCHAR, k.context,
                CASE WHEN l.message_key IS NOT NULL THEN 'already_sent' END
         FROM keyed k
-        LEFT JOIN {LEDGER_TABLE} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}""",
+        LEFT JOIN {ops.SEND_LEDGER.name} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}""",
         [campaign.name, campaign.description, campaign.name, campaign.name, campaign.locale],
     )
 
@@ -105,7 +103,7 @@ def select_recipients(
     settings = settings or Settings()
     ops.ensure(con, ops.SEND_LEDGER)
     ensure_recipient_tables(con)
-    for table in (RECIPIENTS_TABLE, EXCLUSIONS_TABLE):
+    for table in (ops.CAMPAIGN_RECIPIENTS.name, ops.CAMPAIGN_EXCLUSIONS.name):
         con.execute(f"DELETE FROM {table} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
     parts = (
         _candidates(con, campaign, as_of, settings),
@@ -127,7 +125,9 @@ def _candidates(
     """CTEs audience … keyed: each qualifying customer's contacts, with variant, lawful basis and message key."""
     # The customer's whole row (template context) is attached to recipients only, after selection: building
     # it for every excluded candidate too cost most of the time at 1M customers.
-    audience, audience_params = audience_sql(campaign, as_of, with_context=False, con=con)
+    audience, audience_params = audience_sql(
+        campaign, as_of, with_context=False, con=con, currency=reporting_currency(settings.dbt_project_dir)
+    )
     contact_filter, contact_params = _contact_filter(campaign)
     lawful_basis = lawful_basis_sql(con, settings.lawful_basis, customer_status="v.customer_status")
     holdout_basis_points = round(campaign.holdout_percent * 100)
@@ -168,7 +168,7 @@ def _reasoned(
     owner_excluded = campaign.owner_policy in ("exclude", "owner_digest")
     sql = f"""
         recent AS (
-            SELECT email, count(*) AS sends FROM {LEDGER_TABLE}
+            SELECT email, count(*) AS sends FROM {ops.SEND_LEDGER.name}
             WHERE state IN {SETTLED_STATES} AND claimed_at >= timezone('UTC', now()) - to_days(?::INTEGER)
             GROUP BY email
         ),
@@ -176,9 +176,9 @@ def _reasoned(
             -- Holdout keys of this campaign's other runs that sent: the holdout moves on to the next contacts
             -- in line as the treatment does past already_sent. A run that sent nothing (held, killed, failed
             -- before sending) consumed neither group; a re-run of this run_id replaces its own rows instead.
-            SELECT DISTINCT message_key FROM {RECIPIENTS_TABLE}
+            SELECT DISTINCT message_key FROM {ops.CAMPAIGN_RECIPIENTS.name}
             WHERE campaign = ? AND variant = 'holdout' AND run_id <> ?
-              AND run_id IN (SELECT run_id FROM {LEDGER_TABLE} WHERE campaign = ? AND state IN {SETTLED_STATES})
+              AND run_id IN (SELECT run_id FROM {ops.SEND_LEDGER.name} WHERE campaign = ? AND state IN {SETTLED_STATES})
         ),
         reasoned AS (
             SELECT k.*,
@@ -201,7 +201,7 @@ def _reasoned(
                      WHEN coalesce(r.sends, 0) >= ? THEN 'frequency_cap'
                    END AS reason
             FROM keyed k
-            LEFT JOIN {LEDGER_TABLE} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}
+            LEFT JOIN {ops.SEND_LEDGER.name} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}
             LEFT JOIN recent r ON r.email = k.email
             LEFT JOIN held_out h ON h.message_key = k.message_key
         )"""
@@ -252,12 +252,14 @@ def _capped(campaign: Campaign, run_id: str, as_of: date) -> tuple[str, list[Any
 def _write_selection(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date) -> Selection:
     """_selection into recipients (with the customer's row as context) and exclusions; the counts."""
     con.execute(
-        f"""INSERT INTO {RECIPIENTS_TABLE}
+        f"""INSERT INTO {ops.CAMPAIGN_RECIPIENTS.name}
             SELECT s.* EXCLUDE (exclusion_reason, context), coalesce(s.context, to_json(c)::VARCHAR)
             FROM _selection s LEFT JOIN marts.customers c ON c.customer_id = s.customer_id
             WHERE s.exclusion_reason IS NULL"""
     )
-    con.execute(f"INSERT INTO {EXCLUSIONS_TABLE} SELECT * FROM _selection WHERE exclusion_reason IS NOT NULL")
+    con.execute(
+        f"INSERT INTO {ops.CAMPAIGN_EXCLUSIONS.name} SELECT * FROM _selection WHERE exclusion_reason IS NOT NULL"
+    )
     rows = con.execute("SELECT coalesce(exclusion_reason, variant), count(*) FROM _selection GROUP BY 1").fetchall()
     con.execute("DROP TABLE _selection")
     counts = {str(r[0]): int(r[1]) for r in rows}

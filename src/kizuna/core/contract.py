@@ -174,6 +174,11 @@ TABLES: tuple[Table, ...] = (
             Column("handed_off_at", T.TIMESTAMP, blank="not handed off to an account executive (yet)"),
             Column("accepted_at", T.TIMESTAMP, blank="not accepted (yet)"),
             Column("rejected_at", T.TIMESTAMP, blank="not rejected"),
+            Column(
+                "next_review_on",
+                T.DATE,
+                blank="no review date: no follow_up_due signal from this deal (a closed deal's date is ignored)",
+            ),
         ),
     ),
     Table(
@@ -186,6 +191,11 @@ TABLES: tuple[Table, ...] = (
             Column("occurred_at", T.TIMESTAMP, required=True),
             Column("owner_email", blank=UNKNOWN),
             Column("outcome", blank=UNKNOWN),
+            Column(
+                "next_review_on",
+                T.DATE,
+                blank="no review date set by this activity (a rep logging `later` puts the date to come back here)",
+            ),
         ),
     ),
     Table(
@@ -238,6 +248,8 @@ UNLOCKS: dict[str, str] = {
     "deals.handed_off_at": "the CSQL hand-off to the account executive and its SLA",
     "deals.accepted_at": "accepted hand-offs and the hand-off SLA",
     "deals.rejected_at": "rejected hand-offs and the hand-off SLA",
+    "deals.next_review_on": "the follow_up_due signal on the deal's review date (call lists and CRM tasks)",
+    "activities.next_review_on": "the follow_up_due signal when a rep logs `later` with a date to come back",
     "customers.industry": "segments and audiences by industry",
     "customers.employee_count": "company-size bands in the growth-potential part of the rank, scores and reports",
     "customers.prefecture": "segments by region",

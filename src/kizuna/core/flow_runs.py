@@ -42,9 +42,6 @@ def stamp(con: duckdb.DuckDBPyConnection, table: str, key_column: str, key: str,
     return len(rows)
 
 
-RUNS_TABLE = ops.FLOW_RUNS.name
-
-
 def record_run(
     con: duckdb.DuckDBPyConnection, flow_run_id: str | None, flow: str, *, run_id: str | None, load_id: str | None
 ) -> None:
@@ -57,5 +54,6 @@ def record_run(
         return
     ops.ensure(con, ops.FLOW_RUNS)
     con.execute(
-        f"INSERT INTO {RUNS_TABLE} VALUES (?, ?, ?, ?, timezone('UTC', now()))", [flow_run_id, flow, run_id, load_id]
+        f"INSERT INTO {ops.FLOW_RUNS.name} VALUES (?, ?, ?, ?, timezone('UTC', now()))",
+        [flow_run_id, flow, run_id, load_id],
     )

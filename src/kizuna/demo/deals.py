@@ -109,6 +109,7 @@ class _Deals:
             "handed_off_at": sql_timestamp("handed", nullable=True),
             "accepted_at": sql_timestamp("accepted", nullable=True),
             "rejected_at": sql_timestamp("rejected", nullable=True),
+            "next_review_on": "CAST(NULL AS DATE)",  # no follow-ups in the demo (yet): the column, blank
         }
         return OutTable("deals", frame, select)
 

@@ -10,7 +10,7 @@ import numpy.typing as npt
 from kizuna.demo import vocab
 from kizuna.demo.accounts import Customers
 from kizuna.demo.dates import NONE, IntArray, day_number, office_seconds, to_workday
-from kizuna.demo.output import OutTable, columns_frame, labels, sql_id, sql_timestamp
+from kizuna.demo.output import OutTable, columns_frame, labels, sql_date, sql_id, sql_timestamp
 from kizuna.demo.subscriptions import History
 from kizuna.demo.usage import Signals
 
@@ -22,6 +22,17 @@ ACTIVITY_TYPES = ["call", "meeting", "email", "visit", "note"]
 def _customers(rate: FloatArray, rng: np.random.Generator) -> IntArray:
     """Customer index of each row, Poisson-many rows per customer, grouped by customer."""
     return np.repeat(np.arange(len(rate)), rng.poisson(rate))
+
+
+def _reviews(customer: IntArray, day: IntArray, kind: IntArray) -> IntArray:
+    """A review date (day number, -1 for none) on rows sorted by customer and time: every sixth customer whose last
+    touch was a call with a conversation agreed to come back to it two weeks later (a rep logging "later"). Those
+    not touched since are today's follow-ups (the follow_up_due signal). No random draw: the data stay as they were.
+    """
+    conversation = vocab.ACTIVITY_KINDS.index(("call", "conversation", 18))
+    last = np.r_[customer[1:] != customer[:-1], True] if len(customer) else np.zeros(0, dtype=bool)
+    chosen = last & (kind == conversation) & (customer % 6 == 0)
+    return np.where(chosen, to_workday(day + 14), -1)
 
 
 def activities_table(c: Customers, h: History, as_of: date, rng: np.random.Generator) -> OutTable:
@@ -59,6 +70,7 @@ def activities_table(c: Customers, h: History, as_of: date, rng: np.random.Gener
     who = np.where((ae >= 0) & (u < 0.7), ae, np.where((cs >= 0) & (u < 0.85), n_ae + cs, inside))
 
     order = np.lexsort((when, customer))
+    review = _reviews(customer[order], day[order], kind[order])
     frame = columns_frame(
         {
             "activity": np.arange(1, len(customer) + 1),
@@ -67,6 +79,7 @@ def activities_table(c: Customers, h: History, as_of: date, rng: np.random.Gener
             "occurred": when[order],
             "owner": labels(who[order], staff),
             "outcome": labels(outcome[order], outcomes),
+            "review": review,
         }
     )
     select = {
@@ -76,6 +89,7 @@ def activities_table(c: Customers, h: History, as_of: date, rng: np.random.Gener
         "occurred_at": sql_timestamp("occurred"),
         "owner_email": "owner",
         "outcome": "outcome",
+        "next_review_on": sql_date("review", nullable=True),
     }
     return OutTable("activities", frame, select)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ FONT_FAMILY = "Noto Sans CJK JP, Noto Sans JP, Hiragino Sans, Yu Gothic, Meiryo,
 # width (report.html.j2), so these set the proportions and the text size at a ≈ 1,400 px wide page.
 WIDTH, WIDE, HEIGHT = 520, 1100, 240
 COLORS = {"total": "#4c78a8", "increase": "#54a24b", "decrease": "#e45756"}
+# The report's percent format, for a value read on its own (a tooltip, a label). A percent axis takes the same
+# format without its precision (percent_axis_format), so that adjacent ticks never read the same.
+PERCENT = ".1%"
 
 _fonts_lock = threading.Lock()
 _registered: dict[Path, bool] = {}
@@ -89,11 +93,18 @@ def render_chart(chart: Chart, png_dir: Path, width: int | None = None) -> Rende
     return RenderedChart(chart.name, chart.title, uri, png_path)
 
 
+def percent_axis_format(value_format: str) -> str:
+    """A percent format without its precision ('.1%' → '%'): Vega then takes the precision from the tick step
+    (d3's precisionFixed), so ticks 0.05% apart read 0.10%, 0.15%, … where one fixed decimal repeated 0.1%, 0.2%,
+    0.2%, and ticks 10% apart read 80%, 90%. Other formats are returned as they are."""
+    return re.sub(r"\.\d+(?=%$)", "", value_format)
+
+
 def _value_axis(value_format: str) -> alt.Axis:
     # Whole numbers (counts) get whole ticks: 2.5 customers would print as a second "3".
-    return (
-        alt.Axis(format=value_format, tickMinStep=1) if value_format.endswith(".0f") else alt.Axis(format=value_format)
-    )
+    if value_format.endswith(".0f"):
+        return alt.Axis(format=value_format, tickMinStep=1)
+    return alt.Axis(format=percent_axis_format(value_format))
 
 
 def _month_axis(title: str) -> alt.X:
@@ -169,8 +180,10 @@ def bars(
     series_title: str | None = None,
     sort: Sequence[str] | None = None,
     label_angle: int = 0,
+    series_sort: Sequence[str] | None = None,
 ) -> Any:
-    """Bars per category (column category, value), grouped side by side by an optional column series."""
+    """Bars per category (column category, value), grouped side by side by an optional column series (in the
+    order of series_sort when given: a funnel's steps read left to right, not alphabetically)."""
     axis = alt.Axis(labelAngle=label_angle, labelLimit=200)
     encoding: dict[str, Any] = {
         "x": alt.X("category:N", title=category_title, sort=list(sort) if sort else "-y", axis=axis),
@@ -178,8 +191,11 @@ def bars(
         "tooltip": ["category:N", alt.Tooltip("value:Q", format=value_format)],
     }
     if series_title is not None:
-        encoding["color"] = alt.Color("series:N", title=series_title, legend=alt.Legend(orient="bottom"))
-        encoding["xOffset"] = "series:N"
+        order = list(series_sort) if series_sort else "ascending"
+        encoding["color"] = alt.Color(
+            "series:N", title=series_title, sort=order, legend=alt.Legend(orient="bottom", labelLimit=400)
+        )
+        encoding["xOffset"] = alt.XOffset("series:N", sort=order)
         encoding["tooltip"] = ["category:N", "series:N", alt.Tooltip("value:Q", format=value_format)]
     return alt.Chart(data, title=title).mark_bar().encode(**encoding).properties(width=WIDTH, height=HEIGHT)
 

@@ -1,4 +1,4 @@
-"""Open deals: win probability, expected close month and amount, activity alert band and a suggested next action."""
+"""Open deals: win probability, expected close month and amount, activity alert band, next action and risk."""
 
 from __future__ import annotations
 
@@ -10,20 +10,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from kizuna.core.warehouse import table_exists
 from kizuna.scoring.features import MAX_TRAINING_ROWS
 from kizuna.scoring.model import KindChoice, KindSetting, ModelKind, choose_kind, fit_calibrated, roc_auc
+from kizuna.scoring.next_actions import SIGNAL_COLUMNS, TOUCH_WINDOW_DAYS, deal_next_actions
 
 DEAL_TYPES = ("new", "upsell", "cross_sell", "renewal")
-DEAL_TYPE_JA = {"new": "新規", "upsell": "アップセル", "cross_sell": "クロスセル", "renewal": "更新"}
 # Elapsed days since the last activity, coloured as on a sales kanban: (upper bound inclusive, band).
 ACTIVITY_BANDS: tuple[tuple[int, str], ...] = ((7, "green"), (14, "yellow"), (30, "orange"))
-TOUCH_TYPES = ("call", "meeting", "email", "visit")
-ACTIONS = {
-    "call": ("Call the customer", "電話する"),
-    "meeting": ("Book a meeting", "打ち合わせを設定する"),
-    "email": ("Send an email", "メールを送る"),
-    "visit": ("Visit the customer", "訪問する"),
-}
 DEAL_FEATURES = (
     "amount_log",
     *(f"is_{t}" for t in DEAL_TYPES),
@@ -37,7 +31,7 @@ DEAL_FEATURES = (
     "tickets_last_90_days",
 )
 
-DEALS_SQL = """
+DEALS_SQL = f"""
 WITH deals AS (
     SELECT deal_id, customer_id, deal_type, stage, CAST(amount AS DOUBLE) AS amount, created_at, closed_at, is_won,
            lead_source
@@ -52,16 +46,23 @@ before_creation AS (
     SELECT d.deal_id, count(t.customer_id) AS touches_30_days_before
     FROM deals d LEFT JOIN touches t
       ON t.customer_id = d.customer_id AND t.occurred_at < d.created_at
-     AND t.occurred_at >= d.created_at - INTERVAL 30 DAY
+     AND t.occurred_at >= d.created_at - INTERVAL 30 DAY  -- a feature: fixed, whatever the window
     GROUP BY d.deal_id
 ),
-last_touches AS (SELECT customer_id, max(occurred_at) AS last_touch_at FROM touches GROUP BY customer_id)
-SELECT d.*, b.touches_30_days_before, l.last_touch_at,
+last_touches AS (
+    SELECT customer_id, max(occurred_at) AS last_touch_at,
+           -- the touch types of the last days before the as-of date, as counted before wins (PRECEDING_SQL)
+           string_agg(DISTINCT activity_type, ',' ORDER BY activity_type)
+               FILTER (WHERE occurred_at >= $as_of - INTERVAL {TOUCH_WINDOW_DAYS} DAY) AS recent_touch_types
+    FROM touches GROUP BY customer_id
+)
+SELECT d.*, b.touches_30_days_before, l.last_touch_at, l.recent_touch_types, s.customer_rank AS rank,
        f.mrr, f.usage_vs_3_month_average, f.plan_usage_ratio, f.days_since_last_touch, f.tenure_months,
        f.tickets_last_90_days
 FROM deals d
 JOIN before_creation b USING (deal_id)
 LEFT JOIN last_touches l USING (customer_id)
+LEFT JOIN __RANKS__ s USING (customer_id)
 -- the customer as seen on the first day of the deal's month: nothing dated on or after it
 LEFT JOIN intermediate.int_customer_features_monthly f
   ON f.customer_id = d.customer_id AND f.snapshot_on = CAST(date_trunc('month', d.created_at) AS DATE)
@@ -69,23 +70,37 @@ LEFT JOIN intermediate.int_customer_features_monthly f
 ORDER BY d.deal_id
 """
 
-PRECEDING_SQL = """
--- Per won deal type: the share of won deals with at least one touch of each type in the 30 days before winning.
+PRECEDING_SQL = f"""
+-- Per won deal type and rank band (the customer's rank; NULL: the type as a whole): won deals, and the share of
+-- them with at least one touch of each type in the days before winning.
 WITH won AS (
-    SELECT deal_id, customer_id, deal_type, closed_at FROM staging.stg_crm__deals
-    WHERE is_won AND CAST(closed_at AS DATE) <= $as_of
+    -- a customer without a rank is in the band '' (no open deal's band), so NULL stays the type's total
+    SELECT d.deal_id, d.customer_id, d.deal_type, d.closed_at, coalesce(s.customer_rank, '') AS rank
+    FROM staging.stg_crm__deals d LEFT JOIN __RANKS__ s USING (customer_id)
+    WHERE d.is_won AND CAST(d.closed_at AS DATE) <= $as_of
 ),
 preceding AS (
-    SELECT DISTINCT w.deal_id, w.deal_type, a.activity_type
+    SELECT DISTINCT w.deal_id, w.deal_type, w.rank, a.activity_type
     FROM won w JOIN staging.stg_crm__activities a
       ON a.customer_id = w.customer_id AND a.occurred_at < w.closed_at
-     AND a.occurred_at >= w.closed_at - INTERVAL 30 DAY
+     AND a.occurred_at >= w.closed_at - INTERVAL {TOUCH_WINDOW_DAYS} DAY
      AND a.activity_type IN ('call', 'meeting', 'email', 'visit')
+),
+won_counts AS (
+    SELECT deal_type, rank, count(*) AS won_deals FROM won GROUP BY GROUPING SETS ((deal_type, rank), (deal_type))
+),
+touch_counts AS (
+    SELECT deal_type, rank, activity_type, count(*) AS deals
+    FROM preceding GROUP BY GROUPING SETS ((deal_type, rank, activity_type), (deal_type, activity_type))
 )
-SELECT p.deal_type, p.activity_type, count(*) / any_value(n.won_deals) AS share
-FROM preceding p JOIN (SELECT deal_type, count(*) AS won_deals FROM won GROUP BY deal_type) n USING (deal_type)
-GROUP BY p.deal_type, p.activity_type
-ORDER BY p.deal_type, share DESC, p.activity_type
+SELECT t.deal_type, t.rank, t.activity_type, t.deals / n.won_deals AS share, n.won_deals
+FROM touch_counts t JOIN won_counts n ON n.deal_type = t.deal_type AND n.rank IS NOT DISTINCT FROM t.rank
+ORDER BY t.deal_type, t.rank NULLS FIRST, share DESC, t.activity_type
+"""
+
+SIGNALS_SQL = f"""
+SELECT {", ".join(SIGNAL_COLUMNS)} FROM marts.customer_signals
+WHERE customer_id IN (SELECT customer_id FROM staging.stg_crm__deals WHERE closed_at IS NULL)
 """
 
 
@@ -116,20 +131,6 @@ class DealEvaluation:
     roc_auc: float
 
 
-def next_actions(preceding: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """Per deal type: the touch that most often preceded a win, as (en, ja) advice with its share."""
-    out: dict[str, tuple[str, str]] = {}
-    for deal_type, rows in preceding.groupby("deal_type", sort=True):
-        top = rows.iloc[0]
-        en, ja = ACTIONS[str(top["activity_type"])]
-        share = float(top["share"])
-        out[str(deal_type)] = (
-            f"{en} (before {share:.0%} of won {str(deal_type).replace('_', '-')} deals)",
-            f"{ja}（受注した{DEAL_TYPE_JA.get(str(deal_type), str(deal_type))}商談の{share:.0%}で実施）",
-        )
-    return out
-
-
 def expected_close(created_on: date, deal_type: str, cycles: dict[str, np.ndarray], as_of: date) -> date:
     """Creation plus the median sales cycle of won deals of its type; past that age, the median of the longer
     cycles; with no such history, a week from now. `cycles` are sorted: the longer ones are a suffix, whose
@@ -144,8 +145,18 @@ def expected_close(created_on: date, deal_type: str, cycles: dict[str, np.ndarra
     return max(as_of, created_on + timedelta(days=int(median)))
 
 
+# Where a customer's rank is read (doc block customer_rank); a warehouse built only up to the features (the score
+# tests' and benchmarks') has none, and every deal is then compared with its whole type.
+RANKS = "intermediate.int_customers_scored"
+NO_RANKS = "(SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS customer_rank WHERE false)"
+
+
+def _with_ranks(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    return sql.replace("__RANKS__", RANKS if table_exists(con, *RANKS.split(".")) else NO_RANKS)
+
+
 def _deals(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
-    return con.execute(DEALS_SQL, {"as_of": as_of}).df()
+    return con.execute(_with_ranks(con, DEALS_SQL), {"as_of": as_of}).df()
 
 
 def train_deal_model(
@@ -197,7 +208,6 @@ def forecast_deals(con: duckdb.DuckDBPyConnection, as_of: date, model: Any | Non
     won = deals[deals["is_won"].fillna(False).astype(bool)]
     cycle_days = (pd.to_datetime(won["closed_at"]) - pd.to_datetime(won["created_at"])).dt.days
     cycles = {t: np.sort(cycle_days[won["deal_type"] == t].dropna().to_numpy()) for t in DEAL_TYPES}
-    actions = next_actions(con.execute(PRECEDING_SQL, {"as_of": as_of}).df())
 
     rows = []
     # itertuples, not iterrows: 120,000 open deals at 1M customers
@@ -210,7 +220,6 @@ def forecast_deals(con: duckdb.DuckDBPyConnection, as_of: date, model: Any | Non
         days = (as_of - last_activity_on).days
         close_on = expected_close(created_on, str(deal.deal_type), cycles, as_of)
         p = float(probability[i])
-        en, ja = actions.get(str(deal.deal_type), ACTIONS["call"])
         rows.append(
             {
                 "deal_id": deal.deal_id,
@@ -225,11 +234,21 @@ def forecast_deals(con: duckdb.DuckDBPyConnection, as_of: date, model: Any | Non
                 "last_activity_on": last_activity_on,
                 "days_since_last_activity": days,
                 "activity_band": activity_band(days),
-                "next_action_en": en,
-                "next_action_ja": ja,
             }
         )
-    return pd.DataFrame(rows, columns=list(FORECAST_COLUMNS))
+    forecasts = pd.DataFrame(rows, columns=list(FORECAST_COLUMNS[:-4]))
+    open_deals["days_since_last_activity"] = forecasts["days_since_last_activity"]
+    actions = deal_next_actions(
+        open_deals, _signals(con), con.execute(_with_ranks(con, PRECEDING_SQL), {"as_of": as_of}).df()
+    )
+    return pd.concat([forecasts, actions], axis=1).loc[:, list(FORECAST_COLUMNS)]
+
+
+def _signals(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The open deals' customers' signals (none before the first dbt build of marts.customer_signals)."""
+    if not table_exists(con, "marts", "customer_signals"):
+        return pd.DataFrame(columns=list(SIGNAL_COLUMNS))
+    return con.execute(SIGNALS_SQL).df()
 
 
 FORECAST_COLUMNS = (
@@ -247,4 +266,6 @@ FORECAST_COLUMNS = (
     "activity_band",
     "next_action_en",
     "next_action_ja",
+    "risk_en",
+    "risk_ja",
 )

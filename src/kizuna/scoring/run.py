@@ -84,7 +84,7 @@ def write_marts(con: duckdb.DuckDBPyConnection, customers: pd.DataFrame, deals: 
                    CAST(expected_amount AS DOUBLE) AS expected_amount,
                    CAST(last_activity_on AS DATE) AS last_activity_on,
                    CAST(days_since_last_activity AS BIGINT) AS days_since_last_activity, activity_band,
-                   next_action_ja, next_action_en, model_version, CAST(as_of AS DATE) AS as_of,
+                   next_action_ja, next_action_en, risk_ja, risk_en, model_version, CAST(as_of AS DATE) AS as_of,
                    CAST(scored_at AS TIMESTAMP) AS scored_at
             FROM deal_forecasts_frame ORDER BY deal_id"""
         )

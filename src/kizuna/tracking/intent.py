@@ -18,8 +18,6 @@ from kizuna.email.intent_links import IntentLinksError, load_intent_links, templ
 
 log = logging.getLogger(__name__)
 
-INTENT_LINKS_TABLE = ops.TEMPLATE_INTENT_LINKS.name
-
 
 @dataclass
 class IntentLinksRecorded:
@@ -67,20 +65,20 @@ def record_intent_links(con: duckdb.DuckDBPyConnection, templates_dir: Path) -> 
         )
         same = "d.template = t.template AND d.url = t.url AND d.intent = t.intent"
         retired = con.execute(
-            f"""UPDATE {INTENT_LINKS_TABLE} AS t SET retired_at = timezone('UTC', now())
+            f"""UPDATE {ops.TEMPLATE_INTENT_LINKS.name} AS t SET retired_at = timezone('UTC', now())
                 WHERE t.retired_at IS NULL AND t.template NOT IN (SELECT unnest(?::VARCHAR[]))
                   AND NOT EXISTS (SELECT 1 FROM _declared AS d WHERE {same})
                 RETURNING 1""",
             [invalid],
         ).fetchall()
         con.execute(
-            f"""UPDATE {INTENT_LINKS_TABLE} AS t SET link_name = d.link_name FROM _declared AS d
+            f"""UPDATE {ops.TEMPLATE_INTENT_LINKS.name} AS t SET link_name = d.link_name FROM _declared AS d
                 WHERE t.retired_at IS NULL AND {same} AND t.link_name IS DISTINCT FROM d.link_name"""
         )
         added = con.execute(
-            f"""INSERT INTO {INTENT_LINKS_TABLE}
+            f"""INSERT INTO {ops.TEMPLATE_INTENT_LINKS.name}
                 SELECT d.*, timezone('UTC', now()), NULL FROM _declared AS d
-                WHERE NOT EXISTS (SELECT 1 FROM {INTENT_LINKS_TABLE} AS t WHERE t.retired_at IS NULL AND {same})
+                WHERE NOT EXISTS (SELECT 1 FROM {ops.TEMPLATE_INTENT_LINKS.name} AS t WHERE t.retired_at IS NULL AND {same})
                 RETURNING 1"""
         ).fetchall()
         con.execute("DROP TABLE _declared")
@@ -88,7 +86,7 @@ def record_intent_links(con: duckdb.DuckDBPyConnection, templates_dir: Path) -> 
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    active = con.execute(f"SELECT count(*) FROM {INTENT_LINKS_TABLE} WHERE retired_at IS NULL").fetchone()
+    active = con.execute(f"SELECT count(*) FROM {ops.TEMPLATE_INTENT_LINKS.name} WHERE retired_at IS NULL").fetchone()
     result.active = int(active[0]) if active else 0
     result.added, result.retired = len(added), len(retired)
     if result.added or result.retired:

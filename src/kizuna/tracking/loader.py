@@ -30,11 +30,6 @@ from kizuna.tracking.store import list_segments
 
 log = logging.getLogger(__name__)
 
-EVENTS_TABLE = ops.EMAIL_EVENTS.name
-CURSOR_TABLE = ops.EMAIL_EVENTS_CURSOR.name
-REJECTS_TABLE = ops.EMAIL_EVENT_REJECTS.name
-SUPPRESSIONS_TABLE = ops.SUPPRESSIONS.name
-
 
 def ensure_tracking_tables(con: duckdb.DuckDBPyConnection, templates_dir: Path | None = None) -> None:
     """Create the ops tables the engagement models read, empty, so dbt builds on a fresh warehouse.
@@ -87,7 +82,9 @@ def _store_key(settings: Settings) -> str:
 
 
 def _read_cursor(con: duckdb.DuckDBPyConnection, store: str) -> tuple[str, int]:
-    row = con.execute(f"SELECT segment, byte_offset FROM {CURSOR_TABLE} WHERE store = ?", [store]).fetchone()
+    row = con.execute(
+        f"SELECT segment, byte_offset FROM {ops.EMAIL_EVENTS_CURSOR.name} WHERE store = ?", [store]
+    ).fetchone()
     return (str(row[0]), int(row[1])) if row else ("", 0)
 
 
@@ -95,17 +92,17 @@ _COLUMN_NAMES = [name for name, _ in EVENT_COLUMNS]
 _OFFSET, _PAYLOAD = _COLUMN_NAMES.index("segment_offset"), _COLUMN_NAMES.index("payload")
 _INCOMING = ", ".join(f"unnest(?::{kind}[]) AS {name}" for name, kind in EVENT_COLUMNS)
 _INSERT_NEW = f"""
-    INSERT INTO {EVENTS_TABLE} BY NAME
+    INSERT INTO {ops.EMAIL_EVENTS.name} BY NAME
     WITH by_event_id AS (
         SELECT * FROM _incoming AS i
-        WHERE NOT EXISTS (SELECT 1 FROM {EVENTS_TABLE} AS e WHERE e.sg_event_id = i.sg_event_id)
+        WHERE NOT EXISTS (SELECT 1 FROM {ops.EMAIL_EVENTS.name} AS e WHERE e.sg_event_id = i.sg_event_id)
         QUALIFY row_number() OVER (PARTITION BY sg_event_id ORDER BY segment_offset) = 1
     ),
     by_content AS (
         -- retried batches have come with new sg_event_ids: the same message, event, second and url is one event
         SELECT * FROM by_event_id AS b
         WHERE b.sg_message_id IS NULL OR NOT EXISTS (
-            SELECT 1 FROM {EVENTS_TABLE} AS e
+            SELECT 1 FROM {ops.EMAIL_EVENTS.name} AS e
             WHERE e.sg_message_id = b.sg_message_id AND e.event = b.event
               AND e.event_timestamp IS NOT DISTINCT FROM b.event_timestamp AND e.url IS NOT DISTINCT FROM b.url)
         QUALIFY b.sg_message_id IS NULL OR row_number() OVER (
@@ -114,7 +111,7 @@ _INSERT_NEW = f"""
     SELECT *, timezone('UTC', now()) AS loaded_at FROM by_content"""
 _SUPPRESSING = ", ".join(f"'{e}'" for e in SUPPRESSING_EVENTS)
 _UPSERT_SUPPRESSIONS = f"""
-    INSERT INTO {SUPPRESSIONS_TABLE} (email, reason, source, suppressed_at, detail)
+    INSERT INTO {ops.SUPPRESSIONS.name} (email, reason, source, suppressed_at, detail)
     SELECT email, arg_min(reason, seen_at), 'sendgrid', min(seen_at), arg_min(sg_event_id, seen_at)
     FROM (
         SELECT lower(trim(email)) AS email, sg_event_id, coalesce(event_at, received_at) AS seen_at,
@@ -179,12 +176,12 @@ def _commit_chunk(
         if chunk.rejects:
             segs, offsets, reasons, lines = (list(c) for c in zip(*chunk.rejects, strict=True))
             con.execute(
-                f"INSERT INTO {REJECTS_TABLE} SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[]), "
+                f"INSERT INTO {ops.EMAIL_EVENT_REJECTS.name} SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[]), "
                 "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), timezone('UTC', now())",
                 [segs, offsets, reasons, lines],
             )
         con.execute(
-            f"INSERT INTO {CURSOR_TABLE} VALUES (?, ?, ?, timezone('UTC', now())) ON CONFLICT (store) DO UPDATE "
+            f"INSERT INTO {ops.EMAIL_EVENTS_CURSOR.name} VALUES (?, ?, ?, timezone('UTC', now())) ON CONFLICT (store) DO UPDATE "
             "SET segment = excluded.segment, byte_offset = excluded.byte_offset, updated_at = excluded.updated_at",
             [store, chunk.segment, chunk.offset],
         )

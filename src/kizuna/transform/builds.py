@@ -17,7 +17,6 @@ from kizuna.core.warehouse import OPS_SCHEMA, connect, table_exists
 
 log = logging.getLogger(__name__)
 
-BUILDS_TABLE = ops.DBT_BUILDS.name
 # What a failed build's detail keeps: enough for the failed nodes' names, not a whole log.
 DETAIL_CHARS = 2_000
 
@@ -38,7 +37,7 @@ def start(con: duckdb.DuckDBPyConnection, as_of: date, selector: str | None = No
     ensure_builds(con)
     build_id = uuid.uuid4().hex
     con.execute(
-        f"INSERT INTO {BUILDS_TABLE} VALUES (?, ?, ?, timezone('UTC', now()), NULL, 'running', NULL)",
+        f"INSERT INTO {ops.DBT_BUILDS.name} VALUES (?, ?, ?, timezone('UTC', now()), NULL, 'running', NULL)",
         [build_id, as_of, selector],
     )
     return build_id
@@ -47,7 +46,7 @@ def start(con: duckdb.DuckDBPyConnection, as_of: date, selector: str | None = No
 def finish(con: duckdb.DuckDBPyConnection, build_id: str, *, passed: bool, detail: str | None = None) -> None:
     ensure_builds(con)
     con.execute(
-        f"UPDATE {BUILDS_TABLE} SET status = ?, finished_at = timezone('UTC', now()), detail = ? WHERE build_id = ?",
+        f"UPDATE {ops.DBT_BUILDS.name} SET status = ?, finished_at = timezone('UTC', now()), detail = ? WHERE build_id = ?",
         ["passed" if passed else "failed", (detail or None) and str(detail)[:DETAIL_CHARS], build_id],
     )
 
@@ -82,7 +81,7 @@ def _quietly(write: Callable[[duckdb.DuckDBPyConnection], str | None], settings:
         with connect(settings.warehouse) as con:
             return write(con)
     except Exception as exc:  # e.g. another process holds the file: dbt will say so itself
-        log.warning("could not record the dbt build in %s: %s", BUILDS_TABLE, exc)
+        log.warning("could not record the dbt build in %s: %s", ops.DBT_BUILDS.name, exc)
         return None
 
 
@@ -92,7 +91,7 @@ def assert_latest_build_passed(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"""SELECT status, strftime(started_at, '%Y-%m-%d %H:%M'), strftime(finished_at, '%Y-%m-%d %H:%M'),
                        as_of, detail
-                FROM {BUILDS_TABLE} ORDER BY started_at DESC, finished_at DESC NULLS FIRST LIMIT 1"""
+                FROM {ops.DBT_BUILDS.name} ORDER BY started_at DESC, finished_at DESC NULLS FIRST LIMIT 1"""
         ).fetchone()
         if table_exists(con, OPS_SCHEMA, "dbt_builds")
         else None

@@ -15,6 +15,8 @@ purchase_signals as (select * from {{ ref('int_customers_signalled_by_purchase')
 
 cross_sell_signals as (select * from {{ ref('int_customers_signalled_by_cross_sell') }}),
 
+follow_up_signals as (select * from {{ ref('int_customers_signalled_by_follow_up') }}),
+
 signals_unioned as (
     select * from usage_signals
     union all
@@ -27,6 +29,8 @@ signals_unioned as (
     select * from purchase_signals
     union all
     select * from cross_sell_signals
+    union all
+    select * from follow_up_signals
 ),
 
 final as (

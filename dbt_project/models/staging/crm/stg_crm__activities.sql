@@ -10,6 +10,7 @@ final as (
         cast(occurred_at as {{ dbt.type_timestamp() }}) as occurred_at,
         owner_email,
         outcome,
+        cast(next_review_on as date) as next_review_on,
         _source_file as source_file,
         _source_row as source_row
     from source

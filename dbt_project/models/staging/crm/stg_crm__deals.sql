@@ -18,6 +18,7 @@ final as (
         cast(handed_off_at as {{ dbt.type_timestamp() }}) as handed_off_at,
         cast(accepted_at as {{ dbt.type_timestamp() }}) as accepted_at,
         cast(rejected_at as {{ dbt.type_timestamp() }}) as rejected_at,
+        cast(next_review_on as date) as next_review_on,
         _source_file as source_file,
         _source_row as source_row
     from source

@@ -9,6 +9,7 @@ from kizuna.reporting.sections.cohorts import cohort_retention
 from kizuna.reporting.sections.context import ReportContext, Section, Table
 from kizuna.reporting.sections.existing import churn_reasons, existing_revenue
 from kizuna.reporting.sections.inside_sales import inside_sales
+from kizuna.reporting.sections.inside_sales_reps import inside_sales_by_rep
 from kizuna.reporting.sections.ranks import ranks
 from kizuna.reporting.sections.revenue import churn_rates, mrr_bridge, mrr_trend, retention
 
@@ -25,5 +26,6 @@ SECTIONS: tuple[Callable[[ReportContext], Section], ...] = (
     existing_revenue,
     churn_reasons,
     inside_sales,
+    inside_sales_by_rep,
     campaign_performance,
 )

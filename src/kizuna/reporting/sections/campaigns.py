@@ -147,7 +147,7 @@ def _mrr_change_chart(ctx: ReportContext, section: Section, measured: pd.DataFra
                 title=title,
                 category_title=ctx.t("campaign"),
                 value_title=ctx.t("mrr_change"),
-                value_format=".1%",
+                value_format=charts.PERCENT,
                 series_title=ctx.t("variant"),
                 label_angle=-30,  # campaign names are long: slanted, they do not run into each other
             ),

@@ -122,6 +122,41 @@ LABELS: dict[str, tuple[str, str]] = {
     "share_of_expansion_mrr": ("拡大 MRR に占める割合", "Share of expansion MRR"),
     "nrr_contribution": ("NRR への寄与", "NRR contribution"),
     "count": ("件数", "Count"),
+    # inside sales per rep (inside_sales_kpis_monthly_by_owner)
+    "inside_sales_by_rep": ("インサイドセールス KPI（担当者別）", "Inside-sales KPIs by rep"),
+    "rep": ("担当者", "Rep"),
+    "team_total": ("チーム合計", "Team total"),
+    "rep_trailing": ("直近{months}か月（{window}）", "trailing {months} months ({window})"),
+    "csqls_handed_off": ("AE への引き渡し", "Handed off"),
+    "csqls_accepted": ("AE が受諾", "Accepted"),
+    "csqls_rejected": ("AE が却下", "Rejected"),
+    "csqls_received": ("引き渡しを受けた CSQL", "CSQLs received"),
+    "csqls_sla_breached": ("SLA 超過", "SLA breaches"),
+    "won_expansion_mrr_as_creator": ("受注した拡大 MRR（作成者として）", "Won expansion MRR as creator"),
+    "won_expansion_mrr_as_closer": ("受注した拡大 MRR（クローザーとして）", "Won expansion MRR as closer"),
+    "as_creator": ("作成者として", "As creator"),
+    "as_closer": ("クローザーとして", "As closer"),
+    "rep_handoff": ("担当者別の CSQL と引き渡し", "CSQLs and hand-off by rep"),
+    "rep_won": ("担当者別の受注した拡大 MRR", "Won expansion MRR by rep"),
+    "rep_shared_credit": (
+        "共有クレジット：受注した CSQL は作成者とクローザー（商談の担当者）の両方に全額を計上します（同一人物なら 1 回）。"
+        "「作成者として」と「クローザーとして」の列はそれぞれ合計がチーム合計になるため、2 つの列を足さないでください。",
+        "Shared credit: a won CSQL is credited in full to both its creator and its closer (the deal's owner; once "
+        "when they are the same person), so the as-creator and the as-closer columns each add up to the team total: "
+        "do not add the two together.",
+    ),
+    "rep_counting": (
+        "CSQL は作成月に作成者へ、引き渡しを受けた CSQL と SLA 超過は作成月に引き渡し先へ、受注は受注月に計上します。"
+        "2 人が接触した顧客はそれぞれのアプローチ顧客数に入りますが、チーム合計では 1 回です。"
+        "直近{months}か月の値は各月の値の合計です。",
+        "CSQLs count for their creator in the month created, CSQLs received and SLA breaches for the rep they were "
+        "handed to in the month created, won MRR in the month won. An account two reps touched counts for each rep "
+        "but once in the team total. The trailing {months} months sum the monthly figures.",
+    ),
+    "no_reps": (
+        "{window} の担当者別の行がありません（{mart} に該当する担当者なし）",
+        "no rep to show for {window} (no owner in {mart})",
+    ),
     # campaigns
     "campaigns": ("キャンペーンの成果（配信群と対照群）", "Campaign performance (treatment vs holdout)"),
     "campaign": ("キャンペーン", "Campaign"),

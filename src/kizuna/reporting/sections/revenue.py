@@ -118,7 +118,7 @@ def _rate_lines(ctx: ReportContext, section: Section, name: str, title: str, col
                 long_series(frame, ctx, present),
                 title=title,
                 value_title=ctx.t("rate"),
-                value_format=".1%",
+                value_format=charts.PERCENT,
                 x_title=ctx.t("month"),
                 series_title=ctx.t("series"),
             ),
