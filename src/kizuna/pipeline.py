@@ -157,10 +157,18 @@ def crm_target(settings: Settings) -> CrmTarget:
             token, settings.hubspot_base_url, settings.connector_max_retries, settings.connector_timeout_seconds
         )
         return HubSpotTarget(api, settings.crm_account_id_property)
-    raise CrmError(
-        f"KIZUNA_CRM_TARGET is {settings.crm_target!r}, which kizuna cannot write to yet: set it to hubspot "
-        "(docs/crm.md)"
-    )
+    if settings.crm_target == "salesforce":
+        import os
+
+        from kizuna.crm.salesforce import SalesforceTarget
+
+        return SalesforceTarget.from_lookup(  # KIZUNA_SALESFORCE_LOGIN_URL, _CLIENT_ID, _CLIENT_SECRET
+            os.environ.get,
+            timeout=settings.connector_timeout_seconds,
+            max_retries=settings.connector_max_retries,
+            account_id_field=settings.crm_account_id_property,
+        )
+    raise CrmError("KIZUNA_CRM_TARGET is 'none': set it to hubspot or salesforce to write to a CRM (docs/crm.md)")
 
 
 def crm_setup(settings: Settings, *, dry_run: bool = False) -> list[SetupChange]:
