@@ -37,8 +37,9 @@ def test_dry_run_prints_the_diff_and_sends_nothing(cli_env: Settings, hubspot: H
     assert "would update 241 of 241 accounts" in out and "would create 136 of 136 tasks" in out
     assert TOKEN not in out
 
-    code, out = invoke("crm", "sync", "--as-of", AS_OF.isoformat())  # C0250 has no company: exit 1, said
-    assert code == 1 and "customer C0250 has no account in hubspot" in out
+    code, out = invoke("crm", "sync", "--as-of", AS_OF.isoformat())  # C0250 has no company: said, not a failure
+    assert code == 0 and "warning: 1 customers have no account in hubspot (matched by customer id)" in out
+    assert "wait: C0250" in out and "errors: 0" in out
     code, out = invoke("crm", "sync", "--dry-run", "--as-of", AS_OF.isoformat())
     # Only C0250, whom a dry run cannot look up in HubSpot, is still listed.
     assert code == 0 and "would update 1 of 241 accounts (240 unchanged" in out and "would create 1 of 136" in out

@@ -38,6 +38,9 @@ class SyncSummary:
     accounts_updated: int = 0
     accounts_unchanged: int = 0
     accounts_not_in_crm: int = 0
+    # Customers the CRM has no account for (billing-only customers, or not yet created there): their fields and
+    # tasks wait until the account exists. Said every run, never an error: the CRM is the system of record.
+    customers_not_in_crm: set[str] = field(default_factory=set)
     tasks_planned: int = 0
     tasks_created: int = 0
     tasks_recovered: int = 0  # pending after a killed run, found in the CRM by key
@@ -63,6 +66,17 @@ class SyncSummary:
             f"closed in the CRM: {self.tasks_closed})",
             f"requests: {self.requests}, retries after 429: {self.retries_after_429}, errors: {len(self.errors)}",
             *self.errors[:20],
+            *self._not_in_crm(),
+        ]
+
+    def _not_in_crm(self) -> list[str]:
+        if not self.customers_not_in_crm:
+            return []
+        shown = sorted(self.customers_not_in_crm)
+        more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+        return [
+            f"warning: {len(shown)} customers have no account in {self.crm} (matched by customer id), so their "
+            f"fields and tasks wait: {', '.join(shown[:5])}{more}"
         ]
 
 
@@ -131,6 +145,7 @@ def _sync_accounts(
             continue
         if not summary.dry_run and (row is None or not row.crm_id):
             summary.accounts_not_in_crm += 1
+            summary.customers_not_in_crm.add(account.customer_id)
             continue
         changed = changed_fields(account, row.sent_values if row else None)
         crm_id = row.crm_id if row and row.crm_id else "?"
@@ -200,7 +215,8 @@ def _sync_tasks(
     for task in wanted:
         row = ledger.accounts.get(task.customer_id)
         if row is None or not row.crm_id:
-            summary.errors.append(f"task {task.key}: customer {task.customer_id} has no account in {target.name}")
+            summary.skip("customer not in the CRM")
+            summary.customers_not_in_crm.add(task.customer_id)
             continue
         owner = task.owner_email if task.owner_email in owners else queue
         specs.append((task, TaskSpec(task.key, task.customer_id, row.crm_id, owner, task.subject, task.body,
