@@ -21,6 +21,9 @@ from kizuna.core.locks import wait_until_free
 from kizuna.core.runlog import step
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
+from kizuna.crm.plan import ACCOUNT_FIELDS, build_plan
+from kizuna.crm.sync import SyncSummary, sync
+from kizuna.crm.target import CrmError, CrmTarget, SetupChange
 from kizuna.quality.gate import GateVerdict, gate_and_publish
 from kizuna.quality.suites import load_suites
 from kizuna.reporting.summary import CampaignSummary, RunSummary, kpi_months, last_full_month_kpis, sends_by_state
@@ -138,6 +141,50 @@ def stamp_sends(settings: Settings, run_id: str, flow_run_id: str | None) -> Non
     """Name the flow run on the send-ledger rows of run_id, so each leads to its run's logs (caller holds the lock)."""
     with connect(settings.warehouse) as con:
         flow_runs.stamp(con, ops.SEND_LEDGER.name, "run_id", run_id, flow_run_id)
+
+
+def crm_target(settings: Settings) -> CrmTarget:
+    """The CRM the write-back speaks to (KIZUNA_CRM_TARGET), over the connector's client (docs/crm.md)."""
+    if settings.crm_target == "hubspot":
+        from kizuna.connectors.hubspot_client import HubSpotApi
+        from kizuna.connectors.secrets import resolve_secret
+        from kizuna.crm.hubspot import HubSpotTarget
+
+        token = resolve_secret(
+            settings.hubspot_token, settings.hubspot_token_block, "the HubSpot token", "KIZUNA_HUBSPOT_TOKEN"
+        )
+        api = HubSpotApi(
+            token, settings.hubspot_base_url, settings.connector_max_retries, settings.connector_timeout_seconds
+        )
+        return HubSpotTarget(api, settings.crm_account_id_property)
+    if settings.crm_target == "salesforce":
+        import os
+
+        from kizuna.crm.salesforce import SalesforceTarget
+
+        return SalesforceTarget.from_lookup(  # KIZUNA_SALESFORCE_LOGIN_URL, _CLIENT_ID, _CLIENT_SECRET
+            os.environ.get,
+            timeout=settings.connector_timeout_seconds,
+            max_retries=settings.connector_max_retries,
+            account_id_field=settings.crm_account_id_property,
+        )
+    raise CrmError("KIZUNA_CRM_TARGET is 'none': set it to hubspot or salesforce to write to a CRM (docs/crm.md)")
+
+
+def crm_setup(settings: Settings, *, dry_run: bool = False) -> list[SetupChange]:
+    """Create (or, with dry_run, only check) the custom fields kizuna writes in the CRM; one change per field."""
+    return crm_target(settings).setup(ACCOUNT_FIELDS, dry_run=dry_run)
+
+
+def crm_sync(settings: Settings, as_of: date, *, dry_run: bool = False) -> SyncSummary:
+    """Write account fields and tasks to the CRM, only what changed (the caller holds the writer lock unless
+    dry_run); a dry run sends and writes nothing and returns the diff."""
+    target = crm_target(settings)
+    wait_for_warehouse(settings)
+    with connect(settings.warehouse, read_only=True) as con:
+        plan = build_plan(con, settings, as_of)
+    with connect(settings.warehouse, read_only=dry_run) as con:
+        return sync(con, settings, target, plan, dry_run=dry_run)
 
 
 def summarise(

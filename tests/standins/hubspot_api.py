@@ -11,6 +11,8 @@ Speaks the endpoints kizuna's HubSpot connector calls, as the official client se
 - GET  /crm/v3/owners/?limit&after&archived
 - POST /crm/v4/associations/{from}/{to}/batch/read   (207 with errors for ids without associations)
 - GET  /crm/v3/pipelines/{type}
+- the write endpoints of kizuna's CRM write-back: batch update and create, properties and property groups
+  (tests/standins/hubspot_writes.py)
 
 Answers carry the fields of HubSpot's public CRM spec (HubSpot-public-api-spec-collection): records as
 SimplePublicObject (with `url`), batch answers with `status`, `requestedAt`, `startedAt`, `completedAt`,
@@ -20,7 +22,8 @@ pipelines and stages with their dates, errors with a `correlationId`.
 Every request needs ``Authorization: Bearer <token>`` (401 otherwise). Non-search answers carry HubSpot's
 X-HubSpot-RateLimit-* headers. Faults are injected with `StandinState.fail` ("429" with Retry-After, "429-limits"
 with only the rate-limit headers, "429-daily", "500", "502", "503", "drop" = close the connection unanswered,
-"hang" = answer nothing until the client times out, "spent" = answer but say the burst allowance is spent, "call" = run a function first, e.g. edit a record
+"hang" = answer nothing until the client times out,
+"drop-after" = do what was asked, then close the connection unanswered (a lost answer), "spent" = answer but say the burst allowance is spent, "call" = run a function first, e.g. edit a record
 while the connector pages). `seed_from_demo` loads a `kizuna demo-data` directory.
 Run as a script (``python -m tests.standins.hubspot_api --contacts 100000``) for the benchmark.
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import csv
 import itertools
 import json
@@ -68,6 +72,7 @@ COMPANY_ASSOCIATION_TYPE = {
 }
 PRIMARY_TYPE_IDS = frozenset({1, 5, 26})
 PORTAL_ID = 2_603_147
+DEFAULT_GROUPS = frozenset({"companyinformation", "task_information"})  # HubSpot's own property groups
 # HubSpot's object type ids, as records' `url` and association types name them
 OBJECT_TYPE_IDS = {
     "contacts": "0-1",
@@ -178,10 +183,12 @@ class StandinState:
     window: int = DEFAULT_WINDOW
     echo_token_in_errors: bool = False  # a worst case: the 401 answer repeats the token it was sent
     record_requests: bool = True
+    latency_seconds: float = 0.0  # every answer waits this long (the write-back benchmark)
     clock_ms: int = int(START.timestamp() * 1000)
     objects: dict[str, dict[str, Obj]] = field(default_factory=dict)
     associations: dict[tuple[str, str], dict[str, dict[str, set[int]]]] = field(default_factory=dict)
     owners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    properties: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)  # (type, kind)
     faults: list[Fault] = field(default_factory=list)
     requests: list[Seen] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -467,6 +474,14 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "call" and fault.action is not None:
             fault.action(state)  # e.g. someone edits a record while the connector pages
             fault = None
+        if state.latency_seconds:
+            state.stop.wait(state.latency_seconds)
+        if fault is not None and fault.kind == "drop-after":
+            with contextlib.suppress(_Problem):
+                self._route(method, path, query, body)
+            seen.status = -1
+            self.close_connection = True
+            return
         if fault is not None:
             if fault.kind in ("drop", "hang"):
                 if fault.kind == "hang":  # answer nothing until the client gives up (at most hang_seconds)
@@ -507,7 +522,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(seen, status, payload, headers)
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        from tests.standins import hubspot_writes  # (it imports this module)
+
         state = self.server.state
+        written = hubspot_writes.route(self, state, method, path, body)
+        if written is not None:
+            return written
         if m := re.fullmatch(r"/crm/v3/objects/([a-z_]+)/search", path):
             return 200, self._search(m.group(1), body if isinstance(body, dict) else {})
         if m := re.fullmatch(r"/crm/v3/objects/([a-z_]+)/batch/read", path):
@@ -942,8 +962,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--contacts", type=int, default=0, help="seed this many contacts (for the benchmark)")
     parser.add_argument("--demo-dir", type=Path, help="seed a `kizuna demo-data` directory")
+    parser.add_argument("--companies", type=int, default=0, help="seed companies 1..N (the write-back benchmark)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds every answer waits")
     args = parser.parse_args()
-    state = StandinState(record_requests=False)
+    state = StandinState(record_requests=False, latency_seconds=args.latency)
+    with state.lock:
+        for n in range(1, args.companies + 1):
+            state.create("companies", {"name": f"株式会社ベンチ{n:06d}"}, id=n)
     if args.contacts:
         seed_contacts(state, args.contacts)
     if args.demo_dir:

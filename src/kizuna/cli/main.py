@@ -11,6 +11,7 @@ quiet_third_parties()
 from kizuna.cli import (  # noqa: E402  (after the defaults: libraries read them on import)
     campaigns,
     common,
+    crm,
     demo,
     events,
     ledger,
@@ -33,6 +34,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(scores.app)  # score, train-scores
 app.add_typer(sources.app, name="sources")
+app.add_typer(crm.app, name="crm")
 
 
 def main() -> None:

@@ -68,6 +68,15 @@ class HubSpotRetry(Retry):
             return rate_limit_wait(response.headers)
         return None
 
+    def sleep_for_retry(self, response: BaseHTTPResponse) -> bool:
+        # urllib3 treats "Retry-After: 0" as no header and backs off instead; HubSpot means "now".
+        seconds = self.get_retry_after(response)
+        if seconds is None:
+            return False
+        if seconds > 0:
+            time.sleep(seconds)
+        return True
+
     def increment(
         self,
         method: str | None = None,
@@ -82,15 +91,18 @@ class HubSpotRetry(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
-def make_retry(max_retries: int) -> HubSpotRetry:
+def make_retry(max_retries: int, *, repeatable: bool = True) -> HubSpotRetry:
+    """The retry of every call; `repeatable=False` (creates) retries only what HubSpot surely did not do: a
+    refused connection and a 429. A create whose answer was lost is not sent again (it may have been done)."""
     return HubSpotRetry(
         total=max_retries,
         connect=max_retries,
-        read=max_retries,
+        read=max_retries if repeatable else 0,
+        other=None if repeatable else 0,
         status=max_retries,
         backoff_factor=BACKOFF_FACTOR,
         backoff_max=BACKOFF_MAX,
-        status_forcelist=RETRY_STATUSES,
+        status_forcelist=RETRY_STATUSES if repeatable else (429,),
         # Searches and batch reads are POSTs that change nothing: safe to repeat.
         allowed_methods=frozenset({"GET", "POST"}),
         respect_retry_after_header=True,
@@ -123,7 +135,15 @@ class HubSpotApi:
         self._owners = client.crm.owners.owners_api
         self._associations = client.crm.associations.v4.batch_api
         self._pipelines = client.crm.pipelines.pipelines_api
+        self._properties = client.crm.properties.core_api
+        self._groups = client.crm.properties.groups_api
+        creates = hubspot.Client.create(
+            access_token=token, retry=make_retry(max_retries, repeatable=False), host=base_url.rstrip("/")
+        )
+        self._creates = creates.crm.objects.batch_api
         self.requests = 0
+        self.retries_after_429 = 0
+        self.by_endpoint: dict[str, int] = {}
 
     def __repr__(self) -> str:  # never the token
         return f"HubSpotApi(max_retries={self.max_retries})"
@@ -188,15 +208,46 @@ class HubSpotApi:
         """GET /crm/v3/pipelines/{type}: pipelines with their stages' labels and metadata."""
         return self._call(f"{object_type} pipelines", self._pipelines.get_all, object_type)
 
+    # -- writes (kizuna.crm's HubSpot target, docs/crm.md) ----------------------------------------------------
+
+    def batch_update(self, object_type: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """POST /crm/v3/objects/{type}/batch/update: up to 100 {"id", "properties"}; safe to repeat."""
+        return self._call(f"batch update of {object_type}", self._batch.update, object_type, {"inputs": inputs})
+
+    def batch_create(self, object_type: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """POST /crm/v3/objects/{type}/batch/create: up to 100 {"properties", "associations"}; never repeated
+        after a lost answer (the caller finds what was created by its key)."""
+        return self._call(f"batch create of {object_type}", self._creates.create, object_type, {"inputs": inputs})
+
+    def properties(self, object_type: str) -> dict[str, Any]:
+        """GET /crm/v3/properties/{type}: every property of the object type."""
+        return self._call(f"{object_type} properties", self._properties.get_all, object_type, archived=False)
+
+    def create_property(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /crm/v3/properties/{type}."""
+        return self._call(f"creation of {object_type} property {body.get('name')}", self._properties.create,
+                          object_type, body)  # fmt: skip
+
+    def property_groups(self, object_type: str) -> dict[str, Any]:
+        """GET /crm/v3/properties/{type}/groups."""
+        return self._call(f"{object_type} property groups", self._groups.get_all, object_type)
+
+    def create_property_group(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /crm/v3/properties/{type}/groups."""
+        return self._call(f"creation of {object_type} property group", self._groups.create, object_type, body)
+
     def _call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         failure: str | None = None
         data = b""
         headers: Mapping[str, str] = {}
         self.requests += 1
+        self.by_endpoint[what] = self.by_endpoint.get(what, 0) + 1
         try:
             response = method(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
             data = response.data
             headers = response.headers
+            history = getattr(getattr(response, "retries", None), "history", None) or ()
+            self.retries_after_429 += sum(1 for h in history if getattr(h, "status", None) == 429)
             response.release_conn()
         except Exception as exc:
             # Each generated package (objects, owners, associations, pipelines) has its own ApiException

@@ -226,3 +226,19 @@ TEMPLATE_INTENT_LINKS = OpsTable(
             template VARCHAR NOT NULL, url VARCHAR NOT NULL, url_prefix VARCHAR NOT NULL, is_prefix BOOLEAN NOT NULL,
             intent VARCHAR NOT NULL, link_name VARCHAR, declared_at TIMESTAMP NOT NULL, retired_at TIMESTAMP""",
 )
+
+# --- CRM write-back (kizuna.crm.ledger, docs/crm.md) --------------------------------------------------------------
+
+CRM_SYNC_STATES = ("pending", "created", "open", "completed", "deleted")
+# One row per object kizuna writes in a CRM: an account's kizuna fields (object 'account', key = customer_id) or a
+# task (object 'task', key = the task key, reason = what recurs: docs/crm.md). A task is `pending` from just
+# before the batch that creates it is sent until the CRM's id is known.
+CRM_SYNC = OpsTable(
+    f"{OPS_SCHEMA}.crm_sync",
+    f"""
+            crm VARCHAR NOT NULL, object VARCHAR NOT NULL, kizuna_key VARCHAR NOT NULL, crm_id VARCHAR,
+            customer_id VARCHAR, reason VARCHAR, values_hash VARCHAR, sent_values VARCHAR,
+            state VARCHAR NOT NULL CHECK (state IN ({", ".join(repr(s) for s in CRM_SYNC_STATES)})),
+            first_seen_on DATE, created_at TIMESTAMP, updated_at TIMESTAMP NOT NULL, closed_at TIMESTAMP,
+            PRIMARY KEY (crm, object, kizuna_key)""",
+)

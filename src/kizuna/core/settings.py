@@ -218,6 +218,35 @@ class Settings(BaseSettings):
         1, ge=1, description="Threads for score training; more than the free cores makes gradient boosting crawl."
     )
 
+    crm_target: Literal["none", "hubspot", "salesforce"] = Field(
+        "none", description="The CRM kizuna writes account fields and tasks to (`kizuna crm sync`, docs/crm.md)."
+    )
+    crm_owner_policy: Literal["account_owner", "queue"] = Field(
+        "account_owner",
+        description="Who gets a task: account_owner = the account's owner when it has one known in the CRM, else the "
+        "inside-sales queue user; queue = always the queue user.",
+    )
+    crm_queue_email: str | None = Field(
+        None, description="The CRM user (email) who owns tasks no account owner takes: the inside-sales queue."
+    )
+    crm_sla_days: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: {"A": 1, "B": 2, "C": 5},
+        description="Business days (Tokyo calendar) from the as-of date to a task's due date, per rank, e.g. "
+        "'A=1,B=2,C=5'.",
+    )
+    crm_customer_url: str = Field(
+        "https://kizuna.example.co.jp/customers/{customer_id}",
+        description="The link back to the customer in a task's body; {customer_id} is replaced.",
+    )
+    crm_account_id_property: str | None = Field(
+        None,
+        description="The CRM account field holding kizuna's customer_id (HubSpot: a company property); unset means "
+        "the customer_id is the CRM's account id (as when customers are read from HubSpot).",
+    )
+    crm_task_cooldown_days: int = Field(
+        14, ge=0, description="A task completed this recently is not created again for the same customer and reason."
+    )
+
     sender_name: str = "株式会社キズナ デモ (Kizuna Demo K.K.)"
     sender_email: str = "success@example.co.jp"
     sender_postal_address: str = "〒100-0005 東京都千代田区丸の内1-1-1"
@@ -253,6 +282,16 @@ class Settings(BaseSettings):
     def _split_seed_addresses(cls, value: object) -> object:
         if isinstance(value, str):
             return [a.strip() for a in value.split(",") if a.strip()]
+        return value
+
+    @field_validator("crm_sla_days", mode="before")
+    @classmethod
+    def _parse_sla_days(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [p.strip().partition("=") for p in value.split(",") if p.strip()]
+            if any(not sep or not days.strip().isdigit() for _, sep, days in pairs):
+                raise ValueError(f"KIZUNA_CRM_SLA_DAYS {value!r}: write rank=days pairs, e.g. 'A=1,B=2,C=5'")
+            return {rank.strip(): int(days) for rank, _, days in pairs}
         return value
 
     @field_validator("sendgrid_api_key")

@@ -91,8 +91,10 @@ class SalesforceTarget:
         bulk_threshold: int = 2000,
         poll_interval: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
+        account_id_field: str | None = None,
     ) -> None:
         self.stats = TargetStats()
+        self.account_id_field = account_id_field  # the Account field holding kizuna's customer_id, if any
         self.bulk_threshold = bulk_threshold
         self.poll_interval = poll_interval
         self.session = SalesforceSession(
@@ -225,6 +227,22 @@ class SalesforceTarget:
             "Priority": PRIORITY[task.priority],
             "Status": "Not Started",
         }
+
+    def account_ids(self, customer_ids: Sequence[str]) -> dict[str, str]:
+        """Account Ids by kizuna customer id: the `account_id_field` queried, or else the customer id is the Id
+        (an unknown one is then a per-record error of the update)."""
+        if self.account_id_field is None:
+            return {c: c for c in customer_ids if len(c) in (15, 18) and c.isalnum()}
+        found: dict[str, str] = {}
+        field = self.account_id_field
+        for listed in soql_in_lists(sorted(set(customer_ids))):
+            soql = f"SELECT Id, {field} FROM Account WHERE {field} IN ({listed})"
+            for account in self.session.query("Account by kizuna customer id", soql, all_rows=False):
+                found[str(account[field])] = str(account["Id"])
+        return found
+
+    def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
+        return self._tasks_by_key(keys)
 
     def _tasks_by_key(self, keys: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}

@@ -95,6 +95,14 @@ class CrmTarget(Protocol):
         """Create missing custom fields (account object, and the task key field the target needs); report each."""
         ...
 
+    def account_ids(self, customer_ids: Sequence[str]) -> dict[str, str]:
+        """The CRM account id of each kizuna customer_id found in the CRM; customers not found are absent."""
+        ...
+
+    def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
+        """The CRM id of each task kizuna created with one of these keys (its key field), live ones only."""
+        ...
+
     def owner_ids(self, emails: Sequence[str]) -> dict[str, str]:
         """The CRM user/owner id of each known, active email; unknown emails are absent."""
         ...
