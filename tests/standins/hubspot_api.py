@@ -803,9 +803,11 @@ def seed_from_demo(state: StandinState, directory: Path, timezone: str = "Asia/T
     """Load the CRM part of a `kizuna demo-data` directory as HubSpot records.
 
     customers -> companies (the demo id in the kizuna_customer_id property), contacts, deals (HubSpot's default
-    pipeline and deal types), activities -> calls, meetings (visits: hs_activity_type 訪問), notes and emails
+    pipeline and deal types; the owner, the creator as hs_created_by_user_id, the hand-off and the review date
+    in kizuna's properties), activities -> calls, meetings (visits: hs_activity_type 訪問), notes and emails
     with their standard outcome properties (kizuna_outcome where HubSpot has no standard value, e.g. a call
-    that booked a meeting), support_tickets -> tickets; owners from every owner address. Record ids are the demo
+    that booked a meeting) and the review date (kizuna_next_review_on), support_tickets -> tickets; owners from
+    every owner and creator address. Record ids are the demo
     ids' digits (`hubspot_id`); naive demo times are read in `timezone` and stored in UTC.
     """
     if not (directory / "customers.csv").exists():

@@ -8,7 +8,7 @@ limit per query is never reached. Archived records (the list endpoints with arch
 merged away (hs_merged_object_ids) are deleted.
 Company ids become customer ids (the record id, or the `customer_id_property`); contacts reach their company
 through associatedcompanyid, deals, tickets and activities through their company associations (v4 batch
-read, primary first); owner ids become owner emails through the owners API. docs/sources.md has the rest.
+read, primary first); owner and user ids become emails through the owners API. docs/sources.md has the rest.
 """
 
 from __future__ import annotations

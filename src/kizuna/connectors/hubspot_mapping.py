@@ -77,7 +77,7 @@ DEFAULT_PROPERTIES: dict[str, dict[str, str | None]] = {
         "source": "hs_analytics_source",
         "owner_email": "hubspot_owner_id",
         "created_by_email": "hs_created_by_user_id",  # a user id: the owner with that userId
-        # kizuna's own properties (`kizuna crm setup` or a HubSpot admin creates them); absent ones read blank
+        # kizuna's own properties (a HubSpot admin creates them, docs/sources.md); absent ones read blank
         "handed_off_at": "kizuna_handed_off_at",
         "accepted_at": "kizuna_accepted_at",
         "rejected_at": "kizuna_rejected_at",
