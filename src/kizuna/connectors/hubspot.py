@@ -23,6 +23,7 @@ from typing import Any
 from kizuna.connectors.base import ChangeSink, Cursor, PullOutcome
 from kizuna.connectors.hubspot_client import HubSpotApi
 from kizuna.connectors.hubspot_mapping import (
+    MAX_EXAMPLES,
     MERGEABLE,
     PRIMARY_COMPANY_TYPE_IDS,
     SINGULAR,
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 BATCH_READ_SIZE = 100  # ids per batch read of companies
-MAX_EXAMPLES = 5
 _MODIFIED = "_modified_ms"  # a search result's last-modified date in epoch ms, added when it arrives
 
 

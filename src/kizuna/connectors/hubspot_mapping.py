@@ -99,7 +99,7 @@ EXTRA_PROPERTIES: dict[str, tuple[str, ...]] = {
     "meetings": ("hs_meeting_outcome", "hs_activity_type"),
     "emails": ("hs_email_direction", "hs_email_status"),
 }
-MAX_EXAMPLES = 5
+MAX_EXAMPLES = 5  # records named in a pull's warnings
 OWNER_COLUMNS = frozenset({"owner_email", "cs_owner_email"})  # values are owner ids
 USER_COLUMNS = frozenset({"created_by_email"})  # values are user ids (hs_created_by_user_id)
 
