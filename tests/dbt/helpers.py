@@ -136,3 +136,17 @@ def load_source_dir(path: Path, source_dir: Path) -> None:
             )
     finally:
         con.close()
+
+
+def replace_source_dir(path: Path, source_dir: Path) -> None:
+    """The raw tables of an existing warehouse replaced with another day's export (load_source_dir's caveat holds)."""
+    if path.exists():
+        con = duckdb.connect(str(path))
+        try:
+            for (table,) in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]
+            ).fetchall():
+                con.execute(f'DELETE FROM {RAW_SCHEMA}."{table}"')
+        finally:
+            con.close()
+    load_source_dir(path, source_dir)
