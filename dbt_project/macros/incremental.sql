@@ -16,6 +16,12 @@
   month after the last one left. A build killed half-way leaves the table as it was (one transaction), and a build
   that finds fewer months than it expected rebuilds the missing ones: the table says what is missing, not the run.
 -#}
+{#- dbt's is_incremental(), false in a unit test: the models' unit tests check the formulas on their inputs alone
+    (a unit test has no table of its own to keep months from). -#}
+{% macro is_incremental_build() -%}
+    {{- return(model.resource_type == 'model' and is_incremental()) -}}
+{%- endmacro %}
+
 {% macro rebuild_from_month_iso() -%}
     {%- set unset = ('', 'None', 'null') -%}
     {%- set text = var('rebuild_from_month', none) | string | trim -%}
@@ -36,7 +42,7 @@
 
 {#- The pre-hook: delete the months this build recomputes (nothing on a first build or a full refresh). -#}
 {% macro delete_months_to_rebuild(month_column='month') -%}
-    {%- if is_incremental() -%}
+    {%- if is_incremental_build() -%}
         {%- set start = rebuild_from_month_iso() -%}
         {%- if start is none -%}
             delete from {{ this }}
@@ -51,7 +57,7 @@
 
 {#- The last month the table still holds after the pre-hook (null: build every month). -#}
 {% macro months_built_through(month_column='month') -%}
-    {%- if is_incremental() -%}
+    {%- if is_incremental_build() -%}
         (select max({{ month_column }}) from {{ this }})
     {%- else -%}
         cast(null as date)
@@ -60,7 +66,7 @@
 
 {#- True for a month this build computes: every month, or those after the ones the table keeps. -#}
 {% macro is_month_to_build(month_expression) -%}
-    {%- if is_incremental() -%}
+    {%- if is_incremental_build() -%}
         ({{ months_built_through() }} is null or {{ month_expression }} > {{ months_built_through() }})
     {%- else -%}
         true

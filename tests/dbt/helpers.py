@@ -64,7 +64,12 @@ def prepare_warehouse(path: Path) -> None:
 
 
 def run_dbt(
-    workdir: Path, as_of: date, env: Mapping[str, str], target: str | None = None, command: str = "build"
+    workdir: Path,
+    as_of: date,
+    env: Mapping[str, str],
+    target: str | None = None,
+    command: str = "build",
+    extra: tuple[str, ...] = (),
 ) -> list[str]:
     """One dbt command on the project; fails the test on any error. Returns the warnings."""
     from dbt.cli.main import dbtRunner
@@ -85,6 +90,7 @@ def run_dbt(
     ]  # fmt: skip
     if target:
         args += ["--target", target]
+    args += extra
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():
             mp.setenv(name, value)
