@@ -70,13 +70,28 @@ def prepare_marts_inputs(settings: Settings) -> None:
         ensure_tracking_tables(con, settings.templates_dir)  # and the intent links templates declare now
 
 
-def build(settings: Settings, as_of: date, invoke: dbt_runner.Invoker | None = None) -> dbt_runner.BuildResult:
-    """dbt build and test every model; raises on any failure. `invoke` runs dbt another way (Prefect node tasks)."""
+def build(
+    settings: Settings,
+    as_of: date,
+    invoke: dbt_runner.Invoker | None = None,
+    *,
+    rebuild_from_month: date | None = None,
+) -> dbt_runner.BuildResult:
+    """dbt build and test every model; raises on any failure. `invoke` runs dbt another way (Prefect node tasks).
+
+    The incremental models rebuild from `rebuild_from_month` (every month without it; from nothing with
+    settings.full_refresh): docs/incremental.md.
+    """
     wait_for_warehouse(settings)
     advance = step("dbt build")
     if invoke is not None:
-        return dbt_runner.build(settings, as_of, invoke=invoke)
-    return dbt_runner.build(settings, as_of, on_node=lambda node: advance(node.name.split(".")[-1]))
+        return dbt_runner.build(settings, as_of, invoke=invoke, rebuild_from_month=rebuild_from_month)
+    return dbt_runner.build(
+        settings,
+        as_of,
+        on_node=lambda node: advance(node.name.split(".")[-1]),
+        rebuild_from_month=rebuild_from_month,
+    )
 
 
 def score(

@@ -83,7 +83,9 @@ class Settings(BaseSettings):
         description="Overrides the sources file per table, e.g. 'customers=hubspot,subscriptions=stripe'.",
     )
     full_refresh: bool = Field(
-        False, description="Ignore the connectors' stored cursors and pull every record again (`--full-refresh`)."
+        False,
+        description="Ignore the connectors' stored cursors and pull every record again, and rebuild dbt's incremental "
+        "models from nothing (`--full-refresh`, docs/incremental.md).",
     )
     hubspot_token: SecretStr | None = Field(None, description="HubSpot private app access token.")
     hubspot_token_block: str | None = Field(
