@@ -70,7 +70,8 @@ def daily(
 ) -> RunSummary:
     """Run the whole pipeline once. Unset parameters come from KIZUNA_* settings; as_of defaults to today in Tokyo.
 
-    full_refresh makes the connectors pull every record again instead of the changes since their cursors.
+    full_refresh makes the connectors pull every record again instead of the changes since their cursors, and dbt
+    rebuild its incremental models from nothing (docs/incremental.md).
     send=False builds the marts and leaves the sends to the `campaigns` deployment, later inside the send window.
     """
     settings = settings_with(source_dir=source_dir, warehouse=warehouse, full_refresh=full_refresh)

@@ -12,6 +12,8 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from typing import Any
 
+from pydantic import SecretStr
+
 from kizuna.campaigns.run import run_campaign
 from kizuna.campaigns.spec import Campaign, load_campaigns
 from kizuna.core import flow_runs, ops
@@ -68,13 +70,28 @@ def prepare_marts_inputs(settings: Settings) -> None:
         ensure_tracking_tables(con, settings.templates_dir)  # and the intent links templates declare now
 
 
-def build(settings: Settings, as_of: date, invoke: dbt_runner.Invoker | None = None) -> dbt_runner.BuildResult:
-    """dbt build and test every model; raises on any failure. `invoke` runs dbt another way (Prefect node tasks)."""
+def build(
+    settings: Settings,
+    as_of: date,
+    invoke: dbt_runner.Invoker | None = None,
+    *,
+    rebuild_from_month: date | None = None,
+) -> dbt_runner.BuildResult:
+    """dbt build and test every model; raises on any failure. `invoke` runs dbt another way (Prefect node tasks).
+
+    The incremental models rebuild from `rebuild_from_month` (every month without it; from nothing with
+    settings.full_refresh): docs/incremental.md.
+    """
     wait_for_warehouse(settings)
     advance = step("dbt build")
     if invoke is not None:
-        return dbt_runner.build(settings, as_of, invoke=invoke)
-    return dbt_runner.build(settings, as_of, on_node=lambda node: advance(node.name.split(".")[-1]))
+        return dbt_runner.build(settings, as_of, invoke=invoke, rebuild_from_month=rebuild_from_month)
+    return dbt_runner.build(
+        settings,
+        as_of,
+        on_node=lambda node: advance(node.name.split(".")[-1]),
+        rebuild_from_month=rebuild_from_month,
+    )
 
 
 def score(
@@ -158,12 +175,25 @@ def crm_target(settings: Settings) -> CrmTarget:
         )
         return HubSpotTarget(api, settings.crm_account_id_property)
     if settings.crm_target == "salesforce":
-        import os
-
+        from kizuna.core import secrets
         from kizuna.crm.salesforce import SalesforceTarget
 
-        return SalesforceTarget.from_lookup(  # KIZUNA_SALESFORCE_LOGIN_URL, _CLIENT_ID, _CLIENT_SECRET
-            os.environ.get,
+        login_url, client_id = settings.salesforce_login_url, settings.salesforce_client_id
+        unset = [name for name, value in (("LOGIN_URL", login_url), ("CLIENT_ID", client_id)) if not value]
+        if unset or login_url is None or client_id is None:
+            names = ", ".join(f"KIZUNA_SALESFORCE_{name}" for name in unset)
+            raise CrmError(f"salesforce: not configured: set {names} (docs/crm.md, Salesforce)")
+        secret = secrets.resolve_secret(
+            settings.salesforce_client_secret,
+            settings.salesforce_client_secret_block,
+            "the Salesforce consumer secret",
+            "KIZUNA_SALESFORCE_CLIENT_SECRET",
+            CrmError,
+        )
+        return SalesforceTarget(
+            login_url,
+            client_id,
+            SecretStr(secret),
             timeout=settings.connector_timeout_seconds,
             max_retries=settings.connector_max_retries,
             account_id_field=settings.crm_account_id_property,

@@ -8,7 +8,10 @@ from datetime import date
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from kizuna import pipeline
+from kizuna.core.settings import Settings
 from kizuna.crm.salesforce import SalesforceTarget, api_name
 from kizuna.crm.salesforce_auth import soql_in_lists
 from kizuna.crm.target import AccountUpdate, CrmError, CrmTarget, FieldSpec, TaskSpec, WriteResult
@@ -105,13 +108,21 @@ def test_the_client_secret_never_appears_in_errors_logs_or_repr(
     assert "invalid_client" in text and "KIZUNA_SALESFORCE_CLIENT_SECRET" in text
     for shown in (text, repr(sf), repr(sf.session), caplog.text):
         assert CLIENT_SECRET not in shown
-    env = {"KIZUNA_SALESFORCE_LOGIN_URL": org.url, "KIZUNA_SALESFORCE_CLIENT_ID": CLIENT_ID}
-    with pytest.raises(CrmError, match="KIZUNA_SALESFORCE_CLIENT_SECRET") as unset:
-        SalesforceTarget.from_lookup(env.get)
-    assert "LOGIN_URL" not in str(unset.value)
-    env["KIZUNA_SALESFORCE_CLIENT_SECRET"] = CLIENT_SECRET
-    configured = SalesforceTarget.from_lookup(env.get)
+    configured = SalesforceTarget(org.url, CLIENT_ID, CLIENT_SECRET)
     assert CLIENT_SECRET not in repr(configured) and CLIENT_SECRET not in repr(vars(configured))
+
+
+def test_settings_name_what_is_missing(org: SalesforceStandin, settings: Settings) -> None:
+    """`KIZUNA_CRM_TARGET=salesforce` without its variables: the error names the variables left unset only."""
+    salesforce = settings.model_copy(update={"crm_target": "salesforce", "salesforce_client_id": CLIENT_ID})
+    with pytest.raises(CrmError, match="KIZUNA_SALESFORCE_LOGIN_URL") as unset:
+        pipeline.crm_target(salesforce)
+    assert "CLIENT_ID" not in str(unset.value)
+    salesforce = salesforce.model_copy(update={"salesforce_login_url": org.url})
+    with pytest.raises(CrmError, match="KIZUNA_SALESFORCE_CLIENT_SECRET"):
+        pipeline.crm_target(salesforce)
+    configured = salesforce.model_copy(update={"salesforce_client_secret": SecretStr(CLIENT_SECRET)})
+    assert pipeline.crm_target(configured).owner_ids(["nobody@example.co.jp"]) == {}
 
 
 def test_setup_creates_missing_fields_once_and_reports_conflicts(org: SalesforceStandin) -> None:

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from kizuna import pipeline
 from kizuna.core.settings import Settings
@@ -18,7 +19,7 @@ FIELD = "Kizuna_Customer_Id__c"
 
 
 @pytest.fixture
-def org(monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceStandin]:
+def org() -> Iterator[SalesforceStandin]:
     with SalesforceStandin() as standin:
         for email in ("ae1@example.co.jp", "ae2@example.co.jp", QUEUE):
             standin.state.add_user(email)
@@ -29,9 +30,6 @@ def org(monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceStandin]:
         }  # fmt: skip
         for i in range(1, CUSTOMERS):
             standin.state.add("Account", Name=f"株式会社テスト{i}", **{FIELD: customer_id(i)})
-        monkeypatch.setenv("KIZUNA_SALESFORCE_LOGIN_URL", standin.url)
-        monkeypatch.setenv("KIZUNA_SALESFORCE_CLIENT_ID", CLIENT_ID)
-        monkeypatch.setenv("KIZUNA_SALESFORCE_CLIENT_SECRET", CLIENT_SECRET)
         yield standin
 
 
@@ -39,7 +37,15 @@ def test_salesforce_sync_writes_the_plan_once(
     crm_settings: Settings, hubspot: HubSpotStandin, org: SalesforceStandin
 ) -> None:
     accounts, expected_tasks = expected_counts(crm_settings, hubspot)  # the same companies as accounts
-    settings = crm_settings.model_copy(update={"crm_target": "salesforce", "crm_account_id_property": FIELD})
+    settings = crm_settings.model_copy(
+        update={
+            "crm_target": "salesforce",
+            "crm_account_id_property": FIELD,
+            "salesforce_login_url": org.url,
+            "salesforce_client_id": CLIENT_ID,
+            "salesforce_client_secret": SecretStr(CLIENT_SECRET),
+        }
+    )
     assert {c.action for c in pipeline.crm_setup(settings)} == {"create"}
 
     summary = pipeline.crm_sync(settings, AS_OF)

@@ -64,7 +64,12 @@ def prepare_warehouse(path: Path) -> None:
 
 
 def run_dbt(
-    workdir: Path, as_of: date, env: Mapping[str, str], target: str | None = None, command: str = "build"
+    workdir: Path,
+    as_of: date,
+    env: Mapping[str, str],
+    target: str | None = None,
+    command: str = "build",
+    extra: tuple[str, ...] = (),
 ) -> list[str]:
     """One dbt command on the project; fails the test on any error. Returns the warnings."""
     from dbt.cli.main import dbtRunner
@@ -85,6 +90,7 @@ def run_dbt(
     ]  # fmt: skip
     if target:
         args += ["--target", target]
+    args += extra
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():
             mp.setenv(name, value)
@@ -136,3 +142,17 @@ def load_source_dir(path: Path, source_dir: Path) -> None:
             )
     finally:
         con.close()
+
+
+def replace_source_dir(path: Path, source_dir: Path) -> None:
+    """The raw tables of an existing warehouse replaced with another day's export (load_source_dir's caveat holds)."""
+    if path.exists():
+        con = duckdb.connect(str(path))
+        try:
+            for (table,) in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]
+            ).fetchall():
+                con.execute(f'DELETE FROM {RAW_SCHEMA}."{table}"')
+        finally:
+            con.close()
+    load_source_dir(path, source_dir)

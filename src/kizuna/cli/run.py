@@ -82,9 +82,20 @@ def check(
 
 
 @app.command()
-def build(warehouse: Warehouse = None, as_of: AsOf = None, verbose: Verbose = False) -> None:
+def build(
+    warehouse: Warehouse = None,
+    as_of: AsOf = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Rebuild the incremental models from nothing (docs/incremental.md), not only changes.",
+        ),
+    ] = False,
+    verbose: Verbose = False,
+) -> None:
     """Build and test the dbt models on the warehouse."""
-    settings = settings_with(warehouse=warehouse)
+    settings = settings_with(warehouse=warehouse, full_refresh=full_refresh)
     day = business_day(as_of, settings)
     with run_session(settings, "build", verbose) as term:
         from kizuna import pipeline

@@ -18,13 +18,13 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import stripe
 
 from kizuna.connectors.base import ConnectorError
+from kizuna.core import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +53,8 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date), capped; None when absent or unreadable."""
-    value = _header(headers, "retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+    """Retry-After as seconds, capped (kizuna.core.retry_after); None when absent or unreadable."""
+    return retry_after.retry_after_seconds(_header(headers, "retry-after"), MAX_RETRY_AFTER_SECONDS)
 
 
 class StripeApi:

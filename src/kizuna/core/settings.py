@@ -83,7 +83,9 @@ class Settings(BaseSettings):
         description="Overrides the sources file per table, e.g. 'customers=hubspot,subscriptions=stripe'.",
     )
     full_refresh: bool = Field(
-        False, description="Ignore the connectors' stored cursors and pull every record again (`--full-refresh`)."
+        False,
+        description="Ignore the connectors' stored cursors and pull every record again, and rebuild dbt's incremental "
+        "models from nothing (`--full-refresh`, docs/incremental.md).",
     )
     hubspot_token: SecretStr | None = Field(None, description="HubSpot private app access token.")
     hubspot_token_block: str | None = Field(
@@ -245,6 +247,15 @@ class Settings(BaseSettings):
     )
     crm_task_cooldown_days: int = Field(
         14, ge=0, description="A task completed this recently is not created again for the same customer and reason."
+    )
+    salesforce_login_url: str | None = Field(
+        None, description="The org's My Domain URL, e.g. https://acme.my.salesforce.com (client credentials need it)."
+    )
+    salesforce_client_id: str | None = Field(None, description="The connected app's consumer key (client credentials).")
+    salesforce_client_secret: SecretStr | None = Field(None, description="The connected app's consumer secret.")
+    salesforce_client_secret_block: str | None = Field(
+        None,
+        description="A Prefect Secret block holding the consumer secret, used when salesforce_client_secret is unset.",
     )
 
     sender_name: str = "株式会社キズナ デモ (Kizuna Demo K.K.)"

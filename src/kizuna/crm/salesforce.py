@@ -28,7 +28,6 @@ from kizuna.crm.salesforce_bulk import NULL, bulk_update
 from kizuna.crm.salesforce_setup import TASK_KEY_FIELD, api_name, setup_fields
 from kizuna.crm.target import (
     AccountUpdate,
-    CrmError,
     FieldSpec,
     SetupChange,
     TargetStats,
@@ -42,11 +41,6 @@ log = logging.getLogger(__name__)
 
 COLLECTION_SIZE = 200  # sObject Collections' limit per request
 PRIORITY = {"high": "High", "medium": "Normal", "low": "Low"}
-ENV = {
-    "login_url": "KIZUNA_SALESFORCE_LOGIN_URL",
-    "client_id": "KIZUNA_SALESFORCE_CLIENT_ID",
-    "client_secret": "KIZUNA_SALESFORCE_CLIENT_SECRET",
-}
 T = TypeVar("T")
 
 
@@ -107,15 +101,6 @@ class SalesforceTarget:
             stats=self.stats,
             sleep=sleep,
         )
-
-    @classmethod
-    def from_lookup(cls, get: Callable[[str], str | None], **options: Any) -> SalesforceTarget:
-        """A target from KIZUNA_SALESFORCE_LOGIN_URL, _CLIENT_ID and _CLIENT_SECRET as `get` finds them."""
-        values = {key: (get(env) or "").strip() for key, env in ENV.items()}
-        missing = [ENV[key] for key, value in values.items() if not value]
-        if missing:
-            raise CrmError(f"salesforce: not configured: set {', '.join(missing)} (docs/crm.md, Salesforce)")
-        return cls(values["login_url"], values["client_id"], SecretStr(values["client_secret"]), **options)
 
     def __repr__(self) -> str:  # never the secret
         return f"SalesforceTarget(login_url={self.session.login_url!r}, bulk_threshold={self.bulk_threshold})"

@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
+from kizuna.core import retry_after
 from kizuna.crm.target import CrmError, TargetStats
 
 log = logging.getLogger(__name__)
@@ -49,18 +49,8 @@ TRANSIENT = frozenset({500, 502, 504})
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date), capped; None when absent or unreadable."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_WAIT_SECONDS)
+    """Retry-After as seconds, capped (kizuna.core.retry_after); None when absent or unreadable."""
+    return retry_after.retry_after_seconds(headers.get("retry-after"), MAX_WAIT_SECONDS)
 
 
 def error_text(response: httpx.Response) -> str:

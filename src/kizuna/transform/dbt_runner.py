@@ -91,14 +91,20 @@ def _release_duckdb() -> None:
 # The as-of date reaches dbt as an environment variable, read by the as_of macros only when dbt executes: as a
 # --vars value, each day's new date would make dbt parse the whole project again (≈ 3.5 s) on every run.
 AS_OF_ENV = "KIZUNA_AS_OF"
+# The first month the incremental models rebuild (docs/incremental.md), passed the same way for the same reason.
+REBUILD_FROM_MONTH_ENV = "KIZUNA_REBUILD_FROM_MONTH"
 
 
-def dbt_env(settings: Settings, as_of: date) -> dict[str, str]:
-    """The environment one dbt command on settings.warehouse as of a date needs (profiles.yml and the macros)."""
+def dbt_env(settings: Settings, as_of: date, rebuild_from_month: date | None = None) -> dict[str, str]:
+    """The environment one dbt command on settings.warehouse as of a date needs (profiles.yml and the macros).
+
+    Without `rebuild_from_month` the incremental models rebuild every month (empty value: unset for the macros).
+    """
     return {
         "KIZUNA_WAREHOUSE": str(Path(settings.warehouse).resolve()),
         "DO_NOT_TRACK": "1",
         AS_OF_ENV: as_of.isoformat(),
+        REBUILD_FROM_MONTH_ENV: rebuild_from_month.replace(day=1).isoformat() if rebuild_from_month else "",
     }
 
 
@@ -186,8 +192,13 @@ def build(
     on_node: Callable[[NodeResult], None] | None = None,
     *,
     invoke: Invoker | None = None,
+    rebuild_from_month: date | None = None,
 ) -> BuildResult:
     """`dbt build` (models, then their tests) on settings.warehouse as of a date; raise on any failure.
+
+    The incremental models (docs/incremental.md) keep the months before `rebuild_from_month` (the earliest month a
+    change since the last build touches) and rebuild the rest; without it they rebuild every month, and with
+    settings.full_refresh (`--full-refresh`) dbt builds them from nothing.
 
     Failures caused only by a held DuckDB file are retried (settings.dbt_lock_retries) with `dbt retry`, which
     re-runs the failed and skipped nodes and leaves finished ones alone. A failed model or data test is never
@@ -201,8 +212,10 @@ def build(
         # Unit tests check the SQL's logic against fixed inputs: they belong to CI (`make test` runs them),
         # not to every production build. Data tests, which check today's data, always run.
         extra += ["--exclude-resource-type", "unit_test"]
+    if settings.full_refresh:
+        extra.append("--full-refresh")
     args = dbt_args(settings, "build", extra)
-    env = dbt_env(settings, as_of)
+    env = dbt_env(settings, as_of, rebuild_from_month)
     nodes: dict[str, NodeResult] = {}
     error: str | None = None
     for attempt in range(settings.dbt_lock_retries + 1):

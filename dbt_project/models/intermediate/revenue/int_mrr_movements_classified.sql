@@ -1,3 +1,10 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ delete_months_to_rebuild() }}",
+) }}
+{#- Incremental (macros/incremental.sql, docs/incremental.md): months before var rebuild_from_month keep their rows.
+    The first paid month is still found over each customer's whole history, so a rebuilt month sees it. -#}
 with
 
 customer_months as (select * from {{ ref('int_customers_mrr_by_month') }}),
@@ -39,7 +46,7 @@ movements_classified as (
 final as (
     -- Keep customer months and the churn month; a lapsed customer's later zero months carry no news.
     select * from movements_classified
-    where is_customer or was_customer
+    where (is_customer or was_customer) and {{ is_month_to_build('month') }}
 )
 
 select * from final

@@ -1,6 +1,16 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ delete_months_to_rebuild() }}",
+) }}
+{#- Incremental (macros/incremental.sql, docs/incremental.md): each month reads its own customer-months and those
+    12 months earlier, so a rebuilt month needs nothing of the months kept. -#}
 with
 
-months as (select * from {{ ref('int_months') }}),
+months as (
+    select * from {{ ref('int_months') }}
+    where {{ is_month_to_build('month') }}
+),
 
 customer_mrr_monthly as {{ not_materialized() }} (select * from {{ ref('int_mrr_movements_classified') }}),
 
@@ -21,6 +31,7 @@ movements_summed as (
         sum(case when movement = 'reactivation' then 1 else 0 end) as reactivated_customers,
         sum(case when is_customer then 1 else 0 end) as ending_customers
     from customer_mrr_monthly
+    where {{ is_month_to_build('month') }}
     group by month
 ),
 
@@ -41,7 +52,7 @@ year_ago_customers_followed as (
     -- into reported months only: a customer-month of the last 12 months would land after the as-of month
     inner join months as followed_months
         on followed_months.month = {{ add_months(12, 'year_ago.month') }}
-    where year_ago.mrr > 0
+    where year_ago.mrr > 0 and {{ is_month_to_build(add_months(12, 'year_ago.month')) }}
     group by {{ add_months(12, 'year_ago.month') }}
 ),
 

@@ -1,0 +1,84 @@
+"""The first month the incremental models must rebuild, from two snapshots of the billing tables (docs/incremental.md)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+from kizuna.core.contract import TABLES_BY_NAME
+
+# A change to one of these moves a subscription's MRR in every month it runs (old and new start included); a change to
+# anything else (its end, its cancel reason, active to canceled) only from the earlier of its old and new end.
+WHOLE_SPAN_COLUMNS = ("customer_id", "start_date", "mrr", "amount", "billing_period_months", "quantity", "currency")
+# Statuses that change what a subscription counts: trialing counts 0, paused 0 in the as-of month, past_due ends it
+# at its oldest unpaid invoice (so its invoices date it too).
+COUNTING_STATUSES = ("trialing", "paused", "past_due")
+
+
+def _row(alias: str, table: str) -> str:
+    return "(" + ", ".join(f'{alias}."{c}"' for c in TABLES_BY_NAME[table].column_names) + ")"
+
+
+def _month(expression: str) -> str:
+    return f"cast(date_trunc('month', {expression}) as date)"
+
+
+def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: str, as_of: date) -> date:
+    """The earliest month a change from schema `before` to schema `after` touches in what the incremental models
+    read (subscriptions, invoices, fx_rates), old values included; the as-of month when no change reaches further
+    back. Other tables feed only models that are rebuilt whole, so their changes do not count here.
+
+    For the daily run: `before` the last good load (raw), `after` the staged one (raw_incoming).
+    """
+    statuses = ", ".join(f"'{s}'" for s in COUNTING_STATUSES)
+    fx = ", ".join(f'"{c}"' for c in TABLES_BY_NAME["fx_rates"].column_names)
+    whole_span = " or ".join(f'o."{c}" is distinct from n."{c}"' for c in WHOLE_SPAN_COLUMNS)
+    sql = f"""
+    with
+    subscriptions_changed as (
+        select o.subscription_id as old_id, o.status as old_status, o.start_date as old_start, o.end_date as old_end,
+            n.subscription_id as new_id, n.status as new_status, n.start_date as new_start, n.end_date as new_end,
+            o.subscription_id is null or n.subscription_id is null or {whole_span}
+                or o.status in ({statuses}) or n.status in ({statuses}) as is_whole_span
+        from {before}.subscriptions as o
+        full outer join {after}.subscriptions as n on o.subscription_id = n.subscription_id
+        where {_row("o", "subscriptions")} is distinct from {_row("n", "subscriptions")}
+    ),
+    invoices_changed as (
+        select o.subscription_id as old_id, n.subscription_id as new_id
+        from {before}.invoices as o
+        full outer join {after}.invoices as n on o.invoice_id = n.invoice_id
+        where {_row("o", "invoices")} is distinct from {_row("n", "invoices")}
+    ),
+    past_due_invoiced as (
+        select s.start_date from (select old_id as id from invoices_changed union select new_id from invoices_changed) as i
+        inner join (
+            select subscription_id, status, start_date from {before}.subscriptions
+            union all
+            select subscription_id, status, start_date from {after}.subscriptions
+        ) as s
+            on i.id = s.subscription_id
+        where s.status = 'past_due'
+    ),
+    fx_changed as (
+        select month from (
+            (select {fx} from {before}.fx_rates except all select {fx} from {after}.fx_rates)
+            union all
+            (select {fx} from {after}.fx_rates except all select {fx} from {before}.fx_rates)
+        ) as changed
+    ),
+    touched as (
+        select case when is_whole_span then least(old_start, new_start) else least(old_end, new_end) end as day
+        from subscriptions_changed
+        union all
+        select start_date from past_due_invoiced
+    )
+    select least(
+        (select min({_month("day")}) from touched),
+        (select min({_month("month")}) from fx_changed)
+    )
+    """
+    (found,) = con.execute(sql).fetchone() or (None,)
+    month = as_of.replace(day=1)
+    return min(found, month) if found is not None else month
