@@ -65,11 +65,14 @@ def build_warehouse(path: Path) -> None:
             for i in range(1, CUSTOMERS + 1)
         ],
     )
-    con.execute("CREATE TABLE marts.customer_signals (customer_id VARCHAR, signal VARCHAR)")
+    con.execute(
+        "CREATE TABLE marts.customer_signals (customer_id VARCHAR, signal VARCHAR, signal_value DOUBLE, "
+        "signal_threshold DOUBLE, signal_detail VARCHAR)"
+    )
     con.executemany(
-        "INSERT INTO marts.customer_signals VALUES (?, ?)",
-        [[customer_id(i), "usage_drop"] for i in range(4, CUSTOMERS, 4)]
-        + [[customer_id(i), "near_plan_limit"] for i in range(5, CUSTOMERS, 5)],
+        "INSERT INTO marts.customer_signals VALUES (?, ?, ?, ?, ?)",
+        [[customer_id(i), "usage_drop", 0.4, 0.3, None] for i in range(4, CUSTOMERS, 4)]
+        + [[customer_id(i), "near_plan_limit", 0.92, 0.8, None] for i in range(5, CUSTOMERS, 5)],
     )
     con.execute(
         """CREATE TABLE marts.customer_scores (customer_id VARCHAR, as_of DATE, churn_risk DOUBLE,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pytest
 from pydantic import ValidationError
 
 from kizuna.core.settings import Settings
-from kizuna.crm.plan import add_business_days
+from kizuna.crm.plan import add_business_days, build_plan
+from kizuna.scoring.next_actions import signal_rules
+from tests.crm.conftest import AS_OF, customer_id
 
 
 @pytest.mark.parametrize(
@@ -31,3 +34,20 @@ def test_sla_days_are_read_as_rank_equals_days(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("KIZUNA_CRM_SLA_DAYS", "A=one")
     with pytest.raises(ValidationError, match=r"KIZUNA_CRM_SLA_DAYS .A=one.: write rank=days pairs"):
         Settings()
+
+
+def test_an_account_off_the_call_list_gets_its_most_urgent_signals_action(crm_settings: Settings) -> None:
+    """Listed customers carry the call list's action; the others (131..240) their signals' (next_actions.yml)."""
+    rules = signal_rules()
+    with duckdb.connect(str(crm_settings.warehouse), read_only=True) as con:
+        plan = build_plan(con, crm_settings, AS_OF)
+        listed = dict(
+            con.execute("SELECT customer_id, next_action FROM ops.call_list WHERE as_of = ?", [AS_OF]).fetchall()
+        )
+    actions = {a.customer_id: a.values["kizuna_next_action"] for a in plan.accounts}
+    assert actions[customer_id(4)] == listed[customer_id(4)]  # on the list: its row's action
+    assert actions[customer_id(132)] == rules["usage_drop"].action["ja"]
+    assert actions[customer_id(135)] == rules["near_plan_limit"].action["ja"]
+    both = min(("usage_drop", "near_plan_limit"), key=lambda s: rules[s].priority)
+    assert actions[customer_id(140)] == rules[both].action["ja"]
+    assert actions[customer_id(131)] is None  # no signal, not listed: nothing to say

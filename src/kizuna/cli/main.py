@@ -24,6 +24,28 @@ from kizuna.cli import (  # noqa: E402  (after the defaults: libraries read them
 )
 
 app = typer.Typer(help="kizuna: revenue from the customers you already have.", no_args_is_help=True)
+
+
+@app.callback()
+def _settings_readable() -> None:
+    """Every command reads KIZUNA_* settings (the environment and .env): a value that cannot be read is said once,
+    naming the variable, before any command starts, instead of a traceback from whichever command met it first."""
+    from pydantic import ValidationError
+
+    from kizuna.core.settings import Settings
+
+    try:
+        Settings()
+    except ValidationError as exc:
+        for problem in exc.errors(include_input=False, include_url=False):
+            field = str(problem["loc"][0]) if problem["loc"] else "settings"
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            variable = f"KIZUNA_{field.upper()}"
+            line = message if message.startswith(variable) else f"{variable}: {message}"
+            common.err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+
 app.add_typer(demo.app)  # demo-data
 app.add_typer(run.app)  # ingest, check, build, run
 app.add_typer(templates.app, name="templates")

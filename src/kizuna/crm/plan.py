@@ -19,6 +19,7 @@ from kizuna.core.calendar import non_business_reason
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import table_exists
 from kizuna.crm.target import FieldSpec, Value
+from kizuna.scoring.next_actions import SIGNAL_COLUMNS, customer_next_actions
 
 SCORES_TABLE = "marts.customer_scores"  # written by the score step (kizuna.scoring), read like a mart
 CSQL_LOOKBACK_DAYS = 7  # CSQLs created this many days before the as-of date still get a task on the first sync
@@ -33,7 +34,13 @@ ACCOUNT_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("kizuna_expansion_propensity", "kizuna expansion propensity", "number", (), "Within 90 days."),
     FieldSpec("kizuna_expansion_reasons", "kizuna expansion reasons", "text", (), "What raises it most."),
     FieldSpec("kizuna_open_signals", "kizuna open signals", "string", (), "Active signals, comma-separated."),
-    FieldSpec("kizuna_next_action", "kizuna next action", "text", (), "From today's call list, if listed."),
+    FieldSpec(
+        "kizuna_next_action",
+        "kizuna next action",
+        "text",
+        (),
+        "From today's call list, else from the most urgent signal.",
+    ),
     FieldSpec("kizuna_last_touch", "kizuna last touch", "date", (), "The last day a kizuna campaign emailed them."),
 )
 
@@ -136,6 +143,7 @@ def _accounts(con: duckdb.DuckDBPyConnection, as_of: date) -> list[AccountPlan]:
         ORDER BY c.customer_id
         """
     rows = con.execute(sql, {"as_of": as_of} if "$as_of" in sql else {}).fetchall()
+    advised = _signal_actions(con)
     plans = []
     for r in rows:
         (customer_id, owner, rank, revenue, growth, relationship, health) = r[:7]
@@ -150,11 +158,21 @@ def _accounts(con: duckdb.DuckDBPyConnection, as_of: date) -> list[AccountPlan]:
             "kizuna_expansion_propensity": _round(expansion, 3),
             "kizuna_expansion_reasons": expansion_why or None,
             "kizuna_open_signals": signals,
-            "kizuna_next_action": action,
+            "kizuna_next_action": action or advised.get(str(customer_id)),
             "kizuna_last_touch": touched,
         }
         plans.append(AccountPlan(str(customer_id), owner, values))
     return plans
+
+
+def _signal_actions(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Each signalled customer's next action from its most urgent signal (scoring/next_actions.yml), for the
+    accounts today's call list leaves out: the field then says what to do whenever a rep opens the account."""
+    if not _exists(con, "marts.customer_signals"):
+        return {}
+    signals = con.execute(f"SELECT {', '.join(SIGNAL_COLUMNS)} FROM marts.customer_signals").df()
+    actions = customer_next_actions(signals)
+    return dict(zip(actions["customer_id"].astype(str), actions["next_action_ja"], strict=True))
 
 
 def _num(value: object) -> str:
