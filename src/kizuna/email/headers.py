@@ -97,6 +97,12 @@ _PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _NON_ASCII_WORDS = re.compile(r"[^\x00-\x7f\s\ud800-\udfff]+(?: [^\x00-\x7f\s\ud800-\udfff]+)*")
+# Structured headers whose stock fold writes these shapes back as they are (tests/email/test_email_outbox_bytes.py).
+_WRITTEN_AS_IS = {
+    "Message-ID": re.compile(r"<[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>"),
+    "Date": re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (?:[A-Z][a-z]{2}) \d{4} \d\d:\d\d:\d\d [+-]\d{4}"),
+}
+_NOTHING = re.compile(r"(?!)")
 _PLACEHOLDER = "kizuna-placeholder@placeholder.invalid"
 _ADDRESS_PARTS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 _BOUNDARY_WIDTH = len(repr(sys.maxsize - 1))  # as email.generator makes a boundary
@@ -106,6 +112,8 @@ def header_bytes(name: str, value: Any) -> bytes:
     """One header line as the generator writes it with WRITE_POLICY (parsed and folded by the stock policy)."""
     plain = type(value) is str and _NAME.fullmatch(name) and _PLAIN.fullmatch(value) and "=?" not in value
     if plain and issubclass(POLICY.header_factory[name], UnstructuredHeader):  # type: ignore[index]
+        return f"{name}: {value}\r\n".encode("ascii")
+    if plain and _WRITTEN_AS_IS.get(name, _NOTHING).fullmatch(value):
         return f"{name}: {value}\r\n".encode("ascii")
     return WRITE_POLICY.fold_binary(name, POLICY.header_store_parse(name, value)[1])
 
@@ -180,10 +188,12 @@ def eml_bytes(message: OutgoingMessage, message_id: str, now: dt.datetime) -> by
     """The bytes `to_mime(message).as_bytes(policy=WRITE_POLICY)` writes, or None where this writer is not sure.
 
     Not sure: extra headers the email package treats specially (a registered name such as Subject, or a
-    Content-* header that set_content would move into a part), or a Cc list.
+    Content-* header that set_content would move into a part), or a Cc address that is not a plain dot-atom.
     """
     extra = [name.lower() for name in message.headers]
-    if message.cc or any(n in _REGISTERED or n.startswith("content-") for n in extra):
+    if any(n in _REGISTERED or n.startswith("content-") for n in extra):
+        return None
+    if not all(_DOT_ATOM_ADDRESS.fullmatch(cc) for cc in message.cc):
         return None
     lines = [
         header_bytes("Message-ID", message_id),
@@ -191,6 +201,8 @@ def eml_bytes(message: OutgoingMessage, message_id: str, now: dt.datetime) -> by
         _address_header("From", message.from_name, message.from_email),
         _address_header("To", message.to_name, message.to_email),
     ]
+    if message.cc:  # plain addresses (owner_policy cc_owner), as the stock fold lists them
+        lines.append(f"Cc: {', '.join(message.cc)}\r\n".encode("ascii"))
     if message.reply_to:
         lines.append(header_bytes("Reply-To", message.reply_to))
     lines.append(header_bytes("Subject", message.subject))
