@@ -1,4 +1,4 @@
-"""The outbox's header memo: every .eml byte is what the email package's own SMTP policy writes."""
+"""The outbox's .eml bytes: the direct writer and the header memo write what the email package's SMTP policy writes."""
 
 from __future__ import annotations
 
