@@ -1,6 +1,6 @@
 """The campaign step alone (select, send gate, claim, render, outbox) at 10,000 customers, two commits side by side.
 
-    python bench/campaigns/bench_send.py [--customers 10000] [--rounds 2] [--before layers] [--work DIR]
+    python bench/campaigns/bench_send.py [--customers 10000] [--rounds 3] [--before layers] [--work DIR]
 
 Builds the demo once (`kizuna demo-data`, then `kizuna run` into a warehouse, under DIR), clears what the
 run's campaigns left (ledger, recipients, exclusions, call list) so every campaign finds its audience unsent,
@@ -115,7 +115,7 @@ def run_tree(tree: Path, base: Path, work: Path) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", default="layers", help="the commit to compare with (a git worktree of it)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/kizuna-bench-send"))
     args = parser.parse_args()

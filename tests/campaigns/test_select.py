@@ -19,6 +19,7 @@ from kizuna.core.warehouse import connect
 from kizuna.email.message import OutgoingMessage
 from kizuna.email.outbox import OutboxBackend
 from kizuna.email.render import MissingVariableError
+from kizuna.quality import recipients as send_gate
 from kizuna.quality.gate import GateNotPassedError, GateVerdict, record_verdict
 from kizuna.quality.recipients import RecipientsCheckError, check_recipients
 from kizuna.quality.validate import CheckResult
@@ -592,6 +593,27 @@ def test_send_gate_catches_a_suppression_that_arrives_after_selection(marts_sett
         con.execute("INSERT INTO ops.suppressions VALUES ('ichi@example.co.jp', 'spamreport', 'sendgrid', now(), NULL)")
         with pytest.raises(RecipientsCheckError, match="is on the suppression list"):
             check_recipients(con, marts_settings, "r1", "renewal_reminder")
+
+
+def test_send_gate_suite_built_once_gives_the_verdicts_a_fresh_one_gives(marts_settings: Settings) -> None:
+    with connect(marts_settings.warehouse) as con:
+        select_recipients(con, renewal(), "r1", AS_OF, marts_settings)
+        send_gate._VALIDATORS.clear()
+        passed = check_recipients(con, marts_settings, "r1", "renewal_reminder")
+        con.execute(
+            "CREATE TABLE ops.suppressions (email VARCHAR PRIMARY KEY, reason VARCHAR, source VARCHAR, "
+            "suppressed_at TIMESTAMP, detail VARCHAR)"
+        )
+        con.execute("INSERT INTO ops.suppressions VALUES ('ichi@example.co.jp', 'spamreport', 'sendgrid', now(), NULL)")
+        with pytest.raises(RecipientsCheckError) as reused:
+            check_recipients(con, marts_settings, "r1", "renewal_reminder")
+        assert len(send_gate._VALIDATORS) == 1  # the same suite: built once
+        send_gate._VALIDATORS.clear()
+        with pytest.raises(RecipientsCheckError) as fresh:
+            check_recipients(con, marts_settings, "r1", "renewal_reminder")
+        assert reused.value.failures == fresh.value.failures and reused.value.failures
+        con.execute("DELETE FROM ops.suppressions")
+        assert check_recipients(con, marts_settings, "r1", "renewal_reminder") == passed
 
 
 def test_owner_digest_sends_the_owner_one_list_instead_of_mailing_the_customers(marts_settings: Settings) -> None:

@@ -1,16 +1,21 @@
-"""The outbox's header memo: every .eml byte is what the email package's own SMTP policy writes."""
+"""The outbox's .eml bytes: the direct writer and the header memo write what the email package's SMTP policy writes."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import email.policy
+import email.utils
 import random
+import re
+from email.headerregistry import Address
+from pathlib import Path
 
 import pytest
 
+from kizuna.email.headers import _address_header, eml_bytes, header_bytes
 from kizuna.email.message import OutgoingMessage, build_message
-from kizuna.email.outbox import _WRITE_POLICY, to_mime
+from kizuna.email.outbox import _WRITE_POLICY, OutboxBackend, message_id, to_mime, written_message_id
 from kizuna.email.render import TemplateRenderer
 
 NOW = dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC)
@@ -59,3 +64,101 @@ def test_each_header_is_written_as_the_stock_policy_writes_it_first_time_and_rem
     ]
     for message in messages + messages:  # the second pass finds every header remembered
         assert _bytes(message, stock=False) == _bytes(message, stock=True)
+
+
+ADDRESSES = ["taro@mirai.example.jp", "first.last+tag@sub.example.co.jp", "o'hara@example.jp", "a..b@example.jp"]
+SUBJECTS = ["Plain ASCII subject", "ご契約更新のご案内", "a  double  space", "=?utf-8?q?x?= looks encoded", "x" * 120]
+BODIES = [
+    "短い行\nです\n",  # short non-ASCII lines: 8bit
+    "ASCII only\r\nwith CRLF\rand CR\n\nend",  # 7bit, every line end becomes CRLF
+    "長い日本語の行です。" * 20 + "\n" + "二行目\n" * 12,  # base64
+    ("a long ASCII line " * 10 + "\n") * 3,  # quoted-printable from the sniff (≤ 10 lines)
+    ("é long Latin line " * 6 + "\n") * 14,  # quoted-printable encoded whole (> 10 lines)
+    "",
+    "--===============0000000000000000000==\nFrom the start of a line\n.\n",
+]
+HEADERS = [
+    {},
+    {"List-Unsubscribe": "<https://example.jp/u?c=1>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+    {"X-Note": "  padded  ", "X-Empty": "", "X-Jp": "日本語の値", "X-Parens": 'a (comment) "quoted" <x>, y; z'},
+    {"Subject": "twice"},  # a registered name: the email package's own path (which refuses it)
+    {"Content-Language": "ja"},  # moved into the first part by set_content: the email package's own path
+]
+
+
+def _stock(message: OutgoingMessage) -> tuple[bytes, str] | Exception:
+    random.seed(11)
+    try:
+        mime = to_mime(message, now=NOW, policy=STOCK)
+        return mime.as_bytes(policy=STOCK_WRITE), str(mime["Message-ID"])
+    except Exception as exc:  # the direct writer must fail (or step aside) where the stock path fails
+        return exc
+
+
+@pytest.mark.parametrize("body", BODIES, ids=[f"body{i}" for i in range(len(BODIES))])
+def test_the_direct_writer_writes_what_the_email_package_writes(base: OutgoingMessage, body: str) -> None:
+    rng = random.Random(body)
+    for i in range(40):
+        message = dataclasses.replace(
+            base,
+            message_key=f"k-{i}",
+            to_name=rng.choice(NAMES),
+            to_email=rng.choice(ADDRESSES),
+            from_name=rng.choice(NAMES),
+            subject=rng.choice(SUBJECTS),
+            reply_to=rng.choice([None, "owner@example.jp"]),
+            cc=[["cc@example.jp"], [], ["a@example.jp", "o'hara@example.jp"], ["a..b@example.jp"]][i % 4],
+            text=body if i % 2 else base.text,
+            html=base.html if i % 2 else body,
+            headers=rng.choice(HEADERS),
+            categories=rng.choice([[], ["renewal", "ja"]]),
+        )
+        expected = _stock(message)
+        random.seed(11)
+        try:
+            written = eml_bytes(message, message_id(message), NOW)
+        except Exception as exc:
+            assert isinstance(expected, Exception), f"{message}: {exc!r}"
+            continue
+        if written is None:  # stepped aside: the outbox builds it with the email package
+            assert "a..b@example.jp" in message.cc or message.headers.keys() & {"Subject", "Content-Language"}
+            continue
+        assert not isinstance(expected, Exception), f"written where the email package refuses: {expected!r}"
+        assert (written, message_id(message)) == expected
+
+
+def test_the_outbox_file_is_the_direct_writers_and_keeps_its_key(base: OutgoingMessage, tmp_path: Path) -> None:
+    backend = OutboxBackend(tmp_path)
+    random.seed(3)
+    returned = backend.send(base)
+    data = backend.path_for(base).read_bytes()
+    random.seed(3)
+    stock = to_mime(base, policy=STOCK).as_bytes(policy=STOCK_WRITE)
+    blank_date = re.compile(rb"(?m)^Date: .*$")
+    assert blank_date.sub(b"Date: -", data) == blank_date.sub(b"Date: -", stock)
+    assert returned == written_message_id(backend.path_for(base)) == message_id(base)
+
+
+def test_names_in_any_script_are_encoded_as_the_stock_fold_encodes_them() -> None:
+    rng = random.Random(5)
+    pool = "山田太郎花子渡辺髙﨑ひらがなカタカナｶﾀｶﾅ한국어éèüßñ€😀　・ー々"
+    for _ in range(300):
+        words = ["".join(rng.choice(pool) for _ in range(rng.randint(1, 12))) for _ in range(rng.randint(1, 4))]
+        name = rng.choice([" ", "  ", " \u3000"]).join(words) if rng.random() < 0.2 else " ".join(words)
+        for address in ("taro@mirai.example.jp", "o'hara@example.jp"):
+            stock = STOCK_WRITE.fold_binary("To", STOCK.header_store_parse("To", Address(name, addr_spec=address))[1])
+            assert _address_header("To", name, address) == stock, name
+
+
+def test_message_ids_and_dates_are_written_as_the_stock_fold_writes_them() -> None:
+    rng = random.Random(9)
+    for _ in range(300):
+        when = dt.datetime(2000, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=rng.randrange(2_000_000_000))
+        domain = rng.choice(["example.co.jp", "sender-1.example.jp", "x.y.z.example"])
+        message_id_ = f"<{rng.getrandbits(128):032x}.kizuna@{domain}>"
+        for name, value, written in (
+            ("Date", when, email.utils.format_datetime(when)),
+            ("Message-ID", message_id_, message_id_),
+        ):
+            stock = STOCK_WRITE.fold_binary(name, STOCK.header_store_parse(name, value)[1])
+            assert header_bytes(name, written) == stock

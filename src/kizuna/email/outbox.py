@@ -13,76 +13,17 @@ import os
 import re
 import tempfile
 import threading
-from email.headerregistry import Address, HeaderRegistry
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from typing import Any
 
+from kizuna.email.headers import POLICY as _POLICY
+from kizuna.email.headers import WRITE_POLICY as _WRITE_POLICY
+from kizuna.email.headers import eml_bytes
 from kizuna.email.message import OutgoingMessage
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
-_MEMO_SIZE = 4096  # distinct header values remembered; a campaign repeats a few dozen (From, Subject, parts)
-_PARSED: dict[tuple[str, Any], Any] = {}
-_FOLDED: dict[tuple[Any, ...], bytes] = {}
-
-
-class _MemoPolicy(email.policy.EmailPolicy):
-    """email.policy.SMTP remembering the header values it parsed and folded before.
-
-    Parsing and folding a header are pure functions of its name, its text and the policy, and the email
-    package never changes a header object once made (it replaces it), so a value seen before is handed out
-    again, byte for byte what a fresh parse and fold would give (tests/email/test_email_outbox_bytes.py). Half of
-    what a message costs was these two steps for headers every message of a campaign shares.
-    """
-
-    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
-        if type(value) is Address:  # From (the same on every message) and To: what str() of it says is all it is
-            key: tuple[str, Any] = (name, ("address", value.display_name, value.username, value.domain))
-        elif type(value) is str:
-            key = (name, value)
-        else:
-            return super().header_store_parse(name, value)
-        header = _PARSED.get(key)
-        if header is None:
-            _, header = super().header_store_parse(name, value)
-            header._kizuna_memo_key = key  # read by fold_binary: the text this header was parsed from
-            if len(_PARSED) >= _MEMO_SIZE:
-                _PARSED.clear()
-                _FOLDED.clear()
-            _PARSED[key] = header
-        return name, header
-
-    def fold_binary(self, name: str, value: Any) -> bytes:
-        memo_key = getattr(value, "_kizuna_memo_key", None)
-        if memo_key is None:
-            return super().fold_binary(name, value)
-        key = (name, memo_key, self.linesep, self.max_line_length, self.utf8, self.cte_type, self.refold_source)
-        folded = _FOLDED.get(key)
-        if folded is None:
-            folded = _FOLDED[key] = super().fold_binary(name, value)
-        return folded
-
-
-class _HeaderClasses(HeaderRegistry):
-    """The standard registry, making each header name's class once instead of on every header (≈ 25 µs each)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type] = {}
-
-    def __getitem__(self, name: str) -> type:
-        made = self._made.get(name.lower())
-        if made is None:
-            made = self._made[name.lower()] = super().__getitem__(name)
-        return made
-
-
-# CRLF line ends, RFC 2047 for non-ASCII headers, as a provider would send (email.policy.SMTP's settings)
-_POLICY = _MemoPolicy(linesep="\r\n", header_factory=_HeaderClasses())
-# Written without folding: Python 3.11 folds a long ASCII display name without its quotes and a long reply-to
-# onto a line that does not start with a space, which changes what the header says (tests/reliability).
-_WRITE_POLICY = _POLICY.clone(max_line_length=None)
 
 
 def message_id(message: OutgoingMessage) -> str:
@@ -185,8 +126,11 @@ class OutboxBackend:
         if existing:
             return path, existing, False
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
-        mime = to_mime(message)
-        data = mime.as_bytes(policy=_WRITE_POLICY)
+        message_id_ = message_id(message)
+        data = eml_bytes(message, message_id_, dt.datetime.now(dt.UTC))
+        if data is None:  # what the direct writer is not sure of: the email package builds it
+            mime = to_mime(message)
+            data, message_id_ = mime.as_bytes(policy=_WRITE_POLICY), str(mime["Message-ID"])
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=self.outbox_dir)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -197,7 +141,7 @@ class OutboxBackend:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        return path, str(mime["Message-ID"]), True
+        return path, message_id_, True
 
 
 def written_message_id(path: Path) -> str | None:

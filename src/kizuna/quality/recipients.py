@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import threading
+
 import duckdb
+import pandas as pd
 
 from kizuna.core import ops
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import OPS_SCHEMA
 from kizuna.email.consent import relationship_allows_sql, suppressed_sql
-from kizuna.quality.suites import load_suites
-from kizuna.quality.validate import CheckResult, run_suite
+from kizuna.quality.suites import SuiteFile, load_suites
+from kizuna.quality.validate import CheckResult, Validator
+
+# One Great Expectations validator per suite content, built on first use and kept for the process: building
+# one (context, suite, asset) costs as much as running it, and a run's campaigns all check the same suite.
+_VALIDATORS: dict[str, tuple[Validator, threading.Lock]] = {}
+_VALIDATORS_LOCK = threading.Lock()
 
 
 class RecipientsCheckError(RuntimeError):
@@ -51,8 +60,22 @@ def check_recipients(
         ).df()
         if frame.empty:
             continue
-        results += run_suite(suite, frame, {}, f"campaign_recipients[{campaign}]")
+        results += _validate(suite, frame, f"campaign_recipients[{campaign}]")
     failures = [r for r in results if not r.success and r.severity == "critical"]
     if failures:
         raise RecipientsCheckError(campaign, failures)
     return results
+
+
+def _validate(suite: SuiteFile, frame: pd.DataFrame, file: str) -> list[CheckResult]:
+    """The suite's verdict on the frame, from the validator built for this exact suite (rebuilt if it changed)."""
+    key = json.dumps([suite.name, suite.schema, suite.table, suite.expectations], sort_keys=True, default=str)
+    with _VALIDATORS_LOCK:
+        entry = _VALIDATORS.get(key)
+        if entry is None:
+            if len(_VALIDATORS) >= 8:  # suites edited while a long-lived worker runs: keep only recent ones
+                _VALIDATORS.clear()
+            entry = _VALIDATORS[key] = (Validator(suite, suite.expectations), threading.Lock())
+    validator, lock = entry
+    with lock:  # a GX validation definition is not made for two frames at once
+        return validator.run(frame, {}, file)
