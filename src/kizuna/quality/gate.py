@@ -18,6 +18,7 @@ from kizuna.core.warehouse import (
     OPS_SCHEMA,
     RAW_SCHEMA,
     connect,
+    mark_rewritten,
     publish_incoming,
     staged_load_id,
     table_exists,
@@ -91,6 +92,7 @@ def check_staged(
             change = normalise_column(con, INCOMING_SCHEMA, suite.table, column, kind)
             if change:
                 verdict.normalised.append(change)
+                mark_rewritten(con, suite.table)
         verdict.results.append(exact_duplicates(con, suite.table, suite.name))
         results = validate_table(con, INCOMING_SCHEMA, suite, parameters)
         name_records(con, suite.table, results)
