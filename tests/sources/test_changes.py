@@ -98,6 +98,19 @@ def test_inserted_updated_deleted_keys_are_exact(settings: Settings) -> None:
         ("contacts", "P4", "inserted"),
         ("invoices", "I2", "updated"),
     }
+    with connect(settings.warehouse) as con:
+        before = dict(
+            con.execute(
+                "SELECT key, before_row::JSON ->> '$.name' FROM ops.load_changes "
+                "WHERE table_name = 'customers' AND load_id = ?",
+                [result.load_id],
+            ).fetchall()
+        )
+        deleted = con.execute(
+            "SELECT before_row::JSON ->> '$.email' FROM ops.load_changes WHERE key = 'P3' AND change = 'deleted'"
+        ).fetchone()
+    assert before == {"C2": "二号商事株式会社", "C4": None}  # the row an update replaced; none for an insert
+    assert deleted == ("san@example.co.jp",)
     loads = last_loads(settings)
     assert loads["customers"] == ("staged", 4, 1, 1, 0)
     assert loads["contacts"] == ("staged", 3, 1, 0, 1)

@@ -250,9 +250,10 @@ def upgrade_loads(con: duckdb.DuckDBPyConnection) -> None:
 
 
 # One row per key a published load inserted, updated or deleted in a raw table (the key of a keyless table is
-# its row's hash), so later steps can find the dates a change touches.
+# its row's hash), so later steps can find the dates a change touches: the new row is in raw, the row it
+# replaced (updated, deleted) in before_row, as JSON with the raw table's columns.
 LOAD_CHANGES = OpsTable(
     f"{OPS_SCHEMA}.load_changes",
     "load_id VARCHAR NOT NULL, table_name VARCHAR NOT NULL, key VARCHAR, "
-    "change VARCHAR NOT NULL CHECK (change IN ('inserted', 'updated', 'deleted'))",
+    "change VARCHAR NOT NULL CHECK (change IN ('inserted', 'updated', 'deleted')), before_row VARCHAR",
 )

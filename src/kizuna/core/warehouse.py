@@ -323,15 +323,26 @@ def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) ->
         change = "CASE WHEN coalesce(n.n, 0) > coalesce(o.n, 0) THEN 'inserted' ELSE 'deleted' END"
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {LOAD_CHANGES_STAGING} "
-        "(load_id VARCHAR, table_name VARCHAR, key VARCHAR, change VARCHAR)"
+        "(load_id VARCHAR, table_name VARCHAR, key VARCHAR, change VARCHAR, before_row VARCHAR)"
     )
     con.execute(f"DELETE FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?", [table.name])
     con.execute(
-        f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT ?, ?, coalesce(n.key, o.key), {change} "
+        f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT ?, ?, coalesce(n.key, o.key), {change}, NULL "
         f"FROM ({new}) n FULL OUTER JOIN ({old}) o ON n.key = o.key "
         "WHERE n.key IS NULL OR o.key IS NULL OR n.h <> o.h OR n.n <> o.n",
         [load_id, table.name],
     )
+    if table_exists(con, RAW_SCHEMA, table.name):
+        # The published row an update or deletion replaces (its dates say which months it touched), as JSON.
+        key = change_key(con, table, RAW_SCHEMA)
+        con.execute(
+            f"UPDATE {LOAD_CHANGES_STAGING} c SET before_row = b.row FROM ("
+            f"SELECT {key} AS key, arg_max(to_json(r)::VARCHAR, {SOURCE_ROW_COLUMN}) AS row "
+            f'FROM {RAW_SCHEMA}."{table.name}" r WHERE {key} IN (SELECT key FROM {LOAD_CHANGES_STAGING} '
+            "WHERE table_name = ? AND change <> 'inserted') GROUP BY ALL) b "
+            "WHERE c.table_name = ? AND c.key = b.key AND c.change <> 'inserted'",
+            [table.name, table.name],
+        )
     counts = dict(
         con.execute(
             f"SELECT change, count(*) FROM {LOAD_CHANGES_STAGING} WHERE table_name = ? GROUP BY change",
