@@ -24,7 +24,10 @@ SourceDir = Annotated[Path | None, typer.Option(help="Directory of source files 
 Warehouse = Annotated[Path | None, typer.Option(help="DuckDB file (default: KIZUNA_WAREHOUSE).")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="Business date YYYY-MM-DD (default: today, Tokyo).")]
 FullRefresh = Annotated[
-    bool, typer.Option("--full-refresh", help="Connectors ignore their cursors and pull every record again.")
+    bool,
+    typer.Option(
+        "--full-refresh", help="Connectors pull every record again, every file is parsed and every row gated."
+    ),
 ]
 Verbose = Annotated[
     bool,

@@ -83,7 +83,9 @@ class Settings(BaseSettings):
         description="Overrides the sources file per table, e.g. 'customers=hubspot,subscriptions=stripe'.",
     )
     full_refresh: bool = Field(
-        False, description="Ignore the connectors' stored cursors and pull every record again (`--full-refresh`)."
+        False,
+        description="Pull every record again (connectors ignore their cursors), parse every file even when unchanged "
+        "and gate every row, not only the changed ones (`--full-refresh`).",
     )
     hubspot_token: SecretStr | None = Field(None, description="HubSpot private app access token.")
     hubspot_token_block: str | None = Field(

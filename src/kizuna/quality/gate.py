@@ -23,6 +23,7 @@ from kizuna.core.warehouse import (
     staged_load_id,
     table_exists,
 )
+from kizuna.quality.changed_rows import is_incremental, keep_out_quarantined
 from kizuna.quality.normalise import normalise_column
 from kizuna.quality.plausibility import drop_checks, exact_duplicates, outlier_checks
 from kizuna.quality.quarantine import quarantine_rows
@@ -94,7 +95,12 @@ def check_staged(
                 verdict.normalised.append(change)
                 mark_rewritten(con, suite.table)
         verdict.results.append(exact_duplicates(con, suite.table, suite.name))
-        results = validate_table(con, INCOMING_SCHEMA, suite, parameters)
+        incremental = is_incremental(con, suite.table, settings.full_refresh)
+        if incremental and suite.table not in verdict.kept_out:
+            verdict.kept_out[suite.table] = keep_out_quarantined(con, suite.table)
+        results = validate_table(
+            con, INCOMING_SCHEMA, suite, parameters, incremental=incremental, checked=verdict.checked_rows
+        )
         name_records(con, suite.table, results)
         file = next((f.file for r in results for f in r.findings), f"{suite.table}.csv")
         verdict.results += results

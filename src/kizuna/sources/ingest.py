@@ -119,7 +119,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                         staged.changes = stage_changes(con, by_name[staged.table], result.load_id)
                 pulls.cursors.stage(con)
                 record_fx_currencies(con, INCOMING_SCHEMA, settings.dbt_project_dir)
-                _record_staged(con, result)
+                _record_staged(con, result, settings.full_refresh)
             except BaseException:
                 con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
                 raise
@@ -173,7 +173,9 @@ def _stage_from_file(
     return staged, findings, total
 
 
-def _record_staged(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
+def _record_staged(con: duckdb.DuckDBPyConnection, result: IngestResult, full_refresh: bool) -> None:
+    """The load's record per table; `full_refresh` tells the gate to check every row (quality.changed_rows)."""
+
     def changes(attr: str) -> list[int | None]:
         return [getattr(s.changes, attr) if s.changes else None for s in result.staged]
 
@@ -184,7 +186,7 @@ def _record_staged(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None
         "unnest(?::VARCHAR[]) AS encoding, unnest(?::BIGINT[]) AS row_count, unnest(?::VARCHAR[]) AS sha256, "
         "unnest(?::VARCHAR[]) AS options_sha256, unnest(?::VARCHAR[]) AS status, "
         "unnest(?::BIGINT[]) AS inserted_rows, unnest(?::BIGINT[]) AS updated_rows, "
-        "unnest(?::BIGINT[]) AS deleted_rows, false AS rewritten",
+        "unnest(?::BIGINT[]) AS deleted_rows, false AS rewritten, ?::BOOLEAN AS full_refresh",
         [
             result.load_id,
             result.source_dir,
@@ -198,5 +200,6 @@ def _record_staged(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None
             changes("inserted"),
             changes("updated"),
             changes("deleted"),
+            full_refresh,
         ],
     )
