@@ -236,6 +236,7 @@ def summarise(
         warehouse=str(settings.warehouse),
         rows_loaded=staged.rows,
         skipped_sources=staged.skipped,
+        unchanged_sources=staged.unchanged,
         checks_passed=sum(1 for r in verdict.results if r.success),
         checks_failed_warning=len(verdict.warnings),
         gate_report=verdict.report,

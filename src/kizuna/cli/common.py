@@ -27,7 +27,8 @@ FullRefresh = Annotated[
     bool,
     typer.Option(
         "--full-refresh",
-        help="Connectors pull every record again, and dbt rebuilds its incremental models from nothing.",
+        help="Connectors pull every record again, every file is parsed and every row gated, and dbt rebuilds its "
+        "incremental models from nothing.",
     ),
 ]
 Verbose = Annotated[

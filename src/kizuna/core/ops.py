@@ -242,3 +242,35 @@ CRM_SYNC = OpsTable(
             first_seen_on DATE, created_at TIMESTAMP, updated_at TIMESTAMP NOT NULL, closed_at TIMESTAMP,
             PRIMARY KEY (crm, object, kizuna_key)""",
 )
+
+
+# --- changes per load (issue 22: ingest what changed) ---------------------------------------------------------
+
+# Columns ops.loads gained after its first layout, added in place by upgrade_loads (kizuna.core.warehouse
+# publish_incoming): status is "staged" (parsed from its file or pull) or "unchanged" (same sha256 and reading
+# options as the last published load: not parsed, raw kept as is); the counts are keys against the last load.
+LOADS_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("staged_rows", "BIGINT"),
+    ("options_sha256", "VARCHAR"),
+    ("status", "VARCHAR"),
+    ("inserted_rows", "BIGINT"),
+    ("updated_rows", "BIGINT"),
+    ("deleted_rows", "BIGINT"),
+)
+
+
+def upgrade_loads(con: duckdb.DuckDBPyConnection) -> None:
+    """ops.loads as it is now, whatever layout an older kizuna created it in."""
+    ensure(con, LOADS)
+    for name, kind in LOADS_ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE {LOADS} ADD COLUMN IF NOT EXISTS {name} {kind}")
+
+
+# One row per key a published load inserted, updated or deleted in a raw table (the key of a keyless table is
+# its row's hash), so later steps can find the dates a change touches: the new row is in raw, the row it
+# replaced (updated, deleted) in before_row, as JSON with the raw table's columns.
+LOAD_CHANGES = OpsTable(
+    f"{OPS_SCHEMA}.load_changes",
+    "load_id VARCHAR NOT NULL, table_name VARCHAR NOT NULL, key VARCHAR, "
+    "change VARCHAR NOT NULL CHECK (change IN ('inserted', 'updated', 'deleted')), before_row VARCHAR",
+)

@@ -84,8 +84,9 @@ class Settings(BaseSettings):
     )
     full_refresh: bool = Field(
         False,
-        description="Ignore the connectors' stored cursors and pull every record again, and rebuild dbt's incremental "
-        "models from nothing (`--full-refresh`, docs/incremental.md).",
+        description="Pull every record again (connectors ignore their cursors), parse every file even when unchanged, "
+        "gate every row, not only the changed ones, and rebuild dbt's incremental models from nothing "
+        "(`--full-refresh`, docs/incremental.md).",
     )
     hubspot_token: SecretStr | None = Field(None, description="HubSpot private app access token.")
     hubspot_token_block: str | None = Field(

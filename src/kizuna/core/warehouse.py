@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -29,6 +30,8 @@ STATE_PREFIX = "_state__"
 # behind each staged row, e.g. "stripe subscription sub_1", so the gate's findings can name it.
 RECORDS_PREFIX = "_records__"
 RECORD_COLUMN = "_source_record"
+# The keys each staged table inserts, updates and deletes (kizuna.sources.changes), kept in ops.load_changes.
+LOAD_CHANGES_STAGING = f"{INCOMING_SCHEMA}._load_changes"
 
 
 # DuckDB's memory_limit for every connection kizuna opens and for dbt's (dbt_project/profiles.yml reads the same
@@ -170,15 +173,19 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [INCOMING_SCHEMA]
         ).fetchall()
     }
+    # Staging only, before the transaction (DuckDB cannot commit a change to a table the same transaction drops).
+    _recount_rewritten(con, load_id, staged)
     counts: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
-        ops.ensure(con, ops.LOADS)
         # row_count is what raw holds once published; staged_rows what the file gave before the gate quarantined.
-        con.execute(f"ALTER TABLE {OPS_SCHEMA}.loads ADD COLUMN IF NOT EXISTS staged_rows BIGINT")
+        ops.upgrade_loads(con)
+        kept = _unchanged_tables(con)
         for table in TABLES:
-            if table.name in staged:
+            if table.name in kept:
+                pass  # the file was not parsed again and the gate moved nothing out: raw keeps the very table
+            elif table.name in staged:
                 con.execute(
                     f'CREATE OR REPLACE TABLE {RAW_SCHEMA}."{table.name}" AS '
                     f'SELECT * FROM {INCOMING_SCHEMA}."{table.name}"'
@@ -190,11 +197,14 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
         con.execute(
             f"INSERT INTO {OPS_SCHEMA}.loads BY NAME SELECT l.load_id, timezone('UTC', now()) AS published_at, "
             "l.source_dir, l.table_name, l.source_file, l.encoding, p.rows AS row_count, l.sha256, "
-            f"l.row_count AS staged_rows FROM {INCOMING_SCHEMA}._load l "
+            f"l.row_count AS staged_rows{_load_change_columns(con)} FROM {INCOMING_SCHEMA}._load l "
             "JOIN (SELECT unnest(?::VARCHAR[]) AS table_name, unnest(?::BIGINT[]) AS rows) p USING (table_name) "
             "WHERE l.load_id = ?",
             [list(counts), list(counts.values()), load_id],
         )
+        ops.ensure(con, ops.LOAD_CHANGES)  # present from the first load on, empty as that load lists no keys
+        if table_exists(con, INCOMING_SCHEMA, LOAD_CHANGES_STAGING.partition(".")[2]):
+            con.execute(f"INSERT INTO {ops.LOAD_CHANGES} BY NAME SELECT * FROM {LOAD_CHANGES_STAGING}")
         state_tables = sorted(t for t in staged if t.startswith(STATE_PREFIX))
         if state_tables:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
@@ -213,6 +223,133 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
         con.execute("ROLLBACK")
         raise
     return counts
+
+
+def _load_change_columns(con: duckdb.DuckDBPyConnection) -> str:
+    """The change columns the staged _load has (a load staged by an older kizuna has none)."""
+    names = [n for n, _ in ops.LOADS_ADDED_COLUMNS if n != "staged_rows"]
+    return "".join(f", l.{n}" for n in names if column_exists(con, INCOMING_SCHEMA, "_load", n))
+
+
+def mark_rewritten(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """The gate rewrote values of a staged table: compare it again before publishing (and publish a copy of an
+    unchanged file's raw table rather than keep the raw table)."""
+    if column_exists(con, INCOMING_SCHEMA, "_load", "rewritten"):
+        con.execute(
+            f"UPDATE {INCOMING_SCHEMA}._load SET rewritten = true WHERE table_name = ?",
+            [table],
+        )
+
+
+def _recount_rewritten(con: duckdb.DuckDBPyConnection, load_id: str, staged: set[str]) -> None:
+    """Tables the gate rewrote after ingest compared them (rows quarantined or kept out, values normalised):
+    compare what is published instead."""
+    if not column_exists(con, INCOMING_SCHEMA, "_load", "rewritten"):
+        return
+    loads = con.execute(f"SELECT table_name, row_count, rewritten FROM {INCOMING_SCHEMA}._load").fetchall()
+    for table in TABLES:
+        load = next((r for r in loads if r[0] == table.name), None)
+        if load is None or table.name not in staged:
+            continue
+        now = con.execute(f'SELECT count(*) FROM {INCOMING_SCHEMA}."{table.name}"').fetchone()
+        if not load[2] and now and now[0] == load[1]:
+            continue
+        counts = stage_changes(con, table, load_id)
+        con.execute(
+            f"UPDATE {INCOMING_SCHEMA}._load SET inserted_rows = ?, updated_rows = ?, deleted_rows = ?, "
+            "status = 'staged' WHERE table_name = ?",
+            [counts.inserted, counts.updated, counts.deleted, table.name],
+        )
+
+
+def _unchanged_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Tables staged as copies of raw (their file unchanged) that the gate left as they were (_recount_rewritten
+    marks the others staged): raw keeps them as they are."""
+    if not column_exists(con, INCOMING_SCHEMA, "_load", "status"):
+        return set()
+    rows = con.execute(f"SELECT table_name FROM {INCOMING_SCHEMA}._load WHERE status = 'unchanged'").fetchall()
+    return {str(r[0]) for r in rows if table_exists(con, RAW_SCHEMA, str(r[0]))}
+
+
+# --- what a load changes (kizuna.sources.changes stages it; publish_incoming keeps it) ----
+
+
+@dataclass
+class ChangeCounts:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    def __str__(self) -> str:
+        return f"+{self.inserted:,} ~{self.updated:,} -{self.deleted:,}"
+
+
+def _row_hash(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
+    """A row's hash over the contract's columns (a column the table lacks counts as NULL), provenance aside."""
+    cells = [f'"{c.name}"' if column_exists(con, schema, table.name, c.name) else "NULL" for c in table.columns]
+    return f"hash({', '.join(cells)})"
+
+
+def change_key(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
+    """The key ops.load_changes names a row by, as SQL over the table: its contract key, else its row's hash."""
+    return f'"{table.key}"::VARCHAR' if table.key else f"{_row_hash(con, table, schema)}::VARCHAR"
+
+
+def _keyed_hashes(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
+    """SELECT key, h, n: per key the sum of its rows' hashes and their number (a keyless table: per row)."""
+    row_hash = _row_hash(con, table, schema)
+    return (
+        f"SELECT {change_key(con, table, schema)} AS key, sum({row_hash}::HUGEINT) AS h, count(*) AS n "
+        f'FROM {schema}."{table.name}" GROUP BY ALL'
+    )
+
+
+def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) -> ChangeCounts:
+    """Stage the keys the incoming table inserts, updates and deletes against the published raw table.
+
+    Rows are compared whole (contract columns; `_source_file` and `_source_row` aside, so a row that only moved
+    in the file is not a change). A keyless table's key is the row's hash: a row is inserted or deleted, never
+    updated. On a table's first load every row is inserted and no key is listed.
+    """
+    if not table_exists(con, RAW_SCHEMA, table.name):
+        # A first load inserts every row: counted, but its keys are not listed (41M rows at 1M customers).
+        row = con.execute(f'SELECT count(*) FROM {INCOMING_SCHEMA}."{table.name}"').fetchone()
+        return ChangeCounts(inserted=int(row[0]) if row else 0)
+    new = _keyed_hashes(con, table, INCOMING_SCHEMA)
+    old = _keyed_hashes(con, table, RAW_SCHEMA)
+    if table.key:
+        change = "CASE WHEN o.key IS NULL THEN 'inserted' WHEN n.key IS NULL THEN 'deleted' ELSE 'updated' END"
+    else:
+        change = "CASE WHEN coalesce(n.n, 0) > coalesce(o.n, 0) THEN 'inserted' ELSE 'deleted' END"
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {LOAD_CHANGES_STAGING} "
+        "(load_id VARCHAR, table_name VARCHAR, key VARCHAR, change VARCHAR, before_row VARCHAR)"
+    )
+    con.execute(f"DELETE FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?", [table.name])
+    con.execute(
+        f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT ?, ?, coalesce(n.key, o.key), {change}, NULL "
+        f"FROM ({new}) n FULL OUTER JOIN ({old}) o ON n.key = o.key "
+        "WHERE n.key IS NULL OR o.key IS NULL OR n.h <> o.h OR n.n <> o.n",
+        [load_id, table.name],
+    )
+    if table_exists(con, RAW_SCHEMA, table.name):
+        # The published row an update or deletion replaces (its dates say which months it touched), as JSON.
+        key = change_key(con, table, RAW_SCHEMA)
+        con.execute(
+            f"UPDATE {LOAD_CHANGES_STAGING} c SET before_row = b.row FROM ("
+            f"SELECT {key} AS key, arg_max(to_json(r)::VARCHAR, {SOURCE_ROW_COLUMN}) AS row "
+            f'FROM {RAW_SCHEMA}."{table.name}" r WHERE {key} IN (SELECT key FROM {LOAD_CHANGES_STAGING} '
+            "WHERE table_name = ? AND change <> 'inserted') GROUP BY ALL) b "
+            "WHERE c.table_name = ? AND c.key = b.key AND c.change <> 'inserted'",
+            [table.name, table.name],
+        )
+    counts = dict(
+        con.execute(
+            f"SELECT change, count(*) FROM {LOAD_CHANGES_STAGING} WHERE table_name = ? GROUP BY change",
+            [table.name],
+        ).fetchall()
+    )
+    return ChangeCounts(counts.get("inserted", 0), counts.get("updated", 0), counts.get("deleted", 0))
 
 
 def staged_load_id(con: duckdb.DuckDBPyConnection) -> str | None:

@@ -18,10 +18,12 @@ from kizuna.core.warehouse import (
     OPS_SCHEMA,
     RAW_SCHEMA,
     connect,
+    mark_rewritten,
     publish_incoming,
     staged_load_id,
     table_exists,
 )
+from kizuna.quality.changed_rows import is_incremental, keep_out_quarantined
 from kizuna.quality.normalise import normalise_column
 from kizuna.quality.plausibility import drop_checks, exact_duplicates, outlier_checks
 from kizuna.quality.quarantine import quarantine_rows
@@ -91,8 +93,14 @@ def check_staged(
             change = normalise_column(con, INCOMING_SCHEMA, suite.table, column, kind)
             if change:
                 verdict.normalised.append(change)
+                mark_rewritten(con, suite.table)
         verdict.results.append(exact_duplicates(con, suite.table, suite.name))
-        results = validate_table(con, INCOMING_SCHEMA, suite, parameters)
+        incremental = is_incremental(con, suite.table, settings.full_refresh)
+        if incremental and suite.table not in verdict.kept_out:
+            verdict.kept_out[suite.table] = keep_out_quarantined(con, suite.table)
+        results = validate_table(
+            con, INCOMING_SCHEMA, suite, parameters, incremental=incremental, checked=verdict.checked_rows
+        )
         name_records(con, suite.table, results)
         file = next((f.file for r in results for f in r.findings), f"{suite.table}.csv")
         verdict.results += results

@@ -11,6 +11,7 @@ import pandas as pd
 
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES_BY_NAME, ColumnType
 from kizuna.core.errors import Finding
+from kizuna.quality.changed_rows import rows_to_check
 from kizuna.quality.suites import SuiteFile
 
 SAMPLE_ROWS = 5
@@ -277,25 +278,39 @@ def validate_table(
     suite: SuiteFile,
     parameters: dict[str, Any],
     chunk_rows: int = CHUNK_ROWS,
+    *,
+    incremental: bool = False,
+    checked: dict[str, int] | None = None,
 ) -> list[CheckResult]:
     """Validate a staged table in chunks of `chunk_rows`, so memory stays flat whatever the table's size.
 
     DuckDB first computes, in one pass, only the columns the suite reads, its derived columns, and for each
     uniqueness expectation a duplicate flag over the whole table (a chunk alone cannot see duplicates in
     other chunks). Row-level expectations then run chunk by chunk; table-level ones (row count, column sum)
-    run once on the few columns they need.
+    run once on the few columns they need. `incremental`: row-level expectations check only the rows
+    `kizuna.quality.changed_rows.rows_to_check` selects; `checked` receives how many, per suite.
     """
     contract = TABLES_BY_NAME[suite.table]
     types = [e["type"] for e in suite.expectations]
     expectations, derived = _with_duplicate_flags(suite)
     needed = _needed_columns(expectations)
     _create_gate_frame(con, schema, suite.table, needed, derived)
+    condition = rows_to_check(con, suite, expectations, derived) if incremental else None
+    rows_table = "_gate_frame"
+    if condition is not None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _gate_rows AS SELECT * FROM _gate_frame WHERE {condition}")
+        rows_table = "_gate_rows"
     try:
         row = con.execute(
             f"SELECT count(*), min({SOURCE_ROW_COLUMN}), max({SOURCE_ROW_COLUMN}), "
-            f"any_value({SOURCE_FILE_COLUMN}) FROM _gate_frame"
+            f"any_value({SOURCE_FILE_COLUMN}) FROM {rows_table}"
         ).fetchone()
         total, low, high, file = row or (0, None, None, None)
+        if checked is not None:
+            checked[suite.name] = int(total)
+        if not file and rows_table != "_gate_frame":  # the file a finding names, even when no row is checked
+            any_file = con.execute(f"SELECT any_value({SOURCE_FILE_COLUMN}) FROM _gate_frame").fetchone()
+            file = any_file[0] if any_file else None
         file = file or f"{suite.table}.csv"
         dates = [
             c.name for c in contract.columns if c.name in needed and c.type in (ColumnType.DATE, ColumnType.TIMESTAMP)
@@ -310,7 +325,7 @@ def validate_table(
             for start in starts:
                 chunk = _read_frame(
                     con,
-                    f"SELECT * FROM _gate_frame WHERE {SOURCE_ROW_COLUMN} >= ? AND {SOURCE_ROW_COLUMN} < ?",
+                    f"SELECT * FROM {rows_table} WHERE {SOURCE_ROW_COLUMN} >= ? AND {SOURCE_ROW_COLUMN} < ?",
                     [start, start + chunk_rows],
                     dates,
                 )
@@ -325,4 +340,5 @@ def validate_table(
             results.update(zip(table_level, validator.run(whole, parameters, file), strict=True))
     finally:
         con.execute("DROP TABLE IF EXISTS _gate_frame")
+        con.execute("DROP TABLE IF EXISTS _gate_rows")
     return [results[i] for i in range(len(expectations))]

@@ -21,6 +21,9 @@ class GateVerdict:
     report: str | None = None
     normalised: list[Normalisation] = field(default_factory=list)
     published: dict[str, int] = field(default_factory=dict)  # rows per raw table once published
+    # rows equal to ones an earlier load quarantined, kept out again without a new report (quality.changed_rows)
+    kept_out: dict[str, int] = field(default_factory=dict)
+    checked_rows: dict[str, int] = field(default_factory=dict)  # rows row-level expectations checked, per suite
 
     @property
     def passed(self) -> bool:

@@ -59,6 +59,7 @@ class RunSummary:
     warehouse: str
     rows_loaded: dict[str, int] = field(default_factory=dict)
     skipped_sources: list[str] = field(default_factory=list)
+    unchanged_sources: list[str] = field(default_factory=list)  # same file as the last load: raw reused
     checks_passed: int = 0
     checks_failed_warning: int = 0
     gate_report: str | None = None
@@ -101,6 +102,8 @@ class RunSummary:
         lines.append(f"- rows: {loaded or 'none'}")
         if self.skipped_sources:
             lines.append(f"- skipped (no file): {', '.join(self.skipped_sources)}")
+        if self.unchanged_sources:
+            lines.append(f"- unchanged since the last load (not parsed): {', '.join(self.unchanged_sources)}")
         lines += ["", "## Quality gate"]
         lines.append(
             f"- {self.checks_passed} checks passed, {self.checks_failed_warning} warnings"

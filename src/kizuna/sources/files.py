@@ -14,6 +14,7 @@ import duckdb
 
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, ColumnType, Table
 from kizuna.core.errors import Finding, SourceError
+from kizuna.core.warehouse import ChangeCounts
 from kizuna.sources.casts import TYPE_HINT, folded, quote, sql_text, typed_expr, value_mapped, with_casts
 from kizuna.sources.csv_records import MAX_RECORD_BYTES, find_csv_defect, read_header, spreadsheet_rows
 from kizuna.sources.encoding import detect_encoding, to_utf8
@@ -36,6 +37,9 @@ class StagedFile:
     sha256: str
     ignored_columns: list[str] = field(default_factory=list)
     header: list[str] = field(default_factory=list)  # the header row as matched (normalised)
+    status: str = "staged"  # or UNCHANGED: the published raw table reused, the file not parsed (sources.changes)
+    options_sha256: str | None = None
+    changes: ChangeCounts | None = None  # keys inserted, updated, deleted against the last published load
 
 
 def missing_required_file(table: Table, mapping: TableMapping | None) -> Finding:
@@ -59,7 +63,7 @@ def find_file(source_dir: Path, table: Table, mapping: TableMapping | None = Non
     return None
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
@@ -194,13 +198,14 @@ def stage_file(
     schema: str,
     tmp_dir: Path,
     mapping: TableMapping | None = None,
+    sha256: str | None = None,
 ) -> tuple[StagedFile | None, list[Finding], int]:
     """Parse one file into `schema.<table>`. Returns the staged file (None on findings), findings, their total.
 
     With a mapping (kizuna.sources.mapping) the export's own headers, values and rows are read as the
     contract's; findings then name the export's header beside the contract's column.
     """
-    sha = _sha256(path)
+    sha = sha256 or file_sha256(path)
     text_path, encoding = _utf8_text(path, table, tmp_dir)
     header = read_header(text_path, path.name)
     source_of = _source_headers(table, mapping)

@@ -14,8 +14,16 @@ from kizuna.connectors.routing import FILES, load_routing
 from kizuna.core.contract import TABLES, Table
 from kizuna.core.errors import Finding, SourceContractError, SourceError
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import INCOMING_SCHEMA, connect
-from kizuna.sources.files import StagedFile, find_file, missing_required_file, stage_file
+from kizuna.core.warehouse import INCOMING_SCHEMA, ChangeCounts, connect, stage_changes
+from kizuna.sources.changes import (
+    UNCHANGED,
+    PublishedLoad,
+    can_reuse,
+    last_published,
+    options_sha256,
+    reuse_published,
+)
+from kizuna.sources.files import StagedFile, file_sha256, find_file, missing_required_file, stage_file
 from kizuna.sources.fx import record_fx_currencies
 from kizuna.sources.mapping import TableMapping, mapping_from_options
 from kizuna.sources.pulls import Pulls
@@ -35,6 +43,11 @@ class IngestResult:
     @property
     def rows(self) -> dict[str, int]:
         return {s.table: s.rows for s in self.staged}
+
+    @property
+    def unchanged(self) -> list[str]:
+        """Tables whose file equals the last published load's: not parsed, raw reused as is."""
+        return [s.table for s in self.staged if s.status == UNCHANGED]
 
 
 def new_load_id() -> str:
@@ -64,13 +77,19 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
             con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
             con.execute(f"CREATE SCHEMA {INCOMING_SCHEMA}")
             pulls = Pulls(con, settings, routing.options, result.load_id)
+            published = {} if settings.full_refresh else last_published(con)
             try:
                 for table in TABLES:
                     source = routing.source_of(table.name)
                     if source == FILES:
                         pulls.cursors.forget(table.name)
                         staged, table_findings, table_total = _stage_from_file(
-                            con, table, source_dir, tmp_dir, progress, mapping.of(table.name) if mapping else None
+                            con,
+                            table,
+                            _FileRead(source_dir, tmp_dir, mapping.of(table.name) if mapping else None),
+                            settings.timezone,
+                            published.get(table.name),
+                            progress,
                         )
                     else:
                         if progress:
@@ -94,9 +113,13 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                         result.staged.append(staged)
                 if findings:
                     raise SourceContractError(findings[:MAX_FINDINGS], total)
+                by_name = {t.name: t for t in TABLES}
+                for staged in result.staged:
+                    if staged.status != UNCHANGED:
+                        staged.changes = stage_changes(con, by_name[staged.table], result.load_id)
                 pulls.cursors.stage(con)
                 record_fx_currencies(con, INCOMING_SCHEMA, settings.dbt_project_dir)
-                _record_staged(con, result)
+                _record_staged(con, result, settings.full_refresh)
             except BaseException:
                 con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
                 raise
@@ -105,34 +128,65 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
     return result
 
 
+@dataclass(frozen=True)
+class _FileRead:
+    """Where a table's file is looked for and how it is read."""
+
+    source_dir: Path
+    tmp_dir: Path
+    mapping: TableMapping | None
+
+
 def _stage_from_file(
     con: duckdb.DuckDBPyConnection,
     table: Table,
-    source_dir: Path,
-    tmp_dir: Path,
+    read: _FileRead,
+    timezone: str,
+    last: PublishedLoad | None,
     progress: Callable[[str], None] | None,
-    mapping: TableMapping | None = None,
 ) -> tuple[StagedFile | None, list[Finding], int]:
+    """Stage the table's file; one equal (bytes and reading options) to the last published load's is not parsed:
+    the published raw table is reused (kizuna.sources.changes)."""
     try:
-        path = find_file(source_dir, table, mapping)
+        path = find_file(read.source_dir, table, read.mapping)
     except SourceError as exc:
         return None, [exc.finding], 1
     if path is None:
         return None, [], 0
+    sha = file_sha256(path)
+    opts = options_sha256(table, read.mapping, timezone)
+    if last is not None and can_reuse(con, table, last, sha, opts):
+        if progress:
+            progress(f"{path.name} (unchanged)")
+        rows = reuse_published(con, table)
+        unchanged = StagedFile(table.name, path.name, last.encoding, rows, sha, status=UNCHANGED, options_sha256=opts)
+        unchanged.changes = ChangeCounts()
+        return unchanged, [], 0
     if progress:
         progress(path.name)
     try:
-        return stage_file(con, table, path, INCOMING_SCHEMA, tmp_dir, mapping)
+        staged, findings, total = stage_file(con, table, path, INCOMING_SCHEMA, read.tmp_dir, read.mapping, sha)
     except SourceError as exc:
         return None, [exc.finding], 1
+    if staged is not None:
+        staged.options_sha256 = opts
+    return staged, findings, total
 
 
-def _record_staged(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
+def _record_staged(con: duckdb.DuckDBPyConnection, result: IngestResult, full_refresh: bool) -> None:
+    """The load's record per table; `full_refresh` tells the gate to check every row (quality.changed_rows)."""
+
+    def changes(attr: str) -> list[int | None]:
+        return [getattr(s.changes, attr) if s.changes else None for s in result.staged]
+
     con.execute(
         f"CREATE OR REPLACE TABLE {INCOMING_SCHEMA}._load AS "
         "SELECT ?::VARCHAR AS load_id, ?::VARCHAR AS source_dir, "
         "unnest(?::VARCHAR[]) AS table_name, unnest(?::VARCHAR[]) AS source_file, "
-        "unnest(?::VARCHAR[]) AS encoding, unnest(?::BIGINT[]) AS row_count, unnest(?::VARCHAR[]) AS sha256",
+        "unnest(?::VARCHAR[]) AS encoding, unnest(?::BIGINT[]) AS row_count, unnest(?::VARCHAR[]) AS sha256, "
+        "unnest(?::VARCHAR[]) AS options_sha256, unnest(?::VARCHAR[]) AS status, "
+        "unnest(?::BIGINT[]) AS inserted_rows, unnest(?::BIGINT[]) AS updated_rows, "
+        "unnest(?::BIGINT[]) AS deleted_rows, false AS rewritten, ?::BOOLEAN AS full_refresh",
         [
             result.load_id,
             result.source_dir,
@@ -141,5 +195,11 @@ def _record_staged(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None
             [s.encoding for s in result.staged],
             [s.rows for s in result.staged],
             [s.sha256 for s in result.staged],
+            [s.options_sha256 for s in result.staged],
+            [s.status for s in result.staged],
+            changes("inserted"),
+            changes("updated"),
+            changes("deleted"),
+            full_refresh,
         ],
     )

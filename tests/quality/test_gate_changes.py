@@ -1,0 +1,77 @@
+"""Gating the change: row-level expectations on the changed rows, the same verdicts as a full load."""
+
+from __future__ import annotations
+
+import shutil
+
+from kizuna.core.settings import Settings
+from kizuna.core.warehouse import connect
+from kizuna.quality.gate import gate_and_publish
+from kizuna.quality.verdict import GateVerdict
+from kizuna.sources.ingest import stage_sources
+from tests.quality.test_gate import AS_OF, base_rows, write_sources
+
+
+def outcome(verdict: GateVerdict) -> list[tuple[object, ...]]:
+    return sorted(
+        (r.suite, r.expectation, r.column, r.severity, r.success, r.unexpected_count, tuple(map(str, r.findings)))
+        for r in verdict.results
+    )
+
+
+def test_a_bad_changed_row_is_quarantined_and_an_old_one_not_reported_again(settings: Settings) -> None:
+    rows = base_rows()
+    rows["contacts"][1][0][2] = "ichi@@example"  # day 1: P1 is bad, quarantined
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    first = gate_and_publish(settings, AS_OF)
+    assert first.quarantined == {"contacts": 1}
+
+    rows["contacts"][1][1][2] = "ni@@example"  # day 2: P2 turns bad; P1 is still as it was
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    second = gate_and_publish(settings, AS_OF)
+
+    assert second.quarantined == {"contacts": 1}
+    assert second.kept_out == {"contacts": 1, "customers": 0, "subscriptions": 0, "invoices": 0}
+    assert second.checked_rows["raw_contacts"] == 1  # P2 alone went through Great Expectations
+    email = next(r for r in second.warnings if r.column == "email")
+    assert [str(f) for f in email.findings] == [
+        "contacts.csv, row 3, column email: is not a well-formed email address (found 'ni@@example')"
+    ]
+    with connect(settings.warehouse) as con:
+        assert con.execute("SELECT contact_id FROM raw.contacts ORDER BY 1").fetchall() == [("P3",)]
+        reported = con.execute(
+            "SELECT source_row, value FROM quarantine.rows WHERE load_id = ? ORDER BY 1", [second.load_id]
+        ).fetchall()
+    assert reported == [(3, "'ni@@example'")]
+
+
+def test_verdicts_equal_a_full_load(settings: Settings) -> None:
+    write_sources(settings.source_dir, base_rows())
+    stage_sources(settings)
+    gate_and_publish(settings, AS_OF)
+    full = settings.model_copy(update={"warehouse": settings.warehouse.with_name("full.duckdb"), "full_refresh": True})
+    shutil.copy(settings.warehouse, full.warehouse)
+
+    # Day 2: customer C3 deleted (its unchanged contact, subscription and invoice become orphans), a new
+    # subscription with an unknown currency, an invoice paid.
+    rows = base_rows()
+    del rows["customers"][1][2]
+    rows["subscriptions"][1].append(["S4", "C1", "2026-11-01", "", "1000", "", "", "1", "XYZ", "active"])
+    rows["invoices"][1][0][5] = "void"
+    write_sources(settings.source_dir, rows)
+
+    staged = stage_sources(settings)
+    assert staged.unchanged == ["contacts"]
+    incremental = gate_and_publish(settings, AS_OF)
+    stage_sources(full)
+    whole = gate_and_publish(full, AS_OF)
+
+    assert outcome(incremental) == outcome(whole)
+    assert incremental.quarantined == whole.quarantined == {"contacts": 1, "subscriptions": 2, "invoices": 1}
+    assert incremental.checked_rows["raw_subscriptions"] < whole.checked_rows["raw_subscriptions"]
+    with connect(settings.warehouse) as a, connect(full.warehouse) as b:
+        for table in ("customers", "contacts", "subscriptions", "invoices"):
+            query = f"SELECT * EXCLUDE (_source_file, _source_row) FROM raw.{table} ORDER BY ALL"
+            assert a.execute(query).fetchall() == b.execute(query).fetchall(), table
