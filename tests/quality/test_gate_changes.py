@@ -75,3 +75,22 @@ def test_verdicts_equal_a_full_load(settings: Settings) -> None:
         for table in ("customers", "contacts", "subscriptions", "invoices"):
             query = f"SELECT * EXCLUDE (_source_file, _source_row) FROM raw.{table} ORDER BY ALL"
             assert a.execute(query).fetchall() == b.execute(query).fetchall(), table
+
+
+def test_an_orphan_is_published_once_its_customer_arrives(settings: Settings) -> None:
+    """Kept out again only what would fail again by itself: an invoice quarantined because its customer was not
+    yet exported is published the day the customer arrives, though the invoice's own row never changed."""
+    rows = base_rows()
+    rows["invoices"][1].append(["I3", "C4", "2026-10-01 09:00", "5500", "JPY", "open"])  # C4 not exported yet
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    assert gate_and_publish(settings, AS_OF).quarantined == {"invoices": 1}
+
+    rows["customers"][1].append(["C4", "四号株式会社", "12", "2026-09-01", ""])  # day 2: the customer arrives
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    second = gate_and_publish(settings, AS_OF)
+
+    assert second.quarantined == {} and second.kept_out.get("invoices", 0) == 0
+    with connect(settings.warehouse) as con:
+        assert con.execute("SELECT invoice_id FROM raw.invoices ORDER BY 1").fetchall() == [("I1",), ("I2",), ("I3",)]

@@ -55,6 +55,11 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def contextual_columns(derived: dict[str, str]) -> set[str]:
+    """The derived columns whose value depends on more than their own row (another table, a window, a duplicate)."""
+    return {name for name, sql in derived.items() if _CONTEXTUAL.search(sql) or name.startswith(DUPLICATE_FLAG)}
+
+
 def rows_to_check(
     con: duckdb.DuckDBPyConnection, suite: SuiteFile, expectations: list[dict[str, Any]], derived: dict[str, str]
 ) -> str | None:
@@ -62,7 +67,7 @@ def rows_to_check(
 
     `expectations` and `derived` are the suite's as validated (uniqueness rewritten to duplicate flags).
     """
-    contextual = {name for name, sql in derived.items() if _CONTEXTUAL.search(sql) or name.startswith(DUPLICATE_FLAG)}
+    contextual = contextual_columns(derived)
     failing: list[str] = []
     for e in expectations:
         column = e["kwargs"].get("column")
@@ -82,11 +87,14 @@ def rows_to_check(
     return " OR ".join([f"{SOURCE_ROW_COLUMN} IN ({changed})", *(f"({f})" for f in failing)])
 
 
-def keep_out_quarantined(con: duckdb.DuckDBPyConnection, table: str) -> int:
+def keep_out_quarantined(con: duckdb.DuckDBPyConnection, table: str, rechecked_rules: set[str]) -> int:
     """Take out of the staged table every changed row equal to one an earlier load quarantined; how many.
 
     Compared with the row as quarantined (quarantine.rows.record), its file and row number aside. They stay in
-    quarantine.rows as first reported; a row that changes is checked again.
+    quarantine.rows as first reported; a row that changes is checked again. Only rows that would fail again by
+    themselves are kept out: none of the rules that moved them is in `rechecked_rules`, the rules that read other
+    rows (kizuna.quality.validate.rules_on_context). A row quarantined on what other rows say (an invoice whose
+    customer was not yet exported, a duplicate) is checked again, so it is published once the other side is fixed.
     """
     if not table_exists(con, ops.QUARANTINE_SCHEMA, ops.QUARANTINE_ROWS.table):
         return 0
@@ -98,8 +106,10 @@ def keep_out_quarantined(con: duckdb.DuckDBPyConnection, table: str) -> int:
                 SELECT {SOURCE_ROW_COLUMN} FROM {staged} t WHERE {key} IN (
                     SELECT key FROM {LOAD_CHANGES_STAGING} WHERE table_name = ? AND change = 'inserted')
                 AND json_merge_patch(to_json(t), ?)::VARCHAR IN (
-                    SELECT json_merge_patch(record, ?)::VARCHAR FROM {ops.QUARANTINE_ROWS} WHERE table_name = ?))""",
-        [table, _PROVENANCE, _PROVENANCE, table],
+                    SELECT json_merge_patch(record, ?)::VARCHAR FROM {ops.QUARANTINE_ROWS} WHERE table_name = ?
+                    GROUP BY record
+                    HAVING bool_and(rule NOT IN (SELECT unnest(?::VARCHAR[])))))""",
+        [table, _PROVENANCE, _PROVENANCE, table, sorted(rechecked_rules)],
     )
     after = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
     return int(before[0] if before else 0) - int(after[0] if after else 0)

@@ -30,7 +30,7 @@ from kizuna.quality.quarantine import quarantine_rows
 from kizuna.quality.records import name_records
 from kizuna.quality.report import write_reports
 from kizuna.quality.suites import SuiteFile, load_suites
-from kizuna.quality.validate import validate_table
+from kizuna.quality.validate import rules_on_context, validate_table
 from kizuna.quality.verdict import GateVerdict
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,8 @@ def check_staged(
         verdict.results.append(exact_duplicates(con, suite.table, suite.name))
         incremental = is_incremental(con, suite.table, settings.full_refresh)
         if incremental and suite.table not in verdict.kept_out:
-            verdict.kept_out[suite.table] = keep_out_quarantined(con, suite.table)
+            rechecked = {rule for s in suites if s.table == suite.table for rule in rules_on_context(s, parameters)}
+            verdict.kept_out[suite.table] = keep_out_quarantined(con, suite.table, rechecked)
         results = validate_table(
             con, INCOMING_SCHEMA, suite, parameters, incremental=incremental, checked=verdict.checked_rows
         )

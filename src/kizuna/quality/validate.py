@@ -11,7 +11,7 @@ import pandas as pd
 
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES_BY_NAME, ColumnType
 from kizuna.core.errors import Finding
-from kizuna.quality.changed_rows import rows_to_check
+from kizuna.quality.changed_rows import contextual_columns, rows_to_check
 from kizuna.quality.suites import SuiteFile
 
 SAMPLE_ROWS = 5
@@ -212,6 +212,18 @@ def _merge(parts: list[list[CheckResult]]) -> list[CheckResult]:
             )
         )
     return merged
+
+
+def rules_on_context(suite: SuiteFile, parameters: dict[str, Any]) -> set[str]:
+    """The rule texts (as quarantine.rows records them) of the suite's checks that read other rows: a row they
+    moved out may pass another day with its own values unchanged (kizuna.quality.changed_rows)."""
+    expectations, derived = _with_duplicate_flags(suite)
+    contextual = contextual_columns(derived)
+    return {
+        (e.get("meta") or {}).get("rule") or describe_rule(e["type"], e["kwargs"], parameters)
+        for e in expectations
+        if {e["kwargs"].get(k) for k in ("column", "column_A", "column_B")} & contextual
+    }
 
 
 def _with_duplicate_flags(suite: SuiteFile) -> tuple[list[dict[str, Any]], dict[str, str]]:

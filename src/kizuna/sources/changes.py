@@ -34,6 +34,9 @@ class PublishedLoad:
     options_sha256: str | None
     source_file: str
     encoding: str
+    # The gate moved rows of it to quarantine: the raw table lacks them, so the file is parsed again next time,
+    # and a row quarantined on what other rows said (an orphan) is published once the other side arrives.
+    quarantined: bool = False
 
 
 def options_sha256(table: Table, mapping: TableMapping | None, timezone: str) -> str:
@@ -53,11 +56,16 @@ def last_published(con: duckdb.DuckDBPyConnection) -> dict[str, PublishedLoad]:
         con, ops.OPS_SCHEMA, "loads", "options_sha256"
     ):
         return {}
+    quarantined = (
+        f"EXISTS (SELECT 1 FROM {ops.QUARANTINE_ROWS} q WHERE q.load_id = l.load_id AND q.table_name = l.table_name)"
+        if table_exists(con, ops.QUARANTINE_SCHEMA, ops.QUARANTINE_ROWS.table)
+        else "false"
+    )
     rows = con.execute(
-        f"SELECT table_name, sha256, options_sha256, source_file, encoding FROM {ops.LOADS} "
+        f"SELECT table_name, sha256, options_sha256, source_file, encoding, {quarantined} FROM {ops.LOADS} l "
         "QUALIFY row_number() OVER (PARTITION BY table_name ORDER BY published_at DESC, load_id DESC) = 1"
     ).fetchall()
-    return {str(r[0]): PublishedLoad(str(r[1]), r[2], str(r[3]), str(r[4])) for r in rows}
+    return {str(r[0]): PublishedLoad(str(r[1]), r[2], str(r[3]), str(r[4]), bool(r[5])) for r in rows}
 
 
 def reuse_published(con: duckdb.DuckDBPyConnection, table: Table) -> int:
@@ -74,6 +82,7 @@ def reuse_published(con: duckdb.DuckDBPyConnection, table: Table) -> int:
 def can_reuse(con: duckdb.DuckDBPyConnection, table: Table, last: PublishedLoad | None, sha: str, opts: str) -> bool:
     return (
         last is not None
+        and not last.quarantined
         and last.sha256 == sha
         and last.options_sha256 == opts
         and table_exists(con, RAW_SCHEMA, table.name)
