@@ -130,13 +130,31 @@ def _medians(x: np.ndarray) -> np.ndarray:
 
 
 def train_scores(
-    labelled: pd.DataFrame, kind: KindSetting, seed: int, validation_months: int
+    labelled: pd.DataFrame,
+    kind: KindSetting,
+    seed: int,
+    validation_months: int,
+    inputs: tuple[tuple[str, ...], np.ndarray] | None = None,
 ) -> dict[str, TrainedScore]:
-    """Churn and expansion, each evaluated on the later months and refit on all labelled rows."""
+    """Churn and expansion, each evaluated on the later months and refit on all labelled rows. `inputs`: the
+    product inputs and matrix when the caller built them (see fit_inputs); then `labelled` needs FIT_COLUMNS only."""
     labelled = labelled.reset_index(drop=True)
+    if inputs is None:
+        products = choose_products(labelled)
+        inputs = products, matrix(labelled, products)
+    return {name: train_score(labelled, name, kind, seed, validation_months, inputs) for name in TARGETS}
+
+
+# What the fits and the evaluation read from the labelled rows besides the matrix: who, when, outcomes, baselines.
+FIT_COLUMNS = ("customer_id", "snapshot_on", *TARGETS.values(), *BASELINES.values())
+
+
+def fit_inputs(labelled: pd.DataFrame) -> tuple[pd.DataFrame, tuple[tuple[str, ...], np.ndarray]]:
+    """The labelled rows' product inputs and matrix, and the rows cut to FIT_COLUMNS (a copy: once the caller lets
+    go of the full frame, its feature columns, already in the matrix, are freed during the fits)."""
     products = choose_products(labelled)
     inputs = products, matrix(labelled, products)
-    return {name: train_score(labelled, name, kind, seed, validation_months, inputs) for name in TARGETS}
+    return labelled.loc[:, list(FIT_COLUMNS)].copy(), inputs
 
 
 def model_version(
@@ -166,7 +184,9 @@ def train_models(
     once, which kept the first run at 1M customers above 4 GB (docs/scores.md, "Memory")."""
     with connection() as con:
         labelled, labelled_rows = load_training_rows(con, seed)
-    scores = train_scores(labelled, kind, seed, validation_months)
+    labelled, inputs = fit_inputs(labelled)
+    scores = train_scores(labelled, kind, seed, validation_months, inputs)
+    del inputs
     churn_kind = scores["churn"].choice.kind if scores["churn"].choice else "gbm"
     version = model_version(kind, churn_kind, seed, labelled, scores["churn"].feature_names, as_of)
     first_month, last_month, training_rows = min(labelled["snapshot_on"]), max(labelled["snapshot_on"]), len(labelled)
