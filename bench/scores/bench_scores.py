@@ -174,11 +174,13 @@ def step_deals(work: Path) -> None:
     from threadpoolctl import threadpool_limits
 
     from kizuna.core.warehouse import connect
-    from kizuna.scoring.deals import forecast_deals, train_deal_model
+    from kizuna.scoring.deals import closed_deals, forecast_deals, train_deal_model
 
     settings = settings_for(work)
     with threadpool_limits(limits=settings.scores_threads), connect(settings.warehouse, read_only=True) as con:
-        model, evaluation, _ = train_deal_model(con, AS_OF, settings.scores_model, settings.scores_seed)
+        closed = closed_deals(con, AS_OF)
+        model, evaluation, _ = train_deal_model(closed, settings.scores_model, settings.scores_seed)
+        del closed
         deals = forecast_deals(con, AS_OF, model)
     auc = f", validation ROC AUC {evaluation.roc_auc:.3f} on {evaluation.validation_deals:,}" if evaluation else ""
     print(f"  {len(deals):,} open deals forecast{auc}")

@@ -36,7 +36,7 @@ WITH deals AS (
     SELECT deal_id, customer_id, deal_type, stage, CAST(amount AS DOUBLE) AS amount, created_at, closed_at, is_won,
            lead_source
     FROM staging.stg_crm__deals
-    WHERE CAST(created_at AS DATE) <= $as_of
+    WHERE CAST(created_at AS DATE) <= $as_of AND (closed_at IS NOT NULL) = $closed
 ),
 touches AS (
     SELECT customer_id, activity_type, occurred_at FROM staging.stg_crm__activities
@@ -150,23 +150,34 @@ def expected_close(created_on: date, deal_type: str, cycles: dict[str, np.ndarra
 RANKS = "intermediate.int_customers_scored"
 NO_RANKS = "(SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS customer_rank WHERE false)"
 
+# The won deals' sales cycles, for the expected close month: no joins, three columns.
+WON_SQL = """
+SELECT deal_type, created_at, closed_at FROM staging.stg_crm__deals WHERE CAST(created_at AS DATE) <= $as_of AND is_won
+"""
+
 
 def _with_ranks(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     return sql.replace("__RANKS__", RANKS if table_exists(con, *RANKS.split(".")) else NO_RANKS)
 
 
-def _deals(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
-    return con.execute(_with_ranks(con, DEALS_SQL), {"as_of": as_of}).df()
+def _deals(con: duckdb.DuckDBPyConnection, as_of: date, *, closed: bool) -> pd.DataFrame:
+    """The deals created by the as-of date with their inputs, closed ones (training) or open ones (forecast) only:
+    each reader reads its half, so the 1.8M deals of 1M customers are never all in memory (docs/scores.md)."""
+    return con.execute(_with_ranks(con, DEALS_SQL), {"as_of": as_of, "closed": closed}).df()
+
+
+def closed_deals(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
+    """What train_deal_model learns from: the deals closed (won or lost) and created by the as-of date."""
+    return _deals(con, as_of, closed=True)
 
 
 def train_deal_model(
-    con: duckdb.DuckDBPyConnection, as_of: date, kind: KindSetting, seed: int
+    closed: pd.DataFrame, kind: KindSetting, seed: int
 ) -> tuple[Any | None, DealEvaluation | None, KindChoice | None]:
-    """The win classifier on the deals closed by the as-of date (won or lost), validated on the latest quarter of
-    them by creation time and refit on all, with its kind chosen on that validation (model.choose_kind); None
-    when the history holds no win or no loss."""
-    deals = _deals(con, as_of)
-    closed = deals[deals["closed_at"].notna()].reset_index(drop=True)
+    """The win classifier on the deals closed by the as-of date (`closed`: closed_deals), validated on the latest
+    quarter of them by creation time and refit on all, with its kind chosen on that validation
+    (model.choose_kind); None when the history holds no win or no loss."""
+    closed = closed.reset_index(drop=True)
     if not len(closed) or closed["is_won"].nunique() != 2:
         return None, None, None
     if len(closed) > MAX_TRAINING_ROWS:
@@ -199,13 +210,12 @@ def train_deal_model(
 def forecast_deals(con: duckdb.DuckDBPyConnection, as_of: date, model: Any | None) -> pd.DataFrame:
     """One row per open deal (no closed_at) created by the as-of date; win probability from `model` (a model
     trained as of this date or earlier: train_deal_model), missing without one."""
-    deals = _deals(con, as_of)
-    open_deals = deals[deals["closed_at"].isna()].reset_index(drop=True)
+    open_deals = _deals(con, as_of, closed=False)
     probability = np.full(len(open_deals), np.nan)
     if model is not None and len(open_deals):
         probability = model.predict_proba(deal_matrix(open_deals))[:, 1]
 
-    won = deals[deals["is_won"].fillna(False).astype(bool)]
+    won = con.execute(WON_SQL, {"as_of": as_of}).df()
     cycle_days = (pd.to_datetime(won["closed_at"]) - pd.to_datetime(won["created_at"])).dt.days
     cycles = {t: np.sort(cycle_days[won["deal_type"] == t].dropna().to_numpy()) for t in DEAL_TYPES}
 

@@ -4,6 +4,7 @@ that may score this day), and write the two marts atomically. The weekly train-s
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -113,9 +114,12 @@ def features_as_of(con: duckdb.DuckDBPyConnection) -> date:
     return built
 
 
-def _train(settings: Settings, con: duckdb.DuckDBPyConnection, as_of: date, now: datetime) -> ModelBundle:
+def _train(settings: Settings, as_of: date, now: datetime) -> ModelBundle:
+    def connection() -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return connect(settings.warehouse, read_only=True)
+
     bundle = train_models(
-        con, as_of, settings.scores_model, settings.scores_seed, settings.scores_validation_months, now
+        connection, as_of, settings.scores_model, settings.scores_seed, settings.scores_validation_months, now
     )
     for name, choice in bundle.kinds.items():
         log.info("scores %s: %s model (%s)", name, choice.kind, choice.reason)
@@ -126,14 +130,15 @@ def train_and_store(settings: Settings, as_of: date | None = None, *, now: datet
     """The weekly training: train on the warehouse as dbt last built it and make the result the current model
     (unless it is trained as of an earlier day than the current one: a backfill does not replace it)."""
     now = now or datetime.now(UTC).replace(tzinfo=None)
-    with threadpool_limits(limits=settings.scores_threads), connect(settings.warehouse, read_only=True) as con:
+    with connect(settings.warehouse, read_only=True) as con:
         built_as_of = features_as_of(con)
-        if as_of is not None and as_of != built_as_of:
-            raise ValueError(
-                f"the warehouse's features are as of {built_as_of}, not {as_of}: run `kizuna run --as-of {as_of}` "
-                "first, or train as of the features' day"
-            )
-        bundle = _train(settings, con, built_as_of, now)
+    if as_of is not None and as_of != built_as_of:
+        raise ValueError(
+            f"the warehouse's features are as of {built_as_of}, not {as_of}: run `kizuna run --as-of {as_of}` "
+            "first, or train as of the features' day"
+        )
+    with threadpool_limits(limits=settings.scores_threads):
+        bundle = _train(settings, built_as_of, now)
     return _save(settings, bundle)
 
 
@@ -175,25 +180,30 @@ def score_warehouse(
     trained after this day) or with `retrain`, train one on the warehouse first and store it."""
     scored_at = scored_at or datetime.now(UTC).replace(tzinfo=None)
     stored, reason = (None, "retraining was asked for") if retrain else usable_model(settings, as_of, scored_at)
-    with threadpool_limits(limits=settings.scores_threads), connect(settings.warehouse) as con:
+    with connect(settings.warehouse) as con:
         built_as_of = scoring_snapshot_on(con)
-        if built_as_of is not None and built_as_of != as_of:
-            raise ValueError(
-                f"the warehouse's features are as of {built_as_of}, not {as_of}: run `kizuna run "
-                f"--as-of {as_of}` (or dbt build with that as_of) before scoring"
-            )
+    if built_as_of is not None and built_as_of != as_of:
+        raise ValueError(
+            f"the warehouse's features are as of {built_as_of}, not {as_of}: run `kizuna run "
+            f"--as-of {as_of}` (or dbt build with that as_of) before scoring"
+        )
+    with threadpool_limits(limits=settings.scores_threads):
         if stored is None:
             log.info("training the scores now: %s", reason)
-            bundle = _train(settings, con, as_of, scored_at)
+            bundle = _train(settings, as_of, scored_at)
         else:
             bundle = stored.bundle
-        # read after training, so the training data and the day's customers are not held at once
-        scoring = load_scoring_rows(con)
+        # after training, with connections of their own: the training data, DuckDB's buffers of those reads and
+        # the day's customers are not held at once (docs/scores.md, "Memory")
+        with connect(settings.warehouse, read_only=True) as con:
+            scoring = load_scoring_rows(con)
         customers = score_customers(scoring, bundle.scores)
+        del scoring
         customers["model_version"], customers["scored_at"] = bundle.version, scored_at
-        deals = forecast_deals(con, as_of, bundle.deal_model)
-        deals["model_version"], deals["as_of"], deals["scored_at"] = bundle.version, as_of, scored_at
-        write_marts(con, customers, deals)
+        with connect(settings.warehouse) as con:
+            deals = forecast_deals(con, as_of, bundle.deal_model)
+            deals["model_version"], deals["as_of"], deals["scored_at"] = bundle.version, as_of, scored_at
+            write_marts(con, customers, deals)
     if stored is None:
         stored = _save(settings, bundle)
     result = ScoreResult(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -13,7 +15,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from kizuna.scoring.deals import DealEvaluation, train_deal_model
+from kizuna.scoring.deals import DealEvaluation, closed_deals, train_deal_model
 from kizuna.scoring.features import FEATURE_NAMES, TARGETS, choose_products, feature_set, load_training_rows, matrix
 from kizuna.scoring.model import (
     Evaluation,
@@ -128,13 +130,31 @@ def _medians(x: np.ndarray) -> np.ndarray:
 
 
 def train_scores(
-    labelled: pd.DataFrame, kind: KindSetting, seed: int, validation_months: int
+    labelled: pd.DataFrame,
+    kind: KindSetting,
+    seed: int,
+    validation_months: int,
+    inputs: tuple[tuple[str, ...], np.ndarray] | None = None,
 ) -> dict[str, TrainedScore]:
-    """Churn and expansion, each evaluated on the later months and refit on all labelled rows."""
+    """Churn and expansion, each evaluated on the later months and refit on all labelled rows. `inputs`: the
+    product inputs and matrix when the caller built them (see fit_inputs); then `labelled` needs FIT_COLUMNS only."""
     labelled = labelled.reset_index(drop=True)
+    if inputs is None:
+        products = choose_products(labelled)
+        inputs = products, matrix(labelled, products)
+    return {name: train_score(labelled, name, kind, seed, validation_months, inputs) for name in TARGETS}
+
+
+# What the fits and the evaluation read from the labelled rows besides the matrix: who, when, outcomes, baselines.
+FIT_COLUMNS = ("customer_id", "snapshot_on", *TARGETS.values(), *BASELINES.values())
+
+
+def fit_inputs(labelled: pd.DataFrame) -> tuple[pd.DataFrame, tuple[tuple[str, ...], np.ndarray]]:
+    """The labelled rows' product inputs and matrix, and the rows cut to FIT_COLUMNS (a copy: once the caller lets
+    go of the full frame, its feature columns, already in the matrix, are freed during the fits)."""
     products = choose_products(labelled)
     inputs = products, matrix(labelled, products)
-    return {name: train_score(labelled, name, kind, seed, validation_months, inputs) for name in TARGETS}
+    return labelled.loc[:, list(FIT_COLUMNS)].copy(), inputs
 
 
 def model_version(
@@ -150,27 +170,39 @@ def model_version(
 
 
 def train_models(
-    con: duckdb.DuckDBPyConnection,
+    connection: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
     as_of: date,
     kind: KindSetting,
     seed: int,
     validation_months: int,
     trained_at: datetime,
 ) -> ModelBundle:
-    """Train churn, expansion and deal wins on the warehouse's history as of `as_of` (the features dbt built)."""
-    labelled, labelled_rows = load_training_rows(con, seed)
-    scores = train_scores(labelled, kind, seed, validation_months)
-    deal_model, deal_evaluation, deal_choice = train_deal_model(con, as_of, kind, seed)
+    """Train churn, expansion and deal wins on the warehouse's history as of `as_of` (the features dbt built).
+
+    Each read opens its own connection (`connection()`) and closes it before the fits, and each input is dropped
+    once its models are fit: DuckDB's buffers, the labelled snapshots and the closed deals are never held at
+    once, which kept the first run at 1M customers above 4 GB (docs/scores.md, "Memory")."""
+    with connection() as con:
+        labelled, labelled_rows = load_training_rows(con, seed)
+    labelled, inputs = fit_inputs(labelled)
+    scores = train_scores(labelled, kind, seed, validation_months, inputs)
+    del inputs
     churn_kind = scores["churn"].choice.kind if scores["churn"].choice else "gbm"
+    version = model_version(kind, churn_kind, seed, labelled, scores["churn"].feature_names, as_of)
+    first_month, last_month, training_rows = min(labelled["snapshot_on"]), max(labelled["snapshot_on"]), len(labelled)
+    del labelled
+    with connection() as con:
+        closed = closed_deals(con, as_of)
+    deal_model, deal_evaluation, deal_choice = train_deal_model(closed, kind, seed)
     return ModelBundle(
-        version=model_version(kind, churn_kind, seed, labelled, scores["churn"].feature_names, as_of),
+        version=version,
         kind=kind,
         seed=seed,
         as_of=as_of,
         trained_at=trained_at,
-        first_month=min(labelled["snapshot_on"]),
-        last_month=max(labelled["snapshot_on"]),
-        training_rows=len(labelled),
+        first_month=first_month,
+        last_month=last_month,
+        training_rows=training_rows,
         labelled_rows=labelled_rows,
         scores=scores,
         deal_model=deal_model,
