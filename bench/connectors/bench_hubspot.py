@@ -1,6 +1,6 @@
 """Benchmark: 100,000 HubSpot contacts, 100 per page, pulled by the connector into a staged raw table.
 
-    python bench/connectors/bench_hubspot.py [--contacts 100000] [--rounds 2] [--workdir /tmp/kizuna-bench-hubspot]
+    python -m bench.connectors.bench_hubspot [--contacts 100000] [--rounds 2] [--workdir /tmp/kizuna-bench-hubspot]
 
 The HubSpot stand-in of the tests (tests/standins/hubspot_api.py) runs in its own process on 127.0.0.1,
 seeded with the contacts. Each round times, side by side under the same load:
@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,27 +29,13 @@ from kizuna.core.runtime import quiet_third_parties
 
 quiet_third_parties()
 
-from kizuna.core.settings import PROJECT_DIR, Settings  # noqa: E402
+from bench.harness.standin import start_standin  # noqa: E402
+from kizuna.core.settings import Settings  # noqa: E402
 from kizuna.core.warehouse import connect  # noqa: E402
 from kizuna.sources.ingest import stage_sources  # noqa: E402
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"  # the stand-in's token (tests/standins/hubspot_api.py)
 PROPERTIES = "email,firstname,lastname,jobtitle,hs_language,hs_email_optout,hs_legal_basis,associatedcompanyid"
-
-
-def start_standin(contacts: int) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.standins.hubspot_api", "--contacts", str(contacts)],
-        cwd=PROJECT_DIR,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://"):
-        process.kill()
-        raise SystemExit(f"the stand-in did not start (said {url!r})")
-    return process, url
 
 
 def connector_round(work: Path, url: str) -> tuple[float, int]:
@@ -102,7 +86,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/kizuna-bench-hubspot"))
     args = parser.parse_args()
     started = time.perf_counter()
-    process, url = start_standin(args.contacts)
+    process, url = start_standin("hubspot_api", "--contacts", args.contacts)
     print(f"stand-in with {args.contacts:,} contacts at {url} (seeded in {time.perf_counter() - started:.1f} s)")
     best: dict[str, float] = {}
     try:

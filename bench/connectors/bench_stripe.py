@@ -1,6 +1,6 @@
 """Benchmark: a full pull of Stripe subscriptions (100 per page) by the connector, against two references.
 
-    python bench/connectors/bench_stripe.py [--subscriptions 10000] [--rounds 2] [--workdir /tmp/kizuna-bench-stripe]
+    python -m bench.connectors.bench_stripe [--subscriptions 10000] [--rounds 2] [--workdir /tmp/kizuna-bench-stripe]
 
 The Stripe stand-in of the tests (tests/standins/stripe_api.py) runs in its own process on 127.0.0.1, seeded
 with one subscription (and one customer, one invoice) per unit. Each round times, side by side:
@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -32,27 +30,13 @@ from kizuna.core.runtime import quiet_third_parties
 
 quiet_third_parties()
 
+from bench.harness.standin import start_standin  # noqa: E402
 from kizuna.connectors.stripe import SUBSCRIPTION_EXPAND  # noqa: E402
-from kizuna.core.settings import PROJECT_DIR, Settings  # noqa: E402
+from kizuna.core.settings import Settings  # noqa: E402
 from kizuna.core.warehouse import connect  # noqa: E402
 from kizuna.sources.ingest import stage_sources  # noqa: E402
 
 KEY = "sk_test_kizunaStandinKey0123456789"  # the stand-in's key (tests/standins/stripe_api.py)
-
-
-def start_standin(subscriptions: int) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.standins.stripe_api", "--subscriptions", str(subscriptions)],
-        cwd=PROJECT_DIR,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://"):
-        process.kill()
-        raise SystemExit(f"the stand-in did not start (said {url!r})")
-    return process, url
 
 
 def connector_round(work: Path, url: str) -> tuple[float, int]:
@@ -107,7 +91,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/kizuna-bench-stripe"))
     args = parser.parse_args()
     started = time.perf_counter()
-    process, url = start_standin(args.subscriptions)
+    process, url = start_standin("stripe_api", "--subscriptions", args.subscriptions)
     print(
         f"stand-in with {args.subscriptions:,} subscriptions at {url} (seeded in {time.perf_counter() - started:.1f} s)"
     )

@@ -1,7 +1,7 @@
 """Benchmark: kizuna's fields on 100,000 HubSpot companies through the batch endpoints, the stand-in answering
 every request after 100 ms.
 
-    python bench/crm/bench_crm_hubspot.py [--accounts 100000] [--latency 0.1] [--workdir /tmp/kizuna-bench-crm]
+    python -m bench.crm.bench_crm_hubspot [--accounts 100000] [--latency 0.1] [--workdir /tmp/kizuna-bench-crm]
 
 The HubSpot stand-in of the tests runs in its own process on 127.0.0.1 with the companies 1..N. A hand-made
 warehouse holds N active customers whose customer_id is the company id (as when customers come from the
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -27,26 +25,12 @@ from kizuna.core.runtime import quiet_third_parties
 
 quiet_third_parties()
 
+from bench.harness.standin import start_standin  # noqa: E402
 from kizuna import pipeline  # noqa: E402
-from kizuna.core.settings import PROJECT_DIR, Settings  # noqa: E402
+from kizuna.core.settings import Settings  # noqa: E402
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"  # the stand-in's token (tests/standins/hubspot_api.py)
 AS_OF = date(2026, 12, 4)
-
-
-def start_standin(accounts: int, latency: float) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.standins.hubspot_api", "--companies", str(accounts), "--latency", str(latency)],
-        cwd=PROJECT_DIR,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://"):
-        process.kill()
-        raise SystemExit(f"the stand-in did not start (said {url!r})")
-    return process, url
 
 
 def build_warehouse(path: Path, accounts: int) -> None:
@@ -76,7 +60,7 @@ def main() -> None:
     shutil.rmtree(args.workdir, ignore_errors=True)
     args.workdir.mkdir(parents=True)
     build_warehouse(args.workdir / "warehouse.duckdb", args.accounts)
-    process, url = start_standin(args.accounts, args.latency)
+    process, url = start_standin("hubspot_api", "--companies", args.accounts, "--latency", args.latency)
     try:
         settings = Settings(
             warehouse=args.workdir / "warehouse.duckdb",

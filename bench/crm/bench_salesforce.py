@@ -1,6 +1,6 @@
 """Benchmark: 100,000 Salesforce accounts' kizuna fields written by the Salesforce target, every answer 100 ms late.
 
-    python bench/crm/bench_salesforce.py [--accounts 100000] [--delay 0.1] [--collections]
+    python -m bench.crm.bench_salesforce [--accounts 100000] [--delay 0.1] [--collections]
 
 The org stand-in of the tests (tests/standins/salesforce_api.py) runs in its own process on 127.0.0.1, seeded
 with the accounts and answering each request `--delay` seconds late. The target creates the custom fields, reads
@@ -12,12 +12,10 @@ Collections (200 a request, sequential) for comparison.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 from datetime import date
 
-from kizuna.core.settings import PROJECT_DIR
+from bench.harness.standin import start_standin
 from kizuna.crm.salesforce import SalesforceTarget
 from kizuna.crm.target import AccountUpdate, FieldSpec
 from tests.standins.salesforce_api import CLIENT_ID, CLIENT_SECRET
@@ -52,13 +50,8 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.1)
     parser.add_argument("--collections", action="store_true", help="also time the sObject Collections path")
     args = parser.parse_args()
-    command = [sys.executable, "-m", "tests.standins.salesforce_api", "--accounts", str(args.accounts)]
-    process = subprocess.Popen(
-        [*command, "--delay", str(args.delay)], cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True
-    )
+    process, url = start_standin("salesforce_api", "--accounts", args.accounts, "--delay", args.delay)
     try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
         target = SalesforceTarget(url, CLIENT_ID, CLIENT_SECRET, poll_interval=1.0)
         target.setup(FIELDS, dry_run=False)
         ids = [str(r["Id"]) for r in target.session.query("Account ids", "SELECT Id FROM Account")]

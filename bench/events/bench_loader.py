@@ -1,6 +1,6 @@
 """Events loaded into the warehouse per second: a store of N events, loaded into an empty warehouse, then N more.
 
-python bench/events/bench_loader.py [--events 500000]
+python -m bench.events.bench_loader [--events 500000]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Events accepted per second by one receiver process (signature checked, every batch fsynced), on loopback.
 
-python bench/events/bench_receiver.py [--seconds 20] [--batch 500 100 1000] [--threads 8]
+python -m bench.events.bench_receiver [--seconds 20] [--batch 500 100 1000] [--threads 8]
 """
 
 from __future__ import annotations
