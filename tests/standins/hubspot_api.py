@@ -42,7 +42,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -50,7 +49,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.standins.serving import ServedInThread
+from tests.standins.serving import ServedInThread, StandinHandler, StandinServer
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"  # shaped like a real private app token
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -432,13 +431,8 @@ class _Problem(Exception):
         self.status, self.message, self.category = status, message, category
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms wait on a delayed ACK
+class _Handler(StandinHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -448,7 +442,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         state = self.server.state
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw = self.read_body()
         parts = urlsplit(self.path)
         path = parts.path
         query = parse_qs(parts.query)
@@ -709,25 +703,14 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(payload, dict) and isinstance(payload.get("results"), list):
             seen.ids = [str(r.get("id") or (r.get("from") or {}).get("id")) for r in payload["results"]]
         data = json.dumps(payload, ensure_ascii=False).encode()
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json;charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_body(status, data, "application/json;charset=utf-8", headers)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
+class _Server(StandinServer):
+    state: StandinState
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that gave up on a hanging answer is expected, not news
-
-    def __init__(self, port: int, state: StandinState) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
-        self.state = state
 
 
 class HubSpotStandin(ServedInThread):
@@ -736,7 +719,7 @@ class HubSpotStandin(ServedInThread):
 
     def __init__(self, port: int = 0, state: StandinState | None = None) -> None:
         self.state = state or StandinState()
-        super().__init__(_Server(port, self.state), "hubspot-standin", stop=self.state.stop)
+        super().__init__(_Server(port, _Handler, self.state), "hubspot-standin", stop=self.state.stop)
 
     def seed_from_demo(self, directory: Path, timezone: str = "Asia/Tokyo") -> Seeded:
         """Load a `kizuna demo-data` directory (see `seed_from_demo`)."""

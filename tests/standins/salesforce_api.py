@@ -36,13 +36,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.standins.serving import ServedInThread
+from tests.standins.serving import ServedInThread, StandinHandler, StandinServer
 
 CLIENT_ID = "3MVG9standin.kizuna.connected.app.consumer.key"
 CLIENT_SECRET = "F00DCAFE1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF12345678"
@@ -277,13 +276,8 @@ def _matches(record: dict[str, Any], conditions: list[tuple[str, set[Any]]]) -> 
     return True
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(StandinHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -299,7 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         state = self.server.state
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw = self.read_body()
         parts = urlsplit(self.path)
         line = f"{method} {parts.path}"
         with state.lock:
@@ -563,25 +557,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             content_type = "application/json;charset=UTF-8"
             data = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_body(status, data, content_type, headers)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
+class _Server(StandinServer):
+    state: StandinState
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-    def __init__(self, port: int, state: StandinState) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
-        self.state = state
+        pass  # a client that gave up on a hanging answer is expected, not news
 
     def apply_update(self, sobject: str, record_id: str, values: dict[str, Any]) -> dict[str, Any] | None:
         """Update one record (the caller holds the lock); a per-record error, or None when applied."""
@@ -685,7 +668,7 @@ class SalesforceStandin(ServedInThread):
 
     def __init__(self, port: int = 0, state: StandinState | None = None) -> None:
         self.state = state or StandinState()
-        super().__init__(_Server(port, self.state), "salesforce-standin", stop=self.state.stop)
+        super().__init__(_Server(port, _Handler, self.state), "salesforce-standin", stop=self.state.stop)
 
 
 @pytest.fixture

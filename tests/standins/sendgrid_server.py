@@ -16,12 +16,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from tests.standins.serving import ServedInThread
+from tests.standins.serving import ServedInThread, StandinHandler, StandinServer
 
 MAX_PERSONALIZATIONS = 1000
 MAX_CATEGORIES = 10
@@ -162,16 +161,12 @@ def _custom_args_problems(args: Any, where: str) -> list[str]:
     return problems
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive for clients that reuse connections
+class _Handler(StandinHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         state = self.server.state
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw = self.read_body()
         if self.path.rstrip("/") != "/v3/mail/send":
             self._answer(404, {"errors": [{"message": f"no route {self.path}"}]})
             return
@@ -223,23 +218,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if data:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_body(status, data, "application/json" if data else None, headers)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(StandinServer):
+    state: StandinState
     request_queue_size = 256
-
-    def __init__(self, port: int, state: StandinState) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
-        self.state = state
 
 
 class SendGridStandin(ServedInThread):
@@ -247,7 +231,7 @@ class SendGridStandin(ServedInThread):
 
     def __init__(self, port: int = 0, state: StandinState | None = None) -> None:
         self.state = state or StandinState()
-        super().__init__(_Server(port, self.state), "sendgrid-standin", stop=self.state.stop)
+        super().__init__(_Server(port, _Handler, self.state), "sendgrid-standin", stop=self.state.stop)
 
     @property
     def host(self) -> str:

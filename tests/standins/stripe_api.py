@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -39,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.standins.serving import ServedInThread
+from tests.standins.serving import ServedInThread, StandinHandler, StandinServer
 
 API_VERSION = "2026-10-28.endive"
 EVENT_RETENTION_SECONDS = 30 * 86400
@@ -642,12 +641,8 @@ def parse_query(query: str) -> dict[str, Any]:
     return out
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(StandinHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         state = self.server.state
@@ -791,16 +786,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, {"error": error}, headers)
 
     def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Request-Id", f"req_{time.monotonic_ns()}")
-        self.send_header("Stripe-Version", self.headers.get("Stripe-Version") or API_VERSION)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        standard = {
+            "Request-Id": f"req_{time.monotonic_ns()}",
+            "Stripe-Version": self.headers.get("Stripe-Version") or API_VERSION,
+        }
+        self.send_body(status, json.dumps(body).encode(), "application/json", {**standard, **(headers or {})})
 
 
 class _ApiError(Exception):
@@ -852,12 +842,8 @@ def _events_matching(state: StripeState, query: dict[str, Any]) -> list[dict[str
     return out
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, state: StripeState) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.state = state
+class _Server(StandinServer):
+    state: StripeState
 
 
 class StripeStandin(ServedInThread):
@@ -865,7 +851,7 @@ class StripeStandin(ServedInThread):
 
     def __init__(self, state: StripeState | None = None) -> None:
         self.state = state or StripeState()
-        super().__init__(_Server(self.state), "stripe-standin")
+        super().__init__(_Server(0, _Handler, self.state), "stripe-standin")
 
     @property
     def base(self) -> str:
