@@ -18,14 +18,14 @@ from kizuna.campaigns.run import run_campaign
 from kizuna.campaigns.spec import Campaign, load_campaigns
 from kizuna.core import flow_runs, ops
 from kizuna.core.calendar import outside_send_window
-from kizuna.core.contract import TABLES
+from kizuna.core.contract import TABLES, UNLOCKS, ColumnType
 from kizuna.core.locks import wait_until_free
 from kizuna.core.runlog import step
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
 from kizuna.crm.plan import ACCOUNT_FIELDS, build_plan
 from kizuna.crm.sync import SyncSummary, sync
-from kizuna.crm.target import CrmError, CrmTarget, SetupChange
+from kizuna.crm.target import CrmError, CrmTarget, FieldSpec, FieldType, SetupChange
 from kizuna.quality.gate import GateVerdict, gate_and_publish
 from kizuna.quality.suites import load_suites
 from kizuna.reporting.summary import CampaignSummary, RunSummary, kpi_months, last_full_month_kpis, sends_by_state
@@ -202,8 +202,35 @@ def crm_target(settings: Settings) -> CrmTarget:
 
 
 def crm_setup(settings: Settings, *, dry_run: bool = False) -> list[SetupChange]:
-    """Create (or, with dry_run, only check) the custom fields kizuna writes in the CRM; one change per field."""
-    return crm_target(settings).setup(ACCOUNT_FIELDS, dry_run=dry_run)
+    """Create (or, with dry_run, only check) the custom fields kizuna writes in the CRM; one change per field. On
+    HubSpot also the deal and activity properties kizuna reads back (hand-offs, review dates), so reps can log them."""
+    target = crm_target(settings)
+    changes = target.setup(ACCOUNT_FIELDS, dry_run=dry_run)
+    if settings.crm_target == "hubspot":
+        from kizuna.crm.hubspot import HubSpotTarget
+
+        assert isinstance(target, HubSpotTarget)
+        for object_type, fields in _hubspot_read_back_fields(settings).items():
+            changes += target.setup_properties(object_type, fields, dry_run=dry_run)
+    return changes
+
+
+def _hubspot_read_back_fields(settings: Settings) -> dict[str, list[FieldSpec]]:
+    """The kizuna_* properties the HubSpot source reads, named as its options in the sources file say."""
+    from kizuna.connectors.hubspot_mapping import HubSpotMapping, HubSpotOptions, sources_file
+    from kizuna.connectors.routing import load_routing
+
+    where = sources_file(settings.sources_config)
+    mapping = HubSpotMapping(HubSpotOptions.parse(load_routing(settings).options.get("hubspot", {}), where))
+    kinds: dict[ColumnType, FieldType] = {ColumnType.TIMESTAMP: "datetime", ColumnType.DATE: "date"}
+    return {
+        object_type: [
+            FieldSpec(name, f"kizuna {column.name.replace('_', ' ')}", kinds.get(column.type, "string"), (),
+                      f"{table}.{column.name}: {UNLOCKS.get(f'{table}.{column.name}', column.blank)}")
+            for name, table, column in properties
+        ]
+        for object_type, properties in mapping.kizuna_properties().items()
+    }  # fmt: skip
 
 
 def crm_sync(settings: Settings, as_of: date, *, dry_run: bool = False) -> SyncSummary:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -50,13 +52,41 @@ def test_setup_creates_the_properties_once(cli_env: Settings, hubspot: HubSpotSt
     assert code == 0 and "would create  companies.kizuna_rank" in out
     assert not [r for r in hubspot.state.requests if r.method == "POST"]
     code, out = invoke("crm", "setup")
-    assert code == 0 and out.count("created") == 11  # ten company properties and the task key
+    # ten company properties, the task key, four deal properties, the review date on four activity types
+    assert code == 0 and out.count("created") == 19, out
     props = hubspot.state.properties[("companies", "properties")]
     assert props["kizuna_rank"]["type"] == "enumeration" and props["kizuna_rank"]["groupName"] == "kizuna"
     assert [o["value"] for o in props["kizuna_rank"]["options"]] == ["A", "B", "C"]
     assert "kizuna_task_key" in hubspot.state.properties[("tasks", "properties")]
+    deals = hubspot.state.properties[("deals", "properties")]
+    assert {n: (p["type"], p["fieldType"]) for n, p in deals.items()} == {
+        "kizuna_handed_off_at": ("datetime", "date"),
+        "kizuna_accepted_at": ("datetime", "date"),
+        "kizuna_rejected_at": ("datetime", "date"),
+        "kizuna_next_review_on": ("date", "date"),
+    }
+    for activity in ("calls", "meetings", "notes", "emails"):
+        assert list(hubspot.state.properties[(activity, "properties")]) == ["kizuna_next_review_on"]
     code, out = invoke("crm", "setup")
-    assert code == 0 and "created" not in out and out.count("ok") == 11
+    assert code == 0 and "created" not in out and out.count("ok") == 19
+
+
+def test_setup_leaves_out_what_the_sources_file_maps_to_the_companys_own_properties(
+    cli_env: Settings, hubspot: HubSpotStandin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A company that logs hand-offs in a property of its own already has it: kizuna creates only the rest."""
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "tables:\n  deals: hubspot\n  activities: hubspot\n"
+        "hubspot:\n  properties:\n    deals: {handed_off_at: handoff_date, next_review_on: follow_up_date}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("KIZUNA_SOURCES_CONFIG", str(sources))
+    code, out = invoke("crm", "setup")
+    assert code == 0, out
+    deals = hubspot.state.properties[("deals", "properties")]
+    assert sorted(deals) == ["kizuna_accepted_at", "kizuna_rejected_at"]
+    assert "kizuna_next_review_on" in hubspot.state.properties[("calls", "properties")]
 
 
 def test_a_conflicting_property_is_named(cli_env: Settings, hubspot: HubSpotStandin) -> None:

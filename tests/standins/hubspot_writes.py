@@ -18,6 +18,17 @@ ASSOCIATION_TARGETS = {192: "companies", 204: "contacts", 216: "deals"}
 MAX_BATCH = 100
 
 
+# A property's type -> the field types HubSpot accepts with it (its properties API refuses other pairs).
+FIELD_TYPES: dict[str, tuple[str, ...]] = {
+    "string": ("text", "textarea", "file", "html", "phonenumber"),
+    "number": ("number",),
+    "date": ("date",),
+    "datetime": ("date",),
+    "enumeration": ("select", "radio", "checkbox", "booleancheckbox"),
+    "bool": ("booleancheckbox",),
+}
+
+
 def route(
     handler: Any, state: api.StandinState, method: str, path: str, body: Any
 ) -> tuple[int, dict[str, Any]] | None:
@@ -112,6 +123,8 @@ def _create_definition(
     if name in store:
         raise api._Problem(409, f"A {kind[:-1]} named '{name}' already exists.", "OBJECT_ALREADY_EXISTS")
     if kind == "properties":
+        if body.get("fieldType") not in FIELD_TYPES.get(str(body.get("type")), ()):
+            raise api._Problem(400, f"fieldType {body.get('fieldType')} is not valid for type {body.get('type')}")
         groups = state.properties.get((object_type, "groups"), {})
         if body.get("groupName") not in groups and body.get("groupName") not in api.DEFAULT_GROUPS:
             raise api._Problem(400, f"property group {body.get('groupName')} does not exist")

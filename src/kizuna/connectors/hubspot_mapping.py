@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.connectors.hubspot_values import READERS, boolean, full_name, locale, marketing_opt_in, parse_date
-from kizuna.core.contract import TABLES_BY_NAME, ColumnType
+from kizuna.core.contract import TABLES_BY_NAME, Column, ColumnType
 from kizuna.core.errors import SourceError
 
 # Raw table -> the HubSpot object types that feed it.
@@ -77,7 +77,7 @@ DEFAULT_PROPERTIES: dict[str, dict[str, str | None]] = {
         "source": "hs_analytics_source",
         "owner_email": "hubspot_owner_id",
         "created_by_email": "hs_created_by_user_id",  # a user id: the owner with that userId
-        # kizuna's own properties (a HubSpot admin creates them, docs/sources.md); absent ones read blank
+        # kizuna's own properties (`kizuna crm setup` or an admin creates them, docs/sources.md); absent: blank
         "handed_off_at": "kizuna_handed_off_at",
         "accepted_at": "kizuna_accepted_at",
         "rejected_at": "kizuna_rejected_at",
@@ -236,6 +236,20 @@ class HubSpotMapping:
 
     def property_of(self, table: str, column: str) -> str | None:
         return self.options.properties.get(table, {}).get(column, DEFAULT_PROPERTIES[table][column])
+
+    def kizuna_properties(self) -> dict[str, list[tuple[str, str, Column]]]:
+        """Per object type, the properties named kizuna_* this mapping reads, with the table and column each
+        feeds. HubSpot
+        defines none of them (an admin, or `kizuna crm setup`, creates them); a column mapped to a property of the
+        company's own choosing is left out, as that property exists already."""
+        found: dict[str, list[tuple[str, str, Column]]] = {}
+        for table, columns in DEFAULT_PROPERTIES.items():
+            for column in columns:
+                name = self.property_of(table, column)
+                if name is not None and name.startswith("kizuna_"):
+                    for object_type in TABLE_OBJECTS[table]:
+                        found.setdefault(object_type, []).append((name, table, TABLES_BY_NAME[table].column(column)))
+        return found
 
     def properties(self, table: str, object_type: str) -> list[str]:
         """Every property a search or list of this object type must return."""

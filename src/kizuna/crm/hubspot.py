@@ -36,6 +36,7 @@ HUBSPOT_TYPES = {
     "text": ("string", "textarea"),
     "number": ("number", "number"),
     "date": ("date", "date"),
+    "datetime": ("datetime", "date"),
     "enumeration": ("enumeration", "select"),
 }
 TASK_KEY_FIELD = FieldSpec(TASK_KEY, "kizuna task key", "string", (), "kizuna's idempotency key of the task.")
@@ -107,10 +108,11 @@ class HubSpotTarget:
     # -- setup -----------------------------------------------------------------------------------------------
 
     def setup(self, fields: Sequence[FieldSpec], *, dry_run: bool) -> list[SetupChange]:
-        changes = self._setup_object("companies", fields, dry_run)
-        return changes + self._setup_object("tasks", [TASK_KEY_FIELD], dry_run)
+        changes = self.setup_properties("companies", fields, dry_run=dry_run)
+        return changes + self.setup_properties("tasks", [TASK_KEY_FIELD], dry_run=dry_run)
 
-    def _setup_object(self, object_type: str, fields: Sequence[FieldSpec], dry_run: bool) -> list[SetupChange]:
+    def setup_properties(self, object_type: str, fields: Sequence[FieldSpec], *, dry_run: bool) -> list[SetupChange]:
+        """Create the missing properties of one object type in the kizuna group; report each as found."""
         groups = {g.get("name") for g in self._call(self.api.property_groups, object_type).get("results") or []}
         if GROUP not in groups and not dry_run:
             self._call(self.api.create_property_group, object_type, {"name": GROUP, "label": "kizuna"})

@@ -25,6 +25,7 @@ FIELD_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
     "text": ("textarea", {"type": "LongTextArea", "length": 32768, "visibleLines": 5}),
     "number": ("double", {"type": "Number", "precision": 18, "scale": 4}),
     "date": ("date", {"type": "Date"}),
+    "datetime": ("datetime", {"type": "DateTime"}),
     "enumeration": ("picklist", {"type": "Picklist"}),
 }
 NO_GRANT = (

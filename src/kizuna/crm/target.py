@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol
 
-FieldType = Literal["string", "text", "number", "date", "enumeration"]
+FieldType = Literal["string", "text", "number", "date", "datetime", "enumeration"]
 TaskState = Literal["open", "completed", "deleted"]
 Value = str | float | int | date | None
 
