@@ -24,12 +24,14 @@ demo: $(STAMP)
 test: system-deps $(STAMP) lint typecheck pytest
 
 # Debian packages the tests use: a real PostgreSQL server (the dbt portability test starts its own),
+# a Java runtime for the local Spark session of the Spark portability test (pyspark runs on Java 17),
 # Chromium for the browser tests (Playwright drives it; it never downloads a browser) and a font with
 # Japanese glyphs for the report's charts. Installed only when missing and running as root; otherwise
 # the tests that need them say why they skip.
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ls /usr/share/fonts/opentype/noto/NotoSansCJK* >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \

@@ -10,7 +10,7 @@
 
 {#- Floor of a non-negative integer quotient; DuckDB's `/` is float division, PostgreSQL's truncates. -#}
 {% macro integer_divide(numerator, denominator) -%}
-    cast(floor(cast({{ numerator }} as double precision) / ({{ denominator }})) as {{ dbt.type_int() }})
+    cast(floor(cast({{ numerator }} as {{ type_double() }}) / ({{ denominator }})) as {{ dbt.type_int() }})
 {%- endmacro %}
 
 {#- The business date of a UTC timestamp: the day it was in the business time zone (var

@@ -3,6 +3,6 @@
 {% macro ratio(numerator, denominator) -%}
     case
         when ({{ denominator }}) <> 0
-            then cast(({{ numerator }}) as double precision) / ({{ denominator }})
+            then cast(({{ numerator }}) as {{ type_double() }}) / ({{ denominator }})
     end
 {%- endmacro %}

@@ -70,6 +70,7 @@ def run_dbt(
     target: str | None = None,
     command: str = "build",
     extra: tuple[str, ...] = (),
+    profiles_dir: Path = PROJECT_DIR,
 ) -> list[str]:
     """One dbt command on the project; fails the test on any error. Returns the warnings."""
     from dbt.cli.main import dbtRunner
@@ -83,7 +84,7 @@ def run_dbt(
     args = [
         command,
         "--project-dir", str(PROJECT_DIR),
-        "--profiles-dir", str(PROJECT_DIR),
+        "--profiles-dir", str(profiles_dir),
         "--target-path", str(workdir / "target"),
         "--log-path", str(workdir / "logs"),
         "--vars", json.dumps({"as_of": as_of.isoformat()}),
@@ -156,3 +157,25 @@ def replace_source_dir(path: Path, source_dir: Path) -> None:
         finally:
             con.close()
     load_source_dir(path, source_dir)
+
+
+def normalised(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Same values, same representation: dates and timestamps as text, decimals and ints as floats."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            out[column] = values.dt.strftime("%Y-%m-%d %H:%M:%S")
+        elif values.dtype == object:
+            sample = values.dropna()
+            first = sample.iloc[0] if len(sample) else None
+            if first is not None and not isinstance(first, (str, bool)):
+                try:
+                    out[column] = pd.to_numeric(values)
+                except (TypeError, ValueError):
+                    out[column] = values.astype(str).where(values.notna(), None)
+            if isinstance(first, date):
+                out[column] = pd.to_datetime(values).dt.strftime("%Y-%m-%d %H:%M:%S")
+        if pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_bool_dtype(out[column]):
+            out[column] = out[column].astype(float)
+    return out.sort_values(keys, ignore_index=True)

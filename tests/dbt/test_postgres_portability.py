@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.dbt.helpers import Build, dbt_build, load_source_dir, run_dbt
+from tests.dbt.helpers import Build, dbt_build, load_source_dir, normalised, run_dbt
 from tests.postgres_server import PG_DATABASE, PostgresServer
 
 AS_OF = date(2026, 11, 23)
@@ -100,28 +100,6 @@ def builds(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
     incremental = ("--select", "config.materialized:incremental+")
     run_dbt(workdir / "pg", AS_OF, rebuild, target="postgres", extra=incremental)
     return Builds(dbt_build(workdir / "duck", warehouse, AS_OF), postgres)
-
-
-def normalised(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Same values, same representation: dates and timestamps as text, decimals and ints as floats."""
-    out = frame.copy()
-    for column in out.columns:
-        values = out[column]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            out[column] = values.dt.strftime("%Y-%m-%d %H:%M:%S")
-        elif values.dtype == object:
-            sample = values.dropna()
-            first = sample.iloc[0] if len(sample) else None
-            if first is not None and not isinstance(first, (str, bool)):
-                try:
-                    out[column] = pd.to_numeric(values)
-                except (TypeError, ValueError):
-                    out[column] = values.astype(str).where(values.notna(), None)
-            if isinstance(first, date):
-                out[column] = pd.to_datetime(values).dt.strftime("%Y-%m-%d %H:%M:%S")
-        if pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_bool_dtype(out[column]):
-            out[column] = out[column].astype(float)
-    return out.sort_values(keys, ignore_index=True)
 
 
 @pytest.mark.parametrize("mart", list(MARTS), ids=list(MARTS))

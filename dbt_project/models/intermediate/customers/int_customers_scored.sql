@@ -63,9 +63,8 @@ products_held as (
     select
         customer_id,
         count(distinct product) as product_count,
-        {{ dbt.listagg('distinct product', "', '", 'order by product') }} as products_held,
-        {{ dbt.listagg("distinct product || ' ' || coalesce(plan, '')", "', '", "order by product || ' ' || coalesce(plan, '')") }}  -- noqa: LT05
-            as plans_held
+        {{ string_agg_distinct_sorted('product', ', ') }} as products_held,
+        {{ string_agg_distinct_sorted("product || ' ' || coalesce(plan, '')", ', ') }} as plans_held
     from products_paid
     group by customer_id
 ),
@@ -164,13 +163,13 @@ revenue_shares_computed as (
         *,
         case
             when status = 'active'
-                then coalesce(
+                then cast(coalesce(
                     sum(mrr) over (
                         partition by status order by mrr desc, customer_id asc
                         rows between unbounded preceding and 1 preceding
                     ),
                     0
-                ) / nullif(sum(mrr) over (partition by status), 0)
+                ) as {{ type_double() }}) / nullif(sum(mrr) over (partition by status), 0)
         end as mrr_share_before
     from customers_joined
 ),

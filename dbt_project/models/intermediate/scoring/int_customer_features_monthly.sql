@@ -24,7 +24,7 @@ features_joined as (
         population.expansions_last_6_months,
         population.contractions_last_6_months,
         population.employee_count,
-        cast(usage_months.usage_value as double precision) as usage_value,
+        cast(usage_months.usage_value as {{ type_double() }}) as usage_value,
         {{ ratio('usage_months.usage_value', 'usage_months.trailing_3_month_average') }} - 1
             as usage_vs_3_month_average,
         usage_months.plan_usage_ratio,

@@ -50,12 +50,7 @@ subscriptions_summarised as (
         customer_id,
         snapshot_on,
         count(distinct product) as product_count,
-        {% if target.type == 'duckdb' -%}
-            -- DuckDB: a plain list sorted afterwards costs a third of an ordered string_agg over ~13M groups
-            array_to_string(list_sort(list(distinct product_label) filter (where product_label is not null)), '|')
-        {%- else -%}
-            string_agg(distinct product_label, '|' order by product_label)
-        {%- endif %} as products_held,
+        {{ string_agg_distinct_sorted('product_label', '|') }} as products_held,
         max(case when subscription_rank = 1 then contract_term_months end) as contract_term_months,
         max(case when subscription_rank = 1 then start_date end) as start_date
     from subscriptions_ranked

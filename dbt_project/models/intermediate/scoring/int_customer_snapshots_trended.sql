@@ -84,17 +84,17 @@ final as (
         snapshot_on,
         feature_month,
         is_scoring_snapshot,
-        cast(mrr as double precision) as mrr,
+        cast(mrr as {{ type_double() }}) as mrr,
         {{ ratio('mrr', 'mrr_3_months_before') }} - 1 as mrr_change_3_months_ratio,
         cast(tenure_months as {{ dbt.type_bigint() }}) as tenure_months,
         percent_rank() over (partition by snapshot_on order by mrr) as mrr_percentile,
         cast(expansions_last_6_months as {{ dbt.type_bigint() }}) as expansions_last_6_months,
         cast(contractions_last_6_months as {{ dbt.type_bigint() }}) as contractions_last_6_months,
-        cast(employee_count as double precision) as employee_count,
+        cast(employee_count as {{ type_double() }}) as employee_count,
         has_outcome,
         case when has_outcome then churns_next_3_months > 0 end as is_churned_next_90_days,
         case when has_outcome then expansions_next_3_months > 0 end as is_expanded_next_90_days,
-        case when has_outcome then cast(expansion_mrr_next_3_months as double precision) end
+        case when has_outcome then cast(expansion_mrr_next_3_months as {{ type_double() }}) end
             as expansion_mrr_next_90_days
     from population
 )

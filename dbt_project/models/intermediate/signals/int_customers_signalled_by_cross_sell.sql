@@ -71,9 +71,9 @@ cross_sell_signals as (
         customer_id,
         'cross_sell_fit' as signal,
         min(fit_since) as first_seen_on,
-        cast(count(*) as double precision) as signal_value,
-        cast(1 as double precision) as signal_threshold,
-        {{ dbt.listagg('companion_product', "', '", 'order by companion_product') }} as signal_detail
+        cast(count(*) as {{ type_double() }}) as signal_value,
+        cast(1 as {{ type_double() }}) as signal_threshold,
+        {{ string_agg_distinct_sorted('companion_product', ', ') }} as signal_detail
     from cross_sell_fits
     group by customer_id
 ),

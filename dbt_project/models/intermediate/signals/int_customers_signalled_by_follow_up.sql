@@ -69,8 +69,8 @@ follow_up_signals as (
         customer_id,
         'follow_up_due' as signal,
         min(review_on) as first_seen_on,
-        cast(max({{ dbt.datediff('review_on', as_of_date(), 'day') }}) as double precision) as signal_value,
-        cast(0 as double precision) as signal_threshold,
+        cast(max({{ dbt.datediff('review_on', as_of_date(), 'day') }}) as {{ type_double() }}) as signal_value,
+        cast(0 as {{ type_double() }}) as signal_threshold,
         cast(min(review_on) as {{ dbt.type_string() }}) as signal_detail
     from reviews_due
     group by customer_id

@@ -23,7 +23,7 @@ invoice_customers as (
 purchase_gaps_measured as (
     select
         *,
-        cast({{ dbt.datediff('first_purchase_on', 'last_purchase_on', 'day') }} as double precision)  -- noqa: LT05
+        cast({{ dbt.datediff('first_purchase_on', 'last_purchase_on', 'day') }} as {{ type_double() }})  -- noqa: LT05
         / (purchase_days - 1) as average_gap_days
     from invoice_customers
     where purchase_days >= {{ var('purchase_frequency_min_invoices') }}
@@ -38,9 +38,9 @@ purchase_frequency_signals as (
             'cast(ceil(' ~ var('purchase_frequency_drop_factor') ~ ' * average_gap_days) as integer) + 1',
             'last_purchase_on'
         ) }} as date) as first_seen_on,
-        cast({{ dbt.datediff('last_purchase_on', as_of_date(), 'day') }} as double precision) / average_gap_days  -- noqa: LT05
+        cast({{ dbt.datediff('last_purchase_on', as_of_date(), 'day') }} as {{ type_double() }}) / average_gap_days  -- noqa: LT05
             as signal_value,
-        cast({{ var('purchase_frequency_drop_factor') }} as double precision) as signal_threshold,
+        cast({{ var('purchase_frequency_drop_factor') }} as {{ type_double() }}) as signal_threshold,
         cast(last_purchase_on as {{ dbt.type_string() }}) as signal_detail
     from purchase_gaps_measured
     where {{ dbt.datediff('last_purchase_on', as_of_date(), 'day') }}  -- noqa: LT02,LT05

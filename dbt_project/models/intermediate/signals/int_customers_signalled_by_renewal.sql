@@ -23,9 +23,9 @@ renewal_signals as (
                 else active_subscriptions.start_date
             end
         ) as first_seen_on,
-        cast(min({{ dbt.datediff(as_of_date(), 'active_subscriptions.renewal_on', 'day') }}) as double precision)
+        cast(min({{ dbt.datediff(as_of_date(), 'active_subscriptions.renewal_on', 'day') }}) as {{ type_double() }})
             as signal_value,
-        cast({{ var('renewal_upcoming_days') }} as double precision) as signal_threshold,
+        cast({{ var('renewal_upcoming_days') }} as {{ type_double() }}) as signal_threshold,
         cast(min(active_subscriptions.renewal_on) as {{ dbt.type_string() }}) as signal_detail
     from active_subscriptions
     inner join active_customers on active_subscriptions.customer_id = active_customers.customer_id

@@ -68,8 +68,8 @@ support_spike_signals as (
         ticket_days_windowed.customer_id,
         'support_spike' as signal,
         max(ticket_days_windowed.created_on) as first_seen_on,
-        cast(max(current_ticket_counts.current_tickets) as double precision) as signal_value,
-        cast({{ var('support_spike_min_tickets') }} as double precision) as signal_threshold,
+        cast(max(current_ticket_counts.current_tickets) as {{ type_double() }}) as signal_value,
+        cast({{ var('support_spike_min_tickets') }} as {{ type_double() }}) as signal_threshold,
         cast(null as {{ dbt.type_string() }}) as signal_detail
     from ticket_days_windowed
     inner join current_ticket_counts

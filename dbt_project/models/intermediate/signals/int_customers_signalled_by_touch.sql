@@ -34,9 +34,9 @@ no_recent_touch_signals as (
         ) }} as date) as first_seen_on,
         cast(
             {{ dbt.datediff('coalesce(' ~ business_date('last_touch_at') ~ ', first_paid_month)', as_of_date(), 'day') }}  -- noqa: LT05
-            as double precision
+            as {{ type_double() }}
         ) as signal_value,
-        cast(touch_threshold_days as double precision) as signal_threshold,
+        cast(touch_threshold_days as {{ type_double() }}) as signal_threshold,
         customer_rank as signal_detail
     from touch_thresholds
     where

@@ -70,7 +70,7 @@ usage_drop_signals as (
         'usage_drop' as signal,
         {{ add_months(1, 'usage_signal_months.usage_drop_since_month') }} as first_seen_on,
         usage_signal_months.usage_drop_ratio as signal_value,
-        cast({{ var('usage_drop_ratio') }} as double precision) as signal_threshold,
+        cast({{ var('usage_drop_ratio') }} as {{ type_double() }}) as signal_threshold,
         cast(null as {{ dbt.type_string() }}) as signal_detail
     from usage_signal_months
     inner join active_customers on usage_signal_months.customer_id = active_customers.customer_id
@@ -83,7 +83,7 @@ near_plan_limit_signals as (
         'near_plan_limit' as signal,
         {{ add_months(1, 'usage_signal_months.near_limit_since_month') }} as first_seen_on,
         usage_signal_months.plan_usage_ratio as signal_value,
-        cast({{ var('near_plan_limit_ratio') }} as double precision) as signal_threshold,
+        cast({{ var('near_plan_limit_ratio') }} as {{ type_double() }}) as signal_threshold,
         cast(null as {{ dbt.type_string() }}) as signal_detail
     from usage_signal_months
     inner join active_customers on usage_signal_months.customer_id = active_customers.customer_id

@@ -122,7 +122,7 @@ groups_with_variances as (
         case
             when customers >= 2
                 then
-                    cast(customers * expansion_mrr_squared - expansion_mrr * expansion_mrr as double precision)
+                    cast(customers * expansion_mrr_squared - expansion_mrr * expansion_mrr as {{ type_double() }})
                     / (customers * (customers - 1))
         end as expansion_mrr_variance
     from groups_summarised

@@ -97,7 +97,7 @@ final as (
         cast(bands_summed.fx_impact_mrr as decimal(18, 2)) as fx_impact_mrr,
         case
             when bands_summed.retained_customers > 0
-                then cast(bands_summed.existing_mrr / bands_summed.retained_customers as decimal(18, 2))
+                then {{ divide_rounded('bands_summed.existing_mrr', 'bands_summed.retained_customers') }}
         end as average_mrr_per_existing_customer,
         {{ ratio('bands_summed.retained_customers', 'bands_summed.starting_customers') }} as logo_retention_rate,
         -- for cancel_reason rows, the share of all the month's starting customers lost for that reason

@@ -34,7 +34,7 @@ csqls_won as (
     select
         {{ month_of(business_date('closed_at')) }} as month,
         count(*) as csqls_won,
-        sum(amount) / {{ var('deal_amount_months') }} as won_expansion_mrr
+        {{ divide_rounded('sum(amount)', var('deal_amount_months')) }} as won_expansion_mrr
     from csqls
     where is_won and {{ business_date('closed_at') }} <= {{ as_of_date() }}
     group by {{ month_of(business_date('closed_at')) }}

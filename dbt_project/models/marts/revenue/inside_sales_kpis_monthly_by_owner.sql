@@ -150,11 +150,11 @@ final as (
         {%- for column in counts %}
         cast(coalesce({{ column }}, 0) as {{ dbt.type_bigint() }}) as {{ column.split('.')[1] }},  -- noqa: LT02
         {%- endfor %}
-        cast(coalesce(won_summed.won_amount_as_creator, 0) / {{ var('deal_amount_months') }} as decimal(18, 2))
+        {{ divide_rounded('coalesce(won_summed.won_amount_as_creator, 0)', var('deal_amount_months')) }}
             as won_expansion_mrr_as_creator,
-        cast(coalesce(won_summed.won_amount_as_closer, 0) / {{ var('deal_amount_months') }} as decimal(18, 2))
+        {{ divide_rounded('coalesce(won_summed.won_amount_as_closer, 0)', var('deal_amount_months')) }}
             as won_expansion_mrr_as_closer,
-        cast(coalesce(won_summed.won_amount_credited, 0) / {{ var('deal_amount_months') }} as decimal(18, 2))
+        {{ divide_rounded('coalesce(won_summed.won_amount_credited, 0)', var('deal_amount_months')) }}
             as won_expansion_mrr_credited
     from owner_months
     inner join months

@@ -110,7 +110,7 @@ final as (
         {{ ratio('starting_mrr + expansion_mrr - contraction_mrr - churned_mrr', 'starting_mrr') }} as nrr,
         {{ ratio('starting_mrr - contraction_mrr - churned_mrr', 'starting_mrr') }} as grr,
         case
-            when ending_customers > 0 then cast(ending_mrr / ending_customers as decimal(18, 2))
+            when ending_customers > 0 then {{ divide_rounded('ending_mrr', 'ending_customers') }}
         end as arpa,
         {{ ratio('new_mrr + expansion_mrr + reactivation_mrr', 'contraction_mrr + churned_mrr') }} as quick_ratio,
         {{ ratio('mrr_of_customers_12_months_ago', 'mrr_12_months_ago') }} as trailing_12m_nrr,

@@ -17,7 +17,7 @@ final as (
         cast(message_key as {{ dbt.type_string() }}) as send_id,
         coalesce(is_selected, false) as is_selected,
         -- the customer's rank when it was selected, from the marts.customers row kept as context
-        cast(context as json) ->> 'rank' as rank_at_selection
+        {{ json_text('context', 'rank') }} as rank_at_selection
     from source
 )
 
