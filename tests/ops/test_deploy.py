@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -75,6 +76,8 @@ def test_deploy_all_then_a_worker_runs_daily_with_its_artifacts(prefect_server: 
     assert {a["key"] for a in artifacts} >= ARTIFACTS
     summary = next(a for a in artifacts if a["key"] == "daily-summary")["data"]
     assert "## Loaded" in summary and "customers 150," in summary and "## Sends by state" in summary
+    built = re.search(r"^- (\d+) models built, (\d+) tests passed$", summary, re.MULTILINE)
+    assert built and int(built[1]) >= 10 and int(built[2]) > 50, "the counts come through the node tasks too"
 
     tasks = _post(
         api,

@@ -102,12 +102,13 @@ def test_the_daily_run_fails_naming_the_process_that_holds_the_warehouse(
         daily(source_dir=str(tmp_path / "src"), warehouse=str(warehouse))
 
 
-def _kizuna(warehouse: Path, tmp_path: Path, wait_seconds: float, *args: str) -> subprocess.Popen[str]:
+def _kizuna(warehouse: Path, tmp_path: Path, wait_seconds: float, *args: str, **extra: str) -> subprocess.Popen[str]:
     env = base_env(
         KIZUNA_WAREHOUSE=str(warehouse),
         KIZUNA_VAR_DIR=str(tmp_path / "var"),
         KIZUNA_OUTBOX_DIR=str(tmp_path / "var" / "outbox"),
         KIZUNA_WAREHOUSE_WAIT_SECONDS=str(wait_seconds),
+        **extra,
     )
     return subprocess.Popen(
         [tool("python"), "-m", "kizuna.cli", *args],
@@ -155,10 +156,17 @@ def test_ingest_gives_up_after_the_wait_with_one_message_naming_the_reader(wareh
     assert "waited 1 s (KIZUNA_WAREHOUSE_WAIT_SECONDS)" in err and "log: " in err
 
 
-def test_kizuna_run_says_it_is_waiting_and_whom_for(warehouse: Path, tmp_path: Path) -> None:
+def test_kizuna_run_says_it_is_waiting_and_whom_for(prefect_server: str, warehouse: Path, tmp_path: Path) -> None:
+    """On the suite's Prefect server: a run without one would start a temporary server first (≈ 10 s)."""
     (tmp_path / "src").mkdir()
     with holder(HOLD_READ_ONLY, warehouse) as reader:
-        run = _kizuna(warehouse, tmp_path, 1, "run", "--source-dir", str(tmp_path / "src"), "--as-of", str(AS_OF))
+        run = _kizuna(
+            warehouse,
+            tmp_path,
+            1,
+            *("run", "--source-dir", str(tmp_path / "src"), "--as-of", str(AS_OF)),
+            PREFECT_API_URL=prefect_server,
+        )
         out, err = run.communicate(timeout=300)
     assert run.returncode == 1
     assert f"warning: waiting for the warehouse, held by PID {reader.pid} (" in err

@@ -12,11 +12,11 @@ from tests.ops.conftest import AS_OF, tool, workspace_env, write_sources_by_hand
 NOISE = ("Traceback", "nanobind", "ephemeral docs site", "START sql", "Finished in state", "\x1b[")
 
 
-def kizuna(ws: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def kizuna(ws: Path, *args: str, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess[str]:
     """`kizuna ARGS` in its own process, stdout and stderr piped into one stream as `> file 2>&1` would."""
     return subprocess.run(
         [tool("python"), "-m", "kizuna.cli", *args],
-        env=workspace_env(ws),
+        env=workspace_env(ws, **extra),
         cwd=ws,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -81,10 +81,13 @@ def test_a_piped_run_prints_progress_and_the_summary_and_logs_the_rest(workspace
     assert abs(bridge - yen(out, "ending_mrr")) <= 4, "the printed bridge adds up (yen rounding aside)"
 
 
-def test_a_refused_load_prints_one_error_and_verbose_shows_the_rest(tmp_path: Path) -> None:
+def test_a_refused_load_prints_one_error_and_verbose_shows_the_rest(prefect_server: str, tmp_path: Path) -> None:
+    """On the suite's Prefect server, so neither run starts a temporary one (≈ 10 s each); the piped run above
+    shows a temporary server's lines stay off the terminal."""
     write_sources_by_hand(tmp_path / "src", ["C001", "C002", "C002"])
+    server = {"PREFECT_API_URL": prefect_server}
 
-    refused = kizuna(tmp_path, "run", "--as-of", str(AS_OF))
+    refused = kizuna(tmp_path, "run", "--as-of", str(AS_OF), **server)
 
     out = refused.stdout
     assert refused.returncode == 1, out
@@ -97,7 +100,7 @@ def test_a_refused_load_prints_one_error_and_verbose_shows_the_rest(tmp_path: Pa
     log = logged_path(out)
     assert "Traceback" in log.read_text(encoding="utf-8"), "the traceback is kept, in the log"
 
-    verbose = kizuna(tmp_path, "run", "--as-of", str(AS_OF), "--verbose")
+    verbose = kizuna(tmp_path, "run", "--as-of", str(AS_OF), "--verbose", **server)
     assert verbose.returncode == 1
     assert "Traceback" in verbose.stdout and "customers.csv, row 4" in verbose.stdout
     assert logged_path(verbose.stdout) != log, "each run has its own log"
