@@ -14,6 +14,8 @@ WHOLE_SPAN_COLUMNS = ("customer_id", "start_date", "mrr", "amount", "billing_per
 # Statuses that change what a subscription counts: trialing counts 0, paused 0 in the as-of month, past_due ends it
 # at its oldest unpaid invoice (so its invoices date it too).
 COUNTING_STATUSES = ("trialing", "paused", "past_due")
+# The raw tables the incremental models read: a change elsewhere does not move their months.
+READ_TABLES = ("subscriptions", "invoices", "fx_rates")
 
 
 def _row(alias: str, table: str) -> str:
@@ -29,8 +31,15 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
     read (subscriptions, invoices, fx_rates), old values included; the as-of month when no change reaches further
     back. Other tables feed only models that are rebuilt whole, so their changes do not count here.
 
-    For the daily run: `before` the last good load (raw), `after` the staged one (raw_incoming).
+    For the daily run: `before` the last good load (raw), `after` the staged one (raw_incoming). A table missing
+    from `after` (no file: it is published empty) counts as empty.
     """
+    names = {
+        r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [after]).fetchall()
+    }
+    subscriptions, invoices, fx_rates = (
+        f"{after}.{t}" if t in names else f"(select * from {before}.{t} limit 0)" for t in READ_TABLES
+    )
     statuses = ", ".join(f"'{s}'" for s in COUNTING_STATUSES)
     fx = ", ".join(f'"{c}"' for c in TABLES_BY_NAME["fx_rates"].column_names)
     whole_span = " or ".join(f'o."{c}" is distinct from n."{c}"' for c in WHOLE_SPAN_COLUMNS)
@@ -42,13 +51,13 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
             o.subscription_id is null or n.subscription_id is null or {whole_span}
                 or o.status in ({statuses}) or n.status in ({statuses}) as is_whole_span
         from {before}.subscriptions as o
-        full outer join {after}.subscriptions as n on o.subscription_id = n.subscription_id
+        full outer join {subscriptions} as n on o.subscription_id = n.subscription_id
         where {_row("o", "subscriptions")} is distinct from {_row("n", "subscriptions")}
     ),
     invoices_changed as (
         select o.subscription_id as old_id, n.subscription_id as new_id
         from {before}.invoices as o
-        full outer join {after}.invoices as n on o.invoice_id = n.invoice_id
+        full outer join {invoices} as n on o.invoice_id = n.invoice_id
         where {_row("o", "invoices")} is distinct from {_row("n", "invoices")}
     ),
     past_due_invoiced as (
@@ -56,16 +65,16 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
         inner join (
             select subscription_id, status, start_date from {before}.subscriptions
             union all
-            select subscription_id, status, start_date from {after}.subscriptions
+            select subscription_id, status, start_date from {subscriptions}
         ) as s
             on i.id = s.subscription_id
         where s.status = 'past_due'
     ),
     fx_changed as (
         select month from (
-            (select {fx} from {before}.fx_rates except all select {fx} from {after}.fx_rates)
+            (select {fx} from {before}.fx_rates except all select {fx} from {fx_rates})
             union all
-            (select {fx} from {after}.fx_rates except all select {fx} from {before}.fx_rates)
+            (select {fx} from {fx_rates} except all select {fx} from {before}.fx_rates)
         ) as changed
     ),
     touched as (
