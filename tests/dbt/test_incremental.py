@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -22,7 +22,24 @@ Rows = dict[str, dict[str, str]]
 # The subscription columns whose change moves a subscription's MRR in every month it runs; any other change (its end,
 # its cancel reason, active to canceled) moves only the months from the earlier of its old and new end.
 WHOLE_SPAN = ("customer_id", "start_date", "mrr", "amount", "billing_period_months", "currency", "quantity")
-STATUSES_THAT_COUNT = {"trialing", "paused", "past_due"}  # counted at 0, or ended by unpaid invoices
+STATUSES_THAT_COUNT = {"trialing", "paused"}  # counted at 0
+# A past_due subscription ends at its oldest open invoice after the last paid one (plus grace days): a change to
+# its status or invoices moves the months from that invoice's UTC day (the export's are Tokyo time), old and new.
+TOKYO = timedelta(hours=9)
+
+
+def unpaid_since(invoices: Rows) -> dict[str, date]:
+    last_paid: dict[str, str] = {}
+    for row in invoices.values():
+        if row["status"] == "paid" and row["subscription_id"]:
+            last_paid[row["subscription_id"]] = max(last_paid.get(row["subscription_id"], ""), row["issued_at"])
+    since: dict[str, date] = {}
+    for row in invoices.values():
+        key = row["subscription_id"]
+        if row["status"] == "open" and key and row["issued_at"] > last_paid.get(key, ""):
+            day = (datetime.fromisoformat(row["issued_at"]) - TOKYO).date()
+            since[key] = min(since.get(key, day), day)
+    return since
 
 
 def read(path: Path, key: str) -> Rows:
@@ -43,6 +60,8 @@ def earliest_month_changed(day1: Path, day2: Path) -> date:
         read(day1 / "subscriptions.csv", "subscription_id"),
         read(day2 / "subscriptions.csv", "subscription_id"),
     )
+    inv1, inv2 = read(day1 / "invoices.csv", "invoice_id"), read(day2 / "invoices.csv", "invoice_id")
+    since1, since2 = unpaid_since(inv1), unpaid_since(inv2)
     touched: list[date] = []
     for key in subs1.keys() | subs2.keys():
         old, new = subs1.get(key), subs2.get(key)
@@ -56,19 +75,23 @@ def earliest_month_changed(day1: Path, day2: Path) -> date:
             or {old["status"], new["status"]} & STATUSES_THAT_COUNT
         ):
             touched += [month(r["start_date"]) for r in rows]
+        elif "past_due" in {old["status"], new["status"]}:
+            touched += [month(r["end_date"]) for r in rows if r["end_date"]]
+            touched += [d.replace(day=1) for d in (since1.get(key), since2.get(key)) if d is not None]
         else:
             touched += [month(r["end_date"]) for r in rows if r["end_date"]] or [month(NEXT.isoformat())]
-    inv1, inv2 = read(day1 / "invoices.csv", "invoice_id"), read(day2 / "invoices.csv", "invoice_id")
     for key in inv1.keys() | inv2.keys():
         old, new = inv1.get(key), inv2.get(key)
         if old == new:
             continue
-        # an invoice only dates a past_due subscription's end (its oldest unpaid invoice): all of that one's months
+        # an invoice only dates a past_due subscription's end: from its oldest unpaid invoice, old and new
         for row in (r for r in (old, new) if r is not None):
             for subs in (subs1, subs2):
                 sub = subs.get(row["subscription_id"])
                 if sub is not None and sub["status"] == "past_due":
-                    touched.append(month(sub["start_date"]))
+                    sid = sub["subscription_id"]
+                    touched += [d.replace(day=1) for d in (since1.get(sid), since2.get(sid)) if d is not None]
+                    touched += [month(sub["end_date"])] if sub["end_date"] else []
     for old, new in ((read(day1 / "fx_rates.csv", "month"), read(day2 / "fx_rates.csv", "month")),):
         touched += [month(k) for k in old.keys() | new.keys() if old.get(k) != new.get(k)]
     return min(touched)

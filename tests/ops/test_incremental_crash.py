@@ -72,4 +72,5 @@ def test_a_day_killed_during_an_incremental_build_and_run_again_equals_a_full_re
     assert again.returncode == 0, text[-4000:]
     # the day-2 load counts still (its build never passed), with the rerun's own (unchanged files: the as-of month)
     assert f"incremental models: rebuilt from {month:%Y-%m} (2 loads since the last good build)" in text
-    assert differences(warehouse, days.full2) == {}
+    # the run's scores step writes these two after dbt (kizuna.scoring.run): not models, not in the full refresh
+    assert differences(warehouse, days.full2, ignore=("marts.customer_scores", "marts.deal_forecasts")) == {}

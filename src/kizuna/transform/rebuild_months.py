@@ -11,9 +11,10 @@ from kizuna.core.contract import TABLES_BY_NAME
 # A change to one of these moves a subscription's MRR in every month it runs (old and new start included); a change to
 # anything else (its end, its cancel reason, active to canceled) only from the earlier of its old and new end.
 WHOLE_SPAN_COLUMNS = ("customer_id", "start_date", "mrr", "amount", "billing_period_months", "quantity", "currency")
-# Statuses that change what a subscription counts: trialing counts 0, paused 0 in the as-of month, past_due ends it
-# at its oldest unpaid invoice (so its invoices date it too).
-COUNTING_STATUSES = ("trialing", "paused", "past_due")
+# Statuses that change what a subscription counts in every month it runs: trialing counts 0, paused 0 in the as-of
+# month. past_due only ends it (its oldest unpaid invoice after the last paid one, plus the grace days), so a change
+# to or from it, or to its invoices, touches the months from that invoice (old and new), or its end date.
+COUNTING_STATUSES = ("trialing", "paused")
 # The raw tables the incremental models read: a change elsewhere does not move their months.
 READ_TABLES = ("subscriptions", "invoices", "fx_rates")
 
@@ -24,6 +25,21 @@ def _row(alias: str, table: str) -> str:
 
 def _month(expression: str) -> str:
     return f"cast(date_trunc('month', {expression}) as date)"
+
+
+def _unpaid_since(invoices: str) -> str:
+    """Per subscription, the day of its oldest open invoice after its last paid one (doc block past_due), taken
+    early: the UTC day (the business day is never earlier) and no as-of cut-off (more invoices, never a later day)."""
+    return f"""
+        select i.subscription_id, min(cast(i.issued_at as date)) as since
+        from {invoices} as i
+        left join (
+            select subscription_id, max(issued_at) as last_paid_at from {invoices}
+            where status = 'paid' group by subscription_id
+        ) as p on i.subscription_id = p.subscription_id
+        where i.status = 'open' and i.subscription_id is not null
+            and (p.last_paid_at is null or i.issued_at > p.last_paid_at)
+        group by i.subscription_id"""
 
 
 def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: str, as_of: date) -> date:
@@ -49,7 +65,8 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
         select o.subscription_id as old_id, o.status as old_status, o.start_date as old_start, o.end_date as old_end,
             n.subscription_id as new_id, n.status as new_status, n.start_date as new_start, n.end_date as new_end,
             o.subscription_id is null or n.subscription_id is null or {whole_span}
-                or o.status in ({statuses}) or n.status in ({statuses}) as is_whole_span
+                or o.status in ({statuses}) or n.status in ({statuses}) as is_whole_span,
+            o.status = 'past_due' or n.status = 'past_due' as is_past_due
         from {before}.subscriptions as o
         full outer join {subscriptions} as n on o.subscription_id = n.subscription_id
         where {_row("o", "subscriptions")} is distinct from {_row("n", "subscriptions")}
@@ -60,14 +77,19 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
         full outer join {invoices} as n on o.invoice_id = n.invoice_id
         where {_row("o", "invoices")} is distinct from {_row("n", "invoices")}
     ),
+    unpaid_since_before as ({_unpaid_since(f"{before}.invoices")}),
+    unpaid_since_after as ({_unpaid_since(invoices)}),
     past_due_invoiced as (
-        select s.start_date from (select old_id as id from invoices_changed union select new_id from invoices_changed) as i
+        select least(b.since, a.since, s.end_date) as day
+        from (select old_id as id from invoices_changed union select new_id from invoices_changed) as i
         inner join (
-            select subscription_id, status, start_date from {before}.subscriptions
+            select subscription_id, status, end_date from {before}.subscriptions
             union all
-            select subscription_id, status, start_date from {subscriptions}
+            select subscription_id, status, end_date from {subscriptions}
         ) as s
             on i.id = s.subscription_id
+        left join unpaid_since_before as b on s.subscription_id = b.subscription_id
+        left join unpaid_since_after as a on s.subscription_id = a.subscription_id
         where s.status = 'past_due'
     ),
     fx_changed as (
@@ -78,10 +100,17 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
         ) as changed
     ),
     touched as (
-        select case when is_whole_span then least(old_start, new_start) else least(old_end, new_end) end as day
+        select
+            case
+                when is_whole_span then least(old_start, new_start)
+                when is_past_due then least(old_end, new_end, b.since, a.since)
+                else least(old_end, new_end)
+            end as day
         from subscriptions_changed
+        left join unpaid_since_before as b on subscriptions_changed.old_id = b.subscription_id
+        left join unpaid_since_after as a on subscriptions_changed.new_id = a.subscription_id
         union all
-        select start_date from past_due_invoiced
+        select day from past_due_invoiced
     )
     select least(
         (select min({_month("day")}) from touched),
