@@ -108,7 +108,9 @@ def plan(con: duckdb.DuckDBPyConnection, project_dir: Path, as_of: date, *, full
     ).fetchall()
     unknown = [str(load_id) for load_id, _, is_unknown in loads if is_unknown]
     if unknown:
-        return RebuildPlan(None, current, f"load {unknown[0]} has no month recorded (a first load)")
+        return RebuildPlan(
+            None, current, f"load {unknown[0]} has no month recorded (a first load, or one an older kizuna published)"
+        )
     month = min([as_of.replace(day=1), *(m for _, m, _ in loads)])
     reason = f"{len(loads)} load{'s' if len(loads) != 1 else ''} since the last good build" if loads else ""
     return RebuildPlan(month, current, reason or "no load since the last good build")
