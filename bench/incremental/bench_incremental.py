@@ -1,6 +1,10 @@
 """Day 2's dbt build, incremental against a full refresh, side by side on the same warehouse (docs/incremental.md).
 
-    python bench/incremental/bench_incremental.py [--customers 100000] [--rounds 2] [--workdir DIR] [--reuse]
+    python bench/incremental/bench_incremental.py [--customers 10000 100000] [--rounds 2] [--workdir DIR] [--reuse]
+    make bench-incremental BENCH_INCREMENTAL_SIZES="10000 100000 1000000"   # the same, from the Makefile
+
+At 1M customers: day 1's build alone takes several minutes and ≈ 3 GB (DuckDB's memory_limit is 2GB), the day-1
+export ≈ 3 GB on disk and each warehouse copy ≈ 2 GB under --workdir: run it on a quiet machine.
 
 Day 1 (the demo, seed 42, as of 2026-11-23) is built whole; its next day (`kizuna demo-data --next-day-of`,
 default change rate) is loaded onto it. Each round copies that warehouse twice and builds day 2 on the copies, in
@@ -86,30 +90,38 @@ def build(base: Path, workdir: Path, name: str, next_day: date, month: date | No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, nargs="+", default=[100_000], help="one size or several")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/kizuna-bench-incremental"))
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    base, quiet, next_day, month = prepare(args.workdir, args.customers, args.reuse)
+    table = [measure(args.workdir / str(customers), customers, args.rounds, args.reuse) for customers in args.customers]
+    print("\n" + "\n".join(line for lines in table for line in lines))
+
+
+def measure(workdir: Path, customers: int, rounds: int, reuse: bool) -> list[str]:
+    """The three ways at one size, alternating each round; the table's lines (medians)."""
+    base, quiet, next_day, month = prepare(workdir, customers, reuse)
     ways: dict[str, tuple[Path, date | None]] = {
         f"day 2, incremental from {month:%Y-%m} (the month found)": (base, month),
         "day 2, full refresh": (base, None),
         f"a quiet day (no change), incremental from {next_day:%Y-%m}": (quiet, next_day.replace(day=1)),
     }
     times: dict[str, list[tuple[float, dict[str, float]]]] = {way: [] for way in ways}
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         order = list(ways) if round_ % 2 == 0 else list(reversed(ways))
         for way in order:
-            times[way].append(build(ways[way][0], args.workdir, "copy", next_day, ways[way][1]))
+            times[way].append(build(ways[way][0], workdir, "copy", next_day, ways[way][1]))
             load = os.getloadavg()[0]
             print(f"round {round_ + 1}: {way}: {times[way][-1][0]:.1f} s {times[way][-1][1]} (load {load:.1f})")
-    print(f"\n{args.customers:,} customers, day 2 = {next_day}, {args.rounds} rounds (median):")
+    lines = [f"{customers:,} customers, day 2 = {next_day}, {rounds} rounds (median):"]
     for way, runs in times.items():
         whole = statistics.median(r[0] for r in runs)
         parts = ", ".join(f"{m} {statistics.median(r[1].get(m, 0.0) for r in runs):.1f} s" for m in MODELS)
-        print(f"| {way} | {whole:.1f} s | {parts} |")
+        lines.append(f"| {way} | {whole:.1f} s | {parts} |")
+    print("\n".join(lines), flush=True)
+    return lines
 
 
 if __name__ == "__main__":

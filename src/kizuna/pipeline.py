@@ -34,7 +34,7 @@ from kizuna.scoring.run import ScoreResult, score_warehouse, train_and_store
 from kizuna.scoring.store import StoredModel
 from kizuna.sources.ingest import IngestResult, stage_sources
 from kizuna.tracking.loader import ensure_tracking_tables
-from kizuna.transform import dbt_runner
+from kizuna.transform import dbt_runner, rebuild_plan
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def gate(settings: Settings, as_of: date, *, accept_drop: bool = False, accept_o
         accept_drop=accept_drop,
         accept_outliers=accept_outliers,
         progress=step("quality gate", suites),
+        before_publish=lambda con: rebuild_plan.record_staged_month(con, as_of),  # the build's first month
     )
 
 
@@ -75,23 +76,32 @@ def build(
     as_of: date,
     invoke: dbt_runner.Invoker | None = None,
     *,
-    rebuild_from_month: date | None = None,
+    logger: logging.Logger | logging.LoggerAdapter[Any] = log,
 ) -> dbt_runner.BuildResult:
     """dbt build and test every model; raises on any failure. `invoke` runs dbt another way (Prefect node tasks).
 
-    The incremental models rebuild from `rebuild_from_month` (every month without it; from nothing with
-    settings.full_refresh): docs/incremental.md.
+    The incremental models rebuild from the earliest month the loads published since the last good build change,
+    every month when that is unknown, from nothing with settings.full_refresh or when their SQL or vars changed
+    (kizuna.transform.rebuild_plan, docs/incremental.md); `logger` gets the line that says which.
     """
     wait_for_warehouse(settings)
+    with connect(settings.warehouse) as con:
+        months = rebuild_plan.plan(con, settings.dbt_project_dir, as_of, full_refresh=settings.full_refresh)
+    logger.info("dbt build, incremental models: %s", months.describe())
+    if months.full_refresh and not settings.full_refresh:
+        settings = settings.model_copy(update={"full_refresh": True})
     advance = step("dbt build")
-    if invoke is not None:
-        return dbt_runner.build(settings, as_of, invoke=invoke, rebuild_from_month=rebuild_from_month)
-    return dbt_runner.build(
+    result = dbt_runner.build(
         settings,
         as_of,
-        on_node=lambda node: advance(node.name.split(".")[-1]),
-        rebuild_from_month=rebuild_from_month,
+        on_node=None if invoke is not None else lambda node: advance(node.name.split(".")[-1]),
+        invoke=invoke,
+        rebuild_from_month=months.month,
+        fingerprint=months.fingerprint,
+        rebuilt=months.describe(),
     )
+    result.rebuilt = months.describe()
+    return result
 
 
 def score(
@@ -271,6 +281,7 @@ def summarise(
         normalised=[str(change) for change in verdict.normalised],
         new_columns={s.file: s.ignored_columns for s in staged.staged if s.ignored_columns},
         models_built=built.count("model"),
+        rebuilt_months=built.rebuilt,
         tests_passed=built.count("test") + built.count("unit_test"),
         kpis=kpis,
         campaigns=list(campaigns),

@@ -5,34 +5,41 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from kizuna.core import ops
 from kizuna.core.settings import Settings
-from kizuna.demo.generate import generate_demo_data
-from kizuna.demo.next_day import next_day_demo_data
-from kizuna.transform import dbt_runner, rebuild_months
-from tests.dbt.helpers import replace_source_dir
+from kizuna.core.warehouse import connect
+from kizuna.transform import builds, dbt_runner, rebuild_plan
+from tests.dbt.incremental_days import NEXT, Days, differences, shared_days
 
-AS_OF = date(2026, 2, 17)  # mid-month, past the 15th's plan changes (as tests/demo/test_next_day.py)
-NEXT = date(2026, 2, 18)
-# 2,000 in the suite (every kind of backdated change comes at this size); the issue's 10,000 is run by hand with
-# KIZUNA_TEST_INCREMENTAL_CUSTOMERS=10000 (docs/incremental.md gives the last such run).
-CUSTOMERS = int(os.environ.get("KIZUNA_TEST_INCREMENTAL_CUSTOMERS", "2000"))
-SEED = 11
-RATE = 0.01  # twice the default: every kind of backdated change comes, and more than once
 Rows = dict[str, dict[str, str]]
-# Data tests run only on the incremental build (they are what would catch a wrong month there first); the others
-# build every model without them, to keep the test short.
-MODELS_ONLY = "resource_type:seed resource_type:model"
 
 # The subscription columns whose change moves a subscription's MRR in every month it runs; any other change (its end,
 # its cancel reason, active to canceled) moves only the months from the earlier of its old and new end.
 WHOLE_SPAN = ("customer_id", "start_date", "mrr", "amount", "billing_period_months", "currency", "quantity")
-STATUSES_THAT_COUNT = {"trialing", "paused", "past_due"}  # counted at 0, or ended by unpaid invoices
+STATUSES_THAT_COUNT = {"trialing", "paused"}  # counted at 0
+# A past_due subscription ends at its oldest open invoice after the last paid one (plus grace days): a change to
+# its status or invoices moves the months from that invoice's UTC day (the export's are Tokyo time), old and new.
+TOKYO = timedelta(hours=9)
+
+
+def unpaid_since(invoices: Rows) -> dict[str, date]:
+    last_paid: dict[str, str] = {}
+    for row in invoices.values():
+        if row["status"] == "paid" and row["subscription_id"]:
+            last_paid[row["subscription_id"]] = max(last_paid.get(row["subscription_id"], ""), row["issued_at"])
+    since: dict[str, date] = {}
+    for row in invoices.values():
+        key = row["subscription_id"]
+        if row["status"] == "open" and key and row["issued_at"] > last_paid.get(key, ""):
+            day = (datetime.fromisoformat(row["issued_at"]) - TOKYO).date()
+            since[key] = min(since.get(key, day), day)
+    return since
 
 
 def read(path: Path, key: str) -> Rows:
@@ -53,6 +60,8 @@ def earliest_month_changed(day1: Path, day2: Path) -> date:
         read(day1 / "subscriptions.csv", "subscription_id"),
         read(day2 / "subscriptions.csv", "subscription_id"),
     )
+    inv1, inv2 = read(day1 / "invoices.csv", "invoice_id"), read(day2 / "invoices.csv", "invoice_id")
+    since1, since2 = unpaid_since(inv1), unpaid_since(inv2)
     touched: list[date] = []
     for key in subs1.keys() | subs2.keys():
         old, new = subs1.get(key), subs2.get(key)
@@ -66,77 +75,31 @@ def earliest_month_changed(day1: Path, day2: Path) -> date:
             or {old["status"], new["status"]} & STATUSES_THAT_COUNT
         ):
             touched += [month(r["start_date"]) for r in rows]
+        elif "past_due" in {old["status"], new["status"]}:
+            touched += [month(r["end_date"]) for r in rows if r["end_date"]]
+            touched += [d.replace(day=1) for d in (since1.get(key), since2.get(key)) if d is not None]
         else:
             touched += [month(r["end_date"]) for r in rows if r["end_date"]] or [month(NEXT.isoformat())]
-    inv1, inv2 = read(day1 / "invoices.csv", "invoice_id"), read(day2 / "invoices.csv", "invoice_id")
     for key in inv1.keys() | inv2.keys():
         old, new = inv1.get(key), inv2.get(key)
         if old == new:
             continue
-        # an invoice only dates a past_due subscription's end (its oldest unpaid invoice): all of that one's months
+        # an invoice only dates a past_due subscription's end: from its oldest unpaid invoice, old and new
         for row in (r for r in (old, new) if r is not None):
             for subs in (subs1, subs2):
                 sub = subs.get(row["subscription_id"])
                 if sub is not None and sub["status"] == "past_due":
-                    touched.append(month(sub["start_date"]))
+                    sid = sub["subscription_id"]
+                    touched += [d.replace(day=1) for d in (since1.get(sid), since2.get(sid)) if d is not None]
+                    touched += [month(sub["end_date"])] if sub["end_date"] else []
     for old, new in ((read(day1 / "fx_rates.csv", "month"), read(day2 / "fx_rates.csv", "month")),):
         touched += [month(k) for k in old.keys() | new.keys() if old.get(k) != new.get(k)]
     return min(touched)
 
 
-def differences(left: Path, right: Path) -> dict[str, tuple[int, int]]:
-    """Per table of marts.* (and intermediate.*): rows of one not in the other, each way (EXCEPT ALL), and a
-    ('types', …) entry when the column names or types differ."""
-    con = duckdb.connect(str(left), read_only=True)
-    try:
-        con.execute(f"ATTACH '{right}' AS other (READ_ONLY)")
-        found: dict[str, dict[tuple[str, str], list[str]]] = {}
-        for database, schema, table, cols in con.execute(
-            "SELECT database_name, schema_name, table_name, list(column_name || ' ' || data_type ORDER BY column_index) "
-            "FROM duckdb_columns() WHERE schema_name IN ('marts', 'intermediate') GROUP BY ALL"
-        ).fetchall():
-            found.setdefault(database, {})[schema, table] = cols
-        theirs = found.pop("other")
-        (mine,) = found.values()
-        assert mine.keys() == theirs.keys()
-        out: dict[str, tuple[int, int]] = {}
-        for schema, table in sorted(mine):
-            name = f"{schema}.{table}"
-            if mine[schema, table] != theirs[schema, table]:
-                out[name + " (types)"] = (1, 1)
-                continue
-            one = f'SELECT * FROM {schema}."{table}"'
-            two = f'SELECT * FROM other.{schema}."{table}"'
-            counts = tuple(
-                con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchone()[0]  # type: ignore[index]
-                for a, b in ((one, two), (two, one))
-            )
-            if counts != (0, 0):
-                out[name] = counts  # type: ignore[assignment]
-        return out
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
-def days(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """The demo's day 1 built, and day 2's export loaded onto it (not built yet)."""
-    root = tmp_path_factory.mktemp("incremental")
-    generate_demo_data(root / "day1", CUSTOMERS, SEED, AS_OF)
-    day, _ = next_day_demo_data(root / "day1", root / "day2", SEED, change_rate=RATE)
-    assert day == NEXT
-    warehouse = root / "day1.duckdb"
-    replace_source_dir(warehouse, root / "day1")
-    dbt_runner.build(settings(root, warehouse), AS_OF, select=MODELS_ONLY)
-    con = duckdb.connect(str(warehouse))
-    try:
-        con.execute("CREATE SCHEMA day1_raw")
-        for table in ("subscriptions", "invoices", "fx_rates"):
-            con.execute(f"CREATE TABLE day1_raw.{table} AS SELECT * FROM raw.{table}")
-    finally:
-        con.close()
-    replace_source_dir(warehouse, root / "day2")
-    return root, warehouse, root / "day2"
+def days(tmp_path_factory: pytest.TempPathFactory) -> Days:
+    return shared_days(tmp_path_factory)
 
 
 def settings(root: Path, warehouse: Path, *, full_refresh: bool = False) -> Settings:
@@ -175,22 +138,26 @@ def test_the_earliest_month_changed_is_worked_out_from_the_files(tmp_path: Path)
     assert earliest_month_changed(day1, day2) == date(2023, 1, 1)  # merged into another customer: all its months
 
 
-def test_the_incremental_day_equals_a_full_refresh(days: tuple[Path, Path, Path]) -> None:
-    root, warehouse, day2 = days
-    rebuild_from = earliest_month_changed(root / "day1", day2)
-    con = duckdb.connect(str(warehouse))
-    try:  # kizuna's own function, from the two loads in SQL, finds the same month as this test from the files
-        assert rebuild_months.earliest_month_changed(con, "day1_raw", "raw", NEXT) == rebuild_from
-    finally:
-        con.close()
+def test_the_daily_run_rebuilds_from_the_loads_month_and_equals_a_full_refresh(days: Days) -> None:
+    """Day 2 through ingest, the gate and dbt build as the daily run does: the gate records the month the load
+    changes, the build rebuilds from it (no month passed by the test), and every mart equals a full refresh."""
+    rebuild_from = earliest_month_changed(days.day1, days.day2)
     assert date(2022, 6, 1) < rebuild_from < date(2026, 1, 1)  # backdated, and closed months before it to keep
+    with connect(days.built2, read_only=True) as con:
+        months = con.execute(
+            f"SELECT DISTINCT published_at::DATE < ?, rebuild_from_month FROM {ops.LOADS} ORDER BY 1", [NEXT]
+        ).fetchall()
+        built = con.execute(
+            f"SELECT as_of, status, rebuild_from_month, rebuilt FROM {ops.DBT_BUILDS} ORDER BY started_at"
+        ).fetchall()
+    # kizuna's SQL, on the load as staged, finds the month this test works out from the files alone
+    assert rebuild_from in {month for _, month in months}
+    assert [m for _, m in months if m != rebuild_from] == [None]  # day 1, a first load: unknown
+    assert days.rebuilt == f"rebuilt from {rebuild_from:%Y-%m} (1 load since the last good build)"
+    assert [row[:3] for row in built] == [(date(2026, 2, 17), "passed", None), (NEXT, "passed", rebuild_from)]
+    assert built[0][3] == "all months: no successful build recorded on this warehouse"
 
-    full = root / "full.duckdb"
-    shutil.copy(warehouse, full)
-    dbt_runner.build(settings(root, full, full_refresh=True), NEXT, select=MODELS_ONLY)
-    dbt_runner.build(settings(root, warehouse), NEXT, rebuild_from_month=rebuild_from)
-
-    assert differences(warehouse, full) == {}
+    assert differences(days.built2, days.full2) == {}
 
 
 def test_the_month_and_full_refresh_reach_dbt(tmp_path: Path) -> None:
@@ -212,3 +179,64 @@ def test_the_month_and_full_refresh_reach_dbt(tmp_path: Path) -> None:
     (plain, plain_month), (refresh, refresh_month) = seen
     assert "--full-refresh" not in plain and plain_month == ""  # no month: every month is rebuilt
     assert "--full-refresh" in refresh and refresh_month == "2025-07-01"
+
+
+def test_which_months_a_build_rebuilds(tmp_path: Path) -> None:
+    """Made by hand: the months come from the loads since the last good build; every month when one is unknown,
+    from nothing when asked or when the incremental models' SQL or vars changed."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        Settings().dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages")
+    )
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+
+        def plan(*, full_refresh: bool = False) -> rebuild_plan.RebuildPlan:
+            return rebuild_plan.plan(con, project, NEXT, full_refresh=full_refresh)
+
+        def load(load_id: str, month: date | None) -> None:
+            ops.upgrade_loads(con)
+            con.execute(
+                f"INSERT INTO {ops.LOADS} (load_id, published_at, table_name, rebuild_from_month) "
+                "VALUES (?, timezone('UTC', now()), 'subscriptions', ?)",
+                [load_id, month],
+            )
+
+        first = plan()
+        assert (first.month, first.full_refresh) == (None, False)
+        assert first.describe() == "all months: no successful build recorded on this warehouse"
+        builds.finish(con, builds.start(con, NEXT, fingerprint=first.fingerprint), passed=True)
+        assert plan().describe() == "rebuilt from 2026-02 (no load since the last good build)"
+        load("L1", date(2025, 3, 1))
+        load("L2", date(2024, 11, 1))
+        assert plan().describe() == "rebuilt from 2024-11 (2 loads since the last good build)"
+        builds.finish(con, builds.start(con, NEXT, "customers", fingerprint="other"), passed=True)  # a --select
+        assert plan().month == date(2024, 11, 1)
+        builds.finish(con, builds.start(con, NEXT, fingerprint=first.fingerprint), passed=False)  # failed: counts not
+        load("L3", None)
+        assert (
+            plan().describe()
+            == "all months: load L3 has no month recorded (a first load, or one an older kizuna published)"
+        )
+        assert plan(full_refresh=True).describe() == "all months from nothing: --full-refresh"
+        builds.finish(con, builds.start(con, NEXT, fingerprint=first.fingerprint), passed=True)
+        assert plan().month == date(2026, 2, 1)
+
+        kpis = project / "models" / "marts" / "revenue" / "mrr_kpis_monthly.sql"
+        kpis.write_text(kpis.read_text(encoding="utf-8") + "\n-- edited\n", encoding="utf-8")
+        edited = plan()
+        assert (edited.month, edited.full_refresh) == (None, True)
+        assert "the incremental models' SQL or vars changed since the last good build" in edited.describe()
+        kpis.write_text(kpis.read_text(encoding="utf-8").removesuffix("\n-- edited\n"), encoding="utf-8")
+        assert plan().fingerprint == first.fingerprint
+        yml = project / "dbt_project.yml"
+        text = yml.read_text(encoding="utf-8")
+        yml.write_text(text.replace("past_due_churn_days: 30", "past_due_churn_days: 45"), encoding="utf-8")
+        assert plan().full_refresh  # a var the incremental models read
+        yml.write_text(text.replace("usage_drop_ratio: 0.3", "usage_drop_ratio: 0.4"), encoding="utf-8")
+        assert plan().fingerprint == first.fingerprint  # a var they do not read
+        customers = next((project / "models").rglob("customers.sql"))
+        customers.write_text(customers.read_text(encoding="utf-8") + "\n-- edited\n", encoding="utf-8")
+        assert plan().fingerprint == first.fingerprint  # a model downstream of them, rebuilt whole anyway
+    finally:
+        con.close()

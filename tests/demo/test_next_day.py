@@ -10,17 +10,13 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from kizuna import pipeline
-from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
 from kizuna.demo.generate import generate_demo_data
 from kizuna.demo.next_day import NextDayError, next_day_demo_data
+from tests.dbt.incremental_days import AS_OF, NEXT, RATE, SEED, Days, shared_days, shared_exports
 
-AS_OF = date(2026, 2, 17)  # a Tuesday: the next day is the 18th, mid-month, past the 15th's plan changes
-NEXT = AS_OF + timedelta(days=1)
-CUSTOMERS = 1000
-SEED = 11
-RATE = 0.005
+# The exports (1,000 customers, seed 11, the default rate) and their warehouses are shared with
+# tests/dbt/test_incremental.py: generated and built once a session.
 # Each file's share of changed rows, compared key-wise. The band is wide at 1,000 customers because the backdated
 # changes come at least once each, whatever the budget; at 10,000 and more the share sits at the rate.
 BAND = (RATE * 0.5, RATE * 2)
@@ -45,11 +41,7 @@ def read(path: Path, encoding: str = "utf-8") -> Rows:
 
 @pytest.fixture(scope="module")
 def days(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("next-day")
-    generate_demo_data(root / "day1", CUSTOMERS, SEED, AS_OF)
-    day, _ = next_day_demo_data(root / "day1", root / "day2", SEED, change_rate=RATE)
-    assert day == NEXT  # read from the files: the day after the latest event
-    return root / "day1", root / "day2"
+    return shared_exports(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -202,22 +194,16 @@ def backdated_cancellations(tables: dict[str, tuple[Rows, Rows]]) -> dict[str, D
 
 
 def test_the_next_day_passes_the_gate_and_moves_a_closed_months_mrr(
-    days: tuple[Path, Path], tables: dict[str, tuple[Rows, Rows]], tmp_path: Path
+    tables: dict[str, tuple[Rows, Rows]], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Day 1 then day 2 into one warehouse, each through ingest, the gate and dbt build (every model and test)."""
     january = date(2026, 1, 1)
     cancelled = backdated_cancellations(tables)
     assert cancelled
+    built: Days = shared_days(tmp_path_factory)
     ending, by_customer = [], []
-    for source_dir, as_of in ((days[0], AS_OF), (days[1], NEXT)):
-        settings = Settings(
-            source_dir=source_dir, warehouse=tmp_path / "w.duckdb", var_dir=tmp_path / "var", outbox_dir=tmp_path / "o"
-        )
-        pipeline.ingest(settings)
-        pipeline.gate(settings, as_of)  # raises on a critical failure
-        pipeline.prepare_marts_inputs(settings)
-        pipeline.build(settings, as_of)  # raises on any failed model or data test
-        with connect(settings.warehouse) as con:
+    for warehouse in (built.built1, built.built2):
+        with connect(warehouse, read_only=True) as con:
             row = con.execute("SELECT ending_mrr FROM marts.mrr_kpis_monthly WHERE month = ?", [january]).fetchone()
             mrr = con.execute(
                 "SELECT customer_id, mrr FROM marts.customer_mrr_monthly WHERE month = ? AND customer_id IN ?",
@@ -239,7 +225,7 @@ def test_the_command_writes_the_next_day_at_the_rate_asked(days: tuple[Path, Pat
     args = ["demo-data", "--next-day-of", str(days[0]), "--out", str(tmp_path / "day2"), "--seed", str(SEED)]
     result = CliRunner().invoke(app, [*args, "--change-rate", "0.02", "--as-of", "2026-02-19"])
     assert result.exit_code == 0, result.output
-    assert "as of 2026-02-19" in result.output
+    assert "as of 2026-02-19" in " ".join(result.output.split())  # rich wraps long lines
     before, after = read(days[0] / "invoices.csv"), read(tmp_path / "day2" / "invoices.csv")
     changed = len(after.keys() - before.keys()) + sum(before[k] != after[k] for k in before.keys() & after.keys())
     assert 0.015 <= changed / len(before) <= 0.025  # four times the default rate, as asked

@@ -107,7 +107,8 @@ def build(
             result = pipeline.build(settings, day)
         term.display.close()
         tests = result.count("test") + result.count("unit_test")
-        term.out.write(f"{result.count('model')} models built, {tests} tests passed\nlog: {term.log}\n")
+        term.out.write(f"{result.count('model')} models built, {tests} tests passed\n")
+        term.out.write(f"incremental models: {result.rebuilt}\nlog: {term.log}\n")
 
 
 @app.command()

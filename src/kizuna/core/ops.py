@@ -76,12 +76,27 @@ QUARANTINE_ROWS = OpsTable(
 
 # --- builds and runs ------------------------------------------------------------------------------------------
 
+# Columns ops.dbt_builds gained after its first layout (docs/incremental.md): the fingerprint of the incremental
+# models' SQL and vars the build ran with, and the months it rebuilt (NULL month: every month).
+DBT_BUILDS_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("fingerprint", "VARCHAR"),
+    ("rebuild_from_month", "DATE"),
+    ("rebuilt", "VARCHAR"),
+)
+
+
+def _upgrade_dbt_builds(con: duckdb.DuckDBPyConnection) -> None:
+    for name, kind in DBT_BUILDS_ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE {DBT_BUILDS} ADD COLUMN IF NOT EXISTS {name} {kind}")
+
+
 DBT_BUILDS = OpsTable(
     f"{OPS_SCHEMA}.dbt_builds",
     """
             build_id VARCHAR PRIMARY KEY, as_of DATE NOT NULL, selector VARCHAR,
             started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP,
             status VARCHAR NOT NULL CHECK (status IN ('running', 'passed', 'failed')), detail VARCHAR""",
+    upgrade=_upgrade_dbt_builds,
 )
 FLOW_RUNS = OpsTable(
     f"{OPS_SCHEMA}.flow_runs",
@@ -256,6 +271,9 @@ LOADS_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("inserted_rows", "BIGINT"),
     ("updated_rows", "BIGINT"),
     ("deleted_rows", "BIGINT"),
+    # The earliest month the load changes in what the incremental models read (kizuna.transform.rebuild_plan);
+    # NULL when unknown (a first load): the next build rebuilds every month.
+    ("rebuild_from_month", "DATE"),
 )
 
 

@@ -129,8 +129,11 @@ def gate_and_publish(
     accept_drop: bool = False,
     accept_outliers: bool = False,
     progress: Callable[[str], None] | None = None,
+    before_publish: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
 ) -> GateVerdict:
     """Check the staged load; publish it (and its quarantined rows) only when no critical check failed.
+
+    `before_publish` sees the load as it will be published (e.g. to record what it changes on raw_incoming._load).
 
     On failure the raw schema is untouched (the previous good load stays) and GateFailedError says which
     file, row and column broke which rule. `accept_drop` lets a person confirm a load much smaller than the
@@ -158,6 +161,8 @@ def gate_and_publish(
         record_verdict(con, verdict)
         if not verdict.passed:
             raise GateFailedError(verdict)
+        if before_publish is not None:
+            before_publish(con)
         verdict.published = publish_incoming(con, load_id)
     return verdict
 

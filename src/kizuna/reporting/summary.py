@@ -68,6 +68,7 @@ class RunSummary:
     new_columns: dict[str, list[str]] = field(default_factory=dict)
     models_built: int = 0
     tests_passed: int = 0
+    rebuilt_months: str | None = None  # e.g. "rebuilt from 2025-03", "all months: <reason>" (docs/incremental.md)
     kpis: dict[str, Any] = field(default_factory=dict)
     campaigns: list[CampaignSummary] = field(default_factory=list)
     outbox: str | None = None
@@ -115,6 +116,8 @@ class RunSummary:
         for file, columns in self.new_columns.items():
             lines.append(f"- schema drift: {file} has new columns {', '.join(columns)} (ignored)")
         lines += ["", "## dbt build", f"- {self.models_built} models built, {self.tests_passed} tests passed"]
+        if self.rebuilt_months:
+            lines.append(f"- incremental models: {self.rebuilt_months}")
         if self.kpis:
             month = self.kpis.get("month")
             lines += ["", f"## KPIs, {month} (last full month)"]

@@ -32,13 +32,26 @@ def ensure_builds(con: duckdb.DuckDBPyConnection) -> None:
     ops.ensure(con, ops.DBT_BUILDS)
 
 
-def start(con: duckdb.DuckDBPyConnection, as_of: date, selector: str | None = None) -> str:
-    """Record a build as running (a build killed midway stays so, and counts as not passed); returns its id."""
+def start(
+    con: duckdb.DuckDBPyConnection,
+    as_of: date,
+    selector: str | None = None,
+    *,
+    fingerprint: str | None = None,
+    rebuild_from_month: date | None = None,
+    rebuilt: str | None = None,
+) -> str:
+    """Record a build as running (a build killed midway stays so, and counts as not passed); returns its id.
+
+    `fingerprint` is that of the incremental models' SQL and vars (kizuna.transform.rebuild_plan), `rebuilt` the
+    months the build rebuilds in words; the next build compares the fingerprint with the last passed build's."""
     ensure_builds(con)
     build_id = uuid.uuid4().hex
     con.execute(
-        f"INSERT INTO {ops.DBT_BUILDS.name} VALUES (?, ?, ?, timezone('UTC', now()), NULL, 'running', NULL)",
-        [build_id, as_of, selector],
+        f"""INSERT INTO {ops.DBT_BUILDS.name}
+                (build_id, as_of, selector, started_at, status, fingerprint, rebuild_from_month, rebuilt)
+            VALUES (?, ?, ?, timezone('UTC', now()), 'running', ?, ?, ?)""",
+        [build_id, as_of, selector, fingerprint, rebuild_from_month, rebuilt],
     )
     return build_id
 
@@ -60,8 +73,19 @@ def recorded(
 
     @functools.wraps(build)
     def wrapper(settings: Settings, as_of: date, *args: P.args, **kwargs: P.kwargs) -> R:
-        selector = kwargs.get("select")
-        build_id = _quietly(lambda con: start(con, as_of, selector if isinstance(selector, str) else None), settings)
+        selector, month = kwargs.get("select"), kwargs.get("rebuild_from_month")
+        fingerprint, rebuilt = kwargs.get("fingerprint"), kwargs.get("rebuilt")
+        build_id = _quietly(
+            lambda con: start(
+                con,
+                as_of,
+                selector if isinstance(selector, str) else None,
+                fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+                rebuild_from_month=month if isinstance(month, date) else None,
+                rebuilt=rebuilt if isinstance(rebuilt, str) else None,
+            ),
+            settings,
+        )
         try:
             result = build(settings, as_of, *args, **kwargs)
         except BaseException as exc:

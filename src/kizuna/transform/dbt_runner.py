@@ -35,6 +35,7 @@ class NodeResult:
 @dataclass
 class BuildResult:
     nodes: list[NodeResult] = field(default_factory=list)
+    rebuilt: str | None = None  # which months the incremental models rebuilt, in words (kizuna.pipeline.build)
 
     @property
     def failed(self) -> list[NodeResult]:
@@ -193,12 +194,15 @@ def build(
     *,
     invoke: Invoker | None = None,
     rebuild_from_month: date | None = None,
+    fingerprint: str | None = None,
+    rebuilt: str | None = None,
 ) -> BuildResult:
     """`dbt build` (models, then their tests) on settings.warehouse as of a date; raise on any failure.
 
     The incremental models (docs/incremental.md) keep the months before `rebuild_from_month` (the earliest month a
     change since the last build touches) and rebuild the rest; without it they rebuild every month, and with
-    settings.full_refresh (`--full-refresh`) dbt builds them from nothing.
+    settings.full_refresh (`--full-refresh`) dbt builds them from nothing. `fingerprint` and `rebuilt` are only
+    recorded with the build in ops.dbt_builds (kizuna.transform.rebuild_plan decides them).
 
     Failures caused only by a held DuckDB file are retried (settings.dbt_lock_retries) with `dbt retry`, which
     re-runs the failed and skipped nodes and leaves finished ones alone. A failed model or data test is never

@@ -11,9 +11,12 @@ from kizuna.core.contract import TABLES_BY_NAME
 # A change to one of these moves a subscription's MRR in every month it runs (old and new start included); a change to
 # anything else (its end, its cancel reason, active to canceled) only from the earlier of its old and new end.
 WHOLE_SPAN_COLUMNS = ("customer_id", "start_date", "mrr", "amount", "billing_period_months", "quantity", "currency")
-# Statuses that change what a subscription counts: trialing counts 0, paused 0 in the as-of month, past_due ends it
-# at its oldest unpaid invoice (so its invoices date it too).
-COUNTING_STATUSES = ("trialing", "paused", "past_due")
+# Statuses that change what a subscription counts in every month it runs: trialing counts 0, paused 0 in the as-of
+# month. past_due only ends it (its oldest unpaid invoice after the last paid one, plus the grace days), so a change
+# to or from it, or to its invoices, touches the months from that invoice (old and new), or its end date.
+COUNTING_STATUSES = ("trialing", "paused")
+# The raw tables the incremental models read: a change elsewhere does not move their months.
+READ_TABLES = ("subscriptions", "invoices", "fx_rates")
 
 
 def _row(alias: str, table: str) -> str:
@@ -24,13 +27,35 @@ def _month(expression: str) -> str:
     return f"cast(date_trunc('month', {expression}) as date)"
 
 
+def _unpaid_since(invoices: str) -> str:
+    """Per subscription, the day of its oldest open invoice after its last paid one (doc block past_due), taken
+    early: the UTC day (the business day is never earlier) and no as-of cut-off (more invoices, never a later day)."""
+    return f"""
+        select i.subscription_id, min(cast(i.issued_at as date)) as since
+        from {invoices} as i
+        left join (
+            select subscription_id, max(issued_at) as last_paid_at from {invoices}
+            where status = 'paid' group by subscription_id
+        ) as p on i.subscription_id = p.subscription_id
+        where i.status = 'open' and i.subscription_id is not null
+            and (p.last_paid_at is null or i.issued_at > p.last_paid_at)
+        group by i.subscription_id"""
+
+
 def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: str, as_of: date) -> date:
     """The earliest month a change from schema `before` to schema `after` touches in what the incremental models
     read (subscriptions, invoices, fx_rates), old values included; the as-of month when no change reaches further
     back. Other tables feed only models that are rebuilt whole, so their changes do not count here.
 
-    For the daily run: `before` the last good load (raw), `after` the staged one (raw_incoming).
+    For the daily run: `before` the last good load (raw), `after` the staged one (raw_incoming). A table missing
+    from `after` (no file: it is published empty) counts as empty.
     """
+    names = {
+        r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [after]).fetchall()
+    }
+    subscriptions, invoices, fx_rates = (
+        f"{after}.{t}" if t in names else f"(select * from {before}.{t} limit 0)" for t in READ_TABLES
+    )
     statuses = ", ".join(f"'{s}'" for s in COUNTING_STATUSES)
     fx = ", ".join(f'"{c}"' for c in TABLES_BY_NAME["fx_rates"].column_names)
     whole_span = " or ".join(f'o."{c}" is distinct from n."{c}"' for c in WHOLE_SPAN_COLUMNS)
@@ -40,39 +65,52 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
         select o.subscription_id as old_id, o.status as old_status, o.start_date as old_start, o.end_date as old_end,
             n.subscription_id as new_id, n.status as new_status, n.start_date as new_start, n.end_date as new_end,
             o.subscription_id is null or n.subscription_id is null or {whole_span}
-                or o.status in ({statuses}) or n.status in ({statuses}) as is_whole_span
+                or o.status in ({statuses}) or n.status in ({statuses}) as is_whole_span,
+            o.status = 'past_due' or n.status = 'past_due' as is_past_due
         from {before}.subscriptions as o
-        full outer join {after}.subscriptions as n on o.subscription_id = n.subscription_id
+        full outer join {subscriptions} as n on o.subscription_id = n.subscription_id
         where {_row("o", "subscriptions")} is distinct from {_row("n", "subscriptions")}
     ),
     invoices_changed as (
         select o.subscription_id as old_id, n.subscription_id as new_id
         from {before}.invoices as o
-        full outer join {after}.invoices as n on o.invoice_id = n.invoice_id
+        full outer join {invoices} as n on o.invoice_id = n.invoice_id
         where {_row("o", "invoices")} is distinct from {_row("n", "invoices")}
     ),
+    unpaid_since_before as ({_unpaid_since(f"{before}.invoices")}),
+    unpaid_since_after as ({_unpaid_since(invoices)}),
     past_due_invoiced as (
-        select s.start_date from (select old_id as id from invoices_changed union select new_id from invoices_changed) as i
+        select least(b.since, a.since, s.end_date) as day
+        from (select old_id as id from invoices_changed union select new_id from invoices_changed) as i
         inner join (
-            select subscription_id, status, start_date from {before}.subscriptions
+            select subscription_id, status, end_date from {before}.subscriptions
             union all
-            select subscription_id, status, start_date from {after}.subscriptions
+            select subscription_id, status, end_date from {subscriptions}
         ) as s
             on i.id = s.subscription_id
+        left join unpaid_since_before as b on s.subscription_id = b.subscription_id
+        left join unpaid_since_after as a on s.subscription_id = a.subscription_id
         where s.status = 'past_due'
     ),
     fx_changed as (
         select month from (
-            (select {fx} from {before}.fx_rates except all select {fx} from {after}.fx_rates)
+            (select {fx} from {before}.fx_rates except all select {fx} from {fx_rates})
             union all
-            (select {fx} from {after}.fx_rates except all select {fx} from {before}.fx_rates)
+            (select {fx} from {fx_rates} except all select {fx} from {before}.fx_rates)
         ) as changed
     ),
     touched as (
-        select case when is_whole_span then least(old_start, new_start) else least(old_end, new_end) end as day
+        select
+            case
+                when is_whole_span then least(old_start, new_start)
+                when is_past_due then least(old_end, new_end, b.since, a.since)
+                else least(old_end, new_end)
+            end as day
         from subscriptions_changed
+        left join unpaid_since_before as b on subscriptions_changed.old_id = b.subscription_id
+        left join unpaid_since_after as a on subscriptions_changed.new_id = a.subscription_id
         union all
-        select start_date from past_due_invoiced
+        select day from past_due_invoiced
     )
     select least(
         (select min({_month("day")}) from touched),

@@ -4,10 +4,70 @@
     pre_hook="{{ delete_months_to_rebuild() }}",
 ) }}
 {#- Incremental (macros/incremental.sql, docs/incremental.md): months before var rebuild_from_month keep their rows.
-    The first paid month is still found over each customer's whole history, so a rebuilt month sees it. -#}
+    A full build reads the int_customers_mrr_by_month view; an incremental one computes the same columns for the
+    months it rebuilds only (and the month before, for last month's MRR) with the view's macros
+    (macros/mrr_spine.sql), the first paid month taken from the rows it keeps. dbt parses with is_incremental()
+    false, so the refs of that branch are declared here: -#}
+-- depends_on: {{ ref('int_subscriptions_end_dated') }}
+-- depends_on: {{ ref('int_months') }}
+-- depends_on: {{ ref('int_fx_rates_spined_to_months') }}
 with
 
-customer_months as (select * from {{ ref('int_customers_mrr_by_month') }}),
+{% if is_incremental_build() %}
+
+last_kept_month as (select max(month) as month from {{ this }}),
+
+months as (
+    select * from {{ ref('int_months') }}
+    where
+        (select month from last_kept_month) is null
+        or month >= (select month from last_kept_month)
+),
+
+subscriptions as (select * from {{ ref('int_subscriptions_end_dated') }}),
+
+fx_rates as (select * from {{ ref('int_fx_rates_spined_to_months') }}),
+
+kept_first_paid_months as (
+    select
+        customer_id,
+        min(first_paid_month) as first_paid_month
+    from {{ this }}
+    group by customer_id
+),
+
+subscription_months as (
+    {{ spine_subscriptions_to_months('subscriptions', 'months') }}
+),
+
+customers_summed as (
+    {{ sum_customers_mrr('subscription_months', 'fx_rates') }}
+),
+
+first_paid_months_found as (
+    -- doc block first_paid_month: a customer with rows kept paid first there (the months kept did not change);
+    -- else in the months rebuilt.
+    select
+        customers_summed.*,
+        coalesce(
+            kept_first_paid_months.first_paid_month,
+            min(case when customers_summed.mrr > 0 then customers_summed.month end)
+                over (partition by customers_summed.customer_id)
+        ) as first_paid_month
+    from customers_summed
+    left join kept_first_paid_months on customers_summed.customer_id = kept_first_paid_months.customer_id
+),
+
+customer_months as (
+    select * from first_paid_months_found
+    where month >= first_paid_month
+),
+
+{% else %}
+
+    customer_months as (select * from {{ ref('int_customers_mrr_by_month') }}),
+
+{% endif %}
 
 customers_flagged as (
     select
