@@ -1,4 +1,5 @@
-"""A `kizuna run` killed while dbt builds an incremental model, then run again: the warehouse a full refresh gives."""
+"""A `kizuna run` killed while dbt builds an incremental model, then run again: the writer lock is free at once,
+nothing half-made is left to trip over, and the warehouse is the one a full refresh gives."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import duckdb
 import pytest
 
 from kizuna.core import ops
+from kizuna.core.locks import lock_path, writer_lock
 from kizuna.core.settings import PROJECT_DIR
 from tests.dbt.incremental_days import NEXT, Days, differences, shared_days
 from tests.ops.conftest import tool, workspace_env
@@ -68,6 +70,8 @@ def test_a_day_killed_during_an_incremental_build_and_run_again_equals_a_full_re
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait(timeout=30)
     assert killed.returncode == -signal.SIGKILL
+    with writer_lock(warehouse, wait_seconds=0):  # the kernel dropped the dead run's lock
+        assert lock_path(warehouse).exists()
     con = duckdb.connect(str(warehouse), read_only=True)
     try:  # day 2 was published and its build, incremental from the load's month, never finished
         (month,) = con.execute(f"SELECT max(rebuild_from_month) FROM {ops.LOADS}").fetchone() or (None,)
@@ -85,5 +89,15 @@ def test_a_day_killed_during_an_incremental_build_and_run_again_equals_a_full_re
     assert again.returncode == 0, text[-4000:]
     # the day-2 load counts still (its build never passed), with the rerun's own (unchanged files: the as-of month)
     assert f"incremental models: rebuilt from {month:%Y-%m} (2 loads since the last good build)" in text
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        schemas = {r[0] for r in con.execute("SELECT schema_name FROM information_schema.schemata").fetchall()}
+        leftovers = con.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_name LIKE '%__dbt_tmp%' OR table_name LIKE '%__dbt_backup%'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert "raw_incoming" not in schemas and leftovers == []
     # the run's scores step writes these two after dbt (kizuna.scoring.run): not models, not in the full refresh
     assert differences(warehouse, days.full2, ignore=("marts.customer_scores", "marts.deal_forecasts")) == {}
