@@ -276,7 +276,7 @@ def end_to_end(customers: int, workdir: Path, source_dir: Path, prefect_home: Pa
     """`kizuna run` on a fresh warehouse with the dbt partial-parse state of the steps' run (as on any day after
     the first), the temporary Prefect server on an already migrated PREFECT_HOME, delivery to the outbox."""
     kizuna = Path(PYTHON).with_name("kizuna")
-    command = [str(kizuna)] if kizuna.exists() else [PYTHON, "-c", "from kizuna.cli import main; main()"]
+    command = [str(kizuna)] if kizuna.exists() else [PYTHON, "-m", "kizuna.cli"]
     return Step(
         "e2e",
         "`kizuna run` end to end",
@@ -325,7 +325,8 @@ def fixed_steps(workdir: Path, *, smoke: bool, receiver_seconds: float, official
     """Costs that do not grow with customers: imports, Prefect's server and tasks, the receiver's rate, and the
     official SendGrid client (the default transport) next to the pooled one."""
     steps = [
-        Step(f"import:{label}", f"import {label}", "fixed", [PYTHON, "-c", code]) for label, code in IMPORTS.items()
+        Step(f"import:{label}", f"import {label}", "fixed", [PYTHON, "-m", "bench.harness.run_code", code])
+        for label, code in IMPORTS.items()
     ]
     if smoke:
         return steps[:1]

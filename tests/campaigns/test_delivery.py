@@ -6,7 +6,6 @@ import collections
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from kizuna.core.warehouse import connect
 from kizuna.email.outbox import OutboxBackend
 from kizuna.email.render import InvalidSubjectError
 from tests.campaigns.conftest import SG_AS_OF, SgWarehouse
+from tests.scripts import python_script
 from tests.standins.sendgrid_server import SendGridStandin
 
 CAMPAIGN_FILE = PROJECT_DIR / "campaigns" / "renewal_reminder.yml"
@@ -157,9 +157,7 @@ def test_a_killed_run_leaves_unknown_not_duplicates(
         "from pathlib import Path\n"
         "run_campaign(Settings(), load_campaign(Path(sys.argv[1])), 'run-killed', dt.date.fromisoformat(sys.argv[2]))\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, str(CAMPAIGN_FILE), SG_AS_OF.isoformat()], env=env, cwd=tmp_path
-    )
+    proc = subprocess.Popen(python_script(script, str(CAMPAIGN_FILE), SG_AS_OF.isoformat()), env=env, cwd=tmp_path)
     try:
         assert sendgrid_standin.state.wait_for_requests(120, timeout=60, alive=lambda: proc.poll() is None), (
             "the sending process never got going"

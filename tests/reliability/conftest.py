@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from kizuna.core.settings import PROJECT_DIR
 from tests.campaigns.conftest import sg_make_warehouse, sg_settings  # noqa: F401 (fixtures)
+from tests.scripts import python_script
 from tests.standins.sendgrid_server import sendgrid_standin  # noqa: F401 (a fixture)
 
 AS_OF = dt.date(2026, 11, 23)
@@ -46,7 +46,7 @@ def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Pa
 def start_victim(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """A Python process running ``script`` (it blocks where the test wants it killed, after writing a marker)."""
     return subprocess.Popen(
-        [sys.executable, "-c", script, *args],
+        python_script(script, *args),
         cwd=PROJECT_DIR,
         env=env,
         stdout=subprocess.PIPE,
