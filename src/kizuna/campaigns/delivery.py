@@ -6,10 +6,8 @@ Each batch is claimed ('sending') in one ledger write, sent, made durable where 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from threading import Event
 from typing import Any
 
 import duckdb
@@ -51,38 +49,6 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-NOT_SENT = "not sent: the run stopped before this message"
-
-
-def _attempt_batch(backend: EmailBackend, messages: Sequence[OutgoingMessage], stop: Event) -> list[ledger.Outcome]:
-    """A whole batch on one worker (the outbox): one task, not one future and two thread switches per message.
-    Once ``stop`` is set (the run is stopping) the batch's remaining messages stay pending, unsent."""
-    return [(m.message_key, "pending", None, NOT_SENT) if stop.is_set() else _attempt(backend, m) for m in messages]
-
-
-@dataclasses.dataclass(frozen=True)
-class _Flight:
-    """A batch between its 'sending' mark and its record: one future per message, or one for the whole batch."""
-
-    keys: Sequence[str]
-    futures: list[Future[Any]]
-    batched: bool
-
-    def cancel(self) -> None:
-        for future in self.futures:
-            future.cancel()
-
-    def outcomes(self) -> list[ledger.Outcome]:
-        """The batch's answers; what never started (a cancelled future) stays pending, unsent."""
-        if self.batched:
-            whole = self.futures[0]
-            return [(k, "pending", None, NOT_SENT) for k in self.keys] if whole.cancelled() else list(whole.result())
-        return [
-            (key, "pending", None, NOT_SENT) if future.cancelled() else future.result()
-            for key, future in zip(self.keys, self.futures, strict=True)
-        ]
-
-
 def deliver(
     con: duckdb.DuckDBPyConnection,
     backend: EmailBackend,
@@ -104,12 +70,15 @@ def deliver(
     outbox) makes the batch durable with one barrier before its answers are recorded, never after.
     """
     totals: dict[str, int] = {}
-    in_flight: list[_Flight] = []
-    batch_synced = isinstance(backend, BatchSyncedBackend)
-    stop = Event()
+    in_flight: list[tuple[Sequence[str], list[Future[ledger.Outcome]]]] = []
 
-    def record(flight: _Flight) -> None:
-        outcomes = flight.outcomes()
+    def record(keys: Sequence[str], futures: list[Future[ledger.Outcome]]) -> None:
+        outcomes: list[ledger.Outcome] = []
+        for key, future in zip(keys, futures, strict=True):
+            if future.cancelled():
+                outcomes.append((key, "pending", None, "not sent: the run stopped before this message"))
+            else:
+                outcomes.append(future.result())
         if isinstance(backend, BatchSyncedBackend):
             backend.sync()  # every file of the batch on disk before the ledger says accepted
         ledger.mark(con, outcomes)
@@ -118,8 +87,9 @@ def deliver(
         if on_progress:
             on_progress(sum(totals.values()))
 
-    # The outbox's work is Python under the GIL: one writer beside the ledger's thread, given whole batches.
-    pool = ThreadPoolExecutor(max_workers=1 if batch_synced else concurrency, thread_name_prefix=f"send-{backend.name}")
+    # The outbox's work is Python under the GIL: one writer beside the ledger's thread; more only contend.
+    workers = 1 if isinstance(backend, BatchSyncedBackend) else concurrency
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"send-{backend.name}")
     try:
         for number, batch in enumerate(_batches(range(len(rows)), batch_size)):
             start = batch[0]
@@ -129,22 +99,18 @@ def deliver(
                 messages = [make_message(rows[i]) for i in batch]
             keys = [m.message_key for m in messages]
             ledger.mark_sending(con, keys)
-            if batch_synced:
-                futures: list[Future[Any]] = [pool.submit(_attempt_batch, backend, messages, stop)]
-            else:
-                futures = [pool.submit(_attempt, backend, m) for m in messages]
-            in_flight.append(_Flight(keys, futures, batch_synced))
+            in_flight.append((keys, [pool.submit(_attempt, backend, m) for m in messages]))
             if number:  # record the previous batch while this one is in flight
-                record(in_flight.pop(0))
+                record(*in_flight.pop(0))
         while in_flight:
-            record(in_flight.pop(0))
+            record(*in_flight.pop(0))
     except BaseException:
-        stop.set()
-        for flight in in_flight:
-            flight.cancel()
+        for _, futures in in_flight:
+            for future in futures:
+                future.cancel()
         pool.shutdown(wait=True)
-        for flight in in_flight:
-            record(flight)
+        for flying_keys, futures in in_flight:
+            record(flying_keys, futures)
         raise
     finally:
         pool.shutdown(wait=True)
