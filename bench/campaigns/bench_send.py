@@ -105,8 +105,12 @@ def run_tree(tree: Path, base: Path, work: Path) -> dict[str, object]:
     work.mkdir(parents=True)
     shutil.copy(base, work / "w.duckdb")
     env = {**os.environ, **ENV, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree}", "KIZUNA_VAR_DIR": str(work / "var")}
+    # A script file, not `python -c`: pyspark (imported by Great Expectations when installed) exits at import
+    # when __main__ has no __file__, taking it for a doctest run.
+    script = work / "child.py"
+    script.write_text(CHILD, encoding="utf-8")
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(work), AS_OF], check=True, env=env, cwd=tree, capture_output=True, text=True
+        [sys.executable, str(script), str(work), AS_OF], check=True, env=env, cwd=tree, capture_output=True, text=True
     )
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

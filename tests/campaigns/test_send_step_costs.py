@@ -62,8 +62,12 @@ print(json.dumps({"totals": totals, "ledger": dict(rows), "directory_opens": len
 
 
 def test_one_barrier_per_batch_and_no_fsync_per_file(tmp_path: Path) -> None:
+    # A script file, not `python -c`: pyspark (imported by Great Expectations when installed) exits at import
+    # when __main__ has no __file__, taking it for a doctest run.
+    script = tmp_path / "child.py"
+    script.write_text(CHILD, encoding="utf-8")
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tmp_path), str(MESSAGES), str(BATCH)],
+        [sys.executable, str(script), str(tmp_path), str(MESSAGES), str(BATCH)],
         check=True,
         capture_output=True,
         text=True,
