@@ -84,34 +84,7 @@ def test_one_barrier_per_batch_and_no_fsync_per_file(tmp_path: Path) -> None:
     assert files == [f"k{i:02d}.eml" for i in range(MESSAGES)]  # no temporary file left behind
     for path in (tmp_path / "outbox").iterdir():
         assert written_message_id(path)  # complete: ends with its closing boundary
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600  # readable by the owner only, as mkstemp made them
-
-
-def test_a_leftover_temporary_file_of_the_same_name_is_not_overwritten(tmp_path: Path) -> None:
-    """A temporary file a killed writer left under the name this writer would pick: written around, kept."""
-    from kizuna.email.message import OutgoingMessage
-    from kizuna.email.outbox import OutboxBackend
-
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    leftover = outbox / f".tmp-{os.getpid()}-0-k00.eml"
-    leftover.write_bytes(b"half a message")
-    message = OutgoingMessage(
-        message_key="k00",
-        to_email="k00@example.jp",
-        to_name="",
-        from_email="news@example.jp",
-        from_name="Kizuna",
-        subject="お知らせ",
-        html="<p>x</p>",
-        text="x",
-    )
-    backend = OutboxBackend(outbox)
-    message_id = backend.send_unsynced(message)
-    backend.sync()
-    assert written_message_id(outbox / "k00.eml") == message_id
-    assert leftover.read_bytes() == b"half a message"
-    assert {p.name for p in outbox.iterdir()} == {"k00.eml", leftover.name}
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600  # readable by the owner only (mkstemp)
 
 
 def test_a_campaign_waits_for_the_warehouse_in_the_open_it_sends_through(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import datetime as dt
 import email.policy
 import functools
 import hashlib
-import itertools
 import json
 import os
 import re
@@ -24,7 +23,6 @@ from kizuna.email.headers import WRITE_POLICY as _WRITE_POLICY
 from kizuna.email.headers import eml_bytes
 from kizuna.email.message import OutgoingMessage
 
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
 
 
@@ -82,7 +80,6 @@ class OutboxBackend:
         self.outbox_dir = Path(outbox_dir)
         self._lock = threading.Lock()
         self._unsynced: list[Path] = []
-        self._tmp_numbers = itertools.count()  # next() on it is atomic under the GIL: one name per writer
 
     def close(self) -> None:
         pass
@@ -128,44 +125,23 @@ class OutboxBackend:
         existing = written_message_id(path)
         if existing:
             return path, existing, False
+        self.outbox_dir.mkdir(parents=True, exist_ok=True)
         message_id_ = message_id(message)
         data = eml_bytes(message, message_id_, dt.datetime.now(dt.UTC))
         if data is None:  # what the direct writer is not sure of: the email package builds it
             mime = to_mime(message)
             data, message_id_ = mime.as_bytes(policy=_WRITE_POLICY), str(mime["Message-ID"])
-        fd, tmp = self._temp_file(path)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=self.outbox_dir)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.close(fd)
-            fd = -1
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
             # Two writers racing on one key both write the same Message-ID; either file is right.
             os.replace(tmp, path)
         except BaseException:
-            if fd >= 0:
-                os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
         return path, message_id_, True
-
-    def _temp_file(self, path: Path) -> tuple[int, str]:
-        """A new file beside ``path``, readable by its owner only (as mkstemp makes it), open for writing.
-
-        Named by process, writer and key instead of mkstemp's random name (a third of a small file's cost);
-        O_EXCL still refuses a leftover of the same name, and mkstemp takes over then. The folder is made once.
-        """
-        tmp = str(self.outbox_dir / f".tmp-{os.getpid()}-{next(self._tmp_numbers)}-{path.name}")
-        for _ in range(2):
-            try:
-                return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600), tmp
-            except FileNotFoundError:
-                self.outbox_dir.mkdir(parents=True, exist_ok=True)
-            except FileExistsError:
-                break
-        self.outbox_dir.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=self.outbox_dir)
 
 
 def written_message_id(path: Path) -> str | None:
