@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -13,19 +12,17 @@ import duckdb
 
 from kizuna.campaigns import holds, ledger
 from kizuna.campaigns.context import recipient_context
+from kizuna.campaigns.delivery import deliver
 from kizuna.campaigns.select import Selection, select_recipients
 from kizuna.campaigns.spec import Campaign, check_template
 from kizuna.core import ops
+from kizuna.core.locks import connect_once_free
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import connect, table_exists
+from kizuna.core.warehouse import table_exists
 from kizuna.email.backends import make_backend
 from kizuna.email.message import (
-    BatchSyncedBackend,
-    DeferredSendError,
     EmailBackend,
     OutgoingMessage,
-    PermanentSendError,
-    UncertainSendError,
     build_message,
 )
 from kizuna.email.render import TemplateRenderer
@@ -34,7 +31,7 @@ from kizuna.quality.recipients import check_recipients
 from kizuna.reporting.summary import CampaignSummary
 from kizuna.transform.builds import assert_latest_build_passed
 
-__all__ = ["make_backend", "run_campaign"]
+__all__ = ["deliver", "make_backend", "run_campaign"]
 
 log = logging.getLogger(__name__)
 OWNER_DIGEST_TEMPLATE = "owner_digest"  # what an account executive gets under owner_policy owner_digest
@@ -76,98 +73,6 @@ def campaign_message(
     if row.get("from_email"):  # owner_policy send_from_owner: the account executive is the sender
         message = dataclasses.replace(message, from_email=row["from_email"], from_name=rendered.from_name)
     return message
-
-
-def _attempt(backend: EmailBackend, message: OutgoingMessage) -> ledger.Outcome:
-    """One send, as the ledger records it (unsynced where the backend syncs per batch: see deliver)."""
-    try:
-        if isinstance(backend, BatchSyncedBackend):
-            provider_id = backend.send_unsynced(message)
-        else:
-            provider_id = backend.send(message)
-    except PermanentSendError as exc:
-        return (message.message_key, "failed_permanent", None, str(exc))
-    except DeferredSendError as exc:
-        return (message.message_key, "pending", None, str(exc))
-    except UncertainSendError as exc:
-        return (message.message_key, "unknown", None, str(exc))
-    except Exception as exc:  # unforeseen: the request may have gone out, unless the backend is idempotent
-        state = "failed_permanent" if backend.idempotent_per_key else "unknown"
-        return (message.message_key, state, None, f"{type(exc).__name__}: {exc}")
-    return (message.message_key, "accepted", provider_id, None)
-
-
-def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def deliver(
-    con: duckdb.DuckDBPyConnection,
-    backend: EmailBackend,
-    rows: Sequence[dict[str, Any]],
-    make_message: Callable[[dict[str, Any]], OutgoingMessage],
-    *,
-    rendered: Sequence[OutgoingMessage] | None = None,
-    concurrency: int = 32,
-    batch_size: int = 500,
-    on_progress: Callable[[int], None] | None = None,
-) -> dict[str, int]:
-    """Send every row's message with ``concurrency`` requests in flight; return the ledger outcomes by state.
-
-    Each batch is marked 'sending' in one ledger write before its first request, and its answers are
-    recorded in one write when the batch is done; the next batch is marked and queued while the previous
-    one is still in flight, so the workers never wait for the ledger. A kill leaves at most two batches in
-    'sending', which the next run turns into 'unknown'. On an exception (e.g. Ctrl-C), queued requests that
-    never started go back to pending and those in flight are recorded. A backend that syncs per batch (the
-    outbox) makes the batch durable with one barrier before its answers are recorded, never after.
-    """
-    totals: dict[str, int] = {}
-    in_flight: list[tuple[Sequence[str], list[Future[ledger.Outcome]]]] = []
-
-    def record(keys: Sequence[str], futures: list[Future[ledger.Outcome]]) -> None:
-        outcomes: list[ledger.Outcome] = []
-        for key, future in zip(keys, futures, strict=True):
-            if future.cancelled():
-                outcomes.append((key, "pending", None, "not sent: the run stopped before this message"))
-            else:
-                outcomes.append(future.result())
-        if isinstance(backend, BatchSyncedBackend):
-            backend.sync()  # every file of the batch on disk before the ledger says accepted
-        ledger.mark(con, outcomes)
-        for outcome in outcomes:
-            totals[outcome[1]] = totals.get(outcome[1], 0) + 1
-        if on_progress:
-            on_progress(sum(totals.values()))
-
-    # The outbox's work is Python under the GIL: one writer beside the ledger's thread; more only contend.
-    workers = 1 if isinstance(backend, BatchSyncedBackend) else concurrency
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"send-{backend.name}")
-    try:
-        for number, batch in enumerate(_batches(range(len(rows)), batch_size)):
-            start = batch[0]
-            if rendered is not None:
-                messages = list(rendered[start : start + len(batch)])
-            else:
-                messages = [make_message(rows[i]) for i in batch]
-            keys = [m.message_key for m in messages]
-            ledger.mark_sending(con, keys)
-            in_flight.append((keys, [pool.submit(_attempt, backend, m) for m in messages]))
-            if number:  # record the previous batch while this one is in flight
-                record(*in_flight.pop(0))
-        while in_flight:
-            record(*in_flight.pop(0))
-    except BaseException:
-        for _, futures in in_flight:
-            for future in futures:
-                future.cancel()
-        pool.shutdown(wait=True)
-        for flying_keys, futures in in_flight:
-            record(flying_keys, futures)
-        raise
-    finally:
-        pool.shutdown(wait=True)
-    return totals
 
 
 def previous_selected(con: duckdb.DuckDBPyConnection, campaign: str, run_id: str) -> int | None:
@@ -271,7 +176,7 @@ def _call_list(settings: Settings, campaign: Campaign, run_id: str, as_of: date)
     from kizuna.campaigns.call_list import build_call_list, export_call_list_csv
     from kizuna.reporting.call_list_xlsx import write_call_list
 
-    with connect(settings.warehouse) as con:
+    with connect_once_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds) as con:
         assert_marts_usable(con)
         summary = build_call_list(con, campaign, run_id, as_of)
         path = settings.var_dir / "call_lists" / f"{as_of.isoformat()}-{campaign.name}.csv"
@@ -308,7 +213,7 @@ def run_campaign(
     own_backend = backend is None
     backend = backend or make_backend(settings)
     try:
-        with connect(settings.warehouse) as con:
+        with connect_once_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds) as con:
             assert_marts_usable(con)  # never send from a load that failed the gate, or marts whose build failed
             ledger.ensure_ledger(con)
             interrupted = ledger.recover_interrupted(con, campaign.name, backend.name, backend.idempotent_per_key)
