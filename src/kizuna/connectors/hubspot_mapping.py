@@ -13,7 +13,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from kizuna.connectors.hubspot_values import READERS, boolean, full_name, locale, marketing_opt_in, parse_date
+from kizuna.connectors.hubspot_values import (
+    DEFAULT_CALL_DISPOSITIONS,
+    DEFAULT_DEAL_STAGES,
+    DEFAULT_DEAL_TYPES,
+    DEFAULT_VISIT_MEETING_TYPES,
+    READERS,
+    boolean,
+    full_name,
+    locale,
+    marketing_opt_in,
+    parse_date,
+)
 from kizuna.core.contract import TABLES_BY_NAME, Column, ColumnType
 from kizuna.core.errors import SourceError
 
@@ -102,36 +113,6 @@ EXTRA_PROPERTIES: dict[str, tuple[str, ...]] = {
 MAX_EXAMPLES = 5  # records named in a pull's warnings
 OWNER_COLUMNS = frozenset({"owner_email", "cs_owner_email"})  # values are owner ids
 USER_COLUMNS = frozenset({"created_by_email"})  # values are user ids (hs_created_by_user_id)
-
-# HubSpot's default deal types and pipeline stages -> the contract's values (the options extend or replace them).
-DEFAULT_DEAL_TYPES = {
-    "newbusiness": "new",
-    "existingbusiness": "upsell",
-    "new": "new",
-    "upsell": "upsell",
-    "cross_sell": "cross_sell",
-    "crosssell": "cross_sell",
-    "renewal": "renewal",
-}
-DEFAULT_DEAL_STAGES = {
-    "appointmentscheduled": "qualification",
-    "qualifiedtobuy": "qualification",
-    "presentationscheduled": "proposal",
-    "decisionmakerboughtin": "proposal",
-    "contractsent": "negotiation",
-    "closedwon": "closed_won",
-    "closedlost": "closed_lost",
-}
-# HubSpot's default call outcomes (hs_call_disposition GUIDs) -> kizuna's outcome words.
-DEFAULT_CALL_DISPOSITIONS = {
-    "f240bbac-87c9-4f6e-bf70-924b57d47db7": "conversation",  # Connected
-    "73a0d17f-1163-4015-bdd5-ec830791da20": "no_answer",  # No answer
-    "b2cf5968-551e-4856-9783-52b3da59a7d0": "voicemail",  # Left voicemail
-    "a4c4c377-d246-4b32-a13b-75a56a4cd0ff": "left_message",  # Left live message
-    "9d9162e7-6cf3-4944-bf63-4dff82258764": "busy",  # Busy
-    "17b47fee-58de-441e-a44c-c6300d46f273": "wrong_number",  # Wrong number
-}
-DEFAULT_VISIT_MEETING_TYPES = ("visit", "訪問")  # hs_activity_type values that make a meeting a visit
 
 
 @dataclass(frozen=True)

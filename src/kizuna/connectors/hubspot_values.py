@@ -1,4 +1,5 @@
-"""HubSpot property values -> contract values: date-times, numbers, booleans, names, locales and consent."""
+"""HubSpot property values -> contract values: date-times, numbers, booleans, names, locales and consent, and the
+default value maps of deal types, stages and call outcomes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,37 @@ from kizuna.core.contract import ColumnType
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
+
+
+# HubSpot's default deal types and pipeline stages -> the contract's values (the options extend or replace them).
+DEFAULT_DEAL_TYPES = {
+    "newbusiness": "new",
+    "existingbusiness": "upsell",
+    "new": "new",
+    "upsell": "upsell",
+    "cross_sell": "cross_sell",
+    "crosssell": "cross_sell",
+    "renewal": "renewal",
+}
+DEFAULT_DEAL_STAGES = {
+    "appointmentscheduled": "qualification",
+    "qualifiedtobuy": "qualification",
+    "presentationscheduled": "proposal",
+    "decisionmakerboughtin": "proposal",
+    "contractsent": "negotiation",
+    "closedwon": "closed_won",
+    "closedlost": "closed_lost",
+}
+# HubSpot's default call outcomes (hs_call_disposition GUIDs) -> kizuna's outcome words.
+DEFAULT_CALL_DISPOSITIONS = {
+    "f240bbac-87c9-4f6e-bf70-924b57d47db7": "conversation",  # Connected
+    "73a0d17f-1163-4015-bdd5-ec830791da20": "no_answer",  # No answer
+    "b2cf5968-551e-4856-9783-52b3da59a7d0": "voicemail",  # Left voicemail
+    "a4c4c377-d246-4b32-a13b-75a56a4cd0ff": "left_message",  # Left live message
+    "9d9162e7-6cf3-4944-bf63-4dff82258764": "busy",  # Busy
+    "17b47fee-58de-441e-a44c-c6300d46f273": "wrong_number",  # Wrong number
+}
+DEFAULT_VISIT_MEETING_TYPES = ("visit", "訪問")  # hs_activity_type values that make a meeting a visit
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
