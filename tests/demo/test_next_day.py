@@ -311,3 +311,21 @@ def test_a_hand_made_export_gets_every_backdated_change(tmp_path: Path) -> None:
     assert len({f"C{i}" for i in range(1, 7)} - customers) == 1  # one merged away
     for name in KEYS:
         assert {r["customer_id"] for r in read(tmp_path / "day2" / f"{name}.csv").values()} <= customers, name
+
+
+def test_new_ids_continue_after_the_largest_number_not_the_last_in_text_order() -> None:
+    """At 1,000,000 customers the last id outgrows the width (C999999, then C1000000); text order put C999999 last,
+    so the next day's first new customer was a second C1000000 and the gate refused the whole day."""
+    import duckdb
+    import numpy as np
+
+    from kizuna.demo.overnight import Day
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE customers AS SELECT * FROM (VALUES ('C999998'), ('C1000000'), ('C999999')) t(customer_id)"
+    )
+    day = Day(con, np.random.default_rng(0), date(2026, 11, 24), 0.005)
+    assert day.new_ids("customers", 2) == ["C1000001", "C1000002"]
+    con.execute("CREATE TABLE invoices AS SELECT * FROM (VALUES ('INV-0009'), ('INV-0010')) t(invoice_id)")
+    assert day.new_ids("invoices", 1) == ["INV-0011"]

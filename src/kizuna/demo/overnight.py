@@ -105,9 +105,13 @@ class Day:
         self.touched[table].update(r[0] for r in gone)
 
     def new_ids(self, table: str, k: int) -> list[str]:
-        """The next k ids after the table's largest: the same prefix and width."""
+        """The next k ids after the table's largest by number (not by text: "C999999" sorts after "C1000000", the
+        1,000,000th customer, whose id outgrew the width), with its prefix and width."""
         key = _KEYS[table]
-        top = self.con.execute(f'SELECT max("{key}") FROM "{table}"').fetchone()
+        top = self.con.execute(
+            f"""SELECT "{key}" FROM "{table}" WHERE regexp_full_match("{key}", '\\D*\\d+')
+                ORDER BY CAST(regexp_extract("{key}", '\\d+$') AS HUGEINT) DESC LIMIT 1"""
+        ).fetchone()
         match = re.fullmatch(r"(\D*)(\d+)", str(top[0] if top else ""))
         if match is None:
             raise ValueError(f"{table}.{key}: cannot continue the ids after {top}")
