@@ -87,7 +87,8 @@ def build(
     wait_for_warehouse(settings)
     with connect(settings.warehouse) as con:
         months = rebuild_plan.plan(con, settings.dbt_project_dir, as_of, full_refresh=settings.full_refresh)
-    logger.info("dbt build, incremental models: %s", months.describe())
+    rebuilt = months.describe()
+    logger.info("dbt build, incremental models: %s", rebuilt)
     if months.full_refresh and not settings.full_refresh:
         settings = settings.model_copy(update={"full_refresh": True})
     advance = step("dbt build")
@@ -98,9 +99,9 @@ def build(
         invoke=invoke,
         rebuild_from_month=months.month,
         fingerprint=months.fingerprint,
-        rebuilt=months.describe(),
+        rebuilt=rebuilt,
     )
-    result.rebuilt = months.describe()
+    result.rebuilt = rebuilt
     return result
 
 
