@@ -6,7 +6,9 @@ Per size: demo data (reported apart, not part of end to end); dbt's cold and par
 end on a fresh warehouse, whose Prefect log gives each pipeline step's time (ingest, gate, dbt build, scores) and
 whose process tree is sampled for the memory of each; then, on the warehouse it built, the references on its raw
 tables (one DuckDB SQL statement, pandas, and the dbt revenue marts between them), campaign selection, and the
-per-message steps (render, delivery to the SendGrid stand-in, event loading). Once per run: fixed costs (imports,
+per-message steps (render, delivery to the SendGrid stand-in, event loading); then day 2, the realistic next day
+(`kizuna demo-data --next-day-of`), on copies of the warehouse and var/ day 1's run left, incrementally and with
+--full-refresh, one after the other. Once per run: fixed costs (imports,
 Prefect's temporary server and per-task cost, the webhook receiver's rate). Every step is its own process, timed
 with its peak memory. Results go to a JSON file and, unless --no-docs, to the marked block at the top of
 docs/benchmarks.md with a chart of time against size (--docs-only redraws them from the JSON).
@@ -22,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -173,11 +175,20 @@ class Harness:
             for step in separate:
                 self.run_unless_skipped(step, size)
             self.fresh_warehouse(workdir)
-        if not self.args.smoke and not self.skipped("e2e", size):
-            self.end_to_end(size, workdir, source)
+        day1 = None
+        if not self.args.smoke and not self.skipped("e2e", size) and self.end_to_end(size, workdir, source):
+            day1 = self.workdir / f"day1-{size}"  # day 2 starts from what day 1 left (the steps after change it)
+            shutil.rmtree(day1, ignore_errors=True)
+            day1.mkdir(parents=True)
+            shutil.copy(workdir / "warehouse.duckdb", day1 / "warehouse.duckdb")
+            shutil.copytree(workdir / "var", day1 / "var")
         for step in after:
             self.run_unless_skipped(step, size)
         self.compare_kpis(size, workdir)
+        if day1 is not None:
+            self.day_two(size, source, day1)
+        elif self.args.smoke:  # the next day's data step only: its two runs are end-to-end runs
+            self.next_day_data(size, source)
         if not self.args.smoke and not self.skipped("e2e-daily", size):
             # as on any day after the weekly training: the same sources on a fresh warehouse, the model stored
             self.end_to_end(size, workdir, source, daily=True)
@@ -188,16 +199,52 @@ class Harness:
         if not self.skipped(step.name, size):
             self.run(step, size)
 
-    def end_to_end(self, size: int, workdir: Path, source: Path, *, daily: bool = False) -> None:
-        """`kizuna run`, and from its Prefect log each task's time and the run's peak memory while it ran; those
-        become the pipeline steps' rows unless --separate-steps measured them in processes of their own (the
-        first run's; `daily`: the run again with the weekly model stored, its own row)."""
+    def next_day_data(self, size: int, source: Path) -> Path:
+        """The realistic next day of the size's demo data (kept with it under data/, reused like it)."""
+        out = source.with_name(source.name + "-next-day")
+        if self.args.reuse_data and (out / ".complete").exists():
+            print(f"{size:>9} next day reused from {out}")
+            return out
+        measured = self.run(plan.next_day_step(size, source, out), size)
+        if not measured.ok:
+            raise SystemExit(f"the next day for {size:,} customers failed: {measured.error}")
+        return out
+
+    def day_two(self, size: int, source: Path, day1: Path) -> None:
+        """Day 2 on copies of day 1's warehouse and var/: incrementally, then with --full-refresh, one after the
+        other in this run, so the two compare on the same machine at the same time (docs/incremental.md)."""
+        runs = {name: extra for name, extra in plan.DAY2_RUNS.items() if not self.skipped(name, size)}
+        if runs:
+            next_day = self.next_day_data(size, source)
+            as_of = date.fromisoformat(json.loads((next_day / ".complete").read_text(encoding="utf-8"))["as_of"])
+            for name, extra in runs.items():
+                work = self.workdir / f"{name}-{size}"
+                shutil.rmtree(work, ignore_errors=True)
+                shutil.copytree(day1, work)
+                step = plan.end_to_end(
+                    size, work, next_day, self.workdir / "prefect-home", as_of=as_of, name=name, extra=extra
+                )
+                self.measure_run(step, size, work, pipeline_rows=False)
+                if not self.args.keep:
+                    shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(day1, ignore_errors=True)
+
+    def end_to_end(self, size: int, workdir: Path, source: Path, *, daily: bool = False) -> bool:
+        """`kizuna run` on a fresh warehouse (`daily`: again, with the weekly model stored, its own row); whether
+        it succeeded."""
         self.fresh_warehouse(workdir)
-        series: list[tuple[float, float]] = []
         step = plan.end_to_end(size, workdir, source, self.workdir / "prefect-home")
         if daily:
             step = plan.daily_end_to_end(step)
-        self.run(step, size, series=series)
+        pipeline_rows = not (self.args.separate_steps or self.args.smoke or daily)
+        return self.measure_run(step, size, workdir, pipeline_rows=pipeline_rows)
+
+    def measure_run(self, step: plan.Step, size: int, workdir: Path, *, pipeline_rows: bool) -> bool:
+        """A `kizuna run`, and from its Prefect log each task's time and the run's peak memory while it ran; with
+        `pipeline_rows` those become the pipeline steps' rows (the first run's, unless --separate-steps measured
+        them in processes of their own)."""
+        series: list[tuple[float, float]] = []
+        measured = self.run(step, size, series=series)
         row = self.results["steps"][-1]
         details = row.setdefault("details", {})
         details.update(dbt_parse_figures(workdir / "var"))
@@ -211,14 +258,14 @@ class Harness:
             for phase, (start, end) in windows.items()
             if (peak := peak_between(series, start, end)) is not None
         }
-        if not (self.args.separate_steps or self.args.smoke or daily):
-            for task, step in plan.E2E_STEPS.items():
+        if pipeline_rows:
+            for task, name in plan.E2E_STEPS.items():
                 if task in details.get("phases", {}):
                     self.results["steps"].append(
                         {
                             "size": size,
-                            "step": step,
-                            "label": f"{step}, as the `{task}` task of `kizuna run`",
+                            "step": name,
+                            "label": f"{name}, as the `{task}` task of `kizuna run`",
                             "group": plan.PIPELINE,
                             "source": "e2e",
                             "load": row["load"],
@@ -229,6 +276,7 @@ class Harness:
                         }
                     )
         self.save()
+        return measured.ok
 
     def skipped(self, step: str, size: int) -> bool:
         wanted = {f"{step}@{size}", step}

@@ -272,14 +272,24 @@ def parse_e2e(stdout: str, step: Step) -> dict[str, Any]:
 E2E_STEPS = {"ingest": "ingest", "quality-gate": "gate", "dbt-build": "dbt-build", "score": "scores"}
 
 
-def end_to_end(customers: int, workdir: Path, source_dir: Path, prefect_home: Path) -> Step:
+def end_to_end(
+    customers: int,
+    workdir: Path,
+    source_dir: Path,
+    prefect_home: Path,
+    *,
+    as_of: date = AS_OF,
+    name: str = "e2e",
+    extra: tuple[str, ...] = (),
+) -> Step:
     """`kizuna run` on a fresh warehouse with the dbt partial-parse state of the steps' run (as on any day after
-    the first), the temporary Prefect server on an already migrated PREFECT_HOME, delivery to the outbox."""
+    the first), the temporary Prefect server on an already migrated PREFECT_HOME, delivery to the outbox.
+    `name` and `extra` (e.g. --full-refresh) for the day-2 runs on a copy of day 1's warehouse and var/."""
     kizuna = Path(PYTHON).with_name("kizuna")
     command = [str(kizuna)] if kizuna.exists() else [PYTHON, "-m", "kizuna.cli"]
     return Step(
-        "e2e",
-        "`kizuna run` end to end",
+        name,
+        "`kizuna run` end to end" + (f" ({name})" if name != "e2e" else ""),
         END_TO_END,
         [
             *command,
@@ -289,7 +299,8 @@ def end_to_end(customers: int, workdir: Path, source_dir: Path, prefect_home: Pa
             "--warehouse",
             str(workdir / "warehouse.duckdb"),
             "--as-of",
-            AS_OF.isoformat(),
+            as_of.isoformat(),
+            *extra,
         ],
         env={
             "KIZUNA_VAR_DIR": str(workdir / "var"),
@@ -301,6 +312,21 @@ def end_to_end(customers: int, workdir: Path, source_dir: Path, prefect_home: Pa
             "PREFECT_API_URL": "",  # the temporary server, as a plain `kizuna run` starts it
         },
         parse=parse_e2e,
+    )
+
+
+# Day 2: the realistic next day (`kizuna demo-data --next-day-of`) run on a copy of day 1's warehouse and var/,
+# incrementally and with --full-refresh, one after the other (bench/run.py Harness.day_two).
+DAY2_RUNS = {"e2e-day2": (), "e2e-day2-full": ("--full-refresh",)}
+
+
+def next_day_step(customers: int, day1_source: Path, out: Path) -> Step:
+    """The realistic next day's export of `day1_source`, written to `out` (reported apart, like demo data)."""
+    return Step(
+        "next-day",
+        "the realistic next day's export (apart: not in end to end)",
+        DATA,
+        steps_module("next-day", out, day1_source, customers),
     )
 
 

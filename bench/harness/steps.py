@@ -51,6 +51,18 @@ def demo(args: argparse.Namespace) -> None:
     report(seconds, rows=sum(rows.values()), megabytes=round(megabytes, 1), rows_per_file=rows)
 
 
+def next_day(args: argparse.Namespace) -> None:
+    """The realistic next day of --source-dir into --workdir; its as-of day goes in .complete for the runs."""
+    from kizuna.demo.next_day import next_day_demo_data
+
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    started = time.perf_counter()
+    day, rows = next_day_demo_data(args.source_dir, args.workdir, args.seed)
+    seconds = time.perf_counter() - started
+    (args.workdir / ".complete").write_text(json.dumps({"as_of": day.isoformat(), "rows": rows}))
+    report(seconds, as_of=day.isoformat(), rows=sum(rows.values()))
+
+
 def ingest(args: argparse.Namespace) -> None:
     from kizuna.sources.ingest import stage_sources
 
@@ -224,6 +236,7 @@ def prefect_overhead(args: argparse.Namespace) -> None:
 
 STEPS: dict[str, Callable[[argparse.Namespace], None]] = {
     "demo": demo,
+    "next-day": next_day,
     "ingest": ingest,
     "gate": gate,
     "dbt-parse": dbt_parse,

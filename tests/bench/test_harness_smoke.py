@@ -35,7 +35,7 @@ def test_smoke_run_measures_every_step_and_rewrites_only_its_docs_block(tmp_path
 
     results = json.loads(out.read_text(encoding="utf-8"))
     rows = {(r["size"], r["step"]): r for r in results["steps"]}
-    expected = {(None, "import:python itself"), (300, "demo"), *((300, s) for s in plan.SMOKE_STEPS)}
+    expected = {(None, "import:python itself"), (300, "demo"), (300, "next-day"), *((300, s) for s in plan.SMOKE_STEPS)}
     assert set(rows) == expected
     for key, row in rows.items():
         assert row["ok"], (key, row.get("error"), row.get("details"))
@@ -43,6 +43,8 @@ def test_smoke_run_measures_every_step_and_rewrites_only_its_docs_block(tmp_path
     for step in ("render", "deliver", "events-load"):  # figures read from the other benchmarks' output
         assert rows[(300, step)]["work_seconds"] > 0 and rows[(300, step)]["details"]["per_second"] > 0, step
     assert rows[(300, "ingest")]["details"]["rows"] > 300  # reported from inside the step process
+    next_day = json.loads((tmp_path / "work" / "data" / "300-42-2026-11-23-next-day" / ".complete").read_text())
+    assert next_day["as_of"] == rows[(300, "next-day")]["details"]["as_of"] > plan.AS_OF.isoformat()
     assert results["machine"]["cores"] and results["machine"]["load_at_end"]
 
     page = docs.read_text(encoding="utf-8")
@@ -57,3 +59,25 @@ def test_smoke_run_measures_every_step_and_rewrites_only_its_docs_block(tmp_path
 
     report.write_docs(results, docs, chart)  # a second run replaces the block instead of adding one
     assert docs.read_text(encoding="utf-8") == page
+
+
+def _run_row(size: int, step: str, seconds: float, phases: dict[str, float], ok: bool = True) -> dict[str, object]:
+    return {"size": size, "step": step, "group": plan.END_TO_END, "seconds": seconds, "peak_mb": 2048.0,
+            "load": 1.0, "ok": ok, "details": {"phases": phases, "flow_seconds": seconds - 10}}  # fmt: skip
+
+
+def test_day_two_table_sets_incremental_beside_full_refresh_and_judges_the_target() -> None:
+    results = {"sizes": [10_000, 1_000_000], "steps": [
+        _run_row(10_000, "e2e-day2", 40.0, {"ingest": 5.0, "dbt-build": 20.0}),
+        _run_row(10_000, "e2e-day2-full", 50.0, {"ingest": 5.0, "dbt-build": 30.0}),
+        _run_row(1_000_000, "e2e-day2", 200.0, {"ingest": 60.0, "quality-gate": 30.0, "dbt-build": 70.0}),
+        _run_row(1_000_000, "e2e-day2-full", 400.0, {"ingest": 60.0, "dbt-build": 120.0}),
+    ]}  # fmt: skip
+    table = "\n".join(report.day_two_table(results))
+    assert "| 10,000 | 40.0 s · 2.0 GB | 50.0 s · 2.0 GB | 20% | dbt build 20.0 s, ingest 5.0 s |" in table
+    assert "| 1,000,000 | 200 s · 2.0 GB | 400 s · 2.0 GB | 50% |" in table
+    day2 = [t for t in report.targets(results) if "realistic next day" in t[0]]
+    assert len(day2) == 1 and day2[0][1] == "200 s" and day2[0][2] is False and "400 s" in day2[0][3]
+    results["steps"][2]["seconds"] = 170.0
+    assert next(t for t in report.targets(results) if "realistic next day" in t[0])[2] is True
+    assert report.day_two_table({"sizes": [10_000], "steps": []}) == []
