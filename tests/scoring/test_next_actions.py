@@ -178,3 +178,24 @@ def test_forecast_deals_reads_rank_bands_and_recent_touches_from_the_warehouse()
         "last 30 days; this deal has none)"
     )
     assert got.loc["O2", "risk_en"] == "renewal in 20 days" and pd.isna(got.loc["O1", "risk_en"])
+
+
+def test_remembered_texts_are_those_of_each_row() -> None:
+    """The day's fill remembers texts across customers; values equal to Python (1 and True, 1 and 1.0) but
+    printed differently, and missing values, still get their own text."""
+    from kizuna.scoring.next_actions import SignalRule, _filler, advise
+
+    rule = SignalRule("odd", 1, {"en": "act {detail}", "ja": "{detail}"}, {"en": "{value:.1f}/{detail}", "ja": "r"})
+    rules = {"odd": rule}
+    fill = _filler()
+    rows = [
+        [("odd", 1, 2, "1")],
+        [("odd", 1.0, 2, 1)],
+        [("odd", True, 2, True)],
+        [("odd", float("nan"), None, None)],
+        [("odd", None, 2, float("nan"))],
+        [("odd", 1, 2, "1")],
+    ]
+    for signal_rows in rows:
+        assert advise(signal_rows, rules, fill) == advise(signal_rows, rules)
+    assert [advise(r, rules, fill).actions["en"] for r in rows[:3]] == ["act 1", "act 1", "act True"]

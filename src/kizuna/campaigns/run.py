@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import os
+import threading
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -38,6 +42,46 @@ OWNER_DIGEST_TEMPLATE = "owner_digest"  # what an account executive gets under o
 # Up to this many rendered messages are kept between the check-everything pass and sending; above it each
 # batch is rendered again (≈ 10 s per 100,000 at ≈ 10,000/s) rather than holding hundreds of MB.
 KEEP_RENDERED = 20_000
+# One renderer per process for the day's campaigns (docs/delivery.md, "One renderer per process"): layouts,
+# meta.yml and the inlining proofs are built once, not per campaign.
+_RENDERERS: dict[tuple[object, ...], TemplateRenderer] = {}
+_RENDERERS_LOCK = threading.Lock()
+
+
+def _templates_version(templates_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every file under templates/ with its mtime and size: any edit, addition or removal changes it."""
+    found = []
+    for root, dirs, files in os.walk(templates_dir):
+        dirs.sort()
+        for name in sorted(files):
+            stat = os.stat(os.path.join(root, name))
+            found.append((os.path.join(root, name), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
+def shared_renderer(settings: Settings) -> TemplateRenderer:
+    """The process's renderer for these settings and this version of the template files; a new one when any
+    file under templates/ changed since (so an edit between two campaigns shows in the second, at once)."""
+    secret = hashlib.sha256(settings.unsubscribe_secret.get_secret_value().encode("utf-8")).hexdigest()
+    key = (
+        settings.templates_dir,
+        settings.sender_name,
+        settings.sender_email,
+        settings.sender_postal_address,
+        settings.sender_contact,
+        settings.unsubscribe_url,
+        secret,
+        settings.template_max_loop_iterations,
+        settings.template_max_text_chars,
+        settings.template_render_seconds,
+        _templates_version(settings.templates_dir),
+    )
+    with _RENDERERS_LOCK:
+        renderer = _RENDERERS.pop(key, None) or TemplateRenderer.from_settings(settings)
+        _RENDERERS[key] = renderer  # the most recently used last
+        if len(_RENDERERS) > 4:  # settings or files changed in a long-lived worker: keep only recent ones
+            del _RENDERERS[next(iter(_RENDERERS))]
+        return renderer
 
 
 def _rows_to_send(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, keys: list[str]) -> list[dict[str, Any]]:
@@ -208,7 +252,7 @@ def run_campaign(
     """
     if campaign.kind == "call_list":
         return _call_list(settings, campaign, run_id, as_of)
-    renderer = renderer or TemplateRenderer.from_settings(settings)
+    renderer = renderer or shared_renderer(settings)
     check_template(campaign, renderer.templates())  # before selecting: a missing template could never send
     own_backend = backend is None
     backend = backend or make_backend(settings)

@@ -49,10 +49,29 @@ def factor_texts(
     top: int = 3,
     min_effect: float = MIN_EFFECT,
 ) -> list[str]:
-    """The `top` features that raise the probability most (by at least min_effect), as one line per row."""
+    """The `top` features that raise the probability most (by at least min_effect), as one line per row.
+
+    The ranking is one sort of all explained rows at once; a phrase is made once per (feature, value) and reused
+    (most values repeat: counts, days, 0/1 products)."""
     texts = [""] * x.shape[0]
-    for i in np.flatnonzero((effects >= min_effect).any(axis=1)):
-        order = np.argsort(-effects[i], kind="stable")
-        parts = [features[j].phrase(float(x[i, j]), locale) for j in order[:top] if effects[i, j] >= min_effect]
-        texts[i] = SEPARATOR[locale].join(p for p in parts if p)
+    rows = np.flatnonzero((effects >= min_effect).any(axis=1))
+    if not len(rows):
+        return texts
+    explained = effects[rows]
+    order = np.argsort(-explained, axis=1, kind="stable")[:, :top]
+    strong = (np.take_along_axis(explained, order, axis=1) >= min_effect).tolist()
+    values = np.take_along_axis(x[rows], order, axis=1).tolist()
+    separator = SEPARATOR[locale]
+    phrases: dict[tuple[int, float], str] = {}
+    for i, row_order, row_strong, row_values in zip(rows.tolist(), order.tolist(), strong, values, strict=True):
+        parts = []
+        for j, is_strong, value in zip(row_order, row_strong, row_values, strict=True):
+            if not is_strong:
+                continue
+            phrase = phrases.get((j, value))
+            if phrase is None:
+                phrase = phrases[(j, value)] = features[j].phrase(value, locale)
+            if phrase:
+                parts.append(phrase)
+        texts[i] = separator.join(parts)
     return texts
