@@ -58,8 +58,8 @@ def child(base: Path, source_dir: Path, work: Path) -> None:
     from kizuna.core.runtime import quiet_third_parties
 
     quiet_third_parties()
+    import kizuna.sources.ingest as ingest
     from kizuna.core.settings import Settings
-    from kizuna.sources import ingest
 
     acc: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for module_name, name, label in PHASES:
