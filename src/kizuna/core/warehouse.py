@@ -286,7 +286,14 @@ class ChangeCounts:
 
 def _row_hash(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
     """A row's hash over the contract's columns (a column the table lacks counts as NULL), provenance aside."""
-    cells = [f'"{c.name}"' if column_exists(con, schema, table.name, c.name) else "NULL" for c in table.columns]
+    present = {
+        str(r[0])
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [schema, table.name],
+        ).fetchall()
+    }  # one query per table: information_schema costs milliseconds a call, and a table has up to 20 columns
+    cells = [f'"{c.name}"' if c.name in present else "NULL" for c in table.columns]
     return f"hash({', '.join(cells)})"
 
 
@@ -295,13 +302,12 @@ def change_key(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str
     return f'"{table.key}"::VARCHAR' if table.key else f"{_row_hash(con, table, schema)}::VARCHAR"
 
 
-def _keyed_hashes(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
-    """SELECT key, h, n: per key the sum of its rows' hashes and their number (a keyless table: per row)."""
+def _side(con: duckdb.DuckDBPyConnection, table: Table, schema: str, is_new: bool) -> str:
+    """SELECT key, h, is_new: each row's key (as its own type: grouping by text costs more) and hash, tagged
+    with the side it comes from."""
     row_hash = _row_hash(con, table, schema)
-    return (
-        f"SELECT {change_key(con, table, schema)} AS key, sum({row_hash}::HUGEINT) AS h, count(*) AS n "
-        f'FROM {schema}."{table.name}" GROUP BY ALL'
-    )
+    key = f'"{table.key}"' if table.key else row_hash
+    return f'SELECT {key} AS key, {row_hash} AS h, {is_new} AS is_new FROM {schema}."{table.name}"'
 
 
 def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) -> ChangeCounts:
@@ -310,26 +316,30 @@ def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) ->
     Rows are compared whole (contract columns; `_source_file` and `_source_row` aside, so a row that only moved
     in the file is not a change). A keyless table's key is the row's hash: a row is inserted or deleted, never
     updated. On a table's first load every row is inserted and no key is listed.
+
+    One aggregation over both tables' rows, grouped by key: per side the sum of its rows' hashes (UBIGINT summed
+    exactly into HUGEINT) and their number (a key's rows compared as a multiset, so duplicates count), instead
+    of one per side and a join.
     """
     if not table_exists(con, RAW_SCHEMA, table.name):
         # A first load inserts every row: counted, but its keys are not listed (41M rows at 1M customers).
         row = con.execute(f'SELECT count(*) FROM {INCOMING_SCHEMA}."{table.name}"').fetchone()
         return ChangeCounts(inserted=int(row[0]) if row else 0)
-    new = _keyed_hashes(con, table, INCOMING_SCHEMA)
-    old = _keyed_hashes(con, table, RAW_SCHEMA)
+    both = f"{_side(con, table, INCOMING_SCHEMA, True)} UNION ALL {_side(con, table, RAW_SCHEMA, False)}"
     if table.key:
-        change = "CASE WHEN o.key IS NULL THEN 'inserted' WHEN n.key IS NULL THEN 'deleted' ELSE 'updated' END"
+        change = "CASE WHEN o_n = 0 THEN 'inserted' WHEN n_n = 0 THEN 'deleted' ELSE 'updated' END"
     else:
-        change = "CASE WHEN coalesce(n.n, 0) > coalesce(o.n, 0) THEN 'inserted' ELSE 'deleted' END"
+        change = "CASE WHEN n_n > o_n THEN 'inserted' ELSE 'deleted' END"
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {LOAD_CHANGES_STAGING} "
         "(load_id VARCHAR, table_name VARCHAR, key VARCHAR, change VARCHAR, before_row VARCHAR)"
     )
     con.execute(f"DELETE FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?", [table.name])
     con.execute(
-        f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT ?, ?, coalesce(n.key, o.key), {change}, NULL "
-        f"FROM ({new}) n FULL OUTER JOIN ({old}) o ON n.key = o.key "
-        "WHERE n.key IS NULL OR o.key IS NULL OR n.h <> o.h OR n.n <> o.n",
+        f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT ?, ?, key::VARCHAR, {change}, NULL FROM ("
+        "SELECT key, sum(h) FILTER (WHERE is_new) AS n_h, count(*) FILTER (WHERE is_new) AS n_n, "
+        "sum(h) FILTER (WHERE NOT is_new) AS o_h, count(*) FILTER (WHERE NOT is_new) AS o_n "
+        f"FROM ({both}) GROUP BY key) WHERE n_n <> o_n OR n_h IS DISTINCT FROM o_h",
         [load_id, table.name],
     )
     if table_exists(con, RAW_SCHEMA, table.name):

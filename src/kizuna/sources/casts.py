@@ -33,8 +33,11 @@ def folded(expr: str) -> str:
     """The text with full-width ASCII folded and surrounding spaces trimmed; empty text is NULL."""
     # DuckDB's translate() builds its character map again for every value (≈ 20 µs each, most of ingest's
     # time); few values hold a full-width character, and only those pay for it (same result, 17x less CPU).
+    # The regexp test itself costs more than the rest of reading the value; plain ASCII text (its byte length
+    # is its character count) holds no full-width character and skips it.
     fold = f"translate({expr}, {sql_text(_FULL_WIDTH)}, {sql_text(_HALF_WIDTH)})"
-    return f"nullif(trim(CASE WHEN regexp_matches({expr}, '{_FULL_WIDTH_CLASS}') THEN {fold} ELSE {expr} END), '')"
+    wide = f"strlen({expr}) <> length({expr}) AND regexp_matches({expr}, '{_FULL_WIDTH_CLASS}')"
+    return f"nullif(trim(CASE WHEN {wide} THEN {fold} ELSE {expr} END), '')"
 
 
 def value_mapped(expr: str, value_map: dict[str, str | None]) -> str:
@@ -59,7 +62,10 @@ def _cast_expr(col: str, ctype: ColumnType) -> str:
     if ctype is ColumnType.INTEGER:
         return f"try_cast(replace({v}, ',', '') AS BIGINT)"
     if ctype is ColumnType.MONEY:
-        return f"try_cast(regexp_replace({v}, '[,¥￥円\\s]', '', 'g') AS DECIMAL(18,2))"
+        # Most amounts are plain digits: cast first, and only text that does not cast loses its separators,
+        # yen signs and spaces (a regexp for every value otherwise; same result, as none of those casts).
+        plain = f"try_cast({v} AS DECIMAL(18,2))"
+        return f"coalesce({plain}, try_cast(regexp_replace({v}, '[,¥￥円\\s]', '', 'g') AS DECIMAL(18,2)))"
     if ctype is ColumnType.NUMBER:
         return f"try_cast(replace({v}, ',', '') AS DOUBLE)"
     if ctype is ColumnType.DATE:

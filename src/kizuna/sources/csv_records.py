@@ -16,7 +16,7 @@ MAX_RECORD_BYTES = 2_000_000
 
 def read_header(path: Path, file: str) -> list[str]:
     """The header record's names, stripped and lower-cased (a quoted name may span lines, as a record may)."""
-    with path.open("r", encoding="utf-8", newline="") as fh:
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
         try:
             first = next(_csv_records(fh, strict=True), [])
         except csv.Error as exc:
@@ -56,7 +56,7 @@ def spreadsheet_rows(path: Path) -> list[int] | None:
     if not _has_blank_line(path):
         return None
     rows: list[int] = []
-    with path.open("r", encoding="utf-8", newline="") as fh:
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
         reader = _csv_records(fh, strict=False)
         try:
             next(reader, None)
@@ -82,7 +82,7 @@ def find_csv_defect(path: Path, expected_fields: int) -> tuple[int | None, str]:
     """
     row = 1
     try:
-        with path.open("r", encoding="utf-8", newline="") as fh:
+        with path.open("r", encoding="utf-8-sig", newline="") as fh:
             reader = _csv_records(fh, strict=True)
             next(reader, None)
             for row, record in enumerate(reader, start=2):

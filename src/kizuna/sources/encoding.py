@@ -3,12 +3,49 @@
 from __future__ import annotations
 
 import codecs
+import hashlib
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 from kizuna.core.errors import SourceError
 
 _CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """What one streamed pass over a file's bytes tells, so no later step reads the file again for it."""
+
+    sha256: str
+    has_nul: bool
+    utf8: bool  # the whole file decodes as UTF-8 (a BOM is U+FEFF, itself UTF-8)
+    lines: int  # line ends (LF), plus one for a last line without one
+
+
+def scan_file(path: Path) -> FileScan:
+    """The sha256, NUL bytes, UTF-8 validity and line count of a file in one pass (what detect_encoding, the
+    unchanged-file skip and the spreadsheet row numbers need; each used to read the file once more)."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8, has_nul, newlines, last = True, False, 0, b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            has_nul = has_nul or b"\x00" in chunk
+            newlines += chunk.count(b"\n")
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+            last = chunk[-1:]
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return FileScan(digest.hexdigest(), has_nul, utf8, newlines + (1 if last not in (b"", b"\n") else 0))
 
 
 def _first_bad_line(path: Path, encoding: str) -> tuple[int, int]:
@@ -101,8 +138,10 @@ def _is_cp932_text(head: bytes) -> bool:
     return not _reads_as_text(as_utf8)
 
 
-def detect_encoding(path: Path) -> str:
-    """Return 'utf-8-sig', 'utf-8' or 'cp932'; raise SourceError naming the line if neither fits."""
+def detect_encoding(path: Path, scan: FileScan | None = None) -> str:
+    """Return 'utf-8-sig', 'utf-8' or 'cp932'; raise SourceError naming the line if neither fits.
+
+    With the file's scan_file() the file is not read again (but for CP932, and to name a bad line)."""
     with path.open("rb") as fh:
         head = fh.read(_CHUNK)
     if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
@@ -114,7 +153,7 @@ def detect_encoding(path: Path) -> str:
         )
     # NUL bytes never occur in a UTF-8 or CP932 text file (CP932 would "decode" UTF-16 into garbage), and DuckDB
     # and the csv module disagree about them: refused wherever they are, not only near the start.
-    nul_line = _first_nul_line(path)
+    nul_line = _first_nul_line(path) if scan is None or scan.has_nul else None
     if nul_line is not None:
         raise SourceError(
             path.name,
@@ -123,32 +162,42 @@ def detect_encoding(path: Path) -> str:
             f"is neither UTF-8 nor CP932 (Shift_JIS): line {nul_line} holds a NUL byte, as binary files do; "
             "save it as 'CSV UTF-8'",
         )
+    utf8 = scan.utf8 if scan is not None else None
     if head.startswith(codecs.BOM_UTF8):
-        if _decodes(path, "utf-8-sig"):  # a BOM promises UTF-8; the rest of the file must keep the promise
+        if (
+            utf8 if utf8 is not None else _decodes(path, "utf-8-sig")
+        ):  # a BOM promises UTF-8; the rest of the file must keep the promise
             return "utf-8-sig"
-    elif _decodes(path, "utf-8"):
+    elif utf8 if utf8 is not None else _decodes(path, "utf-8"):
         # Some CP932 files are valid UTF-8 too: half-width katakana are single bytes that can pair up as
         # UTF-8 sequences (ﾄｳﾖｳ is 'ĳ' and a Hebrew point). Prefer the reading that gives Japanese text.
-        if not head.isascii() and _decodes(path, "cp932") and _is_cp932_text(head):
+        if not head.isascii() and _is_cp932_text(head) and _decodes(path, "cp932"):
             return "cp932"
         return "utf-8"
     elif _decodes(path, "cp932"):
         return "cp932"
+    # Named in the reading that gets further: a CP932 file's first Japanese letter is already not UTF-8, and
+    # the byte at fault is the one CP932 cannot read either.
     line, offset = _first_bad_line(path, "utf-8")
+    reading = "UTF-8"
+    cp932_line, cp932_offset = _first_bad_line(path, "cp932")
+    if cp932_offset > offset:
+        line, offset, reading = cp932_line, cp932_offset, "CP932"
     raise SourceError(
         path.name,
         row=None,
         column=None,
         message=(
             f"is neither UTF-8 nor CP932 (Shift_JIS): the first undecodable byte is on line {line} "
-            f"(byte {offset}); save it as 'CSV UTF-8' or 'CSV (comma delimited)' from Excel"
+            f"(byte {offset}, read as {reading}); save it as 'CSV UTF-8' or 'CSV (comma delimited)' from Excel"
         ),
     )
 
 
 def to_utf8(path: Path, encoding: str, dest: Path) -> Path:
-    """Write a UTF-8 copy of `path` at `dest` (streamed) and return it; UTF-8 input is returned as is."""
-    if encoding == "utf-8":
+    """Write a UTF-8 copy of `path` at `dest` (streamed) and return it; UTF-8 input, with or without a BOM, is
+    returned as is (DuckDB's reader and csv_records.read_header skip the BOM)."""
+    if encoding in ("utf-8", "utf-8-sig"):
         return path
     dest.parent.mkdir(parents=True, exist_ok=True)
     with path.open("r", encoding=encoding, newline="") as src, dest.open("w", encoding="utf-8", newline="") as out:

@@ -12,15 +12,14 @@ from xml.etree import ElementTree
 
 import duckdb
 
-from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, ColumnType, Table
+from kizuna.core.contract import Table
 from kizuna.core.errors import Finding, SourceError
 from kizuna.core.warehouse import ChangeCounts
-from kizuna.sources.casts import TYPE_HINT, folded, quote, sql_text, typed_expr, value_mapped, with_casts
-from kizuna.sources.csv_records import MAX_RECORD_BYTES, find_csv_defect, read_header, spreadsheet_rows
-from kizuna.sources.encoding import detect_encoding, to_utf8
+from kizuna.sources.csv_records import read_header, spreadsheet_rows
+from kizuna.sources.encoding import FileScan, detect_encoding, scan_file, to_utf8
 from kizuna.sources.mapping import TableMapping, find_mapped_file, normalise_header
+from kizuna.sources.reading import MAX_FINDINGS_PER_FILE, load_text, load_typed, text_select, value_findings
 
-MAX_FINDINGS_PER_FILE = 20
 # A workbook whose parts expand to more than this is refused before it is parsed: a few hundred kilobytes of
 # zip can declare gigabytes of sheet XML (a zip bomb), which the Excel reader would expand in memory.
 MAX_XLSX_UNCOMPRESSED_BYTES = 1 << 30
@@ -177,11 +176,11 @@ def _source_headers(table: Table, mapping: TableMapping | None) -> dict[str, str
     return headers
 
 
-def _utf8_text(path: Path, table: Table, tmp_dir: Path) -> tuple[Path, str]:
+def _utf8_text(path: Path, table: Table, tmp_dir: Path, scan: FileScan | None = None) -> tuple[Path, str]:
     """The file as UTF-8 CSV text (the first sheet of a workbook), and the encoding it was read in."""
     if path.suffix.lower() == ".xlsx":
         return excel_to_csv(path, tmp_dir / f"{table.name}.from-xlsx.csv"), "xlsx"
-    encoding = detect_encoding(path)
+    encoding = detect_encoding(path, scan)
     return to_utf8(path, encoding, tmp_dir / f"{table.name}.utf8.csv"), encoding
 
 
@@ -198,15 +197,17 @@ def stage_file(
     schema: str,
     tmp_dir: Path,
     mapping: TableMapping | None = None,
-    sha256: str | None = None,
+    scan: FileScan | None = None,
 ) -> tuple[StagedFile | None, list[Finding], int]:
     """Parse one file into `schema.<table>`. Returns the staged file (None on findings), findings, their total.
 
     With a mapping (kizuna.sources.mapping) the export's own headers, values and rows are read as the
     contract's; findings then name the export's header beside the contract's column.
     """
-    sha = sha256 or file_sha256(path)
-    text_path, encoding = _utf8_text(path, table, tmp_dir)
+    if scan is None and path.suffix.lower() != ".xlsx":
+        scan = scan_file(path)
+    sha = scan.sha256 if scan else file_sha256(path)
+    text_path, encoding = _utf8_text(path, table, tmp_dir, scan)
     header = read_header(text_path, path.name)
     source_of = _source_headers(table, mapping)
     named = {c: (mapping.header_of(c) if mapping else c) for c in table.column_names}
@@ -214,33 +215,57 @@ def stage_file(
     if findings:
         return None, findings[:MAX_FINDINGS_PER_FILE], len(findings)
 
-    text_table = f'{schema}."_text_{table.name}"'
-    _load_text(con, table, path.name, text_path, header, source_of, mapping, text_table)
-    findings, total = _value_findings(con, table, path.name, text_table, named)
-    if total:
+    target, text_table = f'{schema}."{table.name}"', f'{schema}."_text_{table.name}"'
+    direct = scan if text_path == path else None  # the scan counted this very text's lines
+    rows, refused, text = _load(con, table, path.name, text_path, header, source_of, mapping, target, direct)
+    if refused:
+        con.execute(f"DROP TABLE {target}")
+        load_text(con, path.name, text_path, len(header), text, text_table)
+        findings, total = value_findings(con, table, path.name, text_table, named)
         con.execute(f"DROP TABLE {text_table}")
         return None, findings, total
-
-    typed = ", ".join(f"{typed_expr(c.name, c.type)}::{c.type.value} AS {quote(c.name)}" for c in table.columns)
-    con.execute(
-        f'CREATE OR REPLACE TABLE {schema}."{table.name}" AS SELECT {typed}, '
-        f"?::VARCHAR AS {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN} FROM {with_casts(table, text_table)}",
-        [path.name],
-    )
-    con.execute(f"DROP TABLE {text_table}")
-    count_row = con.execute(f'SELECT count(*) FROM {schema}."{table.name}"').fetchone()
     used = set(source_of.values()) | {normalise_header(h) for h in (mapping.keep if mapping else {})}
     ignored = [h for h in header if h and h not in used]
     staged = StagedFile(
         table.name,
         path.name,
         encoding,
-        int(count_row[0]) if count_row else 0,
+        rows,
         sha,
         ignored,
         header,
     )
     return staged, [], 0
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    file: str,
+    text_path: Path,
+    header: list[str],
+    source_of: dict[str, str],
+    mapping: TableMapping | None,
+    target: str,
+    scan: FileScan | None,
+) -> tuple[int, int, tuple[str, list[object]]]:
+    """reading.load_typed with the right spreadsheet rows: (rows, rows with a refused value, the SELECT read).
+
+    A spreadsheet counts blank lines as rows, DuckDB skips them. Rather than search the file for one first,
+    the rows are numbered 2, 3, 4, ... and the last one checked against the file's line count (scan_file):
+    when they agree, every line was one record. Otherwise (blank lines, records over several lines, a row
+    filter) csv_records.spreadsheet_rows reads the file and, if it has blank lines, the file is read again.
+    """
+    lines = scan.lines if scan is not None else None
+    row_of = None if lines is not None else spreadsheet_rows(text_path)
+    text = text_select(table, text_path, header, source_of, mapping, row_of)
+    rows, refused, last = load_typed(con, table, file, text_path, len(header), text, target)
+    if lines is not None and rows and last != lines:
+        row_of = spreadsheet_rows(text_path)
+        if row_of is not None:
+            text = text_select(table, text_path, header, source_of, mapping, row_of)
+            rows, refused, last = load_typed(con, table, file, text_path, len(header), text, target)
+    return rows, refused, text
 
 
 def _header_findings(
@@ -278,92 +303,3 @@ def _header_findings(
     duplicated = sorted({h for h in header if h and header.count(h) > 1})
     findings += [Finding(path.name, 1, c, "column appears more than once in the header") for c in duplicated]
     return findings
-
-
-def _load_text(
-    con: duckdb.DuckDBPyConnection,
-    table: Table,
-    file: str,
-    text_path: Path,
-    header: list[str],
-    source_of: dict[str, str],
-    mapping: TableMapping | None,
-    text_table: str,
-) -> None:
-    """Read the UTF-8 text into `text_table`: the contract's columns as folded text (through the mapping's
-    constants, values and row filter), each row with its spreadsheet row. Raises SourceError naming the
-    first broken record when DuckDB cannot read the file."""
-    # The dialect is pinned and the columns are the header's, by position: DuckDB's sniffer would otherwise
-    # guess, e.g. take a data row with one field more than the header for the header and skip the real one.
-    struct = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header)))
-    reader = (
-        "read_csv(?, auto_detect = false, header = true, skip = 0, delim = ',', quote = '\"', escape = '\"', "
-        f"comment = '', null_padding = false, max_line_size = {MAX_RECORD_BYTES}, columns = {{{struct}}})"
-    )
-    position = {name: i for i, name in enumerate(header) if name}
-    keep = ""
-    if mapping and mapping.keep:
-        conditions = [
-            f"{folded(f'c{position[normalise_header(h)]}')} IN ({', '.join(sql_text(v) for v in kept)})"
-            for h, kept in mapping.keep.items()
-        ]
-        keep = f" WHERE {' AND '.join(conditions)}"
-    row_of = spreadsheet_rows(text_path)
-    row_expr = "(row_number() OVER () + 1)" if row_of is None else "(?::BIGINT[])[row_number() OVER ()]"
-    params: list[object] = [str(text_path)] if row_of is None else [row_of, str(text_path)]
-    try:
-        selects = []
-        for col in table.columns:
-            source = source_of.get(col.name)
-            if mapping and col.name in mapping.constants:
-                expr = sql_text(mapping.constants[col.name])
-            elif source in position:
-                expr = folded(f"c{position[source]}")
-            else:
-                expr = "NULL::VARCHAR"
-            if mapping and col.name in mapping.values:
-                expr = value_mapped(expr, mapping.values[col.name])
-            selects.append(f"{expr} AS {quote(col.name)}")
-        # One pass over the file. row_number() over the reader follows the file's order (DuckDB preserves
-        # insertion order), before a mapping's row filter; tests/sources check that findings name the right rows.
-        con.execute(
-            f"CREATE OR REPLACE TABLE {text_table} AS SELECT {', '.join(selects)}, {SOURCE_ROW_COLUMN} "
-            f"FROM (SELECT *, {row_expr}::BIGINT AS {SOURCE_ROW_COLUMN} FROM {reader}){keep}",
-            params,
-        )
-    except duckdb.Error as exc:
-        row, problem = find_csv_defect(text_path, len(header))
-        if row is not None:
-            raise SourceError(file, row, None, problem) from exc
-        first_line = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        raise SourceError(file, None, None, f"is not a readable CSV file: {first_line}") from exc
-
-
-def _value_findings(
-    con: duckdb.DuckDBPyConnection, table: Table, file: str, text_table: str, named: dict[str, str]
-) -> tuple[list[Finding], int]:
-    """Required values left empty and values that do not parse as their column's type: the first few, and
-    how many there are in all."""
-    checks: list[str] = []
-    for col in table.columns:
-        q = quote(col.name)
-        if col.required:
-            checks.append(
-                f"SELECT {SOURCE_ROW_COLUMN}, '{col.name}', NULL, 'required value is empty' "
-                f"FROM {text_table} WHERE {q} IS NULL"
-            )
-        if col.type is not ColumnType.TEXT:
-            checks.append(
-                f"SELECT {SOURCE_ROW_COLUMN}, '{col.name}', {q}, 'is not {TYPE_HINT[col.type]}' "
-                f"FROM {with_casts(table, text_table)} WHERE {q} IS NOT NULL AND {typed_expr(col.name, col.type)} IS NULL"
-            )
-    union = " UNION ALL ".join(checks)
-    total_row = con.execute(f"SELECT count(*) FROM ({union})").fetchone()
-    total = int(total_row[0]) if total_row else 0
-    findings: list[Finding] = []
-    if total:
-        rows = con.execute(f"SELECT * FROM ({union}) ORDER BY 1, 2 LIMIT {MAX_FINDINGS_PER_FILE}").fetchall()
-        for row_no, column, value, problem in rows:
-            shown = f" (found {value!r})" if value is not None else ""
-            findings.append(Finding(file, int(row_no), named.get(column, column), f"{problem}{shown}"))
-    return findings, total

@@ -23,6 +23,7 @@ from kizuna.sources.changes import (
     options_sha256,
     reuse_published,
 )
+from kizuna.sources.encoding import scan_file
 from kizuna.sources.files import StagedFile, file_sha256, find_file, missing_required_file, stage_file
 from kizuna.sources.fx import record_fx_currencies
 from kizuna.sources.mapping import TableMapping, mapping_from_options
@@ -153,7 +154,8 @@ def _stage_from_file(
         return None, [exc.finding], 1
     if path is None:
         return None, [], 0
-    sha = file_sha256(path)
+    scan = scan_file(path) if path.suffix.lower() != ".xlsx" else None
+    sha = scan.sha256 if scan else file_sha256(path)
     opts = options_sha256(table, read.mapping, timezone)
     if last is not None and can_reuse(con, table, last, sha, opts):
         if progress:
@@ -165,7 +167,7 @@ def _stage_from_file(
     if progress:
         progress(path.name)
     try:
-        staged, findings, total = stage_file(con, table, path, INCOMING_SCHEMA, read.tmp_dir, read.mapping, sha)
+        staged, findings, total = stage_file(con, table, path, INCOMING_SCHEMA, read.tmp_dir, read.mapping, scan)
     except SourceError as exc:
         return None, [exc.finding], 1
     if staged is not None:
