@@ -1,0 +1,75 @@
+"""The load-wide guards on a day after a good load (duplicates, outliers, orphans): the incremental gate, which
+compares only what the load changed, holds exactly what a full check holds."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from kizuna.core.settings import Settings
+from kizuna.quality.gate import GateFailedError, gate_and_publish
+from kizuna.quality.verdict import GateVerdict
+from kizuna.sources.ingest import stage_sources
+from tests.quality.test_gate import AS_OF, USAGE, USAGE_ROWS, base_rows, write_sources
+from tests.quality.test_gate_changes import outcome
+from tests.sources.test_ingest import raw_fingerprint
+
+
+def day_one(settings: Settings) -> dict[str, tuple[list[str], list[list[str]]]]:
+    rows = {**base_rows(), "usage": (USAGE, [list(r) for r in USAGE_ROWS])}
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    assert gate_and_publish(settings, AS_OF).passed
+    return rows
+
+
+def held(settings: Settings) -> GateVerdict:
+    stage_sources(settings)
+    with pytest.raises(GateFailedError) as info:
+        gate_and_publish(settings, AS_OF)
+    return info.value.verdict
+
+
+def test_a_new_row_equal_to_an_unchanged_one_is_held(settings: Settings) -> None:
+    """usage has no key: the copy is a new row and its original is unchanged, yet the pair is found."""
+    rows = day_one(settings)
+    before = raw_fingerprint(settings)
+    rows["usage"][1].append(list(USAGE_ROWS[0]))
+    write_sources(settings.source_dir, rows)
+
+    verdict = held(settings)
+
+    repeats = next(r for r in verdict.critical_failures if r.expectation == "no_exact_duplicate_rows")
+    assert [str(f) for f in repeats.findings] == ["usage.csv, row 5: repeats row 2 exactly"]
+    assert raw_fingerprint(settings) == before
+
+
+def test_incremental_guards_hold_what_a_full_check_holds(settings: Settings) -> None:
+    """Day 2: C3 deleted (its unchanged contact, subscription, invoice and usage become orphans and leave the load),
+    a new subscription of ¥5 trillion a month for the unchanged customer C1 (an outlier for the subscription
+    and for the customer), and a usage row repeated. Checked incrementally and with --full-refresh: same verdict."""
+    rows = day_one(settings)
+    full = settings.model_copy(update={"warehouse": settings.warehouse.with_name("full.duckdb"), "full_refresh": True})
+    shutil.copy(settings.warehouse, full.warehouse)
+    del rows["customers"][1][2]
+    rows["subscriptions"][1].append(["S4", "C1", "2026-11-01", "", "5000000000000", "", "", "1", "JPY", "active"])
+    rows["usage"][1].append(list(USAGE_ROWS[1]))
+    write_sources(settings.source_dir, rows)
+
+    incremental = held(settings)
+    whole = held(full)
+
+    assert outcome(incremental) == outcome(whole)
+    assert (
+        incremental.quarantined == whole.quarantined == {"contacts": 1, "subscriptions": 1, "invoices": 1, "usage": 1}
+    )
+    failed = {(r.expectation, r.column) for r in incremental.critical_failures}
+    assert failed == {
+        ("no_outliers", "mrr"),
+        ("no_exact_duplicate_rows", None),
+        ("expect_compound_columns_to_be_unique", "customer_id, month, metric"),
+    }
+    outliers = [str(f) for r in incremental.critical_failures if r.expectation == "no_outliers" for f in r.findings]
+    assert any("subscription_id S4" in f for f in outliers) and any("customer_id C1" in f for f in outliers)
+    assert incremental.checked_rows["raw_subscriptions"] < whole.checked_rows["raw_subscriptions"]
