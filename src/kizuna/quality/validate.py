@@ -118,31 +118,49 @@ def _raised(info: Any) -> str | None:
     return None
 
 
-class Validator:
-    """A suite's expectations bound to one ephemeral Great Expectations context, reusable across frames."""
+def gx_context() -> Any:
+    """An ephemeral Great Expectations context (nothing written to disk), progress bars off: one per gate."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    def __init__(self, suite: SuiteFile, expectations: list[dict[str, Any]], types: list[str] | None = None) -> None:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return ctx
+
+
+class Validator:
+    """A suite's expectations bound to an ephemeral Great Expectations context, reusable across frames.
+
+    `context` (gx_context) may hold several validators; each is then named `suite.name` plus its `part`."""
+
+    def __init__(
+        self,
+        suite: SuiteFile,
+        expectations: list[dict[str, Any]],
+        types: list[str] | None = None,
+        context: Any = None,
+        part: str = "",
+    ) -> None:
         import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
         from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
         self.suite = suite
         self.types = types or [e["type"] for e in expectations]  # what each expectation is called in reports
-        ctx = gx.get_context(mode="ephemeral")
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+        ctx = context if context is not None else gx_context()
+        name = suite.name + part
         gx_suite = ctx.suites.add(
             gx.ExpectationSuite(
-                name=suite.name,
+                name=name,
                 expectations=[
                     ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta")).to_domain_obj()
                     for e in expectations
                 ],
             )
         )
-        asset = ctx.data_sources.add_pandas(f"{suite.schema}_{suite.table}").add_dataframe_asset(suite.table)
+        asset = ctx.data_sources.add_pandas(name).add_dataframe_asset(suite.table)
         self._definition = gx.ValidationDefinition(
-            name=suite.name, data=asset.add_batch_definition_whole_dataframe("whole"), suite=gx_suite
+            name=name, data=asset.add_batch_definition_whole_dataframe("whole"), suite=gx_suite
         )
 
     def run(self, frame: pd.DataFrame, parameters: dict[str, Any], file: str) -> list[CheckResult]:
@@ -308,6 +326,7 @@ def validate_table(
     *,
     incremental: bool = False,
     checked: dict[str, int] | None = None,
+    context: Any = None,
 ) -> list[CheckResult]:
     """Validate a staged table in chunks of `chunk_rows`, so memory stays flat whatever the table's size.
 
@@ -316,7 +335,7 @@ def validate_table(
     other chunks). Row-level expectations then run chunk by chunk; table-level ones (row count, column sum)
     run once on the few columns they need. `incremental`: row-level expectations check only the rows
     `kizuna.quality.changed_rows.rows_to_check` selects, and only those are read; `checked` receives how
-    many, per suite.
+    many, per suite. `context`: the gate's Great Expectations context (gx_context), else one of its own.
     """
     contract = TABLES_BY_NAME[suite.table]
     types = [e["type"] for e in suite.expectations]
@@ -345,7 +364,9 @@ def validate_table(
         table_level = [i for i, e in enumerate(expectations) if e["type"] in TABLE_LEVEL]
         results: dict[int, CheckResult] = {}
         if row_level:
-            validator = Validator(suite, [expectations[i] for i in row_level], [types[i] for i in row_level])
+            validator = Validator(
+                suite, [expectations[i] for i in row_level], [types[i] for i in row_level], context, ".rows"
+            )
             parts = []
             starts = range(int(low), int(high) + 1, chunk_rows) if total else [0]
             for start in starts:
@@ -358,7 +379,9 @@ def validate_table(
                 parts.append(validator.run(chunk, parameters, file))
             results.update(zip(row_level, _merge(parts), strict=True))
         if table_level:
-            validator = Validator(suite, [expectations[i] for i in table_level], [types[i] for i in table_level])
+            validator = Validator(
+                suite, [expectations[i] for i in table_level], [types[i] for i in table_level], context, ".table"
+            )
             columns = sorted(
                 {expectations[i]["kwargs"]["column"] for i in table_level if "column" in expectations[i]["kwargs"]}
             )
