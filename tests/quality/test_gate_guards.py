@@ -8,7 +8,10 @@ import shutil
 import pytest
 
 from kizuna.core.settings import Settings
-from kizuna.quality.gate import GateFailedError, gate_and_publish
+from kizuna.core.warehouse import INCOMING_SCHEMA, connect
+from kizuna.quality.gate import GateFailedError, gate_and_publish, gate_parameters
+from kizuna.quality.suites import load_suite
+from kizuna.quality.validate import CheckResult, validate_table
 from kizuna.quality.verdict import GateVerdict
 from kizuna.sources.ingest import stage_sources
 from tests.quality.test_gate import AS_OF, USAGE, USAGE_ROWS, base_rows, write_sources
@@ -73,3 +76,24 @@ def test_incremental_guards_hold_what_a_full_check_holds(settings: Settings) -> 
     outliers = [str(f) for r in incremental.critical_failures if r.expectation == "no_outliers" for f in r.findings]
     assert any("subscription_id S4" in f for f in outliers) and any("customer_id C1" in f for f in outliers)
     assert incremental.checked_rows["raw_subscriptions"] < whole.checked_rows["raw_subscriptions"]
+
+
+def test_changed_rows_are_validated_in_chunks_of_rows_not_of_the_file(settings: Settings) -> None:
+    """Chunks hold the selected rows (here one each), however far apart they lie in the file."""
+    rows = day_one(settings)
+    rows["contacts"][1][0][2] = "ichi@@example"  # row 2
+    rows["contacts"][1][2][2] = "san@@example"  # row 4, the file's last
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    suite = load_suite(settings.expectations_dir / "raw_contacts.json")
+    checked: dict[str, int] = {}
+    with connect(settings.warehouse) as con:
+        params = gate_parameters(con, AS_OF, settings.gate_max_drop)
+        one = validate_table(con, INCOMING_SCHEMA, suite, params, chunk_rows=1, incremental=True, checked=checked)
+        whole = validate_table(con, INCOMING_SCHEMA, suite, params, incremental=True)
+
+    def bad_emails(results: list[CheckResult]) -> list[tuple[int, str]]:
+        return next(r for r in results if r.column == "email").rows
+
+    assert bad_emails(one) == bad_emails(whole) == [(2, "'ichi@@example'"), (4, "'san@@example'")]
+    assert checked == {"raw_contacts": 2}
