@@ -4,6 +4,7 @@ compares only what the load changed, holds exactly what a full check holds."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,34 @@ def test_changed_rows_are_validated_in_chunks_of_rows_not_of_the_file(settings: 
 
     assert bad_emails(one) == bad_emails(whole) == [(2, "'ichi@@example'"), (4, "'san@@example'")]
     assert checked == {"raw_contacts": 2}
+
+
+def test_the_percentile_of_unique_entities_is_read_per_row_and_empty_keys_grouped(tmp_path: Path) -> None:
+    """invoice_id is unique in raw, so an invoice's sum(amount) is its row's amount; rows without an id still
+    count as one entity together, as the grouped form counts them."""
+    import duckdb
+
+    from kizuna.quality.plausibility import _everyone, _segment_expr, suite_source
+
+    suite = load_suite(Path(__file__).parents[2] / "expectations" / "raw_invoices.json")
+    spec = suite.outliers[0]
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        con.execute("CREATE SCHEMA raw")
+        con.execute("CREATE TABLE raw.customers AS SELECT 'C1' AS customer_id")  # read by has_known_customer
+        con.execute(
+            "CREATE TABLE raw.invoices AS SELECT * FROM (VALUES ('I1', 'C1', 100.0, 'JPY'), ('I2', 'C1', 200.0, "
+            "'JPY'), (NULL, 'C2', 300.0, 'JPY'), (NULL, 'C2', 900.0, 'JPY'), ('I3', 'C2', 5.0, 'USD')) "
+            "t(invoice_id, customer_id, amount, currency)"
+        )
+        segment = _segment_expr("invoices", spec.segment)
+        grouped = (
+            f'SELECT "invoice_id", {segment} AS _segment, ({spec.value})::DOUBLE AS _value '
+            f"FROM {suite_source(suite, 'raw')} GROUP BY ALL"
+        )
+        query = "SELECT _segment, list(_value ORDER BY _value) FROM ({}) GROUP BY ALL ORDER BY 1"
+        per_row = con.execute(query.format(_everyone(suite, spec, '"invoice_id"', segment))).fetchall()
+        assert per_row == con.execute(query.format(grouped)).fetchall()
+    finally:
+        con.close()
+    assert per_row == [("JPY", [100.0, 200.0, 1200.0]), ("USD", [5.0])]
