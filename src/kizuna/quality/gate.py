@@ -30,7 +30,7 @@ from kizuna.quality.quarantine import quarantine_rows
 from kizuna.quality.records import name_records
 from kizuna.quality.report import write_reports
 from kizuna.quality.suites import SuiteFile, load_suites
-from kizuna.quality.validate import gx_context, rules_on_context, validate_table
+from kizuna.quality.validate import rules_on_context, validate_table
 from kizuna.quality.verdict import GateVerdict
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,6 @@ def check_staged(
     # A quarantine left in the incoming schema belongs to this load (ingest replaces the schema): an attempt
     # that passed and was interrupted before publishing. Its rows already left the staged tables: keep it.
     suites = sorted(load_suites(settings.expectations_dir, RAW_SCHEMA), key=lambda s: _TABLE_ORDER.get(s.table, 99))
-    context = gx_context()  # one Great Expectations context for every suite of the load
     for suite in suites:
         if not table_exists(con, INCOMING_SCHEMA, suite.table):
             verdict.skipped_suites.append(suite.name)
@@ -111,7 +110,6 @@ def check_staged(
             parameters,
             incremental=incremental,
             checked=verdict.checked_rows,
-            context=context,
         )
         name_records(con, suite.table, results)
         file = next((f.file for r in results for f in r.findings), f"{suite.table}.csv")
