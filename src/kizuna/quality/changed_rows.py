@@ -61,11 +61,16 @@ def contextual_columns(derived: dict[str, str]) -> set[str]:
 
 
 def rows_to_check(
-    con: duckdb.DuckDBPyConnection, suite: SuiteFile, expectations: list[dict[str, Any]], derived: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    suite: SuiteFile,
+    expectations: list[dict[str, Any]],
+    derived: dict[str, str],
+    schema: str = INCOMING_SCHEMA,
 ) -> str | None:
-    """A condition over the gate frame selecting the rows row-level expectations must check; None for all.
+    """A query of the source rows row-level expectations must check in the staged table; None for all.
 
-    `expectations` and `derived` are the suite's as validated (uniqueness rewritten to duplicate flags).
+    `expectations` and `derived` are the suite's as validated (uniqueness rewritten to duplicate flags). Only the
+    contextual columns an expectation reads are computed over the whole table, in SQL, to find the rows they fail.
     """
     contextual = contextual_columns(derived)
     failing: list[str] = []
@@ -79,12 +84,21 @@ def rows_to_check(
         allowed = ", ".join(_literal(v) for v in e["kwargs"].get("value_set", []))
         failing.append(f'"{column}" IS NULL' + (f' OR "{column}" NOT IN ({allowed})' if allowed else ""))
     table = TABLES_BY_NAME[suite.table]
-    key = change_key(con, table, INCOMING_SCHEMA)
+    key = change_key(con, table, schema)
+    staged = f'{schema}."{suite.table}"'
     changed = (
-        f'SELECT {SOURCE_ROW_COLUMN} FROM {INCOMING_SCHEMA}."{suite.table}" WHERE {key} IN '
+        f"SELECT {SOURCE_ROW_COLUMN} FROM {staged} WHERE {key} IN "
         f"(SELECT key FROM {LOAD_CHANGES_STAGING} WHERE table_name = '{suite.table}' AND change <> 'deleted')"
     )
-    return " OR ".join([f"{SOURCE_ROW_COLUMN} IN ({changed})", *(f"({f})" for f in failing)])
+    if not failing:
+        return changed
+    read = sorted({e["kwargs"]["column"] for e in expectations if e["kwargs"].get("column") in contextual})
+    columns = ", ".join(f'({derived[c].format(schema=schema)}) AS "{c}"' for c in read)
+    condition = " OR ".join(f"({f})" for f in failing)
+    return (
+        f"{changed} UNION SELECT {SOURCE_ROW_COLUMN} FROM "
+        f"(SELECT {SOURCE_ROW_COLUMN}, {columns} FROM {staged}) WHERE {condition}"
+    )
 
 
 def keep_out_quarantined(con: duckdb.DuckDBPyConnection, table: str, rechecked_rules: set[str]) -> int:
