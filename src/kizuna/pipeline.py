@@ -98,6 +98,7 @@ def build(
         on_node=None if invoke is not None else lambda node: advance(node.name.split(".")[-1]),
         invoke=invoke,
         rebuild_from_month=months.month,
+        rebuild_all_customers_from=months.customers_from,
         fingerprint=months.fingerprint,
         rebuilt=rebuilt,
     )

@@ -292,3 +292,17 @@ LOAD_CHANGES = OpsTable(
     "load_id VARCHAR NOT NULL, table_name VARCHAR NOT NULL, key VARCHAR, "
     "change VARCHAR NOT NULL CHECK (change IN ('inserted', 'updated', 'deleted')), before_row VARCHAR",
 )
+
+
+# --- the customers a build rebuilds from their own month (issue 22: incremental marts, docs/incremental.md) ---------
+
+# Per published load, the months its changes touch by customer (kizuna.transform.rebuild_plan): one row with
+# customer_id NULL, the month from which every customer is rebuilt (the last closed month, or an fx rate's), and
+# one row per customer whose changes reach before it (a merge: both customers; a backdated cancellation: its own).
+# A load without the NULL row was not recorded: its build rebuilds whole months.
+LOAD_CUSTOMER_MONTHS = OpsTable(
+    f"{OPS_SCHEMA}.load_customer_months", "load_id VARCHAR NOT NULL, customer_id VARCHAR, month DATE NOT NULL"
+)
+# What the next dbt build rebuilds by customer: each customer's rows from its month (the incremental models read
+# it when KIZUNA_REBUILD_ALL_CUSTOMERS_FROM_MONTH is set); written again before every build.
+REBUILD_CUSTOMERS = OpsTable(f"{OPS_SCHEMA}.rebuild_customers", "customer_id VARCHAR NOT NULL, month DATE NOT NULL")

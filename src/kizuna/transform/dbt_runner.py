@@ -94,18 +94,30 @@ def _release_duckdb() -> None:
 AS_OF_ENV = "KIZUNA_AS_OF"
 # The first month the incremental models rebuild (docs/incremental.md), passed the same way for the same reason.
 REBUILD_FROM_MONTH_ENV = "KIZUNA_REBUILD_FROM_MONTH"
+# Set: the models rebuilt by customer rebuild every customer from this month only, and the customers in
+# ops.rebuild_customers from their own month (kizuna.transform.rebuild_plan wrote them).
+REBUILD_ALL_CUSTOMERS_FROM_ENV = "KIZUNA_REBUILD_ALL_CUSTOMERS_FROM_MONTH"
 
 
-def dbt_env(settings: Settings, as_of: date, rebuild_from_month: date | None = None) -> dict[str, str]:
+def dbt_env(
+    settings: Settings,
+    as_of: date,
+    rebuild_from_month: date | None = None,
+    rebuild_all_customers_from: date | None = None,
+) -> dict[str, str]:
     """The environment one dbt command on settings.warehouse as of a date needs (profiles.yml and the macros).
 
-    Without `rebuild_from_month` the incremental models rebuild every month (empty value: unset for the macros).
+    Without `rebuild_from_month` the incremental models rebuild every month (empty value: unset for the macros);
+    without `rebuild_all_customers_from` whole months, with it by customer (ops.rebuild_customers) before it.
     """
     return {
         "KIZUNA_WAREHOUSE": str(Path(settings.warehouse).resolve()),
         "DO_NOT_TRACK": "1",
         AS_OF_ENV: as_of.isoformat(),
         REBUILD_FROM_MONTH_ENV: rebuild_from_month.replace(day=1).isoformat() if rebuild_from_month else "",
+        REBUILD_ALL_CUSTOMERS_FROM_ENV: (
+            rebuild_all_customers_from.replace(day=1).isoformat() if rebuild_all_customers_from else ""
+        ),
     }
 
 
@@ -194,6 +206,7 @@ def build(
     *,
     invoke: Invoker | None = None,
     rebuild_from_month: date | None = None,
+    rebuild_all_customers_from: date | None = None,
     fingerprint: str | None = None,
     rebuilt: str | None = None,
 ) -> BuildResult:
@@ -201,7 +214,8 @@ def build(
 
     The incremental models (docs/incremental.md) keep the months before `rebuild_from_month` (the earliest month a
     change since the last build touches) and rebuild the rest; without it they rebuild every month, and with
-    settings.full_refresh (`--full-refresh`) dbt builds them from nothing. `fingerprint` and `rebuilt` are only
+    settings.full_refresh (`--full-refresh`) dbt builds them from nothing. With `rebuild_all_customers_from` the
+    models rebuilt by customer keep every month before it but those of the customers in ops.rebuild_customers. `fingerprint` and `rebuilt` are only
     recorded with the build in ops.dbt_builds (kizuna.transform.rebuild_plan decides them).
 
     Failures caused only by a held DuckDB file are retried (settings.dbt_lock_retries) with `dbt retry`, which
@@ -219,7 +233,7 @@ def build(
     if settings.full_refresh:
         extra.append("--full-refresh")
     args = dbt_args(settings, "build", extra)
-    env = dbt_env(settings, as_of, rebuild_from_month)
+    env = dbt_env(settings, as_of, rebuild_from_month, rebuild_all_customers_from)
     nodes: dict[str, NodeResult] = {}
     error: str | None = None
     for attempt in range(settings.dbt_lock_retries + 1):

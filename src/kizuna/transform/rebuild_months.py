@@ -50,6 +50,17 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
     For the daily run: `before` the last good load (raw), `after` the staged one (raw_incoming). A table missing
     from `after` (no file: it is published empty) counts as empty.
     """
+    (found,) = con.execute(f"select min({_month('day')}) from ({touched_days(con, before, after)})").fetchone() or (
+        None,
+    )
+    month = as_of.replace(day=1)
+    return min(found, month) if found is not None else month
+
+
+def touched_days(con: duckdb.DuckDBPyConnection, before: str, after: str) -> str:
+    """SQL of the days a change from `before` to `after` touches, one row per change and customer it moves
+    (`customer_id`, `day`): a subscription's old and new customer both (a merge moves the absorbed customer's
+    months and the absorbing one's), an fx rate with customer_id NULL (it moves every customer paying in it)."""
     names = {
         r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [after]).fetchall()
     }
@@ -59,10 +70,11 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
     statuses = ", ".join(f"'{s}'" for s in COUNTING_STATUSES)
     fx = ", ".join(f'"{c}"' for c in TABLES_BY_NAME["fx_rates"].column_names)
     whole_span = " or ".join(f'o."{c}" is distinct from n."{c}"' for c in WHOLE_SPAN_COLUMNS)
-    sql = f"""
+    return f"""
     with
     subscriptions_changed as (
         select o.subscription_id as old_id, o.status as old_status, o.start_date as old_start, o.end_date as old_end,
+            cast(o.customer_id as varchar) as old_customer, cast(n.customer_id as varchar) as new_customer,
             n.subscription_id as new_id, n.status as new_status, n.start_date as new_start, n.end_date as new_end,
             o.subscription_id is null or n.subscription_id is null or {whole_span}
                 or o.status in ({statuses}) or n.status in ({statuses}) as is_whole_span,
@@ -80,12 +92,14 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
     unpaid_since_before as ({_unpaid_since(f"{before}.invoices")}),
     unpaid_since_after as ({_unpaid_since(invoices)}),
     past_due_invoiced as (
-        select least(b.since, a.since, s.end_date) as day
+        select s.customer_id, least(b.since, a.since, s.end_date) as day
         from (select old_id as id from invoices_changed union select new_id from invoices_changed) as i
         inner join (
-            select subscription_id, status, end_date from {before}.subscriptions
+            select subscription_id, cast(customer_id as varchar) as customer_id, status, end_date
+            from {before}.subscriptions
             union all
-            select subscription_id, status, end_date from {subscriptions}
+            select subscription_id, cast(customer_id as varchar) as customer_id, status, end_date
+            from {subscriptions}
         ) as s
             on i.id = s.subscription_id
         left join unpaid_since_before as b on s.subscription_id = b.subscription_id
@@ -99,8 +113,10 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
             (select {fx} from {fx_rates} except all select {fx} from {before}.fx_rates)
         ) as changed
     ),
-    touched as (
+    subscriptions_touched as (
         select
+            old_customer,
+            new_customer,
             case
                 when is_whole_span then least(old_start, new_start)
                 when is_past_due then least(old_end, new_end, b.since, a.since)
@@ -109,14 +125,13 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
         from subscriptions_changed
         left join unpaid_since_before as b on subscriptions_changed.old_id = b.subscription_id
         left join unpaid_since_after as a on subscriptions_changed.new_id = a.subscription_id
-        union all
-        select day from past_due_invoiced
     )
-    select least(
-        (select min({_month("day")}) from touched),
-        (select min({_month("month")}) from fx_changed)
-    )
+    select old_customer as customer_id, day from subscriptions_touched where old_customer is not null
+    union all
+    select new_customer, day from subscriptions_touched
+    where new_customer is not null and new_customer is distinct from old_customer
+    union all
+    select customer_id, day from past_due_invoiced
+    union all
+    select cast(null as varchar), month from fx_changed
     """
-    (found,) = con.execute(sql).fetchone() or (None,)
-    month = as_of.replace(day=1)
-    return min(found, month) if found is not None else month

@@ -14,10 +14,13 @@ import yaml
 
 from kizuna.core import ops
 from kizuna.core.warehouse import INCOMING_SCHEMA, OPS_SCHEMA, RAW_SCHEMA, column_exists, table_exists
-from kizuna.transform.rebuild_months import READ_TABLES, earliest_month_changed
+from kizuna.transform.rebuild_months import READ_TABLES, touched_days
 
 # The staged load's column (then ops.loads') with the earliest month it changes; NULL when unknown.
 MONTH_COLUMN = "rebuild_from_month"
+# Above this share of the customers rebuilt from their own month, a build rebuilds whole months instead: the
+# per-customer delete and spine stop paying, and one plan is simpler to reason about.
+MAX_CUSTOMER_SHARE = 0.05
 
 _INCREMENTAL = re.compile(r"materialized\s*=\s*['\"]incremental['\"]")
 _REF = re.compile(r"ref\(\s*['\"]([A-Za-z0-9_]+)['\"]\s*\)")
@@ -32,9 +35,19 @@ class RebuildPlan:
     fingerprint: str
     reason: str = ""
     full_refresh: bool = False
+    # Set when the models rebuilt by customer (int_mrr_movements_classified) rebuild every customer only from
+    # `customers_from`, and `customers` customers (ops.rebuild_customers) from their own month, back to `month`.
+    customers_from: date | None = None
+    customers: int = 0
 
     def describe(self) -> str:
         """One line for the run log and the summary: "rebuilt from 2025-03" or "all months: <reason>"."""
+        if self.month is not None and self.customers_from is not None:
+            return (
+                f"rebuilt from {self.customers_from:%Y-%m}, {self.customers:,} customer"
+                f"{'s' if self.customers != 1 else ''} from their own month back to {self.month:%Y-%m}"
+                + (f" ({self.reason})" if self.reason else "")
+            )
         if self.month is not None:
             return f"rebuilt from {self.month:%Y-%m}" + (f" ({self.reason})" if self.reason else "")
         return f"all months{' from nothing' if self.full_refresh else ''}: {self.reason}"
@@ -42,13 +55,49 @@ class RebuildPlan:
 
 def record_staged_month(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
     """Before a staged load is published: the earliest month it changes against raw, kept on raw_incoming._load
-    (publish_incoming copies it into ops.loads). None, recorded as NULL (every month), on a first load."""
+    (publish_incoming copies it into ops.loads), and the customers whose changes reach before the last closed
+    month, with their months, in ops.load_customer_months. None, recorded as NULL (every month), on a first load."""
     month = None
     if all(table_exists(con, RAW_SCHEMA, table) for table in READ_TABLES):
-        month = earliest_month_changed(con, RAW_SCHEMA, INCOMING_SCHEMA, as_of)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _months_touched AS SELECT customer_id, "
+            f"cast(date_trunc('month', day) as date) AS month FROM ({touched_days(con, RAW_SCHEMA, INCOMING_SCHEMA)}) "
+            "WHERE day IS NOT NULL"
+        )
+        row = con.execute("SELECT min(month) FROM _months_touched").fetchone()
+        month = min(row[0], as_of.replace(day=1)) if row and row[0] is not None else as_of.replace(day=1)
+        _record_customer_months(con, as_of)
     con.execute(f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN IF NOT EXISTS {MONTH_COLUMN} DATE")
     con.execute(f"UPDATE {INCOMING_SCHEMA}._load SET {MONTH_COLUMN} = ?", [month])
     return month
+
+
+def _record_customer_months(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """ops.load_customer_months of the staged load (from _months_touched): from which month every customer is
+    rebuilt (the last closed month, or an fx rate's earlier month) and the customers whose changes reach before."""
+    ops.ensure(con, ops.LOAD_CUSTOMER_MONTHS)
+    (load_id,) = con.execute(f"SELECT min(load_id) FROM {INCOMING_SCHEMA}._load").fetchone() or (None,)
+    last_closed = _month_before(as_of)
+    con.execute(f"DELETE FROM {ops.LOAD_CUSTOMER_MONTHS} WHERE load_id = ?", [load_id])  # a gate run again
+    con.execute(
+        f"""INSERT INTO {ops.LOAD_CUSTOMER_MONTHS}
+            SELECT $load_id, NULL, least($last_closed, (SELECT min(month) FROM _months_touched
+                                                       WHERE customer_id IS NULL))""",
+        {"load_id": load_id, "last_closed": last_closed},
+    )
+    con.execute(
+        f"""INSERT INTO {ops.LOAD_CUSTOMER_MONTHS}
+            SELECT $load_id, customer_id, min(month) FROM _months_touched WHERE customer_id IS NOT NULL
+            GROUP BY customer_id
+            HAVING min(month) < (SELECT month FROM {ops.LOAD_CUSTOMER_MONTHS}
+                                 WHERE load_id = $load_id AND customer_id IS NULL)""",
+        {"load_id": load_id},
+    )
+    con.execute("DROP TABLE _months_touched")
+
+
+def _month_before(day: date) -> date:
+    return date(day.year - 1, 12, 1) if day.month == 1 else date(day.year, day.month - 1, 1)
 
 
 def fingerprint(project_dir: Path) -> str:
@@ -113,7 +162,55 @@ def plan(con: duckdb.DuckDBPyConnection, project_dir: Path, as_of: date, *, full
         )
     month = min([as_of.replace(day=1), *(m for _, m, _ in loads)])
     reason = f"{len(loads)} load{'s' if len(loads) != 1 else ''} since the last good build" if loads else ""
-    return RebuildPlan(month, current, reason or "no load since the last good build")
+    customers_from, customers = _plan_customers(con, [str(load_id) for load_id, _, _ in loads], month, as_of)
+    return RebuildPlan(
+        month,
+        current,
+        reason or "no load since the last good build",
+        customers_from=customers_from,
+        customers=customers,
+    )
+
+
+def _plan_customers(
+    con: duckdb.DuckDBPyConnection, load_ids: list[str], month: date, as_of: date
+) -> tuple[date | None, int]:
+    """(every customer from, how many customers from their own month), with those customers written to
+    ops.rebuild_customers; (None, 0) for whole months from `month`: no change before the last closed month, a load
+    without its customers recorded, or more than MAX_CUSTOMER_SHARE of the customers."""
+    ops.ensure(con, ops.REBUILD_CUSTOMERS)
+    con.execute(f"DELETE FROM {ops.REBUILD_CUSTOMERS}")
+    if not load_ids or month >= _month_before(as_of) or not table_exists(con, OPS_SCHEMA, "load_customer_months"):
+        return None, 0
+    # Every load's NULL-customer row: the month it rebuilds every customer from (no row: not recorded).
+    row = con.execute(
+        f"""SELECT count(DISTINCT load_id), min(month) FROM {ops.LOAD_CUSTOMER_MONTHS}
+            WHERE customer_id IS NULL AND list_contains($loads::VARCHAR[], load_id)""",
+        {"loads": load_ids},
+    ).fetchone()
+    if row is None or row[0] < len(set(load_ids)) or row[1] is None:
+        return None, 0
+    every_from = min(row[1], _month_before(as_of))
+    con.execute(
+        f"""INSERT INTO {ops.REBUILD_CUSTOMERS}
+            SELECT customer_id, min(month) FROM {ops.LOAD_CUSTOMER_MONTHS}
+            WHERE customer_id IS NOT NULL AND list_contains($loads::VARCHAR[], load_id)
+            GROUP BY customer_id HAVING min(month) < $every_from""",
+        {"loads": load_ids, "every_from": every_from},
+    )
+    (count,) = con.execute(f"SELECT count(*) FROM {ops.REBUILD_CUSTOMERS}").fetchone() or (0,)
+    total = _customer_count(con)
+    if count == 0 or every_from <= month or total == 0 or count > MAX_CUSTOMER_SHARE * total:
+        con.execute(f"DELETE FROM {ops.REBUILD_CUSTOMERS}")
+        return None, 0
+    return every_from, int(count)
+
+
+def _customer_count(con: duckdb.DuckDBPyConnection) -> int:
+    if not table_exists(con, RAW_SCHEMA, "customers"):
+        return 0
+    (count,) = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.customers").fetchone() or (0,)
+    return int(count)
 
 
 def _last_good_build(con: duckdb.DuckDBPyConnection) -> tuple[object, str | None] | None:

@@ -1,17 +1,21 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook="{{ delete_months_to_rebuild() }}",
+    pre_hook="{{ delete_months_to_rebuild(by_customer=true) }}",
 ) }}
 {#- Incremental (macros/incremental.sql, docs/incremental.md): months before var rebuild_from_month keep their rows.
     A full build reads the int_customers_mrr_by_month view; an incremental one computes the same columns for the
     months it rebuilds only (and the month before, for last month's MRR) with the view's macros
-    (macros/mrr_spine.sql), the first paid month taken from the rows it keeps. dbt parses with is_incremental()
-    false, so the refs of that branch are declared here: -#}
+    (macros/mrr_spine.sql), the first paid month taken from the rows it keeps. Rebuilt by customer (a merge or a
+    backdated change reaching far back): every customer from the last closed month, and the customers of
+    rebuild_customers() from their own month. dbt parses with is_incremental() false, so the refs of that branch
+    are declared here: -#}
 -- depends_on: {{ ref('int_subscriptions_end_dated') }}
 -- depends_on: {{ ref('int_months') }}
 -- depends_on: {{ ref('int_fx_rates_spined_to_months') }}
 with
+
+rebuild_customers as ({{ rebuild_customers() }}),
 
 {% if is_incremental_build() %}
 
@@ -26,6 +30,33 @@ months as (
 
 subscriptions as (select * from {{ ref('int_subscriptions_end_dated') }}),
 
+{% if rebuild_all_customers_from_iso() is not none %}
+
+all_months as (select * from {{ ref('int_months') }}),
+
+rebuilt_customers_subscriptions as (
+    select * from subscriptions
+    where customer_id in (select rebuild_customers.customer_id from rebuild_customers)
+),
+
+rebuilt_customers_spined as (
+    {{ spine_subscriptions_to_months('rebuilt_customers_subscriptions', 'all_months') }}
+),
+
+rebuilt_customer_months as (
+    -- a rebuilt customer's months before those every customer rebuilds, from the month before its own (for
+    -- last month's MRR)
+    select rebuilt_customers_spined.*
+    from rebuilt_customers_spined
+    inner join rebuild_customers
+        on rebuilt_customers_spined.customer_id = rebuild_customers.customer_id
+    where
+        rebuilt_customers_spined.month >= {{ add_months(-1, 'rebuild_customers.month') }}
+        and rebuilt_customers_spined.month < (select month from last_kept_month)
+),
+
+{% endif %}
+
 fx_rates as (select * from {{ ref('int_fx_rates_spined_to_months') }}),
 
 kept_first_paid_months as (
@@ -38,6 +69,10 @@ kept_first_paid_months as (
 
 subscription_months as (
     {{ spine_subscriptions_to_months('subscriptions', 'months') }}
+    {% if rebuild_all_customers_from_iso() is not none %}
+        union all
+        select * from rebuilt_customer_months
+    {% endif %}
 ),
 
 customers_summed as (
@@ -105,8 +140,15 @@ movements_classified as (
 
 final as (
     -- Keep customer months and the churn month; a lapsed customer's later zero months carry no news.
-    select * from movements_classified
-    where (is_customer or was_customer) and {{ is_month_to_build('month') }}
+    select movements_classified.*
+    from movements_classified
+    left join rebuild_customers on movements_classified.customer_id = rebuild_customers.customer_id
+    where
+        (movements_classified.is_customer or movements_classified.was_customer)
+        and (
+            {{ is_month_to_build('movements_classified.month') }}
+            or movements_classified.month >= rebuild_customers.month
+        )
 )
 
 select * from final
