@@ -247,6 +247,8 @@ class Harness:
         measured = self.run(step, size, series=series)
         row = self.results["steps"][-1]
         details = row.setdefault("details", {})
+        if not details.get("phases"):  # the console shows the summary; Prefect's lines are in the run's own log
+            details.update(plan.parse_run_log(workdir / "var", step))
         details.update(dbt_parse_figures(workdir / "var"))
         windows = details.pop("windows", {})
         if "flow" in windows:

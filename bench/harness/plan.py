@@ -268,6 +268,13 @@ def parse_e2e(stdout: str, step: Step) -> dict[str, Any]:
     }
 
 
+def parse_run_log(var_dir: Path, step: Step) -> dict[str, Any]:
+    """parse_e2e on the last `kizuna run` log under var_dir/logs (named by start time): the console shows only the
+    summary, the Prefect lines the phases come from are in the run's own log (docs/operations.md)."""
+    runs = sorted((var_dir / "logs").glob("run-*.log"))
+    return parse_e2e(runs[-1].read_text(encoding="utf-8", errors="replace"), step) if runs else {}
+
+
 # The flow's tasks and the steps they are in the tables.
 E2E_STEPS = {"ingest": "ingest", "quality-gate": "gate", "dbt-build": "dbt-build", "score": "scores"}
 

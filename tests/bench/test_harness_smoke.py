@@ -81,3 +81,24 @@ def test_day_two_table_sets_incremental_beside_full_refresh_and_judges_the_targe
     results["steps"][2]["seconds"] = 170.0
     assert next(t for t in report.targets(results) if "realistic next day" in t[0])[2] is True
     assert report.day_two_table({"sizes": [10_000], "steps": []}) == []
+
+
+def test_a_runs_phases_come_from_its_own_log_the_last_of_var_logs(tmp_path: Path) -> None:
+    logs = tmp_path / "var" / "logs"
+    logs.mkdir(parents=True)
+    day1 = "10:00:00.000 | INFO    | Flow run 'a-b' - Beginning flow run 'a-b' for flow 'daily'\n"
+    (logs / "run-20261123T100000Z-1.log").write_text(day1, encoding="utf-8")
+    (logs / "run-20261124T100000Z-2.log").write_text(
+        "10:00:00.000 | INFO    | Flow run 'c-d' - Beginning flow run 'c-d' for flow 'daily'\n"
+        "10:00:05.500 | INFO    | Task run 'ingest-123' - Finished in state Completed()\n"
+        "10:00:09.000 | INFO    | Task run 'quality-gate-456' - Finished in state Completed()\n"
+        "10:00:12.000 | INFO    | Task run 'campaign-winback' - Finished in state Completed()\n"
+        "10:00:13.000 | INFO    | Task run 'campaign-renewal_reminder' - Finished in state Completed()\n"
+        "10:00:14.000 | INFO    | Flow run 'c-d' - Finished in state Completed()\n",
+        encoding="utf-8",
+    )
+    step = plan.end_to_end(300, tmp_path, tmp_path, tmp_path)
+    parsed = plan.parse_run_log(tmp_path / "var", step)
+    assert parsed["phases"] == {"ingest": 5.5, "quality-gate": 3.5, "campaigns": 4.0}
+    assert parsed["flow_seconds"] == 14.0 and parsed["task_runs"] == 4
+    assert plan.parse_run_log(tmp_path / "elsewhere", step) == {}
