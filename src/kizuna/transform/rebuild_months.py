@@ -23,7 +23,8 @@ def _row(alias: str, table: str) -> str:
     return "(" + ", ".join(f'{alias}."{c}"' for c in TABLES_BY_NAME[table].column_names) + ")"
 
 
-def _month(expression: str) -> str:
+def month_of(expression: str) -> str:
+    """SQL: the first day of the month of a date or timestamp expression, as a date."""
     return f"cast(date_trunc('month', {expression}) as date)"
 
 
@@ -50,9 +51,14 @@ def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: s
     For the daily run: `before` the last good load (raw), `after` the staged one (raw_incoming). A table missing
     from `after` (no file: it is published empty) counts as empty.
     """
-    (found,) = con.execute(f"select min({_month('day')}) from ({touched_days(con, before, after)})").fetchone() or (
+    (found,) = con.execute(f"select min({month_of('day')}) from ({touched_days(con, before, after)})").fetchone() or (
         None,
     )
+    return earliest_month(found, as_of)
+
+
+def earliest_month(found: date | None, as_of: date) -> date:
+    """The first month to rebuild from the earliest month a change touches: the as-of month is always rebuilt."""
     month = as_of.replace(day=1)
     return min(found, month) if found is not None else month
 

@@ -14,7 +14,7 @@ import yaml
 
 from kizuna.core import ops
 from kizuna.core.warehouse import INCOMING_SCHEMA, OPS_SCHEMA, RAW_SCHEMA, column_exists, table_exists
-from kizuna.transform.rebuild_months import READ_TABLES, touched_days
+from kizuna.transform.rebuild_months import READ_TABLES, earliest_month, month_of, touched_days
 
 # The staged load's column (then ops.loads') with the earliest month it changes; NULL when unknown.
 MONTH_COLUMN = "rebuild_from_month"
@@ -60,12 +60,11 @@ def record_staged_month(con: duckdb.DuckDBPyConnection, as_of: date) -> date | N
     month = None
     if all(table_exists(con, RAW_SCHEMA, table) for table in READ_TABLES):
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _months_touched AS SELECT customer_id, "
-            f"cast(date_trunc('month', day) as date) AS month FROM ({touched_days(con, RAW_SCHEMA, INCOMING_SCHEMA)}) "
-            "WHERE day IS NOT NULL"
+            f"CREATE OR REPLACE TEMP TABLE _months_touched AS SELECT customer_id, {month_of('day')} AS month "
+            f"FROM ({touched_days(con, RAW_SCHEMA, INCOMING_SCHEMA)}) WHERE day IS NOT NULL"
         )
-        row = con.execute("SELECT min(month) FROM _months_touched").fetchone()
-        month = min(row[0], as_of.replace(day=1)) if row and row[0] is not None else as_of.replace(day=1)
+        (found,) = con.execute("SELECT min(month) FROM _months_touched").fetchone() or (None,)
+        month = earliest_month(found, as_of)
         _record_customer_months(con, as_of)
     con.execute(f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN IF NOT EXISTS {MONTH_COLUMN} DATE")
     con.execute(f"UPDATE {INCOMING_SCHEMA}._load SET {MONTH_COLUMN} = ?", [month])
