@@ -102,3 +102,17 @@ def test_a_runs_phases_come_from_its_own_log_the_last_of_var_logs(tmp_path: Path
     assert parsed["phases"] == {"ingest": 5.5, "quality-gate": 3.5, "campaigns": 4.0}
     assert parsed["flow_seconds"] == 14.0 and parsed["task_runs"] == 4
     assert plan.parse_run_log(tmp_path / "elsewhere", step) == {}
+
+
+def test_the_chart_draws_both_day_two_runs_with_whole_names(tmp_path: Path) -> None:
+    results = {"date": "2026-12-06", "sizes": [10_000, 1_000_000], "steps": [
+        _run_row(size, step, seconds * scale, {})
+        for size, scale in ((10_000, 1.0), (1_000_000, 8.0))
+        for step, seconds in (("e2e", 60.0), ("e2e-day2", 40.0), ("e2e-day2-full", 50.0))
+    ]}  # fmt: skip
+    whats = {r["what"] for r in report.chart_records(results)}
+    assert {"kizuna run, day 2, incremental", "kizuna run, day 2, full refresh"} <= whats
+    chart = tmp_path / "growth.svg"
+    report.chart(results, chart)
+    svg = chart.read_text(encoding="utf-8")
+    assert "kizuna run, day 2, full refresh</text>" in svg  # the whole name, not cut to "…"
