@@ -30,6 +30,7 @@ def start_temporary_server_early() -> Callable[[], None]:
     Prefect's modules are imported here, in the caller's thread; the thread only waits for the subprocess
     (two threads importing Prefect's circular modules at once could deadlock on the import locks).
     """
+    import prefect.main  # noqa: F401  (sets up Prefect's logging, as `from prefect import flow` does: its lines go to the run log)
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():

@@ -61,7 +61,22 @@ app.add_typer(crm.app, name="crm")
 
 def main() -> None:
     common.own_the_process()
-    app()
+    try:
+        app()
+    finally:
+        _leave_quickly()
+
+
+def _leave_quickly() -> None:
+    """Collect garbage once, then freeze what is left: the interpreter's shutdown otherwise traverses the half
+    million objects of Prefect, dbt, Great Expectations and scikit-learn again and again while it clears the
+    modules (≈ 2-8 s after a `kizuna run`, before the prompt comes back). The one collection still closes what
+    only a reference cycle held (a DuckDB connection, a file); atexit handlers (Prefect stopping its temporary
+    server) run as before."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 if __name__ == "__main__":
