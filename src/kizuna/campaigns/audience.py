@@ -107,8 +107,12 @@ def audience_sql(
     with_context: bool = True,
     con: duckdb.DuckDBPyConnection | None = None,
     currency: str = DEFAULT_REPORTING_CURRENCY,
+    customer_columns: tuple[str, ...] = (),
 ) -> tuple[str, list[Any]]:
     """One row per qualifying customer with the occasion that makes its message unique, and why it matched.
+
+    ``customer_columns`` are marts.customers columns to add as they are, named customer_<column>: cheaper than
+    reading them back out of the context JSON, whose to_json of the whole row costs most at 1M customers.
 
     ``currency`` is the reporting currency (dbt var reporting_currency), the one marts.customers' MRR is in: a
     calendar-month occasion's `mrr` is stated in it.
@@ -125,8 +129,9 @@ def audience_sql(
     _customer_filters(q, a, as_of)
     source, source_params, columns = _occasion(q, a, as_of, currency)
     reasons = "to_json({" + ", ".join(q.reasons or ["'all': true"]) + "})::VARCHAR"
+    extra = "".join(f"c.{name} AS customer_{name}, " for name in customer_columns if name.isidentifier())
     sql = f"""
-        SELECT c.customer_id, c.name AS customer_name, c.owner_email, {columns},
+        SELECT c.customer_id, c.name AS customer_name, c.owner_email, {columns}, {extra}
                c.status AS customer_status, {reasons} AS reasons,
                {"to_json(c)::VARCHAR" if with_context else "NULL::VARCHAR"} AS context
         FROM marts.customers c {source} {scores}

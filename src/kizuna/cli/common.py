@@ -94,6 +94,15 @@ def own_the_process() -> None:
     _own_process = True
 
 
+# Set when a run session left descriptors 1 and 2 on its run log until the process exits (see run_session):
+# whatever the interpreter's shutdown prints then goes to that log, never to the terminal.
+_exit_goes_to_the_log = False
+
+
+def exit_goes_to_the_log() -> bool:
+    return _exit_goes_to_the_log
+
+
 # The next move for each kind of failure, where its message does not already say it.
 _WHAT_TO_DO: dict[str, str] = {
     "SourceContractError": "fix the file(s) named above and run again; nothing was loaded.",
@@ -125,7 +134,9 @@ def run_session(settings: Settings, command: str, verbose: bool) -> Iterator[Ter
     """A pipeline command's run: library output to var/logs/<command>-<time>.log, progress and one error here."""
     from kizuna.core import runlog
 
+    global _exit_goes_to_the_log
     path = runlog.log_path(settings.var_dir, command)
+    _exit_goes_to_the_log = _own_process and not verbose
     with runlog.session(path, verbose=verbose, restore=not _own_process) as term:
         try:
             yield term

@@ -123,8 +123,12 @@ def run(
     settings = settings_with(source_dir=source_dir, warehouse=warehouse, full_refresh=full_refresh)
     day = business_day(as_of, settings)
     with run_session(settings, "run", verbose) as term:
+        from flows.server import start_temporary_server_early
+
+        server_started = start_temporary_server_early()  # its start-up overlaps the imports below
         from flows.daily import daily  # imported here: Prefect sets up its logging to the run log, not the terminal
 
+        server_started()
         summary = daily(
             source_dir=str(settings.source_dir), warehouse=str(settings.warehouse), as_of=day, full_refresh=full_refresh
         )
