@@ -19,6 +19,7 @@ from kizuna.core.warehouse import (
     LOAD_CHANGES_STAGING,
     OPS_SCHEMA,
     RAW_SCHEMA,
+    change_list_covers,
     column_exists,
     table_exists,
 )
@@ -88,16 +89,7 @@ def _subscriptions_changed(con: duckdb.DuckDBPyConnection) -> str | None:
     (quarantined, their key unchanged); None, to compare whole tables, when that list does not cover both
     tables: an older staged load, a table not staged or published as is, or values the gate rewrote."""
     tables = ("subscriptions", "invoices")
-    if not all(column_exists(con, INCOMING_SCHEMA, "_load", c) for c in ("status", "inserted_rows", "rewritten")):
-        return None
-    if not all(table_exists(con, INCOMING_SCHEMA, t) for t in tables):
-        return None
-    covered = con.execute(
-        f"""SELECT count(DISTINCT table_name) FROM {INCOMING_SCHEMA}._load WHERE list_contains(?, table_name)
-            AND (status = 'unchanged' OR inserted_rows IS NOT NULL) AND NOT coalesce(rewritten, false)""",
-        [list(tables)],
-    ).fetchone()
-    if not covered or covered[0] < len(tables):
+    if not all(change_list_covers(con, table) for table in tables):
         return None
     changes = LOAD_CHANGES_STAGING.partition(".")[2]
     keys: dict[str, list[str]] = {t: [] for t in tables}  # SQL of the keys each table's rows may differ by
