@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import connect
-from kizuna.quality.changed_rows import SCOPE, gate_scope
+from kizuna.core.warehouse import INCOMING_SCHEMA, connect
+from kizuna.quality.changed_rows import SCOPE, changed, forget_changed, gate_scope
 from kizuna.quality.gate import gate_and_publish
 from kizuna.quality.suites import load_suite
 from kizuna.quality.validate import _with_duplicate_flags
@@ -58,3 +58,26 @@ def test_unchanged_rows_are_checked_again_where_a_change_may_fail_them(settings:
     assert incremental.quarantined == whole.quarantined
     assert incremental.quarantined == {"customers": 1, "contacts": 2, "subscriptions": 2, "invoices": 1, "usage": 1}
     assert incremental.checked_rows["raw_invoices"] == 2 < whole.checked_rows["raw_invoices"]  # I3 and I2
+
+
+def test_a_keyless_tables_changed_rows_are_hashed_once_per_gate(settings: Settings) -> None:
+    """usage has no key: its rows are named in the change list by their hash, computed once per schema."""
+    rows = day_one(settings)
+    rows["usage"][1][0][3] = "41"  # C1's September: a row deleted (40) and a row inserted (41)
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    with connect(settings.warehouse) as con:
+
+        def temp_tables() -> int:
+            row = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()
+            return int(row[0]) if row else 0
+
+        present = changed(con, INCOMING_SCHEMA, "usage", "change <> 'deleted'")
+        assert con.execute(f"SELECT value FROM {INCOMING_SCHEMA}.usage WHERE {present}").fetchall() == [(41,)]
+        assert con.execute(f"SELECT value FROM raw.usage WHERE {changed(con, 'raw', 'usage')}").fetchall() == [(40,)]
+        assert temp_tables() == 2  # one per schema
+        gone = changed(con, INCOMING_SCHEMA, "usage", "change = 'deleted'")
+        assert con.execute(f"SELECT value FROM {INCOMING_SCHEMA}.usage WHERE {gone}").fetchall() == []
+        assert temp_tables() == 2  # read again, not hashed again
+        forget_changed(con)
+        assert temp_tables() == 0

@@ -39,6 +39,7 @@ _REFERENCE = re.compile(
 # A duplicate flag (kizuna.quality.validate): `... AND (<columns>) IN (SELECT <columns> FROM {schema}."t" ...)`.
 _DUPLICATE_COLUMNS = re.compile(r"AND \(([^()]*)\) IN \(SELECT ")
 SCOPE = "_gate_scope"
+_CHANGED_ROWS = "_changed_rows_"
 _PROVENANCE = json.dumps({SOURCE_FILE_COLUMN: None, SOURCE_ROW_COLUMN: None})
 
 
@@ -53,6 +54,37 @@ def is_incremental(con: duckdb.DuckDBPyConnection, table: str, full_refresh: boo
         and table_exists(con, INCOMING_SCHEMA, LOAD_CHANGES_STAGING.partition(".")[2])
         and table_exists(con, RAW_SCHEMA, table)
     )
+
+
+def changed(con: duckdb.DuckDBPyConnection, schema: str, table: str, changes: str = "true") -> str:
+    """A condition over the rows of `schema`.`table`: their key is in the staged change list, with a `change`
+    satisfying `changes` (SQL, e.g. "change <> 'deleted'"). A keyless table's key is its row's hash (15M rows of
+    usage at 1M customers): hashed once per gate into a temp table of the rows and their change, which every
+    later check reads (forget_changed clears them); its rows may since only have left the staged table."""
+    contract = TABLES_BY_NAME[table]
+    if contract.key:
+        return (
+            f'"{contract.key}"::VARCHAR IN (SELECT key FROM {LOAD_CHANGES_STAGING} '
+            f"WHERE table_name = '{table}' AND ({changes}))"
+        )
+    rows = f"{_CHANGED_ROWS}{schema}_{table}"
+    made = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [rows]).fetchone()
+    if not (made and made[0]):
+        con.execute(
+            f'CREATE TEMP TABLE {rows} AS SELECT t.{SOURCE_ROW_COLUMN}, c.change FROM {schema}."{table}" t '
+            f"JOIN (SELECT key, change FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?) c "
+            f"ON {change_key(con, contract, schema)} = c.key",
+            [table],
+        )
+    return f"{SOURCE_ROW_COLUMN} IN (SELECT {SOURCE_ROW_COLUMN} FROM {rows} WHERE {changes})"
+
+
+def forget_changed(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the rows `changed` hashed: the staged tables are about to change (published, or checked again)."""
+    for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, ?)", [_CHANGED_ROWS]
+    ).fetchall():
+        con.execute(f'DROP TABLE "{name}"')
 
 
 def _literal(value: Any) -> str:
@@ -90,7 +122,6 @@ def gate_scope(
     (SELECT y FROM {schema}.t)`, e.g. has_known_customer) only on a row whose value t's change list or quarantine
     takes away (kizuna.core.warehouse.change_list_covers), or an empty one. Any other contextual column: None.
     """
-    table = TABLES_BY_NAME[suite.table]
     staged = f'{schema}."{suite.table}"'
     scoped = dict(derived)
     unchanged_may_fail: list[str] = []
@@ -105,12 +136,8 @@ def gate_scope(
             unchanged_may_fail.append(f'"{reference[1]}" IS NULL OR "{reference[1]}"::VARCHAR IN ({gone})')
         else:
             return None
-    key = change_key(con, table, schema)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _gate_changed AS SELECT * FROM {staged} WHERE {key} IN "
-        f"(SELECT key FROM {LOAD_CHANGES_STAGING} WHERE table_name = ? AND change <> 'deleted')",
-        [suite.table],
-    )
+    present = changed(con, schema, suite.table, "change <> 'deleted'")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _gate_changed AS SELECT * FROM {staged} WHERE {present}")
     condition = " OR ".join(f"({c})" for c in unchanged_may_fail) or "false"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {SCOPE} AS SELECT * FROM _gate_changed UNION ALL SELECT * FROM {staged} "
@@ -195,17 +222,16 @@ def keep_out_quarantined(con: duckdb.DuckDBPyConnection, table: str, rechecked_r
     if not table_exists(con, ops.QUARANTINE_SCHEMA, ops.QUARANTINE_ROWS.table):
         return 0
     staged = f'{INCOMING_SCHEMA}."{table}"'
-    key = change_key(con, TABLES_BY_NAME[table], INCOMING_SCHEMA)
+    inserted = changed(con, INCOMING_SCHEMA, table, "change = 'inserted'")
     before = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
     con.execute(
         f"""DELETE FROM {staged} WHERE {SOURCE_ROW_COLUMN} IN (
-                SELECT {SOURCE_ROW_COLUMN} FROM {staged} t WHERE {key} IN (
-                    SELECT key FROM {LOAD_CHANGES_STAGING} WHERE table_name = ? AND change = 'inserted')
+                SELECT {SOURCE_ROW_COLUMN} FROM {staged} t WHERE {inserted}
                 AND json_merge_patch(to_json(t), ?)::VARCHAR IN (
                     SELECT json_merge_patch(record, ?)::VARCHAR FROM {ops.QUARANTINE_ROWS} WHERE table_name = ?
                     GROUP BY record
                     HAVING bool_and(rule NOT IN (SELECT unnest(?::VARCHAR[])))))""",
-        [table, _PROVENANCE, _PROVENANCE, table, sorted(rechecked_rules)],
+        [_PROVENANCE, _PROVENANCE, table, sorted(rechecked_rules)],
     )
     after = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
     return int(before[0] if before else 0) - int(after[0] if after else 0)
