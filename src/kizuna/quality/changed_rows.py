@@ -130,20 +130,19 @@ def gate_scope(
         duplicate = _DUPLICATE_COLUMNS.search(sql) if column.startswith(DUPLICATE_FLAG) else None
         reference = _REFERENCE.match(sql)
         if duplicate is not None and f'FROM {{schema}}."{suite.table}"' in sql:
-            unchanged_may_fail.append(f"({duplicate[1]}) IN (SELECT {duplicate[1]} FROM _gate_changed)")
             scoped[column] = sql.replace(f'{{schema}}."{suite.table}"', SCOPE)
+            if duplicate[1] != f'"{TABLES_BY_NAME[suite.table].key}"':  # the key's: its rows are all changed
+                unchanged_may_fail.append(f"({duplicate[1]}) IN (SELECT {duplicate[1]} FROM _gate_changed)")
         elif reference is not None and (gone := _values_gone(con, reference[3], reference[2])) is not None:
             unchanged_may_fail.append(f'"{reference[1]}" IS NULL OR "{reference[1]}"::VARCHAR IN ({gone})')
         else:
             return None
     present = changed(con, schema, suite.table, "change <> 'deleted'")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _gate_changed AS SELECT * FROM {staged} WHERE {present}")
-    condition = " OR ".join(f"({c})" for c in unchanged_may_fail) or "false"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {SCOPE} AS SELECT * FROM _gate_changed UNION ALL SELECT * FROM {staged} "
-        f"WHERE ({condition}) AND {SOURCE_ROW_COLUMN} NOT IN (SELECT {SOURCE_ROW_COLUMN} FROM _gate_changed)"
-    )
-    con.execute("DROP TABLE _gate_changed")
+    if any("_gate_changed" in c for c in unchanged_may_fail):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _gate_changed AS SELECT * FROM {staged} WHERE {present}")
+    condition = " OR ".join(f"({c})" for c in [present, *unchanged_may_fail])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE} AS SELECT * FROM {staged} WHERE {condition}")
+    con.execute("DROP TABLE IF EXISTS _gate_changed")
     return scoped
 
 
