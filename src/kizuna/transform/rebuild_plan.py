@@ -113,7 +113,7 @@ def _subscriptions_changed(con: duckdb.DuckDBPyConnection) -> str | None:
         + " UNION ALL ".join(
             [
                 *(f"SELECT key AS subscription_id FROM ({k})" for k in keys["subscriptions"]),
-                f"SELECT subscription_id::VARCHAR FROM ({of_invoices})",
+                f"SELECT subscription_id::VARCHAR AS subscription_id FROM ({of_invoices})",
             ]
         )
         + ") WHERE subscription_id IS NOT NULL"
