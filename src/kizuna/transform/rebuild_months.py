@@ -63,15 +63,9 @@ def earliest_month(found: date | None, as_of: date) -> date:
     return min(found, month) if found is not None else month
 
 
-def touched_days(con: duckdb.DuckDBPyConnection, before: str, after: str, only: str | None = None) -> str:
-    """SQL of the days a change from `before` to `after` touches, one row per change and customer it moves
-    (`customer_id`, `day`): a subscription's old and new customer both (a merge moves the absorbed customer's
-    months and the absorbing one's), an fx rate with customer_id NULL (it moves every customer paying in it).
-
-    `only`: a table of `subscription_id`s holding every subscription the change may touch (its own rows changed,
-    or one of its invoices'): only those subscriptions and their invoices are compared, with the same result as
-    comparing all (a subscription without an id is kept: it never matches, so it always counts as changed; an
-    invoice without one dates nothing)."""
+def _sources(con: duckdb.DuckDBPyConnection, before: str, after: str, only: str | None) -> tuple[str, ...]:
+    """SQL of what touched_days compares: subscriptions and invoices before and after (those of `only`'s
+    subscriptions), fx rates after; a table missing from `after` counts as empty."""
     names = {
         r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [after]).fetchall()
     }
@@ -85,6 +79,19 @@ def touched_days(con: duckdb.DuckDBPyConnection, before: str, after: str, only: 
             f"(select * from {t} where subscription_id is null or {kept})" for t in (old_subscriptions, subscriptions)
         )
         old_invoices, invoices = (f"(select * from {t} where {kept})" for t in (old_invoices, invoices))
+    return old_subscriptions, subscriptions, old_invoices, invoices, fx_rates
+
+
+def touched_days(con: duckdb.DuckDBPyConnection, before: str, after: str, only: str | None = None) -> str:
+    """SQL of the days a change from `before` to `after` touches, one row per change and customer it moves
+    (`customer_id`, `day`): a subscription's old and new customer both (a merge moves the absorbed customer's
+    months and the absorbing one's), an fx rate with customer_id NULL (it moves every customer paying in it).
+
+    `only`: a table of `subscription_id`s holding every subscription the change may touch (its own rows changed,
+    or one of its invoices'): only those subscriptions and their invoices are compared, with the same result as
+    comparing all (a subscription without an id is kept: it never matches, so it always counts as changed; an
+    invoice without one dates nothing)."""
+    old_subscriptions, subscriptions, old_invoices, invoices, fx_rates = _sources(con, before, after, only)
     statuses = ", ".join(f"'{s}'" for s in COUNTING_STATUSES)
     fx = ", ".join(f'"{c}"' for c in TABLES_BY_NAME["fx_rates"].column_names)
     whole_span = " or ".join(f'o."{c}" is distinct from n."{c}"' for c in WHOLE_SPAN_COLUMNS)
