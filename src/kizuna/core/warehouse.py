@@ -241,6 +241,22 @@ def mark_rewritten(con: duckdb.DuckDBPyConnection, table: str) -> None:
         )
 
 
+def change_list_covers(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether the staged change list (LOAD_CHANGES_STAGING) names every key whose rows the staged `table` holds
+    otherwise than raw, but for the rows the gate moved out since (its quarantine staging names them): the table
+    compared with raw at ingest, or reused unchanged, and none of its values rewritten by the gate."""
+    if not table_exists(con, RAW_SCHEMA, table) or not table_exists(con, INCOMING_SCHEMA, table):
+        return False
+    if not all(column_exists(con, INCOMING_SCHEMA, "_load", c) for c in ("status", "inserted_rows", "rewritten")):
+        return False
+    row = con.execute(
+        f"""SELECT count(*) FROM {INCOMING_SCHEMA}._load WHERE table_name = ?
+            AND (status = 'unchanged' OR inserted_rows IS NOT NULL) AND NOT coalesce(rewritten, false)""",
+        [table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def _recount_rewritten(con: duckdb.DuckDBPyConnection, load_id: str, staged: set[str]) -> None:
     """Tables the gate rewrote after ingest compared them (rows quarantined or kept out, values normalised):
     compare what is published instead."""

@@ -23,6 +23,7 @@ from kizuna.core.warehouse import (
     LOAD_CHANGES_STAGING,
     RAW_SCHEMA,
     change_key,
+    change_list_covers,
     column_exists,
     table_exists,
 )
@@ -31,6 +32,14 @@ from kizuna.quality.suites import SuiteFile
 # A derived column whose value depends on more than its own row: another table of the load, or a window.
 _CONTEXTUAL = re.compile(r"\{schema\}|\bover\s*\(", re.IGNORECASE)
 DUPLICATE_FLAG = "_is_duplicate_"
+# A derived column `x IN (SELECT y FROM {schema}.t)`: the row's value found in another staged table.
+_REFERENCE = re.compile(
+    r'^\s*"?(\w+)"?\s+IN\s*\(\s*SELECT\s+"?(\w+)"?\s+FROM\s+\{schema\}\."?(\w+)"?\s*\)\s*$', re.IGNORECASE
+)
+# A duplicate flag (kizuna.quality.validate): `... AND (<columns>) IN (SELECT <columns> FROM {schema}."t" ...)`.
+_DUPLICATE_COLUMNS = re.compile(r"AND \(([^()]*)\) IN \(SELECT ")
+SCOPE = "_gate_scope"
+_CHANGED_ROWS = "_changed_rows_"
 _PROVENANCE = json.dumps({SOURCE_FILE_COLUMN: None, SOURCE_ROW_COLUMN: None})
 
 
@@ -47,6 +56,37 @@ def is_incremental(con: duckdb.DuckDBPyConnection, table: str, full_refresh: boo
     )
 
 
+def changed(con: duckdb.DuckDBPyConnection, schema: str, table: str, changes: str = "true") -> str:
+    """A condition over the rows of `schema`.`table`: their key is in the staged change list, with a `change`
+    satisfying `changes` (SQL, e.g. "change <> 'deleted'"). A keyless table's key is its row's hash (15M rows of
+    usage at 1M customers): hashed once per gate into a temp table of the rows and their change, which every
+    later check reads (forget_changed clears them); its rows may since only have left the staged table."""
+    contract = TABLES_BY_NAME[table]
+    if contract.key:
+        return (
+            f'"{contract.key}"::VARCHAR IN (SELECT key FROM {LOAD_CHANGES_STAGING} '
+            f"WHERE table_name = '{table}' AND ({changes}))"
+        )
+    rows = f"{_CHANGED_ROWS}{schema}_{table}"
+    made = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [rows]).fetchone()
+    if not (made and made[0]):
+        con.execute(
+            f'CREATE TEMP TABLE {rows} AS SELECT t.{SOURCE_ROW_COLUMN}, c.change FROM {schema}."{table}" t '
+            f"JOIN (SELECT key, change FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?) c "
+            f"ON {change_key(con, contract, schema)} = c.key",
+            [table],
+        )
+    return f"{SOURCE_ROW_COLUMN} IN (SELECT {SOURCE_ROW_COLUMN} FROM {rows} WHERE {changes})"
+
+
+def forget_changed(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the rows `changed` hashed: the staged tables are about to change (published, or checked again)."""
+    for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, ?)", [_CHANGED_ROWS]
+    ).fetchall():
+        con.execute(f'DROP TABLE "{name}"')
+
+
 def _literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -60,17 +100,85 @@ def contextual_columns(derived: dict[str, str]) -> set[str]:
     return {name for name, sql in derived.items() if _CONTEXTUAL.search(sql) or name.startswith(DUPLICATE_FLAG)}
 
 
+def _contextual_read(expectations: list[dict[str, Any]], derived: dict[str, str]) -> set[str]:
+    contextual = contextual_columns(derived)
+    return {e["kwargs"].get(k) for e in expectations for k in ("column", "column_A", "column_B")} & contextual
+
+
+def gate_scope(
+    con: duckdb.DuckDBPyConnection,
+    suite: SuiteFile,
+    expectations: list[dict[str, Any]],
+    derived: dict[str, str],
+    schema: str = INCOMING_SCHEMA,
+) -> dict[str, str] | None:
+    """The temp table SCOPE: the staged rows whose checks may differ from the last load's, and the derived columns
+    to compute over it instead of the whole table (equal on its rows); None when that is not known (then
+    rows_to_check reads the whole table).
+
+    SCOPE holds the changed rows and the unchanged ones a contextual column may now fail: a duplicate flag only
+    on a row sharing its columns with a changed row (the published table held no duplicate), so every row
+    sharing a scope row's columns is in SCOPE and the flag reads SCOPE; a reference to another table (`x IN
+    (SELECT y FROM {schema}.t)`, e.g. has_known_customer) only on a row whose value t's change list or quarantine
+    takes away (kizuna.core.warehouse.change_list_covers), or an empty one. Any other contextual column: None.
+    """
+    staged = f'{schema}."{suite.table}"'
+    scoped = dict(derived)
+    unchanged_may_fail: list[str] = []
+    for column in sorted(_contextual_read(expectations, derived)):
+        sql = derived[column]
+        duplicate = _DUPLICATE_COLUMNS.search(sql) if column.startswith(DUPLICATE_FLAG) else None
+        reference = _REFERENCE.match(sql)
+        if duplicate is not None and f'FROM {{schema}}."{suite.table}"' in sql:
+            scoped[column] = sql.replace(f'{{schema}}."{suite.table}"', SCOPE)
+            if duplicate[1] != f'"{TABLES_BY_NAME[suite.table].key}"':  # the key's: its rows are all changed
+                unchanged_may_fail.append(f"({duplicate[1]}) IN (SELECT {duplicate[1]} FROM _gate_changed)")
+        elif reference is not None and (gone := _values_gone(con, reference[3], reference[2])) is not None:
+            unchanged_may_fail.append(f'"{reference[1]}" IS NULL OR "{reference[1]}"::VARCHAR IN ({gone})')
+        else:
+            return None
+    present = changed(con, schema, suite.table, "change <> 'deleted'")
+    if any("_gate_changed" in c for c in unchanged_may_fail):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _gate_changed AS SELECT * FROM {staged} WHERE {present}")
+    condition = " OR ".join(f"({c})" for c in [present, *unchanged_may_fail])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE} AS SELECT * FROM {staged} WHERE {condition}")
+    con.execute("DROP TABLE IF EXISTS _gate_changed")
+    return scoped
+
+
+def _values_gone(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str | None:
+    """SQL of the `column` values (as text) of the published `table` the staged load may take away: those of
+    its rows changed or deleted, and of its rows the gate quarantined; None when its change list does not say."""
+    contract = TABLES_BY_NAME.get(table)
+    if contract is None or contract.key is None or not change_list_covers(con, table):
+        return None
+    if not table_exists(con, INCOMING_SCHEMA, LOAD_CHANGES_STAGING.partition(".")[2]):
+        return None
+    gone = (
+        f'SELECT "{column}"::VARCHAR FROM {RAW_SCHEMA}."{table}" WHERE "{contract.key}"::VARCHAR IN '
+        f"(SELECT key FROM {LOAD_CHANGES_STAGING} WHERE table_name = '{table}' AND change <> 'inserted')"
+    )
+    if table_exists(con, INCOMING_SCHEMA, "_quarantine"):
+        gone += (
+            f" UNION SELECT json_extract_string(record, '$.{column}') FROM {INCOMING_SCHEMA}._quarantine "
+            f"WHERE table_name = '{table}'"
+        )
+    return gone
+
+
 def rows_to_check(
     con: duckdb.DuckDBPyConnection,
     suite: SuiteFile,
     expectations: list[dict[str, Any]],
     derived: dict[str, str],
     schema: str = INCOMING_SCHEMA,
+    source: str | None = None,
 ) -> str | None:
     """A query of the source rows row-level expectations must check in the staged table; None for all.
 
     `expectations` and `derived` are the suite's as validated (uniqueness rewritten to duplicate flags). Only the
-    contextual columns an expectation reads are computed over the whole table, in SQL, to find the rows they fail.
+    contextual columns an expectation reads are computed over the whole table (or `source`, gate_scope's), in
+    SQL, to find the rows they fail.
     """
     contextual = contextual_columns(derived)
     failing: list[str] = []
@@ -85,7 +193,7 @@ def rows_to_check(
         failing.append(f'"{column}" IS NULL' + (f' OR "{column}" NOT IN ({allowed})' if allowed else ""))
     table = TABLES_BY_NAME[suite.table]
     key = change_key(con, table, schema)
-    staged = f'{schema}."{suite.table}"'
+    staged = source or f'{schema}."{suite.table}"'
     changed = (
         f"SELECT {SOURCE_ROW_COLUMN} FROM {staged} WHERE {key} IN "
         f"(SELECT key FROM {LOAD_CHANGES_STAGING} WHERE table_name = '{suite.table}' AND change <> 'deleted')"
@@ -113,17 +221,16 @@ def keep_out_quarantined(con: duckdb.DuckDBPyConnection, table: str, rechecked_r
     if not table_exists(con, ops.QUARANTINE_SCHEMA, ops.QUARANTINE_ROWS.table):
         return 0
     staged = f'{INCOMING_SCHEMA}."{table}"'
-    key = change_key(con, TABLES_BY_NAME[table], INCOMING_SCHEMA)
+    inserted = changed(con, INCOMING_SCHEMA, table, "change = 'inserted'")
     before = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
     con.execute(
         f"""DELETE FROM {staged} WHERE {SOURCE_ROW_COLUMN} IN (
-                SELECT {SOURCE_ROW_COLUMN} FROM {staged} t WHERE {key} IN (
-                    SELECT key FROM {LOAD_CHANGES_STAGING} WHERE table_name = ? AND change = 'inserted')
+                SELECT {SOURCE_ROW_COLUMN} FROM {staged} t WHERE {inserted}
                 AND json_merge_patch(to_json(t), ?)::VARCHAR IN (
                     SELECT json_merge_patch(record, ?)::VARCHAR FROM {ops.QUARANTINE_ROWS} WHERE table_name = ?
                     GROUP BY record
                     HAVING bool_and(rule NOT IN (SELECT unnest(?::VARCHAR[])))))""",
-        [table, _PROVENANCE, _PROVENANCE, table, sorted(rechecked_rules)],
+        [_PROVENANCE, _PROVENANCE, table, sorted(rechecked_rules)],
     )
     after = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
     return int(before[0] if before else 0) - int(after[0] if after else 0)

@@ -23,7 +23,7 @@ from kizuna.core.warehouse import (
     staged_load_id,
     table_exists,
 )
-from kizuna.quality.changed_rows import is_incremental, keep_out_quarantined
+from kizuna.quality.changed_rows import forget_changed, is_incremental, keep_out_quarantined
 from kizuna.quality.normalise import normalise_column
 from kizuna.quality.plausibility import drop_checks, exact_duplicates, outlier_checks
 from kizuna.quality.quarantine import quarantine_rows
@@ -80,6 +80,7 @@ def check_staged(
     last good load had, and the outlier checks; `outlier_factor` None skips the latter (a person accepted them).
     """
     verdict = GateVerdict(load_id, [], parameters=parameters)
+    forget_changed(con)
     # A quarantine left in the incoming schema belongs to this load (ingest replaces the schema): an attempt
     # that passed and was interrupted before publishing. Its rows already left the staged tables: keep it.
     suites = sorted(load_suites(settings.expectations_dir, RAW_SCHEMA), key=lambda s: _TABLE_ORDER.get(s.table, 99))
@@ -129,6 +130,7 @@ def check_staged(
         for suite in suites:
             incremental = is_incremental(con, suite.table, settings.full_refresh)
             verdict.results += outlier_checks(con, suite, outlier_factor, incremental=incremental)
+    forget_changed(con)
     return verdict
 
 

@@ -8,7 +8,8 @@ import duckdb
 
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, TABLES_BY_NAME
 from kizuna.core.errors import Finding
-from kizuna.core.warehouse import INCOMING_SCHEMA, LOAD_CHANGES_STAGING, RAW_SCHEMA, change_key, table_exists
+from kizuna.core.warehouse import INCOMING_SCHEMA, RAW_SCHEMA, table_exists
+from kizuna.quality.changed_rows import changed
 from kizuna.quality.quarantine import QUARANTINE_STAGING
 from kizuna.quality.suites import OutlierSpec, SuiteFile
 from kizuna.quality.validate import SAMPLE_ROWS, UNIQUENESS, CheckResult
@@ -83,11 +84,8 @@ def exact_duplicates(
     partition = ", ".join(f'"{c}"' for c in columns)
     staged = f'{INCOMING_SCHEMA}."{table}"'
     if incremental:
-        key = change_key(con, TABLES_BY_NAME[table], INCOMING_SCHEMA)
-        staged = (
-            f"(SELECT * FROM {staged} WHERE {key} IN (SELECT key FROM {LOAD_CHANGES_STAGING} "
-            f"WHERE table_name = '{table}' AND change <> 'deleted'))"
-        )
+        present = changed(con, INCOMING_SCHEMA, table, "change <> 'deleted'")
+        staged = f"(SELECT * FROM {staged} WHERE {present})"
     repeats = f"""
         SELECT {SOURCE_FILE_COLUMN} AS file, {SOURCE_ROW_COLUMN} AS row, first_row FROM (
             SELECT {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN},
@@ -251,9 +249,8 @@ def _entity(columns: list[str]) -> str:
 def _touched_entities(con: duckdb.DuckDBPyConnection, suite: SuiteFile, spec: OutlierSpec) -> str:
     """A query of the entities (their key as a list of text) whose rows this load changes against raw."""
     table = TABLES_BY_NAME[suite.table]
-    changes = f"(SELECT key FROM {LOAD_CHANGES_STAGING} WHERE table_name = '{table.name}')"
     parts = [
-        f'SELECT {_entity(spec.key)} FROM {schema}."{table.name}" WHERE {change_key(con, table, schema)} IN {changes}'
+        f'SELECT {_entity(spec.key)} FROM {schema}."{table.name}" WHERE {changed(con, schema, table.name)}'
         for schema in (INCOMING_SCHEMA, RAW_SCHEMA)
     ]
     if table_exists(con, INCOMING_SCHEMA, QUARANTINE_STAGING.partition(".")[2]):  # rows the gate moved out

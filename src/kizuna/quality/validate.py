@@ -11,7 +11,7 @@ import pandas as pd
 
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES_BY_NAME, ColumnType
 from kizuna.core.errors import Finding
-from kizuna.quality.changed_rows import contextual_columns, rows_to_check
+from kizuna.quality.changed_rows import SCOPE, contextual_columns, gate_scope, rows_to_check
 from kizuna.quality.suites import SuiteFile
 
 SAMPLE_ROWS = 5
@@ -281,9 +281,11 @@ def _create_gate_frame(
     derived: dict[str, str],
     name: str = "_gate_frame",
     rows: str | None = None,
+    source: str | None = None,
 ) -> None:
-    """The temp table `name`: only the needed columns of the staged table, money as DOUBLE; only the source rows
-    the query `rows` selects, if given (derived columns still computed over the whole table: some are windows)."""
+    """The temp table `name`: only the needed columns of the staged table (or `source`, a part of it whose
+    derived columns are computed over it), money as DOUBLE; only the source rows the query `rows` selects, if
+    given (derived columns still computed over the whole table: some are windows)."""
     cols = []
     for c in TABLES_BY_NAME[table].columns:
         if c.name in needed:
@@ -291,9 +293,8 @@ def _create_gate_frame(
     cols += [f'({sql.format(schema=schema)}) AS "{name}"' for name, sql in derived.items() if name in needed]
     cols += [SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN]
     where = f" WHERE {SOURCE_ROW_COLUMN} IN ({rows})" if rows is not None else ""
-    con.execute(
-        f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM (SELECT {", ".join(cols)} FROM {schema}."{table}"){where}'
-    )
+    origin = source or f'{schema}."{table}"'
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM (SELECT {', '.join(cols)} FROM {origin}){where}")
 
 
 # The first source row of every `chunk_rows` rows of a table: chunk boundaries that hold rows.
@@ -336,10 +337,15 @@ def validate_table(
     types = [e["type"] for e in suite.expectations]
     expectations, derived = _with_duplicate_flags(suite)
     needed = _needed_columns(expectations)
-    selection = rows_to_check(con, suite, expectations, derived, schema) if incremental else None
-    # Incremental: only the selected rows are read, never the whole table (at 1M customers, 15M invoices).
+    # Incremental: only the selected rows are read, never the whole table (at 1M customers, 15M invoices), and
+    # the rows that may fail a contextual column are looked for among the few gate_scope keeps, when it can.
+    scoped = gate_scope(con, suite, expectations, derived, schema) if incremental else None
+    source, derived_here = (None, derived) if scoped is None else (SCOPE, scoped)
+    selection = rows_to_check(con, suite, expectations, derived_here, schema, source) if incremental else None
     rows_table = "_gate_frame" if selection is None else "_gate_rows"
-    _create_gate_frame(con, schema, suite.table, needed, derived, rows_table, selection)
+    if selection is None:  # every row: over the whole table
+        source, derived_here = None, derived
+    _create_gate_frame(con, schema, suite.table, needed, derived_here, rows_table, selection, source)
     try:
         row = con.execute(
             f"SELECT count(*), min({SOURCE_ROW_COLUMN}), max({SOURCE_ROW_COLUMN}), "
@@ -385,4 +391,5 @@ def validate_table(
     finally:
         con.execute("DROP TABLE IF EXISTS _gate_frame")
         con.execute("DROP TABLE IF EXISTS _gate_rows")
+        con.execute(f"DROP TABLE IF EXISTS {SCOPE}")
     return [results[i] for i in range(len(expectations))]

@@ -63,16 +63,35 @@ def earliest_month(found: date | None, as_of: date) -> date:
     return min(found, month) if found is not None else month
 
 
-def touched_days(con: duckdb.DuckDBPyConnection, before: str, after: str) -> str:
-    """SQL of the days a change from `before` to `after` touches, one row per change and customer it moves
-    (`customer_id`, `day`): a subscription's old and new customer both (a merge moves the absorbed customer's
-    months and the absorbing one's), an fx rate with customer_id NULL (it moves every customer paying in it)."""
+def _sources(con: duckdb.DuckDBPyConnection, before: str, after: str, only: str | None) -> tuple[str, ...]:
+    """SQL of what touched_days compares: subscriptions and invoices before and after (those of `only`'s
+    subscriptions), fx rates after; a table missing from `after` counts as empty."""
     names = {
         r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [after]).fetchall()
     }
     subscriptions, invoices, fx_rates = (
         f"{after}.{t}" if t in names else f"(select * from {before}.{t} limit 0)" for t in READ_TABLES
     )
+    old_subscriptions, old_invoices = f"{before}.subscriptions", f"{before}.invoices"
+    if only is not None:
+        kept = f"subscription_id in (select subscription_id from {only})"
+        old_subscriptions, subscriptions = (
+            f"(select * from {t} where subscription_id is null or {kept})" for t in (old_subscriptions, subscriptions)
+        )
+        old_invoices, invoices = (f"(select * from {t} where {kept})" for t in (old_invoices, invoices))
+    return old_subscriptions, subscriptions, old_invoices, invoices, fx_rates
+
+
+def touched_days(con: duckdb.DuckDBPyConnection, before: str, after: str, only: str | None = None) -> str:
+    """SQL of the days a change from `before` to `after` touches, one row per change and customer it moves
+    (`customer_id`, `day`): a subscription's old and new customer both (a merge moves the absorbed customer's
+    months and the absorbing one's), an fx rate with customer_id NULL (it moves every customer paying in it).
+
+    `only`: a table of `subscription_id`s holding every subscription the change may touch (its own rows changed,
+    or one of its invoices'): only those subscriptions and their invoices are compared, with the same result as
+    comparing all (a subscription without an id is kept: it never matches, so it always counts as changed; an
+    invoice without one dates nothing)."""
+    old_subscriptions, subscriptions, old_invoices, invoices, fx_rates = _sources(con, before, after, only)
     statuses = ", ".join(f"'{s}'" for s in COUNTING_STATUSES)
     fx = ", ".join(f'"{c}"' for c in TABLES_BY_NAME["fx_rates"].column_names)
     whole_span = " or ".join(f'o."{c}" is distinct from n."{c}"' for c in WHOLE_SPAN_COLUMNS)
@@ -85,24 +104,24 @@ def touched_days(con: duckdb.DuckDBPyConnection, before: str, after: str) -> str
             o.subscription_id is null or n.subscription_id is null or {whole_span}
                 or o.status in ({statuses}) or n.status in ({statuses}) as is_whole_span,
             o.status = 'past_due' or n.status = 'past_due' as is_past_due
-        from {before}.subscriptions as o
+        from {old_subscriptions} as o
         full outer join {subscriptions} as n on o.subscription_id = n.subscription_id
         where {_row("o", "subscriptions")} is distinct from {_row("n", "subscriptions")}
     ),
     invoices_changed as (
         select o.subscription_id as old_id, n.subscription_id as new_id
-        from {before}.invoices as o
+        from {old_invoices} as o
         full outer join {invoices} as n on o.invoice_id = n.invoice_id
         where {_row("o", "invoices")} is distinct from {_row("n", "invoices")}
     ),
-    unpaid_since_before as ({_unpaid_since(f"{before}.invoices")}),
+    unpaid_since_before as ({_unpaid_since(old_invoices)}),
     unpaid_since_after as ({_unpaid_since(invoices)}),
     past_due_invoiced as (
         select s.customer_id, least(b.since, a.since, s.end_date) as day
         from (select old_id as id from invoices_changed union select new_id from invoices_changed) as i
         inner join (
             select subscription_id, cast(customer_id as varchar) as customer_id, status, end_date
-            from {before}.subscriptions
+            from {old_subscriptions}
             union all
             select subscription_id, cast(customer_id as varchar) as customer_id, status, end_date
             from {subscriptions}

@@ -13,7 +13,16 @@ import duckdb
 import yaml
 
 from kizuna.core import ops
-from kizuna.core.warehouse import INCOMING_SCHEMA, OPS_SCHEMA, RAW_SCHEMA, column_exists, table_exists
+from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.warehouse import (
+    INCOMING_SCHEMA,
+    LOAD_CHANGES_STAGING,
+    OPS_SCHEMA,
+    RAW_SCHEMA,
+    change_list_covers,
+    column_exists,
+    table_exists,
+)
 from kizuna.transform.rebuild_months import READ_TABLES, earliest_month, month_of, touched_days
 
 # The staged load's column (then ops.loads') with the earliest month it changes; NULL when unknown.
@@ -21,6 +30,7 @@ MONTH_COLUMN = "rebuild_from_month"
 # Above this share of the customers rebuilt from their own month, a build rebuilds whole months instead: the
 # per-customer delete and spine stop paying, and one plan is simpler to reason about.
 MAX_CUSTOMER_SHARE = 0.05
+_SUBSCRIPTIONS_CHANGED = "_subscriptions_changed"
 
 _INCREMENTAL = re.compile(r"materialized\s*=\s*['\"]incremental['\"]")
 _REF = re.compile(r"ref\(\s*['\"]([A-Za-z0-9_]+)['\"]\s*\)")
@@ -59,16 +69,56 @@ def record_staged_month(con: duckdb.DuckDBPyConnection, as_of: date) -> date | N
     month, with their months, in ops.load_customer_months. None, recorded as NULL (every month), on a first load."""
     month = None
     if all(table_exists(con, RAW_SCHEMA, table) for table in READ_TABLES):
+        only = _subscriptions_changed(con)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _months_touched AS SELECT customer_id, {month_of('day')} AS month "
-            f"FROM ({touched_days(con, RAW_SCHEMA, INCOMING_SCHEMA)}) WHERE day IS NOT NULL"
+            f"FROM ({touched_days(con, RAW_SCHEMA, INCOMING_SCHEMA, only)}) WHERE day IS NOT NULL"
         )
+        con.execute(f"DROP TABLE IF EXISTS {_SUBSCRIPTIONS_CHANGED}")
         (found,) = con.execute("SELECT min(month) FROM _months_touched").fetchone() or (None,)
         month = earliest_month(found, as_of)
         _record_customer_months(con, as_of)
     con.execute(f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN IF NOT EXISTS {MONTH_COLUMN} DATE")
     con.execute(f"UPDATE {INCOMING_SCHEMA}._load SET {MONTH_COLUMN} = ?", [month])
     return month
+
+
+def _subscriptions_changed(con: duckdb.DuckDBPyConnection) -> str | None:
+    """A temp table of every subscription whose rows or invoices' rows the staged load may change against raw,
+    from the load's staged change list (kizuna.sources.changes) and the rows the gate moved out since
+    (quarantined, their key unchanged); None, to compare whole tables, when that list does not cover both
+    tables: an older staged load, a table not staged or published as is, or values the gate rewrote."""
+    tables = ("subscriptions", "invoices")
+    if not all(change_list_covers(con, table) for table in tables):
+        return None
+    changes = LOAD_CHANGES_STAGING.partition(".")[2]
+    keys: dict[str, list[str]] = {t: [] for t in tables}  # SQL of the keys each table's rows may differ by
+    for table in tables:
+        if table_exists(con, INCOMING_SCHEMA, changes):
+            keys[table].append(f"SELECT key FROM {LOAD_CHANGES_STAGING} WHERE table_name = '{table}'")
+        if table_exists(con, INCOMING_SCHEMA, "_quarantine"):
+            keys[table].append(
+                f"SELECT json_extract_string(record, '$.{TABLES_BY_NAME[table].key}') AS key "
+                f"FROM {INCOMING_SCHEMA}._quarantine WHERE table_name = '{table}'"
+            )
+    invoice_keys = " UNION ".join(keys["invoices"]) or "SELECT NULL::VARCHAR WHERE false"
+    # An invoice dates its subscription (old and new): one without a key never matches, so it always counts.
+    of_invoices = " UNION ".join(
+        f"SELECT subscription_id FROM {schema}.invoices "
+        f"WHERE invoice_id IS NULL OR invoice_id::VARCHAR IN ({invoice_keys})"
+        for schema in (RAW_SCHEMA, INCOMING_SCHEMA)
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_SUBSCRIPTIONS_CHANGED} AS SELECT DISTINCT subscription_id FROM ("
+        + " UNION ALL ".join(
+            [
+                *(f"SELECT key AS subscription_id FROM ({k})" for k in keys["subscriptions"]),
+                f"SELECT subscription_id::VARCHAR AS subscription_id FROM ({of_invoices})",
+            ]
+        )
+        + ") WHERE subscription_id IS NOT NULL"
+    )
+    return _SUBSCRIPTIONS_CHANGED
 
 
 def _record_customer_months(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
