@@ -1,11 +1,14 @@
 """Benchmark: where one day-2 ingest spends its seconds, phase by phase, this tree beside another git ref.
 
-    python bench/ingest/bench_ingest_phases.py --base W --source-dir S [--baseline-ref s10] [--workdir D]
+    python bench/ingest/bench_ingest_phases.py --base W --source-dir S [--baseline-ref s10] [--workdir D] [--publish]
 
 W is a published warehouse directory (warehouse.duckdb and var/, e.g. a day-1 run); S the next day's export.
 Per side (baseline first, then this tree), a child process copies W, runs `stage_sources` on S with that side's
 code and times the phase functions it calls (wall and CPU seconds; CPU counts DuckDB's threads too, and is the
-steadier figure on a shared machine). Phases a side does not have are left out. The copy is deleted after.
+steadier figure on a shared machine). Phases a side does not have are left out. With --publish, each side then
+publishes the staged load (publish_incoming, the gate's last step, without the gate's checks) and a multiset
+checksum of every raw table (every column, provenance included) must be the same on both sides. The copy is
+deleted after.
 Figures go to docs/benchmarks.md.
 """
 
@@ -54,7 +57,18 @@ def _timed(acc: dict[str, list[float]], label: str, fn: Callable[..., Any]) -> C
     return timed
 
 
-def child(base: Path, source_dir: Path, work: Path) -> None:
+def raw_checksums(settings: Any) -> dict[str, str]:
+    """Per raw table: its row count and the sum of its whole rows' hashes (a multiset checksum)."""
+    from kizuna.core.contract import TABLES
+    from kizuna.core.warehouse import connect
+
+    with connect(settings.warehouse) as con:
+        return {
+            t.name: str(con.execute(f'SELECT count(*), sum(hash(r)) FROM raw."{t.name}" r').fetchone()) for t in TABLES
+        }
+
+
+def child(base: Path, source_dir: Path, work: Path, publish: bool) -> None:
     from kizuna.core.runtime import quiet_third_parties
 
     quiet_third_parties()
@@ -80,9 +94,19 @@ def child(base: Path, source_dir: Path, work: Path) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     result = ingest.stage_sources(settings)
     acc["ingest, all of it"] = [time.perf_counter() - wall, time.process_time() - cpu]
+    raw: dict[str, str] = {}
+    if publish:
+        from kizuna.core.warehouse import connect, publish_incoming
+
+        with connect(settings.warehouse) as con:
+            wall, cpu = time.perf_counter(), time.process_time()
+            publish_incoming(con, result.load_id)
+            acc["publish_incoming (without the gate)"] = [time.perf_counter() - wall, time.process_time() - cpu]
+        raw = raw_checksums(settings)
     shutil.rmtree(work, ignore_errors=True)
     changes = {s.table: str(s.changes) for s in result.staged}
-    print(json.dumps({"phases": {k: [round(w, 2), round(c, 2)] for k, (w, c) in acc.items()}, "changes": changes}))
+    phases = {k: [round(w, 2), round(c, 2)] for k, (w, c) in acc.items()}
+    print(json.dumps({"phases": phases, "changes": changes, "raw": raw}))
 
 
 def main() -> None:
@@ -91,10 +115,11 @@ def main() -> None:
     parser.add_argument("--source-dir", type=Path, required=True)
     parser.add_argument("--baseline-ref", default="s10")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/kizuna-bench-ingest-phases"))
+    parser.add_argument("--publish", action="store_true", help="publish the staged load too, and compare raw")
     parser.add_argument("--child", choices=["baseline", "tree"])
     args = parser.parse_args()
     if args.child:
-        child(args.base, args.source_dir, args.workdir / f"run-{args.child}")
+        child(args.base, args.source_dir, args.workdir / f"run-{args.child}", args.publish)
         return
     baseline = args.workdir / "baseline"
     shutil.rmtree(baseline, ignore_errors=True)
@@ -109,6 +134,7 @@ def main() -> None:
         figures[side] = json.loads(out.strip().splitlines()[-1])
     print(json.dumps(figures, indent=1))
     assert figures["baseline"]["changes"] == figures["tree"]["changes"], "the two sides staged different changes"
+    assert figures["baseline"]["raw"] == figures["tree"]["raw"], "the two sides published different raw tables"
 
 
 if __name__ == "__main__":

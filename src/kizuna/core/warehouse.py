@@ -17,6 +17,7 @@ import duckdb
 from kizuna.core import ops
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, Table
 from kizuna.core.ops import OPS_SCHEMA
+from kizuna.core.raw_delta import apply_delta, replace_table
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,8 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
         for table in TABLES:
             if table.name in kept:
                 pass  # the file was not parsed again and the gate moved nothing out: raw keeps the very table
+            elif table.name in staged and apply_delta(con, RAW_SCHEMA, INCOMING_SCHEMA, table.name, _keys(con, table)):
+                pass  # the staged replace list applied: the changed and moved keys' rows replaced
             elif table.name in staged:
                 con.execute(
                     f'CREATE OR REPLACE TABLE {RAW_SCHEMA}."{table.name}" AS '
@@ -302,12 +305,18 @@ def change_key(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str
     return f'"{table.key}"::VARCHAR' if table.key else f"{_row_hash(con, table, schema)}::VARCHAR"
 
 
+def _keys(con: duckdb.DuckDBPyConnection, table: Table) -> dict[str, str]:
+    """Per schema (raw, incoming), a row's key as SQL in the key's own type: its contract key, else its row's hash."""
+    return {s: f'"{table.key}"' if table.key else _row_hash(con, table, s) for s in (RAW_SCHEMA, INCOMING_SCHEMA)}
+
+
 def _side(con: duckdb.DuckDBPyConnection, table: Table, schema: str, is_new: bool) -> str:
-    """SELECT key, h, is_new: each row's key (as its own type: grouping by text costs more) and hash, tagged
-    with the side it comes from."""
+    """SELECT key, h, p, is_new: each row's key (as its own type: grouping by text costs more), its hash and
+    its hash with the provenance (file, spreadsheet row), tagged with the side it comes from."""
     row_hash = _row_hash(con, table, schema)
     key = f'"{table.key}"' if table.key else row_hash
-    return f'SELECT {key} AS key, {row_hash} AS h, {is_new} AS is_new FROM {schema}."{table.name}"'
+    placed = f"hash({row_hash}, {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN})"
+    return f'SELECT {key} AS key, {row_hash} AS h, {placed} AS p, {is_new} AS is_new FROM {schema}."{table.name}"'
 
 
 def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) -> ChangeCounts:
@@ -335,11 +344,19 @@ def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) ->
         "(load_id VARCHAR, table_name VARCHAR, key VARCHAR, change VARCHAR, before_row VARCHAR)"
     )
     con.execute(f"DELETE FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?", [table.name])
+    # Every key whose rows differ in any way, provenance included (raw_delta replaces their rows at publish);
+    # of those, the ones whose contract columns differ are the load's changes.
+    replace = replace_table(INCOMING_SCHEMA, table.name)
     con.execute(
-        f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT ?, ?, key::VARCHAR, {change}, NULL FROM ("
+        f"CREATE OR REPLACE TABLE {replace} AS SELECT * FROM ("
         "SELECT key, sum(h) FILTER (WHERE is_new) AS n_h, count(*) FILTER (WHERE is_new) AS n_n, "
-        "sum(h) FILTER (WHERE NOT is_new) AS o_h, count(*) FILTER (WHERE NOT is_new) AS o_n "
-        f"FROM ({both}) GROUP BY key) WHERE n_n <> o_n OR n_h IS DISTINCT FROM o_h",
+        "sum(h) FILTER (WHERE NOT is_new) AS o_h, count(*) FILTER (WHERE NOT is_new) AS o_n, "
+        "sum(p) FILTER (WHERE is_new) AS n_p, sum(p) FILTER (WHERE NOT is_new) AS o_p "
+        f"FROM ({both}) GROUP BY key) WHERE n_n <> o_n OR n_h IS DISTINCT FROM o_h OR n_p IS DISTINCT FROM o_p"
+    )
+    con.execute(
+        f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT ?, ?, key::VARCHAR, {change}, NULL FROM {replace} "
+        "WHERE n_n <> o_n OR n_h IS DISTINCT FROM o_h",
         [load_id, table.name],
     )
     if table_exists(con, RAW_SCHEMA, table.name):
