@@ -8,8 +8,9 @@ import logging
 import duckdb
 import pytest
 
+from kizuna.core.contract import TABLES_BY_NAME
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import connect, mark_rewritten, publish_incoming, staged_load_id
+from kizuna.core.warehouse import _side, connect, mark_rewritten, publish_incoming, staged_load_id
 from kizuna.quality.gate import gate_and_publish
 from kizuna.sources.ingest import stage_sources
 from tests.quality.test_gate import AS_OF, USAGE, USAGE_ROWS, base_rows, write_sources
@@ -30,6 +31,19 @@ def deltas(caplog: pytest.LogCaptureFixture) -> list[tuple[str, int, int]]:
     return [r.args for r in caplog.records if r.name == "kizuna.core.raw_delta"]  # type: ignore[misc]
 
 
+def assert_kept_hashes_describe_raw(settings: Settings, tables: tuple[str, ...] = TABLES) -> None:
+    """The per-key hashes kept at publish (raw_hashes) are those of raw as published, key by key."""
+    with connect(settings.warehouse) as con:
+        for t in tables:
+            side = _side(con, TABLES_BY_NAME[t], "raw")
+            fresh = f"SELECT key, sum(h) AS h, count(*) AS n, sum(p) AS p FROM ({side}) GROUP BY key"
+            differ = con.execute(
+                f'SELECT count(*) FROM (({fresh}) EXCEPT ALL (SELECT * FROM raw_hashes."{t}")) UNION ALL '
+                f'SELECT count(*) FROM ((SELECT * FROM raw_hashes."{t}") EXCEPT ALL ({fresh}))'
+            ).fetchall()
+            assert differ == [(0,), (0,)], t
+
+
 def _day_one(settings: Settings) -> None:
     rows = base_rows()
     rows["usage"] = (USAGE, USAGE_ROWS)
@@ -42,6 +56,7 @@ def test_a_day_two_is_published_as_a_delta_equal_to_a_copy(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     _day_one(settings)
+    assert_kept_hashes_describe_raw(settings)  # kept from the first load on
     caplog.set_level(logging.INFO, logger="kizuna.core.raw_delta")
     rows = base_rows()
     customers = rows["customers"][1]
@@ -78,6 +93,7 @@ def test_a_day_two_is_published_as_a_delta_equal_to_a_copy(
         ("usage", 3, 3),
     }
     assert ("customers", "C2", "updated") in load_changes(settings, result.load_id)
+    assert_kept_hashes_describe_raw(settings)
     assert not any(k in ("C1", "C3") for _, k, _ in load_changes(settings, result.load_id))  # a move: no change
 
 
@@ -103,6 +119,7 @@ def test_a_table_the_gate_rewrote_is_compared_again_before_its_delta_is_applied(
         names = con.execute("SELECT customer_id, name FROM raw.customers ORDER BY 1").fetchall()
     assert names == [("C1", "株式会社一号"), ("C2", "二号商事ホールディングス株式会社"), ("C3", "三号")]
     assert deltas(caplog) == [("customers", 2, 2)]
+    assert_kept_hashes_describe_raw(settings, ("customers",))
 
 
 def test_equal_rows_of_a_keyless_table_are_published_as_a_multiset(
@@ -126,4 +143,23 @@ def test_equal_rows_of_a_keyless_table_are_published_as_a_multiset(
         usage = con.execute("SELECT customer_id, month::VARCHAR, _source_row FROM raw.usage ORDER BY 3").fetchall()
     assert raw_fingerprint(settings)["usage"] == copies["usage"]
     assert usage == [("C1", "2026-10-01", 2), ("C1", "2026-09-01", 3), ("C3", "2026-10-01", 4), ("C3", "2026-10-01", 5)]
+    assert_kept_hashes_describe_raw(settings, ("usage",))
     assert deltas(caplog) == [("usage", 4, 4)]  # every row's hash group changed: each replaced
+
+
+def test_a_warehouse_without_kept_hashes_compares_with_raw_and_keeps_them(settings: Settings) -> None:
+    """A warehouse published by an older kizuna (no raw_hashes) or whose kept hashes no longer fit raw: the
+    load is compared with the published rows, the same changes found, and the hashes kept from then on."""
+    _day_one(settings)
+    with connect(settings.warehouse) as con:
+        con.execute("DROP TABLE raw_hashes.customers")
+        con.execute("DELETE FROM raw_hashes.contacts WHERE key = 'P1'")  # describes fewer rows than raw holds
+    rows = base_rows()
+    rows["customers"][1][1][1] = "二号商事ホールディングス株式会社"
+    rows["contacts"][1][0][5] = "en"
+    rows["usage"] = (USAGE, USAGE_ROWS)
+    write_sources(settings.source_dir, rows)
+    result = stage_sources(settings)
+    gate_and_publish(settings, AS_OF)
+    assert load_changes(settings, result.load_id) == {("customers", "C2", "updated"), ("contacts", "P1", "updated")}
+    assert_kept_hashes_describe_raw(settings, ("customers", "contacts"))

@@ -94,3 +94,93 @@ def apply_delta(
             )
     log.info("published %s as a delta: %d rows replaced by %d", table, old_rows, new_rows)
     return True
+
+
+# --- the published tables' per-key hashes, kept so a day's comparison hashes only the staged rows -------------
+
+HASHES_SCHEMA = "raw_hashes"
+HASHES_PREFIX = "_hashes__"
+
+
+def _stored(con: duckdb.DuckDBPyConnection, raw_schema: str, table: str, fingerprint: str) -> str | None:
+    """The kept per-key hashes of raw.<table> (key, h, n, p) when they were made by the same row hash and
+    describe as many rows as the table holds; else None (compare with the published rows themselves)."""
+    row = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [HASHES_SCHEMA, table]
+    ).fetchone()
+    if not row or row[0] != fingerprint:
+        return None
+    stored = f'{HASHES_SCHEMA}."{table}"'
+    if _count(con, f"SELECT sum(n) FROM {stored}") != _count(con, f'SELECT count(*) FROM {raw_schema}."{table}"'):
+        return None
+    return stored
+
+
+def stage_replace(
+    con: duckdb.DuckDBPyConnection, raw_schema: str, incoming_schema: str, table: str, sides: dict[str, str]
+) -> None:
+    """Stage the replace list of a table: every key whose rows differ in any way, provenance included, with
+    per side the sum of its rows' hashes (h, provenance aside; p, with it) and their number (n_ new, o_ old).
+
+    sides: per schema, SELECT key, h, p over its table. The old side is the kept per-key hashes of the last
+    publish when they fit (the staged rows alone are hashed), else the published rows; then the staged side's
+    per-key hashes are staged too (`_hashes__<table>`), for publish_incoming to keep.
+    """
+    old = _stored(con, raw_schema, table, f"{duckdb.__version__} {sides[incoming_schema]}")
+    if old is None:
+        new = stage_hashes(con, incoming_schema, table, sides[incoming_schema])
+        old = f"(SELECT key, sum(h) AS h, count(*) AS n, sum(p) AS p FROM ({sides[raw_schema]}) GROUP BY key)"
+    else:
+        new = f"(SELECT key, sum(h) AS h, count(*) AS n, sum(p) AS p FROM ({sides[incoming_schema]}) GROUP BY key)"
+    con.execute(
+        f"CREATE OR REPLACE TABLE {replace_table(incoming_schema, table)} AS SELECT coalesce(n.key, o.key) AS key, "
+        "n.h AS n_h, coalesce(n.n, 0) AS n_n, o.h AS o_h, coalesce(o.n, 0) AS o_n, n.p AS n_p, o.p AS o_p "
+        f"FROM {new} n FULL JOIN {old} o ON n.key IS NOT DISTINCT FROM o.key "
+        "WHERE n.n IS DISTINCT FROM o.n OR n.h IS DISTINCT FROM o.h OR n.p IS DISTINCT FROM o.p"
+    )
+
+
+def stage_hashes(con: duckdb.DuckDBPyConnection, incoming_schema: str, table: str, side: str) -> str:
+    """Stage the staged table's per-key hashes whole (side: SELECT key, h, p over it), marked with the row hash
+    that made them; the staged table's name."""
+    staged = f'{incoming_schema}."{HASHES_PREFIX}{table}"'
+    con.execute(
+        f"CREATE OR REPLACE TABLE {staged} AS SELECT key, sum(h) AS h, count(*) AS n, sum(p) AS p FROM ({side}) "
+        "GROUP BY key"
+    )
+    con.execute(f"COMMENT ON TABLE {staged} IS {_literal(f'{duckdb.__version__} {side}')}")
+    return staged
+
+
+def keep_hashes(con: duckdb.DuckDBPyConnection, incoming_schema: str, table: str, published: bool) -> None:
+    """In the publishing transaction: keep raw.<table>'s per-key hashes as published. The staged side's
+    hashes when staged whole; else the kept ones with the replace list applied (kept + delta = staged); none
+    for a table published empty (published False) or compared without a replace list."""
+    kept = f'{HASHES_SCHEMA}."{table}"'
+    staged = f'{incoming_schema}."{HASHES_PREFIX}{table}"'
+    replace = replace_table(incoming_schema, table)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {HASHES_SCHEMA}")
+    if published and _columns(con, incoming_schema, f"{HASHES_PREFIX}{table}"):
+        comment = con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+            [incoming_schema, f"{HASHES_PREFIX}{table}"],
+        ).fetchall()[0][0]
+        con.execute(f"CREATE OR REPLACE TABLE {kept} AS SELECT * FROM {staged}")
+        con.execute(f"COMMENT ON TABLE {kept} IS {_literal(str(comment))}")
+    elif published and _replaces_by_key(con, replace) and _columns(con, HASHES_SCHEMA, table):
+        con.execute(f"DELETE FROM {kept} WHERE key IN (SELECT key FROM {replace})")
+        con.execute(f"INSERT INTO {kept} SELECT key, n_h, n_n, n_p FROM {replace} WHERE n_n > 0")
+    else:
+        con.execute(f"DROP TABLE IF EXISTS {kept}")
+
+
+def _replaces_by_key(con: duckdb.DuckDBPyConnection, replace: str) -> bool:
+    """A replace list is staged and every key of it can be found by `key IN (...)` (none is NULL)."""
+    schema, _, name = replace.partition(".")
+    if not _columns(con, schema, name.strip('"')):
+        return False
+    return not _count(con, f"SELECT count(*) FROM {replace} WHERE key IS NULL")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -17,7 +17,7 @@ import duckdb
 from kizuna.core import ops
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, Table
 from kizuna.core.ops import OPS_SCHEMA
-from kizuna.core.raw_delta import apply_delta, replace_table
+from kizuna.core.raw_delta import apply_delta, keep_hashes, replace_table, stage_hashes, stage_replace
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,8 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
                 )
             else:
                 con.execute(raw_table_ddl(table, RAW_SCHEMA))
+            if table.name not in kept:
+                keep_hashes(con, INCOMING_SCHEMA, table.name, published=table.name in staged)
             row = con.execute(f'SELECT count(*) FROM {RAW_SCHEMA}."{table.name}"').fetchone()
             counts[table.name] = int(row[0]) if row else 0
         con.execute(
@@ -312,13 +314,13 @@ def _keys(con: duckdb.DuckDBPyConnection, table: Table) -> dict[str, str]:
     return {s: f'"{table.key}"' if table.key else _row_hash(con, table, s) for s in (RAW_SCHEMA, INCOMING_SCHEMA)}
 
 
-def _side(con: duckdb.DuckDBPyConnection, table: Table, schema: str, is_new: bool) -> str:
-    """SELECT key, h, p, is_new: each row's key (as its own type: grouping by text costs more), its hash and
-    its hash with the provenance (file, spreadsheet row), tagged with the side it comes from."""
+def _side(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
+    """SELECT key, h, p: each row's key (as its own type: grouping by text costs more), its hash and its hash
+    with the provenance (file, spreadsheet row)."""
     row_hash = _row_hash(con, table, schema)
     key = f'"{table.key}"' if table.key else row_hash
     placed = f"hash({row_hash}, {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN})"
-    return f'SELECT {key} AS key, {row_hash} AS h, {placed} AS p, {is_new} AS is_new FROM {schema}."{table.name}"'
+    return f'SELECT {key} AS key, {row_hash} AS h, {placed} AS p FROM {schema}."{table.name}"'
 
 
 def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) -> ChangeCounts:
@@ -328,15 +330,16 @@ def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) ->
     in the file is not a change). A keyless table's key is the row's hash: a row is inserted or deleted, never
     updated. On a table's first load every row is inserted and no key is listed.
 
-    One aggregation over both tables' rows, grouped by key: per side the sum of its rows' hashes (UBIGINT summed
-    exactly into HUGEINT) and their number (a key's rows compared as a multiset, so duplicates count), instead
-    of one per side and a join.
+    Per key and side, the sum of its rows' hashes (UBIGINT summed exactly into HUGEINT) and their number (a key's
+    rows compared as a multiset, so duplicates count), the published side's taken from the per-key hashes kept
+    at the last publish when they fit (`kizuna.core.raw_delta.stage_replace`): only the staged rows are hashed.
     """
     if not table_exists(con, RAW_SCHEMA, table.name):
-        # A first load inserts every row: counted, but its keys are not listed (41M rows at 1M customers).
+        # A first load inserts every row: counted, but its keys are not listed (41M rows at 1M customers). Its
+        # per-key hashes are kept with it, so the next load hashes only its own rows.
+        stage_hashes(con, INCOMING_SCHEMA, table.name, _side(con, table, INCOMING_SCHEMA))
         row = con.execute(f'SELECT count(*) FROM {INCOMING_SCHEMA}."{table.name}"').fetchone()
         return ChangeCounts(inserted=int(row[0]) if row else 0)
-    both = f"{_side(con, table, INCOMING_SCHEMA, True)} UNION ALL {_side(con, table, RAW_SCHEMA, False)}"
     if table.key:
         change = "CASE WHEN o_n = 0 THEN 'inserted' WHEN n_n = 0 THEN 'deleted' ELSE 'updated' END"
     else:
@@ -349,13 +352,8 @@ def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) ->
     # Every key whose rows differ in any way, provenance included (raw_delta replaces their rows at publish);
     # of those, the ones whose contract columns differ are the load's changes.
     replace = replace_table(INCOMING_SCHEMA, table.name)
-    con.execute(
-        f"CREATE OR REPLACE TABLE {replace} AS SELECT * FROM ("
-        "SELECT key, sum(h) FILTER (WHERE is_new) AS n_h, count(*) FILTER (WHERE is_new) AS n_n, "
-        "sum(h) FILTER (WHERE NOT is_new) AS o_h, count(*) FILTER (WHERE NOT is_new) AS o_n, "
-        "sum(p) FILTER (WHERE is_new) AS n_p, sum(p) FILTER (WHERE NOT is_new) AS o_p "
-        f"FROM ({both}) GROUP BY key) WHERE n_n <> o_n OR n_h IS DISTINCT FROM o_h OR n_p IS DISTINCT FROM o_p"
-    )
+    sides = {s: _side(con, table, s) for s in (RAW_SCHEMA, INCOMING_SCHEMA)}
+    stage_replace(con, RAW_SCHEMA, INCOMING_SCHEMA, table.name, sides)
     con.execute(
         f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT ?, ?, key::VARCHAR, {change}, NULL FROM {replace} "
         "WHERE n_n <> o_n OR n_h IS DISTINCT FROM o_h",
