@@ -166,7 +166,7 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
     """Replace every raw table from the incoming schema in one transaction: all tables or none.
 
     A changed table gets its delta (kizuna.core.raw_delta: the keys whose rows differ replaced) when it is known
-    and small, else a copy; raw ends the same either way.
+    and small, else a copy; raw ends the same either way, and its per-key hashes are kept beside it.
     Tables with no staged file become empty, so raw mirrors exactly what the source directory held.
     Connector state staged with the load (cursors, mirrors) is committed in the same transaction.
     """
