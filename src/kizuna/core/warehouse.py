@@ -17,6 +17,7 @@ import duckdb
 from kizuna.core import ops
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, Table
 from kizuna.core.ops import OPS_SCHEMA
+from kizuna.core.raw_delta import apply_delta, keep_hashes, replace_table, stage_hashes, stage_replace
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,8 @@ def column_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, colum
 def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, int]:
     """Replace every raw table from the incoming schema in one transaction: all tables or none.
 
+    A changed table gets its delta (kizuna.core.raw_delta: the keys whose rows differ replaced) when it is known
+    and small, else a copy; raw ends the same either way, and its per-key hashes are kept beside it.
     Tables with no staged file become empty, so raw mirrors exactly what the source directory held.
     Connector state staged with the load (cursors, mirrors) is committed in the same transaction.
     """
@@ -185,6 +188,8 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
         for table in TABLES:
             if table.name in kept:
                 pass  # the file was not parsed again and the gate moved nothing out: raw keeps the very table
+            elif table.name in staged and apply_delta(con, RAW_SCHEMA, INCOMING_SCHEMA, table.name, _keys(con, table)):
+                pass  # the staged replace list applied: the changed and moved keys' rows replaced
             elif table.name in staged:
                 con.execute(
                     f'CREATE OR REPLACE TABLE {RAW_SCHEMA}."{table.name}" AS '
@@ -192,6 +197,8 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
                 )
             else:
                 con.execute(raw_table_ddl(table, RAW_SCHEMA))
+            if table.name not in kept:
+                keep_hashes(con, INCOMING_SCHEMA, table.name, published=table.name in staged)
             row = con.execute(f'SELECT count(*) FROM {RAW_SCHEMA}."{table.name}"').fetchone()
             counts[table.name] = int(row[0]) if row else 0
         con.execute(
@@ -318,12 +325,18 @@ def change_key(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str
     return f'"{table.key}"::VARCHAR' if table.key else f"{_row_hash(con, table, schema)}::VARCHAR"
 
 
-def _side(con: duckdb.DuckDBPyConnection, table: Table, schema: str, is_new: bool) -> str:
-    """SELECT key, h, is_new: each row's key (as its own type: grouping by text costs more) and hash, tagged
-    with the side it comes from."""
+def _keys(con: duckdb.DuckDBPyConnection, table: Table) -> dict[str, str]:
+    """Per schema (raw, incoming), a row's key as SQL in the key's own type: its contract key, else its row's hash."""
+    return {s: f'"{table.key}"' if table.key else _row_hash(con, table, s) for s in (RAW_SCHEMA, INCOMING_SCHEMA)}
+
+
+def _side(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
+    """SELECT key, h, p: each row's key (as its own type: grouping by text costs more), its hash and its hash
+    with the provenance (file, spreadsheet row)."""
     row_hash = _row_hash(con, table, schema)
     key = f'"{table.key}"' if table.key else row_hash
-    return f'SELECT {key} AS key, {row_hash} AS h, {is_new} AS is_new FROM {schema}."{table.name}"'
+    placed = f"hash({row_hash}, {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN})"
+    return f'SELECT {key} AS key, {row_hash} AS h, {placed} AS p FROM {schema}."{table.name}"'
 
 
 def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) -> ChangeCounts:
@@ -333,15 +346,16 @@ def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) ->
     in the file is not a change). A keyless table's key is the row's hash: a row is inserted or deleted, never
     updated. On a table's first load every row is inserted and no key is listed.
 
-    One aggregation over both tables' rows, grouped by key: per side the sum of its rows' hashes (UBIGINT summed
-    exactly into HUGEINT) and their number (a key's rows compared as a multiset, so duplicates count), instead
-    of one per side and a join.
+    Per key and side, the sum of its rows' hashes (UBIGINT summed exactly into HUGEINT) and their number (a key's
+    rows compared as a multiset, so duplicates count), the published side's taken from the per-key hashes kept
+    at the last publish when they fit (`kizuna.core.raw_delta.stage_replace`): only the staged rows are hashed.
     """
     if not table_exists(con, RAW_SCHEMA, table.name):
-        # A first load inserts every row: counted, but its keys are not listed (41M rows at 1M customers).
+        # A first load inserts every row: counted, but its keys are not listed (41M rows at 1M customers). Its
+        # per-key hashes are kept with it, so the next load hashes only its own rows.
+        stage_hashes(con, INCOMING_SCHEMA, table.name, _side(con, table, INCOMING_SCHEMA))
         row = con.execute(f'SELECT count(*) FROM {INCOMING_SCHEMA}."{table.name}"').fetchone()
         return ChangeCounts(inserted=int(row[0]) if row else 0)
-    both = f"{_side(con, table, INCOMING_SCHEMA, True)} UNION ALL {_side(con, table, RAW_SCHEMA, False)}"
     if table.key:
         change = "CASE WHEN o_n = 0 THEN 'inserted' WHEN n_n = 0 THEN 'deleted' ELSE 'updated' END"
     else:
@@ -351,11 +365,14 @@ def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) ->
         "(load_id VARCHAR, table_name VARCHAR, key VARCHAR, change VARCHAR, before_row VARCHAR)"
     )
     con.execute(f"DELETE FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?", [table.name])
+    # Every key whose rows differ in any way, provenance included (raw_delta replaces their rows at publish);
+    # of those, the ones whose contract columns differ are the load's changes.
+    replace = replace_table(INCOMING_SCHEMA, table.name)
+    sides = {s: _side(con, table, s) for s in (RAW_SCHEMA, INCOMING_SCHEMA)}
+    stage_replace(con, RAW_SCHEMA, INCOMING_SCHEMA, table.name, sides)
     con.execute(
-        f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT ?, ?, key::VARCHAR, {change}, NULL FROM ("
-        "SELECT key, sum(h) FILTER (WHERE is_new) AS n_h, count(*) FILTER (WHERE is_new) AS n_n, "
-        "sum(h) FILTER (WHERE NOT is_new) AS o_h, count(*) FILTER (WHERE NOT is_new) AS o_n "
-        f"FROM ({both}) GROUP BY key) WHERE n_n <> o_n OR n_h IS DISTINCT FROM o_h",
+        f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT ?, ?, key::VARCHAR, {change}, NULL FROM {replace} "
+        "WHERE n_n <> o_n OR n_h IS DISTINCT FROM o_h",
         [load_id, table.name],
     )
     if table_exists(con, RAW_SCHEMA, table.name):
