@@ -82,6 +82,48 @@ def test_the_gate_records_the_customers_whose_snapshot_inputs_change(tmp_path: P
         # the product change is not in the billing months (its MRR did not move): only the snapshots list C8
         billing = con.execute(f"SELECT customer_id FROM {ops.LOAD_CUSTOMER_MONTHS} WHERE customer_id IS NOT NULL")
         assert billing.fetchall() == []
+
+        # Ingest staged the keys each table changes: only those rows are compared (C1's row is left out of the
+        # list on purpose, to show it), unless the gate rewrote the table since (quarantine): then all of it.
+        con.execute(
+            f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN row_count BIGINT; "
+            f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN rewritten BOOLEAN; "
+            f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN full_refresh BOOLEAN; "
+            f"DELETE FROM {INCOMING_SCHEMA}._load; "
+            f"CREATE TABLE {INCOMING_SCHEMA}._load_changes (load_id VARCHAR, table_name VARCHAR, key VARCHAR, "
+            "change VARCHAR, before_row VARCHAR)"
+        )
+        for table in TABLES:
+            (count,) = con.execute(f"SELECT count(*) FROM {INCOMING_SCHEMA}.{table}").fetchone() or (0,)
+            con.execute(
+                f"INSERT INTO {INCOMING_SCHEMA}._load (load_id, table_name, row_count, rewritten, full_refresh) "
+                "VALUES ('L2', ?, ?, false, false)",
+                [table, count],
+            )
+        con.executemany(
+            f"INSERT INTO {INCOMING_SCHEMA}._load_changes VALUES ('L2', ?, ?, 'updated', NULL)",
+            [
+                ("customers", "C2"),
+                ("activities", "A2"),
+                ("support_tickets", "T1"),
+                ("deals", "D1"),
+                ("deals", "D2"),
+                ("subscriptions", "S1"),
+            ],
+        )
+
+        def customers_recorded() -> list[str | None]:
+            rebuild_plan.record_staged_month(con, NEXT)
+            return [
+                r[0]
+                for r in con.execute(
+                    f"SELECT customer_id FROM {ops.LOAD_SNAPSHOT_CUSTOMERS} WHERE load_id = 'L2' ORDER BY ALL"
+                ).fetchall()
+            ]
+
+        assert customers_recorded() == ["C3", "C5", "C6", "C8", None]
+        con.execute(f"UPDATE {INCOMING_SCHEMA}._load SET rewritten = true WHERE table_name = 'customers'")
+        assert customers_recorded() == ["C1", "C3", "C5", "C6", "C8", None]
     finally:
         con.close()
 

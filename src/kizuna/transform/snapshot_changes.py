@@ -14,7 +14,8 @@ from datetime import date
 import duckdb
 
 from kizuna.core import ops
-from kizuna.core.warehouse import INCOMING_SCHEMA, RAW_SCHEMA, table_exists
+from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.warehouse import INCOMING_SCHEMA, LOAD_CHANGES_STAGING, RAW_SCHEMA, column_exists, table_exists
 
 # Every snapshot of a customer: its customer row is read as it is today in all of them.
 EVERY_SNAPSHOT = date(1900, 1, 1)
@@ -40,23 +41,45 @@ def changed_days(con: duckdb.DuckDBPyConnection, before: str, after: str) -> str
     """SQL (customer_id, day): per row a change from schema `before` to `after` adds or removes in the columns the
     snapshot models read, its customer and earliest day (a changed row counts twice: old and new). A table
     missing from `after` counts as empty (it is published empty); one missing from `before` is skipped (a first
-    load rebuilds everything anyway)."""
+    load rebuilds everything anyway). Where ingest staged the keys the table changes (LOAD_CHANGES_STAGING) and
+    the gate did not rewrite it since, only those keys' rows are compared; else the whole table."""
     parts = []
     for table, (columns, day) in READ_COLUMNS.items():
         if not table_exists(con, before, table):
             continue
         cols = ", ".join(f'"{c}"' for c in columns)
-        new = (
-            f'(select {cols} from {after}."{table}")'
-            if table_exists(con, after, table)
-            else f'(select {cols} from {before}."{table}" limit 0)'
-        )
-        old = f'(select {cols} from {before}."{table}")'
+        if not table_exists(con, after, table):
+            old, new = f'(select {cols} from {before}."{table}")', f'(select {cols} from {before}."{table}" limit 0)'
+        elif after == INCOMING_SCHEMA and _keys_staged(con, table):
+            key = TABLES_BY_NAME[table].key
+            keys = f"(select key from {LOAD_CHANGES_STAGING} where table_name = '{table}')"
+            old = f'(select {cols} from {before}."{table}" where cast("{key}" as varchar) in {keys})'
+            new = f'(select {cols} from {after}."{table}" where cast("{key}" as varchar) in {keys})'
+        else:
+            old, new = f'(select {cols} from {before}."{table}")', f'(select {cols} from {after}."{table}")'
         parts.append(
             f"select cast(customer_id as varchar) as customer_id, {day} as day from "
             f"(({old} except all {new}) union all ({new} except all {old}))"
         )
     return " union all ".join(parts) or "select cast(null as varchar) as customer_id, cast(null as date) as day"
+
+
+def _keys_staged(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether the staged change keys of `table` still describe it: ingest compared it with raw (not a full
+    refresh) and the gate has not rewritten it (quarantined rows, normalised values) since."""
+    if not TABLES_BY_NAME[table].key or not table_exists(con, INCOMING_SCHEMA, LOAD_CHANGES_STAGING.partition(".")[2]):
+        return False
+    if not all(column_exists(con, INCOMING_SCHEMA, "_load", c) for c in ("rewritten", "full_refresh", "row_count")):
+        return False
+    row = con.execute(
+        f"SELECT row_count, coalesce(rewritten, false) OR coalesce(full_refresh, false) FROM {INCOMING_SCHEMA}._load "
+        "WHERE table_name = ?",
+        [table],
+    ).fetchone()
+    if row is None or row[1]:
+        return False
+    (now,) = con.execute(f'SELECT count(*) FROM {INCOMING_SCHEMA}."{table}"').fetchone() or (None,)
+    return bool(now == row[0])
 
 
 def record_snapshot_customers(con: duckdb.DuckDBPyConnection, load_id: str | None, as_of: date) -> None:
