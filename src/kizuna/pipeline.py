@@ -88,7 +88,7 @@ def build(
     with connect(settings.warehouse) as con:
         months = rebuild_plan.plan(con, settings.dbt_project_dir, as_of, full_refresh=settings.full_refresh)
     rebuilt = months.describe()
-    logger.info("dbt build, incremental models: %s", rebuilt)
+    logger.info("dbt build, incremental models: %s; scoring snapshots: %s", rebuilt, months.describe_snapshots())
     if months.full_refresh and not settings.full_refresh:
         settings = settings.model_copy(update={"full_refresh": True})
     advance = step("dbt build")
@@ -99,6 +99,7 @@ def build(
         invoke=invoke,
         rebuild_from_month=months.month,
         rebuild_all_customers_from=months.customers_from,
+        rebuild_snapshots_from=months.snapshots_from,
         fingerprint=months.fingerprint,
         rebuilt=rebuilt,
     )

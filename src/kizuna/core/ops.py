@@ -306,3 +306,15 @@ LOAD_CUSTOMER_MONTHS = OpsTable(
 # What the next dbt build rebuilds by customer: each customer's rows from its month (the incremental models read
 # it when KIZUNA_REBUILD_ALL_CUSTOMERS_FROM_MONTH is set); written again before every build.
 REBUILD_CUSTOMERS = OpsTable(f"{OPS_SCHEMA}.rebuild_customers", "customer_id VARCHAR NOT NULL, month DATE NOT NULL")
+# Per published load, the customers whose other inputs of the scoring snapshots changed (kizuna.transform.
+# snapshot_changes: their customer row, an activity, a ticket, a deal, a subscription's product, plan or term), with
+# the earliest month the change touches; one row with customer_id NULL marks the load as recorded.
+LOAD_SNAPSHOT_CUSTOMERS = OpsTable(
+    f"{OPS_SCHEMA}.load_snapshot_customers", "load_id VARCHAR NOT NULL, customer_id VARCHAR, month DATE NOT NULL"
+)
+# What the next dbt build rebuilds of the scoring snapshots by customer: each customer's snapshots whose feature
+# month (outcome months included) is at or after its month (KIZUNA_REBUILD_SNAPSHOTS_FROM_MONTH set); written again
+# before every build.
+REBUILD_SNAPSHOT_CUSTOMERS = OpsTable(
+    f"{OPS_SCHEMA}.rebuild_snapshot_customers", "customer_id VARCHAR NOT NULL, month DATE NOT NULL"
+)

@@ -97,6 +97,9 @@ REBUILD_FROM_MONTH_ENV = "KIZUNA_REBUILD_FROM_MONTH"
 # Set: the models rebuilt by customer rebuild every customer from this month only, and the customers in
 # ops.rebuild_customers from their own month (kizuna.transform.rebuild_plan wrote them).
 REBUILD_ALL_CUSTOMERS_FROM_ENV = "KIZUNA_REBUILD_ALL_CUSTOMERS_FROM_MONTH"
+# Set: the scoring snapshots rebuild every customer's training snapshots reading this month or later, and the
+# customers in ops.rebuild_snapshot_customers from their own month; the scoring snapshot whole. Unset: every one.
+REBUILD_SNAPSHOTS_FROM_ENV = "KIZUNA_REBUILD_SNAPSHOTS_FROM_MONTH"
 
 
 def dbt_env(
@@ -104,6 +107,7 @@ def dbt_env(
     as_of: date,
     rebuild_from_month: date | None = None,
     rebuild_all_customers_from: date | None = None,
+    rebuild_snapshots_from: date | None = None,
 ) -> dict[str, str]:
     """The environment one dbt command on settings.warehouse as of a date needs (profiles.yml and the macros).
 
@@ -118,6 +122,7 @@ def dbt_env(
         REBUILD_ALL_CUSTOMERS_FROM_ENV: (
             rebuild_all_customers_from.replace(day=1).isoformat() if rebuild_all_customers_from else ""
         ),
+        REBUILD_SNAPSHOTS_FROM_ENV: rebuild_snapshots_from.replace(day=1).isoformat() if rebuild_snapshots_from else "",
     }
 
 
@@ -207,6 +212,7 @@ def build(
     invoke: Invoker | None = None,
     rebuild_from_month: date | None = None,
     rebuild_all_customers_from: date | None = None,
+    rebuild_snapshots_from: date | None = None,
     fingerprint: str | None = None,
     rebuilt: str | None = None,
 ) -> BuildResult:
@@ -215,7 +221,8 @@ def build(
     The incremental models (docs/incremental.md) keep the months before `rebuild_from_month` (the earliest month a
     change since the last build touches) and rebuild the rest; without it they rebuild every month, and with
     settings.full_refresh (`--full-refresh`) dbt builds them from nothing. With `rebuild_all_customers_from` the
-    models rebuilt by customer keep every month before it but those of the customers in ops.rebuild_customers. `fingerprint` and `rebuilt` are only
+    models rebuilt by customer keep every month before it but those of the customers in ops.rebuild_customers; with `rebuild_snapshots_from` the scoring snapshots rebuild by customer
+    (ops.rebuild_snapshot_customers). `fingerprint` and `rebuilt` are only
     recorded with the build in ops.dbt_builds (kizuna.transform.rebuild_plan decides them).
 
     Failures caused only by a held DuckDB file are retried (settings.dbt_lock_retries) with `dbt retry`, which
@@ -233,7 +240,7 @@ def build(
     if settings.full_refresh:
         extra.append("--full-refresh")
     args = dbt_args(settings, "build", extra)
-    env = dbt_env(settings, as_of, rebuild_from_month, rebuild_all_customers_from)
+    env = dbt_env(settings, as_of, rebuild_from_month, rebuild_all_customers_from, rebuild_snapshots_from)
     nodes: dict[str, NodeResult] = {}
     error: str | None = None
     for attempt in range(settings.dbt_lock_retries + 1):

@@ -24,6 +24,7 @@ from kizuna.core.warehouse import (
     table_exists,
 )
 from kizuna.transform.rebuild_months import READ_TABLES, earliest_month, month_of, touched_days
+from kizuna.transform.snapshot_changes import record_snapshot_customers
 
 # The staged load's column (then ops.loads') with the earliest month it changes; NULL when unknown.
 MONTH_COLUMN = "rebuild_from_month"
@@ -49,6 +50,11 @@ class RebuildPlan:
     # `customers_from`, and `customers` customers (ops.rebuild_customers) from their own month, back to `month`.
     customers_from: date | None = None
     customers: int = 0
+    # Set when the scoring snapshots rebuild by customer: every customer's training snapshots whose feature month
+    # (outcome months included) is at or after `snapshots_from`, and the `snapshot_customers` customers
+    # (ops.rebuild_snapshot_customers) from their own month; the scoring snapshot whole. None: every snapshot.
+    snapshots_from: date | None = None
+    snapshot_customers: int = 0
 
     def describe(self) -> str:
         """One line for the run log and the summary: "rebuilt from 2025-03" or "all months: <reason>"."""
@@ -61,6 +67,15 @@ class RebuildPlan:
         if self.month is not None:
             return f"rebuilt from {self.month:%Y-%m}" + (f" ({self.reason})" if self.reason else "")
         return f"all months{' from nothing' if self.full_refresh else ''}: {self.reason}"
+
+    def describe_snapshots(self) -> str:
+        """One line on the scoring snapshots: "every snapshot" or which ones by customer."""
+        if self.snapshots_from is None:
+            return "every snapshot"
+        return (
+            f"the scoring snapshot, every customer's reading {self.snapshots_from:%Y-%m} or later, and "
+            f"{self.snapshot_customers:,} customer{'s' if self.snapshot_customers != 1 else ''}' from their own month"
+        )
 
 
 def record_staged_month(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
@@ -78,6 +93,8 @@ def record_staged_month(con: duckdb.DuckDBPyConnection, as_of: date) -> date | N
         (found,) = con.execute("SELECT min(month) FROM _months_touched").fetchone() or (None,)
         month = earliest_month(found, as_of)
         _record_customer_months(con, as_of)
+        (load_id,) = con.execute(f"SELECT min(load_id) FROM {INCOMING_SCHEMA}._load").fetchone() or (None,)
+        record_snapshot_customers(con, load_id, as_of)
     con.execute(f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN IF NOT EXISTS {MONTH_COLUMN} DATE")
     con.execute(f"UPDATE {INCOMING_SCHEMA}._load SET {MONTH_COLUMN} = ?", [month])
     return month
@@ -211,13 +228,18 @@ def plan(con: duckdb.DuckDBPyConnection, project_dir: Path, as_of: date, *, full
         )
     month = min([as_of.replace(day=1), *(m for _, m, _ in loads)])
     reason = f"{len(loads)} load{'s' if len(loads) != 1 else ''} since the last good build" if loads else ""
-    customers_from, customers = _plan_customers(con, [str(load_id) for load_id, _, _ in loads], month, as_of)
+    load_ids = [str(load_id) for load_id, _, _ in loads]
+    customers_from, customers = _plan_customers(con, load_ids, month, as_of)
+    snapshots_from = customers_from or month
+    snapshot_customers = _plan_snapshot_customers(con, load_ids, snapshots_from)
     return RebuildPlan(
         month,
         current,
         reason or "no load since the last good build",
         customers_from=customers_from,
         customers=customers,
+        snapshots_from=snapshots_from if snapshot_customers is not None else None,
+        snapshot_customers=snapshot_customers or 0,
     )
 
 
@@ -253,6 +275,37 @@ def _plan_customers(
         con.execute(f"DELETE FROM {ops.REBUILD_CUSTOMERS}")
         return None, 0
     return every_from, int(count)
+
+
+def _plan_snapshot_customers(con: duckdb.DuckDBPyConnection, load_ids: list[str], every_from: date) -> int | None:
+    """How many customers the scoring snapshots rebuild from their own month, written to
+    ops.rebuild_snapshot_customers: those the movements rebuild by customer (ops.rebuild_customers) and those whose
+    other snapshot inputs changed (ops.load_snapshot_customers), before `every_from`. None (every snapshot): a load
+    without its snapshot customers recorded, or more than MAX_CUSTOMER_SHARE of the customers."""
+    ops.ensure(con, ops.REBUILD_SNAPSHOT_CUSTOMERS, ops.LOAD_SNAPSHOT_CUSTOMERS, ops.REBUILD_CUSTOMERS)
+    con.execute(f"DELETE FROM {ops.REBUILD_SNAPSHOT_CUSTOMERS}")
+    (recorded,) = con.execute(
+        f"""SELECT count(DISTINCT load_id) FROM {ops.LOAD_SNAPSHOT_CUSTOMERS}
+            WHERE customer_id IS NULL AND list_contains($loads::VARCHAR[], load_id)""",
+        {"loads": load_ids},
+    ).fetchone() or (0,)
+    if recorded < len(set(load_ids)):
+        return None
+    con.execute(
+        f"""INSERT INTO {ops.REBUILD_SNAPSHOT_CUSTOMERS}
+            SELECT customer_id, min(month) FROM (
+                SELECT customer_id, month FROM {ops.REBUILD_CUSTOMERS}
+                UNION ALL
+                SELECT customer_id, month FROM {ops.LOAD_SNAPSHOT_CUSTOMERS}
+                WHERE customer_id IS NOT NULL AND list_contains($loads::VARCHAR[], load_id)
+            ) GROUP BY customer_id HAVING min(month) < $every_from""",
+        {"loads": load_ids, "every_from": every_from},
+    )
+    (count,) = con.execute(f"SELECT count(*) FROM {ops.REBUILD_SNAPSHOT_CUSTOMERS}").fetchone() or (0,)
+    if count > MAX_CUSTOMER_SHARE * _customer_count(con):
+        con.execute(f"DELETE FROM {ops.REBUILD_SNAPSHOT_CUSTOMERS}")
+        return None
+    return int(count)
 
 
 def _customer_count(con: duckdb.DuckDBPyConnection) -> int:

@@ -20,7 +20,9 @@ features_joined as (
         population.mrr,
         population.mrr_change_3_months_ratio,
         population.tenure_months,
-        population.mrr_percentile,
+        -- ranked here, over the whole snapshot, not in the incremental int_customer_snapshots_trended: one
+        -- customer's change moves every other customer's rank, and kept rows would go stale
+        percent_rank() over (partition by population.snapshot_on order by population.mrr) as mrr_percentile,
         population.expansions_last_6_months,
         population.contractions_last_6_months,
         population.employee_count,

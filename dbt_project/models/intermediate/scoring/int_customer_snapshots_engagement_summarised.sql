@@ -1,4 +1,10 @@
-{#- Touches, support tickets and open deals of each customer as seen on each snapshot day (docs/scores.md). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ delete_snapshots_to_rebuild() }}",
+) }}
+{#- Touches, support tickets and open deals of each customer as seen on each snapshot day (docs/scores.md).
+    Incremental by snapshot and customer (macros/snapshot_incremental.sql, docs/incremental.md). -#}
 with
 
 snapshots as {{ not_materialized() }} (select * from {{ ref('int_scoring_snapshots') }}),
@@ -41,6 +47,7 @@ touches_counted as (
         on
             touches_by_day.touched_on < snapshots.snapshot_on
             and touches_by_day.touched_on >= {{ dbt.dateadd('day', -90, 'snapshots.snapshot_on') }}
+    where {{ is_snapshot_to_build('snapshots.snapshot_on', 'touches_by_day.customer_id') }}
     group by touches_by_day.customer_id, snapshots.snapshot_on
 ),
 
@@ -73,6 +80,7 @@ last_touches_found as (
                 touch_months_found.next_touch_month is null
                 or touch_months_found.next_touch_month >= snapshots.snapshot_on
             )
+    where {{ is_snapshot_to_build('snapshots.snapshot_on', 'touch_months_found.customer_id') }}
 ),
 
 tickets_counted as (
@@ -85,6 +93,7 @@ tickets_counted as (
         on
             {{ business_date('support_tickets.created_at') }} < snapshots.snapshot_on
             and {{ business_date('support_tickets.created_at') }} >= {{ dbt.dateadd('day', -90, 'snapshots.snapshot_on') }}  -- noqa: LT05
+    where {{ is_snapshot_to_build('snapshots.snapshot_on', 'support_tickets.customer_id') }}
     group by support_tickets.customer_id, snapshots.snapshot_on
 ),
 
@@ -100,6 +109,7 @@ open_deals_counted as (
         on
             {{ business_date('deals.created_at') }} < snapshots.snapshot_on
             and (deals.closed_at is null or {{ business_date('deals.closed_at') }} >= snapshots.snapshot_on)
+    where {{ is_snapshot_to_build('snapshots.snapshot_on', 'deals.customer_id') }}
     group by deals.customer_id, snapshots.snapshot_on
 ),
 

@@ -1,4 +1,10 @@
-{#- What each customer pays for in a snapshot's feature month: products, main contract, renewal (docs/scores.md). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ delete_snapshots_to_rebuild() }}",
+) }}
+{#- What each customer pays for in a snapshot's feature month: products, main contract, renewal (docs/scores.md).
+    Incremental by snapshot and customer (macros/snapshot_incremental.sql, docs/incremental.md). -#}
 with
 
 snapshots as (select * from {{ ref('int_scoring_snapshots') }}),
@@ -32,6 +38,7 @@ subscriptions_held as (
             and subscription_months.mrr > 0
     inner join subscriptions
         on subscription_months.subscription_id = subscriptions.subscription_id
+    where {{ is_snapshot_to_build('snapshots.snapshot_on', 'subscription_months.customer_id') }}
 ),
 
 subscriptions_ranked as (

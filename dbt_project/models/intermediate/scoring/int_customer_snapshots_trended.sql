@@ -1,4 +1,13 @@
-{#- The scored population with its MRR trend and 90-day outcomes, from the MRR movements (docs/scores.md). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ delete_snapshots_to_rebuild(outcome=true) }}",
+) }}
+{#- The scored population with its MRR trend and 90-day outcomes, from the MRR movements (docs/scores.md).
+    Incremental by snapshot and customer (macros/snapshot_incremental.sql, docs/incremental.md): a snapshot's
+    rows read its feature month and the months before, and its outcome months when complete. Nothing here ranks
+    customers against each other (mrr_percentile is computed in int_customer_features_monthly): a row depends
+    on its own customer's data only, so rows kept are still right. -#}
 with
 
 snapshots as (select * from {{ ref('int_scoring_snapshots') }}),
@@ -76,6 +85,7 @@ population as (
             and movements_trended.is_customer
     inner join customers
         on movements_trended.customer_id = customers.customer_id
+    where {{ is_snapshot_to_build('snapshots.snapshot_on', 'movements_trended.customer_id', outcome=true) }}
 ),
 
 final as (
@@ -87,7 +97,6 @@ final as (
         cast(mrr as {{ type_double() }}) as mrr,
         {{ ratio('mrr', 'mrr_3_months_before') }} - 1 as mrr_change_3_months_ratio,
         cast(tenure_months as {{ dbt.type_bigint() }}) as tenure_months,
-        percent_rank() over (partition by snapshot_on order by mrr) as mrr_percentile,
         cast(expansions_last_6_months as {{ dbt.type_bigint() }}) as expansions_last_6_months,
         cast(contractions_last_6_months as {{ dbt.type_bigint() }}) as contractions_last_6_months,
         cast(employee_count as {{ type_double() }}) as employee_count,

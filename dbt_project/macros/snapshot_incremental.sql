@@ -1,0 +1,87 @@
+{#-
+  Incremental scoring snapshots (docs/incremental.md, "The scoring snapshots"): tables keyed by customer and
+  snapshot day (int_customer_snapshots_*). The scoring snapshot (the as-of day) is rebuilt whole every build; a
+  training snapshot (the first day of a past month) keeps its rows but for
+
+  - every customer when the last month the snapshot reads (its feature month; with outcome=true also its outcome
+    months, the snapshot's month and the two after, when they are complete) is at or after var
+    rebuild_snapshots_from_month, else the environment variable KIZUNA_REBUILD_SNAPSHOTS_FROM_MONTH;
+  - the customers of ops.rebuild_snapshot_customers (customer_id, month) when that last month is at or after
+    theirs (kizuna.transform.rebuild_plan writes them: the customers the movements rebuild by customer, and those
+    whose customer row, activities, tickets, deals or subscription products changed).
+
+  Every row is rebuilt without the month (a full build), and when the as-of month moved since the build before
+  (the latest day the table holds is that build's scoring snapshot): the set of training snapshots and their
+  outcome windows changed. Usage in a model:
+    {{ config(materialized='incremental', incremental_strategy='append',
+              pre_hook="{{ delete_snapshots_to_rebuild() }}") }}
+    ... where {{ is_snapshot_to_build('snapshots.snapshot_on', 'x.customer_id') }}
+-#}
+{% macro snapshots_rebuild_from_iso() -%}
+    {%- if not is_incremental_build() -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {{- return(rebuild_from_month_iso('rebuild_snapshots_from_month', 'KIZUNA_REBUILD_SNAPSHOTS_FROM_MONTH')) -}}
+{%- endmacro %}
+
+{#- The customers whose training snapshots are rebuilt from their own month (none unless rebuilt by customer). -#}
+{% macro rebuild_snapshot_customers() -%}
+    {%- if snapshots_rebuild_from_iso() is none -%}
+        select cast(null as {{ dbt.type_string() }}) as customer_id, cast(null as date) as month where 1 = 0
+    {%- else -%}
+        select customer_id, month
+        from {{ api.Relation.create(schema='ops', identifier='rebuild_snapshot_customers') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The last month a snapshot's rows read: its feature month, or its last outcome month when it has outcomes. -#}
+{% macro snapshot_reads_through(snapshot_on, outcome=false) -%}
+    {%- if outcome -%}
+        case
+            when {{ add_months(3, snapshot_on) }} <= {{ as_of_month() }} then {{ add_months(2, snapshot_on) }}
+            else {{ add_months(-1, snapshot_on) }}
+        end
+    {%- else -%}
+        {{ add_months(-1, snapshot_on) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- True for a (snapshot, customer) row an incremental build with a month rebuilds. -#}
+{% macro is_snapshot_rebuilt(snapshot_on, customer_id, outcome=false) -%}
+    (
+        {{ snapshot_on }} >= {{ as_of_month() }}
+        or {{ snapshot_reads_through(snapshot_on, outcome) }} >= cast('{{ snapshots_rebuild_from_iso() }}' as date)
+        or exists (
+            select 1 from ({{ rebuild_snapshot_customers() }}) as rebuilt
+            where
+                rebuilt.customer_id = {{ customer_id }}
+                and {{ snapshot_reads_through(snapshot_on, outcome) }} >= rebuilt.month
+        )
+    )
+{%- endmacro %}
+
+{#- The pre-hook: delete the rows this build recomputes (nothing on a first build or a full refresh). -#}
+{% macro delete_snapshots_to_rebuild(outcome=false) -%}
+    {%- if is_incremental_build() -%}
+        {%- if snapshots_rebuild_from_iso() is none -%}
+            delete from {{ this }}
+        {%- else -%}
+            delete from {{ this }} as kept
+            where
+                (select {{ month_of('max(snapshot_on)') }} from {{ this }}) <> {{ as_of_month() }}
+                or {{ is_snapshot_rebuilt('kept.snapshot_on', 'kept.customer_id', outcome) }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- True for a row this build computes: every row, or (the table holding rows after the pre-hook) those it deleted. -#}
+{% macro is_snapshot_to_build(snapshot_on, customer_id, outcome=false) -%}
+    {%- if snapshots_rebuild_from_iso() is none -%}
+        true
+    {%- else -%}
+        (
+            not exists (select 1 from {{ this }})
+            or {{ is_snapshot_rebuilt(snapshot_on, customer_id, outcome) }}
+        )
+    {%- endif -%}
+{%- endmacro %}
