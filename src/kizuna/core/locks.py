@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from kizuna.core.warehouse import (
+from kizuna.core.connection import (
     WarehouseLockedError,
     connect_when_free,
     describe_pid,

@@ -1,0 +1,122 @@
+"""Opening the DuckDB warehouse file: one writer at a time, a memory limit, waiting while another process holds it.
+
+kizuna.core.warehouse re-exports these names; the raw schema's shape and publishing live there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+
+# DuckDB's memory_limit for every connection kizuna opens and for dbt's (dbt_project/profiles.yml reads the same
+# variable). DuckDB's own default is 80% of the machine's RAM, which it fills with cached pages at 1M customers;
+# under a limit it spills to <warehouse>.tmp instead. Give a DuckDB size such as "2GB" or "500MB".
+MEMORY_LIMIT_ENV = "KIZUNA_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "2GB"
+
+
+_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", re.IGNORECASE)
+
+
+def memory_limit() -> str:
+    """The memory_limit from the environment, checked here so a typo names the variable, not a parser."""
+    value = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+    if not _SIZE.fullmatch(value):
+        raise ValueError(f"{MEMORY_LIMIT_ENV}={value!r} is not a size: give one such as 2GB or 500MB")
+    return value
+
+
+class WarehouseLockedError(RuntimeError):
+    """Another process holds the DuckDB file."""
+
+
+_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def describe_pid(pid: int) -> str:
+    """'PID 123 (python -m duckdb …)' where /proc tells the command line, else 'PID 123'."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return f"PID {pid}"
+    command = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+    return f"PID {pid} ({command[:200]})" if command else f"PID {pid}"
+
+
+def holder_from_error(message: str) -> str | None:
+    """The process DuckDB's 'Conflicting lock is held in … (PID n)' names, described."""
+    found = _PID.search(message)
+    return describe_pid(int(found.group(1))) if found else None
+
+
+def waiting_message(path: Path, holder: str, wait_seconds: float, setting: str | None) -> str:
+    """The one line every writer shows when it starts waiting for the file, whoever holds it."""
+    limit = f"giving up after {wait_seconds:.0f} s" + (f" ({setting})" if setting else "")
+    return f"waiting for the warehouse, held by {holder}; {limit}. File: {path}"
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse and always close it, so the next step (or dbt) can take the file."""
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"warehouse {path} does not exist yet: run `kizuna run` or `kizuna ingest` first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit()})
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WarehouseLockedError(
+                f"warehouse {path} is held by another process; wait for it to finish ({exc})"
+            ) from exc
+        raise
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def connect_when_free(
+    path: Path,
+    *,
+    wait_seconds: float,
+    read_only: bool = False,
+    max_delay: float = 10.0,
+    setting: str | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """connect(), waiting with backoff while another process holds the file; WarehouseLockedError after wait_seconds.
+
+    For jobs that share the file with the daily run (the event loader): a held file is normal, not an error. The
+    first wait is a WARNING naming the holder (the CLI shows it); setting names what sets wait_seconds.
+    """
+    deadline = time.monotonic() + wait_seconds
+    delay, attempt = 0.2, 1
+    while True:
+        stack = ExitStack()
+        try:
+            con = stack.enter_context(connect(path, read_only=read_only))
+            break
+        except WarehouseLockedError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            if attempt == 1:
+                holder = holder_from_error(str(exc)) or "another process"
+                log.warning("%s", waiting_message(path, holder, wait_seconds, setting))
+            pause = min(delay * random.uniform(0.5, 1.0), left)  # jitter: two waiters do not retry in step
+            log.info("warehouse %s is held by another process; attempt %d, retrying in %.1f s", path, attempt, pause)
+            time.sleep(pause)
+            delay, attempt = min(delay * 2, max_delay), attempt + 1
+    with stack:
+        yield con
