@@ -70,3 +70,11 @@ def test_a_command_without_a_run_log_ends_as_before(tmp_path: Path) -> None:
     out, seen = _kizuna(tmp_path, "--help")
     assert out.returncode == 0, out.stderr
     assert seen["frozen"] == 0 and "nanobind" not in out.stderr
+
+
+def test_the_installed_kizuna_command_runs_main_which_ends_the_process_quickly() -> None:
+    # The console script calling app() directly skipped main()'s quick exit: `kizuna run` never got it.
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "kizuna"]
+    assert script.value == "kizuna.cli:main"
