@@ -191,20 +191,17 @@ def rows_to_check(
             return None  # a rule over a contextual column this module cannot pre-select: check every row
         allowed = ", ".join(_literal(v) for v in e["kwargs"].get("value_set", []))
         failing.append(f'"{column}" IS NULL' + (f' OR "{column}" NOT IN ({allowed})' if allowed else ""))
-    table = TABLES_BY_NAME[suite.table]
-    key = change_key(con, table, schema)
     staged = source or f'{schema}."{suite.table}"'
-    changed = (
-        f"SELECT {SOURCE_ROW_COLUMN} FROM {staged} WHERE {key} IN "
-        f"(SELECT key FROM {LOAD_CHANGES_STAGING} WHERE table_name = '{suite.table}' AND change <> 'deleted')"
-    )
+    # the keyless table's row hashes come from changed()'s one pass per gate, not a second hashing here
+    kept = changed(con, schema, suite.table, "change <> 'deleted'")
+    present = f"SELECT {SOURCE_ROW_COLUMN} FROM {staged} WHERE {kept}"
     if not failing:
-        return changed
+        return present
     read = sorted({e["kwargs"]["column"] for e in expectations if e["kwargs"].get("column") in contextual})
     columns = ", ".join(f'({derived[c].format(schema=schema)}) AS "{c}"' for c in read)
     condition = " OR ".join(f"({f})" for f in failing)
     return (
-        f"{changed} UNION SELECT {SOURCE_ROW_COLUMN} FROM "
+        f"{present} UNION SELECT {SOURCE_ROW_COLUMN} FROM "
         f"(SELECT {SOURCE_ROW_COLUMN}, {columns} FROM {staged}) WHERE {condition}"
     )
 
