@@ -20,7 +20,9 @@ err = Console(stderr=True)
 def demo_data(
     customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 42,
-    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("var/demo-data"),
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory [default: KIZUNA_VAR_DIR/demo-data, i.e. var/demo-data].")
+    ] = None,
     as_of: AsOf = None,
     encoding: Annotated[str, typer.Option(help="utf-8, or cp932 as Japanese Excel writes CSV.")] = "utf-8",
     excel: Annotated[bool, typer.Option(help="Write customers.xlsx instead of customers.csv.")] = False,
@@ -38,12 +40,15 @@ def demo_data(
     ] = 0.005,
 ) -> None:
     """Write a realistic Japanese B2B SaaS in the source contract (docs/sources.md), or the day after one."""
+    settings = Settings()
+    # Not KIZUNA_SOURCE_DIR: that may be a real export, which demo data must never overwrite.
+    out = out or settings.var_dir / "demo-data"
     if next_day_of is not None:
         _next_day(next_day_of, out, seed, as_of, change_rate)
         return
     from kizuna.demo.generate import generate_demo_data
 
-    day = business_day(as_of, Settings())
+    day = business_day(as_of, settings)
     with err.status(f"generating {customers:,} customers"):
         rows = generate_demo_data(out, customers, seed, day, encoding=encoding, customers_as_excel=excel)
     for name, count in rows.items():

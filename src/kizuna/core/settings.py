@@ -5,13 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 # Published in the repository, so anyone can sign unsubscribe tokens with it: for the demo's outbox only.
 DEMO_UNSUBSCRIBE_SECRET = "kizuna-demo-only-secret"
 MIN_UNSUBSCRIBE_SECRET_LENGTH = 16
+# The paths under var_dir that follow it unless set on their own (KIZUNA_VAR_DIR=/data moves the warehouse too).
+UNDER_VAR_DIR = {
+    "source_dir": "demo-data",
+    "warehouse": "warehouse.duckdb",
+    "outbox_dir": "outbox",
+    "events_dir": "events",
+}
 
 
 class Settings(BaseSettings):
@@ -20,10 +27,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KIZUNA_", env_file=".env", extra="ignore", populate_by_name=True)
 
     project_dir: Path = Field(PROJECT_DIR, description="Checkout holding dbt_project/, templates/, campaigns/.")
-    var_dir: Path = Field(Path("var"), description="Where runs write: warehouse, outbox, previews, tmp.")
-    source_dir: Path = Field(Path("var/demo-data"), description="Directory of CSV/XLSX files (the source contract).")
-    warehouse: Path = Field(Path("var/warehouse.duckdb"), description="The DuckDB file.")
-    outbox_dir: Path = Field(Path("var/outbox"), description="The local outbox: one .eml per message.")
+    var_dir: Path = Field(
+        Path("var"), description="Where runs write: warehouse, outbox, events, logs, reports, tmp (unless set apart)."
+    )
+    source_dir: Path = Field(
+        Path("var/demo-data"),
+        description="Directory of CSV/XLSX files (the source contract); default var_dir/demo-data.",
+    )
+    warehouse: Path = Field(
+        Path("var/warehouse.duckdb"), description="The DuckDB file; default var_dir/warehouse.duckdb."
+    )
+    outbox_dir: Path = Field(
+        Path("var/outbox"), description="The local outbox: one .eml per message; default var_dir/outbox."
+    )
     timezone: str = Field("Asia/Tokyo", description="Business time zone: naive timestamps and as-of dates.")
 
     campaigns_dir_setting: Path | None = Field(
@@ -143,7 +159,8 @@ class Settings(BaseSettings):
     )
 
     events_dir: Path = Field(
-        Path("var/events"), description="The event webhook's append-only store (JSON-lines segments)."
+        Path("var/events"),
+        description="The event webhook's append-only store (JSON-lines segments); default var_dir/events.",
     )
     sendgrid_webhook_public_key: str | None = Field(
         None,
@@ -288,6 +305,14 @@ class Settings(BaseSettings):
         None,
         description="Fonts with Japanese glyphs for report charts; default: Debian's fonts-noto-cjk directories.",
     )
+
+    @model_validator(mode="after")
+    def _follow_var_dir(self) -> Settings:
+        # Each default above is var_dir's own default joined to its leaf; a path not set by itself moves with var_dir.
+        for name, leaf in UNDER_VAR_DIR.items():
+            if name not in self.model_fields_set:
+                object.__setattr__(self, name, self.var_dir / leaf)
+        return self
 
     @field_validator("seed_addresses", mode="before")
     @classmethod
