@@ -473,6 +473,47 @@ def test_max_recipients_caps_the_holdout_to_its_share_of_the_same_ranking(marts_
         assert kept[-1][0] <= 10, variant  # of 60 days, both keep the first few
 
 
+RANKED_BY_NUMBERING = """
+SELECT variant, contact_id FROM (
+    SELECT *, row_number() OVER (PARTITION BY variant ORDER BY days_to_renewal NULLS LAST, customer_id, contact_id) AS n
+    FROM (SELECT variant, days_to_renewal, customer_id, contact_id FROM ops.campaign_recipients WHERE run_id = 'r1'
+          UNION ALL
+          SELECT variant, days_to_renewal, customer_id, contact_id FROM ops.campaign_exclusions
+          WHERE run_id = 'r1' AND exclusion_reason = 'over_cap'))
+WHERE n <= CASE variant WHEN 'treatment' THEN ? ELSE ? END"""
+
+
+@pytest.mark.parametrize(
+    ("audience", "holdout_percent", "holdout_cap"),
+    [
+        ({"status": "active", "renewal_within_days": 60, "contract_term_months": [12]}, 25, 10),
+        ({"status": "active", "tenure_months": {"min": 12}}, 25, 10),
+        ({"status": "active", "renewal_within_days": 60, "contract_term_months": [12]}, 1, 0),
+    ],
+    ids=["renewals-sharing-days", "monthly-no-renewal-day", "holdout-cap-zero"],
+)
+def test_the_cap_keeps_what_numbering_each_group_in_ranking_order_keeps(
+    marts_settings: Settings, audience: dict, holdout_percent: int, holdout_cap: int
+) -> None:
+    add_renewing_customers(marts_settings, 400)  # 400 renewals over 60 days: many share a day
+    campaign = renewal(
+        name="test_campaign",
+        audience=audience,
+        holdout_percent=holdout_percent,
+        max_recipients=30,
+        owner_policy="ignore",
+    )
+    with connect(marts_settings.warehouse) as con:
+        selection = select_recipients(con, campaign, "r1", AS_OF, marts_settings)
+        kept = set(
+            con.execute("SELECT variant, contact_id FROM ops.campaign_recipients WHERE run_id = 'r1'").fetchall()
+        )
+        numbered = set(con.execute(RANKED_BY_NUMBERING, [30, holdout_cap]).fetchall())
+    assert (selection.selected, selection.holdout) == (30, holdout_cap)
+    assert selection.excluded["over_cap"] > 300
+    assert kept == numbered
+
+
 def test_frequency_cap_excludes_heavily_mailed_holdout_contacts_too(marts_settings: Settings) -> None:
     add_renewing_customers(marts_settings, 40)
     capped = marts_settings.model_copy(update={"frequency_max_emails": 1, "frequency_days": 7})

@@ -56,11 +56,18 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
         else "NULL"
     )
     has_signals = table_exists(con, "marts", "customer_signals")
-    signals = (
-        "(SELECT string_agg(g.signal, ', ' ORDER BY g.signal) FROM marts.customer_signals g "
-        "WHERE g.customer_id = a.customer_id)"
+    # The order needs only how many signals a customer has; their names are joined for the listed rows alone
+    # (an ordered string_agg over every customer's signals cost most of the list's time at 1M customers).
+    signal_count = (
+        "(SELECT count(g.signal) FROM marts.customer_signals g WHERE g.customer_id = a.customer_id)"
         if has_signals
-        else "NULL"
+        else "0"
+    )
+    listed_signals = (
+        "SELECT g.customer_id, string_agg(g.signal, ', ' ORDER BY g.signal) AS signals "
+        "FROM marts.customer_signals g WHERE g.customer_id IN (SELECT customer_id FROM listed) GROUP BY g.customer_id"
+        if has_signals
+        else "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS signals"
     )
     # A follow-up due (a rep's promise to come back, doc block follow_up_due) comes right after fresh intent.
     follow_up = (
@@ -78,31 +85,39 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
         top_factor = f"split_part(sc.churn_factors_{campaign.locale}, '{SEPARATOR[campaign.locale]}', 1)"
     else:
         scores, churn_risk, top_factor = "", "NULL::DOUBLE", "NULL"
+    # customer_id last: the order is total, so the first max_recipients rows and their priorities are those of
+    # numbering the whole audience.
+    order = (
+        "intent IS NULL, NOT is_follow_up_due, coalesce(rank, 'Z'), churn_risk DESC NULLS LAST, "
+        "signal_count DESC, days_since_last_touch DESC NULLS FIRST, customer_id"
+    )
     ops.ensure(con, ops.CALL_LIST)
     con.execute(f"DELETE FROM {CALL_LIST_TABLE} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
     con.execute(
         f"""INSERT INTO {CALL_LIST_TABLE}
             WITH audience AS ({audience}),
             enriched AS (
-                SELECT a.*, {signals} AS signals, {intent} AS intent, {follow_up} AS is_follow_up_due,
+                SELECT a.*, {signal_count} AS signal_count, {intent} AS intent, {follow_up} AS is_follow_up_due,
                        a.customer_rank AS rank, TRY_CAST(a.customer_days_since_last_touch AS INTEGER)
                            AS days_since_last_touch,
-                       {churn_risk} AS churn_risk,
-                       'churn risk ' || round(100 * {churn_risk})::INTEGER || '%'
-                           || coalesce(': ' || nullif({top_factor}, ''), '') AS churn_text
+                       {churn_risk} AS churn_risk, {top_factor} AS top_factor
                 FROM audience a {scores}
+            ),
+            listed AS (SELECT * FROM enriched ORDER BY {order} LIMIT ?),
+            listed_signals AS ({listed_signals}),
+            described AS (
+                SELECT r.*, s.signals,
+                       'churn risk ' || round(100 * r.churn_risk)::INTEGER || '%'
+                           || coalesce(': ' || nullif(r.top_factor, ''), '') AS churn_text
+                FROM listed r LEFT JOIN listed_signals s ON s.customer_id = r.customer_id
             )
-            SELECT ?, ?::DATE, ?,
-                   row_number() OVER (ORDER BY intent IS NULL, NOT is_follow_up_due, coalesce(rank, 'Z'), churn_risk DESC NULLS LAST,
-                                               coalesce(len(string_split(signals, ',')), 0) DESC,
-                                               days_since_last_touch DESC NULLS FIRST, customer_id),
+            SELECT ?, ?::DATE, ?, row_number() OVER (ORDER BY {order}),
                    coalesce(owner_email, '(inside sales queue)'), customer_id, customer_name, rank, mrr,
                    nullif(concat_ws(', ', 'intent:' || intent, signals, churn_text), ''),
                    days_since_last_touch, ?, ?, reasons
-            FROM enriched
-            ORDER BY 4
-            LIMIT ?""",
-        [*params, run_id, as_of, campaign.name, campaign.hypothesis, campaign.next_action, campaign.max_recipients],
+            FROM described
+            ORDER BY 4""",
+        [*params, campaign.max_recipients, run_id, as_of, campaign.name, campaign.hypothesis, campaign.next_action],
     )
     _own_next_actions(con, campaign, run_id)
     row = con.execute(

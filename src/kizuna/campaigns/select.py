@@ -180,6 +180,15 @@ def _reasoned(
             WHERE campaign = ? AND variant = 'holdout' AND run_id <> ?
               AND run_id IN (SELECT run_id FROM {ops.SEND_LEDGER.name} WHERE campaign = ? AND state IN {SETTLED_STATES})
         ),
+        first_of_email AS (
+            -- Who an address shared by several candidates goes to: opted in first, then by customer and contact
+            -- (unique together). A group's minimum, not a row number over the wide rows: the same first, cheaper.
+            SELECT email,
+                   min({{'consent': CASE WHEN is_marketing_opted_in THEN 0 WHEN NOT is_marketing_opted_in THEN 1
+                                         ELSE 2 END,
+                         'customer_id': customer_id, 'contact_id': contact_id}}) AS first_key
+            FROM keyed WHERE email IS NOT NULL GROUP BY email
+        ),
         reasoned AS (
             SELECT k.*,
                    coalesce(l.run_id = ?, false) AS sent_by_this_run,
@@ -192,9 +201,8 @@ def _reasoned(
                      WHEN {suppressed_sql(con, "k.email")} THEN 'suppressed'
                      WHEN k.lawful_basis IS NULL THEN 'no_marketing_consent'
                      WHEN ? AND k.owner_email IS NOT NULL THEN 'owner_policy'
-                     WHEN row_number() OVER (PARTITION BY k.email
-                                             ORDER BY k.is_marketing_opted_in DESC NULLS LAST, k.customer_id,
-                                                      k.contact_id) > 1 THEN 'duplicate_email'
+                     WHEN f.first_key.customer_id <> k.customer_id OR f.first_key.contact_id <> k.contact_id
+                       THEN 'duplicate_email'
                      WHEN l.message_key IS NOT NULL THEN 'already_sent'
                      WHEN k.variant = 'holdout' AND h.message_key IS NOT NULL THEN 'already_held_out'
                      -- for the holdout too: a contact treatment could not have mailed is no comparison
@@ -204,6 +212,7 @@ def _reasoned(
             LEFT JOIN {ops.SEND_LEDGER.name} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}
             LEFT JOIN recent r ON r.email = k.email
             LEFT JOIN held_out h ON h.message_key = k.message_key
+            LEFT JOIN first_of_email f ON f.email = k.email
         )"""
     params = [freq_days, campaign.name, run_id, campaign.name, run_id, EMAIL_PATTERN, owner_excluded, max_emails]
     return sql, params
@@ -217,15 +226,29 @@ def _capped(campaign: Campaign, run_id: str, as_of: date) -> tuple[str, list[Any
     # the same ordering (h = the holdout fraction; h ≤ 0.5, so never a division by zero).
     holdout_cap = round(campaign.max_recipients * holdout_basis_points / (10_000 - holdout_basis_points))
     sql = """
-        capped AS (
-            SELECT *,
-                   CASE WHEN reason IS NULL
-                         AND row_number() OVER (PARTITION BY reason IS NULL, variant
-                                                ORDER BY sent_by_this_run DESC, days_to_renewal NULLS LAST,
-                                                         customer_id, contact_id)
-                             > CASE variant WHEN 'treatment' THEN ? ELSE ? END
-                        THEN 'over_cap' ELSE reason END AS exclusion_reason
+        keyed_for_cap AS (
+            -- The order of a group's eligible rows (unique: a contact once per customer).
+            SELECT *, {'unsent': NOT sent_by_this_run, 'no_renewal': days_to_renewal IS NULL,
+                       'days_to_renewal': coalesce(days_to_renewal, 0), 'customer_id': customer_id,
+                       'contact_id': contact_id} AS cap_key
             FROM reasoned
+        ),
+        cap_cut AS (
+            -- Per group, how many are eligible and the first cap keys of them: a row past the cap's last key
+            -- is what numbering the group's rows in that order would put past the cap (a top-N, not a sort).
+            SELECT count(*) FILTER (WHERE variant = 'treatment') AS treatment_rows,
+                   min(cap_key, ?) FILTER (WHERE variant = 'treatment')[-1] AS treatment_last,
+                   count(*) FILTER (WHERE variant <> 'treatment') AS holdout_rows,
+                   min(cap_key, ?) FILTER (WHERE variant <> 'treatment')[-1] AS holdout_last
+            FROM keyed_for_cap WHERE reason IS NULL
+        ),
+        capped AS (
+            SELECT k.*,
+                   CASE WHEN k.reason IS NULL AND CASE k.variant
+                            WHEN 'treatment' THEN c.treatment_rows > ? AND (? = 0 OR k.cap_key > c.treatment_last)
+                            ELSE c.holdout_rows > ? AND (? = 0 OR k.cap_key > c.holdout_last) END
+                        THEN 'over_cap' ELSE k.reason END AS exclusion_reason
+            FROM keyed_for_cap k CROSS JOIN cap_cut c
         )
         SELECT ?::VARCHAR AS run_id, ?::DATE AS as_of, ?::VARCHAR AS campaign, variant, customer_id, customer_name,
                contact_id, contact_name, email, locale, owner_email,
@@ -237,8 +260,13 @@ def _capped(campaign: Campaign, run_id: str, as_of: date) -> tuple[str, list[Any
                exclusion_reason
         FROM capped
         """
+    treatment_cap = campaign.max_recipients
     params = [
-        campaign.max_recipients,
+        max(treatment_cap, 1),
+        max(holdout_cap, 1),
+        treatment_cap,
+        treatment_cap,
+        holdout_cap,
         holdout_cap,
         run_id,
         as_of,
