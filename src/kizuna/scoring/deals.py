@@ -54,7 +54,10 @@ last_touches AS (
            -- the touch types of the last days before the as-of date, as counted before wins (PRECEDING_SQL)
            string_agg(DISTINCT activity_type, ',' ORDER BY activity_type)
                FILTER (WHERE occurred_at >= $as_of - INTERVAL {TOUCH_WINDOW_DAYS} DAY) AS recent_touch_types
-    FROM touches GROUP BY customer_id
+    FROM touches
+    -- only the deals' customers: the open deals' are a tenth of those with touches at 1M customers
+    WHERE customer_id IN (SELECT customer_id FROM deals)
+    GROUP BY customer_id
 )
 SELECT d.*, b.touches_30_days_before, l.last_touch_at, l.recent_touch_types, s.customer_rank AS rank,
        f.mrr, f.usage_vs_3_month_average, f.plan_usage_ratio, f.days_since_last_touch, f.tenure_months,

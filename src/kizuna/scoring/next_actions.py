@@ -143,7 +143,19 @@ def _advice_by_customer(signals: pd.DataFrame, rules: dict[str, SignalRule]) -> 
     for customer, name, value, threshold, detail in zip(customers, names, values, thresholds, details, strict=True):
         rows.setdefault(str(customer), []).append((str(name), value, threshold, detail))
     fill = _filler()
-    return {customer: advise(found, rules, fill) for customer, found in rows.items()}
+    # Customers with the same signal rows get the same advice (a third of them are distinct at 1M customers);
+    # an unhashable value is advised on its own.
+    known: dict[tuple[tuple[str, Any, Any, Any], ...], CustomerAdvice] = {}
+    advice = {}
+    for customer, found in rows.items():
+        key = tuple(found)
+        try:
+            advice[customer] = known[key]
+        except KeyError:
+            advice[customer] = known[key] = advise(found, rules, fill)
+        except TypeError:
+            advice[customer] = advise(found, rules, fill)
+    return advice
 
 
 def customer_next_actions(signals: pd.DataFrame, rules: dict[str, SignalRule] | None = None) -> pd.DataFrame:

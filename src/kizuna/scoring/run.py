@@ -48,9 +48,12 @@ def score_customers(rows: pd.DataFrame, scores: dict[str, TrainedScore]) -> pd.D
     """One row per customer of the scoring snapshot: probabilities and factor lines in both languages."""
     rows = rows.reset_index(drop=True)
     out = pd.DataFrame({"customer_id": rows["customer_id"], "as_of": rows["snapshot_on"]})
+    matrices: dict[tuple[str, ...], np.ndarray] = {}  # both scores usually chose the same products: one matrix
     for name, column in (("churn", "churn_risk"), ("expansion", "expansion_propensity")):
         trained = scores[name]
-        x = matrix(rows, trained.products)
+        x = matrices.get(trained.products)
+        if x is None:
+            x = matrices[trained.products] = matrix(rows, trained.products)
         probability = trained.model.predict_proba(x)[:, 1] if len(rows) else np.zeros(0)
         out[column] = probability
         # factors for customers at least as likely as the average one (docs/scores.md, Explanations)
