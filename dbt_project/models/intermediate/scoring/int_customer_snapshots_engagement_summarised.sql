@@ -35,9 +35,13 @@ touches_by_day as (
     group by customer_id, {{ business_date('occurred_at') }}
 ),
 
-snapshots_whole as ({{ snapshots_to_build_whole('snapshots') }}),
+snapshots_whole as (
+    {{ snapshots_to_build_whole('snapshots') }}
+),
 
-snapshot_customers_listed as ({{ snapshot_customers_to_build('snapshots') }}),
+snapshot_customers_listed as (
+    {{ snapshot_customers_to_build('snapshots') }}
+),
 
 touches_counted as (
     -- The 90 days before each snapshot: a day falls in at most four snapshots' windows. Each source below is

@@ -10,9 +10,13 @@ with
 
 snapshots as (select * from {{ ref('int_scoring_snapshots') }}),
 
-snapshots_whole as ({{ snapshots_to_build_whole('snapshots') }}),
+snapshots_whole as (
+    {{ snapshots_to_build_whole('snapshots') }}
+),
 
-snapshot_customers_listed as ({{ snapshot_customers_to_build('snapshots') }}),
+snapshot_customers_listed as (
+    {{ snapshot_customers_to_build('snapshots') }}
+),
 
 months as (select * from {{ ref('int_months') }}),
 
@@ -22,12 +26,12 @@ subscriptions as (select * from {{ ref('int_subscriptions_end_dated') }}),
 
 listed_customers_subscriptions as (
     select * from subscriptions
-    where subscriptions.customer_id in (select snapshot_customers_listed.customer_id from snapshot_customers_listed)
+    where customer_id in (select customer_id from snapshot_customers_listed)
 ),
 
 listed_feature_months as (
     select * from months
-    where months.month in (select snapshot_customers_listed.feature_month from snapshot_customers_listed)
+    where month in (select feature_month from snapshot_customers_listed)
 ),
 
 listed_customers_spined as (

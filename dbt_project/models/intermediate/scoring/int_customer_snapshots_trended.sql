@@ -13,9 +13,13 @@ with
 
 snapshots as (select * from {{ ref('int_scoring_snapshots') }}),
 
-snapshots_whole as ({{ snapshots_to_build_whole('snapshots', outcome=true) }}),
+snapshots_whole as (
+    {{ snapshots_to_build_whole('snapshots', outcome=true) }}
+),
 
-snapshot_customers_listed as ({{ snapshot_customers_to_build('snapshots', outcome=true) }}),
+snapshot_customers_listed as (
+    {{ snapshot_customers_to_build('snapshots', outcome=true) }}
+),
 
 movements as (select * from {{ ref('int_mrr_movements_classified') }}),
 
@@ -117,10 +121,10 @@ population as (
         movements_trended.expansions_last_6_months,
         movements_trended.contractions_last_6_months,
         customers.employee_count,
-        coalesce(movements_trended.mrr_3_months_before, 0) as mrr_3_months_before,
         movements_trended.churns_next_3_months,
         movements_trended.expansions_next_3_months,
-        movements_trended.expansion_mrr_next_3_months
+        movements_trended.expansion_mrr_next_3_months,
+        coalesce(movements_trended.mrr_3_months_before, 0) as mrr_3_months_before
     from movements_trended
     inner join customers
         on movements_trended.customer_id = customers.customer_id
