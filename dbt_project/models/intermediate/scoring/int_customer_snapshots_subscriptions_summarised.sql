@@ -24,14 +24,22 @@ subscription_months as (select * from {{ ref('int_subscriptions_spined_to_months
 
 subscriptions as (select * from {{ ref('int_subscriptions_end_dated') }}),
 
+listed_customers as (select distinct customer_id from snapshot_customers_listed),
+
 listed_customers_subscriptions as (
-    select * from subscriptions
-    where customer_id in (select customer_id from snapshot_customers_listed)
+    select subscriptions.*
+    from subscriptions
+    inner join listed_customers
+        on subscriptions.customer_id = listed_customers.customer_id
 ),
 
+listed_months as (select distinct feature_month from snapshot_customers_listed),
+
 listed_feature_months as (
-    select * from months
-    where month in (select feature_month from snapshot_customers_listed)
+    select months.*
+    from months
+    inner join listed_months
+        on months.month = listed_months.feature_month
 ),
 
 listed_customers_spined as (
