@@ -158,29 +158,20 @@ customers_joined as (
 ),
 
 revenue_shares_computed as (
-    -- doc block customer_rank: the revenue axis, over active customers, largest MRR first. The window sorts the
-    -- active customers' id and MRR only, joined back below: sorting every column of customers_joined cost most
-    -- of this model at 1M customers.
+    -- doc block customer_rank: the revenue axis, over active customers, largest MRR first
     select
-        customer_id,
-        cast(coalesce(
-            sum(mrr) over (
-                order by mrr desc, customer_id asc
-                rows between unbounded preceding and 1 preceding
-            ),
-            0
-        ) as {{ type_double() }}) / nullif(sum(mrr) over (), 0) as mrr_share_before
+        *,
+        case
+            when status = 'active'
+                then cast(coalesce(
+                    sum(mrr) over (
+                        partition by status order by mrr desc, customer_id asc
+                        rows between unbounded preceding and 1 preceding
+                    ),
+                    0
+                ) as {{ type_double() }}) / nullif(sum(mrr) over (partition by status), 0)
+        end as mrr_share_before
     from customers_joined
-    where status = 'active'
-),
-
-revenue_shares_joined as (
-    select
-        customers_joined.*,
-        revenue_shares_computed.mrr_share_before
-    from customers_joined
-    left join revenue_shares_computed
-        on customers_joined.customer_id = revenue_shares_computed.customer_id
 ),
 
 components_scored as (
@@ -220,7 +211,7 @@ components_scored as (
         end as adoption_score,
         {{ clamp_score('100 - 20 * tickets_last_90_days') }} as support_score,
         case when has_past_due_subscription then 0 else 100 end as payment_score
-    from revenue_shares_joined
+    from revenue_shares_computed
 ),
 
 axes_scored as (

@@ -11,42 +11,6 @@ engagement_summarised as (select * from {{ ref('int_customer_snapshots_engagemen
 
 usage_months as (select * from {{ ref('int_usage_months_compared') }}),
 
-mrr_values_counted as (
-    select
-        snapshot_on,
-        mrr,
-        count(*) as customers
-    from population
-    group by snapshot_on, mrr
-),
-
-mrr_values_ranked as (
-    -- mrr_percentile, i.e. percent_rank() over (partition by snapshot_on order by mrr): the customers of the
-    -- snapshot with a lower MRR over the snapshot's customers less one (0 for a snapshot of one). Ranked here,
-    -- over the whole snapshot, not in the incremental int_customer_snapshots_trended: one customer's change moves
-    -- every other customer's rank, and kept rows would go stale. Over the snapshot's distinct MRR values (~8,000
-    -- a snapshot at 1M customers), not a window sorting every customer's whole row.
-    select
-        snapshot_on,
-        mrr,
-        case
-            when sum(customers) over (partition by snapshot_on) > 1
-                then
-                    cast(
-                        coalesce(
-                            sum(customers) over (
-                                partition by snapshot_on order by mrr
-                                rows between unbounded preceding and 1 preceding
-                            ),
-                            0
-                        ) as {{ type_double() }}
-                    )
-                    / (sum(customers) over (partition by snapshot_on) - 1)
-            else 0
-        end as mrr_percentile
-    from mrr_values_counted
-),
-
 features_joined as (
     select
         population.customer_id,
@@ -56,7 +20,9 @@ features_joined as (
         population.mrr,
         population.mrr_change_3_months_ratio,
         population.tenure_months,
-        mrr_values_ranked.mrr_percentile,
+        -- ranked here, over the whole snapshot, not in the incremental int_customer_snapshots_trended: one
+        -- customer's change moves every other customer's rank, and kept rows would go stale
+        percent_rank() over (partition by population.snapshot_on order by population.mrr) as mrr_percentile,
         population.expansions_last_6_months,
         population.contractions_last_6_months,
         population.employee_count,
@@ -85,10 +51,6 @@ features_joined as (
         population.is_expanded_next_90_days,
         population.expansion_mrr_next_90_days
     from population
-    inner join mrr_values_ranked
-        on
-            population.snapshot_on = mrr_values_ranked.snapshot_on
-            and population.mrr is not distinct from mrr_values_ranked.mrr
     left join usage_months
         on
             population.customer_id = usage_months.customer_id
