@@ -46,11 +46,18 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- True for a (snapshot, customer) row an incremental build with a month rebuilds. -#}
-{% macro is_snapshot_rebuilt(snapshot_on, customer_id, outcome=false) -%}
+{#- True for a snapshot an incremental build with a month rebuilds for every customer. -#}
+{% macro is_snapshot_rebuilt_whole(snapshot_on, outcome=false) -%}
     (
         {{ snapshot_on }} >= {{ as_of_month() }}
         or {{ snapshot_reads_through(snapshot_on, outcome) }} >= cast('{{ snapshots_rebuild_from_iso() }}' as date)
+    )
+{%- endmacro %}
+
+{#- True for a (snapshot, customer) row an incremental build with a month rebuilds. -#}
+{% macro is_snapshot_rebuilt(snapshot_on, customer_id, outcome=false) -%}
+    (
+        {{ is_snapshot_rebuilt_whole(snapshot_on, outcome) }}
         or exists (
             select 1 from ({{ rebuild_snapshot_customers() }}) as rebuilt
             where
@@ -84,4 +91,37 @@
             or {{ is_snapshot_rebuilt(snapshot_on, customer_id, outcome) }}
         )
     {%- endif -%}
+{%- endmacro %}
+
+{#- True for a snapshot this build computes for every customer (the filter of is_snapshot_to_build, snapshot by
+    snapshot): a model can then read only the rows of the snapshots and customers it builds, before its windows
+    and joins, with snapshots_to_build_whole and snapshot_customers_to_build. -#}
+{% macro is_snapshot_to_build_whole(snapshot_on, outcome=false) -%}
+    {%- if snapshots_rebuild_from_iso() is none -%}
+        true
+    {%- else -%}
+        (
+            not exists (select 1 from {{ this }})
+            or {{ is_snapshot_rebuilt_whole(snapshot_on, outcome) }}
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The snapshots (rows of `snapshots`, a relation of int_scoring_snapshots) this build computes whole. -#}
+{% macro snapshots_to_build_whole(snapshots, outcome=false) -%}
+    select * from {{ snapshots }}
+    where {{ is_snapshot_to_build_whole(snapshots ~ '.snapshot_on', outcome) }}
+{%- endmacro %}
+
+{#- The other rows this build computes: the snapshot's columns and the customer_id of each listed customer's
+    snapshot that reads through its month or later, in a snapshot not computed whole (none without a month).
+    With snapshots_to_build_whole, the rows of is_snapshot_to_build, each once. -#}
+{% macro snapshot_customers_to_build(snapshots, outcome=false) -%}
+    select distinct
+        {{ snapshots }}.*,
+        rebuilt.customer_id
+    from {{ snapshots }}
+    inner join ({{ rebuild_snapshot_customers() }}) as rebuilt
+        on {{ snapshot_reads_through(snapshots ~ '.snapshot_on', outcome) }} >= rebuilt.month
+    where not {{ is_snapshot_to_build_whole(snapshots ~ '.snapshot_on', outcome) }}
 {%- endmacro %}

@@ -7,7 +7,7 @@
     Incremental by snapshot and customer (macros/snapshot_incremental.sql, docs/incremental.md). -#}
 with
 
-snapshots as {{ not_materialized() }} (select * from {{ ref('int_scoring_snapshots') }}),
+snapshots as (select * from {{ ref('int_scoring_snapshots') }}),
 
 activities as (select * from {{ ref('stg_crm__activities') }}),
 
@@ -35,20 +35,44 @@ touches_by_day as (
     group by customer_id, {{ business_date('occurred_at') }}
 ),
 
+snapshots_whole as (
+    {{ snapshots_to_build_whole('snapshots') }}
+),
+
+snapshot_customers_listed as (
+    {{ snapshot_customers_to_build('snapshots') }}
+),
+
 touches_counted as (
-    -- The 90 days before each snapshot: a day falls in at most four snapshots' windows.
+    -- The 90 days before each snapshot: a day falls in at most four snapshots' windows. Each source below is
+    -- joined to the snapshots built whole, and by customer to the listed customers' snapshots
+    -- (macros/snapshot_incremental.sql): only the rows built are read.
     select
         touches_by_day.customer_id,
-        snapshots.snapshot_on,
+        snapshots_whole.snapshot_on,
         sum(touches_by_day.touches) as touches_last_90_days,
         sum(touches_by_day.conversations) as conversations_last_90_days
     from touches_by_day
-    inner join snapshots
+    inner join snapshots_whole
         on
-            touches_by_day.touched_on < snapshots.snapshot_on
-            and touches_by_day.touched_on >= {{ dbt.dateadd('day', -90, 'snapshots.snapshot_on') }}
-    where {{ is_snapshot_to_build('snapshots.snapshot_on', 'touches_by_day.customer_id') }}
-    group by touches_by_day.customer_id, snapshots.snapshot_on
+            touches_by_day.touched_on < snapshots_whole.snapshot_on
+            and touches_by_day.touched_on >= {{ dbt.dateadd('day', -90, 'snapshots_whole.snapshot_on') }}
+    group by touches_by_day.customer_id, snapshots_whole.snapshot_on
+
+    union all
+
+    select
+        touches_by_day.customer_id,
+        snapshot_customers_listed.snapshot_on,
+        sum(touches_by_day.touches) as touches_last_90_days,
+        sum(touches_by_day.conversations) as conversations_last_90_days
+    from touches_by_day
+    inner join snapshot_customers_listed
+        on
+            touches_by_day.customer_id = snapshot_customers_listed.customer_id
+            and touches_by_day.touched_on < snapshot_customers_listed.snapshot_on
+            and touches_by_day.touched_on >= {{ dbt.dateadd('day', -90, 'snapshot_customers_listed.snapshot_on') }}
+    group by touches_by_day.customer_id, snapshot_customers_listed.snapshot_on
 ),
 
 touch_months_found as (
@@ -70,47 +94,92 @@ last_touches_found as (
     -- as-of date, so a mid-month scoring snapshot reads its own month's earlier days too.
     select
         touch_months_found.customer_id,
-        snapshots.snapshot_on,
+        snapshots_whole.snapshot_on,
         touch_months_found.last_touch_on
     from touch_months_found
-    inner join snapshots
+    inner join snapshots_whole
         on
-            touch_months_found.touch_month < snapshots.snapshot_on
+            touch_months_found.touch_month < snapshots_whole.snapshot_on
             and (
                 touch_months_found.next_touch_month is null
-                or touch_months_found.next_touch_month >= snapshots.snapshot_on
+                or touch_months_found.next_touch_month >= snapshots_whole.snapshot_on
             )
-    where {{ is_snapshot_to_build('snapshots.snapshot_on', 'touch_months_found.customer_id') }}
+
+    union all
+
+    select
+        touch_months_found.customer_id,
+        snapshot_customers_listed.snapshot_on,
+        touch_months_found.last_touch_on
+    from touch_months_found
+    inner join snapshot_customers_listed
+        on
+            touch_months_found.customer_id = snapshot_customers_listed.customer_id
+            and touch_months_found.touch_month < snapshot_customers_listed.snapshot_on
+            and (
+                touch_months_found.next_touch_month is null
+                or touch_months_found.next_touch_month >= snapshot_customers_listed.snapshot_on
+            )
 ),
 
 tickets_counted as (
     select
         support_tickets.customer_id,
-        snapshots.snapshot_on,
+        snapshots_whole.snapshot_on,
         count(*) as tickets_last_90_days
     from support_tickets
-    inner join snapshots
+    inner join snapshots_whole
         on
-            {{ business_date('support_tickets.created_at') }} < snapshots.snapshot_on
-            and {{ business_date('support_tickets.created_at') }} >= {{ dbt.dateadd('day', -90, 'snapshots.snapshot_on') }}  -- noqa: LT05
-    where {{ is_snapshot_to_build('snapshots.snapshot_on', 'support_tickets.customer_id') }}
-    group by support_tickets.customer_id, snapshots.snapshot_on
+            {{ business_date('support_tickets.created_at') }} < snapshots_whole.snapshot_on
+            and {{ business_date('support_tickets.created_at') }} >= {{ dbt.dateadd('day', -90, 'snapshots_whole.snapshot_on') }}  -- noqa: LT05
+    group by support_tickets.customer_id, snapshots_whole.snapshot_on
+
+    union all
+
+    select
+        support_tickets.customer_id,
+        snapshot_customers_listed.snapshot_on,
+        count(*) as tickets_last_90_days
+    from support_tickets
+    inner join snapshot_customers_listed
+        on
+            support_tickets.customer_id = snapshot_customers_listed.customer_id
+            and {{ business_date('support_tickets.created_at') }} < snapshot_customers_listed.snapshot_on
+            and {{ business_date('support_tickets.created_at') }} >= {{ dbt.dateadd('day', -90, 'snapshot_customers_listed.snapshot_on') }}  -- noqa: LT05
+    group by support_tickets.customer_id, snapshot_customers_listed.snapshot_on
 ),
 
 open_deals_counted as (
     -- Deals open on the snapshot day: created before it, closed (if ever) on or after it.
     select
         deals.customer_id,
-        snapshots.snapshot_on,
+        snapshots_whole.snapshot_on,
         sum(case when deals.deal_type in ('upsell', 'cross_sell') then 1 else 0 end) as open_expansion_deals,
         sum(case when deals.deal_type = 'renewal' then 1 else 0 end) as open_renewal_deals
     from deals
-    inner join snapshots
+    inner join snapshots_whole
         on
-            {{ business_date('deals.created_at') }} < snapshots.snapshot_on
-            and (deals.closed_at is null or {{ business_date('deals.closed_at') }} >= snapshots.snapshot_on)
-    where {{ is_snapshot_to_build('snapshots.snapshot_on', 'deals.customer_id') }}
-    group by deals.customer_id, snapshots.snapshot_on
+            {{ business_date('deals.created_at') }} < snapshots_whole.snapshot_on
+            and (deals.closed_at is null or {{ business_date('deals.closed_at') }} >= snapshots_whole.snapshot_on)
+    group by deals.customer_id, snapshots_whole.snapshot_on
+
+    union all
+
+    select
+        deals.customer_id,
+        snapshot_customers_listed.snapshot_on,
+        sum(case when deals.deal_type in ('upsell', 'cross_sell') then 1 else 0 end) as open_expansion_deals,
+        sum(case when deals.deal_type = 'renewal' then 1 else 0 end) as open_renewal_deals
+    from deals
+    inner join snapshot_customers_listed
+        on
+            deals.customer_id = snapshot_customers_listed.customer_id
+            and {{ business_date('deals.created_at') }} < snapshot_customers_listed.snapshot_on
+            and (
+                deals.closed_at is null
+                or {{ business_date('deals.closed_at') }} >= snapshot_customers_listed.snapshot_on
+            )
+    group by deals.customer_id, snapshot_customers_listed.snapshot_on
 ),
 
 engagement_stacked as (

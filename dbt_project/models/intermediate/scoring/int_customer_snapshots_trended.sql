@@ -7,85 +7,127 @@
     Incremental by snapshot and customer (macros/snapshot_incremental.sql, docs/incremental.md): a snapshot's
     rows read its feature month and the months before, and its outcome months when complete. Nothing here ranks
     customers against each other (mrr_percentile is computed in int_customer_features_monthly): a row depends
-    on its own customer's data only, so rows kept are still right. -#}
+    on its own customer's data only, so rows kept are still right. Only the snapshots and customers built are
+    read: each (snapshot, customer) is one aggregate over its customer's months up to its last outcome month. -#}
 with
 
 snapshots as (select * from {{ ref('int_scoring_snapshots') }}),
+
+snapshots_whole as (
+    {{ snapshots_to_build_whole('snapshots', outcome=true) }}
+),
+
+snapshot_customers_listed as (
+    {{ snapshot_customers_to_build('snapshots', outcome=true) }}
+),
 
 movements as (select * from {{ ref('int_mrr_movements_classified') }}),
 
 customers as (select * from {{ ref('stg_crm__customers') }}),
 
-movements_numbered as (
+movements_read as (
+    -- The months each built row reads, through the snapshot's last outcome month (the third after the feature
+    -- month): every customer of a snapshot built whole, the listed customers of the others.
     select
-        customer_id,
-        month,
-        mrr,
-        is_customer,
-        movement,
-        movement_mrr,
-        {{ dbt.datediff("cast('2000-01-01' as date)", 'month', 'month') }} as month_number  -- noqa: LT05
-    from movements
+        snapshots_whole.snapshot_on,
+        snapshots_whole.feature_month,
+        snapshots_whole.is_scoring_snapshot,
+        snapshots_whole.has_outcome,
+        movements.customer_id,
+        movements.month,
+        movements.mrr,
+        movements.is_customer,
+        movements.movement,
+        movements.movement_mrr
+    from snapshots_whole
+    inner join movements
+        on movements.month <= {{ add_months(3, 'snapshots_whole.feature_month') }}
+
+    union all
+
+    select
+        snapshot_customers_listed.snapshot_on,
+        snapshot_customers_listed.feature_month,
+        snapshot_customers_listed.is_scoring_snapshot,
+        snapshot_customers_listed.has_outcome,
+        movements.customer_id,
+        movements.month,
+        movements.mrr,
+        movements.is_customer,
+        movements.movement,
+        movements.movement_mrr
+    from snapshot_customers_listed
+    inner join movements
+        on
+            snapshot_customers_listed.customer_id = movements.customer_id
+            and movements.month <= {{ add_months(3, 'snapshot_customers_listed.feature_month') }}
 ),
 
 movements_trended as (
-    -- Window frames count calendar months (RANGE over the month number): a lapsed customer's silent months
-    -- have no row. Each customer's months are sorted once; nothing is joined month to month.
+    -- One aggregate per customer and snapshot, counting calendar months from the feature month (a lapsed
+    -- customer's silent months have no row): the customer's MRR of the feature month, its paid months through it
+    -- (tenure), the MRR three months before, expansions and contractions of the six months through it, and the
+    -- outcomes of the three after, i.e. the snapshot's month and the two after. Only customers paying in the
+    -- feature month are kept.
     select
+        snapshot_on,
+        feature_month,
+        is_scoring_snapshot,
+        has_outcome,
         customer_id,
-        month,
-        mrr,
-        is_customer,
-        sum(case when mrr > 0 then 1 else 0 end) over (
-            partition by customer_id order by month_number rows between unbounded preceding and current row
-        ) as tenure_months,
-        sum(mrr) over (
-            partition by customer_id order by month_number range between 3 preceding and 3 preceding
-        ) as mrr_3_months_before,
-        sum(case when movement = 'expansion' then 1 else 0 end) over (
-            partition by customer_id order by month_number range between 5 preceding and current row
+        max(case when month = feature_month then mrr end) as mrr,
+        sum(case when mrr > 0 and month <= feature_month then 1 else 0 end) as tenure_months,
+        sum(case when month = {{ add_months(-3, 'feature_month') }} then mrr end) as mrr_3_months_before,
+        sum(
+            case
+                when
+                    movement = 'expansion'
+                    and month >= {{ add_months(-5, 'feature_month') }}
+                    and month <= feature_month
+                    then 1
+                else 0
+            end
         ) as expansions_last_6_months,
-        sum(case when movement = 'contraction' then 1 else 0 end) over (
-            partition by customer_id order by month_number range between 5 preceding and current row
+        sum(
+            case
+                when
+                    movement = 'contraction'
+                    and month >= {{ add_months(-5, 'feature_month') }}
+                    and month <= feature_month
+                    then 1
+                else 0
+            end
         ) as contractions_last_6_months,
-        -- outcomes: the three months after the feature month, i.e. the snapshot's month and the two after
-        max(case when movement = 'churn' then 1 else 0 end) over (
-            partition by customer_id order by month_number range between 1 following and 3 following
-        ) as churns_next_3_months,
-        max(case when movement = 'expansion' then 1 else 0 end) over (
-            partition by customer_id order by month_number range between 1 following and 3 following
-        ) as expansions_next_3_months,
-        sum(case when movement = 'expansion' then movement_mrr else 0 end) over (
-            partition by customer_id order by month_number range between 1 following and 3 following
-        ) as expansion_mrr_next_3_months
-    from movements_numbered
+        max(case when movement = 'churn' and month > feature_month then 1 else 0 end) as churns_next_3_months,
+        max(case when movement = 'expansion' and month > feature_month then 1 else 0 end)
+            as expansions_next_3_months,
+        sum(case when movement = 'expansion' and month > feature_month then movement_mrr else 0 end)
+            as expansion_mrr_next_3_months
+    from movements_read
+    group by snapshot_on, feature_month, is_scoring_snapshot, has_outcome, customer_id
+    having max(case when month = feature_month and is_customer then 1 else 0 end) = 1
 ),
 
 population as (
     -- Customers paying in the last whole month before the snapshot.
     select
-        snapshots.snapshot_on,
-        snapshots.feature_month,
-        snapshots.is_scoring_snapshot,
-        snapshots.has_outcome,
+        movements_trended.snapshot_on,
+        movements_trended.feature_month,
+        movements_trended.is_scoring_snapshot,
+        movements_trended.has_outcome,
         movements_trended.customer_id,
         movements_trended.mrr,
         movements_trended.tenure_months,
         movements_trended.expansions_last_6_months,
         movements_trended.contractions_last_6_months,
         customers.employee_count,
-        coalesce(movements_trended.mrr_3_months_before, 0) as mrr_3_months_before,
-        coalesce(movements_trended.churns_next_3_months, 0) as churns_next_3_months,
-        coalesce(movements_trended.expansions_next_3_months, 0) as expansions_next_3_months,
-        coalesce(movements_trended.expansion_mrr_next_3_months, 0) as expansion_mrr_next_3_months
-    from snapshots
-    inner join movements_trended
-        on
-            snapshots.feature_month = movements_trended.month
-            and movements_trended.is_customer
+        movements_trended.churns_next_3_months,
+        movements_trended.expansions_next_3_months,
+        movements_trended.expansion_mrr_next_3_months,
+        coalesce(movements_trended.mrr_3_months_before, 0) as mrr_3_months_before
+    from movements_trended
     inner join customers
         on movements_trended.customer_id = customers.customer_id
-    where {{ is_snapshot_to_build('snapshots.snapshot_on', 'movements_trended.customer_id', outcome=true) }}
 ),
 
 final as (
