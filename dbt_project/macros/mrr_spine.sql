@@ -2,11 +2,15 @@
   The bodies of the MRR spine (docs/incremental.md), taking the months to compute as a relation or CTE name: the
   views int_subscriptions_spined_to_months and int_customers_mrr_by_month call them with every month (their unit
   tests check them there), the incremental branch of int_mrr_movements_classified only with the months it rebuilds
-  and the month before them (for last month's MRR).
+  and the month before them (for last month's MRR), int_usage_months_compared with the months usage has, and
+  int_churns_attributed_to_reasons with each churn's month before, for its customer only (by_customer).
 -#}
 
-{#- One row per subscription per month it counts in (doc block month_counting), over the months given. -#}
-{% macro spine_subscriptions_to_months(subscriptions, months) -%}
+{#- One row per subscription per month it counts in (doc block month_counting), over the months given. With
+    by_customer=true the months relation holds a customer_id too (a month asked for one customer, like a churn's
+    month before or a usage month): each subscription meets only its own customer's months, a hash join on
+    customer_id instead of every subscription against every month. -#}
+{% macro spine_subscriptions_to_months(subscriptions, months, by_customer=false) -%}
     select
         {{ months }}.month,
         {{ subscriptions }}.subscription_id,
@@ -24,6 +28,9 @@
                 {{ subscriptions }}.effective_end_date is null
                 or {{ subscriptions }}.effective_end_date > {{ months }}.snapshot_on
             )
+            {%- if by_customer %}
+            and {{ subscriptions }}.customer_id = {{ months }}.customer_id
+            {%- endif %}
 {%- endmacro %}
 
 {#- One row per customer per month of the subscription-months given: MRR, last month's MRR and the fx impact in

@@ -2,47 +2,77 @@ with
 
 usage as (select * from {{ ref('stg_product__usage') }}),
 
-subscription_months as (select * from {{ ref('int_subscriptions_spined_to_months') }}),
+subscriptions as (select * from {{ ref('int_subscriptions_end_dated') }}),
 
-metric_months as (
+months as (select * from {{ ref('int_months') }}),
+
+metric_rows as (
     select
         customer_id,
         month,
-        sum(metric_value) as usage_value
+        metric_value
     from usage
     where metric = '{{ var("usage_metric") }}' and month <= {{ as_of_month() }}
-    group by customer_id, month
 ),
 
-plan_limits as (
+usage_months as (
+    -- only the months usage has: the spine of every month was 18M subscription-months at 1M customers, that of
+    -- the usage months 7M
+    select * from months
+    where month in (select metric_rows.month from metric_rows)
+),
+
+subscription_months as (
+    {{ spine_subscriptions_to_months('subscriptions', 'usage_months') }}
+),
+
+rows_unioned as (
     select
         customer_id,
         month,
-        sum(plan_limit) as plan_limit
+        metric_value,
+        cast(null as {{ type_double() }}) as plan_limit,
+        true as is_usage
+    from metric_rows
+    union all
+    select
+        customer_id,
+        month,
+        cast(null as {{ type_double() }}) as metric_value,
+        plan_limit,
+        false as is_usage
     from subscription_months
     where plan_limit > 0
+),
+
+metric_months as (
+    -- the customer-months with usage, with their plan limit (null without one): one aggregate over both
+    -- rather than two and a join
+    select
+        customer_id,
+        month,
+        sum(metric_value) as usage_value,
+        sum(plan_limit) as plan_limit
+    from rows_unioned
     group by customer_id, month
+    having bool_or(is_usage)
 ),
 
 trends_computed as (
     select
-        metric_months.customer_id,
-        metric_months.month,
-        metric_months.usage_value,
-        plan_limits.plan_limit,
-        avg(metric_months.usage_value) over (
-            partition by metric_months.customer_id order by metric_months.month
+        customer_id,
+        month,
+        usage_value,
+        plan_limit,
+        avg(usage_value) over (
+            partition by customer_id order by month
             rows between 3 preceding and 1 preceding
         ) as trailing_3_month_average,
         count(*) over (
-            partition by metric_months.customer_id order by metric_months.month
+            partition by customer_id order by month
             rows between 3 preceding and 1 preceding
         ) as trailing_months
     from metric_months
-    left join plan_limits
-        on
-            metric_months.customer_id = plan_limits.customer_id
-            and metric_months.month = plan_limits.month
 ),
 
 final as (

@@ -2,8 +2,6 @@ with
 
 movements as (select * from {{ ref('int_mrr_movements_classified') }}),
 
-subscription_months as (select * from {{ ref('int_subscriptions_spined_to_months') }}),
-
 subscriptions as (select * from {{ ref('int_subscriptions_end_dated') }}),
 
 months as (select * from {{ ref('int_months') }}),
@@ -19,22 +17,40 @@ churns as (
     where movements.movement = 'churn'
 ),
 
-lost_subscriptions as (
+churned_customer_months_before as (
+    -- each churn's month before, for its customer alone: the spine below meets only these (customer, month)
+    -- pairs, not every subscription and month (the spine of every customer was 20M rows at 1M customers)
+    select
+        churns.customer_id,
+        churns.month as churn_month,
+        months.month,
+        months.snapshot_on,
+        months.is_as_of_month
+    from churns
+    inner join months
+        on churns.previous_month = months.month
+),
+
+subscription_months_before as (
     -- the subscriptions counted the month before the churn month (none of them counts in it)
+    {{ spine_subscriptions_to_months('subscriptions', 'churned_customer_months_before', by_customer=true) }}
+),
+
+lost_subscriptions as (
     select
         churns.customer_id,
         churns.month,
         subscriptions.subscription_id,
         subscriptions.cancel_reason,
         subscriptions.is_past_due_beyond_limit,
-        subscription_months.mrr
+        subscription_months_before.mrr
     from churns
-    inner join subscription_months
+    inner join subscription_months_before
         on
-            churns.customer_id = subscription_months.customer_id
-            and churns.previous_month = subscription_months.month
+            churns.customer_id = subscription_months_before.customer_id
+            and churns.previous_month = subscription_months_before.month
     inner join subscriptions
-        on subscription_months.subscription_id = subscriptions.subscription_id
+        on subscription_months_before.subscription_id = subscriptions.subscription_id
 ),
 
 reasons_ranked as (
