@@ -79,7 +79,10 @@ def test_a_wrong_import_breaks_a_contract(copy: Path, module: str, wrong_import:
 MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 80
 # Allowed to be longer, and why (keep this list short).
-LONGER: dict[str, str] = {}
+LONGER: dict[str, str] = {
+    # The one reader of KIZUNA_* (README, "Settings"): every field with its description, read in one place.
+    "src/kizuna/core/settings.py": "the catalogue of every setting, one field each",
+}
 
 
 def sizes() -> list[str]:

@@ -55,27 +55,7 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
         if table_exists(con, "marts", "engagement_csqls")
         else "NULL"
     )
-    has_signals = table_exists(con, "marts", "customer_signals")
-    # The order needs only how many signals a customer has; their names are joined for the listed rows alone
-    # (an ordered string_agg over every customer's signals cost most of the list's time at 1M customers).
-    signal_count = (
-        "(SELECT count(g.signal) FROM marts.customer_signals g WHERE g.customer_id = a.customer_id)"
-        if has_signals
-        else "0"
-    )
-    listed_signals = (
-        "SELECT g.customer_id, string_agg(g.signal, ', ' ORDER BY g.signal) AS signals "
-        "FROM marts.customer_signals g WHERE g.customer_id IN (SELECT customer_id FROM listed) GROUP BY g.customer_id"
-        if has_signals
-        else "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS signals"
-    )
-    # A follow-up due (a rep's promise to come back, doc block follow_up_due) comes right after fresh intent.
-    follow_up = (
-        "EXISTS (SELECT 1 FROM marts.customer_signals g WHERE g.customer_id = a.customer_id "
-        "AND g.signal = 'follow_up_due')"
-        if has_signals
-        else "false"
-    )
+    signal_count, listed_signals, follow_up = _signal_sql(table_exists(con, "marts", "customer_signals"))
     # An at-risk account before a calm one of the same rank; its top churn factor (in the campaign's language)
     # joins the signals, e.g. "churn risk 72%: usage down 42% against its 3-month average". Scores of an
     # earlier day are not used: without today's, the order is rank, signals, days since the last touch.
@@ -127,6 +107,32 @@ def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: 
     missing = missing_scores_note(con, campaign, as_of)
     note = f"{count} accounts to call" + (f"; {missing}" if missing else "")
     return CampaignSummary(campaign.name, count, {}, 0, 0, status="call_list", note=note)
+
+
+def _signal_sql(has_signals: bool) -> tuple[str, str, str]:
+    """The call list's signal expressions over audience row `a`: how many signals, the listed rows' signal names
+    (a CTE body over `listed`), and whether a follow-up is due; constants when marts.customer_signals is missing."""
+    # The order needs only how many signals a customer has; their names are joined for the listed rows alone
+    # (an ordered string_agg over every customer's signals cost most of the list's time at 1M customers).
+    signal_count = (
+        "(SELECT count(g.signal) FROM marts.customer_signals g WHERE g.customer_id = a.customer_id)"
+        if has_signals
+        else "0"
+    )
+    listed_signals = (
+        "SELECT g.customer_id, string_agg(g.signal, ', ' ORDER BY g.signal) AS signals "
+        "FROM marts.customer_signals g WHERE g.customer_id IN (SELECT customer_id FROM listed) GROUP BY g.customer_id"
+        if has_signals
+        else "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS signals"
+    )
+    # A follow-up due (a rep's promise to come back, doc block follow_up_due) comes right after fresh intent.
+    follow_up = (
+        "EXISTS (SELECT 1 FROM marts.customer_signals g WHERE g.customer_id = a.customer_id "
+        "AND g.signal = 'follow_up_due')"
+        if has_signals
+        else "false"
+    )
+    return signal_count, listed_signals, follow_up
 
 
 def _own_next_actions(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str) -> None:
