@@ -49,3 +49,12 @@ def test_demo_data_writes_under_the_var_dir(monkeypatch: pytest.MonkeyPatch, tmp
     assert result.exit_code == 0, result.output
     assert (tmp_path / "elsewhere" / "demo-data" / "customers.csv").exists()
     assert not (tmp_path / "var").exists()
+
+
+def test_a_var_dir_that_is_a_file_is_named_not_a_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    monkeypatch.setenv("KIZUNA_VAR_DIR", str(tmp_path / "notes.txt"))
+    result = CliRunner().invoke(app, ["run", "--as-of", "2026-11-30"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: KIZUNA_VAR_DIR") and "is a file" in result.output
+    assert "Traceback" not in result.output

@@ -306,6 +306,13 @@ class Settings(BaseSettings):
         description="Fonts with Japanese glyphs for report charts; default: Debian's fonts-noto-cjk directories.",
     )
 
+    @field_validator("var_dir")
+    @classmethod
+    def _var_dir_not_a_file(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file: give a directory (it is made if missing)")
+        return value
+
     @model_validator(mode="after")
     def _follow_var_dir(self) -> Settings:
         # Each default above is var_dir's own default joined to its leaf; a path not set by itself moves with var_dir.
