@@ -100,8 +100,6 @@ def apply_delta(
 
 HASHES_SCHEMA = "raw_hashes"
 HASHES_PREFIX = "_hashes__"
-# Per row text hashes of a file's records (kizuna.sources.text_hashes), staged and kept under this prefix.
-TEXT_HASHES_PREFIX = "_texthashes__"
 
 
 def _stored(con: duckdb.DuckDBPyConnection, raw_schema: str, table: str, fingerprint: str) -> str | None:
@@ -172,22 +170,6 @@ def keep_hashes(con: duckdb.DuckDBPyConnection, incoming_schema: str, table: str
     elif published and _replaces_by_key(con, replace) and _columns(con, HASHES_SCHEMA, table):
         con.execute(f"DELETE FROM {kept} WHERE key IN (SELECT key FROM {replace})")
         con.execute(f"INSERT INTO {kept} SELECT key, n_h, n_n, n_p FROM {replace} WHERE n_n > 0")
-    else:
-        con.execute(f"DROP TABLE IF EXISTS {kept}")
-
-
-def keep_text_hashes(con: duckdb.DuckDBPyConnection, incoming_schema: str, table: str, exact: bool) -> None:
-    """In the publishing transaction: keep the staged text hashes of a table raw now equals (`exact`: published
-    as staged, the gate having moved and rewritten nothing), with their fingerprint; else drop the kept ones."""
-    name = f"{TEXT_HASHES_PREFIX}{table}"
-    kept, staged = f'{HASHES_SCHEMA}."{name}"', f'{incoming_schema}."{name}"'
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {HASHES_SCHEMA}")
-    comment = con.execute(
-        "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [incoming_schema, name]
-    ).fetchall()
-    if exact and comment:
-        con.execute(f"CREATE OR REPLACE TABLE {kept} AS SELECT * FROM {staged}")
-        con.execute(f"COMMENT ON TABLE {kept} IS {_literal(str(comment[0][0]))}")
     else:
         con.execute(f"DROP TABLE IF EXISTS {kept}")
 

@@ -21,14 +21,7 @@ from kizuna.core.connection import (  # noqa: F401  (re-exported: callers open t
 )
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, Table
 from kizuna.core.ops import OPS_SCHEMA
-from kizuna.core.raw_delta import (
-    apply_delta,
-    keep_hashes,
-    keep_text_hashes,
-    replace_table,
-    stage_hashes,
-    stage_replace,
-)
+from kizuna.core.raw_delta import apply_delta, keep_hashes, replace_table, stage_hashes, stage_replace
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +78,7 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
         ).fetchall()
     }
     # Staging only, before the transaction (DuckDB cannot commit a change to a table the same transaction drops).
-    rewritten = _recount_rewritten(con, load_id, staged)
+    _recount_rewritten(con, load_id, staged)
     counts: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
     try:
@@ -107,8 +100,6 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
                 con.execute(raw_table_ddl(table, RAW_SCHEMA))
             if table.name not in kept:
                 keep_hashes(con, INCOMING_SCHEMA, table.name, published=table.name in staged)
-                exact = table.name in staged and table.name not in rewritten
-                keep_text_hashes(con, INCOMING_SCHEMA, table.name, exact)
             row = con.execute(f'SELECT count(*) FROM {RAW_SCHEMA}."{table.name}"').fetchone()
             counts[table.name] = int(row[0]) if row else 0
         con.execute(
@@ -174,30 +165,25 @@ def change_list_covers(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(row and row[0])
 
 
-def _recount_rewritten(con: duckdb.DuckDBPyConnection, load_id: str, staged: set[str]) -> set[str]:
+def _recount_rewritten(con: duckdb.DuckDBPyConnection, load_id: str, staged: set[str]) -> None:
     """Tables the gate rewrote after ingest compared them (rows quarantined or kept out, values normalised):
-    compare what is published instead. Returns them (all staged tables when the load cannot tell)."""
+    compare what is published instead."""
     if not column_exists(con, INCOMING_SCHEMA, "_load", "rewritten"):
-        return set(staged)
-    rewritten: set[str] = set()
+        return
     loads = con.execute(f"SELECT table_name, row_count, rewritten FROM {INCOMING_SCHEMA}._load").fetchall()
     for table in TABLES:
         load = next((r for r in loads if r[0] == table.name), None)
         if load is None or table.name not in staged:
-            if table.name in staged:
-                rewritten.add(table.name)  # staged without a record of its load: nothing says how
             continue
         now = con.execute(f'SELECT count(*) FROM {INCOMING_SCHEMA}."{table.name}"').fetchone()
         if not load[2] and now and now[0] == load[1]:
             continue
-        rewritten.add(table.name)
         counts = stage_changes(con, table, load_id)
         con.execute(
             f"UPDATE {INCOMING_SCHEMA}._load SET inserted_rows = ?, updated_rows = ?, deleted_rows = ?, "
             "status = 'staged' WHERE table_name = ?",
             [counts.inserted, counts.updated, counts.deleted, table.name],
         )
-    return rewritten
 
 
 def _unchanged_tables(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from xml.etree import ElementTree
@@ -14,20 +14,11 @@ import duckdb
 
 from kizuna.core.contract import Table
 from kizuna.core.errors import Finding, SourceError
-from kizuna.core.warehouse import RAW_SCHEMA, ChangeCounts
+from kizuna.core.warehouse import ChangeCounts
 from kizuna.sources.csv_records import read_header, spreadsheet_rows
 from kizuna.sources.encoding import FileScan, detect_encoding, scan_file, to_utf8
 from kizuna.sources.mapping import TableMapping, find_mapped_file, normalise_header
-from kizuna.sources.reading import (
-    MAX_FINDINGS_PER_FILE,
-    TextRead,
-    load_reusing,
-    load_text,
-    load_typed,
-    text_select,
-    value_findings,
-)
-from kizuna.sources.text_hashes import fingerprint, kept_text_hashes, stage_text_hashes
+from kizuna.sources.reading import MAX_FINDINGS_PER_FILE, load_text, load_typed, text_select, value_findings
 
 # A workbook whose parts expand to more than this is refused before it is parsed: a few hundred kilobytes of
 # zip can declare gigabytes of sheet XML (a zip bomb), which the Excel reader would expand in memory.
@@ -48,15 +39,6 @@ class StagedFile:
     status: str = "staged"  # or UNCHANGED: the published raw table reused, the file not parsed (sources.changes)
     options_sha256: str | None = None
     changes: ChangeCounts | None = None  # keys inserted, updated, deleted against the last published load
-
-
-@dataclass(frozen=True)
-class TextHashes:
-    """Stage a CSV file's text hashes, read with these options (changes.options_sha256); `reuse`: type only the
-    records whose text the last published load did not hold (False on a first load and on --full-refresh)."""
-
-    options_sha256: str
-    reuse: bool
 
 
 def missing_required_file(table: Table, mapping: TableMapping | None) -> Finding:
@@ -216,14 +198,11 @@ def stage_file(
     tmp_dir: Path,
     mapping: TableMapping | None = None,
     scan: FileScan | None = None,
-    text_hashes: TextHashes | None = None,
 ) -> tuple[StagedFile | None, list[Finding], int]:
     """Parse one file into `schema.<table>`. Returns the staged file (None on findings), findings, their total.
 
     With a mapping (kizuna.sources.mapping) the export's own headers, values and rows are read as the
-    contract's; findings then name the export's header beside the contract's column. With `text_hashes`
-    (a CSV file read by ingest) the records' text hashes are staged too, and when the last published load
-    kept some with the same fingerprint only new records are typed (kizuna.sources.text_hashes).
+    contract's; findings then name the export's header beside the contract's column.
     """
     if scan is None and path.suffix.lower() != ".xlsx":
         scan = scan_file(path)
@@ -238,19 +217,13 @@ def stage_file(
 
     target, text_table = f'{schema}."{table.name}"', f'{schema}."_text_{table.name}"'
     direct = scan if text_path == path else None  # the scan counted this very text's lines
-    read = TextRead(path.name, text_path, header, source_of, mapping, None)
-    hashed = fingerprint(text_hashes.options_sha256, header) if text_hashes and encoding != "xlsx" else None
-    kept = kept_text_hashes(con, table.name, hashed) if hashed and text_hashes and text_hashes.reuse else None
-    rows, refused, read = _load(con, table, read, target, direct, hashed is not None, kept)
+    rows, refused, text = _load(con, table, path.name, text_path, header, source_of, mapping, target, direct)
     if refused:
         con.execute(f"DROP TABLE {target}")
-        text = text_select(table, text_path, header, source_of, mapping, read.row_of)
         load_text(con, path.name, text_path, len(header), text, text_table)
         findings, total = value_findings(con, table, path.name, text_table, named)
         con.execute(f"DROP TABLE {text_table}")
         return None, findings, total
-    if hashed:
-        stage_text_hashes(con, table.name, target, hashed)
     used = set(source_of.values()) | {normalise_header(h) for h in (mapping.keep if mapping else {})}
     ignored = [h for h in header if h and h not in used]
     staged = StagedFile(
@@ -268,13 +241,15 @@ def stage_file(
 def _load(
     con: duckdb.DuckDBPyConnection,
     table: Table,
-    read: TextRead,
+    file: str,
+    text_path: Path,
+    header: list[str],
+    source_of: dict[str, str],
+    mapping: TableMapping | None,
     target: str,
     scan: FileScan | None,
-    hashed: bool,
-    kept: str | None,
-) -> tuple[int, int, TextRead]:
-    """reading.load_typed with the right spreadsheet rows: (rows, rows with a refused value, how it was read).
+) -> tuple[int, int, tuple[str, list[object]]]:
+    """reading.load_typed with the right spreadsheet rows: (rows, rows with a refused value, the SELECT read).
 
     A spreadsheet counts blank lines as rows, DuckDB skips them. Rather than search the file for one first,
     the rows are numbered 2, 3, 4, ... and the last one checked against the file's line count (scan_file):
@@ -282,27 +257,15 @@ def _load(
     filter) csv_records.spreadsheet_rows reads the file and, if it has blank lines, the file is read again.
     """
     lines = scan.lines if scan is not None else None
-    read = replace(read, row_of=None if lines is not None else spreadsheet_rows(read.text_path))
-    rows, refused, last = _typed(con, table, read, target, hashed, kept)
+    row_of = None if lines is not None else spreadsheet_rows(text_path)
+    text = text_select(table, text_path, header, source_of, mapping, row_of)
+    rows, refused, last = load_typed(con, table, file, text_path, len(header), text, target)
     if lines is not None and rows and last != lines:
-        row_of = spreadsheet_rows(read.text_path)
+        row_of = spreadsheet_rows(text_path)
         if row_of is not None:
-            read = replace(read, row_of=row_of)
-            rows, refused, last = _typed(con, table, read, target, hashed, kept)
-    return rows, refused, read
-
-
-def _typed(
-    con: duckdb.DuckDBPyConnection, table: Table, read: TextRead, target: str, hashed: bool, kept: str | None
-) -> tuple[int, int, int | None]:
-    """The file typed into `target`: only its new records' text when text hashes are kept (reading.load_reusing),
-    else every record (reading.load_typed); with the text hash column when `hashed`."""
-    if kept is not None:
-        loaded = load_reusing(con, table, read, f'{RAW_SCHEMA}."{table.name}"', kept, target)
-        if loaded is not None:
-            return loaded
-    text = text_select(table, read.text_path, read.header, read.source_of, read.mapping, read.row_of, hashed)
-    return load_typed(con, table, read.file, read.text_path, len(read.header), text, target, hashed)
+            text = text_select(table, text_path, header, source_of, mapping, row_of)
+            rows, refused, last = load_typed(con, table, file, text_path, len(header), text, target)
+    return rows, refused, text
 
 
 def _header_findings(

@@ -24,7 +24,7 @@ from kizuna.sources.changes import (
     reuse_published,
 )
 from kizuna.sources.encoding import scan_file
-from kizuna.sources.files import StagedFile, TextHashes, file_sha256, find_file, missing_required_file, stage_file
+from kizuna.sources.files import StagedFile, file_sha256, find_file, missing_required_file, stage_file
 from kizuna.sources.fx import record_fx_currencies
 from kizuna.sources.mapping import TableMapping, mapping_from_options
 from kizuna.sources.pulls import Pulls
@@ -167,10 +167,7 @@ def _stage_from_file(
     if progress:
         progress(path.name)
     try:
-        hashes = TextHashes(opts, reuse=last is not None)
-        staged, findings, total = stage_file(
-            con, table, path, INCOMING_SCHEMA, read.tmp_dir, read.mapping, scan, hashes
-        )
+        staged, findings, total = stage_file(con, table, path, INCOMING_SCHEMA, read.tmp_dir, read.mapping, scan)
     except SourceError as exc:
         return None, [exc.finding], 1
     if staged is not None:
