@@ -190,3 +190,18 @@ def test_undecodable_file_names_the_line(settings: Settings) -> None:
     path.write_bytes(path.read_bytes() + b"C3,\xff\xfe\xfd broken,1,,\n")
     with pytest.raises(SourceContractError, match=r"customers.csv: is neither UTF-8 nor CP932.*line 4"):
         stage_sources(settings)
+
+
+def test_findings_of_several_files_keep_the_contracts_table_order(settings: Settings) -> None:
+    """Files are read several at once, largest first; their findings still come in the contract's table order."""
+    good_sources(settings.source_dir)
+    write_csv(settings.source_dir / "customers.csv", CUSTOMERS_HEADER, [["", "名無し株式会社", "10", "", ""]])
+    bad_date = ["S1", "C1", "2024-13-45", "", "1000", "", "", "1", "active"]
+    # The larger file (read first) is subscriptions.csv; customers come first in the contract.
+    write_csv(settings.source_dir / "subscriptions.csv", SUBSCRIPTIONS_HEADER, [bad_date] * 50)
+    with pytest.raises(SourceContractError) as info:
+        stage_sources(settings)
+    message = str(info.value)
+    customers = message.index("customers.csv, row 2, column customer_id: required value is empty")
+    subscriptions = message.index("subscriptions.csv, row 2, column start_date: is not a date")
+    assert customers < subscriptions
