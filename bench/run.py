@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.harness import plan, report  # noqa: E402
+from bench.harness import cache, plan, report  # noqa: E402
 from bench.harness.measure import Measurement, peak_between, run_measured  # noqa: E402
 from bench.harness.steps import dbt_parse_figures  # noqa: E402
 from kizuna.core.runtime import quiet_third_parties  # noqa: E402
@@ -100,6 +100,7 @@ class Harness:
             "seed": plan.SEED,
             "messages_per_customer": args.messages_per_customer,
             "max_messages": args.max_messages,
+            "page_cache": args.page_cache,
             "machine": machine(),
             "versions": versions(),
             "steps": [],
@@ -113,6 +114,7 @@ class Harness:
         print(f"[{datetime.now():%H:%M:%S}] {size or '':>9} {step.label} …", end="", flush=True)
         log = self.workdir / "logs" / f"{tag}.log"
         timeout = self.args.e2e_timeout if step.group == plan.END_TO_END else self.args.timeout
+        cached = cache.prepare(self.args.page_cache, step.reads) if step.reads else {}
         measured = run_measured(step.command, env=step.env, cwd=ROOT, log=log, timeout=timeout, series=series)
         if step.parse is not None:
             try:
@@ -124,6 +126,7 @@ class Harness:
                     measured.error = str(exc)
         if step.count:
             measured.details.setdefault("count", step.count)
+        measured.details.update(cached)
         row = {
             "size": size,
             "step": step.name,
@@ -354,6 +357,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Also run ingest, gate, dbt build and scores each in its own process before `kizuna run` (about "
         "doubles the time at 1M); by default their figures come from inside the end-to-end run.",
     )
+    parser.add_argument(
+        "--page-cache",
+        choices=cache.MODES,
+        default="warm",
+        help="Before each `kizuna run`: read its source files and warehouse once (warm, the default), drop the "
+        "machine's page cache (cold: root only, slows everything else running), or leave it (as-is).",
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--chart", type=Path, default=ROOT / "docs" / "benchmarks-growth.svg")
     parser.add_argument("--no-docs", action="store_true", help="Write the JSON only.")
@@ -373,6 +383,11 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
     sizes = [SMOKE_SIZE] if args.smoke else [int(s) for s in args.sizes.split(",") if s.strip()]
     args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.page_cache == "cold":
+        try:  # before hours of steps: refused here, not at the first end-to-end run
+            cache.drop()
+        except cache.PageCacheError as exc:
+            raise SystemExit(str(exc)) from exc
     harness = Harness(args, sizes)
     started = time.perf_counter()
     harness.fixed()

@@ -34,6 +34,7 @@ class Step:
     parse: Callable[[str, Step], dict[str, Any]] | None = None
     env: dict[str, str] = field(default_factory=dict)
     count: int = 0  # messages or events the step handles, for per-message rates
+    reads: tuple[Path, ...] = ()  # files or folders it reads, put in one page-cache state first (harness.cache)
 
 
 def _number(text: str) -> float:
@@ -319,6 +320,7 @@ def end_to_end(
             "PREFECT_API_URL": "",  # the temporary server, as a plain `kizuna run` starts it
         },
         parse=parse_e2e,
+        reads=(source_dir, workdir),
     )
 
 

@@ -662,6 +662,19 @@ def chart(results: dict[str, Any], path: Path) -> None:
     figure.save(str(path))
 
 
+PAGE_CACHE_WORDS = {
+    "warm": "every `kizuna run` started with its source files and warehouse read once (in the page cache: warm reads)",
+    "cold": "every `kizuna run` started on a dropped page cache (cold reads from disk)",
+    "as-is": "the page cache was left as the steps before each `kizuna run` left it (warm and cold reads mixed)",
+}
+
+
+def page_cache_sentence(results: dict[str, Any]) -> str:
+    """Which page-cache state the end-to-end figures are in (bench.harness.cache); results before it: as-is."""
+    mode = results.get("page_cache", "as-is")
+    return f"Page cache: {mode}, {PAGE_CACHE_WORDS.get(mode, mode)}."
+
+
 def block(results: dict[str, Any], chart_name: str | None) -> str:
     m = results["machine"]
     v = results["versions"]
@@ -678,7 +691,7 @@ def block(results: dict[str, Any], chart_name: str | None) -> str:
         f"{load_end[0]} at the end (shared machine: compare ratios measured in the same run rather than absolute "
         f"times). DuckDB {v.get('duckdb')}, dbt-core {v.get('dbt-core')}, Prefect {v.get('prefect')}, "
         f"pandas {v.get('pandas')}. Sizes: {sizes} demo customers as of {results['as_of']} (seed {results['seed']}); "
-        f"the whole run took {_fmt_s(results.get('total_seconds'))}."
+        f"the whole run took {_fmt_s(results.get('total_seconds'))}. {page_cache_sentence(results)}"
         + (f" Left out of this run (--skip): {', '.join(results['skipped'])}." if results.get("skipped") else ""),
         "",
         "Each step runs in its own process, calling what `kizuna run` calls: seconds are that process's wall "

@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from kizuna.scoring.deals import closed_deals, forecast_deals
+from kizuna.scoring.deals import DEAL_FEATURES, TRAINING_COLUMNS, _deals, closed_deals, deal_matrix, forecast_deals
 
 AS_OF = dt.date(2026, 11, 23)
 
@@ -82,3 +82,14 @@ def test_the_forecast_reads_the_open_deals_and_the_won_cycles(con: duckdb.DuckDB
     assert d4["last_activity_on"] == dt.date(2026, 11, 10) and d4["days_since_last_activity"] == 13
     assert d5["expected_close_month"] == dt.date(2026, 11, 1)  # no won "new" deal: a week from as-of
     assert forecast["win_probability"].isna().all()  # no model
+
+
+def test_training_reads_only_its_columns_and_the_same_rows_as_the_whole_read(con: duckdb.DuckDBPyConnection) -> None:
+    closed = closed_deals(con, AS_OF)
+    # no last touch, touch types or rank: the forecast's, one row per customer, the 1M read's peak (docs/scores.md)
+    assert tuple(closed.columns) == TRAINING_COLUMNS
+    whole = _deals(con, AS_OF, closed=True)  # the read training had before: every column of the forecast's
+    assert {"last_touch_at", "recent_touch_types", "rank"} <= set(whole.columns)
+    pd.testing.assert_frame_equal(closed, whole.loc[:, list(TRAINING_COLUMNS)])
+    x = deal_matrix(closed)  # everything the win model's matrix reads is there
+    assert x.shape == (3, len(DEAL_FEATURES)) and x[0, DEAL_FEATURES.index("touches_30_days_before")] == 2

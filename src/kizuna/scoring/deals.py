@@ -31,8 +31,9 @@ DEAL_FEATURES = (
     "tickets_last_90_days",
 )
 
-DEALS_SQL = f"""
-WITH deals AS (
+# The deals created by the as-of date, closed ones or open ones ($closed), and the touches before each one's creation.
+_DEALS_CTES = """
+deals AS (
     SELECT deal_id, customer_id, deal_type, stage, CAST(amount AS DOUBLE) AS amount, created_at, closed_at, is_won,
            lead_source
     FROM staging.stg_crm__deals
@@ -48,7 +49,20 @@ before_creation AS (
       ON t.customer_id = d.customer_id AND t.occurred_at < d.created_at
      AND t.occurred_at >= d.created_at - INTERVAL 30 DAY  -- a feature: fixed, whatever the window
     GROUP BY d.deal_id
-),
+)"""
+_FEATURES_JOIN = """
+-- the customer as seen on the first day of the deal's month: nothing dated on or after it
+LEFT JOIN intermediate.int_customer_features_monthly f
+  ON f.customer_id = d.customer_id AND f.snapshot_on = CAST(date_trunc('month', d.created_at) AS DATE)
+ AND NOT f.is_scoring_snapshot"""
+_FEATURE_COLUMNS = (
+    "f.mrr, f.usage_vs_3_month_average, f.plan_usage_ratio, f.days_since_last_touch, f.tenure_months, "
+    "f.tickets_last_90_days"
+)
+
+# The open deals, for the forecast: every column, the last touch, the recent touch types and the customer's rank.
+DEALS_SQL = f"""
+WITH {_DEALS_CTES},
 last_touches AS (
     SELECT customer_id, max(occurred_at) AS last_touch_at,
            -- the touch types of the last days before the as-of date, as counted before wins (PRECEDING_SQL)
@@ -60,16 +74,36 @@ last_touches AS (
     GROUP BY customer_id
 )
 SELECT d.*, b.touches_30_days_before, l.last_touch_at, l.recent_touch_types, s.customer_rank AS rank,
-       f.mrr, f.usage_vs_3_month_average, f.plan_usage_ratio, f.days_since_last_touch, f.tenure_months,
-       f.tickets_last_90_days
+       {_FEATURE_COLUMNS}
 FROM deals d
 JOIN before_creation b USING (deal_id)
 LEFT JOIN last_touches l USING (customer_id)
-LEFT JOIN __RANKS__ s USING (customer_id)
--- the customer as seen on the first day of the deal's month: nothing dated on or after it
-LEFT JOIN intermediate.int_customer_features_monthly f
-  ON f.customer_id = d.customer_id AND f.snapshot_on = CAST(date_trunc('month', d.created_at) AS DATE)
- AND NOT f.is_scoring_snapshot
+LEFT JOIN __RANKS__ s USING (customer_id){_FEATURES_JOIN}
+ORDER BY d.deal_id
+"""
+
+# The closed deals, for training: only what train_deal_model reads (deal_matrix's inputs, the outcome, the order
+# and the customer groups). The forecast's last touch, touch types and rank are one row per customer joined to
+# each deal (no row more or less), so leaving them out keeps the same rows in the same order, and spares the
+# read of the 1.7M closed deals at 1M customers the aggregate of every touch of their customers and a string
+# column: that read was the scores step's peak, and with it the first run's (docs/scores.md, "Memory").
+TRAINING_COLUMNS = (
+    "deal_id",
+    "customer_id",
+    "deal_type",
+    "amount",
+    "created_at",
+    "is_won",
+    "lead_source",
+    "touches_30_days_before",
+    *DEAL_FEATURES[len(DEAL_TYPES) + 3 :],
+)
+CLOSED_DEALS_SQL = f"""
+WITH {_DEALS_CTES}
+SELECT d.deal_id, d.customer_id, d.deal_type, d.amount, d.created_at, d.is_won, d.lead_source,
+       b.touches_30_days_before, {_FEATURE_COLUMNS}
+FROM deals d
+JOIN before_creation b USING (deal_id){_FEATURES_JOIN}
 ORDER BY d.deal_id
 """
 
@@ -170,8 +204,9 @@ def _deals(con: duckdb.DuckDBPyConnection, as_of: date, *, closed: bool) -> pd.D
 
 
 def closed_deals(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
-    """What train_deal_model learns from: the deals closed (won or lost) and created by the as-of date."""
-    return _deals(con, as_of, closed=True)
+    """What train_deal_model learns from: the deals closed (won or lost) and created by the as-of date, with the
+    columns it reads (TRAINING_COLUMNS)."""
+    return con.execute(CLOSED_DEALS_SQL, {"as_of": as_of, "closed": True}).df()
 
 
 def train_deal_model(
