@@ -8,11 +8,21 @@ overlapping them. This module imports nothing heavy at import time; flows/suppor
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# At start-up a Prefect server imports every installed Prefect collection (prefect-dbt, and dbt with it) to register
+# their block types, or to hash them and find that it need not: ≈ 2 s of the ≈ 6 s of CPU a migrated temporary
+# server takes to answer. Nothing needs them registered: a block registers its own type when it is saved, and the
+# temporary server serves `kizuna run` alone. A value set in the environment or a Prefect profile wins.
+TEMPORARY_SERVER_ENV = {
+    "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+    "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
+}
 
 
 def _wait_for(server: Any) -> None:
@@ -27,8 +37,9 @@ def start_temporary_server_early() -> Callable[[], None]:
     flow runs: it waits for the start to end, so no client meets a server that does not answer yet.
 
     The same condition and the same server get_client uses (one per process), so the flow finds it running.
-    Prefect's modules are imported here, in the caller's thread; the thread only waits for the subprocess
-    (two threads importing Prefect's circular modules at once could deadlock on the import locks).
+    The server registers no block types at start-up (TEMPORARY_SERVER_ENV). Prefect's modules are imported here, in
+    the caller's thread; the thread only waits for the subprocess (two threads importing Prefect's circular modules
+    at once could deadlock on the import locks).
     """
     import prefect.main  # noqa: F401  (sets up Prefect's logging, as `from prefect import flow` does: its lines go to the run log)
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
@@ -37,6 +48,8 @@ def start_temporary_server_early() -> Callable[[], None]:
         return lambda: None
     from prefect.server.api.server import SubprocessASGIServer
 
+    for key, value in TEMPORARY_SERVER_ENV.items():  # the subprocess's environment is this process's
+        os.environ.setdefault(key, value)
     thread = threading.Thread(
         target=_wait_for, args=(SubprocessASGIServer(),), name="prefect-temporary-server", daemon=True
     )

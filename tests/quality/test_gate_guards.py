@@ -129,3 +129,38 @@ def test_the_percentile_of_unique_entities_is_read_per_row_and_empty_keys_groupe
     finally:
         con.close()
     assert per_row == [("JPY", [100.0, 200.0, 1200.0]), ("USD", [5.0])]
+
+
+def test_outlier_and_total_queries_compute_only_the_derived_columns_they_read(tmp_path: Path) -> None:
+    """DuckDB computes a derived column nobody reads: has_known_customer joined all 15M invoices with customers
+    in each pass of the outlier check. Without raw.customers such a join fails, so these queries pass only if
+    they leave it out; a derived column the value reads (subscriptions' mrr_normalised) stays in."""
+    import duckdb
+
+    from kizuna.quality.plausibility import _everyone, _segment_expr, suite_source
+
+    expectations = Path(__file__).parents[2] / "expectations"
+    invoices, subscriptions = (load_suite(expectations / f"raw_{t}.json") for t in ("invoices", "subscriptions"))
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        con.execute("CREATE SCHEMA raw")  # no raw.customers: a has_known_customer computed would fail
+        con.execute(
+            "CREATE TABLE raw.invoices AS SELECT * FROM (VALUES ('I1', 'C1', 100.0, 'JPY'), ('I2', 'C1', 200.0, "
+            "'JPY')) t(invoice_id, customer_id, amount, currency)"
+        )
+        con.execute(
+            "CREATE TABLE raw.subscriptions AS SELECT * FROM (VALUES ('S1', 'C1', NULL, 1200.0, 12, 'JPY'), "
+            "('S2', 'C1', 50.0, NULL, NULL, 'JPY')) t(subscription_id, customer_id, mrr, amount, "
+            "billing_period_months, currency)"
+        )
+        spec = invoices.outliers[0]
+        segment = _segment_expr("invoices", spec.segment)
+        everyone = _everyone(invoices, spec, '"invoice_id"', segment)
+        assert sorted(con.execute(f"SELECT _value FROM ({everyone})").fetchall()) == [(100.0,), (200.0,)]
+        mrr = con.execute(
+            f"SELECT sum(mrr_normalised) FROM {suite_source(subscriptions, 'raw', 'sum(mrr_normalised)')}"
+        ).fetchone()
+        assert mrr == (150.0,)
+        assert "has_known_customer" in suite_source(invoices, "raw")  # asked for nothing in particular: all of them
+    finally:
+        con.close()

@@ -127,7 +127,9 @@ def run(
 
         server_started = start_temporary_server_early()  # its start-up overlaps the imports below
         from flows.daily import daily  # imported here: Prefect sets up its logging to the run log, not the terminal
+        from kizuna import pipeline
 
+        pipeline.import_step_libraries()  # while the server starts, not inside the gate and the build
         server_started()
         summary = daily(
             source_dir=str(settings.source_dir), warehouse=str(settings.warehouse), as_of=day, full_refresh=full_refresh

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import duckdb
@@ -36,9 +37,15 @@ def figure(value: float | int | None) -> str:
     return f"{number:,.0f}" if number.is_integer() or abs(number) >= 1000 else f"{number:,.2f}"
 
 
-def suite_source(suite: SuiteFile, schema: str) -> str:
-    """The suite's table in `schema` with its derived columns, as a FROM clause."""
-    derived = "".join(f', ({sql.format(schema=schema)}) AS "{name}"' for name, sql in suite.derived_columns.items())
+def suite_source(suite: SuiteFile, schema: str, *reading: str) -> str:
+    """The suite's table in `schema` with its derived columns, as a FROM clause; given the SQL that `reading` it,
+    only the derived columns that SQL names. DuckDB computes an unread one all the same: `has_known_customer` joins
+    every row with customers, ≈ 0.8 s of a 1.9 s pass over the 15M invoices of 1M customers."""
+    derived = "".join(
+        f', ({sql.format(schema=schema)}) AS "{name}"'
+        for name, sql in suite.derived_columns.items()
+        if not reading or any(re.search(rf"\b{re.escape(name)}\b", text) for text in reading)
+    )
     return f'(SELECT *{derived} FROM {schema}."{suite.table}")'
 
 
@@ -199,7 +206,7 @@ def _total_check(
     def total(schema: str) -> float:
         if not table_exists(con, schema, table):
             return 0.0
-        row = con.execute(f"SELECT ({aggregate})::DOUBLE FROM {suite_source(suite, schema)}").fetchone()
+        row = con.execute(f"SELECT ({aggregate})::DOUBLE FROM {suite_source(suite, schema, aggregate)}").fetchone()
         return float(row[0] or 0) if row else 0.0
 
     previous, would = total(RAW_SCHEMA), total(INCOMING_SCHEMA)
@@ -288,7 +295,7 @@ def _everyone(suite: SuiteFile, spec: OutlierSpec, keys: str, segment: str) -> s
     An entity whose key a critical uniqueness rule of the suite covers is one row of raw (the rule held when it
     was published): a `sum(x)` is then its row's x, read without grouping 15M rows by key (10x faster at 1M).
     Rows with an empty key are grouped as before (uniqueness rules let empty keys repeat)."""
-    source = suite_source(suite, RAW_SCHEMA)
+    source = suite_source(suite, RAW_SCHEMA, spec.value, keys, segment)
     grouped = f"SELECT {keys}, {segment} AS _segment, ({spec.value})::DOUBLE AS _value FROM {source}"
     per_row = _single_sum(spec.value)
     unique = any(
@@ -321,17 +328,18 @@ def _outlier_check(
     key_text = ", ".join(f"'{k} ' || CAST(\"{k}\" AS VARCHAR)" for k in spec.key)
     joined = " AND ".join(f'cur."{k}" IS NOT DISTINCT FROM prev."{k}"' for k in spec.key)
     only = "" if touched is None or factor < 1 else f" WHERE {_entity(spec.key)} IN ({touched})"
+    reads = (spec.value, keys, segment, key_text)
     sql = f"""
         WITH cur AS (
             SELECT {keys}, {segment} AS _segment, ({spec.value})::DOUBLE AS _value,
                    arg_min({SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN}) AS _file, min({SOURCE_ROW_COLUMN}) AS _row,
                    concat_ws(', ', {key_text}) AS _key
-            FROM {suite_source(suite, INCOMING_SCHEMA)}{only} GROUP BY ALL
+            FROM {suite_source(suite, INCOMING_SCHEMA, *reads)}{only} GROUP BY ALL
         ),
         everyone AS ({_everyone(suite, spec, keys, segment)}),
         prev AS (
             SELECT {keys}, {segment} AS _segment, ({spec.value})::DOUBLE AS _value
-            FROM {suite_source(suite, RAW_SCHEMA)}{only} GROUP BY ALL
+            FROM {suite_source(suite, RAW_SCHEMA, *reads)}{only} GROUP BY ALL
         ),
         usual AS (
             SELECT _segment, quantile_cont(_value, {PERCENTILE}) AS _p99 FROM everyone WHERE _value > 0 GROUP BY ALL
