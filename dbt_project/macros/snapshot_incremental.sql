@@ -125,3 +125,44 @@
         on {{ snapshot_reads_through(snapshots ~ '.snapshot_on', outcome) }} >= rebuilt.month
     where not {{ is_snapshot_to_build_whole(snapshots ~ '.snapshot_on', outcome) }}
 {%- endmacro %}
+
+{#- The usage columns of a snapshot's row (int_customer_snapshots_joined), from `usage_months` (a relation of
+    int_usage_months_compared) joined on the customer and the snapshot's feature month; null without usage. -#}
+{% macro usage_features(usage_months) -%}
+    cast({{ usage_months }}.usage_value as {{ type_double() }}) as usage_value,
+    {{ ratio(usage_months ~ '.usage_value', usage_months ~ '.trailing_3_month_average') }} - 1
+        as usage_vs_3_month_average,
+    {{ usage_months }}.plan_usage_ratio
+{%- endmacro %}
+
+{#- The pre-hook of int_customer_snapshots_joined after delete_snapshots_to_rebuild: delete the kept rows whose
+    usage columns differ from today's usage months. The gate records no usage month (usage is keyless, rewritten
+    whole), so a backdated usage row is found here, by comparing, rather than listed. -#}
+{% macro delete_snapshots_whose_usage_changed() -%}
+    {%- if is_incremental_build() -%}
+        delete from {{ this }} as kept
+        using (
+            select
+                compared.customer_id,
+                compared.snapshot_on
+            from {{ this }} as compared
+            left join (
+                select
+                    usage_months.customer_id,
+                    usage_months.month,
+                    {{ usage_features('usage_months') }}
+                from {{ ref('int_usage_months_compared') }} as usage_months
+            ) as usage_now
+                on
+                    compared.customer_id = usage_now.customer_id
+                    and compared.feature_month = usage_now.month
+            where
+                compared.usage_value is distinct from usage_now.usage_value
+                or compared.usage_vs_3_month_average is distinct from usage_now.usage_vs_3_month_average
+                or compared.plan_usage_ratio is distinct from usage_now.plan_usage_ratio
+        ) as changed
+        where
+            kept.customer_id = changed.customer_id
+            and kept.snapshot_on = changed.snapshot_on
+    {%- endif -%}
+{%- endmacro %}

@@ -320,7 +320,8 @@ def test_which_months_a_build_rebuilds(tmp_path: Path) -> None:
         text = yml.read_text(encoding="utf-8")
         yml.write_text(text.replace("past_due_churn_days: 30", "past_due_churn_days: 45"), encoding="utf-8")
         assert plan().full_refresh  # a var the incremental models read
-        yml.write_text(text.replace("usage_drop_ratio: 0.3", "usage_drop_ratio: 0.4"), encoding="utf-8")
+        # (usage_drop_ratio no longer: int_customer_snapshots_joined reads the usage months, which use it)
+        yml.write_text(text.replace("rank_a_mrr_share: 0.7", "rank_a_mrr_share: 0.6"), encoding="utf-8")
         assert plan().fingerprint == first.fingerprint  # a var they do not read
         customers = next((project / "models").rglob("customers.sql"))
         customers.write_text(customers.read_text(encoding="utf-8") + "\n-- edited\n", encoding="utf-8")

@@ -215,9 +215,21 @@ def edited(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[s
             "WHERE start_date < '2025-01-01' AND customer_id > ? ORDER BY customer_id LIMIT 1",
             [ids[-1]],
         ).fetchone()
-    assert found is not None
+        # a customer with usage in the snapshot's feature month, after the others: its usage is edited there
+        usage_found = con.execute(
+            f"SELECT customer_id FROM {FEATURES} WHERE snapshot_on = ? AND usage_value IS NOT NULL "
+            "AND customer_id > ? ORDER BY customer_id LIMIT 1",
+            [SNAPSHOT, max(ids[-1], found[0] if found else "")],
+        ).fetchone()
+    assert found is not None and usage_found is not None
     product_customer, subscription = found
-    edits = {"employee_count": ids[0], "activity": ids[1], "ticket": ids[2], "product": product_customer}
+    edits = {
+        "employee_count": ids[0],
+        "activity": ids[1],
+        "ticket": ids[2],
+        "product": product_customer,
+        "usage": usage_found[0],
+    }
 
     def customers(rows: list[dict[str, str]]) -> list[dict[str, str]]:
         for row in rows:
@@ -239,11 +251,23 @@ def edited(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[s
                 row["product"] = row["product"] + " Plus"
         return rows
 
+    def usage(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+        feature_month = "2025-08-01"  # SNAPSHOT's
+        for row in rows:
+            if (
+                row["customer_id"] == edits["usage"]
+                and row["month"] == feature_month
+                and row["metric"] == "active_users"
+            ):
+                row["value"] = str(int(float(row["value"])) + 1000)
+        return rows
+
     for name, change in (
         ("customers", customers),
         ("activities", activities),
         ("support_tickets", tickets),
         ("subscriptions", subscriptions),
+        ("usage", usage),
     ):
         _rewrite(day2 / f"{name}.csv", change)
     built, full = root / "built2.duckdb", root / "full2.duckdb"
@@ -259,7 +283,9 @@ def test_snapshot_changes_reach_the_training_snapshots_and_equal_a_full_refresh(
 ) -> None:
     """A customer's employee_count, an activity and a ticket backdated months, a subscription's product renamed:
     each changes that customer's training snapshots; the incremental build lists them and equals a full refresh
-    on every relation (a wrong change rule keeps their old rows), while rewriting a small share of the rows."""
+    on every relation (a wrong change rule keeps their old rows), while rewriting a small share of the rows.
+    A usage month edited months back is not listed (the gate records no usage month): the joined features find
+    it by comparing, and rebuild that customer's rows."""
     built, full, edits, _ = edited
     days = shared_days(tmp_path_factory)
     with connect(built, read_only=True) as con:
@@ -275,7 +301,7 @@ def test_snapshot_changes_reach_the_training_snapshots_and_equal_a_full_refresh(
             ).fetchall()
         }
         shares: dict[str, float] = {}
-        for model in ("trended", "subscriptions_summarised", "engagement_summarised"):
+        for model in ("trended", "subscriptions_summarised", "engagement_summarised", "joined"):
             table = f"intermediate.int_customer_snapshots_{model}"
             (last,) = con.execute(f"SELECT max(rowid) FROM day1.{table}").fetchone() or (0,)
             share = con.execute(f"SELECT avg(CASE WHEN rowid > ? THEN 1 ELSE 0 END) FROM {table}", [last])
@@ -285,6 +311,7 @@ def test_snapshot_changes_reach_the_training_snapshots_and_equal_a_full_refresh(
     assert edits["product"] in listed
     # each edit moved its customer's features in a training snapshot with outcomes (mrr_percentile aside, the
     # other customers of the snapshot keep theirs: nothing else changed in September 2025)
-    assert {edits["employee_count"], edits["activity"], edits["ticket"]} <= changed
+    assert {edits["employee_count"], edits["activity"], edits["ticket"], edits["usage"]} <= changed
+    assert edits["usage"] not in listed
     assert differences(built, full) == {}
     assert all(share < 0.5 for share in shares.values()), shares  # 2 or 3 of 13 snapshots, and the listed customers

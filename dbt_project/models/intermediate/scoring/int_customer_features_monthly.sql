@@ -1,72 +1,52 @@
-{#- Features of every customer at every snapshot, from data dated before the snapshot only (docs/scores.md).
-    Its parts are tables of their own (int_customer_snapshots_*), each one pass over one source: one query
-    joining every source for every snapshot peaked at 3 GB under a 2.5 GB limit at 1M customers (bench/scores). -#}
+{{ config(materialized='view') }}
+{#- Features of every customer at every snapshot, from data dated before the snapshot only (docs/scores.md): the
+    incremental int_customer_snapshots_joined with mrr_percentile, which ranks customers against each other and
+    is recomputed every build (int_snapshot_mrrs_ranked). A view: the scoring step reads it once a day. -#}
 with
 
-population as (select * from {{ ref('int_customer_snapshots_trended') }}),
+joined as (select * from {{ ref('int_customer_snapshots_joined') }}),
 
-subscriptions_summarised as (select * from {{ ref('int_customer_snapshots_subscriptions_summarised') }}),
+mrrs_ranked as (select * from {{ ref('int_snapshot_mrrs_ranked') }}),
 
-engagement_summarised as (select * from {{ ref('int_customer_snapshots_engagement_summarised') }}),
-
-usage_months as (select * from {{ ref('int_usage_months_compared') }}),
-
-features_joined as (
+features_ranked as (
     select
-        population.customer_id,
-        population.snapshot_on,
-        population.feature_month,
-        population.is_scoring_snapshot,
-        population.mrr,
-        population.mrr_change_3_months_ratio,
-        population.tenure_months,
-        -- ranked here, over the whole snapshot, not in the incremental int_customer_snapshots_trended: one
-        -- customer's change moves every other customer's rank, and kept rows would go stale
-        percent_rank() over (partition by population.snapshot_on order by population.mrr) as mrr_percentile,
-        population.expansions_last_6_months,
-        population.contractions_last_6_months,
-        population.employee_count,
-        cast(usage_months.usage_value as {{ type_double() }}) as usage_value,
-        {{ ratio('usage_months.usage_value', 'usage_months.trailing_3_month_average') }} - 1
-            as usage_vs_3_month_average,
-        usage_months.plan_usage_ratio,
-        cast(coalesce(subscriptions_summarised.product_count, 0) as {{ dbt.type_bigint() }}) as product_count,
-        subscriptions_summarised.products_held,
-        subscriptions_summarised.contract_term_months,
-        subscriptions_summarised.days_to_renewal,
-        {{ dbt.datediff('engagement_summarised.last_touch_on', 'population.snapshot_on', 'day') }}
-            as days_since_last_touch,
-        cast(coalesce(engagement_summarised.touches_last_90_days, 0) as {{ dbt.type_bigint() }})
-            as touches_last_90_days,
-        cast(coalesce(engagement_summarised.conversations_last_90_days, 0) as {{ dbt.type_bigint() }})
-            as conversations_last_90_days,
-        cast(coalesce(engagement_summarised.tickets_last_90_days, 0) as {{ dbt.type_bigint() }})
-            as tickets_last_90_days,
-        cast(coalesce(engagement_summarised.open_expansion_deals, 0) as {{ dbt.type_bigint() }})
-            as open_expansion_deals,
-        cast(coalesce(engagement_summarised.open_renewal_deals, 0) as {{ dbt.type_bigint() }})
-            as open_renewal_deals,
-        population.has_outcome,
-        population.is_churned_next_90_days,
-        population.is_expanded_next_90_days,
-        population.expansion_mrr_next_90_days
-    from population
-    left join usage_months
+        joined.customer_id,
+        joined.snapshot_on,
+        joined.feature_month,
+        joined.is_scoring_snapshot,
+        joined.mrr,
+        joined.mrr_change_3_months_ratio,
+        joined.tenure_months,
+        mrrs_ranked.mrr_percentile,
+        joined.expansions_last_6_months,
+        joined.contractions_last_6_months,
+        joined.employee_count,
+        joined.usage_value,
+        joined.usage_vs_3_month_average,
+        joined.plan_usage_ratio,
+        joined.product_count,
+        joined.products_held,
+        joined.contract_term_months,
+        joined.days_to_renewal,
+        joined.days_since_last_touch,
+        joined.touches_last_90_days,
+        joined.conversations_last_90_days,
+        joined.tickets_last_90_days,
+        joined.open_expansion_deals,
+        joined.open_renewal_deals,
+        joined.has_outcome,
+        joined.is_churned_next_90_days,
+        joined.is_expanded_next_90_days,
+        joined.expansion_mrr_next_90_days
+    from joined
+    left join mrrs_ranked
         on
-            population.customer_id = usage_months.customer_id
-            and population.feature_month = usage_months.month
-    left join subscriptions_summarised
-        on
-            population.customer_id = subscriptions_summarised.customer_id
-            and population.snapshot_on = subscriptions_summarised.snapshot_on
-    left join engagement_summarised
-        on
-            population.customer_id = engagement_summarised.customer_id
-            and population.snapshot_on = engagement_summarised.snapshot_on
+            joined.snapshot_on = mrrs_ranked.snapshot_on
+            and joined.mrr is not distinct from mrrs_ranked.mrr
 ),
 
 final as (
-    select * from features_joined
+    select * from features_ranked
 )
 
 select * from final
