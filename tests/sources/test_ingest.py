@@ -205,3 +205,27 @@ def test_findings_of_several_files_keep_the_contracts_table_order(settings: Sett
     customers = message.index("customers.csv, row 2, column customer_id: required value is empty")
     subscriptions = message.index("subscriptions.csv, row 2, column start_date: is not a date")
     assert customers < subscriptions
+
+
+def test_ingest_counts_a_one_row_file_as_one_row(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """What `kizuna ingest` prints per file, as a newcomer trying one hand-written row reads it."""
+    from typer.testing import CliRunner
+
+    from kizuna.cli import app
+
+    monkeypatch.setenv("KIZUNA_VAR_DIR", str(tmp_path / "var"))
+    source = tmp_path / "export"
+    source.mkdir()
+    write_csv(source / "customers.csv", CUSTOMERS_HEADER, [["C1", "株式会社テスト", "12", "", ""]])
+    write_csv(
+        source / "subscriptions.csv",
+        SUBSCRIPTIONS_HEADER,
+        [["S1", "C1", "2024-01-01", "", "1000", "", "", "1", "active"]] * 2,
+    )
+    result = CliRunner().invoke(app, ["ingest", "--source-dir", str(source)])
+    printed = result.output + capfd.readouterr().out  # the session writes to the terminal's own stream
+    assert result.exit_code == 0, printed
+    assert "customers.csv: 1 row (utf-8" in printed
+    assert "subscriptions.csv: 2 rows (utf-8" in printed

@@ -45,7 +45,8 @@ def ingest(
         for staged in result.staged:
             what = "unchanged since the last load, not parsed" if staged.status == "unchanged" else staged.encoding
             changes = f", changes {staged.changes}" if staged.changes and staged.status != "unchanged" else ""
-            term.out.write(f"{staged.file}: {staged.rows:,} rows ({what}{changes})\n")
+            rows = f"{staged.rows:,} row" + ("" if staged.rows == 1 else "s")
+            term.out.write(f"{staged.file}: {rows} ({what}{changes})\n")
         if result.skipped:
             term.out.write(f"skipped (no file): {', '.join(result.skipped)}\n")
         term.out.write(f"staged; run `kizuna check` to gate and publish it\nlog: {term.log}\n")
