@@ -87,7 +87,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
             try:
                 from_files = [t for t in TABLES if routing.source_of(t.name) == FILES]
                 reads = {
-                    t.name: _FileRead(source_dir, tmp_dir, mapping.of(t.name) if mapping else None) for t in TABLES
+                    t.name: _FileRead(source_dir, tmp_dir, mapping.of(t.name) if mapping else None) for t in from_files
                 }
                 files_staged = _stage_files(con, from_files, reads, settings.timezone, published, progress)
                 for table in TABLES:
