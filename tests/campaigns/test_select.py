@@ -796,3 +796,23 @@ def test_a_monthly_campaign_states_mrr_in_the_reporting_currency(marts_settings:
             "SELECT DISTINCT currency FROM ops.campaign_recipients WHERE run_id = 'r-usd'"
         ).fetchall()
     assert currencies == [("USD",)]
+
+
+def test_exclusions_hold_each_campaigns_latest_selection_only(marts_settings: Settings) -> None:
+    """ops.campaign_exclusions does not grow with history: a selection replaces its campaign's earlier rows."""
+    other = renewal(name="other_campaign", owner_policy="ignore")
+    with connect(marts_settings.warehouse) as con:
+        select_recipients(con, other, "r1", AS_OF, marts_settings)
+        for run_id in ("r1", "r2", "r3"):
+            latest = select_recipients(con, renewal(), run_id, AS_OF + dt.timedelta(days=int(run_id[1])))
+        rows = con.execute(
+            "SELECT campaign, run_id, count(*) FROM ops.campaign_exclusions GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        by_reason = dict(
+            con.execute(
+                "SELECT exclusion_reason, count(*) FROM ops.campaign_exclusions "
+                "WHERE campaign = 'renewal_reminder' GROUP BY 1"
+            ).fetchall()
+        )
+    assert [(campaign, run_id) for campaign, run_id, _ in rows] == [("other_campaign", "r1"), ("renewal_reminder", "r3")]
+    assert by_reason == latest.excluded  # the latest run's exclusions, all of them

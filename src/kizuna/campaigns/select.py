@@ -2,7 +2,8 @@
 
 Everything runs as one DuckDB statement per campaign; no Python loop per customer. A selected contact lands in
 ops.campaign_recipients with its variant (treatment or holdout) and the rules that matched it (reasons, JSON);
-a contact who matched but is left out lands in ops.campaign_exclusions with why.
+a contact who matched but is left out lands in ops.campaign_exclusions with why, for the campaign's latest
+selection only (each selection replaces the campaign's earlier exclusions).
 """
 
 from __future__ import annotations
@@ -103,8 +104,10 @@ def select_recipients(
     settings = settings or Settings()
     ops.ensure(con, ops.SEND_LEDGER)
     ensure_recipient_tables(con)
-    for table in (ops.CAMPAIGN_RECIPIENTS.name, ops.CAMPAIGN_EXCLUSIONS.name):
-        con.execute(f"DELETE FROM {table} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
+    con.execute(f"DELETE FROM {ops.CAMPAIGN_RECIPIENTS.name} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
+    # Exclusions are kept for the campaign's latest selection only (docs/campaigns.md, "What selection records"):
+    # nothing reads an earlier run's, and keeping every run's would add ~1M rows a day at 1M customers.
+    con.execute(f"DELETE FROM {ops.CAMPAIGN_EXCLUSIONS.name} WHERE campaign = ?", [campaign.name])
     parts = (
         _candidates(con, campaign, as_of, settings),
         _reasoned(con, campaign, run_id, settings),
