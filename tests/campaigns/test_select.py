@@ -814,5 +814,8 @@ def test_exclusions_hold_each_campaigns_latest_selection_only(marts_settings: Se
                 "WHERE campaign = 'renewal_reminder' GROUP BY 1"
             ).fetchall()
         )
-    assert [(campaign, run_id) for campaign, run_id, _ in rows] == [("other_campaign", "r1"), ("renewal_reminder", "r3")]
+    assert [(campaign, run_id) for campaign, run_id, _ in rows] == [
+        ("other_campaign", "r1"),
+        ("renewal_reminder", "r3"),
+    ]
     assert by_reason == latest.excluded  # the latest run's exclusions, all of them

@@ -104,7 +104,9 @@ def select_recipients(
     settings = settings or Settings()
     ops.ensure(con, ops.SEND_LEDGER)
     ensure_recipient_tables(con)
-    con.execute(f"DELETE FROM {ops.CAMPAIGN_RECIPIENTS.name} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name])
+    con.execute(
+        f"DELETE FROM {ops.CAMPAIGN_RECIPIENTS.name} WHERE run_id = ? AND campaign = ?", [run_id, campaign.name]
+    )
     # Exclusions are kept for the campaign's latest selection only (docs/campaigns.md, "What selection records"):
     # nothing reads an earlier run's, and keeping every run's would add ~1M rows a day at 1M customers.
     con.execute(f"DELETE FROM {ops.CAMPAIGN_EXCLUSIONS.name} WHERE campaign = ?", [campaign.name])
