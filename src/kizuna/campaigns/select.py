@@ -93,7 +93,7 @@ def _add_owner_digests(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> No
 
 
 def ensure_recipient_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """ops.campaign_recipients and ops.campaign_exclusions, empty when new (the engagement marts read them)."""
+    """ops.campaign_recipients and ops.campaign_exclusions, empty when new (the engagement marts read recipients)."""
     ops.ensure(con, ops.CAMPAIGN_RECIPIENTS, ops.CAMPAIGN_EXCLUSIONS)
 
 
