@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import connect
-from kizuna.quality.gate import gate_and_publish
+from kizuna.core.warehouse import RAW_SCHEMA, connect
+from kizuna.quality.gate import GateFailedError, gate_and_publish
+from kizuna.quality.plausibility import _touched_entities
+from kizuna.quality.suites import load_suites
 from kizuna.quality.verdict import GateVerdict
 from kizuna.sources.ingest import stage_sources
 from tests.quality.test_gate import AS_OF, base_rows, write_sources
@@ -94,3 +98,36 @@ def test_an_orphan_is_published_once_its_customer_arrives(settings: Settings) ->
     assert second.quarantined == {} and second.kept_out.get("invoices", 0) == 0
     with connect(settings.warehouse) as con:
         assert con.execute("SELECT invoice_id FROM raw.invoices ORDER BY 1").fetchall() == [("I1",), ("I2",), ("I3",)]
+
+
+def test_outliers_of_changed_rows_are_found_as_a_full_load_finds_them(settings: Settings) -> None:
+    """Entities that are their table's key (an invoice, a subscription's MRR) are read off the change list, not
+    looked for in the staged and published tables; the verdicts stay those of a full load: an updated
+    subscription's and a new invoice's outliers are held, an invoice quarantined today (its key in the change
+    list, its row in neither table) finds nothing."""
+    write_sources(settings.source_dir, base_rows())
+    stage_sources(settings)
+    gate_and_publish(settings, AS_OF)
+    full = settings.model_copy(update={"warehouse": settings.warehouse.with_name("full.duckdb"), "full_refresh": True})
+    shutil.copy(settings.warehouse, full.warehouse)
+
+    rows = base_rows()
+    rows["subscriptions"][1][2][4] = "5000000000000"  # S3: ¥5 trillion a month
+    rows["invoices"][1].append(["I3", "C1", "2026-11-01 09:00", "9000000000000", "JPY", "open"])
+    rows["invoices"][1].append(["I4", "C9", "2026-11-01 09:00", "1000", "JPY", "open"])  # unknown customer
+    write_sources(settings.source_dir, rows)
+    stage_sources(settings)
+    with connect(settings.warehouse) as con:
+        suites = {s.table: s for s in load_suites(settings.expectations_dir, RAW_SCHEMA)}
+        touched = _touched_entities(con, suites["invoices"], suites["invoices"].outliers[0])
+    assert 'raw."invoices"' not in touched and 'raw_incoming."invoices"' not in touched
+
+    with pytest.raises(GateFailedError) as incremental:
+        gate_and_publish(settings, AS_OF)
+    stage_sources(full)
+    with pytest.raises(GateFailedError) as whole:
+        gate_and_publish(full, AS_OF)
+    assert outcome(incremental.value.verdict) == outcome(whole.value.verdict)
+    held = {(r.table, r.column) for r in incremental.value.verdict.critical_failures if r.expectation == "no_outliers"}
+    assert held == {("subscriptions", "mrr"), ("invoices", "amount")}
+    assert incremental.value.verdict.quarantined == {"invoices": 1}

@@ -237,6 +237,13 @@ class Settings(BaseSettings):
     scores_threads: int = Field(
         1, ge=1, description="Threads for score training; more than the free cores makes gradient boosting crawl."
     )
+    scores_predict_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Threads for scoring with a trained model (probabilities and factors); unset: the cores this "
+        "process may use. Same numbers whatever the count; their idle threads sleep (kizuna.scoring), so a busy "
+        "machine costs no more than one thread would.",
+    )
 
     crm_target: Literal["none", "hubspot", "salesforce"] = Field(
         "none", description="The CRM kizuna writes account fields and tasks to (`kizuna crm sync`, docs/crm.md)."

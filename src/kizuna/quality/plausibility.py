@@ -9,7 +9,7 @@ import duckdb
 
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, TABLES_BY_NAME
 from kizuna.core.errors import Finding
-from kizuna.core.warehouse import INCOMING_SCHEMA, RAW_SCHEMA, table_exists
+from kizuna.core.warehouse import INCOMING_SCHEMA, LOAD_CHANGES_STAGING, RAW_SCHEMA, table_exists
 from kizuna.quality.changed_rows import changed
 from kizuna.quality.quarantine import QUARANTINE_STAGING
 from kizuna.quality.suites import OutlierSpec, SuiteFile
@@ -254,12 +254,22 @@ def _entity(columns: list[str]) -> str:
 
 
 def _touched_entities(con: duckdb.DuckDBPyConnection, suite: SuiteFile, spec: OutlierSpec) -> str:
-    """A query of the entities (their key as a list of text) whose rows this load changes against raw."""
+    """A query of the entities (their key as a list of text) whose rows this load changes against raw.
+
+    An entity that is the table's key (an invoice, a deal) is read off the change list itself: it names every key
+    whose rows differ, and one of its keys with no row on either side matches no row of the check. Other entities
+    (a customer's subscriptions, a keyless table's) are the changed rows' own, found in both tables (at 1M
+    customers, a pass over 15M invoices staged and 15M published, ≈ 1.1 s of CPU, that the change list spares)."""
     table = TABLES_BY_NAME[suite.table]
-    parts = [
-        f'SELECT {_entity(spec.key)} FROM {schema}."{table.name}" WHERE {changed(con, schema, table.name)}'
-        for schema in (INCOMING_SCHEMA, RAW_SCHEMA)
-    ]
+    if table.key is not None and list(spec.key) == [table.key]:
+        parts = [
+            f"SELECT list_value(key) FROM {LOAD_CHANGES_STAGING} WHERE table_name = '{table.name}' AND key IS NOT NULL"
+        ]
+    else:
+        parts = [
+            f'SELECT {_entity(spec.key)} FROM {schema}."{table.name}" WHERE {changed(con, schema, table.name)}'
+            for schema in (INCOMING_SCHEMA, RAW_SCHEMA)
+        ]
     if table_exists(con, INCOMING_SCHEMA, QUARANTINE_STAGING.partition(".")[2]):  # rows the gate moved out
         fields = ", ".join(f"json_extract_string(record, '$.\"{k}\"')" for k in spec.key)
         parts.append(f"SELECT list_value({fields}) FROM {QUARANTINE_STAGING} WHERE table_name = '{table.name}'")

@@ -4,6 +4,7 @@ that may score this day), and write the two marts atomically. The weekly train-s
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -175,6 +176,15 @@ def usable_model(settings: Settings, as_of: date, now: datetime) -> tuple[store.
     return (None, reason) if reason else (stored, "")
 
 
+def predict_threads(settings: Settings) -> int:
+    """Threads for scoring with a trained model: settings.scores_predict_threads, else the cores this process may
+    use. A prediction sums the same trees per row whatever the thread count, so the numbers do not change."""
+    if settings.scores_predict_threads:
+        return settings.scores_predict_threads
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, len(cores))
+
+
 def score_warehouse(
     settings: Settings, as_of: date, *, scored_at: datetime | None = None, retrain: bool = False
 ) -> ScoreResult:
@@ -190,12 +200,13 @@ def score_warehouse(
             f"the warehouse's features are as of {built_as_of}, not {as_of}: run `kizuna run "
             f"--as-of {as_of}` (or dbt build with that as_of) before scoring"
         )
-    with threadpool_limits(limits=settings.scores_threads):
-        if stored is None:
-            log.info("training the scores now: %s", reason)
+    if stored is None:
+        log.info("training the scores now: %s", reason)
+        with threadpool_limits(limits=settings.scores_threads):
             bundle = _train(settings, as_of, scored_at)
-        else:
-            bundle = stored.bundle
+    else:
+        bundle = stored.bundle
+    with threadpool_limits(limits=predict_threads(settings)):
         # after training, with connections of their own: the training data, DuckDB's buffers of those reads and
         # the day's customers are not held at once (docs/scores.md, "Memory")
         with connect(settings.warehouse, read_only=True) as con:
