@@ -7,6 +7,8 @@ before any of our code runs. A script file has a __file__, as the `kizuna` comma
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +18,8 @@ from kizuna.core.settings import PROJECT_DIR
 
 def python_script(code: str, *args: str) -> list[str]:
     """The command running `code` with `args` (sys.argv[1:]), the repository root importable as under -c."""
-    path = Path(tempfile.mkdtemp(prefix="kizuna-child-")) / "child.py"
+    directory = Path(tempfile.mkdtemp(prefix="kizuna-child-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)  # the children have ended when the tests have
+    path = directory / "child.py"
     path.write_text(f"import sys\nsys.path.insert(0, {str(PROJECT_DIR)!r})\n{code}", encoding="utf-8")
     return [sys.executable, str(path), *args]
