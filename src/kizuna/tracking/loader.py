@@ -35,7 +35,7 @@ def ensure_tracking_tables(con: duckdb.DuckDBPyConnection, templates_dir: Path |
     """Create the ops tables the engagement models read, empty, so dbt builds on a fresh warehouse.
 
     Besides the events loader's own tables: the send ledger (so email_sends builds before the first campaign
-    ran), selection's recipients and exclusions (treatment and holdout, for the lift marts) and the intent
+    ran), selection's recipients (treatment and holdout, for the lift marts) and exclusions, and the intent
     links. With ``templates_dir``, also record the templates' intent links as they are now
     (kizuna.tracking.intent): the daily run and `kizuna build` pass it, right before dbt reads them.
     """
