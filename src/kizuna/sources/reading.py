@@ -37,7 +37,7 @@ def text_select(
     # guess, e.g. take a data row with one field more than the header for the header and skip the real one.
     # The reader runs on one thread (parallel = false): the row number above it takes the rows one at a time in
     # file order anyway, and DuckDB's parallel reader only adds the cost of handing its chunks back in order
-    # (invoices.csv at 1M: ≈ 10% less CPU, the same rows; docs/benchmarks.md).
+    # (invoices.csv's first 3M rows at 1M: ≈ 10% less CPU, the same rows; docs/benchmarks.md).
     struct = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header)))
     reader = (
         "read_csv(?, auto_detect = false, header = true, skip = 0, delim = ',', quote = '\"', escape = '\"', "
