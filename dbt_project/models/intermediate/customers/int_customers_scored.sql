@@ -157,21 +157,29 @@ customers_joined as (
         on customers.customer_id = tickets_summarised.customer_id
 ),
 
-revenue_shares_computed as (
-    -- doc block customer_rank: the revenue axis, over active customers, largest MRR first
+revenue_shares as (
+    -- doc block customer_rank: the revenue axis, over active customers, largest MRR first (on the two columns it
+    -- reads: a window carries every column of its input through its sort)
     select
-        *,
-        case
-            when status = 'active'
-                then cast(coalesce(
-                    sum(mrr) over (
-                        partition by status order by mrr desc, customer_id asc
-                        rows between unbounded preceding and 1 preceding
-                    ),
-                    0
-                ) as {{ type_double() }}) / nullif(sum(mrr) over (partition by status), 0)
-        end as mrr_share_before
+        customer_id,
+        cast(coalesce(
+            sum(mrr) over (
+                order by mrr desc, customer_id asc
+                rows between unbounded preceding and 1 preceding
+            ),
+            0
+        ) as {{ type_double() }}) / nullif(sum(mrr) over (), 0) as mrr_share_before
     from customers_joined
+    where status = 'active'
+),
+
+revenue_shares_computed as (
+    select
+        customers_joined.*,
+        revenue_shares.mrr_share_before
+    from customers_joined
+    left join revenue_shares
+        on customers_joined.customer_id = revenue_shares.customer_id
 ),
 
 components_scored as (
