@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 import duckdb
@@ -38,7 +37,6 @@ RECORDS_PREFIX = "_records__"
 RECORD_COLUMN = "_source_record"
 # The keys each staged table inserts, updates and deletes (kizuna.sources.changes), kept in ops.load_changes.
 LOAD_CHANGES_STAGING = f"{INCOMING_SCHEMA}._load_changes"
-_CHANGE_LIST_CREATION = threading.Lock()
 
 
 def raw_table_ddl(table: Table, schema: str = RAW_SCHEMA) -> str:
@@ -242,17 +240,6 @@ def _side(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
     return f'SELECT {key} AS key, {row_hash} AS h, {placed} AS p FROM {schema}."{table.name}"'
 
 
-def stage_change_list(con: duckdb.DuckDBPyConnection) -> None:
-    """The staged change list (LOAD_CHANGES_STAGING), empty, unless it exists: made by the first table a load
-    compares with raw (its presence tells the gate the load was compared: quality.changed_rows). Ingest compares
-    tables on several cursors at once: one of them creates it (two concurrent creations would conflict)."""
-    with _CHANGE_LIST_CREATION:
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {LOAD_CHANGES_STAGING} "
-            "(load_id VARCHAR, table_name VARCHAR, key VARCHAR, change VARCHAR, before_row VARCHAR)"
-        )
-
-
 def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) -> ChangeCounts:
     """Stage the keys the incoming table inserts, updates and deletes against the published raw table.
 
@@ -274,7 +261,10 @@ def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) ->
         change = "CASE WHEN o_n = 0 THEN 'inserted' WHEN n_n = 0 THEN 'deleted' ELSE 'updated' END"
     else:
         change = "CASE WHEN n_n > o_n THEN 'inserted' ELSE 'deleted' END"
-    stage_change_list(con)
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {LOAD_CHANGES_STAGING} "
+        "(load_id VARCHAR, table_name VARCHAR, key VARCHAR, change VARCHAR, before_row VARCHAR)"
+    )
     con.execute(f"DELETE FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?", [table.name])
     # Every key whose rows differ in any way, provenance included (raw_delta replaces their rows at publish);
     # of those, the ones whose contract columns differ are the load's changes.

@@ -89,9 +89,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                 reads = {
                     t.name: _FileRead(source_dir, tmp_dir, mapping.of(t.name) if mapping else None) for t in from_files
                 }
-                files_staged = _stage_files(
-                    con, from_files, reads, settings.timezone, published, result.load_id, progress
-                )
+                files_staged = _stage_files(con, from_files, reads, settings.timezone, published, progress)
                 for table in TABLES:
                     source = routing.source_of(table.name)
                     if source == FILES:
@@ -121,7 +119,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                     raise SourceContractError(findings[:MAX_FINDINGS], total)
                 by_name = {t.name: t for t in TABLES}
                 for staged in result.staged:
-                    if staged.status != UNCHANGED and staged.changes is None:  # a file's: compared as it was read
+                    if staged.status != UNCHANGED:
                         staged.changes = stage_changes(con, by_name[staged.table], result.load_id)
                 pulls.cursors.stage(con)
                 record_fx_currencies(con, INCOMING_SCHEMA, settings.dbt_project_dir)
@@ -149,18 +147,14 @@ def _stage_files(
     reads: dict[str, _FileRead],
     timezone: str,
     published: dict[str, PublishedLoad],
-    load_id: str,
     progress: Callable[[str], None] | None,
 ) -> dict[str, tuple[StagedFile | None, list[Finding], int]]:
-    """_stage_from_file for each table, several files at once, each on its own cursor; largest file first; a
-    file staged without findings is compared with raw (stage_changes) on its cursor as soon as it is read.
+    """_stage_from_file for each table, several files at once, each on its own cursor; largest file first.
 
     Reading a file is one statement that DuckDB runs on one core: the spreadsheet row number (a streaming
     window over the reader) keeps the rows in file order, and that serialises the pipeline above it. Files are
     independent (each stages its own incoming table), so reading two at once uses the cores the numbering
-    leaves idle, and comparing the smaller files while the largest is still read fills the core it would leave
-    idle at the end. Findings and staged tables do not depend on the order: the caller reads them in TABLES order
-    (and drops the incoming schema, compared tables included, when there are findings).
+    leaves idle. Findings and staged tables do not depend on the order: the caller reads them in TABLES order.
     """
     if not tables:
         return {}
@@ -175,12 +169,7 @@ def _stage_files(
     def stage(table: Table) -> tuple[StagedFile | None, list[Finding], int]:
         with con.cursor() as cur:
             cur.execute(f"SET TimeZone = '{timezone}'")  # a cursor is its own session: settings are not shared
-            staged, findings, total = _stage_from_file(
-                cur, table, reads[table.name], timezone, published.get(table.name), progress
-            )
-            if staged is not None and staged.status != UNCHANGED and not findings:
-                staged.changes = stage_changes(cur, table, load_id)
-            return staged, findings, total
+            return _stage_from_file(cur, table, reads[table.name], timezone, published.get(table.name), progress)
 
     workers = max(1, min(len(tables), os.cpu_count() or 1, MAX_FILES_AT_ONCE))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kizuna-ingest") as pool:

@@ -35,14 +35,10 @@ def text_select(
     csv_records.spreadsheet_rows gives them; None: 2, 3, 4, ...); and the statement's parameters."""
     # The dialect is pinned and the columns are the header's, by position: DuckDB's sniffer would otherwise
     # guess, e.g. take a data row with one field more than the header for the header and skip the real one.
-    # The reader runs on one thread (parallel = false): the row number above it takes the rows one at a time in
-    # file order anyway, and DuckDB's parallel reader only adds the cost of handing its chunks back in order
-    # (invoices.csv's first 3M rows at 1M: ≈ 10% less CPU, the same rows; docs/benchmarks.md).
     struct = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header)))
     reader = (
         "read_csv(?, auto_detect = false, header = true, skip = 0, delim = ',', quote = '\"', escape = '\"', "
-        f"comment = '', null_padding = false, parallel = false, max_line_size = {MAX_RECORD_BYTES}, "
-        f"columns = {{{struct}}})"
+        f"comment = '', null_padding = false, max_line_size = {MAX_RECORD_BYTES}, columns = {{{struct}}})"
     )
     position = {name: i for i, name in enumerate(header) if name}
     keep = ""
