@@ -51,12 +51,18 @@ def test_a_bad_changed_row_is_quarantined_and_an_old_one_not_reported_again(sett
     assert reported == [(3, "'ni@@example'")]
 
 
-def test_verdicts_equal_a_full_load(settings: Settings) -> None:
+def _day_one_and_a_full_refresh_copy(settings: Settings) -> Settings:
+    """Day 1 loaded and published; the settings of a copy of that warehouse that checks day 2 in full."""
     write_sources(settings.source_dir, base_rows())
     stage_sources(settings)
     gate_and_publish(settings, AS_OF)
     full = settings.model_copy(update={"warehouse": settings.warehouse.with_name("full.duckdb"), "full_refresh": True})
     shutil.copy(settings.warehouse, full.warehouse)
+    return full
+
+
+def test_verdicts_equal_a_full_load(settings: Settings) -> None:
+    full = _day_one_and_a_full_refresh_copy(settings)
 
     # Day 2: customer C3 deleted (its unchanged contact, subscription and invoice become orphans), a new
     # subscription with an unknown currency, an invoice paid.
@@ -105,11 +111,7 @@ def test_outliers_of_changed_rows_are_found_as_a_full_load_finds_them(settings: 
     looked for in the staged and published tables; the verdicts stay those of a full load: an updated
     subscription's and a new invoice's outliers are held, an invoice quarantined today (its key in the change
     list, its row in neither table) finds nothing."""
-    write_sources(settings.source_dir, base_rows())
-    stage_sources(settings)
-    gate_and_publish(settings, AS_OF)
-    full = settings.model_copy(update={"warehouse": settings.warehouse.with_name("full.duckdb"), "full_refresh": True})
-    shutil.copy(settings.warehouse, full.warehouse)
+    full = _day_one_and_a_full_refresh_copy(settings)
 
     rows = base_rows()
     rows["subscriptions"][1][2][4] = "5000000000000"  # S3: ¥5 trillion a month
