@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +25,24 @@ ARTIFACTS = {"daily-summary", "rows-loaded", "quality-gate-report", "mrr-kpis-mo
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, env=env, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=timeout)
+    """`args` in a process group of its own, killed whole however the test ends: a worker's flow run is its child,
+    and a worker killed alone on a timeout left that flow run running on after the test."""
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the group has ended
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
     assert done.returncode == 0, (
         f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     )
