@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +14,7 @@ from kizuna.core.warehouse import connect
 from kizuna.scoring.run import predict_threads, score_warehouse
 from tests.conftest import demo_settings
 from tests.scoring.conftest import AS_OF, SCORED_AT, Demo
+from tests.scripts import python_script
 
 MARTS = (
     "SELECT * FROM marts.customer_scores ORDER BY customer_id",
@@ -49,10 +49,12 @@ def test_gradient_boosting_scores_are_the_same_with_two_threads_as_with_one(demo
 
 def test_openmp_threads_sleep_while_they_wait() -> None:
     """Set before scikit-learn loads its OpenMP runtime (it reads the policy once); a policy set outside stays."""
-    code = "import os, sys; import kizuna.scoring.model; assert 'sklearn' in sys.modules; print(os.environ['OMP_WAIT_POLICY'])"
+    command = python_script(
+        "import os, sys; import kizuna.scoring.model; assert 'sklearn' in sys.modules; print(os.environ['OMP_WAIT_POLICY'])"
+    )
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "PASSIVE"
     env["OMP_WAIT_POLICY"] = "ACTIVE"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ACTIVE"
