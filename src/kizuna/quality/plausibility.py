@@ -250,11 +250,19 @@ def outlier_checks(
 
 
 def _entity(columns: list[str]) -> str:
-    return "list_value(" + ", ".join(f'CAST("{k}" AS VARCHAR)' for k in columns) + ")"
+    """An entity's key as one hash of its parts as text (the change list's keys and a quarantined record's fields
+    are text). Two entities sharing a hash only add an unchanged entity to the measured ones, which cannot
+    exceed its own baseline (outlier_checks): the verdict is the same, and hashing 15M rows is cheaper than
+    building a list per row (invoices and usage at 1M customers: ≈ 2 of 8 CPU s of the outlier checks)."""
+    return _hash([f'CAST("{k}" AS VARCHAR)' for k in columns])
+
+
+def _hash(parts: list[str]) -> str:
+    return "hash(" + ", ".join(parts) + ")"
 
 
 def _touched_entities(con: duckdb.DuckDBPyConnection, suite: SuiteFile, spec: OutlierSpec) -> str:
-    """A query of the entities (their key as a list of text) whose rows this load changes against raw.
+    """A query of the entities (their key hashed as text, _entity) whose rows this load changes against raw.
 
     An entity that is the table's key (an invoice, a deal) is read off the change list itself: it names every key
     whose rows differ, and one of its keys with no row on either side matches no row of the check. Other entities
@@ -263,7 +271,7 @@ def _touched_entities(con: duckdb.DuckDBPyConnection, suite: SuiteFile, spec: Ou
     table = TABLES_BY_NAME[suite.table]
     if table.key is not None and list(spec.key) == [table.key]:
         parts = [
-            f"SELECT list_value(key) FROM {LOAD_CHANGES_STAGING} WHERE table_name = '{table.name}' AND key IS NOT NULL"
+            f"SELECT {_hash(['key'])} FROM {LOAD_CHANGES_STAGING} WHERE table_name = '{table.name}' AND key IS NOT NULL"
         ]
     else:
         parts = [
@@ -271,8 +279,8 @@ def _touched_entities(con: duckdb.DuckDBPyConnection, suite: SuiteFile, spec: Ou
             for schema in (INCOMING_SCHEMA, RAW_SCHEMA)
         ]
     if table_exists(con, INCOMING_SCHEMA, QUARANTINE_STAGING.partition(".")[2]):  # rows the gate moved out
-        fields = ", ".join(f"json_extract_string(record, '$.\"{k}\"')" for k in spec.key)
-        parts.append(f"SELECT list_value({fields}) FROM {QUARANTINE_STAGING} WHERE table_name = '{table.name}'")
+        fields = _hash([f"json_extract_string(record, '$.\"{k}\"')" for k in spec.key])
+        parts.append(f"SELECT {fields} FROM {QUARANTINE_STAGING} WHERE table_name = '{table.name}'")
     return " UNION ".join(parts)
 
 
