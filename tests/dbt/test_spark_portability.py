@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.dbt.helpers import Build, load_source_dir, normalised, run_dbt
+from tests.dbt.helpers import NO_UNIT_TESTS, Build, load_source_dir, normalised, run_dbt
 
 # pyspark warns about pandas 3 when it converts rows; the test builds its frames from collect() itself.
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
@@ -133,7 +133,11 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builds]:
     generate_demo_data(workdir / "src", DEMO_CUSTOMERS, 7, AS_OF)
     warehouse = workdir / "warehouse.duckdb"
     load_source_dir(warehouse, workdir / "src")
-    duck = Build(warehouse, run_dbt(workdir / "duck", AS_OF, {"KIZUNA_WAREHOUSE": str(warehouse)}, extra=SELECTION))
+    # the same models on DuckDB, to compare; the unit tests are Spark's here (on DuckDB: tests/dbt/helpers.py)
+    duck = Build(
+        warehouse,
+        run_dbt(workdir / "duck", AS_OF, {"KIZUNA_WAREHOUSE": str(warehouse)}, extra=(*SELECTION, *NO_UNIT_TESTS)),
+    )
 
     spark = spark_session(workdir)
     try:
