@@ -89,6 +89,8 @@ def test_the_gate_records_the_customers_whose_snapshot_inputs_change(tmp_path: P
             f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN row_count BIGINT; "
             f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN rewritten BOOLEAN; "
             f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN full_refresh BOOLEAN; "
+            f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN status VARCHAR; "
+            f"ALTER TABLE {INCOMING_SCHEMA}._load ADD COLUMN inserted_rows BIGINT; "
             f"DELETE FROM {INCOMING_SCHEMA}._load; "
             f"CREATE TABLE {INCOMING_SCHEMA}._load_changes (load_id VARCHAR, table_name VARCHAR, key VARCHAR, "
             "change VARCHAR, before_row VARCHAR)"
@@ -96,8 +98,8 @@ def test_the_gate_records_the_customers_whose_snapshot_inputs_change(tmp_path: P
         for table in TABLES:
             (count,) = con.execute(f"SELECT count(*) FROM {INCOMING_SCHEMA}.{table}").fetchone() or (0,)
             con.execute(
-                f"INSERT INTO {INCOMING_SCHEMA}._load (load_id, table_name, row_count, rewritten, full_refresh) "
-                "VALUES ('L2', ?, ?, false, false)",
+                f"INSERT INTO {INCOMING_SCHEMA}._load (load_id, table_name, row_count, rewritten, full_refresh, "
+                "status, inserted_rows) VALUES ('L2', ?, ?, false, false, 'staged', 0)",  # compared with raw
                 [table, count],
             )
         con.executemany(

@@ -149,17 +149,49 @@ def mark_rewritten(con: duckdb.DuckDBPyConnection, table: str) -> None:
         )
 
 
+def stage_change_list(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the staged change list (LOAD_CHANGES_STAGING), empty, unless it is there.
+
+    Ingest creates it once, on its main connection, before any file is read: each file's reading cursor then
+    compares its table with raw and appends that table's keys (two cursors creating it at once would conflict).
+    Its presence therefore says nothing about a table: whether the list covers one is `compared_with_raw`.
+    """
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {LOAD_CHANGES_STAGING} "
+        "(load_id VARCHAR, table_name VARCHAR, key VARCHAR, change VARCHAR, before_row VARCHAR)"
+    )
+
+
+def compared_with_raw(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ingest compared the staged `table` with the published one, so that the staged change list names
+    every key whose rows differ (none for a table reused unchanged): its row of the staged _load says 'unchanged'
+    or counts its changes, and raw holds the table. Not on the table's first load (every row inserted, no key
+    listed), nor for a load staged by a kizuna that recorded no counts."""
+    if not table_exists(con, RAW_SCHEMA, table) or not table_exists(
+        con, INCOMING_SCHEMA, LOAD_CHANGES_STAGING.partition(".")[2]
+    ):
+        return False
+    if not all(column_exists(con, INCOMING_SCHEMA, "_load", c) for c in ("status", "inserted_rows")):
+        return False
+    row = con.execute(
+        f"SELECT count(*) FROM {INCOMING_SCHEMA}._load WHERE table_name = ? "
+        "AND (status = 'unchanged' OR inserted_rows IS NOT NULL)",
+        [table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def change_list_covers(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether the staged change list (LOAD_CHANGES_STAGING) names every key whose rows the staged `table` holds
     otherwise than raw, but for the rows the gate moved out since (its quarantine staging names them): the table
-    compared with raw at ingest, or reused unchanged, and none of its values rewritten by the gate."""
-    if not table_exists(con, RAW_SCHEMA, table) or not table_exists(con, INCOMING_SCHEMA, table):
+    compared with raw at ingest or reused unchanged (`compared_with_raw`), and none of its values rewritten by
+    the gate."""
+    if not table_exists(con, INCOMING_SCHEMA, table) or not compared_with_raw(con, table):
         return False
-    if not all(column_exists(con, INCOMING_SCHEMA, "_load", c) for c in ("status", "inserted_rows", "rewritten")):
+    if not column_exists(con, INCOMING_SCHEMA, "_load", "rewritten"):
         return False
     row = con.execute(
-        f"""SELECT count(*) FROM {INCOMING_SCHEMA}._load WHERE table_name = ?
-            AND (status = 'unchanged' OR inserted_rows IS NOT NULL) AND NOT coalesce(rewritten, false)""",
+        f"SELECT count(*) FROM {INCOMING_SCHEMA}._load WHERE table_name = ? AND NOT coalesce(rewritten, false)",
         [table],
     ).fetchone()
     return bool(row and row[0])
@@ -261,32 +293,30 @@ def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) ->
         change = "CASE WHEN o_n = 0 THEN 'inserted' WHEN n_n = 0 THEN 'deleted' ELSE 'updated' END"
     else:
         change = "CASE WHEN n_n > o_n THEN 'inserted' ELSE 'deleted' END"
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {LOAD_CHANGES_STAGING} "
-        "(load_id VARCHAR, table_name VARCHAR, key VARCHAR, change VARCHAR, before_row VARCHAR)"
-    )
-    con.execute(f"DELETE FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?", [table.name])
+    if not table_exists(con, INCOMING_SCHEMA, LOAD_CHANGES_STAGING.partition(".")[2]):
+        stage_change_list(con)  # one table compared on its own (publish_incoming's recount); ingest made it before
+    listed = con.execute(f"SELECT count(*) FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?", [table.name]).fetchone()
+    if listed and listed[0]:
+        con.execute(f"DELETE FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?", [table.name])
     # Every key whose rows differ in any way, provenance included (raw_delta replaces their rows at publish);
     # of those, the ones whose contract columns differ are the load's changes.
     replace = replace_table(INCOMING_SCHEMA, table.name)
     sides = {s: _side(con, table, s) for s in (RAW_SCHEMA, INCOMING_SCHEMA)}
     stage_replace(con, RAW_SCHEMA, INCOMING_SCHEMA, table.name, sides)
+    # Appended with the published row an update or deletion replaces (its dates say which months it touched), as
+    # JSON, in one statement: the files' cursors append to the list at once (appends never conflict in DuckDB;
+    # updating the rows afterwards could).
+    key = change_key(con, table, RAW_SCHEMA)
     con.execute(
-        f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT ?, ?, key::VARCHAR, {change}, NULL FROM {replace} "
-        "WHERE n_n <> o_n OR n_h IS DISTINCT FROM o_h",
+        f"INSERT INTO {LOAD_CHANGES_STAGING} SELECT * FROM ("
+        f"WITH c AS (SELECT key::VARCHAR AS key, {change} AS change FROM {replace} "
+        "WHERE n_n <> o_n OR n_h IS DISTINCT FROM o_h) "
+        "SELECT ?, ?, c.key, c.change, b.row FROM c LEFT JOIN ("
+        f"SELECT {key} AS key, arg_max(to_json(r)::VARCHAR, {SOURCE_ROW_COLUMN}) AS row "
+        f"FROM {RAW_SCHEMA}.\"{table.name}\" r WHERE {key} IN (SELECT key FROM c WHERE change <> 'inserted') "
+        "GROUP BY ALL) b ON c.change <> 'inserted' AND c.key = b.key)",
         [load_id, table.name],
     )
-    if table_exists(con, RAW_SCHEMA, table.name):
-        # The published row an update or deletion replaces (its dates say which months it touched), as JSON.
-        key = change_key(con, table, RAW_SCHEMA)
-        con.execute(
-            f"UPDATE {LOAD_CHANGES_STAGING} c SET before_row = b.row FROM ("
-            f"SELECT {key} AS key, arg_max(to_json(r)::VARCHAR, {SOURCE_ROW_COLUMN}) AS row "
-            f'FROM {RAW_SCHEMA}."{table.name}" r WHERE {key} IN (SELECT key FROM {LOAD_CHANGES_STAGING} '
-            "WHERE table_name = ? AND change <> 'inserted') GROUP BY ALL) b "
-            "WHERE c.table_name = ? AND c.key = b.key AND c.change <> 'inserted'",
-            [table.name, table.name],
-        )
     counts = dict(
         con.execute(
             f"SELECT change, count(*) FROM {LOAD_CHANGES_STAGING} WHERE table_name = ? GROUP BY change",

@@ -25,6 +25,7 @@ from kizuna.core.warehouse import (
     change_key,
     change_list_covers,
     column_exists,
+    compared_with_raw,
     table_exists,
 )
 from kizuna.quality.suites import SuiteFile
@@ -44,16 +45,13 @@ _PROVENANCE = json.dumps({SOURCE_FILE_COLUMN: None, SOURCE_ROW_COLUMN: None})
 
 
 def is_incremental(con: duckdb.DuckDBPyConnection, table: str, full_refresh: bool) -> bool:
-    """Whether this load compared `table` with a published one and was not ingested or checked with
-    --full-refresh (else every row is checked, as on a first load)."""
+    """Whether this load compared `table` with a published one (`compared_with_raw`: the staged change list
+    names its changed keys, none when its file was unchanged) and was not ingested or checked with
+    --full-refresh; else every row is checked, as on a first load."""
     if full_refresh or not column_exists(con, INCOMING_SCHEMA, "_load", "full_refresh"):
         return False
     row = con.execute(f"SELECT bool_or(full_refresh) FROM {INCOMING_SCHEMA}._load").fetchone()
-    return (
-        not (row and row[0])
-        and table_exists(con, INCOMING_SCHEMA, LOAD_CHANGES_STAGING.partition(".")[2])
-        and table_exists(con, RAW_SCHEMA, table)
-    )
+    return not (row and row[0]) and compared_with_raw(con, table)
 
 
 def changed(con: duckdb.DuckDBPyConnection, schema: str, table: str, changes: str = "true") -> str:

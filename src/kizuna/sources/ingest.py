@@ -16,7 +16,7 @@ from kizuna.connectors.routing import FILES, load_routing
 from kizuna.core.contract import TABLES, Table
 from kizuna.core.errors import Finding, SourceContractError, SourceError
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import INCOMING_SCHEMA, ChangeCounts, connect, stage_changes
+from kizuna.core.warehouse import INCOMING_SCHEMA, ChangeCounts, connect, stage_change_list, stage_changes
 from kizuna.sources.changes import (
     UNCHANGED,
     PublishedLoad,
@@ -82,6 +82,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
             con.execute(f"SET TimeZone = '{settings.timezone}'")
             con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
             con.execute(f"CREATE SCHEMA {INCOMING_SCHEMA}")
+            stage_change_list(con)  # before the reads: each file's cursor appends its table's keys (_stage_files)
             pulls = Pulls(con, settings, routing.options, result.load_id)
             published = {} if settings.full_refresh else last_published(con)
             try:
@@ -89,7 +90,9 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                 reads = {
                     t.name: _FileRead(source_dir, tmp_dir, mapping.of(t.name) if mapping else None) for t in from_files
                 }
-                files_staged = _stage_files(con, from_files, reads, settings.timezone, published, progress)
+                files_staged = _stage_files(
+                    con, from_files, reads, settings.timezone, published, result.load_id, progress
+                )
                 for table in TABLES:
                     source = routing.source_of(table.name)
                     if source == FILES:
@@ -118,8 +121,8 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                 if findings:
                     raise SourceContractError(findings[:MAX_FINDINGS], total)
                 by_name = {t.name: t for t in TABLES}
-                for staged in result.staged:
-                    if staged.status != UNCHANGED:
+                for staged in result.staged:  # the pulled tables (a file's was compared as it was read)
+                    if staged.status != UNCHANGED and staged.changes is None:
                         staged.changes = stage_changes(con, by_name[staged.table], result.load_id)
                 pulls.cursors.stage(con)
                 record_fx_currencies(con, INCOMING_SCHEMA, settings.dbt_project_dir)
@@ -147,6 +150,7 @@ def _stage_files(
     reads: dict[str, _FileRead],
     timezone: str,
     published: dict[str, PublishedLoad],
+    load_id: str,
     progress: Callable[[str], None] | None,
 ) -> dict[str, tuple[StagedFile | None, list[Finding], int]]:
     """_stage_from_file for each table, several files at once, each on its own cursor; largest file first.
@@ -154,7 +158,9 @@ def _stage_files(
     Reading a file is one statement that DuckDB runs on one core: the spreadsheet row number (a streaming
     window over the reader) keeps the rows in file order, and that serialises the pipeline above it. Files are
     independent (each stages its own incoming table), so reading two at once uses the cores the numbering
-    leaves idle. Findings and staged tables do not depend on the order: the caller reads them in TABLES order.
+    leaves idle. Each file is compared with raw on its cursor as soon as it is read (`stage_changes`), beside
+    the reading of the larger ones, appending its keys to the change list the caller created before. Findings
+    and staged tables do not depend on the order: the caller reads them in TABLES order.
     """
     if not tables:
         return {}
@@ -169,7 +175,9 @@ def _stage_files(
     def stage(table: Table) -> tuple[StagedFile | None, list[Finding], int]:
         with con.cursor() as cur:
             cur.execute(f"SET TimeZone = '{timezone}'")  # a cursor is its own session: settings are not shared
-            return _stage_from_file(cur, table, reads[table.name], timezone, published.get(table.name), progress)
+            return _stage_from_file(
+                cur, table, reads[table.name], timezone, published.get(table.name), load_id, progress
+            )
 
     workers = max(1, min(len(tables), os.cpu_count() or 1, MAX_FILES_AT_ONCE))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kizuna-ingest") as pool:
@@ -183,10 +191,12 @@ def _stage_from_file(
     read: _FileRead,
     timezone: str,
     last: PublishedLoad | None,
+    load_id: str,
     progress: Callable[[str], None] | None,
 ) -> tuple[StagedFile | None, list[Finding], int]:
-    """Stage the table's file; one equal (bytes and reading options) to the last published load's is not parsed:
-    the published raw table is reused (kizuna.sources.changes)."""
+    """Stage the table's file and compare it with raw (its changes); one equal (bytes and reading options) to the
+    last published load's is not parsed: the published raw table is reused (kizuna.sources.changes). A file with
+    findings is not compared (the load fails)."""
     try:
         path = find_file(read.source_dir, table, read.mapping)
     except SourceError as exc:
@@ -211,6 +221,8 @@ def _stage_from_file(
         return None, [exc.finding], 1
     if staged is not None:
         staged.options_sha256 = opts
+        if not findings:
+            staged.changes = stage_changes(con, table, load_id)
     return staged, findings, total
 
 

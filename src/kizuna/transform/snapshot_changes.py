@@ -15,7 +15,14 @@ import duckdb
 
 from kizuna.core import ops
 from kizuna.core.contract import TABLES_BY_NAME
-from kizuna.core.warehouse import INCOMING_SCHEMA, LOAD_CHANGES_STAGING, RAW_SCHEMA, column_exists, table_exists
+from kizuna.core.warehouse import (
+    INCOMING_SCHEMA,
+    LOAD_CHANGES_STAGING,
+    RAW_SCHEMA,
+    column_exists,
+    compared_with_raw,
+    table_exists,
+)
 
 # Every snapshot of a customer: its customer row is read as it is today in all of them.
 EVERY_SNAPSHOT = date(1900, 1, 1)
@@ -67,7 +74,7 @@ def changed_days(con: duckdb.DuckDBPyConnection, before: str, after: str) -> str
 def _keys_staged(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether the staged change keys of `table` still describe it: ingest compared it with raw (not a full
     refresh) and the gate has not rewritten it (quarantined rows, normalised values) since."""
-    if not TABLES_BY_NAME[table].key or not table_exists(con, INCOMING_SCHEMA, LOAD_CHANGES_STAGING.partition(".")[2]):
+    if not TABLES_BY_NAME[table].key or not compared_with_raw(con, table):
         return False
     if not all(column_exists(con, INCOMING_SCHEMA, "_load", c) for c in ("rewritten", "full_refresh", "row_count")):
         return False
