@@ -18,11 +18,31 @@ tickets_dated as (
     where {{ business_date('created_at') }} <= {{ as_of_date() }}
 ),
 
+current_ticket_counts as (
+    -- the active customers whose window ending today holds enough tickets: the only ones the signal can list
+    select
+        tickets_dated.customer_id,
+        count(*) as current_tickets
+    from tickets_dated
+    inner join active_customers on tickets_dated.customer_id = active_customers.customer_id
+    where tickets_dated.created_on > {{ dbt.dateadd('day', -var('support_spike_window_days'), as_of_date()) }}
+    group by tickets_dated.customer_id
+    having count(*) >= {{ var('support_spike_min_tickets') }}
+),
+
+tickets_of_candidates as (
+    -- their tickets only: a customer's windows read its own tickets, so the range join below need not read
+    -- every customer's whole history
+    select tickets_dated.*
+    from tickets_dated
+    inner join current_ticket_counts on tickets_dated.customer_id = current_ticket_counts.customer_id
+),
+
 ticket_days as (
     select distinct
         customer_id,
         created_on
-    from tickets_dated
+    from tickets_of_candidates
 ),
 
 ticket_days_windowed as (
@@ -43,22 +63,13 @@ ticket_days_windowed as (
             end
         ) as previous_day_window_tickets
     from ticket_days
-    inner join tickets_dated
+    inner join tickets_of_candidates as tickets_dated
         on
             ticket_days.customer_id = tickets_dated.customer_id
             and ticket_days.created_on >= tickets_dated.created_on
             and tickets_dated.created_on
             > {{ dbt.dateadd('day', -(var('support_spike_window_days') + 1), 'ticket_days.created_on') }}
     group by ticket_days.customer_id, ticket_days.created_on
-),
-
-current_ticket_counts as (
-    select
-        customer_id,
-        count(*) as current_tickets
-    from tickets_dated
-    where created_on > {{ dbt.dateadd('day', -var('support_spike_window_days'), as_of_date()) }}
-    group by customer_id
 ),
 
 support_spike_signals as (
@@ -74,10 +85,8 @@ support_spike_signals as (
     from ticket_days_windowed
     inner join current_ticket_counts
         on ticket_days_windowed.customer_id = current_ticket_counts.customer_id
-    inner join active_customers on ticket_days_windowed.customer_id = active_customers.customer_id
     where
-        current_ticket_counts.current_tickets >= {{ var('support_spike_min_tickets') }}
-        and ticket_days_windowed.window_tickets >= {{ var('support_spike_min_tickets') }}
+        ticket_days_windowed.window_tickets >= {{ var('support_spike_min_tickets') }}
         and ticket_days_windowed.previous_day_window_tickets < {{ var('support_spike_min_tickets') }}
     group by ticket_days_windowed.customer_id
 ),

@@ -4,26 +4,29 @@ contacts as (select * from {{ ref('stg_crm__contacts') }}),
 
 customers as (select customer_id from {{ ref('stg_crm__customers') }}),
 
-contacts_of_known_customers as (
+customer_contacts as (
+    -- per known customer: whether a contact is marked primary, and its first contact (contact_id is unique and
+    -- not null): one aggregate on two columns rather than two windows sorting every column of every contact
     select
-        contacts.*,
-        max(case when contacts.is_primary then 1 else 0 end)
-            over (partition by contacts.customer_id) as customer_has_primary,
-        row_number() over (partition by contacts.customer_id order by contacts.contact_id) as contact_order
+        contacts.customer_id,
+        max(case when contacts.is_primary then 1 else 0 end) as customer_has_primary,
+        min(contacts.contact_id) as first_contact_id
     from contacts
     inner join customers on contacts.customer_id = customers.customer_id
+    group by contacts.customer_id
 ),
 
 primaries_decided as (
     select
-        *,
+        contacts.*,
         -- An export without is_primary (or with none marked for a customer) must not leave
         -- `contacts: primary` campaigns nobody to mail: the customer's first contact stands in.
         case
-            when customer_has_primary = 1 then is_primary
-            else contact_order = 1
+            when customer_contacts.customer_has_primary = 1 then contacts.is_primary
+            else contacts.contact_id = customer_contacts.first_contact_id
         end as is_primary_decided
-    from contacts_of_known_customers
+    from contacts
+    inner join customer_contacts on contacts.customer_id = customer_contacts.customer_id
 ),
 
 final as (
