@@ -295,6 +295,8 @@ def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) ->
         change = "CASE WHEN n_n > o_n THEN 'inserted' ELSE 'deleted' END"
     if not table_exists(con, INCOMING_SCHEMA, LOAD_CHANGES_STAGING.partition(".")[2]):
         stage_change_list(con)  # one table compared on its own (publish_incoming's recount); ingest made it before
+    # A table listed already (publish_incoming's recount) has its keys replaced; the files' cursors, appending to
+    # the list at once, find none and write nothing but their appends (as the creation above, only when needed).
     listed = con.execute(f"SELECT count(*) FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?", [table.name]).fetchone()
     if listed and listed[0]:
         con.execute(f"DELETE FROM {LOAD_CHANGES_STAGING} WHERE table_name = ?", [table.name])

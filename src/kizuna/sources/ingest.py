@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from kizuna.connectors.routing import FILES, load_routing
-from kizuna.core.contract import TABLES, Table
+from kizuna.core.contract import TABLES, TABLES_BY_NAME, Table
 from kizuna.core.errors import Finding, SourceContractError, SourceError
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import INCOMING_SCHEMA, ChangeCounts, connect, stage_change_list, stage_changes
@@ -120,10 +120,9 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
                         result.staged.append(staged)
                 if findings:
                     raise SourceContractError(findings[:MAX_FINDINGS], total)
-                by_name = {t.name: t for t in TABLES}
                 for staged in result.staged:  # the pulled tables (a file's was compared as it was read)
                     if staged.status != UNCHANGED and staged.changes is None:
-                        staged.changes = stage_changes(con, by_name[staged.table], result.load_id)
+                        staged.changes = stage_changes(con, TABLES_BY_NAME[staged.table], result.load_id)
                 pulls.cursors.stage(con)
                 record_fx_currencies(con, INCOMING_SCHEMA, settings.dbt_project_dir)
                 _record_staged(con, result, settings.full_refresh)
