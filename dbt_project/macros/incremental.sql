@@ -78,10 +78,13 @@
                 kept.{{ month_column }} >= (
                     select least(cast('{{ customers_from }}' as date), max({{ month_column }})) from {{ this }}
                 )
-                or exists (
-                    select 1 from ({{ rebuild_customers() }}) as rebuilt
-                    where rebuilt.customer_id = kept.customer_id and kept.{{ month_column }} >= rebuilt.month
-                )
+                {#- the customer's earliest month (none: false), not `exists` with the range predicate: DuckDB joins
+                    on customer_id then (0.4 s of CPU over 18M rows at 1M customers, 4.5 s as a correlated range
+                    predicate) -#}
+                or coalesce(kept.{{ month_column }} >= (
+                    select min(rebuilt.month) from ({{ rebuild_customers() }}) as rebuilt
+                    where rebuilt.customer_id = kept.customer_id
+                ), false)
         {%- else -%}
             delete from {{ this }}
             where {{ month_column }} >= (

@@ -54,16 +54,16 @@
     )
 {%- endmacro %}
 
-{#- True for a (snapshot, customer) row an incremental build with a month rebuilds. -#}
+{#- True for a (snapshot, customer) row an incremental build with a month rebuilds. The listed customer's
+    earliest month, not `exists` with the range predicate: DuckDB then joins on customer_id (1.1 s of CPU over the
+    8M joined rows at 1M customers, 2.6 s as a correlated range predicate); false for a customer not listed. -#}
 {% macro is_snapshot_rebuilt(snapshot_on, customer_id, outcome=false) -%}
     (
         {{ is_snapshot_rebuilt_whole(snapshot_on, outcome) }}
-        or exists (
-            select 1 from ({{ rebuild_snapshot_customers() }}) as rebuilt
-            where
-                rebuilt.customer_id = {{ customer_id }}
-                and {{ snapshot_reads_through(snapshot_on, outcome) }} >= rebuilt.month
-        )
+        or coalesce({{ snapshot_reads_through(snapshot_on, outcome) }} >= (
+            select min(rebuilt.month) from ({{ rebuild_snapshot_customers() }}) as rebuilt
+            where rebuilt.customer_id = {{ customer_id }}
+        ), false)
     )
 {%- endmacro %}
 

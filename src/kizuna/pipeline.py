@@ -108,6 +108,7 @@ def build(
         rebuild_from_month=months.month,
         rebuild_all_customers_from=months.customers_from,
         rebuild_snapshots_from=months.snapshots_from,
+        tested_from=months.tested_from,
         fingerprint=months.fingerprint,
         rebuilt=rebuilt,
     )

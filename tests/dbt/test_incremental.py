@@ -247,6 +247,79 @@ def test_a_merge_rebuilds_its_customers_months_not_everyones(days: Days) -> None
     assert len(rewritten) * 3 < whole_months  # 1,498 of 8,330 rows on this data
 
 
+def test_the_uniqueness_of_the_months_kept_is_not_tested_again(days: Days, tmp_path: Path) -> None:
+    """customer_mrr_monthly's uniqueness test reads only the rows the day's build may have written (the month kizuna
+    passes and the customers rebuilt from their own month): a duplicate planted there fails, one planted in a month
+    kept passes (it was tested when written: here it is put there by hand), and every row is read again with
+    --full-refresh or without the month."""
+    every_customer_from, rebuilt_customers = customers_plan(days)
+    warehouse = tmp_path / "w.duckdb"
+    shutil.copy(days.built2, warehouse)
+    movements = "intermediate.int_mrr_movements_classified"
+    with connect(warehouse, read_only=True) as con:
+        listed, listed_from = next(
+            (c, m)
+            for c, m in sorted(rebuilt_customers.items())
+            if con.execute(
+                f"SELECT count(*) FROM {movements} WHERE customer_id = ? AND month >= ? AND month < ?",
+                [c, m, every_customer_from],
+            ).fetchone()
+            != (0,)
+        )
+        (unlisted,) = con.execute(
+            f"""SELECT customer_id FROM {movements} WHERE NOT list_contains(?, customer_id)
+                GROUP BY customer_id HAVING min(month) < ? AND max(month) >= ? ORDER BY 1 LIMIT 1""",
+            [list(rebuilt_customers), min(rebuilt_customers.values()), every_customer_from],
+        ).fetchone() or (None,)
+    planted = {
+        "kept": (unlisted, f"month < '{min(rebuilt_customers.values())}'"),
+        "listed": (listed, f"month >= '{listed_from}' AND month < '{every_customer_from}'"),
+        "recent": (unlisted, f"month >= '{every_customer_from}'"),
+    }
+
+    def plant(where: str) -> None:
+        """Day 2's warehouse with one row of `where` twice."""
+        shutil.copy(days.built2, warehouse)
+        customer, months = planted[where]
+        with connect(warehouse) as con:
+            con.execute(
+                f"""INSERT INTO {movements} SELECT * FROM {movements} WHERE customer_id = ? AND {months}
+                    ORDER BY month LIMIT 1""",
+                [customer],
+            )
+            assert con.execute(
+                f"SELECT count(*) FROM (SELECT customer_id, month FROM {movements} GROUP BY ALL HAVING count(*) > 1)"
+            ).fetchone() == (1,)
+
+    def failed(*, tested_from: date | None, by_customer: bool = True, full_refresh: bool = False) -> bool:
+        try:
+            dbt_runner.build(
+                settings(tmp_path, warehouse, full_refresh=full_refresh),
+                NEXT,
+                select="customer_mrr_monthly,test_name:unique_combination_of_columns",
+                tested_from=tested_from,
+                rebuild_all_customers_from=every_customer_from if by_customer else None,
+            )
+        except dbt_runner.DbtBuildError as exc:
+            assert exc.result is not None
+            assert [n.name.split(".")[2] for n in exc.result.failed] == [
+                "unique_combination_of_columns_customer_mrr_monthly_customer_id__month__True"
+            ]
+            return True
+        return False
+
+    assert not failed(tested_from=every_customer_from)
+    plant("kept")
+    assert not failed(tested_from=every_customer_from)
+    assert failed(tested_from=None)  # no month passed: every row
+    assert failed(tested_from=every_customer_from, full_refresh=True)
+    plant("listed")
+    assert failed(tested_from=every_customer_from)
+    assert not failed(tested_from=every_customer_from, by_customer=False)  # whole months: the listed are not read
+    plant("recent")
+    assert failed(tested_from=every_customer_from)
+
+
 def test_the_month_and_full_refresh_reach_dbt(tmp_path: Path) -> None:
     """What `kizuna build [--full-refresh]` and the daily run hand dbt (dbt itself stood in: no project is built)."""
     seen: list[tuple[list[str], str | None]] = []
@@ -290,15 +363,18 @@ def test_which_months_a_build_rebuilds(tmp_path: Path) -> None:
             )
 
         first = plan()
-        assert (first.month, first.full_refresh) == (None, False)
+        assert (first.month, first.full_refresh, first.tested_from) == (None, False, None)
         assert first.describe() == "all months: no successful build recorded on this warehouse"
         builds.finish(con, builds.start(con, NEXT, fingerprint=first.fingerprint), passed=True)
         assert plan().describe() == "rebuilt from 2026-02 (no load since the last good build)"
+        assert plan().tested_from == date(2026, 2, 1)  # the data tests declared only_rebuilt_months read from it
         load("L1", date(2025, 3, 1))
         load("L2", date(2024, 11, 1))
         assert plan().describe() == "rebuilt from 2024-11 (2 loads since the last good build)"
+        assert plan().tested_from == date(2024, 11, 1)
         builds.finish(con, builds.start(con, NEXT, "customers", fingerprint="other"), passed=True)  # a --select
         assert plan().month == date(2024, 11, 1)
+        assert plan().tested_from is None  # that build rebuilt every month it selected: nothing is known tested
         builds.finish(con, builds.start(con, NEXT, fingerprint=first.fingerprint), passed=False)  # failed: counts not
         load("L3", None)
         assert (
@@ -308,6 +384,14 @@ def test_which_months_a_build_rebuilds(tmp_path: Path) -> None:
         assert plan(full_refresh=True).describe() == "all months from nothing: --full-refresh"
         builds.finish(con, builds.start(con, NEXT, fingerprint=first.fingerprint), passed=True)
         assert plan().month == date(2026, 2, 1)
+        assert plan().tested_from == date(2026, 2, 1)
+        # a build failed since wrote its months untested: from its own first month, or its as-of month if earlier
+        failed = builds.start(
+            con, date(2025, 12, 3), fingerprint=first.fingerprint, rebuild_from_month=date(2026, 1, 1)
+        )
+        builds.finish(con, failed, passed=False)
+        assert (plan().month, plan().tested_from) == (date(2026, 2, 1), date(2025, 12, 1))
+        builds.finish(con, builds.start(con, NEXT, fingerprint=first.fingerprint), passed=True)
 
         kpis = project / "models" / "marts" / "revenue" / "mrr_kpis_monthly.sql"
         kpis.write_text(kpis.read_text(encoding="utf-8") + "\n-- edited\n", encoding="utf-8")
@@ -326,6 +410,12 @@ def test_which_months_a_build_rebuilds(tmp_path: Path) -> None:
         customers = next((project / "models").rglob("customers.sql"))
         customers.write_text(customers.read_text(encoding="utf-8") + "\n-- edited\n", encoding="utf-8")
         assert plan().fingerprint == first.fingerprint  # a model downstream of them, rebuilt whole anyway
+        marts = project / "models" / "marts" / "revenue" / "_revenue__models.yml"
+        text = marts.read_text(encoding="utf-8")
+        marts.write_text(text.replace("First day of the month.", "The month's first day."), encoding="utf-8")
+        assert plan().fingerprint == first.fingerprint  # a description
+        marts.write_text(text.replace("            only_rebuilt_months: true\n", ""), encoding="utf-8")
+        assert plan().full_refresh  # a test of the kept months no more (or a new one: it must read every row once)
     finally:
         con.close()
 

@@ -303,8 +303,9 @@ LOAD_CHANGES = OpsTable(
 LOAD_CUSTOMER_MONTHS = OpsTable(
     f"{OPS_SCHEMA}.load_customer_months", "load_id VARCHAR NOT NULL, customer_id VARCHAR, month DATE NOT NULL"
 )
-# What the next dbt build rebuilds by customer: each customer's rows from its month (the incremental models read
-# it when KIZUNA_REBUILD_ALL_CUSTOMERS_FROM_MONTH is set); written again before every build.
+# What the next dbt build rebuilds by customer: each customer's rows from its month (the incremental models, and the
+# data tests declared only_rebuilt_months, read it when KIZUNA_REBUILD_ALL_CUSTOMERS_FROM_MONTH is set); written
+# again before every build.
 REBUILD_CUSTOMERS = OpsTable(f"{OPS_SCHEMA}.rebuild_customers", "customer_id VARCHAR NOT NULL, month DATE NOT NULL")
 # Per published load, the customers whose other inputs of the scoring snapshots changed (kizuna.transform.
 # snapshot_changes: their customer row, an activity, a ticket, a deal, a subscription's product, plan or term), with

@@ -100,6 +100,9 @@ REBUILD_ALL_CUSTOMERS_FROM_ENV = "KIZUNA_REBUILD_ALL_CUSTOMERS_FROM_MONTH"
 # Set: the scoring snapshots rebuild every customer's training snapshots reading this month or later, and the
 # customers in ops.rebuild_snapshot_customers from their own month; the scoring snapshot whole. Unset: every one.
 REBUILD_SNAPSHOTS_FROM_ENV = "KIZUNA_REBUILD_SNAPSHOTS_FROM_MONTH"
+# Set: the data tests declared only_rebuilt_months read the rows from this month (and the customers of
+# ops.rebuild_customers from theirs) only: the rest were tested by the good build that wrote them. Unset: every row.
+TESTED_FROM_ENV = "KIZUNA_TESTED_FROM_MONTH"
 
 
 def dbt_env(
@@ -108,11 +111,13 @@ def dbt_env(
     rebuild_from_month: date | None = None,
     rebuild_all_customers_from: date | None = None,
     rebuild_snapshots_from: date | None = None,
+    tested_from: date | None = None,
 ) -> dict[str, str]:
     """The environment one dbt command on settings.warehouse as of a date needs (profiles.yml and the macros).
 
     Without `rebuild_from_month` the incremental models rebuild every month (empty value: unset for the macros);
-    without `rebuild_all_customers_from` whole months, with it by customer (ops.rebuild_customers) before it.
+    without `rebuild_all_customers_from` whole months, with it by customer (ops.rebuild_customers) before it;
+    without `tested_from` every data test reads every row.
     """
     return {
         "KIZUNA_WAREHOUSE": str(Path(settings.warehouse).resolve()),
@@ -123,6 +128,7 @@ def dbt_env(
             rebuild_all_customers_from.replace(day=1).isoformat() if rebuild_all_customers_from else ""
         ),
         REBUILD_SNAPSHOTS_FROM_ENV: rebuild_snapshots_from.replace(day=1).isoformat() if rebuild_snapshots_from else "",
+        TESTED_FROM_ENV: tested_from.replace(day=1).isoformat() if tested_from else "",
     }
 
 
@@ -213,6 +219,7 @@ def build(
     rebuild_from_month: date | None = None,
     rebuild_all_customers_from: date | None = None,
     rebuild_snapshots_from: date | None = None,
+    tested_from: date | None = None,
     fingerprint: str | None = None,
     rebuilt: str | None = None,
 ) -> BuildResult:
@@ -222,7 +229,8 @@ def build(
     change since the last build touches) and rebuild the rest; without it they rebuild every month, and with
     settings.full_refresh (`--full-refresh`) dbt builds them from nothing. With `rebuild_all_customers_from` the
     models rebuilt by customer keep every month before it but those of the customers in ops.rebuild_customers; with `rebuild_snapshots_from` the scoring snapshots rebuild by customer
-    (ops.rebuild_snapshot_customers). `fingerprint` and `rebuilt` are only
+    (ops.rebuild_snapshot_customers); with `tested_from` the data tests declared only_rebuilt_months read the rows
+    from that month only (and the rebuilt customers'). `fingerprint` and `rebuilt` are only
     recorded with the build in ops.dbt_builds (kizuna.transform.rebuild_plan decides them).
 
     Failures caused only by a held DuckDB file are retried (settings.dbt_lock_retries) with `dbt retry`, which
@@ -240,7 +248,7 @@ def build(
     if settings.full_refresh:
         extra.append("--full-refresh")
     args = dbt_args(settings, "build", extra)
-    env = dbt_env(settings, as_of, rebuild_from_month, rebuild_all_customers_from, rebuild_snapshots_from)
+    env = dbt_env(settings, as_of, rebuild_from_month, rebuild_all_customers_from, rebuild_snapshots_from, tested_from)
     nodes: dict[str, NodeResult] = {}
     error: str | None = None
     for attempt in range(settings.dbt_lock_retries + 1):

@@ -55,6 +55,10 @@ class RebuildPlan:
     # (ops.rebuild_snapshot_customers) from their own month; the scoring snapshot whole. None: every snapshot.
     snapshots_from: date | None = None
     snapshot_customers: int = 0
+    # Set: the first month whose rows this build may write to the month-keyed incremental tables (with the
+    # customers of ops.rebuild_customers from their own month); every row kept before it was written, and tested,
+    # by a good build. The data tests declared only_rebuilt_months read from it (docs/incremental.md). None: all.
+    tested_from: date | None = None
 
     def describe(self) -> str:
         """One line for the run log and the summary: "rebuilt from 2025-03" or "all months: <reason>"."""
@@ -168,8 +172,9 @@ def _month_before(day: date) -> date:
 
 def fingerprint(project_dir: Path) -> str:
     """A hash of what the incremental models compute with: their SQL and that of every model and seed they read
-    (through ref, transitively), every macro, and the values of the dbt vars these use. A build whose fingerprint
-    differs from the last good build's rebuilds the incremental tables from nothing."""
+    (through ref, transitively), every macro, and the values of the dbt vars these use; and of how their kept rows
+    were tested (the generic tests, the data tests declared only_rebuilt_months). A build whose fingerprint
+    differs from the last good build's rebuilds the incremental tables from nothing, and tests every row."""
     models = {p.stem: p for p in sorted((project_dir / "models").rglob("*.sql"))}
     seeds = {p.stem: p for p in sorted((project_dir / "seeds").glob("*.csv"))}
     todo = [name for name, path in models.items() if _INCREMENTAL.search(path.read_text(encoding="utf-8"))]
@@ -184,7 +189,8 @@ def fingerprint(project_dir: Path) -> str:
             todo += _REF.findall(path.read_text(encoding="utf-8"))
     macros = sorted((project_dir / "macros").rglob("*.sql"))
     seed_config = sorted((project_dir / "seeds").glob("*.yml"))
-    paths = sorted({*files.values(), *macros, *seed_config})
+    generic_tests = sorted((project_dir / "tests" / "generic").glob("*.sql"))
+    paths = sorted({*files.values(), *macros, *seed_config, *generic_tests})
     digest = hashlib.sha256()
     used_vars: set[str] = set()
     for path in paths:
@@ -194,7 +200,22 @@ def fingerprint(project_dir: Path) -> str:
     project = yaml.safe_load((project_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
     values = {name: (project.get("vars") or {}).get(name) for name in sorted(used_vars)}
     digest.update(json.dumps(values, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(_tests_of_rebuilt_months(project_dir), sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
+
+
+def _tests_of_rebuilt_months(project_dir: Path) -> list[list[object]]:
+    """The data tests declared only_rebuilt_months, with their model: a new one must read every row once (the rows
+    kept were never tested by it), so it counts as a change like the SQL (the other YAML, descriptions, does not)."""
+    found: list[list[object]] = []
+    for path in sorted((project_dir / "models").rglob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for node in doc.get("models") or []:
+            declared = [*(node.get("data_tests") or []), *(node.get("tests") or [])]
+            for column in node.get("columns") or []:
+                declared += [*(column.get("data_tests") or []), *(column.get("tests") or [])]
+            found += [[node.get("name"), test] for test in declared if "only_rebuilt_months" in json.dumps(test)]
+    return found
 
 
 def plan(con: duckdb.DuckDBPyConnection, project_dir: Path, as_of: date, *, full_refresh: bool = False) -> RebuildPlan:
@@ -206,7 +227,7 @@ def plan(con: duckdb.DuckDBPyConnection, project_dir: Path, as_of: date, *, full
     last = _last_good_build(con)
     if last is None:
         return RebuildPlan(None, current, "no successful build recorded on this warehouse")
-    started_at, previous = last
+    started_at, previous, last_as_of = last
     if previous != current:
         why = (
             "the last good build recorded no fingerprint"
@@ -215,7 +236,9 @@ def plan(con: duckdb.DuckDBPyConnection, project_dir: Path, as_of: date, *, full
         )
         return RebuildPlan(None, current, why, full_refresh=True)
     if not table_exists(con, OPS_SCHEMA, "loads") or not column_exists(con, OPS_SCHEMA, "loads", MONTH_COLUMN):
-        return RebuildPlan(as_of.replace(day=1), current, "no load since the last good build")
+        month = as_of.replace(day=1)
+        tested_from = _tested_from(con, started_at, last_as_of, month)
+        return RebuildPlan(month, current, "no load since the last good build", tested_from=tested_from)
     loads = con.execute(
         f"""SELECT load_id, min({MONTH_COLUMN}), bool_or({MONTH_COLUMN} IS NULL) FROM {ops.LOADS}
             WHERE published_at >= ? GROUP BY load_id ORDER BY load_id""",
@@ -240,6 +263,7 @@ def plan(con: duckdb.DuckDBPyConnection, project_dir: Path, as_of: date, *, full
         customers=customers,
         snapshots_from=snapshots_from if snapshot_customers is not None else None,
         snapshot_customers=snapshot_customers or 0,
+        tested_from=_tested_from(con, started_at, last_as_of, customers_from or month),
     )
 
 
@@ -315,13 +339,32 @@ def _customer_count(con: duckdb.DuckDBPyConnection) -> int:
     return int(count)
 
 
-def _last_good_build(con: duckdb.DuckDBPyConnection) -> tuple[object, str | None] | None:
-    """(started_at, fingerprint) of the latest passed build of every model (not a --select), or None."""
+def _tested_from(
+    con: duckdb.DuckDBPyConnection, started_at: object, last_as_of: date | None, first: date
+) -> date | None:
+    """The first month whose rows this build may write to the month-keyed incremental tables, or None (every row).
+
+    They delete from the earlier of `first` (their first month to rebuild, every customer's) and the last month they
+    hold: the as-of month of the last good build, or of a build since (failed, killed or a --select: its rows
+    were not all tested either, and it wrote them from its own first month). A build since that rebuilt every
+    month (a full refresh, a month unknown) leaves nothing known to be tested: None."""
+    rows = con.execute(
+        f"SELECT as_of, rebuild_from_month FROM {ops.DBT_BUILDS} WHERE started_at > ?", [started_at]
+    ).fetchall()
+    if last_as_of is None or any(month is None for _, month in rows):
+        return None
+    months = [first, last_as_of.replace(day=1)]
+    months += [m for as_of, month in rows for m in (as_of.replace(day=1), month.replace(day=1))]
+    return min(months)
+
+
+def _last_good_build(con: duckdb.DuckDBPyConnection) -> tuple[object, str | None, date | None] | None:
+    """(started_at, fingerprint, as_of) of the latest passed build of every model (not a --select), or None."""
     if not table_exists(con, OPS_SCHEMA, "dbt_builds"):
         return None
     ops.ensure(con, ops.DBT_BUILDS)  # the fingerprint column on a table an older kizuna created
     row = con.execute(
-        f"""SELECT started_at, fingerprint FROM {ops.DBT_BUILDS}
+        f"""SELECT started_at, fingerprint, as_of FROM {ops.DBT_BUILDS}
             WHERE status = 'passed' AND selector IS NULL ORDER BY started_at DESC LIMIT 1"""
     ).fetchone()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], row[2]) if row else None
