@@ -40,23 +40,39 @@ def test_production_builds_leave_unit_tests_to_ci(tmp_path: Path) -> None:
     assert "--exclude-resource-type" not in seen[1]
 
 
-def test_a_new_as_of_date_keeps_dbt_partial_parsing_and_reaches_the_models(tmp_path: Path) -> None:
-    """The date travels outside --vars: day two reuses day one's parse and still compiles day two's date."""
+def test_dbt_reuses_its_parse_on_a_new_date_but_not_after_the_checkout_moved(tmp_path: Path) -> None:
+    """The date travels outside --vars: day two reuses day one's parse and still compiles day two's date.
+
+    var/ outlives a checkout (an upgrade clones the project anew beside the old var/): dbt's saved parse names the
+    old checkout's files by absolute path, and reusing it read a seed from a directory that was gone.
+    """
+    import shutil
+
+    from kizuna.core.settings import PROJECT_DIR
     from kizuna.core.warehouse import connect
     from kizuna.transform import dbt_runner
     from tests.dbt.helpers import ensure_raw_schema
 
-    settings = Settings(var_dir=tmp_path / "var", warehouse=tmp_path / "w.duckdb")
+    old = tmp_path / "kizuna-old"
+    shutil.copytree(
+        PROJECT_DIR / "dbt_project", old / "dbt_project", ignore=shutil.ignore_patterns("target", "logs", ".user.yml")
+    )
+    settings = Settings(project_dir=old, var_dir=tmp_path / "var", warehouse=tmp_path / "w.duckdb")
     with connect(settings.warehouse) as con:
         ensure_raw_schema(con)
     target = run_results_path(settings).parent
     log = target.parent / "logs" / "dbt.log"
     parsing = []
+    select = "+int_months stg_crm__customers stg_crm__contacts fx_rates"
     for day in (dt.date(2026, 11, 23), dt.date(2026, 12, 4)):
-        dbt_runner.build(settings, day, select="+int_months stg_crm__customers stg_crm__contacts")
+        dbt_runner.build(settings, day, select=select)
         said = [line for line in log.read_text().splitlines() if "partial pars" in line.lower()]
         parsing.append(said[-1])
         compiled = next(target.glob("compiled/*/models/intermediate/revenue/int_months.sql")).read_text()
         assert f"cast('{day.isoformat()}' as date)" in compiled
     assert "Unable to do partial parsing" in parsing[0]
     assert "no changes found, skipping parsing" in parsing[1], parsing[1]
+
+    new = old.rename(tmp_path / "kizuna-new")  # the old checkout is gone, var/ stays
+    built = dbt_runner.build(settings.model_copy(update={"project_dir": new}), dt.date(2026, 12, 5), select=select)
+    assert "seed.kizuna.fx_rates" in {n.name for n in built.nodes if n.status == "success"}

@@ -157,6 +157,29 @@ def run_results_path(settings: Settings) -> Path:
     return (settings.var_dir / "dbt").resolve() / "target" / "run_results.json"
 
 
+PARSED_FROM = "kizuna-parsed-from"  # beside dbt's saved parse: the dbt project directory it was parsed from
+
+
+def forget_parse_of_another_checkout(settings: Settings) -> None:
+    """Drop dbt's saved parse (partial_parse.msgpack under var/) when it was made from another project directory.
+
+    The saved parse names the project's files by absolute path, and dbt does not check that they are still there:
+    with var/ kept across an upgrade into a new checkout, a seed was read from the old, deleted one. The next
+    command parses the project whole once (a few seconds) and saves a parse of this checkout.
+    """
+    target = run_results_path(settings).parent
+    project = str(settings.dbt_project_dir.resolve())
+    marker = target / PARSED_FROM
+    try:
+        parsed_from: str | None = marker.read_text(encoding="utf-8")
+    except OSError:
+        parsed_from = None
+    if parsed_from != project:
+        (target / "partial_parse.msgpack").unlink(missing_ok=True)
+        target.mkdir(parents=True, exist_ok=True)
+        marker.write_text(project, encoding="utf-8")
+
+
 # An invoker runs one dbt command and returns why dbt could not run at all, or None. Node failures are read
 # from run_results.json afterwards, whichever invoker ran: plain dbtRunner here, PrefectDbtRunner in flows/.
 Invoker = Callable[[list[str]], str | None]
@@ -240,6 +263,7 @@ def build(
     invoke = invoke or plain_invoker(on_node)
     results_path = run_results_path(settings)
     results_path.unlink(missing_ok=True)  # a stale file must not be read as this build's results
+    forget_parse_of_another_checkout(settings)
     extra = ["--select", select] if select else []
     if not settings.dbt_unit_tests:
         # Unit tests check the SQL's logic against fixed inputs: they belong to CI (`make test` runs them),
