@@ -57,7 +57,9 @@ def _post(api: str, path: str, body: dict[str, Any]) -> Any:
 
 def test_deploy_all_then_a_worker_runs_daily_with_its_artifacts(prefect_server: str, workspace: Path) -> None:
     api = prefect_server
-    env = workspace_env(workspace, PREFECT_API_URL=api)
+    # dbt in one task: a task run per node (prefect_dbt_invoker) would cost ≈ 45 s of this test's 110 for its 314
+    # nodes; tests/flows/test_support.py runs the node tasks on a small selection.
+    env = workspace_env(workspace, PREFECT_API_URL=api, KIZUNA_DBT_NODE_TASKS="never")
     kizuna = [tool("python"), "-m", "kizuna.cli"]
 
     first = _run([*kizuna, "prefect", "setup"], env, timeout=60)
@@ -97,7 +99,7 @@ def test_deploy_all_then_a_worker_runs_daily_with_its_artifacts(prefect_server: 
     summary = next(a for a in artifacts if a["key"] == "daily-summary")["data"]
     assert "## Loaded" in summary and "customers 150," in summary and "## Sends by state" in summary
     built = re.search(r"^- (\d+) models built, (\d+) tests passed$", summary, re.MULTILINE)
-    assert built and int(built[1]) >= 10 and int(built[2]) > 50, "the counts come through the node tasks too"
+    assert built and int(built[1]) >= 10 and int(built[2]) > 50
 
     tasks = _post(
         api,
@@ -105,6 +107,4 @@ def test_deploy_all_then_a_worker_runs_daily_with_its_artifacts(prefect_server: 
         {"flow_runs": {"id": {"any_": [run["id"]]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 200},
     )
     names = {t["name"] for t in tasks}
-    assert {"ingest", "quality-gate"} <= {n.rsplit("-", 1)[0] for n in names}
-    assert any(n.startswith("model ") for n in names), "each dbt node is its own task run"
-    assert any(n.startswith("test ") for n in names)
+    assert {"ingest", "quality-gate", "dbt-build", "score"} <= {n.rsplit("-", 1)[0] for n in names}
