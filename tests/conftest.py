@@ -18,7 +18,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 # The session's Prefect harness sets an API URL, so "auto" would make every dbt node of every in-process flow run
 # its own task run (≈ 140 ms each, ≈ 30-40 s a build). dbt runs in one task here, as `kizuna run` builds; the node
-# tasks are tests/ops/test_deploy.py's worker run (a subprocess: base_env drops KIZUNA_ variables).
+# tasks are tested on a small selection in tests/flows/test_support.py.
 os.environ.setdefault("KIZUNA_DBT_NODE_TASKS", "never")
 
 from hypothesis import settings as hypothesis_settings

@@ -69,7 +69,7 @@ def test_daily_runs_on_hubspot_stripe_and_postgres_alone(
             "KIZUNA_SEND_WINDOW": "00:00-24:00",
             "KIZUNA_SEND_ON_BUSINESS_DAYS_ONLY": "false",
             # dbt in the flow's one dbt-build task, as `kizuna run` builds: a task run per dbt node shows
-            # nothing about the connectors and costs ≈ 30 s; tests/ops/test_deploy.py keeps that path.
+            # nothing about the connectors and costs ≈ 30 s; tests/flows/test_support.py keeps that path.
             "KIZUNA_DBT_NODE_TASKS": "never",
         }
         for name, value in env.items():

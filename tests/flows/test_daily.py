@@ -136,7 +136,7 @@ def good_run(prefect_harness: None, demo_dir: Path, tmp_path_factory: pytest.Tem
     shutil.copytree(demo_dir, root / "src")
     with pytest.MonkeyPatch.context() as mp:
         # dbt in its one dbt-build task, as `kizuna run` builds (≈ 30 s less than a Prefect task per dbt node); the
-        # node tasks, and the summary's counts from them, are tests/ops/test_deploy.py's worker run.
+        # node tasks, and the counts read back from them, are tests/flows/test_support.py's.
         mp.setenv("KIZUNA_DBT_NODE_TASKS", "never")
         mp.setenv("KIZUNA_VAR_DIR", str(root / "var"))
         mp.setenv("KIZUNA_OUTBOX_DIR", str(root / "var" / "outbox"))

@@ -25,7 +25,7 @@ AS_OF = dt.date(2026, 11, 20)
 def through_the_daily_flow(source_dir: Path, warehouse: Path) -> None:
     """The Prefect daily flow, dbt in its one dbt-build task as `kizuna run` builds (KIZUNA_DBT_NODE_TASKS=never
     set by the test): a task run per dbt node costs ≈ 30 s on 2 cores and shows nothing about a mapping;
-    tests/ops/test_deploy.py's worker run keeps that path."""
+    tests/flows/test_support.py keeps that path."""
     from flows.daily import daily
 
     daily(source_dir=str(source_dir), warehouse=str(warehouse), as_of=AS_OF)

@@ -76,7 +76,7 @@ def test_minimal_and_all_dropped_sources_go_through_the_daily_run(
         "KIZUNA_SEND_WINDOW": "00:00-24:00",
         "KIZUNA_SEND_ON_BUSINESS_DAYS_ONLY": "false",
         # dbt in the flow's one dbt-build task, as `kizuna run` builds: a task run per dbt node (≈ 30 s more on
-        # 2 cores) shows nothing about these files; tests/ops/test_deploy.py's worker run keeps that path.
+        # 2 cores) shows nothing about these files; tests/flows/test_support.py keeps that path.
         "KIZUNA_DBT_NODE_TASKS": "never",
     }.items():
         monkeypatch.setenv(name, str(value))
