@@ -140,8 +140,13 @@ def advise(
 def _advice_by_customer(signals: pd.DataFrame, rules: dict[str, SignalRule]) -> dict[str, CustomerAdvice]:
     rows: dict[str, list[tuple[str, Any, Any, Any]]] = {}
     customers, names, values, thresholds, details = (signals[c].tolist() for c in SIGNAL_COLUMNS)
-    for customer, name, value, threshold, detail in zip(customers, names, values, thresholds, details, strict=True):
-        rows.setdefault(str(customer), []).append((str(name), value, threshold, detail))
+    signal_rows = zip(map(str, names), values, thresholds, details, strict=True)
+    for customer, row in zip(map(str, customers), signal_rows, strict=True):
+        found = rows.get(customer)
+        if found is None:
+            rows[customer] = [row]
+        else:
+            found.append(row)
     fill = _filler()
     # Customers with the same signal rows get the same advice (a third of them are distinct at 1M customers);
     # an unhashable value is advised on its own.
@@ -281,11 +286,17 @@ def deal_next_actions(deals: pd.DataFrame, signals: pd.DataFrame, preceding: pd.
     actions: dict[tuple[Any, ...], tuple[str, str]] = {}
     risks: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
     rows = []
+    recents: dict[str, frozenset[str]] = {}  # a few distinct touch-type lists
     columns = ("deal_type", "customer_id", "rank", "recent_touch_types", "days_since_last_activity")
-    for deal_type, customer_id, rank, recent_types, days in zip(*(deals[c].tolist() for c in columns), strict=True):
+    missing = (deals["rank"].isna().tolist(), deals["recent_touch_types"].isna().tolist())
+    for deal_type, customer_id, rank, recent_types, days, no_rank, no_recent in zip(
+        *(deals[c].tolist() for c in columns), *missing, strict=True
+    ):
         deal_type, days = str(deal_type), int(days)
-        rank = None if pd.isna(rank) else str(rank)
-        recent = frozenset() if pd.isna(recent_types) else frozenset(str(recent_types).split(","))
+        rank = None if no_rank else str(rank)
+        recent = frozenset() if no_recent else recents.get(str(recent_types))
+        if recent is None:
+            recent = recents[str(recent_types)] = frozenset(str(recent_types).split(","))
         found = advice.get(str(customer_id))
         # the action reads only the advice's actions, the risk its risks
         key = (deal_type, rank, recent, tuple(found.actions.items()) if found is not None and found.actions else None)
