@@ -4,15 +4,33 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
 from threadpoolctl import threadpool_limits
 
-from kizuna.scoring.explain import contributions, factor_texts
-from kizuna.scoring.features import FEATURE_NAMES, PRODUCT_FEATURES_MAX, choose_products, feature_set, matrix
-from kizuna.scoring.model import ModelKind, fit_calibrated
+from kizuna.scoring.explain import (
+    SEPARATOR,
+    contributions,
+    factor_lines,
+    factor_texts,
+    split_thresholds,
+    unchanged_by_swap,
+)
+from kizuna.scoring.features import (
+    FEATURE_NAMES,
+    FEATURES,
+    PRODUCT_FEATURES_MAX,
+    Feature,
+    choose_products,
+    feature_set,
+    matrix,
+)
+from kizuna.scoring.model import ModelKind, fit_calibrated, new_classifier
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +103,123 @@ def test_explaining_only_rows_above_the_floor_gives_the_same_factors() -> None:
         texts = factor_texts(x, fast, locale, features)
         assert texts == factor_texts(x, naive, locale, features)
         assert sum(t != "" for t in texts) >= 20
+
+
+def naive_effects(model: Any, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Every row, every feature, as the definition says: p(x) - p(x with feature j set to the median)."""
+    p = model.predict_proba(x)[:, 1]
+    swapped = np.repeat(x[None, :, :], x.shape[1], axis=0)
+    for j in range(x.shape[1]):
+        swapped[j, :, j] = reference[j]
+    moved = model.predict_proba(swapped.reshape(-1, x.shape[1]))[:, 1].reshape(x.shape[1], len(x)).T
+    return p[:, None] - moved
+
+
+def inputs(rng: np.random.Generator, rows: int) -> np.ndarray:
+    """Continuous values (several between two splits), small counts (values on the splits), some missing, a
+    constant, one missing in every row (dropped at training)."""
+    x = np.column_stack(
+        [rng.normal(size=rows), rng.integers(0, 6, size=rows), rng.uniform(size=rows), np.full(rows, 2.0)]
+    ).astype(float)
+    x[rng.random(rows) < 0.2, 1] = np.nan
+    return np.column_stack([x, np.full(rows, np.nan)])
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_gbm_swaps_that_cannot_move_a_prediction_are_skipped_exactly(frozen: bool) -> None:
+    """contributions skips a swap whose value is on the same side of every split as the median's: its effect must
+    be exactly the one the model would give (0), and every other effect the model's own, bit for bit. Both shapes
+    of calibrated model: grouped folds averaged (small data), one frozen model calibrated on the rest (1M)."""
+    rng = np.random.default_rng(3)
+    x = inputs(rng, 1200)
+    y = ((2 * x[:, 0] + np.nan_to_num(x[:, 1], nan=4) + x[:, 2] + rng.normal(size=len(x))) > 4).astype(int)
+    if frozen:
+        base = new_classifier("gbm", 7).fit(x[:800], y[:800])
+        model = CalibratedClassifierCV(FrozenEstimator(base), method="sigmoid").fit(x[800:], y[800:])
+    else:
+        model = fit_calibrated(x, y, np.arange(len(x)), "gbm", seed=7)
+    p = model.predict_proba(x)[:, 1]
+    for reference in (np.nanmedian(x, axis=0), np.array([0.3, np.nan, 0.5, 7.0, 1.0])):
+        naive = naive_effects(model, x, reference)
+        fast = contributions(model, x, reference, p, floor=0.0)
+        assert (fast == naive).all()
+        thresholds = split_thresholds(model, x.shape[1])
+        assert thresholds is not None
+        skipped = unchanged_by_swap(thresholds, x, reference) & ~((x == reference) | np.isnan(x) & np.isnan(reference))
+        assert skipped[:, :3].any()  # values between the same two splits as the median's
+        assert (naive[skipped] == 0).all()
+    assert skipped[:, 3:].all()  # a column never split on (a constant, one dropped at training): any value
+
+
+def test_a_logistic_model_is_not_read_as_trees() -> None:
+    rng = np.random.default_rng(4)
+    x = inputs(rng, 300)[:, :3]
+    y = (x[:, 0] > 0.5).astype(int)
+    model = fit_calibrated(x, y, np.arange(len(x)), "logistic", seed=7)
+    assert split_thresholds(model, 3) is None
+    reference = np.nanmedian(x, axis=0)
+    assert (
+        contributions(model, x, reference, model.predict_proba(x)[:, 1], floor=0.0)
+        == naive_effects(model, x, reference)
+    ).all()
+
+
+def row_by_row(x: np.ndarray, effects: np.ndarray, locale: str, features: tuple[Feature, ...]) -> list[str]:
+    """The factor lines as written before factor_lines: one row at a time, a phrase remembered per (feature, value)
+    (so 0.0 and -0.0 read as the first of them met)."""
+    texts = [""] * x.shape[0]
+    rows = np.flatnonzero((effects >= 0.01).any(axis=1))
+    explained = effects[rows]
+    order = np.argsort(-explained, axis=1, kind="stable")[:, :3]
+    strong = (np.take_along_axis(explained, order, axis=1) >= 0.01).tolist()
+    values = np.take_along_axis(x[rows], order, axis=1).tolist()
+    phrases: dict[tuple[int, float], str] = {}
+    for i, row_order, row_strong, row_values in zip(rows.tolist(), order.tolist(), strong, values, strict=True):
+        parts = []
+        for j, is_strong, value in zip(row_order, row_strong, row_values, strict=True):
+            if is_strong:
+                phrase = phrases.get((j, value))
+                if phrase is None:
+                    phrase = phrases[(j, value)] = features[j].phrase(value, locale)
+                if phrase:
+                    parts.append(phrase)
+        texts[i] = SEPARATOR[locale].join(parts)
+    return texts
+
+
+def test_factor_lines_read_as_one_row_at_a_time() -> None:
+    """Ties keep the feature order, missing values read as missing (or not at all where a feature has no words
+    for it), fewer than three strong factors, none, one locale or both."""
+    features = FEATURES[:6]  # usage (missing: words), plan, days, touches (missing: no words), conversations, tickets
+    nan = np.nan
+    x = np.array(
+        [
+            [0.25, 0.5, 10.0, 3.0, 1.0, 2.0],
+            [nan, 0.5, nan, nan, 1.0, 2.0],  # missing usage reads "no usage history", missing touches nothing
+            [0.0, 0.5, -0.0, 3.0, 1.0, 0.0],
+            [0.0, 0.5, 0.0, 3.0, 1.0, 0.0],  # 0.0 after -0.0: one phrase for both, the first met ("-0 days")
+            [0.25, 1.25, 30.0, 3.0, 4.0, 2.0],
+            [0.1, 0.2, 3.0, 4.0, 5.0, 6.0],  # nothing strong
+        ]
+    )
+    effects = np.array(
+        [
+            [0.05, 0.05, 0.05, 0.05, 0.0, 0.0],  # a four-way tie: the first three features
+            [0.20, 0.01, 0.30, 0.40, 0.0, 0.0],  # touches missing ranks first and reads as nothing
+            [0.0, 0.0, 0.02, 0.0, 0.0, 0.009],  # one strong factor; the next is under the floor
+            [0.0, 0.03, 0.02, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.01, 0.02, 0.03, 0.04],  # four strong: the top three
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    both = factor_lines(x, effects, ("ja", "en"), features)
+    for locale in ("ja", "en"):
+        assert both[locale] == row_by_row(x, effects, locale, features) == factor_texts(x, effects, locale, features)
+    assert both["en"][:4] == [
+        "usage up 25% against its 3-month average; plan at 50% of its limit; no touch for 10 days",
+        "never touched; no usage history",
+        "no touch for -0 days",
+        "plan at 50% of its limit; no touch for -0 days",
+    ]
+    assert both["en"][4] == "2 support tickets in 90 days; 4 conversations in 90 days; 3 touches in 90 days"
+    assert both["en"][5] == ""

@@ -199,3 +199,42 @@ def test_remembered_texts_are_those_of_each_row() -> None:
     for signal_rows in rows:
         assert advise(signal_rows, rules, fill) == advise(signal_rows, rules)
     assert [advise(r, rules, fill).actions["en"] for r in rows[:3]] == ["act 1", "act 1", "act True"]
+
+
+def test_deals_alike_share_texts_and_each_keeps_its_own() -> None:
+    """deal_next_actions makes each text once for deals alike: every row must still read as deal_next_action
+    says for that row alone (ranks missing, quiet days either side of QUIET_DEAL_DAYS, customers sharing signal
+    rows, a customer with a deal and no signal, recent touch types in another order)."""
+    from kizuna.scoring.next_actions import _advice_by_customer, deal_next_action
+
+    rows = (
+        ("renewal", "c1", "A", "call", 3),
+        ("renewal", "c2", "A", "call", 3),  # c2 has c1's signal rows: the same advice
+        ("renewal", "c1", "A", "call", 15),
+        ("renewal", "c2", "A", "call", 16),
+        ("renewal", "c3", "A", "call", 16),  # other signals, else as c2's deal
+        ("renewal", "c4", "A", "call", 16),  # no signal at all
+        ("renewal", "c4", None, "call", 16),
+        ("renewal", "c4", "B", "meeting,call", 14),
+        ("renewal", "c4", "B", "call,meeting", 40),
+        ("new", "c4", None, None, 0),
+        ("new", "c1", None, None, 0),
+    )
+    signal_rows = signals(
+        ("c1", "no_recent_touch", 45.0, 30.0, "A"),
+        ("c2", "no_recent_touch", 45.0, 30.0, "A"),
+        ("c3", "renewal_upcoming", 20.0, 60.0, "2024-06-30"),
+        ("c3", "no_recent_touch", 45.0, 30.0, "A"),
+    )
+    got = deal_next_actions(deals(*rows), signal_rows, RENEWAL_HISTORY)
+    advice = _advice_by_customer(signal_rows, signal_rules())
+    history_ = TouchHistory.from_frame(RENEWAL_HISTORY)
+    expected = [
+        deal_next_action(t, r, frozenset(recent.split(",")) if recent else frozenset(), d, advice.get(c), history_)
+        for t, c, r, recent, d in rows
+    ]
+    # as the rows were built before: a frame of deal_next_action's dicts, dtypes and missing values included
+    pd.testing.assert_frame_equal(got, pd.DataFrame(expected, columns=list(expected[0])))
+    assert got.risk_en[2] == "no activity on this deal in 15 days; no touch in 45 days"
+    assert got.risk_en[3] == "no activity on this deal in 16 days; no touch in 45 days"
+    assert pd.isna(got.risk_en[9]) and got.risk_en[5] == "no activity on this deal in 16 days"

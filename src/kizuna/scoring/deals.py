@@ -255,7 +255,10 @@ def forecast_deals(con: duckdb.DuckDBPyConnection, as_of: date, model: Any | Non
 
     won = con.execute(WON_SQL, {"as_of": as_of}).df()
     cycle_days = (pd.to_datetime(won["closed_at"]) - pd.to_datetime(won["created_at"])).dt.days
-    cycles = {t: np.sort(cycle_days[won["deal_type"] == t].dropna().to_numpy()) for t in DEAL_TYPES}
+    # one pass over the won deals' types (1.6M at 1M customers), not one comparison of strings per type
+    codes, types = pd.factorize(won["deal_type"])
+    code = {t: i for i, t in enumerate(types.tolist())}
+    cycles = {t: np.sort(cycle_days[codes == code.get(t, -2)].dropna().to_numpy()) for t in DEAL_TYPES}
     forecasts = _forecast_columns(open_deals, probability, cycles, as_of)
     open_deals["days_since_last_activity"] = forecasts["days_since_last_activity"]
     actions = deal_next_actions(

@@ -140,8 +140,13 @@ def advise(
 def _advice_by_customer(signals: pd.DataFrame, rules: dict[str, SignalRule]) -> dict[str, CustomerAdvice]:
     rows: dict[str, list[tuple[str, Any, Any, Any]]] = {}
     customers, names, values, thresholds, details = (signals[c].tolist() for c in SIGNAL_COLUMNS)
-    for customer, name, value, threshold, detail in zip(customers, names, values, thresholds, details, strict=True):
-        rows.setdefault(str(customer), []).append((str(name), value, threshold, detail))
+    signal_rows = zip(map(str, names), values, thresholds, details, strict=True)
+    for customer, row in zip(map(str, customers), signal_rows, strict=True):
+        found = rows.get(customer)
+        if found is None:
+            rows[customer] = [row]
+        else:
+            found.append(row)
     fill = _filler()
     # Customers with the same signal rows get the same advice (a third of them are distinct at 1M customers);
     # an unhashable value is advised on its own.
@@ -211,18 +216,14 @@ def _touch_reason(touch: str, share: float, deal_type: str, rank: str | None, mi
     )
 
 
-def deal_next_action(
+def _deal_action(
     deal_type: str,
     rank: str | None,
     recent_touches: frozenset[str],
-    days_quiet: int,
     advice: CustomerAdvice | None,
     history: TouchHistory,
-) -> dict[str, str | None]:
-    """One open deal's next action and risk (en, ja): its customer's most urgent signal's action, then the touch
-    most common before similar wins (same type, same rank band) that it lacks in the last TOUCH_WINDOW_DAYS; with
-    neither, the touch most common before wins of its type. Risk: its days without an activity from
-    QUIET_DEAL_DAYS on, then its customer's signal risks (None when there is none)."""
+) -> tuple[str, str]:
+    """deal_next_action's next action (en, ja)."""
     scoped_rank, touches = history.scope(deal_type, rank)
     missing = next(((t, s) for t, s in touches if t not in recent_touches and s > 0), None)
     parts: dict[str, list[str]] = {language: [] for language in LANGUAGES}
@@ -239,7 +240,11 @@ def deal_next_action(
         )
         parts["en"].append(en)
         parts["ja"].append(ja)
+    return "; ".join(parts["en"]), "。".join(parts["ja"])
 
+
+def _deal_risk(days_quiet: int, advice: CustomerAdvice | None) -> tuple[str | None, str | None]:
+    """deal_next_action's risk (en, ja; None when there is none)."""
     risks: dict[str, list[str]] = {language: [] for language in LANGUAGES}
     if days_quiet >= QUIET_DEAL_DAYS:
         risks["en"].append(f"no activity on this deal in {days_quiet} days")
@@ -247,33 +252,60 @@ def deal_next_action(
     if advice is not None:
         for language in LANGUAGES:
             risks[language].extend(advice.risks[language])
-    return {
-        "next_action_en": "; ".join(parts["en"]),
-        "next_action_ja": "。".join(parts["ja"]),
-        "risk_en": "; ".join(risks["en"]) or None,
-        "risk_ja": "、".join(risks["ja"]) or None,
-    }
+    return "; ".join(risks["en"]) or None, "、".join(risks["ja"]) or None
+
+
+def deal_next_action(
+    deal_type: str,
+    rank: str | None,
+    recent_touches: frozenset[str],
+    days_quiet: int,
+    advice: CustomerAdvice | None,
+    history: TouchHistory,
+) -> dict[str, str | None]:
+    """One open deal's next action and risk (en, ja): its customer's most urgent signal's action, then the touch
+    most common before similar wins (same type, same rank band) that it lacks in the last TOUCH_WINDOW_DAYS; with
+    neither, the touch most common before wins of its type. Risk: its days without an activity from
+    QUIET_DEAL_DAYS on, then its customer's signal risks (None when there is none)."""
+    action_en, action_ja = _deal_action(deal_type, rank, recent_touches, advice, history)
+    risk_en, risk_ja = _deal_risk(days_quiet, advice)
+    return {"next_action_en": action_en, "next_action_ja": action_ja, "risk_en": risk_en, "risk_ja": risk_ja}
 
 
 def deal_next_actions(deals: pd.DataFrame, signals: pd.DataFrame, preceding: pd.DataFrame) -> pd.DataFrame:
     """Per row of `deals` (deal_type, customer_id, rank, recent_touch_types: comma-separated touch types of the
     customer in the last TOUCH_WINDOW_DAYS, days_since_last_activity), in its order: next_action_en/ja and
     risk_en/ja (deal_next_action). `signals`: the customers' rows of marts.customer_signals; `preceding`: the
-    touch history (TouchHistory.from_frame)."""
+    touch history (TouchHistory.from_frame).
+
+    Deals alike get the same texts, so each is made once: the action per (type, rank, recent touch types, the
+    customer's most urgent signal's action), the risk per (quiet days, or none under QUIET_DEAL_DAYS; customer
+    advice: customers with the same signal rows share one advice object, _advice_by_customer)."""
     advice = _advice_by_customer(signals, signal_rules())
     history = TouchHistory.from_frame(preceding)
+    actions: dict[tuple[Any, ...], tuple[str, str]] = {}
+    risks: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
     rows = []
+    recents: dict[str, frozenset[str]] = {}  # a few distinct touch-type lists
     columns = ("deal_type", "customer_id", "rank", "recent_touch_types", "days_since_last_activity")
-    for deal_type, customer_id, rank, recent_types, days in zip(*(deals[c].tolist() for c in columns), strict=True):
-        recent = frozenset() if pd.isna(recent_types) else frozenset(str(recent_types).split(","))
-        rows.append(
-            deal_next_action(
-                str(deal_type),
-                None if pd.isna(rank) else str(rank),
-                recent,
-                int(days),
-                advice.get(str(customer_id)),
-                history,
-            )
-        )
+    missing = (deals["rank"].isna().tolist(), deals["recent_touch_types"].isna().tolist())
+    for deal_type, customer_id, rank, recent_types, days, no_rank, no_recent in zip(
+        *(deals[c].tolist() for c in columns), *missing, strict=True
+    ):
+        deal_type, days = str(deal_type), int(days)
+        rank = None if no_rank else str(rank)
+        recent = frozenset() if no_recent else recents.get(str(recent_types))
+        if recent is None:
+            recent = recents[str(recent_types)] = frozenset(str(recent_types).split(","))
+        found = advice.get(str(customer_id))
+        # the action reads only the advice's actions, the risk its risks
+        key = (deal_type, rank, recent, tuple(found.actions.items()) if found is not None and found.actions else None)
+        action = actions.get(key)
+        if action is None:
+            action = actions[key] = _deal_action(deal_type, rank, recent, found, history)
+        quiet = (days if days >= QUIET_DEAL_DAYS else None, id(found))
+        risk = risks.get(quiet)
+        if risk is None:
+            risk = risks[quiet] = _deal_risk(days, found)
+        rows.append((*action, *risk))
     return pd.DataFrame(rows, columns=["next_action_en", "next_action_ja", "risk_en", "risk_ja"], index=deals.index)

@@ -19,7 +19,7 @@ from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
 from kizuna.scoring import store
 from kizuna.scoring.deals import DealEvaluation, forecast_deals
-from kizuna.scoring.explain import MIN_EFFECT, contributions, factor_texts
+from kizuna.scoring.explain import LOCALES, MIN_EFFECT, contributions, factor_lines
 from kizuna.scoring.features import feature_set, load_scoring_rows, matrix
 from kizuna.scoring.model import Evaluation
 from kizuna.scoring.report import REPORT_FILE
@@ -60,8 +60,8 @@ def score_customers(rows: pd.DataFrame, scores: dict[str, TrainedScore]) -> pd.D
         # factors for customers at least as likely as the average one (docs/scores.md, Explanations)
         floor = max(MIN_EFFECT, trained.base_rate)
         effects = contributions(trained.model, x, trained.reference, probability, floor)
-        for locale in ("ja", "en"):
-            out[f"{name}_factors_{locale}"] = factor_texts(x, effects, locale, feature_set(trained.products))
+        for locale, lines in factor_lines(x, effects, LOCALES, feature_set(trained.products)).items():
+            out[f"{name}_factors_{locale}"] = lines
     return out
 
 
