@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.frozen import FrozenEstimator
 from threadpoolctl import threadpool_limits
 
-from kizuna.scoring.explain import (
-    SEPARATOR,
-    contributions,
-    factor_lines,
-    factor_texts,
-    split_thresholds,
-    unchanged_by_swap,
-)
+from kizuna.scoring.explain import SEPARATOR, contributions, factor_lines, factor_texts
 from kizuna.scoring.features import (
     FEATURE_NAMES,
     FEATURES,
@@ -30,7 +20,7 @@ from kizuna.scoring.features import (
     feature_set,
     matrix,
 )
-from kizuna.scoring.model import ModelKind, fit_calibrated, new_classifier
+from kizuna.scoring.model import ModelKind, fit_calibrated
 
 
 @pytest.fixture(autouse=True)
@@ -103,65 +93,6 @@ def test_explaining_only_rows_above_the_floor_gives_the_same_factors() -> None:
         texts = factor_texts(x, fast, locale, features)
         assert texts == factor_texts(x, naive, locale, features)
         assert sum(t != "" for t in texts) >= 20
-
-
-def naive_effects(model: Any, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Every row, every feature, as the definition says: p(x) - p(x with feature j set to the median)."""
-    p = model.predict_proba(x)[:, 1]
-    swapped = np.repeat(x[None, :, :], x.shape[1], axis=0)
-    for j in range(x.shape[1]):
-        swapped[j, :, j] = reference[j]
-    moved = model.predict_proba(swapped.reshape(-1, x.shape[1]))[:, 1].reshape(x.shape[1], len(x)).T
-    return p[:, None] - moved
-
-
-def inputs(rng: np.random.Generator, rows: int) -> np.ndarray:
-    """Continuous values (several between two splits), small counts (values on the splits), some missing, a
-    constant, one missing in every row (dropped at training)."""
-    x = np.column_stack(
-        [rng.normal(size=rows), rng.integers(0, 6, size=rows), rng.uniform(size=rows), np.full(rows, 2.0)]
-    ).astype(float)
-    x[rng.random(rows) < 0.2, 1] = np.nan
-    return np.column_stack([x, np.full(rows, np.nan)])
-
-
-@pytest.mark.parametrize("frozen", [False, True])
-def test_gbm_swaps_that_cannot_move_a_prediction_are_skipped_exactly(frozen: bool) -> None:
-    """contributions skips a swap whose value is on the same side of every split as the median's: its effect must
-    be exactly the one the model would give (0), and every other effect the model's own, bit for bit. Both shapes
-    of calibrated model: grouped folds averaged (small data), one frozen model calibrated on the rest (1M)."""
-    rng = np.random.default_rng(3)
-    x = inputs(rng, 1200)
-    y = ((2 * x[:, 0] + np.nan_to_num(x[:, 1], nan=4) + x[:, 2] + rng.normal(size=len(x))) > 4).astype(int)
-    if frozen:
-        base = new_classifier("gbm", 7).fit(x[:800], y[:800])
-        model = CalibratedClassifierCV(FrozenEstimator(base), method="sigmoid").fit(x[800:], y[800:])
-    else:
-        model = fit_calibrated(x, y, np.arange(len(x)), "gbm", seed=7)
-    p = model.predict_proba(x)[:, 1]
-    for reference in (np.nanmedian(x, axis=0), np.array([0.3, np.nan, 0.5, 7.0, 1.0])):
-        naive = naive_effects(model, x, reference)
-        fast = contributions(model, x, reference, p, floor=0.0)
-        assert (fast == naive).all()
-        thresholds = split_thresholds(model, x.shape[1])
-        assert thresholds is not None
-        skipped = unchanged_by_swap(thresholds, x, reference) & ~((x == reference) | np.isnan(x) & np.isnan(reference))
-        assert skipped[:, :3].any()  # values between the same two splits as the median's
-        assert (naive[skipped] == 0).all()
-    assert skipped[:, 3:].all()  # a column never split on (a constant, one dropped at training): any value
-
-
-def test_a_logistic_model_is_not_read_as_trees() -> None:
-    rng = np.random.default_rng(4)
-    x = inputs(rng, 300)[:, :3]
-    y = (x[:, 0] > 0.5).astype(int)
-    model = fit_calibrated(x, y, np.arange(len(x)), "logistic", seed=7)
-    assert split_thresholds(model, 3) is None
-    reference = np.nanmedian(x, axis=0)
-    assert (
-        contributions(model, x, reference, model.predict_proba(x)[:, 1], floor=0.0)
-        == naive_effects(model, x, reference)
-    ).all()
 
 
 def row_by_row(x: np.ndarray, effects: np.ndarray, locale: str, features: tuple[Feature, ...]) -> list[str]:

@@ -6,13 +6,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import Pipeline
 
 from kizuna.scoring.features import FEATURES, Feature
-from kizuna.scoring.model import ObservedColumns
 
 SEPARATOR = {"en": "; ", "ja": "、"}
 LOCALES = ("ja", "en")
@@ -20,69 +15,6 @@ LOCALES = ("ja", "en")
 
 MIN_EFFECT = 0.01
 CHUNK_ROWS = 20_000
-
-
-def _tree_models(model: Any) -> list[tuple[np.ndarray, HistGradientBoostingClassifier]] | None:
-    """The gradient-boosting models behind a calibrated model, each with the input columns it reads (an index into
-    the model's input per column of its own); None for any other model (logistic, or a shape not known here)."""
-    if not isinstance(model, CalibratedClassifierCV) or not hasattr(model, "calibrated_classifiers_"):
-        return None
-    found = []
-    for calibrated in model.calibrated_classifiers_:
-        estimator = calibrated.estimator
-        if isinstance(estimator, FrozenEstimator):
-            estimator = estimator.estimator
-        if not isinstance(estimator, Pipeline):
-            return None
-        *steps, last = [step for _, step in estimator.steps]
-        if not isinstance(last, HistGradientBoostingClassifier) or not all(
-            isinstance(s, ObservedColumns) for s in steps
-        ):
-            return None
-        if getattr(last, "_preprocessor", None) is not None or np.any(getattr(last, "is_categorical_", None) or False):
-            return None
-        columns = np.arange(int(last.n_features_in_)) if not steps else np.flatnonzero(steps[0].keep_)
-        if len(steps) > 1 or len(columns) != last.n_features_in_:
-            return None
-        found.append((columns, last))
-    return found
-
-
-def split_thresholds(model: Any, width: int) -> list[np.ndarray] | None:
-    """Per input column, the sorted thresholds the model's trees split it on; None when the model is not gradient
-    boosting (see unchanged_by_swap)."""
-    trees = _tree_models(model)
-    if trees is None:
-        return None
-    per_column: list[list[np.ndarray]] = [[] for _ in range(width)]
-    for columns, booster in trees:
-        for predictors in booster._predictors:
-            for predictor in predictors:
-                nodes = predictor.nodes[predictor.nodes["is_leaf"] == 0]
-                if nodes["is_categorical"].any():
-                    return None
-                for feature in np.unique(nodes["feature_idx"]):
-                    per_column[columns[feature]].append(nodes["num_threshold"][nodes["feature_idx"] == feature])
-    return [np.unique(np.concatenate(t)) if t else np.zeros(0) for t in per_column]
-
-
-def unchanged_by_swap(thresholds: list[np.ndarray], chunk: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Per row and column: True where setting the column to its reference cannot change a gradient-boosting
-    prediction. A tree sends a value left when it is <= the node's threshold (NaN: the node's own way), so two
-    values with as many thresholds below them take the same path through every tree, the same leaves, the same
-    sum: the swapped row's probability is the row's own, bit for bit, and its effect exactly 0."""
-    same = np.zeros(chunk.shape, dtype=bool)
-    for j, splits in enumerate(thresholds):
-        column, ref = chunk[:, j], reference[j]
-        if not len(splits):  # never split on: no value of it changes anything
-            same[:, j] = True
-            continue
-        if np.isnan(ref):
-            same[:, j] = np.isnan(column)
-            continue
-        bins = np.searchsorted(splits, column, side="left")
-        same[:, j] = (bins == np.searchsorted(splits, ref, side="left")) & ~np.isnan(column)
-    return same
 
 
 def contributions(
@@ -93,19 +25,14 @@ def contributions(
 
     Rows whose probability is below `floor` are not explained (all 0); with the default floor that loses nothing,
     as no feature moves a probability down by more than the probability itself. A value already equal to the
-    median changes nothing, so its effect is exactly 0 without asking the model; nor, for gradient boosting, does
-    a value on the same side of every split on its feature as the median (unchanged_by_swap). Rows go through it
-    in chunks.
+    median changes nothing, so its effect is exactly 0 without asking the model. Rows go through it in chunks.
     """
     rows, width = x.shape
     effects = np.zeros((rows, width))
-    thresholds = split_thresholds(model, width)
     for start in range(0, rows, CHUNK_ROWS):
         index = start + np.flatnonzero(probability[start : start + CHUNK_ROWS] >= floor)
         chunk = x[index]
         same = (chunk == reference) | (np.isnan(chunk) & np.isnan(reference))
-        if thresholds is not None:
-            same |= unchanged_by_swap(thresholds, chunk, reference)
         row, column = np.nonzero(~same)
         if len(row) == 0:
             continue
