@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from kizuna.scoring.explain import SEPARATOR, contributions, factor_lines, factor_texts
+from kizuna.scoring.explain import SEPARATOR, contributions, factor_lines
 from kizuna.scoring.features import (
     FEATURE_NAMES,
     FEATURES,
@@ -90,8 +90,8 @@ def test_explaining_only_rows_above_the_floor_gives_the_same_factors() -> None:
     assert (naive[(x == reference) & (p >= 0.01)[:, None]] == 0).all()  # the pairs skipped are exactly 0
     features = feature_set(products)
     for locale in ("en", "ja"):
-        texts = factor_texts(x, fast, locale, features)
-        assert texts == factor_texts(x, naive, locale, features)
+        texts = factor_lines(x, fast, (locale,), features)[locale]
+        assert texts == factor_lines(x, naive, (locale,), features)[locale]
         assert sum(t != "" for t in texts) >= 20
 
 
@@ -145,7 +145,11 @@ def test_factor_lines_read_as_one_row_at_a_time() -> None:
     )
     both = factor_lines(x, effects, ("ja", "en"), features)
     for locale in ("ja", "en"):
-        assert both[locale] == row_by_row(x, effects, locale, features) == factor_texts(x, effects, locale, features)
+        assert (
+            both[locale]
+            == row_by_row(x, effects, locale, features)
+            == factor_lines(x, effects, (locale,), features)[locale]
+        )
     assert both["en"][:4] == [
         "usage up 25% against its 3-month average; plan at 50% of its limit; no touch for 10 days",
         "never touched; no usage history",

@@ -87,16 +87,3 @@ def factor_lines(
         for i, parts in zip(rows.tolist(), phrases, strict=True):
             out[i] = separator.join([p for p in parts if p])
     return lines
-
-
-def factor_texts(
-    x: np.ndarray,
-    effects: np.ndarray,
-    locale: str,
-    features: tuple[Feature, ...] = FEATURES,
-    *,
-    top: int = 3,
-    min_effect: float = MIN_EFFECT,
-) -> list[str]:
-    """The `top` features that raise the probability most (by at least min_effect), as one line per row."""
-    return factor_lines(x, effects, (locale,), features, top=top, min_effect=min_effect)[locale]
