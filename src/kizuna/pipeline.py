@@ -48,7 +48,9 @@ def import_step_libraries() -> None:
 
 
 def wait_for_warehouse(settings: Settings) -> None:
-    """Wait until no other process holds the DuckDB file (an analyst's session), up to the configured wait."""
+    """Wait until no other process holds the DuckDB file (an analyst's session), up to the configured wait; first,
+    refuse a KIZUNA_PROJECT_DIR that is no kizuna checkout (no dbt project, no suites for the gate)."""
+    settings.require_checkout()
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
 
 

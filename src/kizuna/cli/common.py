@@ -107,6 +107,7 @@ def exit_goes_to_the_log() -> bool:
 _WHAT_TO_DO: dict[str, str] = {
     "SourceContractError": "fix the file(s) named above and run again; nothing was loaded.",
     "SourceError": "fix the source named above and run again; nothing was loaded.",
+    "ProjectDirError": "point KIZUNA_PROJECT_DIR at the kizuna checkout and run again; nothing was changed.",
     "GateFailedError": "fix those rows in the source files (the report lists them all) and run again.",
     "ConnectorError": "check the connection and its settings (docs/sources.md), then run again; nothing was loaded.",
     "DbtBuildError": "fix the data or the model named above and run again; until then use the marts of the last "

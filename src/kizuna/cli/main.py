@@ -26,16 +26,21 @@ from kizuna.cli import (  # noqa: E402  (after the defaults: libraries read them
 app = typer.Typer(help="kizuna: revenue from the customers you already have.", no_args_is_help=True)
 
 
+# The daily pipeline's commands: they read dbt_project/ and expectations/ from KIZUNA_PROJECT_DIR.
+_FROM_THE_CHECKOUT = ("ingest", "check", "build", "run")
+
+
 @app.callback()
-def _settings_readable() -> None:
+def _settings_readable(ctx: typer.Context) -> None:
     """Every command reads KIZUNA_* settings (the environment and .env): a value that cannot be read is said once,
-    naming the variable, before any command starts, instead of a traceback from whichever command met it first."""
+    naming the variable, before any command starts, instead of a traceback from whichever command met it first.
+    So is a KIZUNA_PROJECT_DIR that is no kizuna checkout, for the pipeline's commands."""
     from pydantic import ValidationError
 
     from kizuna.core.settings import Settings
 
     try:
-        Settings()
+        settings = Settings()
     except ValidationError as exc:
         for problem in exc.errors(include_input=False, include_url=False):
             field = str(problem["loc"][0]) if problem["loc"] else "settings"
@@ -44,6 +49,10 @@ def _settings_readable() -> None:
             line = message if message.startswith(variable) else f"{variable}: {message}"
             common.err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
+    problem = settings.checkout_problem() if ctx.invoked_subcommand in _FROM_THE_CHECKOUT else None
+    if problem:
+        common.err.print(f"error: {problem}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2)
 
 
 app.add_typer(demo.app)  # demo-data

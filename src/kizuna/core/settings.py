@@ -21,6 +21,15 @@ UNDER_VAR_DIR = {
 }
 
 
+# What a pipeline command reads from the checkout: without them dbt cannot build, and a gate with no suites
+# would check nothing and publish anything.
+CHECKOUT_FILES = ("dbt_project/dbt_project.yml", "expectations/*.json")
+
+
+class ProjectDirError(ValueError):
+    """KIZUNA_PROJECT_DIR names a folder that is not a kizuna checkout."""
+
+
 class Settings(BaseSettings):
     """Every knob of a kizuna run. Environment variables are KIZUNA_<FIELD>, e.g. KIZUNA_WAREHOUSE."""
 
@@ -378,6 +387,22 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must not be empty: every email shows the sender's name, address and contact")
         return value
+
+    def checkout_problem(self) -> str | None:
+        """Why project_dir is not a kizuna checkout a pipeline step can run from (None when it is)."""
+        missing = [pattern for pattern in CHECKOUT_FILES if not any(self.project_dir.glob(pattern))]
+        if not missing:
+            return None
+        return (
+            f"KIZUNA_PROJECT_DIR: {self.project_dir} is not a kizuna checkout (it has no {' and no '.join(missing)}); "
+            "set it to the folder holding dbt_project/ and expectations/, or unset it"
+        )
+
+    def require_checkout(self) -> None:
+        """Raise ProjectDirError unless project_dir holds what the pipeline's steps read (CHECKOUT_FILES)."""
+        problem = self.checkout_problem()
+        if problem:
+            raise ProjectDirError(problem)
 
     @property
     def dbt_project_dir(self) -> Path:
