@@ -128,7 +128,7 @@ def test_factor_lines_read_as_one_row_at_a_time() -> None:
             [0.25, 0.5, 10.0, 3.0, 1.0, 2.0],
             [nan, 0.5, nan, nan, 1.0, 2.0],  # missing usage reads "no usage history", missing touches nothing
             [0.0, 0.5, -0.0, 3.0, 1.0, 0.0],
-            [0.0, 0.5, 0.0, 3.0, 1.0, 0.0],  # 0.0 after -0.0: one phrase for both, the first met ("-0 days")
+            [0.0, 0.5, 0.0, 3.0, 1.0, 0.0],  # 0.0 after -0.0: one phrase for both ("0 days", never "-0 days")
             [0.25, 1.25, 30.0, 3.0, 4.0, 2.0],
             [0.1, 0.2, 3.0, 4.0, 5.0, 6.0],  # nothing strong
         ]
@@ -153,8 +153,33 @@ def test_factor_lines_read_as_one_row_at_a_time() -> None:
     assert both["en"][:4] == [
         "usage up 25% against its 3-month average; plan at 50% of its limit; no touch for 10 days",
         "never touched; no usage history",
-        "no touch for -0 days",
-        "plan at 50% of its limit; no touch for -0 days",
+        "no touch for 0 days",
+        "plan at 50% of its limit; no touch for 0 days",
     ]
     assert both["en"][4] == "2 support tickets in 90 days; 4 conversations in 90 days; 3 touches in 90 days"
     assert both["en"][5] == ""
+
+
+def test_counts_agree_with_their_number_and_never_read_minus_zero() -> None:
+    """A marketer reads these lines in call lists and emails: "1 open renewal deal", not "1 open renewal deals",
+    and a rounded -0.2 days as "0 days", not "-0 days"."""
+    by_name = {f.name: f for f in FEATURES}
+
+    def en(name: str, value: float) -> str:
+        return by_name[name].phrase(value, "en")
+
+    assert en("open_renewal_deals", 1.0) == "1 open renewal deal"
+    assert en("open_renewal_deals", 2.0) == "2 open renewal deals"
+    assert en("open_expansion_deals", 1.0) == "1 open upsell or cross-sell deal"
+    assert en("touches_last_90_days", 1.0) == "1 touch in 90 days"
+    assert en("touches_last_90_days", 0.0) == "0 touches in 90 days"
+    assert en("tickets_last_90_days", 1.0) == "1 support ticket in 90 days"
+    assert en("tenure_months", 1.0) == "customer for 1 month"
+    assert en("days_to_renewal", 0.6) == "renewal in 1 day"  # as shown: rounded to 1
+    assert en("employee_count", 1.0) == "1 employee"
+    assert en("employee_count", 1200.0) == "1,200 employees"
+    assert en("product_count", 1.0) == "1 product held"
+    assert en("days_since_last_touch", -0.2) == "no touch for 0 days"
+    assert en("days_since_last_touch", -0.0) == "no touch for 0 days"
+    assert by_name["days_since_last_touch"].phrase(-0.2, "ja") == "0日間接触なし"
+    assert by_name["open_renewal_deals"].phrase(1.0, "ja") == "更新商談1件進行中"

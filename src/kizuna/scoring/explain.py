@@ -55,8 +55,8 @@ def factor_lines(
     row; ties keep the input order.
 
     The ranking is one sort of all explained rows at once, for every locale; a phrase is made once per (feature,
-    value) and locale (most values repeat: counts, days, 0/1 products; -0.0 reads as the first of 0.0 and -0.0
-    met, NaN as missing), and the lines are joined from a table of phrases."""
+    value) and locale (most values repeat: counts, days, 0/1 products; -0.0 and 0.0 read alike, NaN as missing),
+    and the lines are joined from a table of phrases."""
     lines = {locale: [""] * x.shape[0] for locale in locales}
     rows = np.flatnonzero((effects >= min_effect).any(axis=1))
     if not len(rows):

@@ -17,6 +17,18 @@ def _pct(value: float) -> str:
     return f"{abs(value):.0%}"
 
 
+def _whole(value: float, thousands: bool = False) -> str:
+    """A count or a number of days as words show it: no decimals, and never "-0" (a rounded small negative)."""
+    text = f"{value:,.0f}" if thousands else f"{value:.0f}"
+    return "0" if text == "-0" else text
+
+
+def _count(value: float, one: str, many: str, thousands: bool = False) -> str:
+    """ "1 touch", "3 touches": the noun agrees with the number as shown."""
+    text = _whole(value, thousands)
+    return f"{text} {one if text == '1' else many}"
+
+
 @dataclass(frozen=True)
 class Feature:
     """One model input and its plain-words phrase in English and Japanese, given the customer's value."""
@@ -55,30 +67,30 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "days_since_last_touch",
-        lambda v: f"no touch for {v:.0f} days",
-        lambda v: f"{v:.0f}日間接触なし",
+        lambda v: f"no touch for {_count(v, 'day', 'days')}",
+        lambda v: f"{_whole(v)}日間接触なし",
         "never touched",
         "接触記録なし",
     ),
     Feature(
         "touches_last_90_days",
-        lambda v: f"{v:.0f} touches in 90 days",
-        lambda v: f"直近90日の接触{v:.0f}回",
+        lambda v: f"{_count(v, 'touch', 'touches')} in 90 days",
+        lambda v: f"直近90日の接触{_whole(v)}回",
     ),
     Feature(
         "conversations_last_90_days",
-        lambda v: f"{v:.0f} conversations in 90 days",
-        lambda v: f"直近90日の会話{v:.0f}回",
+        lambda v: f"{_count(v, 'conversation', 'conversations')} in 90 days",
+        lambda v: f"直近90日の会話{_whole(v)}回",
     ),
     Feature(
         "tickets_last_90_days",
-        lambda v: f"{v:.0f} support tickets in 90 days",
-        lambda v: f"直近90日の問い合わせ{v:.0f}件",
+        lambda v: f"{_count(v, 'support ticket', 'support tickets')} in 90 days",
+        lambda v: f"直近90日の問い合わせ{_whole(v)}件",
     ),
     Feature(
         "mrr",
-        lambda v: f"MRR ¥{v:,.0f}",
-        lambda v: f"MRR {v:,.0f}円",
+        lambda v: f"MRR ¥{_whole(v, thousands=True)}",
+        lambda v: f"MRR {_whole(v, thousands=True)}円",
     ),
     Feature(
         "mrr_change_3_months_ratio",
@@ -94,54 +106,54 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "tenure_months",
-        lambda v: f"customer for {v:.0f} months",
-        lambda v: f"契約{v:.0f}か月目",
+        lambda v: f"customer for {_count(v, 'month', 'months')}",
+        lambda v: f"契約{_whole(v)}か月目",
     ),
     Feature(
         "expansions_last_6_months",
-        lambda v: f"{v:.0f} expansions in 6 months",
-        lambda v: f"直近6か月の拡大{v:.0f}回",
+        lambda v: f"{_count(v, 'expansion', 'expansions')} in 6 months",
+        lambda v: f"直近6か月の拡大{_whole(v)}回",
     ),
     Feature(
         "contractions_last_6_months",
-        lambda v: f"{v:.0f} contractions in 6 months",
-        lambda v: f"直近6か月の縮小{v:.0f}回",
+        lambda v: f"{_count(v, 'contraction', 'contractions')} in 6 months",
+        lambda v: f"直近6か月の縮小{_whole(v)}回",
     ),
     Feature(
         "employee_count",
-        lambda v: f"{v:,.0f} employees",
-        lambda v: f"従業員{v:,.0f}名",
+        lambda v: _count(v, "employee", "employees", thousands=True),
+        lambda v: f"従業員{_whole(v, thousands=True)}名",
         "company size unknown",
         "従業員数不明",
     ),
     Feature(
         "product_count",
-        lambda v: f"{v:.0f} products held",
-        lambda v: f"{v:.0f}製品を契約中",
+        lambda v: f"{_count(v, 'product', 'products')} held",
+        lambda v: f"{_whole(v)}製品を契約中",
     ),
     Feature(
         "contract_term_months",
-        lambda v: f"{v:.0f}-month contract",
-        lambda v: f"{v:.0f}か月契約",
+        lambda v: f"{_whole(v)}-month contract",
+        lambda v: f"{_whole(v)}か月契約",
         "contract term unknown",
         "契約期間不明",
     ),
     Feature(
         "days_to_renewal",
-        lambda v: f"renewal in {v:.0f} days",
-        lambda v: f"更新まで{v:.0f}日",
+        lambda v: f"renewal in {_count(v, 'day', 'days')}",
+        lambda v: f"更新まで{_whole(v)}日",
         "no renewal date",
         "更新日なし",
     ),
     Feature(
         "open_expansion_deals",
-        lambda v: f"{v:.0f} open upsell or cross-sell deals",
-        lambda v: f"アップセル・クロスセル商談{v:.0f}件進行中",
+        lambda v: _count(v, "open upsell or cross-sell deal", "open upsell or cross-sell deals"),
+        lambda v: f"アップセル・クロスセル商談{_whole(v)}件進行中",
     ),
     Feature(
         "open_renewal_deals",
-        lambda v: f"{v:.0f} open renewal deals",
-        lambda v: f"更新商談{v:.0f}件進行中",
+        lambda v: _count(v, "open renewal deal", "open renewal deals"),
+        lambda v: f"更新商談{_whole(v)}件進行中",
     ),
 )
 
