@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,10 +94,27 @@ def write_sources(src: Path, rows: dict[str, tuple[list[str], list[list[str]]]])
         write_csv(src / f"{table}.csv", header, records)
 
 
-def load_good(settings: Settings) -> None:
+@pytest.fixture(scope="module")
+def good_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The good load ingested, gated and published once for the module, as load_good starts every test from."""
+    root = tmp_path_factory.mktemp("good-load")
+    (root / "src").mkdir()
+    settings = Settings(
+        source_dir=root / "src",
+        warehouse=root / "warehouse.duckdb",
+        var_dir=root / "var",
+        outbox_dir=root / "var" / "outbox",
+    )
     write_sources(settings.source_dir, base_rows())
     stage_sources(settings)
     gate_and_publish(settings, AS_OF)
+    return settings.warehouse
+
+
+def load_good(settings: Settings, good_warehouse: Path) -> None:
+    """The good load's files in the source directory and its published warehouse (a copy of the module's)."""
+    write_sources(settings.source_dir, base_rows())
+    shutil.copyfile(good_warehouse, settings.warehouse)
 
 
 Mutator = Callable[[dict[str, tuple[list[str], list[list[str]]]], Path], None]
@@ -317,8 +335,10 @@ CASES = [
 
 
 @pytest.mark.parametrize(("mutate", "outcome", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_catalogue(settings: Settings, mutate: Mutator, outcome: str, expected: object) -> None:
-    load_good(settings)
+def test_bad_input_catalogue(
+    settings: Settings, good_warehouse: Path, mutate: Mutator, outcome: str, expected: object
+) -> None:
+    load_good(settings, good_warehouse)
     before = raw_fingerprint(settings)
     for path in settings.source_dir.glob("*.csv"):
         path.unlink()
@@ -354,8 +374,8 @@ def test_bad_input_catalogue(settings: Settings, mutate: Mutator, outcome: str, 
     assert quarantined == expected
 
 
-def test_quarantine_keeps_file_row_column_rule_value(settings: Settings) -> None:
-    load_good(settings)
+def test_quarantine_keeps_file_row_column_rule_value(settings: Settings, good_warehouse: Path) -> None:
+    load_good(settings, good_warehouse)
     rows = base_rows()
     cell("contacts", 0, "email", "ichi@@example")(rows, settings.source_dir)
     write_sources(settings.source_dir, rows)
@@ -379,8 +399,8 @@ def test_quarantine_keeps_file_row_column_rule_value(settings: Settings) -> None
     assert published == ["P2", "P3"]
 
 
-def test_mrr_drop_is_held_until_accepted(settings: Settings) -> None:
-    load_good(settings)
+def test_mrr_drop_is_held_until_accepted(settings: Settings, good_warehouse: Path) -> None:
+    load_good(settings, good_warehouse)
     before = raw_fingerprint(settings)
     rows = base_rows()
     cell("subscriptions", 0, "mrr", "8000")(rows, settings.source_dir)  # 80,000 -> 8,000 yen
@@ -397,8 +417,8 @@ def test_mrr_drop_is_held_until_accepted(settings: Settings) -> None:
         assert con.execute("SELECT sum(mrr) FROM raw.subscriptions").fetchone()[0] == 11000
 
 
-def test_report_lists_every_failed_expectation_with_examples(settings: Settings) -> None:
-    load_good(settings)
+def test_report_lists_every_failed_expectation_with_examples(settings: Settings, good_warehouse: Path) -> None:
+    load_good(settings, good_warehouse)
     rows = base_rows()
     append("customers", ["C1", "重複株式会社", "1", "", ""])(rows, settings.source_dir)
     cell("contacts", 0, "email", "ichi@@example")(rows, settings.source_dir)
@@ -474,8 +494,8 @@ def test_chunked_validation_sees_duplicates_and_failures_across_chunks(settings:
                 assert failed == {("expect_column_values_to_match_regex", (4,))}
 
 
-def test_outlier_is_held_until_accepted(settings: Settings) -> None:
-    load_good(settings)
+def test_outlier_is_held_until_accepted(settings: Settings, good_warehouse: Path) -> None:
+    load_good(settings, good_warehouse)
     before = raw_fingerprint(settings)
     rows = base_rows()
     cell("subscriptions", 2, "mrr", "5000000000000")(rows, settings.source_dir)  # ¥5 trillion a month
