@@ -49,9 +49,9 @@ def _settings_readable(ctx: typer.Context) -> None:
             line = message if message.startswith(variable) else f"{variable}: {message}"
             common.err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
-    problem = settings.checkout_problem() if ctx.invoked_subcommand in _FROM_THE_CHECKOUT else None
-    if problem:
-        common.err.print(f"error: {problem}", markup=False, highlight=False, soft_wrap=True)
+    not_a_checkout = settings.checkout_problem() if ctx.invoked_subcommand in _FROM_THE_CHECKOUT else None
+    if not_a_checkout:
+        common.err.print(f"error: {not_a_checkout}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=2)
 
 
