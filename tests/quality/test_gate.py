@@ -111,10 +111,15 @@ def good_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return settings.warehouse
 
 
-def load_good(settings: Settings, good_warehouse: Path) -> None:
-    """The good load's files in the source directory and its published warehouse (a copy of the module's)."""
+def load_good(settings: Settings, good_warehouse: Path | None = None) -> None:
+    """The good load's files in the source directory, ingested, gated and published; with good_warehouse, a copy of
+    that warehouse (the module's good load) takes the place of the ingest and the gate."""
     write_sources(settings.source_dir, base_rows())
-    shutil.copyfile(good_warehouse, settings.warehouse)
+    if good_warehouse is not None:
+        shutil.copyfile(good_warehouse, settings.warehouse)
+        return
+    stage_sources(settings)
+    gate_and_publish(settings, AS_OF)
 
 
 Mutator = Callable[[dict[str, tuple[list[str], list[list[str]]]], Path], None]
