@@ -49,16 +49,21 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+def settings_under(root: Path) -> Settings:
+    """Settings whose every output lives under root; sources in root/src (made here)."""
+    (root / "src").mkdir()
+    return Settings(
+        source_dir=root / "src",
+        warehouse=root / "warehouse.duckdb",
+        var_dir=root / "var",
+        outbox_dir=root / "var" / "outbox",
+    )
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings whose every output lives under tmp_path; sources in tmp_path/src."""
-    (tmp_path / "src").mkdir()
-    return Settings(
-        source_dir=tmp_path / "src",
-        warehouse=tmp_path / "warehouse.duckdb",
-        var_dir=tmp_path / "var",
-        outbox_dir=tmp_path / "var" / "outbox",
-    )
+    return settings_under(tmp_path)
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]], encoding: str = "utf-8") -> Path:

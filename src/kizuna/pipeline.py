@@ -48,20 +48,20 @@ def import_step_libraries() -> None:
 
 
 def wait_for_warehouse(settings: Settings) -> None:
-    """Wait until no other process holds the DuckDB file (an analyst's session), up to the configured wait; first,
-    refuse a KIZUNA_PROJECT_DIR that is no kizuna checkout (no dbt project, no suites for the gate)."""
-    settings.require_checkout()
+    """Wait until no other process holds the DuckDB file (an analyst's session), up to the configured wait."""
     wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
 
 
 def ingest(settings: Settings) -> IngestResult:
     """Stage every source (files, or the connectors' pulls) in the incoming schema."""
+    settings.require_checkout()  # the fx seed and the contract's mappings come from the checkout
     wait_for_warehouse(settings)
     return stage_sources(settings, progress=step("ingest", len(TABLES)))
 
 
 def gate(settings: Settings, as_of: date, *, accept_drop: bool = False, accept_outliers: bool = False) -> GateVerdict:
     """The quality gate on the staged load; publishes it to raw when no critical check fails, else raises."""
+    settings.require_checkout()  # without expectations/ the gate would check nothing and publish the load
     wait_for_warehouse(settings)
     suites = len(load_suites(settings.expectations_dir, "raw"))
     return gate_and_publish(
@@ -94,6 +94,7 @@ def build(
     every month when that is unknown, from nothing with settings.full_refresh or when their SQL or vars changed
     (kizuna.transform.rebuild_plan, docs/incremental.md); `logger` gets the line that says which.
     """
+    settings.require_checkout()
     wait_for_warehouse(settings)
     with connect(settings.warehouse) as con:
         months = rebuild_plan.plan(con, settings.dbt_project_dir, as_of, full_refresh=settings.full_refresh)

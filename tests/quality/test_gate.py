@@ -24,7 +24,7 @@ from kizuna.quality.gate import (
 from kizuna.quality.suites import SuiteFileError, load_suite, load_suites
 from kizuna.quality.validate import validate_table
 from kizuna.sources.ingest import stage_sources
-from tests.conftest import write_csv
+from tests.conftest import settings_under, write_csv
 from tests.sources.test_ingest import raw_fingerprint
 
 AS_OF = dt.date(2026, 11, 23)
@@ -97,14 +97,7 @@ def write_sources(src: Path, rows: dict[str, tuple[list[str], list[list[str]]]])
 @pytest.fixture(scope="module")
 def good_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The good load ingested, gated and published once for the module, as load_good starts every test from."""
-    root = tmp_path_factory.mktemp("good-load")
-    (root / "src").mkdir()
-    settings = Settings(
-        source_dir=root / "src",
-        warehouse=root / "warehouse.duckdb",
-        var_dir=root / "var",
-        outbox_dir=root / "var" / "outbox",
-    )
+    settings = settings_under(tmp_path_factory.mktemp("good-load"))  # as the `settings` fixture makes them
     write_sources(settings.source_dir, base_rows())
     stage_sources(settings)
     gate_and_publish(settings, AS_OF)

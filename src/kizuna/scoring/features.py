@@ -24,7 +24,7 @@ def _whole(value: float, thousands: bool = False) -> str:
 
 
 def _count(value: float, one: str, many: str, thousands: bool = False) -> str:
-    """ "1 touch", "3 touches": the noun agrees with the number as shown."""
+    """The number and its noun, agreeing with the number as shown: '1 touch', '3 touches'."""
     text = _whole(value, thousands)
     return f"{text} {one if text == '1' else many}"
 
