@@ -115,10 +115,16 @@ def _parse_time_v(stderr: str) -> float:
     return int(found.group(1)) / 1024 if found else 0.0
 
 
+def child_env(env: dict[str, str | None] | None) -> dict[str, str]:
+    """This process's environment with ``env`` applied: a None value removes the variable."""
+    merged: dict[str, str | None] = {**os.environ, **(env or {})}
+    return {name: value for name, value in merged.items() if value is not None}
+
+
 def run_measured(
     command: list[str],
     *,
-    env: dict[str, str] | None = None,
+    env: dict[str, str | None] | None = None,
     cwd: Path | None = None,
     log: Path | None = None,
     timeout: float | None = None,
@@ -130,13 +136,15 @@ def run_measured(
     servers and workers a step starts) and GNU time's exact peak of the largest single process (catches
     peaks shorter than a sample). A step reports its own figures on a line starting with RESULT_PREFIX.
     ``series``, when given, receives every sample as (local seconds of day, MB), to split the peak by phase.
+    In ``env`` a None value unsets the variable (an empty one is not the same: Prefect reads PREFECT_API_URL=""
+    as a server at no address and logs a failed event emission for every state change).
     """
     timer = ["/usr/bin/time", "-v"] if Path("/usr/bin/time").exists() else []
     started = time.perf_counter()
     proc = subprocess.Popen(
         [*timer, *command],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env=child_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

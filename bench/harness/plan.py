@@ -32,7 +32,7 @@ class Step:
     group: str
     command: list[str]
     parse: Callable[[str, Step], dict[str, Any]] | None = None
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str | None] = field(default_factory=dict)  # None unsets (measure.child_env)
     count: int = 0  # messages or events the step handles, for per-message rates
     reads: tuple[Path, ...] = ()  # files or folders it reads, put in one page-cache state first (harness.cache)
 
@@ -317,7 +317,7 @@ def end_to_end(
             "KIZUNA_SEND_WINDOW": "00:00-24:00",
             "KIZUNA_SEND_ON_BUSINESS_DAYS_ONLY": "false",
             "PREFECT_HOME": str(prefect_home),
-            "PREFECT_API_URL": "",  # the temporary server, as a plain `kizuna run` starts it
+            "PREFECT_API_URL": None,  # unset: the temporary server, as a plain `kizuna run` starts it
         },
         parse=parse_e2e,
         reads=(source_dir, workdir),
@@ -343,7 +343,7 @@ def daily_end_to_end(first: Step) -> Step:
     """The same `kizuna run` once the weekly model is stored in its var/: what every day after the first costs."""
     env = dict(first.env or {})
     # a fresh outbox too: the outbox answers a key it already holds without writing the message again
-    env["KIZUNA_OUTBOX_DIR"] = str(Path(env["KIZUNA_OUTBOX_DIR"]).with_name("outbox-daily"))
+    env["KIZUNA_OUTBOX_DIR"] = str(Path(str(env["KIZUNA_OUTBOX_DIR"])).with_name("outbox-daily"))
     return replace(first, name="e2e-daily", label="`kizuna run` end to end, the weekly model stored", env=env)
 
 
@@ -410,7 +410,7 @@ def fixed_steps(workdir: Path, *, smoke: bool, receiver_seconds: float, official
                 f"Prefect temporary server start and 200 tasks, {label}",
                 "fixed",
                 steps_module("prefect", workdir, workdir, 0, "--tasks", "200"),
-                env={"PREFECT_HOME": str(home), "PREFECT_API_URL": ""},
+                env={"PREFECT_HOME": str(home), "PREFECT_API_URL": None},
             )
         )
     return steps
