@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
+from pydantic import ValidationError
 
 from kizuna.core.runtime import quiet_third_parties
 
@@ -35,24 +38,27 @@ def _settings_readable(ctx: typer.Context) -> None:
     """Every command reads KIZUNA_* settings (the environment and .env): a value that cannot be read is said once,
     naming the variable, before any command starts, instead of a traceback from whichever command met it first.
     So is a KIZUNA_PROJECT_DIR that is no kizuna checkout, for the pipeline's commands."""
-    from pydantic import ValidationError
-
     from kizuna.core.settings import Settings
 
     try:
         settings = Settings()
     except ValidationError as exc:
-        for problem in exc.errors(include_input=False, include_url=False):
-            field = str(problem["loc"][0]) if problem["loc"] else "settings"
-            message = str(problem["msg"]).removeprefix("Value error, ")
-            variable = f"KIZUNA_{field.upper()}"
-            line = message if message.startswith(variable) else f"{variable}: {message}"
-            common.err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+        _say_settings_problems(exc, lambda field: f"KIZUNA_{field.upper()}")
         raise typer.Exit(code=2) from None
     not_a_checkout = settings.checkout_problem() if ctx.invoked_subcommand in _FROM_THE_CHECKOUT else None
     if not_a_checkout:
         common.err.print(f"error: {not_a_checkout}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=2)
+
+
+def _say_settings_problems(exc: ValidationError, name_of: Callable[[str], str]) -> None:
+    """One line per unreadable setting, named as the user gave it; never its value (it may be a secret)."""
+    for problem in exc.errors(include_input=False, include_url=False):
+        field = str(problem["loc"][0]) if problem["loc"] else "settings"
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        variable = name_of(field)
+        line = message if message.startswith(variable) else f"{variable}: {message}"
+        common.err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 app.add_typer(demo.app)  # demo-data
@@ -72,6 +78,12 @@ def main() -> None:
     common.own_the_process()
     try:
         app()
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        # An option's value (--warehouse, --source-dir): the environment's were read before the command started.
+        _say_settings_problems(exc, lambda field: f"--{field.replace('_', '-')}")
+        raise SystemExit(2) from None
     finally:
         if common.exit_goes_to_the_log():
             _leave_quickly()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,6 +13,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[3]
 # Published in the repository, so anyone can sign unsubscribe tokens with it: for the demo's outbox only.
 DEMO_UNSUBSCRIBE_SECRET = "kizuna-demo-only-secret"
 MIN_UNSUBSCRIBE_SECRET_LENGTH = 16
+# A URL's scheme at the start of a warehouse setting (also once pathlib has folded its "//" into "/").
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
 # The paths under var_dir that follow it unless set on their own (KIZUNA_VAR_DIR=/data moves the warehouse too).
 UNDER_VAR_DIR = {
     "source_dir": "demo-data",
@@ -321,6 +324,19 @@ class Settings(BaseSettings):
         None,
         description="Fonts with Japanese glyphs for report charts; default: Debian's fonts-noto-cjk directories.",
     )
+
+    @field_validator("warehouse", mode="before")
+    @classmethod
+    def _warehouse_is_a_file(cls, value: object) -> object:
+        # A server URL would otherwise become a relative path ("postgresql:/…") and a new DuckDB file in it.
+        found = _URL_SCHEME.match(str(value)) if isinstance(value, str | Path) else None
+        if found:  # name the scheme only: a URL may carry a password
+            raise ValueError(
+                f"a {found.group(1)}:// URL names a server; kizuna's Python steps (ingest, gate, campaigns, "
+                "tracking) open a DuckDB file only, so give a file path such as var/warehouse.duckdb "
+                "(dbt alone builds the marts on PostgreSQL: docs/scaling.md)"
+            )
+        return value
 
     @field_validator("var_dir")
     @classmethod
