@@ -53,6 +53,8 @@ def test_the_code_keeps_every_contract(copy: Path) -> None:
         ("email/message.py", "import kizuna.campaigns.spec", "email and tracking know nothing of campaigns"),
         ("scoring/model.py", "import prefect", "Prefect only in flows/"),
         ("email/paths.py", "import kizuna.email.render", "no import cycles"),
+        ("campaigns/holds.py", "import duckdb", "the warehouse's engine (duckdb) only behind kizuna.core.connection"),
+        ("core/warehouse.py", "from duckdb import Error", "the warehouse's engine (duckdb) only behind"),
     ],
     ids=[
         "domain-imports-flows",
@@ -61,6 +63,8 @@ def test_the_code_keeps_every_contract(copy: Path) -> None:
         "email-imports-campaigns",
         "domain-imports-prefect",
         "cycle-in-a-package",
+        "domain-imports-duckdb",
+        "core-imports-duckdb-beside-the-connection",
     ],
 )
 def test_a_wrong_import_breaks_a_contract(copy: Path, module: str, wrong_import: str, contract: str) -> None:

@@ -7,9 +7,8 @@ import re
 from datetime import date
 from typing import Any
 
-import duckdb
-
 from kizuna.campaigns.spec import Audience, Campaign, CampaignFileError, suggestion
+from kizuna.core.connection import Connection, WarehouseError
 from kizuna.core.warehouse import table_exists
 from kizuna.sources.fx import DEFAULT_REPORTING_CURRENCY
 
@@ -59,7 +58,7 @@ def _products(column: str) -> str:
 SCORE_KEYS = (("churn_risk", "churn_factors"), ("expansion_propensity", "expansion_factors"))
 
 
-def has_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
+def has_scores(con: Connection, as_of: date) -> bool:
     """Whether marts.customer_scores holds scores of as_of: on a young warehouse the score step is skipped (not
     enough history), which leaves the mart missing or as of an earlier day."""
     if not table_exists(con, "marts", "customer_scores"):
@@ -68,7 +67,7 @@ def has_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
     return bool(row and row[0])
 
 
-def missing_scores_note(con: duckdb.DuckDBPyConnection, campaign: Campaign, as_of: date) -> str | None:
+def missing_scores_note(con: Connection, campaign: Campaign, as_of: date) -> str | None:
     """Why the campaign selects nobody today, when its audience filters on scores the warehouse lacks for as_of."""
     if all(getattr(campaign.audience, key) is None for key, _ in SCORE_KEYS) or has_scores(con, as_of):
         return None
@@ -79,7 +78,7 @@ def missing_scores_note(con: duckdb.DuckDBPyConnection, campaign: Campaign, as_o
 _MISSING_COLUMN = re.compile(r'column (?:named )?"([^"]+)"')
 
 
-def check_where(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
+def check_where(con: Connection, campaign: Campaign) -> None:
     """A `where:` must bind against marts.customers before it runs: a misspelt column is the marketer's typo, told
     in one line with the closest columns, not a DuckDB traceback from the middle of the selection."""
     where = campaign.audience.where
@@ -89,7 +88,7 @@ def check_where(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
     columns = [str(r[0]) for r in con.execute("DESCRIBE marts.customers").fetchall()]
     try:
         con.execute(f"SELECT 1 FROM marts.customers AS c WHERE ({where}) LIMIT 0").fetchall()
-    except duckdb.Error as exc:
+    except WarehouseError as exc:
         first = str(exc).split("\n", 1)[0]
         found = _MISSING_COLUMN.search(first)
         if found:
@@ -105,7 +104,7 @@ def audience_sql(
     as_of: date,
     *,
     with_context: bool = True,
-    con: duckdb.DuckDBPyConnection | None = None,
+    con: Connection | None = None,
     currency: str = DEFAULT_REPORTING_CURRENCY,
     customer_columns: tuple[str, ...] = (),
 ) -> tuple[str, list[Any]]:
@@ -139,7 +138,7 @@ def audience_sql(
     return sql, source_params + q.params
 
 
-def _score_filters(q: _Sql, campaign: Campaign, as_of: date, con: duckdb.DuckDBPyConnection | None) -> str:
+def _score_filters(q: _Sql, campaign: Campaign, as_of: date, con: Connection | None) -> str:
     """The filters on today's scores, and the join to them ('' when the audience reads no score)."""
     a = campaign.audience
     if all(getattr(a, key) is None for key, _ in SCORE_KEYS):

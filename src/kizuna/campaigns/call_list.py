@@ -6,11 +6,10 @@ import csv
 from datetime import date
 from pathlib import Path
 
-import duckdb
-
 from kizuna.campaigns.audience import SCORES_TABLE, audience_sql, has_scores, missing_scores_note
 from kizuna.campaigns.spec import Campaign
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.warehouse import table_exists
 from kizuna.reporting.export import neutralise
 from kizuna.reporting.summary import CampaignSummary
@@ -39,7 +38,7 @@ COLUMNS = (
 )
 
 
-def build_call_list(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
+def build_call_list(con: Connection, campaign: Campaign, run_id: str, as_of: date) -> CampaignSummary:
     """Write today's list to ops.call_list: fresh intent CSQLs first, then follow-ups due, then rank, churn risk
     (when today's scores exist), signals, days since the last touch (never touched first: longer ago than any
     number of days); each customer's next action is its own where it has an open signal (_own_next_actions)."""
@@ -135,7 +134,7 @@ def _signal_sql(has_signals: bool) -> tuple[str, str, str]:
     return signal_count, listed_signals, follow_up
 
 
-def _own_next_actions(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str) -> None:
+def _own_next_actions(con: Connection, campaign: Campaign, run_id: str) -> None:
     """Each listed customer with an open signal gets its own next action (its most urgent signal's, in the
     campaign's language: kizuna.scoring.next_actions); the others keep the campaign's next_action."""
     if not table_exists(con, "marts", "customer_signals"):
@@ -160,7 +159,7 @@ def _own_next_actions(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id
         con.unregister("call_list_own_actions")
 
 
-def export_call_list_csv(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, out: Path) -> Path:
+def export_call_list_csv(con: Connection, run_id: str, campaign: str, out: Path) -> Path:
     """The list as a CSV (UTF-8 with BOM, so Japanese Excel opens it), spreadsheet formulas neutralised."""
     rows = con.execute(
         f"SELECT {', '.join(COLUMNS)} FROM {CALL_LIST_TABLE} WHERE run_id = ? AND campaign = ? ORDER BY priority",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import duckdb
-
+from kizuna.core.connection import Connection
 from kizuna.core.warehouse import table_exists
 
 # The marts a customer's context is read from (a preview needs all three).
@@ -37,11 +36,11 @@ def recipient_context(row: dict[str, Any]) -> dict[str, Any]:
     return {**json.loads(row.pop("context") or "{}"), **row}
 
 
-def has_context_marts(con: duckdb.DuckDBPyConnection) -> bool:
+def has_context_marts(con: Connection) -> bool:
     return all(table_exists(con, "marts", mart) for mart in CONTEXT_MARTS)
 
 
-def customer_context(con: duckdb.DuckDBPyConnection, customer_id: str) -> dict[str, Any] | None:
+def customer_context(con: Connection, customer_id: str) -> dict[str, Any] | None:
     """What a campaign would give a template for this customer (any status); None if it is not in the marts.
 
     Columns of the recipient row (contact, renewal) win over the customer's columns of the same name.
@@ -53,7 +52,7 @@ def customer_context(con: duckdb.DuckDBPyConnection, customer_id: str) -> dict[s
     return dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
-def active_customer_contexts(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict[str, Any]]:
+def active_customer_contexts(con: Connection, limit: int) -> list[dict[str, Any]]:
     """The same for active customers with a primary contact, soonest renewal first: samples to preview with."""
     cur = con.execute(
         f"""{_CUSTOMER_CONTEXT_SQL}

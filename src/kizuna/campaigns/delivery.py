@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import duckdb
-
 from kizuna.campaigns import ledger
+from kizuna.core.connection import Connection
 from kizuna.email.message import (
     BatchSyncedBackend,
     DeferredSendError,
@@ -50,7 +49,7 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def deliver(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     backend: EmailBackend,
     rows: Sequence[dict[str, Any]],
     make_message: Callable[[dict[str, Any]], OutgoingMessage],

@@ -7,9 +7,8 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import column_exists
 
@@ -31,7 +30,7 @@ class HoldError(ValueError):
     """No such hold, or it was already decided."""
 
 
-def ensure_holds(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_holds(con: Connection) -> None:
     ops.ensure(con, ops.CAMPAIGN_HOLDS)
     # A warehouse from before four eyes: holds had no requested_by yet.
     if not column_exists(con, ops.CAMPAIGN_HOLDS.schema, ops.CAMPAIGN_HOLDS.table, "requested_by"):
@@ -63,7 +62,7 @@ def same_person(a: str, b: str) -> bool:
 
 
 def hold(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     run_id: str,
     campaign: str,
     reason: str,
@@ -86,7 +85,7 @@ def hold(
     return found
 
 
-def get_hold(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> Hold | None:
+def get_hold(con: Connection, run_id: str, campaign: str) -> Hold | None:
     ensure_holds(con)
     row = con.execute(
         f"SELECT run_id, campaign, reason, selected, previous_selected, status, requested_by FROM {ops.CAMPAIGN_HOLDS.name} "
@@ -96,7 +95,7 @@ def get_hold(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> Hold
     return Hold(*row) if row else None
 
 
-def waiting_holds(con: duckdb.DuckDBPyConnection) -> list[Hold]:
+def waiting_holds(con: Connection) -> list[Hold]:
     ensure_holds(con)
     rows = con.execute(
         f"SELECT run_id, campaign, reason, selected, previous_selected, status, requested_by FROM {ops.CAMPAIGN_HOLDS.name} "
@@ -106,7 +105,7 @@ def waiting_holds(con: duckdb.DuckDBPyConnection) -> list[Hold]:
 
 
 def decide(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     run_id: str,
     campaign: str,
     decision: Decision,

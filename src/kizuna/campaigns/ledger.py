@@ -17,9 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.warehouse import table_exists
 from kizuna.email.sendgrid import redact_api_keys
 
@@ -33,12 +32,12 @@ Outcome = tuple[str, str, str | None, str | None]  # (send_id, state, provider_m
 WEBHOOK_RETRY_HOURS = 24
 
 
-def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_ledger(con: Connection) -> None:
     """The ledger, empty when new; a ledger from before the sending/unknown states is migrated (kizuna.core.ops)."""
     ops.ensure(con, ops.SEND_LEDGER)
 
 
-def claim(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, backend: str) -> int:
+def claim(con: Connection, run_id: str, campaign: str, backend: str) -> int:
     """Record this run's selected recipients as pending; return how many keys are pending for this run.
 
     New keys are inserted; keys still pending from an earlier run (never attempted) and keys refused
@@ -61,7 +60,7 @@ def claim(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, backend: s
     return len(pending_keys(con, campaign, run_id))
 
 
-def recover_interrupted(con: duckdb.DuckDBPyConnection, campaign: str, backend: str, idempotent: bool) -> int:
+def recover_interrupted(con: Connection, campaign: str, backend: str, idempotent: bool) -> int:
     """Settle what an earlier, killed run left in 'sending'; return how many rows became unknown.
 
     Those requests may have reached the provider, so they become 'unknown' (never resent blindly), unless
@@ -86,7 +85,7 @@ def recover_interrupted(con: duckdb.DuckDBPyConnection, campaign: str, backend: 
     return len(row)
 
 
-def release(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> None:
+def release(con: Connection, run_id: str, campaign: str) -> None:
     """Drop this run's claims that were never attempted (e.g. a template failed to render)."""
     con.execute(
         f"DELETE FROM {ops.SEND_LEDGER.name} WHERE run_id = ? AND campaign = ? AND state = 'pending' AND attempts = 0",
@@ -94,7 +93,7 @@ def release(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> None:
     )
 
 
-def release_stale(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) -> None:
+def release_stale(con: Connection, run_id: str, campaign: str) -> None:
     """Drop never-attempted pending keys of earlier runs that this run did not select (e.g. opted out since)."""
     con.execute(
         f"DELETE FROM {ops.SEND_LEDGER.name} WHERE campaign = ? AND state = 'pending' AND run_id <> ? AND attempts = 0",
@@ -102,7 +101,7 @@ def release_stale(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str) ->
     )
 
 
-def pending_keys(con: duckdb.DuckDBPyConnection, campaign: str, run_id: str) -> list[str]:
+def pending_keys(con: Connection, campaign: str, run_id: str) -> list[str]:
     """This run's keys still to send."""
     rows = con.execute(
         f"SELECT message_key FROM {ops.SEND_LEDGER.name} WHERE campaign = ? AND run_id = ? AND state = 'pending' "
@@ -112,7 +111,7 @@ def pending_keys(con: duckdb.DuckDBPyConnection, campaign: str, run_id: str) -> 
     return [r[0] for r in rows]
 
 
-def mark_sending(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
+def mark_sending(con: Connection, keys: Sequence[str]) -> None:
     """One UPDATE for a batch, committed before its first request: a crash from here on leaves 'sending'."""
     if keys:
         con.execute(
@@ -124,7 +123,7 @@ def mark_sending(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
         )
 
 
-def mark(con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome]) -> None:
+def mark(con: Connection, outcomes: Sequence[Outcome]) -> None:
     """Record (send_id, state, provider_message_id, error) for a batch in one UPDATE; pending means deferred."""
     if not outcomes:
         return
@@ -146,7 +145,7 @@ def mark(con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome]) -> None:
     )
 
 
-def reconcile_unknown(con: duckdb.DuckDBPyConnection, processed: Mapping[str, str]) -> int:
+def reconcile_unknown(con: Connection, processed: Mapping[str, str]) -> int:
     """Unknown keys seen in provider events (send_id → provider message id) become accepted; return how many.
 
     Feed it the send_id and sg_message_id of SendGrid ``processed`` (or any later) events.
@@ -167,7 +166,7 @@ def reconcile_unknown(con: duckdb.DuckDBPyConnection, processed: Mapping[str, st
     return len(rows)
 
 
-def retry_unknown(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> int:
+def retry_unknown(con: Connection, keys: Sequence[str]) -> int:
     """A person's decision that these unknown keys were not queued (no events after days): back to failed.
 
     They are then claimed by the next run that selects them. Never call this automatically.
@@ -182,7 +181,7 @@ def retry_unknown(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> int:
     return len(rows)
 
 
-def counts(con: duckdb.DuckDBPyConnection, campaign: str) -> dict[str, int]:
+def counts(con: Connection, campaign: str) -> dict[str, int]:
     """Ledger rows of a campaign by state."""
     rows = con.execute(f"SELECT state, count(*) FROM {ops.SEND_LEDGER.name} WHERE campaign = ? GROUP BY 1", [campaign])
     return {str(r[0]): int(r[1]) for r in rows.fetchall()}
@@ -202,11 +201,11 @@ class UnknownSend:
     provider_message_id: str | None  # from those events (the X-Message-Id part of sg_message_id)
 
 
-def _events_ready(con: duckdb.DuckDBPyConnection) -> bool:
+def _events_ready(con: Connection) -> bool:
     return table_exists(con, ops.EMAIL_EVENTS.schema, ops.EMAIL_EVENTS.table)
 
 
-def unknown_sends(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> list[UnknownSend]:
+def unknown_sends(con: Connection, campaign: str | None = None) -> list[UnknownSend]:
     """Every 'unknown' row (of one campaign, or all), oldest first, with the loaded events that mention it."""
     evidence = (
         f"""SELECT coalesce(send_id, message_key) AS send_id, count(*) AS events,
@@ -229,7 +228,7 @@ def unknown_sends(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -
     return [UnknownSend(str(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], r[5], int(r[6]), r[7]) for r in rows]
 
 
-def reconcile_from_events(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> int:
+def reconcile_from_events(con: Connection, campaign: str | None = None) -> int:
     """Unknown sends that loaded webhook events mention become accepted (SendGrid queued them); return how many.
 
     Any event counts (processed, delivered, deferred, bounce, dropped, ...): each means SendGrid accepted the
@@ -241,7 +240,7 @@ def reconcile_from_events(con: duckdb.DuckDBPyConnection, campaign: str | None =
     return reconcile_unknown(con, found)
 
 
-def last_events_load(con: duckdb.DuckDBPyConnection) -> datetime | None:
+def last_events_load(con: Connection) -> datetime | None:
     """When events were last loaded into the warehouse (UTC), None if never."""
     if not table_exists(con, ops.EMAIL_EVENTS_CURSOR.schema, ops.EMAIL_EVENTS_CURSOR.table):
         return None
@@ -258,7 +257,7 @@ class Release:
 
 
 def release_unknown(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     send_ids: Sequence[str],
     *,
     now: datetime,

@@ -8,13 +8,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from kizuna.campaigns.context import recipient_context
 from kizuna.campaigns.run import campaign_message, previous_selected
 from kizuna.campaigns.select import select_recipients
 from kizuna.campaigns.spec import Campaign
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.settings import Settings
 from kizuna.email.render import TemplateRenderer
 
@@ -38,7 +37,7 @@ class Preview:
 
 
 def preview_campaign(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     settings: Settings,
     campaign: Campaign,
     as_of: date,
@@ -81,16 +80,14 @@ def preview_campaign(
     return result
 
 
-def _has_runs(con: duckdb.DuckDBPyConnection) -> bool:
+def _has_runs(con: Connection) -> bool:
     row = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ops' AND table_name = 'campaign_recipients'"
     ).fetchone()
     return bool(row and row[0])
 
 
-def _dry_run(
-    con: duckdb.DuckDBPyConnection, settings: Settings, campaign: Campaign, run_id: str, out: Path
-) -> tuple[int, list[str]]:
+def _dry_run(con: Connection, settings: Settings, campaign: Campaign, run_id: str, out: Path) -> tuple[int, list[str]]:
     """Render every treatment message (so a template mistake shows now); write the first few as .eml."""
     from kizuna.email.outbox import OutboxBackend
 

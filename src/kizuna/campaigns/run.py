@@ -12,14 +12,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from kizuna.campaigns import holds, ledger
 from kizuna.campaigns.context import recipient_context
 from kizuna.campaigns.delivery import deliver
 from kizuna.campaigns.select import Selection, select_recipients
 from kizuna.campaigns.spec import Campaign, check_template
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.locks import connect_once_free
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import table_exists
@@ -84,7 +83,7 @@ def shared_renderer(settings: Settings) -> TemplateRenderer:
         return renderer
 
 
-def _rows_to_send(con: duckdb.DuckDBPyConnection, run_id: str, campaign: str, keys: list[str]) -> list[dict[str, Any]]:
+def _rows_to_send(con: Connection, run_id: str, campaign: str, keys: list[str]) -> list[dict[str, Any]]:
     """This run's recipient row behind each pending key."""
     if not keys:
         return []
@@ -119,7 +118,7 @@ def campaign_message(
     return message
 
 
-def previous_selected(con: duckdb.DuckDBPyConnection, campaign: str, run_id: str) -> int | None:
+def previous_selected(con: Connection, campaign: str, run_id: str) -> int | None:
     """How many contacts the campaign's previous run selected to send to (None if it never ran)."""
     row = con.execute(
         f"""SELECT count(*) FILTER (WHERE is_selected) FROM {ops.CAMPAIGN_RECIPIENTS.name}
@@ -145,7 +144,7 @@ def hold_reason(settings: Settings, selected: int, previous: int | None, ever_se
 
 
 def _stop_before_sending(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     settings: Settings,
     campaign: Campaign,
     run_id: str,
@@ -195,7 +194,7 @@ def _stop_before_sending(
     return stopped("held", held.reason)
 
 
-def assert_marts_usable(con: duckdb.DuckDBPyConnection) -> None:
+def assert_marts_usable(con: Connection) -> None:
     """Nothing goes out (no email, no call list) unless the latest load passed the quality gate and the latest
     dbt build passed: after a failed build the marts are the previous day's, or half-built. Says which failed
     and when."""

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import duckdb
-
 from kizuna.campaigns.audience import audience_sql, missing_scores_note
 from kizuna.campaigns.ledger import SETTLED_STATES
 from kizuna.campaigns.spec import Campaign, Roles
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.settings import Settings
 from kizuna.email.consent import lawful_basis_sql, suppressed_sql
 from kizuna.sources.fx import reporting_currency
@@ -57,7 +56,7 @@ def _contact_filter(campaign: Campaign) -> tuple[str, list[Any]]:
     return "", []
 
 
-def _add_owner_digests(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
+def _add_owner_digests(con: Connection, campaign: Campaign) -> None:
     """owner_policy owner_digest: each account executive gets one list of their selected accounts instead.
 
     One digest per owner, campaign and calendar month (its occasion); the accounts stay excluded with reason
@@ -92,13 +91,13 @@ def _add_owner_digests(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> No
     )
 
 
-def ensure_recipient_tables(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_recipient_tables(con: Connection) -> None:
     """ops.campaign_recipients and ops.campaign_exclusions, empty when new (the engagement marts read recipients)."""
     ops.ensure(con, ops.CAMPAIGN_RECIPIENTS, ops.CAMPAIGN_EXCLUSIONS)
 
 
 def select_recipients(
-    con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date, settings: Settings | None = None
+    con: Connection, campaign: Campaign, run_id: str, as_of: date, settings: Settings | None = None
 ) -> Selection:
     """Write this run's selection for one campaign: recipients (treatment, holdout) and exclusions with reasons."""
     settings = settings or Settings()
@@ -124,9 +123,7 @@ def select_recipients(
     return _write_selection(con, campaign, run_id, as_of)
 
 
-def _candidates(
-    con: duckdb.DuckDBPyConnection, campaign: Campaign, as_of: date, settings: Settings
-) -> tuple[str, list[Any]]:
+def _candidates(con: Connection, campaign: Campaign, as_of: date, settings: Settings) -> tuple[str, list[Any]]:
     """CTEs audience … keyed: each qualifying customer's contacts, with variant, lawful basis and message key."""
     # The customer's whole row (template context) is attached to recipients only, after selection: building
     # it for every excluded candidate too cost most of the time at 1M customers.
@@ -163,9 +160,7 @@ def _candidates(
     return sql, params
 
 
-def _reasoned(
-    con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, settings: Settings
-) -> tuple[str, list[Any]]:
+def _reasoned(con: Connection, campaign: Campaign, run_id: str, settings: Settings) -> tuple[str, list[Any]]:
     """CTEs recent … reasoned: why each candidate gets nothing (EXCLUSION_REASONS, in order), NULL if it may."""
     freq = campaign.frequency
     max_emails = min(settings.frequency_max_emails, freq.max_emails if freq else settings.frequency_max_emails)
@@ -282,7 +277,7 @@ def _capped(campaign: Campaign, run_id: str, as_of: date) -> tuple[str, list[Any
     return sql, params
 
 
-def _write_selection(con: duckdb.DuckDBPyConnection, campaign: Campaign, run_id: str, as_of: date) -> Selection:
+def _write_selection(con: Connection, campaign: Campaign, run_id: str, as_of: date) -> Selection:
     """_selection into recipients (with the customer's row as context) and exclusions; the counts."""
     con.execute(
         f"""INSERT INTO {ops.CAMPAIGN_RECIPIENTS.name}

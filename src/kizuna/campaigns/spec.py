@@ -10,9 +10,9 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from kizuna.core.connection import scratch
 from kizuna.core.yaml_files import read_yaml
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -106,7 +106,7 @@ def _predicate_problem(predicate: str) -> str | None:
     read any local file (read_text('/proc/self/environ') holds the API key) into an error message or a
     selection, or make DuckDB fetch extensions from the network. DuckDB's own parser gives the tree.
     """
-    with duckdb.connect(":memory:") as con:
+    with scratch() as con:
         row = con.execute(
             "SELECT json_serialize_sql(?::VARCHAR)", [f"SELECT 1 FROM marts.customers AS c WHERE ({predicate})"]
         ).fetchone()

@@ -94,9 +94,7 @@ def sql(warehouse: Warehouse = None) -> None:
 
 def _prompt_loop(path: Path) -> None:
     """One statement per line, results as a table; an empty line or EOF ends it."""
-    import duckdb
-
-    from kizuna.core.warehouse import connect
+    from kizuna.core.warehouse import WarehouseError, connect
 
     err.print("no duckdb CLI found: a minimal prompt (one statement per line; empty line or Ctrl-D quits)")
     with connect(path, read_only=True) as con:
@@ -110,7 +108,7 @@ def _prompt_loop(path: Path) -> None:
             try:
                 cur = con.execute(line)
                 rows = cur.fetchmany(200) if cur.description else []
-            except duckdb.Error as exc:
+            except WarehouseError as exc:
                 err.print(f"[red]{exc}[/]", markup=True, highlight=False)
                 continue
             if not cur.description:

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
 from kizuna.connectors.base import Cursor
+from kizuna.core.connection import Connection
 from kizuna.core.warehouse import INCOMING_SCHEMA, STATE_PREFIX, STATE_SCHEMA, table_exists
 
 CURSORS_TABLE = "cursors"
@@ -40,7 +39,7 @@ class StoredCursor:
 class CursorStore:
     """The committed cursors (one per raw table and source), and the ones this load will commit."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: Connection) -> None:
         self._cursors: dict[str, StoredCursor] = {}
         if table_exists(con, STATE_SCHEMA, CURSORS_TABLE):
             rows = con.execute(
@@ -61,7 +60,7 @@ class CursorStore:
         """The table no longer comes from a connector: its next connector pull starts from scratch."""
         self._cursors.pop(table, None)
 
-    def stage(self, con: duckdb.DuckDBPyConnection) -> None:
+    def stage(self, con: Connection) -> None:
         names = sorted(self._cursors)
         con.execute(
             f'CREATE OR REPLACE TABLE {INCOMING_SCHEMA}."{STATE_PREFIX}{CURSORS_TABLE}" AS SELECT '

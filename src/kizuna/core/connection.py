@@ -1,6 +1,9 @@
 """Opening the DuckDB warehouse file: one writer at a time, a memory limit, waiting while another process holds it.
 
-kizuna.core.warehouse re-exports these names; the raw schema's shape and publishing live there.
+The one module that imports duckdb (import contract "warehouse-engine" in pyproject.toml): every other module names
+a connection `Connection`, catches `WarehouseError` and opens the warehouse with `connect`, so the engine behind the
+warehouse is chosen here alone (docs/scaling.md). kizuna.core.warehouse re-exports these names; the raw schema's
+shape and publishing live there.
 """
 
 from __future__ import annotations
@@ -13,10 +16,24 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import duckdb
 
 log = logging.getLogger(__name__)
+
+Connection: TypeAlias = duckdb.DuckDBPyConnection
+"""A connection to the warehouse (or to a scratch database, below)."""
+WarehouseError = duckdb.Error
+"""What a statement the engine refuses raises (a missing table, a constraint, a type)."""
+ENGINE_VERSION: str = duckdb.__version__
+"""The engine's version: stored beside what it computed where a new version could compute it differently."""
+
+
+def scratch(config: dict[str, Any] | None = None) -> Connection:
+    """An in-memory DuckDB for work on files beside the warehouse (checking a CSV, parsing a SQL expression,
+    writing demo files): a local tool whatever engine holds the warehouse, never the warehouse itself."""
+    return duckdb.connect(":memory:", config=config or {})
 
 
 # DuckDB's memory_limit for every connection kizuna opens and for dbt's (dbt_project/profiles.yml reads the same
@@ -67,7 +84,7 @@ def waiting_message(path: Path, holder: str, wait_seconds: float, setting: str |
 
 
 @contextmanager
-def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path, *, read_only: bool = False) -> Iterator[Connection]:
     """Open the warehouse and always close it, so the next step (or dbt) can take the file."""
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist yet: run `kizuna run` or `kizuna ingest` first")
@@ -94,7 +111,7 @@ def connect_when_free(
     read_only: bool = False,
     max_delay: float = 10.0,
     setting: str | None = None,
-) -> Iterator[duckdb.DuckDBPyConnection]:
+) -> Iterator[Connection]:
     """connect(), waiting with backoff while another process holds the file; WarehouseLockedError after wait_seconds.
 
     For jobs that share the file with the daily run (the event loader): a held file is normal, not an error. The

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.warehouse import table_exists
 
 FLOW_RUN_COLUMN = "flow_run_id"
@@ -20,12 +19,12 @@ def current_flow_run_id() -> str | None:
     return str(value) if value else None
 
 
-def ensure_flow_run_column(con: duckdb.DuckDBPyConnection, table: str) -> None:
+def ensure_flow_run_column(con: Connection, table: str) -> None:
     """Add the nullable flow_run_id column to schema.table (idempotent)."""
     con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {FLOW_RUN_COLUMN} VARCHAR")
 
 
-def stamp(con: duckdb.DuckDBPyConnection, table: str, key_column: str, key: str, flow_run_id: str | None) -> int:
+def stamp(con: Connection, table: str, key_column: str, key: str, flow_run_id: str | None) -> int:
     """Set flow_run_id on the rows of table whose key_column is key and that carry no flow-run id yet.
 
     Rows are tied to kizuna's own ids (run_id, load_id) when written; this links them to the Prefect flow run
@@ -42,9 +41,7 @@ def stamp(con: duckdb.DuckDBPyConnection, table: str, key_column: str, key: str,
     return len(rows)
 
 
-def record_run(
-    con: duckdb.DuckDBPyConnection, flow_run_id: str | None, flow: str, *, run_id: str | None, load_id: str | None
-) -> None:
+def record_run(con: Connection, flow_run_id: str | None, flow: str, *, run_id: str | None, load_id: str | None) -> None:
     """Remember which Prefect flow run a kizuna run id and load id belong to (one row per flow run and ids).
 
     Tables whose writers insert by position (quarantine.rows) cannot take a new column safely; this table

@@ -18,9 +18,8 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
 from kizuna.core.connection import (
+    Connection,
     WarehouseLockedError,
     connect_when_free,
     describe_pid,
@@ -116,7 +115,7 @@ def wait_until_free(warehouse: Path, *, wait_seconds: float) -> None:
 
 
 @contextmanager
-def connect_once_free(warehouse: Path, *, wait_seconds: float) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect_once_free(warehouse: Path, *, wait_seconds: float) -> Iterator[Connection]:
     """wait_until_free and the connection in one open: a step that writes right after waiting (a campaign)
     keeps the connection the wait opened instead of closing it and opening the file again (≈ 0.1 s each)."""
     stack = ExitStack()

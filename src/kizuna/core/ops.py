@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import duckdb
+from kizuna.core.connection import Connection
 
 OPS_SCHEMA = "ops"
 QUARANTINE_SCHEMA = "quarantine"
@@ -21,8 +21,8 @@ class OpsTable:
 
     name: str
     columns: str
-    prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None
-    upgrade: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+    prepare: Callable[[Connection], None] | None = None
+    upgrade: Callable[[Connection], None] | None = None
 
     def __str__(self) -> str:
         return self.name
@@ -36,7 +36,7 @@ class OpsTable:
         return self.name.partition(".")[2]
 
 
-def ensure(con: duckdb.DuckDBPyConnection, *tables: OpsTable) -> None:
+def ensure(con: Connection, *tables: OpsTable) -> None:
     """Create each table (and its schema) when missing, empty; bring an older layout up to date. Idempotent."""
     for table in tables:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.schema}")
@@ -47,7 +47,7 @@ def ensure(con: duckdb.DuckDBPyConnection, *tables: OpsTable) -> None:
             table.upgrade(con)
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: OpsTable) -> set[str]:
+def _columns(con: Connection, table: OpsTable) -> set[str]:
     rows = con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
         [table.schema, table.table],
@@ -85,7 +85,7 @@ DBT_BUILDS_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _upgrade_dbt_builds(con: duckdb.DuckDBPyConnection) -> None:
+def _upgrade_dbt_builds(con: Connection) -> None:
     for name, kind in DBT_BUILDS_ADDED_COLUMNS:
         con.execute(f"ALTER TABLE {DBT_BUILDS} ADD COLUMN IF NOT EXISTS {name} {kind}")
 
@@ -126,7 +126,7 @@ _LEDGER_COLUMNS = f"""
             finished_at TIMESTAMP"""
 
 
-def _migrate_ledger_from_sent_failed(con: duckdb.DuckDBPyConnection) -> None:
+def _migrate_ledger_from_sent_failed(con: Connection) -> None:
     """Ledgers written before the sending/unknown states (no attempts column) are rebuilt in the new layout."""
     if "attempts" in _columns(con, SEND_LEDGER):
         return
@@ -160,7 +160,7 @@ _SELECTION_COLUMNS = """
     message_key VARCHAR, is_selected BOOLEAN, reasons VARCHAR, context VARCHAR"""
 
 
-def _set_aside_recipients_v1(con: duckdb.DuckDBPyConnection) -> None:
+def _set_aside_recipients_v1(con: Connection) -> None:
     """The first layout, before holdouts (no variant column): kept for audits as campaign_recipients_v1."""
     columns = _columns(con, CAMPAIGN_RECIPIENTS)
     if columns and "variant" not in columns:
@@ -277,7 +277,7 @@ LOADS_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def upgrade_loads(con: duckdb.DuckDBPyConnection) -> None:
+def upgrade_loads(con: Connection) -> None:
     """ops.loads as it is now, whatever layout an older kizuna created it in."""
     ensure(con, LOADS)
     for name, kind in LOADS_ADDED_COLUMNS:

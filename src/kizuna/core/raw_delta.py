@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-import duckdb
+from kizuna.core.connection import ENGINE_VERSION, Connection
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def replace_table(incoming_schema: str, table: str) -> str:
     return f'{incoming_schema}."{REPLACE_PREFIX}{table}"'
 
 
-def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
+def _columns(con: Connection, schema: str, table: str) -> list[tuple[str, str]]:
     return [
         (str(r[0]), str(r[1]))
         for r in con.execute(
@@ -43,13 +43,13 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tu
     ]
 
 
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+def _count(con: Connection, sql: str) -> int:
     row = con.execute(sql).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
 def apply_delta(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     raw_schema: str,
     incoming_schema: str,
     table: str,
@@ -102,7 +102,7 @@ HASHES_SCHEMA = "raw_hashes"
 HASHES_PREFIX = "_hashes__"
 
 
-def _stored(con: duckdb.DuckDBPyConnection, raw_schema: str, table: str, fingerprint: str) -> str | None:
+def _stored(con: Connection, raw_schema: str, table: str, fingerprint: str) -> str | None:
     """The kept per-key hashes of raw.<table> (key, h, n, p) when they were made by the same row hash and
     describe as many rows as the table holds; else None (compare with the published rows themselves)."""
     row = con.execute(
@@ -116,9 +116,7 @@ def _stored(con: duckdb.DuckDBPyConnection, raw_schema: str, table: str, fingerp
     return stored
 
 
-def stage_replace(
-    con: duckdb.DuckDBPyConnection, raw_schema: str, incoming_schema: str, table: str, sides: dict[str, str]
-) -> None:
+def stage_replace(con: Connection, raw_schema: str, incoming_schema: str, table: str, sides: dict[str, str]) -> None:
     """Stage the replace list of a table: every key whose rows differ in any way, provenance included, with
     per side the sum of its rows' hashes (h, provenance aside; p, with it) and their number (n_ new, o_ old).
 
@@ -126,7 +124,7 @@ def stage_replace(
     publish when they fit (the staged rows alone are hashed), else the published rows; then the staged side's
     per-key hashes are staged too (`_hashes__<table>`), for publish_incoming to keep.
     """
-    old = _stored(con, raw_schema, table, f"{duckdb.__version__} {sides[incoming_schema]}")
+    old = _stored(con, raw_schema, table, f"{ENGINE_VERSION} {sides[incoming_schema]}")
     if old is None:
         new = stage_hashes(con, incoming_schema, table, sides[incoming_schema])
         old = f"(SELECT key, sum(h) AS h, count(*) AS n, sum(p) AS p FROM ({sides[raw_schema]}) GROUP BY key)"
@@ -140,7 +138,7 @@ def stage_replace(
     )
 
 
-def stage_hashes(con: duckdb.DuckDBPyConnection, incoming_schema: str, table: str, side: str) -> str:
+def stage_hashes(con: Connection, incoming_schema: str, table: str, side: str) -> str:
     """Stage the staged table's per-key hashes whole (side: SELECT key, h, p over it), marked with the row hash
     that made them; the staged table's name."""
     staged = f'{incoming_schema}."{HASHES_PREFIX}{table}"'
@@ -148,11 +146,11 @@ def stage_hashes(con: duckdb.DuckDBPyConnection, incoming_schema: str, table: st
         f"CREATE OR REPLACE TABLE {staged} AS SELECT key, sum(h) AS h, count(*) AS n, sum(p) AS p FROM ({side}) "
         "GROUP BY key"
     )
-    con.execute(f"COMMENT ON TABLE {staged} IS {_literal(f'{duckdb.__version__} {side}')}")
+    con.execute(f"COMMENT ON TABLE {staged} IS {_literal(f'{ENGINE_VERSION} {side}')}")
     return staged
 
 
-def keep_hashes(con: duckdb.DuckDBPyConnection, incoming_schema: str, table: str, published: bool) -> None:
+def keep_hashes(con: Connection, incoming_schema: str, table: str, published: bool) -> None:
     """In the publishing transaction: keep raw.<table>'s per-key hashes as published. The staged side's
     hashes when staged whole; else the kept ones with the replace list applied (kept + delta = staged); none
     for a table published empty (published False) or compared without a replace list."""
@@ -174,7 +172,7 @@ def keep_hashes(con: duckdb.DuckDBPyConnection, incoming_schema: str, table: str
         con.execute(f"DROP TABLE IF EXISTS {kept}")
 
 
-def _replaces_by_key(con: duckdb.DuckDBPyConnection, replace: str) -> bool:
+def _replaces_by_key(con: Connection, replace: str) -> bool:
     """A replace list is staged and every key of it can be found by `key IN (...)` (none is NULL)."""
     schema, _, name = replace.partition(".")
     if not _columns(con, schema, name.strip('"')):

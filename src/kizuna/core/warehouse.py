@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import duckdb
-
 from kizuna.core import ops
 from kizuna.core.connection import (  # noqa: F401  (re-exported: callers open the warehouse through this module)
     DEFAULT_MEMORY_LIMIT,
     MEMORY_LIMIT_ENV,
+    Connection,
+    WarehouseError,
     WarehouseLockedError,
     connect,
     connect_when_free,
@@ -46,7 +46,7 @@ def raw_table_ddl(table: Table, schema: str = RAW_SCHEMA) -> str:
     return f'CREATE OR REPLACE TABLE {schema}."{table.name}" ({", ".join(cols)})'
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+def table_exists(con: Connection, schema: str, name: str) -> bool:
     row = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
         [schema, name],
@@ -54,7 +54,7 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool
     return bool(row and row[0])
 
 
-def column_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
+def column_exists(con: Connection, schema: str, table: str, column: str) -> bool:
     """For marts built by an older version of the models, which may lack a newer column."""
     row = con.execute(
         "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? AND column_name = ?",
@@ -63,7 +63,7 @@ def column_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, colum
     return bool(row and row[0])
 
 
-def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, int]:
+def publish_incoming(con: Connection, load_id: str) -> dict[str, int]:
     """Replace every raw table from the incoming schema in one transaction: all tables or none.
 
     A changed table gets its delta (kizuna.core.raw_delta: the keys whose rows differ replaced) when it is known
@@ -133,13 +133,13 @@ def publish_incoming(con: duckdb.DuckDBPyConnection, load_id: str) -> dict[str, 
     return counts
 
 
-def _load_change_columns(con: duckdb.DuckDBPyConnection) -> str:
+def _load_change_columns(con: Connection) -> str:
     """The change columns the staged _load has (a load staged by an older kizuna has none)."""
     names = [n for n, _ in ops.LOADS_ADDED_COLUMNS if n != "staged_rows"]
     return "".join(f", l.{n}" for n in names if column_exists(con, INCOMING_SCHEMA, "_load", n))
 
 
-def mark_rewritten(con: duckdb.DuckDBPyConnection, table: str) -> None:
+def mark_rewritten(con: Connection, table: str) -> None:
     """The gate rewrote values of a staged table: compare it again before publishing (and publish a copy of an
     unchanged file's raw table rather than keep the raw table)."""
     if column_exists(con, INCOMING_SCHEMA, "_load", "rewritten"):
@@ -149,7 +149,7 @@ def mark_rewritten(con: duckdb.DuckDBPyConnection, table: str) -> None:
         )
 
 
-def stage_change_list(con: duckdb.DuckDBPyConnection) -> None:
+def stage_change_list(con: Connection) -> None:
     """Create the staged change list (LOAD_CHANGES_STAGING), empty, unless it is there.
 
     Ingest creates it once, on its main connection, before any file is read: each file's reading cursor then
@@ -162,7 +162,7 @@ def stage_change_list(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def compared_with_raw(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def compared_with_raw(con: Connection, table: str) -> bool:
     """Whether ingest compared the staged `table` with the published one, so that the staged change list names
     every key whose rows differ (none for a table reused unchanged): its row of the staged _load says 'unchanged'
     or counts its changes, and raw holds the table. Not on the table's first load (every row inserted, no key
@@ -181,7 +181,7 @@ def compared_with_raw(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(row and row[0])
 
 
-def change_list_covers(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def change_list_covers(con: Connection, table: str) -> bool:
     """Whether the staged change list (LOAD_CHANGES_STAGING) names every key whose rows the staged `table` holds
     otherwise than raw, but for the rows the gate moved out since (its quarantine staging names them): the table
     compared with raw at ingest or reused unchanged (`compared_with_raw`), and none of its values rewritten by
@@ -197,7 +197,7 @@ def change_list_covers(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(row and row[0])
 
 
-def _recount_rewritten(con: duckdb.DuckDBPyConnection, load_id: str, staged: set[str]) -> None:
+def _recount_rewritten(con: Connection, load_id: str, staged: set[str]) -> None:
     """Tables the gate rewrote after ingest compared them (rows quarantined or kept out, values normalised):
     compare what is published instead."""
     if not column_exists(con, INCOMING_SCHEMA, "_load", "rewritten"):
@@ -218,7 +218,7 @@ def _recount_rewritten(con: duckdb.DuckDBPyConnection, load_id: str, staged: set
         )
 
 
-def _unchanged_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+def _unchanged_tables(con: Connection) -> set[str]:
     """Tables staged as copies of raw (their file unchanged) that the gate left as they were (_recount_rewritten
     marks the others staged): raw keeps them as they are."""
     if not column_exists(con, INCOMING_SCHEMA, "_load", "status"):
@@ -240,7 +240,7 @@ class ChangeCounts:
         return f"+{self.inserted:,} ~{self.updated:,} -{self.deleted:,}"
 
 
-def _row_hash(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
+def _row_hash(con: Connection, table: Table, schema: str) -> str:
     """A row's hash over the contract's columns (a column the table lacks counts as NULL), provenance aside.
 
     Text goes in as its MD5, not as itself: DuckDB's hash() of a string lets two differences cancel when they
@@ -262,17 +262,17 @@ def _row_hash(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
     return f"hash({', '.join(cells)})"
 
 
-def change_key(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
+def change_key(con: Connection, table: Table, schema: str) -> str:
     """The key ops.load_changes names a row by, as SQL over the table: its contract key, else its row's hash."""
     return f'"{table.key}"::VARCHAR' if table.key else f"{_row_hash(con, table, schema)}::VARCHAR"
 
 
-def _keys(con: duckdb.DuckDBPyConnection, table: Table) -> dict[str, str]:
+def _keys(con: Connection, table: Table) -> dict[str, str]:
     """Per schema (raw, incoming), a row's key as SQL in the key's own type: its contract key, else its row's hash."""
     return {s: f'"{table.key}"' if table.key else _row_hash(con, table, s) for s in (RAW_SCHEMA, INCOMING_SCHEMA)}
 
 
-def _side(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
+def _side(con: Connection, table: Table, schema: str) -> str:
     """SELECT key, h, p: each row's key (as its own type: grouping by text costs more), its hash and its hash
     with the provenance (file, spreadsheet row)."""
     row_hash = _row_hash(con, table, schema)
@@ -281,7 +281,7 @@ def _side(con: duckdb.DuckDBPyConnection, table: Table, schema: str) -> str:
     return f'SELECT {key} AS key, {row_hash} AS h, {placed} AS p FROM {schema}."{table.name}"'
 
 
-def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) -> ChangeCounts:
+def stage_changes(con: Connection, table: Table, load_id: str) -> ChangeCounts:
     """Stage the keys the incoming table inserts, updates and deletes against the published raw table.
 
     Rows are compared whole (contract columns; `_source_file` and `_source_row` aside, so a row that only moved
@@ -337,7 +337,7 @@ def stage_changes(con: duckdb.DuckDBPyConnection, table: Table, load_id: str) ->
     return ChangeCounts(counts.get("inserted", 0), counts.get("updated", 0), counts.get("deleted", 0))
 
 
-def staged_load_id(con: duckdb.DuckDBPyConnection) -> str | None:
+def staged_load_id(con: Connection) -> str | None:
     """The load waiting in the incoming schema, if any."""
     if not table_exists(con, INCOMING_SCHEMA, "_load"):
         return None

@@ -10,9 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.warehouse import table_exists
 from kizuna.crm.plan import AccountPlan, TaskPlan, values_json
 
@@ -40,7 +39,7 @@ class Ledger:
     tasks: dict[str, LedgerRow]  # by task key
 
 
-def load(con: duckdb.DuckDBPyConnection, crm: str, *, read_only: bool = False) -> Ledger:
+def load(con: Connection, crm: str, *, read_only: bool = False) -> Ledger:
     """The ledger rows of one CRM; on a read-only connection, empty when the table was never created."""
     if read_only:
         if not table_exists(con, ops.CRM_SYNC.schema, ops.CRM_SYNC.table):
@@ -59,7 +58,7 @@ def load(con: duckdb.DuckDBPyConnection, crm: str, *, read_only: bool = False) -
     return ledger
 
 
-def _apply(con: duckdb.DuckDBPyConnection, sql: str, columns: dict[str, list[object]], **params: object) -> None:
+def _apply(con: Connection, sql: str, columns: dict[str, list[object]], **params: object) -> None:
     """Run `sql` once over the rows given column by column, readable in it as the relation `v` (set-based: row by
     row, DuckDB takes milliseconds per row on a file)."""
     if not next(iter(columns.values()), None):
@@ -72,7 +71,7 @@ def _now() -> datetime:
     return datetime.now().replace(microsecond=0)
 
 
-def record_account_ids(con: duckdb.DuckDBPyConnection, crm: str, ids: Mapping[str, str]) -> None:
+def record_account_ids(con: Connection, crm: str, ids: Mapping[str, str]) -> None:
     """Remember each customer's CRM account id (nothing sent yet: no values hash)."""
     _apply(
         con,
@@ -85,7 +84,7 @@ def record_account_ids(con: duckdb.DuckDBPyConnection, crm: str, ids: Mapping[st
     )
 
 
-def forget_accounts(con: duckdb.DuckDBPyConnection, crm: str, customer_ids: Iterable[str]) -> None:
+def forget_accounts(con: Connection, crm: str, customer_ids: Iterable[str]) -> None:
     """Accounts the CRM no longer has under the recorded id (deleted, merged): looked up again next run."""
     _apply(
         con,
@@ -96,7 +95,7 @@ def forget_accounts(con: duckdb.DuckDBPyConnection, crm: str, customer_ids: Iter
     )
 
 
-def record_account_values(con: duckdb.DuckDBPyConnection, crm: str, sent: Iterable[AccountPlan]) -> None:
+def record_account_values(con: Connection, crm: str, sent: Iterable[AccountPlan]) -> None:
     """The values the CRM accepted, so the next run sends only what changed."""
     accounts = list(sent)
     _apply(
@@ -113,7 +112,7 @@ def record_account_values(con: duckdb.DuckDBPyConnection, crm: str, sent: Iterab
     )
 
 
-def record_pending(con: duckdb.DuckDBPyConnection, crm: str, tasks: Iterable[TaskPlan], as_of: date) -> None:
+def record_pending(con: Connection, crm: str, tasks: Iterable[TaskPlan], as_of: date) -> None:
     """Intent before the send: these tasks are about to be created."""
     pending = list(tasks)
     _apply(
@@ -134,7 +133,7 @@ def record_pending(con: duckdb.DuckDBPyConnection, crm: str, tasks: Iterable[Tas
     )
 
 
-def record_created(con: duckdb.DuckDBPyConnection, crm: str, created: Mapping[str, str]) -> None:
+def record_created(con: Connection, crm: str, created: Mapping[str, str]) -> None:
     """Tasks the CRM holds now (created by this run, or found by key after a crash): key -> CRM id."""
     _apply(
         con,
@@ -147,7 +146,7 @@ def record_created(con: duckdb.DuckDBPyConnection, crm: str, created: Mapping[st
     )
 
 
-def forget_pending(con: duckdb.DuckDBPyConnection, crm: str, keys: Iterable[str]) -> None:
+def forget_pending(con: Connection, crm: str, keys: Iterable[str]) -> None:
     """Pending rows whose tasks the CRM refused or does not have: the next run plans them afresh."""
     _apply(
         con,
@@ -158,7 +157,7 @@ def forget_pending(con: duckdb.DuckDBPyConnection, crm: str, keys: Iterable[str]
     )
 
 
-def record_states(con: duckdb.DuckDBPyConnection, crm: str, states: Mapping[str, str]) -> None:
+def record_states(con: Connection, crm: str, states: Mapping[str, str]) -> None:
     """Task states read back from the CRM (key -> open/completed/deleted); closing stamps closed_at once."""
     _apply(
         con,

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
-import duckdb
-
 from kizuna.core.calendar import non_business_reason
+from kizuna.core.connection import Connection
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import table_exists
 from kizuna.crm.target import FieldSpec, Value
@@ -98,17 +97,17 @@ def add_business_days(day: date, days: int) -> date:
     return day
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def _exists(con: Connection, table: str) -> bool:
     schema, _, name = table.partition(".")
     return table_exists(con, schema, name)
 
 
-def build_plan(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> Plan:
+def build_plan(con: Connection, settings: Settings, as_of: date) -> Plan:
     """The desired state on `as_of`: active customers' kizuna fields and the tasks of today's call list and CSQLs."""
     return Plan(as_of, _accounts(con, as_of), _call_tasks(con, settings, as_of) + _csql_tasks(con, settings, as_of))
 
 
-def _accounts(con: duckdb.DuckDBPyConnection, as_of: date) -> list[AccountPlan]:
+def _accounts(con: Connection, as_of: date) -> list[AccountPlan]:
     scores = _exists(con, SCORES_TABLE)
     calls = _exists(con, "ops.call_list")
     emails = _exists(con, "ops.campaign_recipients")
@@ -165,7 +164,7 @@ def _accounts(con: duckdb.DuckDBPyConnection, as_of: date) -> list[AccountPlan]:
     return plans
 
 
-def _signal_actions(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def _signal_actions(con: Connection) -> dict[str, str]:
     """Each signalled customer's next action from its most urgent signal (scoring/next_actions.yml), for the
     accounts today's call list leaves out: the field then says what to do whenever a rep opens the account."""
     if not _exists(con, "marts.customer_signals"):
@@ -197,7 +196,7 @@ def _link(settings: Settings, customer_id: str) -> str:
     return settings.crm_customer_url.replace("{customer_id}", customer_id)
 
 
-def _call_tasks(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> list[TaskPlan]:
+def _call_tasks(con: Connection, settings: Settings, as_of: date) -> list[TaskPlan]:
     if not _exists(con, "ops.call_list"):
         return []
     rows = con.execute(
@@ -230,7 +229,7 @@ def _call_tasks(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date)
     return tasks
 
 
-def _csql_tasks(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> list[TaskPlan]:
+def _csql_tasks(con: Connection, settings: Settings, as_of: date) -> list[TaskPlan]:
     if not _exists(con, "marts.engagement_csqls"):
         return []
     rows = con.execute(

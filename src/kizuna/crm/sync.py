@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-import duckdb
-
+from kizuna.core.connection import Connection
 from kizuna.core.settings import Settings
 from kizuna.crm import ledger as ledgers
 from kizuna.crm.ledger import LIVE_TASK_STATES, Ledger
@@ -86,9 +85,7 @@ def changed_fields(plan: AccountPlan, sent_values: str | None) -> dict[str, Valu
     return {k: v for k, v in plan.values.items() if k not in before or before[k] != encode(v)}
 
 
-def sync(
-    con: duckdb.DuckDBPyConnection, settings: Settings, target: CrmTarget, plan: Plan, *, dry_run: bool
-) -> SyncSummary:
+def sync(con: Connection, settings: Settings, target: CrmTarget, plan: Plan, *, dry_run: bool) -> SyncSummary:
     """Bring the CRM to the plan. `con` is writable unless dry_run; a dry run sends and writes nothing."""
     summary = SyncSummary(target.name, plan.as_of, dry_run)
     ledger = ledgers.load(con, target.name, read_only=dry_run)
@@ -108,7 +105,7 @@ def _chunks(items: Sequence[T], size: int = CHUNK) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _read_back(con: duckdb.DuckDBPyConnection, target: CrmTarget, ledger: Ledger, summary: SyncSummary) -> None:
+def _read_back(con: Connection, target: CrmTarget, ledger: Ledger, summary: SyncSummary) -> None:
     """Task states from the CRM, and pending tasks of a killed run resolved by key."""
     live = {row.crm_id: key for key, row in ledger.tasks.items() if row.state in ("created", "open") and row.crm_id}
     if live:
@@ -124,18 +121,14 @@ def _read_back(con: duckdb.DuckDBPyConnection, target: CrmTarget, ledger: Ledger
         summary.tasks_recovered = len(found)
 
 
-def _resolve_accounts(
-    con: duckdb.DuckDBPyConnection, target: CrmTarget, plan: Plan, ledger: Ledger, summary: SyncSummary
-) -> None:
+def _resolve_accounts(con: Connection, target: CrmTarget, plan: Plan, ledger: Ledger, summary: SyncSummary) -> None:
     wanted = {a.customer_id for a in plan.accounts} | {t.customer_id for t in plan.tasks}
     missing = sorted(c for c in wanted if not (row := ledger.accounts.get(c)) or not row.crm_id)
     if missing:
         ledgers.record_account_ids(con, target.name, target.account_ids(missing))
 
 
-def _sync_accounts(
-    con: duckdb.DuckDBPyConnection, target: CrmTarget, plan: Plan, ledger: Ledger, summary: SyncSummary
-) -> None:
+def _sync_accounts(con: Connection, target: CrmTarget, plan: Plan, ledger: Ledger, summary: SyncSummary) -> None:
     summary.accounts_planned = len(plan.accounts)
     updates: list[tuple[AccountPlan, AccountUpdate]] = []
     for account in plan.accounts:
@@ -193,7 +186,7 @@ def _wanted_tasks(settings: Settings, plan: Plan, ledger: Ledger, summary: SyncS
 
 
 def _sync_tasks(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     settings: Settings,
     target: CrmTarget,
     plan: Plan,

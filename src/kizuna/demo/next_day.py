@@ -9,9 +9,9 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import numpy as np
 
+from kizuna.core.connection import Connection, scratch
 from kizuna.core.contract import TABLES_BY_NAME, ColumnType
 from kizuna.demo.dates import day_number
 from kizuna.demo.output import transcode, write_xlsx_rows
@@ -76,7 +76,7 @@ def next_day_demo_data(
     }
     config["preserve_insertion_order"] = True  # the files keep their row order
     try:
-        with duckdb.connect(config=config) as con:
+        with scratch(config) as con:
             formats = _load(con, prev_dir, out_dir)
             day = as_of or _after_latest_event(con, prev_dir)
             rng = np.random.Generator(np.random.PCG64([seed, day_number(day)]))
@@ -104,12 +104,12 @@ def apply_overnight_changes(day: Day) -> None:
     ordinary_changes(day)
 
 
-def _count(con: duckdb.DuckDBPyConnection, name: str) -> int:
+def _count(con: Connection, name: str) -> int:
     row = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
     return int(row[0]) if row else 0
 
 
-def _load(con: duckdb.DuckDBPyConnection, prev_dir: Path, out_dir: Path) -> dict[str, str]:
+def _load(con: Connection, prev_dir: Path, out_dir: Path) -> dict[str, str]:
     """Each changed file as a table of text columns in file order (rowid); returns each table's format."""
     formats: dict[str, str] = {}
     for name in CHANGED:
@@ -139,7 +139,7 @@ def _load(con: duckdb.DuckDBPyConnection, prev_dir: Path, out_dir: Path) -> dict
     return formats
 
 
-def _check_header(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
+def _check_header(con: Connection, name: str, path: Path) -> None:
     header = [row[0] for row in con.execute(f'DESCRIBE "{name}"').fetchall()]
     expected = TABLES_BY_NAME[name].column_names
     if header != expected:
@@ -178,7 +178,7 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
-def _load_xlsx(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
+def _load_xlsx(con: Connection, name: str, path: Path) -> None:
     from openpyxl import load_workbook
 
     book = load_workbook(path, read_only=True)
@@ -200,7 +200,7 @@ def _load_xlsx(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
         book.close()
 
 
-def _after_latest_event(con: duckdb.DuckDBPyConnection, prev_dir: Path) -> date:
+def _after_latest_event(con: Connection, prev_dir: Path) -> date:
     latest = " UNION ALL ".join(f'SELECT max(CAST("{column}" AS DATE)) AS d FROM "{t}"' for t, column in _EVENT_DATES)
     row = con.execute(f"SELECT max(d) FROM ({latest})").fetchone()
     if row is None or row[0] is None:
@@ -208,7 +208,7 @@ def _after_latest_event(con: duckdb.DuckDBPyConnection, prev_dir: Path) -> date:
     return row[0] + timedelta(days=1)
 
 
-def _write(con: duckdb.DuckDBPyConnection, name: str, fmt: str, out_dir: Path) -> str:
+def _write(con: Connection, name: str, fmt: str, out_dir: Path) -> str:
     columns = TABLES_BY_NAME[name].columns
     if fmt == "xlsx":
         # cells keep the types customers.xlsx had: numbers and dates, not text

@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from kizuna.core.connection import Connection, scratch
 from kizuna.core.contract import TABLES, TABLES_BY_NAME
 
 
@@ -87,16 +87,14 @@ def write_tables(
     DuckDB both release the GIL, so drawing and writing overlap on a two-core machine.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect() as con, ThreadPoolExecutor(max_workers=1) as writer:
+    with scratch() as con, ThreadPoolExecutor(max_workers=1) as writer:
         pending = [writer.submit(_write, con, table, out_dir, encoding, excel) for table in tables]
         written = dict(f.result() for f in pending)
     order = [t.name for t in TABLES]
     return dict(sorted(written.items(), key=lambda item: order.index(item[0].rsplit(".", 1)[0])))
 
 
-def _write(
-    con: duckdb.DuckDBPyConnection, table: OutTable, out_dir: Path, encoding: str, excel: Sequence[str]
-) -> tuple[str, int]:
+def _write(con: Connection, table: OutTable, out_dir: Path, encoding: str, excel: Sequence[str]) -> tuple[str, int]:
     con.register("frame", table.frame)
     try:
         if table.name in excel:
@@ -110,7 +108,7 @@ def _write(
     return path.name, len(table.frame)
 
 
-def _write_csv(con: duckdb.DuckDBPyConnection, table: OutTable, path: Path, encoding: str) -> None:
+def _write_csv(con: Connection, table: OutTable, path: Path, encoding: str) -> None:
     is_utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
     target = path if is_utf8 else path.with_suffix(".utf8.tmp")
     # DuckDB keeps row order (preserve_insertion_order), so the bytes depend on the data alone
@@ -129,11 +127,11 @@ def transcode(source: Path, target: Path, encoding: str) -> None:
         shutil.copyfileobj(src, dst, 1 << 22)
 
 
-def _write_xlsx(con: duckdb.DuckDBPyConnection, table: OutTable, path: Path) -> None:
+def _write_xlsx(con: Connection, table: OutTable, path: Path) -> None:
     write_xlsx_rows(con.execute(_query(table)), table.name, list(table.select), path)
 
 
-def write_xlsx_rows(result: duckdb.DuckDBPyConnection, sheet_name: str, header: list[str], path: Path) -> None:
+def write_xlsx_rows(result: Connection, sheet_name: str, header: list[str], path: Path) -> None:
     """A query's rows as one sheet under `header`, streamed (openpyxl's write-only mode)."""
     from openpyxl import Workbook
 

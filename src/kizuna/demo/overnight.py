@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-import duckdb
 import numpy as np
 import pandas as pd
 
+from kizuna.core.connection import Connection
 from kizuna.demo.accounts import _company_names
 from kizuna.demo.catalogue import CORE_PLANS, CRM, INCLUDED, PLANS, monthly_price, tax
 
@@ -32,7 +32,7 @@ Row = dict[str, str | None]
 class Day:
     """The new day's working state: the tables, the random stream, and each table's change budget and use."""
 
-    con: duckdb.DuckDBPyConnection
+    con: Connection
     rng: np.random.Generator
     as_of: date
     rate: float
@@ -40,7 +40,7 @@ class Day:
     touched: dict[str, set[int]] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, con: duckdb.DuckDBPyConnection, rng: np.random.Generator, as_of: date, rate: float) -> Day:
+    def start(cls, con: Connection, rng: np.random.Generator, as_of: date, rate: float) -> Day:
         """Each table's budget: the change rate times its rows, at least one."""
         day = cls(con, rng, as_of, rate)
         for table in (*_KEYS, "usage"):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.warehouse import column_exists, table_exists
 
 # Events after which an address gets no more campaign mail (opt-out always wins; bounces protect the sender).
@@ -13,7 +12,7 @@ SUPPRESSING_EVENTS = ("unsubscribe", "group_unsubscribe", "bounce", "dropped", "
 RELATIONSHIP_STATUSES = ("active", "churned")
 
 
-def suppressed_sql(con: duckdb.DuckDBPyConnection, email: str) -> str:
+def suppressed_sql(con: Connection, email: str) -> str:
     """SQL that is true when the address ``email`` (an SQL expression) is suppressed.
 
     'false' on a warehouse whose events loader never ran: nothing is suppressed yet.
@@ -23,7 +22,7 @@ def suppressed_sql(con: duckdb.DuckDBPyConnection, email: str) -> str:
     return f"EXISTS (SELECT 1 FROM {ops.SUPPRESSIONS} x WHERE x.email = {email})"
 
 
-def relationship_allows_sql(con: duckdb.DuckDBPyConnection, lawful_basis: str, contact: str = "ct") -> str:
+def relationship_allows_sql(con: Connection, lawful_basis: str, contact: str = "ct") -> str:
     """SQL that is true when the contact (alias ``contact`` of marts.contacts) may be mailed without opt-in.
 
     Only with lawful_basis 'relationship', and never for a contact who opted out. Older marts may lack
@@ -36,9 +35,7 @@ def relationship_allows_sql(con: duckdb.DuckDBPyConnection, lawful_basis: str, c
     return "true"
 
 
-def lawful_basis_sql(
-    con: duckdb.DuckDBPyConnection, lawful_basis: str, *, customer_status: str, contact: str = "ct"
-) -> str:
+def lawful_basis_sql(con: Connection, lawful_basis: str, *, customer_status: str, contact: str = "ct") -> str:
     """SQL for why a contact may be mailed, 'consent' or 'relationship', NULL when nothing allows it.
 
     The relationship basis holds only for a customer who is or was one (``customer_status``, an SQL

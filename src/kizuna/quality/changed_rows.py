@@ -14,9 +14,8 @@ import json
 import re
 from typing import Any
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES_BY_NAME
 from kizuna.core.warehouse import (
     INCOMING_SCHEMA,
@@ -44,7 +43,7 @@ _CHANGED_ROWS = "_changed_rows_"
 _PROVENANCE = json.dumps({SOURCE_FILE_COLUMN: None, SOURCE_ROW_COLUMN: None})
 
 
-def is_incremental(con: duckdb.DuckDBPyConnection, table: str, full_refresh: bool) -> bool:
+def is_incremental(con: Connection, table: str, full_refresh: bool) -> bool:
     """Whether this load compared `table` with a published one (`compared_with_raw`: the staged change list
     names its changed keys, none when its file was unchanged) and was not ingested or checked with
     --full-refresh; else every row is checked, as on a first load."""
@@ -54,7 +53,7 @@ def is_incremental(con: duckdb.DuckDBPyConnection, table: str, full_refresh: boo
     return not (row and row[0]) and compared_with_raw(con, table)
 
 
-def changed(con: duckdb.DuckDBPyConnection, schema: str, table: str, changes: str = "true") -> str:
+def changed(con: Connection, schema: str, table: str, changes: str = "true") -> str:
     """A condition over the rows of `schema`.`table`: their key is in the staged change list, with a `change`
     satisfying `changes` (SQL, e.g. "change <> 'deleted'"). A keyless table's key is its row's hash (15M rows of
     usage at 1M customers): hashed once per gate into a temp table of the rows and their change, which every
@@ -77,7 +76,7 @@ def changed(con: duckdb.DuckDBPyConnection, schema: str, table: str, changes: st
     return f"{SOURCE_ROW_COLUMN} IN (SELECT {SOURCE_ROW_COLUMN} FROM {rows} WHERE {changes})"
 
 
-def forget_changed(con: duckdb.DuckDBPyConnection) -> None:
+def forget_changed(con: Connection) -> None:
     """Drop the rows `changed` hashed: the staged tables are about to change (published, or checked again)."""
     for (name,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, ?)", [_CHANGED_ROWS]
@@ -104,7 +103,7 @@ def _contextual_read(expectations: list[dict[str, Any]], derived: dict[str, str]
 
 
 def gate_scope(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     suite: SuiteFile,
     expectations: list[dict[str, Any]],
     derived: dict[str, str],
@@ -144,7 +143,7 @@ def gate_scope(
     return scoped
 
 
-def _values_gone(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str | None:
+def _values_gone(con: Connection, table: str, column: str) -> str | None:
     """SQL of the `column` values (as text) of the published `table` the staged load may take away: those of
     its rows changed or deleted, and of its rows the gate quarantined; None when its change list does not say."""
     contract = TABLES_BY_NAME.get(table)
@@ -165,7 +164,7 @@ def _values_gone(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str
 
 
 def rows_to_check(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     suite: SuiteFile,
     expectations: list[dict[str, Any]],
     derived: dict[str, str],
@@ -204,7 +203,7 @@ def rows_to_check(
     )
 
 
-def keep_out_quarantined(con: duckdb.DuckDBPyConnection, table: str, rechecked_rules: set[str]) -> int:
+def keep_out_quarantined(con: Connection, table: str, rechecked_rules: set[str]) -> int:
     """Take out of the staged table every changed row equal to one an earlier load quarantined; how many.
 
     Compared with the row as quarantined (quarantine.rows.record), its file and row number aside. They stay in

@@ -8,9 +8,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.contract import TABLES, TABLES_BY_NAME
 from kizuna.core.locks import WAIT_SETTING
 from kizuna.core.settings import Settings
@@ -55,7 +54,7 @@ class GateNotPassedError(RuntimeError):
     """The latest load did not pass the gate: nothing may be sent from this warehouse until one does."""
 
 
-def gate_parameters(con: duckdb.DuckDBPyConnection, as_of: dt.date, max_drop: float) -> dict[str, Any]:
+def gate_parameters(con: Connection, as_of: dt.date, max_drop: float) -> dict[str, Any]:
     """Values the suites compare against (the plausible-date horizon) and the thresholds of this run."""
     return {
         "max_plausible_date": as_of.replace(year=as_of.year + 1, day=28 if as_of.month == 2 else as_of.day).isoformat()
@@ -65,7 +64,7 @@ def gate_parameters(con: duckdb.DuckDBPyConnection, as_of: dt.date, max_drop: fl
 
 
 def check_staged(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     settings: Settings,
     load_id: str,
     parameters: dict[str, Any],
@@ -143,7 +142,7 @@ def gate_and_publish(
     accept_drop: bool = False,
     accept_outliers: bool = False,
     progress: Callable[[str], None] | None = None,
-    before_publish: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
+    before_publish: Callable[[Connection], object] | None = None,
 ) -> GateVerdict:
     """Check the staged load; publish it (and its quarantined rows) only when no critical check failed.
 
@@ -188,7 +187,7 @@ def gate_and_publish(
     return verdict
 
 
-def record_verdict(con: duckdb.DuckDBPyConnection, verdict: GateVerdict) -> None:
+def record_verdict(con: Connection, verdict: GateVerdict) -> None:
     """Keep every check's outcome in ops.gate_results, for the run summary, audits and the send guard."""
     ops.ensure(con, ops.GATE_RESULTS)
     rows = [
@@ -201,7 +200,7 @@ def record_verdict(con: duckdb.DuckDBPyConnection, verdict: GateVerdict) -> None
         )
 
 
-def assert_latest_gate_passed(con: duckdb.DuckDBPyConnection) -> None:
+def assert_latest_gate_passed(con: Connection) -> None:
     """Refuse to go on (e.g. to send) when the most recently checked load failed a critical check."""
     if not table_exists(con, OPS_SCHEMA, "gate_results"):
         raise GateNotPassedError("no load has passed the quality gate yet: run `kizuna run` (or ingest + check)")

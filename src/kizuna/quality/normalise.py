@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
-
+from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
 from kizuna.core.errors import Finding
 
@@ -35,9 +34,7 @@ class Normalisation:
         return f"{self.table}.{self.column}: {self.count:,} {values} rewritten ({self.change}), e.g. {self.example}"
 
 
-def normalise_column(
-    con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str, kind: str
-) -> Normalisation | None:
+def normalise_column(con: Connection, schema: str, table: str, column: str, kind: str) -> Normalisation | None:
     """Rewrite the values of one staged column that match the normaliser; None when none did."""
     pattern, group, change = NORMALISERS[kind]
     target = f'{schema}."{table}"'

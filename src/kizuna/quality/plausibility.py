@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import duckdb
-
+from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, TABLES_BY_NAME
 from kizuna.core.errors import Finding
 from kizuna.core.warehouse import INCOMING_SCHEMA, LOAD_CHANGES_STAGING, RAW_SCHEMA, table_exists
@@ -49,7 +48,7 @@ def suite_source(suite: SuiteFile, schema: str, *reading: str) -> str:
     return f'(SELECT *{derived} FROM {schema}."{suite.table}")'
 
 
-def _count(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> int | None:
+def _count(con: Connection, schema: str, table: str) -> int | None:
     if not table_exists(con, schema, table):
         return None
     row = con.execute(f'SELECT count(*) FROM {schema}."{table}"').fetchone()
@@ -57,7 +56,7 @@ def _count(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> int | Non
 
 
 def _count_and_sample(
-    con: duckdb.DuckDBPyConnection, query: str, params: list[object], order: str
+    con: Connection, query: str, params: list[object], order: str
 ) -> tuple[int, list[tuple[Any, ...]]]:
     """How many rows a check's query finds, and the first SAMPLE_ROWS of them in `order`, computing it once."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _check_rows AS {query}", params)
@@ -69,9 +68,7 @@ def _count_and_sample(
     return (int(total_row[0]) if total_row else 0), sample
 
 
-def exact_duplicates(
-    con: duckdb.DuckDBPyConnection, table: str, suite_name: str, *, incremental: bool = False
-) -> CheckResult:
+def exact_duplicates(con: Connection, table: str, suite_name: str, *, incremental: bool = False) -> CheckResult:
     """Rows of the staged table equal in every column to an earlier row (a file appended to itself).
 
     The window is ordered by row: without an order DuckDB numbers a partition's rows as its threads meet them,
@@ -116,7 +113,7 @@ def exact_duplicates(
 
 
 def drop_checks(
-    con: duckdb.DuckDBPyConnection, suites: dict[str, SuiteFile], quarantined: dict[str, int], max_drop: float
+    con: Connection, suites: dict[str, SuiteFile], quarantined: dict[str, int], max_drop: float
 ) -> list[CheckResult]:
     """Compare what this load would publish (staged rows left after quarantine) with the last good load.
 
@@ -163,7 +160,7 @@ def drop_checks(
     return results
 
 
-def _why_quarantined(con: duckdb.DuckDBPyConnection, table: str) -> str:
+def _why_quarantined(con: Connection, table: str) -> str:
     """The rules that moved a table's rows to quarantine, most rows first, and a hint for ids that changed case."""
     reasons = con.execute(
         f"SELECT rule, count(DISTINCT source_row) AS n FROM {QUARANTINE_STAGING} WHERE table_name = ? "
@@ -192,7 +189,7 @@ def _why_quarantined(con: duckdb.DuckDBPyConnection, table: str) -> str:
 
 
 def _total_check(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     suite_name: str,
     table: str,
     suite: SuiteFile | None,
@@ -229,9 +226,7 @@ def _total_check(
     )
 
 
-def outlier_checks(
-    con: duckdb.DuckDBPyConnection, suite: SuiteFile, factor: float, *, incremental: bool = False
-) -> list[CheckResult]:
+def outlier_checks(con: Connection, suite: SuiteFile, factor: float, *, incremental: bool = False) -> list[CheckResult]:
     """Each of the suite's `meta.outliers` measures against the last good load (docs/quality.md, "Outliers").
 
     `incremental` (kizuna.quality.changed_rows): only entities with a row the load inserts, updates, deletes or
@@ -261,7 +256,7 @@ def _hash(parts: list[str]) -> str:
     return "hash(" + ", ".join(parts) + ")"
 
 
-def _touched_entities(con: duckdb.DuckDBPyConnection, suite: SuiteFile, spec: OutlierSpec) -> str:
+def _touched_entities(con: Connection, suite: SuiteFile, spec: OutlierSpec) -> str:
     """A query of the entities (their key hashed as text, _entity) whose rows this load changes against raw.
 
     An entity that is the table's key (an invoice, a deal) is read off the change list itself: it names every key
@@ -332,7 +327,7 @@ def _everyone(suite: SuiteFile, spec: OutlierSpec, keys: str, segment: str) -> s
 
 
 def _outlier_check(
-    con: duckdb.DuckDBPyConnection, suite: SuiteFile, spec: OutlierSpec, factor: float, touched: str | None = None
+    con: Connection, suite: SuiteFile, spec: OutlierSpec, factor: float, touched: str | None = None
 ) -> CheckResult:
     """Flag every entity (a row's key, a customer, ...) whose value exceeds `factor` times its baseline.
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_ROW_COLUMN
 from kizuna.core.warehouse import INCOMING_SCHEMA
 from kizuna.quality.validate import CheckResult
@@ -20,9 +19,7 @@ QUARANTINE_COLUMNS = ops.QUARANTINE_ROWS.columns
 _STAGING = dataclasses.replace(ops.QUARANTINE_ROWS, name=QUARANTINE_STAGING)
 
 
-def quarantine_rows(
-    con: duckdb.DuckDBPyConnection, load_id: str, table: str, file: str, failures: Sequence[CheckResult]
-) -> int:
+def quarantine_rows(con: Connection, load_id: str, table: str, file: str, failures: Sequence[CheckResult]) -> int:
     """Move every row named by `failures` out of the staged table; return how many rows left it."""
     findings = [
         (load_id, table, file, row, f.column, f.rule, value, f.severity) for f in failures for row, value in f.rows

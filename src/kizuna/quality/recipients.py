@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import threading
 
-import duckdb
 import pandas as pd
 
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import OPS_SCHEMA
@@ -34,9 +34,7 @@ class RecipientsCheckError(RuntimeError):
         )
 
 
-def check_recipients(
-    con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str, campaign: str
-) -> list[CheckResult]:
+def check_recipients(con: Connection, settings: Settings, run_id: str, campaign: str) -> list[CheckResult]:
     """Run the campaign_recipients suite on the treatment rows of one run; raise on any critical failure."""
     results: list[CheckResult] = []
     # The same rules selection applied (kizuna.email.consent), checked again on what is about to be sent. The

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import duckdb
-
+from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_ROW_COLUMN
 from kizuna.core.errors import Finding
 from kizuna.core.warehouse import INCOMING_SCHEMA, RECORD_COLUMN, RECORDS_PREFIX, table_exists
 from kizuna.quality.validate import CheckResult
 
 
-def name_records(con: duckdb.DuckDBPyConnection, table: str, results: list[CheckResult]) -> None:
+def name_records(con: Connection, table: str, results: list[CheckResult]) -> None:
     """Append the source record to each finding that names a row of a connector-fed staged table.
 
     A person fixes an API record in HubSpot or Stripe, not a line of a file: the row is only where to look.

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import pandas as pd
 
+from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES_BY_NAME, ColumnType
 from kizuna.core.errors import Finding
 from kizuna.quality.changed_rows import SCOPE, contextual_columns, gate_scope, rows_to_check
@@ -274,7 +274,7 @@ def _needed_columns(expectations: list[dict[str, Any]]) -> set[str]:
 
 
 def _create_gate_frame(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     schema: str,
     table: str,
     needed: set[str],
@@ -304,7 +304,7 @@ _CHUNK_STARTS = (
 )
 
 
-def _read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], dates: list[str]) -> pd.DataFrame:
+def _read_frame(con: Connection, sql: str, params: list[Any], dates: list[str]) -> pd.DataFrame:
     df = con.execute(sql, params).df()
     for name in dates:
         if name in df.columns:
@@ -315,7 +315,7 @@ def _read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], dat
 
 
 def validate_table(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     schema: str,
     suite: SuiteFile,
     parameters: dict[str, Any],

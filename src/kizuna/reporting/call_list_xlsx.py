@@ -13,12 +13,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import duckdb
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.reporting.export import xlsx_value
 from kizuna.reporting.files import atomic_output
 
@@ -80,7 +80,7 @@ def _signals(value: Any) -> str:
     return str(value)
 
 
-def latest_run(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> tuple[str, date] | None:
+def latest_run(con: Connection, campaign: str | None = None) -> tuple[str, date] | None:
     where, params = ("WHERE campaign = ?", [campaign]) if campaign else ("", [])
     row = con.execute(
         f"SELECT run_id, as_of FROM {CALL_LIST_TABLE} {where} ORDER BY as_of DESC, run_id DESC LIMIT 1", params
@@ -119,7 +119,7 @@ def _one_row_per_customer(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]
 
 
 def write_call_list(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     path: Path,
     run_id: str | None = None,
     lang: Literal["ja", "en"] = "ja",

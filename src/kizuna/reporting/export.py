@@ -19,9 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import duckdb
 import yaml
 
+from kizuna.core.connection import Connection
 from kizuna.core.warehouse import connect
 from kizuna.reporting.files import atomic_output
 
@@ -42,7 +42,7 @@ def neutralise(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
-def marts(con: duckdb.DuckDBPyConnection, schema: str = "marts") -> list[str]:
+def marts(con: Connection, schema: str = "marts") -> list[str]:
     rows = con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY table_name", [schema]
     ).fetchall()
@@ -89,7 +89,7 @@ def mart_grain(dbt_project_dir: Path, mart: str) -> list[str] | None:
     return None
 
 
-def _order_by(con: duckdb.DuckDBPyConnection, mart: str, grain: Sequence[str] | None) -> str:
+def _order_by(con: Connection, mart: str, grain: Sequence[str] | None) -> str:
     """ORDER BY the grain's columns that the table has; without a grain every column, so the order is stable."""
     present = [
         str(r[0])
@@ -103,7 +103,7 @@ def _order_by(con: duckdb.DuckDBPyConnection, mart: str, grain: Sequence[str] | 
     return " ORDER BY " + ", ".join('"' + c.replace('"', '""') + '" NULLS LAST' for c in keys)
 
 
-def _select(con: duckdb.DuckDBPyConnection, mart: str, *, neutralised: bool, order_by: str = "") -> str:
+def _select(con: Connection, mart: str, *, neutralised: bool, order_by: str = "") -> str:
     """SELECT of every column, text columns neutralised in SQL so DuckDB streams the file itself."""
     cols = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
@@ -154,7 +154,7 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _write_csv(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> None:
+def _write_csv(con: Connection, select: str, path: Path) -> None:
     # UTF-8 with a byte-order mark: Japanese Excel reads a CSV without one as Shift_JIS (mojibake).
     body = path.with_name(path.name + ".body")
     try:
@@ -178,12 +178,12 @@ def xlsx_value(value: Any) -> Any:
     return neutralise(_XLSX_ILLEGAL.sub("\ufffd", text))
 
 
-def _batches(cur: duckdb.DuckDBPyConnection) -> Iterator[list[tuple[Any, ...]]]:
+def _batches(cur: Connection) -> Iterator[list[tuple[Any, ...]]]:
     while rows := cur.fetchmany(_BATCH):
         yield rows
 
 
-def _write_xlsx(con: duckdb.DuckDBPyConnection, mart: str, select: str, rows: int, path: Path) -> None:
+def _write_xlsx(con: Connection, mart: str, select: str, rows: int, path: Path) -> None:
     from openpyxl import Workbook
     from openpyxl.utils import get_column_letter
 

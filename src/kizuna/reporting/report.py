@@ -9,9 +9,9 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-import duckdb
 import jinja2
 
+from kizuna.core.connection import Connection, WarehouseError
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
 from kizuna.reporting.charts import WIDE, WIDTH, RenderedChart, register_cjk_fonts, render_chart
@@ -102,7 +102,7 @@ def _headline(ctx: ReportContext) -> list[tuple[str, str]]:
     return tiles
 
 
-def _latest_month(con: duckdb.DuckDBPyConnection, ctx: ReportContext) -> date | None:
+def _latest_month(con: Connection, ctx: ReportContext) -> date | None:
     if not ctx.has("mrr_kpis_monthly"):
         return None
     row = con.execute("SELECT max(month) FROM marts.mrr_kpis_monthly").fetchone()
@@ -126,7 +126,7 @@ def build_report(settings: Settings, as_of: date, lang: Lang = "ja", out_dir: Pa
         for build in SECTIONS:
             try:
                 section = build(ctx)
-            except duckdb.Error as exc:  # a mart changed shape: show it in the page, keep the other sections
+            except WarehouseError as exc:  # a mart changed shape: show it in the page, keep the other sections
                 log.exception("report section %s failed", build.__name__)
                 section = Section(build.__name__, build.__name__, [])
                 result.sections.append(RenderedSection(section.key, section.title, [], [], section, str(exc)))

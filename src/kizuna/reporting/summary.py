@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.warehouse import column_exists, table_exists
 
 # The MRR bridge in its order (starting + new + expansion + reactivation − contraction − churned + FX = ending, as
@@ -163,7 +162,7 @@ def format_value(key: str, value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _kpi_select(con: duckdb.DuckDBPyConnection) -> str:
+def _kpi_select(con: Connection) -> str:
     """The KPI columns to select; NULL for one the marts do not have yet (built by an older version of the models)."""
     cols = ["month"]
     for key in KPI_COLUMNS:
@@ -171,7 +170,7 @@ def _kpi_select(con: duckdb.DuckDBPyConnection) -> str:
     return ", ".join(cols)
 
 
-def last_full_month_kpis(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, Any]:
+def last_full_month_kpis(con: Connection, as_of: date) -> dict[str, Any]:
     """The mrr_kpis_monthly row of the month before the as-of month, or {} when there is none."""
     if not table_exists(con, "marts", "mrr_kpis_monthly"):
         return {}
@@ -185,7 +184,7 @@ def last_full_month_kpis(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[st
     return dict(zip(names, row, strict=True))
 
 
-def kpi_months(con: duckdb.DuckDBPyConnection, as_of: date, months: int = 12) -> list[dict[str, Any]]:
+def kpi_months(con: Connection, as_of: date, months: int = 12) -> list[dict[str, Any]]:
     """The last `months` full months of mrr_kpis_monthly before the as-of month, oldest first."""
     if not table_exists(con, "marts", "mrr_kpis_monthly"):
         return []
@@ -200,7 +199,7 @@ def kpi_months(con: duckdb.DuckDBPyConnection, as_of: date, months: int = 12) ->
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def sends_by_state(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
+def sends_by_state(con: Connection) -> dict[str, dict[str, int]]:
     """Ledger rows per campaign and state, over all runs (pending, sending, accepted, failed_permanent, unknown)."""
     if not table_exists(con, ops.SEND_LEDGER.schema, ops.SEND_LEDGER.table):
         return {}

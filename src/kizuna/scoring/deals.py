@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
+from kizuna.core.connection import Connection
 from kizuna.core.warehouse import table_exists
 from kizuna.scoring.features import MAX_TRAINING_ROWS
 from kizuna.scoring.model import KindChoice, KindSetting, ModelKind, choose_kind, fit_calibrated, roc_auc
@@ -193,17 +193,17 @@ SELECT deal_type, created_at, closed_at FROM staging.stg_crm__deals WHERE CAST(c
 """
 
 
-def _with_ranks(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+def _with_ranks(con: Connection, sql: str) -> str:
     return sql.replace("__RANKS__", RANKS if table_exists(con, *RANKS.split(".")) else NO_RANKS)
 
 
-def _deals(con: duckdb.DuckDBPyConnection, as_of: date, *, closed: bool) -> pd.DataFrame:
+def _deals(con: Connection, as_of: date, *, closed: bool) -> pd.DataFrame:
     """The deals created by the as-of date with their inputs, closed ones (training) or open ones (forecast) only:
     each reader reads its half, so the 1.8M deals of 1M customers are never all in memory (docs/scores.md)."""
     return con.execute(_with_ranks(con, DEALS_SQL), {"as_of": as_of, "closed": closed}).df()
 
 
-def closed_deals(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
+def closed_deals(con: Connection, as_of: date) -> pd.DataFrame:
     """What train_deal_model learns from: the deals closed (won or lost) and created by the as-of date, with the
     columns it reads (TRAINING_COLUMNS)."""
     return con.execute(CLOSED_DEALS_SQL, {"as_of": as_of, "closed": True}).df()
@@ -245,7 +245,7 @@ def train_deal_model(
     return fit_calibrated(x, y, groups, choice.kind, seed), evaluation, choice
 
 
-def forecast_deals(con: duckdb.DuckDBPyConnection, as_of: date, model: Any | None) -> pd.DataFrame:
+def forecast_deals(con: Connection, as_of: date, model: Any | None) -> pd.DataFrame:
     """One row per open deal (no closed_at) created by the as-of date; win probability from `model` (a model
     trained as of this date or earlier: train_deal_model), missing without one."""
     open_deals = _deals(con, as_of, closed=False)
@@ -318,7 +318,7 @@ def _forecast_columns(
     )
 
 
-def _signals(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def _signals(con: Connection) -> pd.DataFrame:
     """The open deals' customers' signals (none before the first dbt build of marts.customer_signals)."""
     if not table_exists(con, "marts", "customer_signals"):
         return pd.DataFrame(columns=list(SIGNAL_COLUMNS))

@@ -6,9 +6,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pandas as pd
+
+from kizuna.core.connection import Connection
 
 FEATURES_TABLE = "intermediate.int_customer_features_monthly"
 
@@ -216,9 +217,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def load_training_rows(
-    con: duckdb.DuckDBPyConnection, seed: int, max_rows: int = MAX_TRAINING_ROWS
-) -> tuple[pd.DataFrame, int]:
+def load_training_rows(con: Connection, seed: int, max_rows: int = MAX_TRAINING_ROWS) -> tuple[pd.DataFrame, int]:
     """The labelled snapshots (has_outcome), every one or a uniform sample of customers when there are more than
     max_rows; and how many labelled rows there are in all."""
     columns = ", ".join(COLUMNS)
@@ -236,7 +235,7 @@ def load_training_rows(
     return _typed(frame), labelled
 
 
-def load_scoring_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def load_scoring_rows(con: Connection) -> pd.DataFrame:
     """The as-of snapshot: one row per customer to score."""
     columns = ", ".join(COLUMNS)
     frame = con.execute(f"SELECT {columns} FROM {FEATURES_TABLE} WHERE is_scoring_snapshot ORDER BY customer_id").df()

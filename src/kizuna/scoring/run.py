@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from kizuna.core.connection import Connection
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect
 from kizuna.scoring import store
@@ -65,7 +65,7 @@ def score_customers(rows: pd.DataFrame, scores: dict[str, TrainedScore]) -> pd.D
     return out
 
 
-def write_marts(con: duckdb.DuckDBPyConnection, customers: pd.DataFrame, deals: pd.DataFrame) -> None:
+def write_marts(con: Connection, customers: pd.DataFrame, deals: pd.DataFrame) -> None:
     """Replace marts.customer_scores and marts.deal_forecasts together: readers see both old or both new."""
     con.register("customer_scores_frame", customers)
     con.register("deal_forecasts_frame", deals)
@@ -102,7 +102,7 @@ def write_marts(con: duckdb.DuckDBPyConnection, customers: pd.DataFrame, deals: 
         con.unregister("deal_forecasts_frame")
 
 
-def scoring_snapshot_on(con: duckdb.DuckDBPyConnection) -> date | None:
+def scoring_snapshot_on(con: Connection) -> date | None:
     """The day dbt last computed the features as of (the scoring snapshot); None before it ever did."""
     row = con.execute(
         "SELECT max(snapshot_on) FROM intermediate.int_customer_features_monthly WHERE is_scoring_snapshot"
@@ -110,7 +110,7 @@ def scoring_snapshot_on(con: duckdb.DuckDBPyConnection) -> date | None:
     return None if not row or row[0] is None else pd.Timestamp(row[0]).date()
 
 
-def features_as_of(con: duckdb.DuckDBPyConnection) -> date:
+def features_as_of(con: Connection) -> date:
     """The day dbt last computed the features as of; an error before it ever did."""
     built = scoring_snapshot_on(con)
     if built is None:
@@ -119,7 +119,7 @@ def features_as_of(con: duckdb.DuckDBPyConnection) -> date:
 
 
 def _train(settings: Settings, as_of: date, now: datetime) -> ModelBundle:
-    def connection() -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    def connection() -> AbstractContextManager[Connection]:
         return connect(settings.warehouse, read_only=True)
 
     bundle = train_models(

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import sklearn
 
+from kizuna.core.connection import Connection
 from kizuna.scoring.deals import DealEvaluation, closed_deals, train_deal_model
 from kizuna.scoring.features import FEATURE_NAMES, TARGETS, choose_products, feature_set, load_training_rows, matrix
 from kizuna.scoring.model import (
@@ -170,7 +170,7 @@ def model_version(
 
 
 def train_models(
-    connection: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
+    connection: Callable[[], AbstractContextManager[Connection]],
     as_of: date,
     kind: KindSetting,
     seed: int,

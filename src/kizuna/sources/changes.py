@@ -13,9 +13,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.contract import Table
 from kizuna.core.warehouse import INCOMING_SCHEMA, RAW_SCHEMA, column_exists, table_exists
 from kizuna.sources.mapping import TableMapping
@@ -50,7 +49,7 @@ def options_sha256(table: Table, mapping: TableMapping | None, timezone: str) ->
     return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def last_published(con: duckdb.DuckDBPyConnection) -> dict[str, PublishedLoad]:
+def last_published(con: Connection) -> dict[str, PublishedLoad]:
     """Per table, its most recently published load (empty before the first, or on an ops.loads without hashes)."""
     if not table_exists(con, ops.OPS_SCHEMA, "loads") or not column_exists(
         con, ops.OPS_SCHEMA, "loads", "options_sha256"
@@ -68,7 +67,7 @@ def last_published(con: duckdb.DuckDBPyConnection) -> dict[str, PublishedLoad]:
     return {str(r[0]): PublishedLoad(str(r[1]), r[2], str(r[3]), str(r[4]), bool(r[5])) for r in rows}
 
 
-def reuse_published(con: duckdb.DuckDBPyConnection, table: Table) -> int:
+def reuse_published(con: Connection, table: Table) -> int:
     """Copy the published raw table into the incoming schema as is (no parsing); its row count.
 
     The gate then checks it as it checks a staged file (a deleted customer orphans unchanged contacts), and
@@ -79,7 +78,7 @@ def reuse_published(con: duckdb.DuckDBPyConnection, table: Table) -> int:
     return int(row[0]) if row else 0
 
 
-def can_reuse(con: duckdb.DuckDBPyConnection, table: Table, last: PublishedLoad | None, sha: str, opts: str) -> bool:
+def can_reuse(con: Connection, table: Table, last: PublishedLoad | None, sha: str, opts: str) -> bool:
     return (
         last is not None
         and not last.quarantined

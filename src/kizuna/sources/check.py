@@ -7,8 +7,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
+from kizuna.core.connection import scratch
 from kizuna.core.contract import PRICE_RULE, TABLES, TABLES_BY_NAME, UNLOCKS, Table
 from kizuna.core.errors import Finding, SourceError
 from kizuna.core.settings import Settings
@@ -86,7 +85,7 @@ def check_sources(settings: Settings, source_dir: Path, mapping: Mapping | None)
     routing = load_routing(settings)
     checks: list[TableCheck] = []
     tmp_dir = Path(tempfile.mkdtemp(prefix="kizuna-sources-check-"))
-    con = duckdb.connect(":memory:")
+    con = scratch()
     try:
         con.execute(f"SET TimeZone = '{settings.timezone}'")
         con.execute(f"CREATE SCHEMA {_SCHEMA}")

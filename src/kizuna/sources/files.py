@@ -10,8 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from xml.etree import ElementTree
 
-import duckdb
-
+from kizuna.core.connection import Connection
 from kizuna.core.contract import Table
 from kizuna.core.errors import Finding, SourceError
 from kizuna.core.warehouse import ChangeCounts
@@ -191,7 +190,7 @@ def read_export_header(path: Path, table: Table, tmp_dir: Path) -> list[str]:
 
 
 def stage_file(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     table: Table,
     path: Path,
     schema: str,
@@ -239,7 +238,7 @@ def stage_file(
 
 
 def _load(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     table: Table,
     file: str,
     text_path: Path,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import yaml
 
+from kizuna.core.connection import Connection
 from kizuna.core.warehouse import table_exists
 
 # Written beside the staged tables for the gate (expectations/raw_subscriptions_fx_rates.json); never published.
@@ -24,7 +24,7 @@ def reporting_currency(dbt_project_dir: Path) -> str:
     return str(value or DEFAULT_REPORTING_CURRENCY).strip().upper()
 
 
-def record_fx_currencies(con: duckdb.DuckDBPyConnection, schema: str, dbt_project_dir: Path) -> None:
+def record_fx_currencies(con: Connection, schema: str, dbt_project_dir: Path) -> None:
     """Stage the codes that have a rate into the reporting currency, as int_fx_rates_spined_to_months finds
     them: the reporting currency itself, the staged fx_rates file's currencies, the fx_rates seed's."""
     reporting = reporting_currency(dbt_project_dir)

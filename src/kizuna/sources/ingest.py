@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
 from kizuna.connectors.routing import FILES, load_routing
+from kizuna.core.connection import Connection
 from kizuna.core.contract import TABLES, TABLES_BY_NAME, Table
 from kizuna.core.errors import Finding, SourceContractError, SourceError
 from kizuna.core.settings import Settings
@@ -144,7 +143,7 @@ class _FileRead:
 
 
 def _stage_files(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     tables: list[Table],
     reads: dict[str, _FileRead],
     timezone: str,
@@ -185,7 +184,7 @@ def _stage_files(
 
 
 def _stage_from_file(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     table: Table,
     read: _FileRead,
     timezone: str,
@@ -225,7 +224,7 @@ def _stage_from_file(
     return staged, findings, total
 
 
-def _record_staged(con: duckdb.DuckDBPyConnection, result: IngestResult, full_refresh: bool) -> None:
+def _record_staged(con: Connection, result: IngestResult, full_refresh: bool) -> None:
     """The load's record per table; `full_refresh` tells the gate to check every row (quality.changed_rows)."""
 
     def changes(attr: str) -> list[int | None]:

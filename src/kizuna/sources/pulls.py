@@ -15,11 +15,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from kizuna.connectors.base import ChangeSink, Connector, PullOutcome
 from kizuna.connectors.registry import make_connector
 from kizuna.connectors.state import CursorStore, mirror_table, prune_pull_dirs, pull_dir
+from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, ColumnType, Table
 from kizuna.core.errors import Finding
 from kizuna.core.settings import Settings
@@ -37,9 +36,7 @@ from kizuna.sources.files import StagedFile, stage_file
 class Pulls:
     """The connectors of one ingest, made once per source, and the cursors they advance."""
 
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, settings: Settings, options: dict[str, dict[str, Any]], load_id: str
-    ) -> None:
+    def __init__(self, con: Connection, settings: Settings, options: dict[str, dict[str, Any]], load_id: str) -> None:
         self.con = con
         self.settings = settings
         self.options = options
@@ -78,7 +75,7 @@ def _name_records(findings: list[Finding], source: str, sink: ChangeSink) -> lis
 
 
 def stage_pull(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     table: Table,
     source: str,
     sink: ChangeSink,
@@ -122,7 +119,7 @@ class _Scratch:
 
 
 def _merged_records(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     table: Table,
     source: str,
     sink: ChangeSink,
@@ -166,7 +163,7 @@ def _merged_records(
     return merged
 
 
-def _stage_mirror(con: duckdb.DuckDBPyConnection, table: Table, source: str, path: Path, merged: str) -> None:
+def _stage_mirror(con: Connection, table: Table, source: str, path: Path, merged: str) -> None:
     """Stage the merged records as the new mirror and as raw_incoming.<table>, renumbered row for row, and
     write them back over the pulled CSV so each row's `_source_file` and `_source_row` name its line."""
     staged_mirror = f'{INCOMING_SCHEMA}."{STATE_PREFIX}{mirror_table(table.name)}"'
@@ -190,7 +187,7 @@ def _stage_mirror(con: duckdb.DuckDBPyConnection, table: Table, source: str, pat
     _write_staged_csv(con, table, staged_mirror, path)
 
 
-def _write_staged_csv(con: duckdb.DuckDBPyConnection, table: Table, staged_mirror: str, path: Path) -> None:
+def _write_staged_csv(con: Connection, table: Table, staged_mirror: str, path: Path) -> None:
     """The staged table as a contract CSV, row N on line N; timestamps with their UTC offset, since the file
     parser would read a bare one as business time."""
     cells = [

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
+from kizuna.core.connection import Connection, WarehouseError
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, ColumnType, Table
 from kizuna.core.errors import Finding, SourceError
 from kizuna.sources.casts import TYPE_HINT, folded, quote, sql_text, typed_expr, value_mapped, with_casts
@@ -71,13 +70,11 @@ def text_select(
     return sql, params
 
 
-def _read(
-    con: duckdb.DuckDBPyConnection, file: str, text_path: Path, fields: int, sql: str, params: list[object]
-) -> None:
+def _read(con: Connection, file: str, text_path: Path, fields: int, sql: str, params: list[object]) -> None:
     """Run a statement reading the file; SourceError naming the first broken record when DuckDB cannot read it."""
     try:
         con.execute(sql, params)
-    except duckdb.Error as exc:
+    except WarehouseError as exc:
         row, problem = find_csv_defect(text_path, fields)
         if row is not None:
             raise SourceError(file, row, None, problem) from exc
@@ -100,7 +97,7 @@ def _problems(table: Table) -> list[tuple[str, str, str, str]]:
 
 
 def load_typed(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     table: Table,
     file: str,
     text_path: Path,
@@ -136,7 +133,7 @@ def load_typed(
 
 
 def load_text(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     file: str,
     text_path: Path,
     fields: int,
@@ -149,7 +146,7 @@ def load_text(
 
 
 def value_findings(
-    con: duckdb.DuckDBPyConnection, table: Table, file: str, text_table: str, named: dict[str, str]
+    con: Connection, table: Table, file: str, text_table: str, named: dict[str, str]
 ) -> tuple[list[Finding], int]:
     """Required values left empty and values that do not parse as their column's type: the first few, and
     how many there are in all."""

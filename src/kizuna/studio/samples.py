@@ -9,11 +9,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
-
 from kizuna.campaigns.context import active_customer_contexts, customer_context, has_context_marts, recipient_context
 from kizuna.campaigns.spec import CampaignFileError, load_campaigns
 from kizuna.core import ops
+from kizuna.core.connection import Connection, WarehouseError
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import WarehouseLockedError, connect, table_exists
 
@@ -52,11 +51,11 @@ def list_samples(settings: Settings, template: str) -> tuple[list[Sample], str |
             if recipients:
                 return samples + recipients, None
             return samples + _customers(con), None
-    except (WarehouseLockedError, duckdb.Error) as exc:
+    except (WarehouseLockedError, WarehouseError) as exc:
         return samples, f"warehouse not readable now ({exc}); showing sample_context only"
 
 
-def _recipients(con: duckdb.DuckDBPyConnection, campaigns: list[str]) -> list[Sample]:
+def _recipients(con: Connection, campaigns: list[str]) -> list[Sample]:
     if not campaigns or not table_exists(con, ops.CAMPAIGN_RECIPIENTS.schema, ops.CAMPAIGN_RECIPIENTS.table):
         return []
     rows = con.execute(
@@ -81,7 +80,7 @@ def _recipients(con: duckdb.DuckDBPyConnection, campaigns: list[str]) -> list[Sa
     ]
 
 
-def _customers(con: duckdb.DuckDBPyConnection) -> list[Sample]:
+def _customers(con: Connection) -> list[Sample]:
     if not has_context_marts(con):
         return []
     return [

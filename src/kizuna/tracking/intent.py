@@ -11,9 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.email.intent_links import IntentLinksError, load_intent_links, template_folders
 
 log = logging.getLogger(__name__)
@@ -29,11 +28,11 @@ class IntentLinksRecorded:
     problems: list[str] = field(default_factory=list)
 
 
-def ensure_intent_links_table(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_intent_links_table(con: Connection) -> None:
     ops.ensure(con, ops.TEMPLATE_INTENT_LINKS)
 
 
-def record_intent_links(con: duckdb.DuckDBPyConnection, templates_dir: Path) -> IntentLinksRecorded:
+def record_intent_links(con: Connection, templates_dir: Path) -> IntentLinksRecorded:
     """Bring ops.template_intent_links in line with the templates' intent_links.yml files, in one transaction.
 
     New declarations start now; declarations gone from their file (or whose template is gone) end now; a

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection, WarehouseError
 from kizuna.core.ops import EVENT_COLUMNS as EVENT_COLUMNS
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import WarehouseLockedError, connect_when_free
@@ -31,7 +30,7 @@ from kizuna.tracking.store import list_segments
 log = logging.getLogger(__name__)
 
 
-def ensure_tracking_tables(con: duckdb.DuckDBPyConnection, templates_dir: Path | None = None) -> None:
+def ensure_tracking_tables(con: Connection, templates_dir: Path | None = None) -> None:
     """Create the ops tables the engagement models read, empty, so dbt builds on a fresh warehouse.
 
     Besides the events loader's own tables: the send ledger (so email_sends builds before the first campaign
@@ -81,7 +80,7 @@ def _store_key(settings: Settings) -> str:
     return str(Path(settings.events_dir).resolve())
 
 
-def _read_cursor(con: duckdb.DuckDBPyConnection, store: str) -> tuple[str, int]:
+def _read_cursor(con: Connection, store: str) -> tuple[str, int]:
     row = con.execute(
         f"SELECT segment, byte_offset FROM {ops.EMAIL_EVENTS_CURSOR.name} WHERE store = ?", [store]
     ).fetchone()
@@ -128,7 +127,7 @@ _UPSERT_SUPPRESSIONS = f"""
         WHERE excluded.suppressed_at < suppressions.suppressed_at OR suppressions.suppressed_at IS NULL"""
 
 
-def _stage(con: duckdb.DuckDBPyConnection, chunk: _Chunk) -> None:
+def _stage(con: Connection, chunk: _Chunk) -> None:
     """The chunk's rows as the temp tables _incoming and _salvaged, before its transaction begins.
 
     Every value is checked while parsing, so DuckDB should take every row; should it still refuse one (a
@@ -137,12 +136,12 @@ def _stage(con: duckdb.DuckDBPyConnection, chunk: _Chunk) -> None:
     """
     try:
         _create_incoming(con, chunk.rows)
-    except duckdb.Error:
+    except WarehouseError:
         good: list[tuple[Any, ...]] = []
         for row in chunk.rows:
             try:
                 _create_incoming(con, [row])
-            except duckdb.Error as exc:
+            except WarehouseError as exc:
                 reason = "not loadable: " + " ".join(str(exc).split())[:480]
                 chunk.rejects.append((chunk.segment, row[_OFFSET], reason, row[_PAYLOAD]))
             else:
@@ -156,14 +155,12 @@ def _stage(con: duckdb.DuckDBPyConnection, chunk: _Chunk) -> None:
     )
 
 
-def _create_incoming(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
+def _create_incoming(con: Connection, rows: list[tuple[Any, ...]]) -> None:
     columns = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in EVENT_COLUMNS]
     con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT {_INCOMING}", columns)
 
 
-def _commit_chunk(
-    con: duckdb.DuckDBPyConnection, store: str, expected: tuple[str, int], chunk: _Chunk, result: LoadResult
-) -> bool:
+def _commit_chunk(con: Connection, store: str, expected: tuple[str, int], chunk: _Chunk, result: LoadResult) -> bool:
     """Insert the chunk and move the cursor in one transaction; False if another loader moved it first."""
     _stage(con, chunk)
     con.execute("BEGIN TRANSACTION")
@@ -200,7 +197,7 @@ def _commit_chunk(
     return True
 
 
-def _count(cursor: duckdb.DuckDBPyConnection) -> int:
+def _count(cursor: Connection) -> int:
     row = cursor.fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 

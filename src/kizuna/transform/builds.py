@@ -9,9 +9,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import Concatenate, ParamSpec, TypeVar
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import OPS_SCHEMA, connect, table_exists
 
@@ -28,12 +27,12 @@ class BuildNotPassedError(RuntimeError):
     """The latest dbt build failed or never finished: its marts may be half-built or stale."""
 
 
-def ensure_builds(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_builds(con: Connection) -> None:
     ops.ensure(con, ops.DBT_BUILDS)
 
 
 def start(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     as_of: date,
     selector: str | None = None,
     *,
@@ -56,7 +55,7 @@ def start(
     return build_id
 
 
-def finish(con: duckdb.DuckDBPyConnection, build_id: str, *, passed: bool, detail: str | None = None) -> None:
+def finish(con: Connection, build_id: str, *, passed: bool, detail: str | None = None) -> None:
     ensure_builds(con)
     con.execute(
         f"UPDATE {ops.DBT_BUILDS.name} SET status = ?, finished_at = timezone('UTC', now()), detail = ? WHERE build_id = ?",
@@ -100,7 +99,7 @@ def recorded(
     return wrapper
 
 
-def _quietly(write: Callable[[duckdb.DuckDBPyConnection], str | None], settings: Settings) -> str | None:
+def _quietly(write: Callable[[Connection], str | None], settings: Settings) -> str | None:
     try:
         with connect(settings.warehouse) as con:
             return write(con)
@@ -109,7 +108,7 @@ def _quietly(write: Callable[[duckdb.DuckDBPyConnection], str | None], settings:
         return None
 
 
-def assert_latest_build_passed(con: duckdb.DuckDBPyConnection) -> None:
+def assert_latest_build_passed(con: Connection) -> None:
     """Refuse to go on (e.g. to send) unless the most recent dbt build on this warehouse passed."""
     row = (
         con.execute(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
+from kizuna.core.connection import Connection, WarehouseError, WarehouseLockedError, connect
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +97,14 @@ def _example_sql(node: dict[str, Any], kind: str, column: str | None, relation: 
     return compiled
 
 
-def _examples(con: duckdb.DuckDBPyConnection | None, sql: str, column: str | None) -> list[str]:
+def _examples(con: Connection | None, sql: str, column: str | None) -> list[str]:
     if con is None or not sql.strip():
         return []
     try:
         cur = con.execute(f"SELECT * FROM ({sql.strip().rstrip(';')}) AS failing LIMIT {EXAMPLES}")
         names = [d[0] for d in cur.description]
         return list(dict.fromkeys(_example(names, row, column) for row in cur.fetchall()))  # each once
-    except duckdb.Error as exc:  # examples are a help; the failure itself is already known
+    except WarehouseError as exc:  # examples are a help; the failure itself is already known
         log.info("no example rows for a failed dbt test: %s", exc)
         return []
 
@@ -118,20 +119,17 @@ def describe(target_dir: Path, warehouse: Path, results: list[dict[str, Any]]) -
         nodes: dict[str, Any] = json.loads((target_dir / "manifest.json").read_text(encoding="utf-8"))["nodes"]
     except (OSError, ValueError, KeyError):
         nodes = {}
-    con: duckdb.DuckDBPyConnection | None = None
-    if warehouse.exists():
-        try:
-            con = duckdb.connect(str(warehouse), read_only=True)
-        except duckdb.Error as exc:
-            log.info("no example rows: the warehouse could not be opened read-only: %s", exc)
-    try:
+    with ExitStack() as stack:
+        con: Connection | None = None
+        if warehouse.exists():
+            try:
+                con = stack.enter_context(connect(warehouse, read_only=True))
+            except (WarehouseError, WarehouseLockedError) as exc:
+                log.info("no example rows: the warehouse could not be opened read-only: %s", exc)
         return [_describe_one(r, nodes, con) for r in failed]
-    finally:
-        if con is not None:
-            con.close()
 
 
-def _describe_one(result: dict[str, Any], nodes: dict[str, Any], con: duckdb.DuckDBPyConnection | None) -> Failure:
+def _describe_one(result: dict[str, Any], nodes: dict[str, Any], con: Connection | None) -> Failure:
     uid = str(result["unique_id"])
     node = nodes.get(uid, {})
     # dbt's first line often only repeats the node id ("Runtime Error in test <id> (<file>)"): the cause follows.

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-import duckdb
-
+from kizuna.core.connection import Connection
 from kizuna.core.contract import TABLES_BY_NAME
 
 # A change to one of these moves a subscription's MRR in every month it runs (old and new start included); a change to
@@ -43,7 +42,7 @@ def _unpaid_since(invoices: str) -> str:
         group by i.subscription_id"""
 
 
-def earliest_month_changed(con: duckdb.DuckDBPyConnection, before: str, after: str, as_of: date) -> date:
+def earliest_month_changed(con: Connection, before: str, after: str, as_of: date) -> date:
     """The earliest month a change from schema `before` to schema `after` touches in what the incremental models
     read (subscriptions, invoices, fx_rates), old values included; the as-of month when no change reaches further
     back. Other tables feed only models that are rebuilt whole, so their changes do not count here.
@@ -63,7 +62,7 @@ def earliest_month(found: date | None, as_of: date) -> date:
     return min(found, month) if found is not None else month
 
 
-def _sources(con: duckdb.DuckDBPyConnection, before: str, after: str, only: str | None) -> tuple[str, ...]:
+def _sources(con: Connection, before: str, after: str, only: str | None) -> tuple[str, ...]:
     """SQL of what touched_days compares: subscriptions and invoices before and after (those of `only`'s
     subscriptions), fx rates after; a table missing from `after` counts as empty."""
     names = {
@@ -82,7 +81,7 @@ def _sources(con: duckdb.DuckDBPyConnection, before: str, after: str, only: str 
     return old_subscriptions, subscriptions, old_invoices, invoices, fx_rates
 
 
-def touched_days(con: duckdb.DuckDBPyConnection, before: str, after: str, only: str | None = None) -> str:
+def touched_days(con: Connection, before: str, after: str, only: str | None = None) -> str:
     """SQL of the days a change from `before` to `after` touches, one row per change and customer it moves
     (`customer_id`, `day`): a subscription's old and new customer both (a merge moves the absorbed customer's
     months and the absorbing one's), an fx rate with customer_id NULL (it moves every customer paying in it).

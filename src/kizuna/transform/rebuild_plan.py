@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import yaml
 
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.contract import TABLES_BY_NAME
 from kizuna.core.warehouse import (
     INCOMING_SCHEMA,
@@ -82,7 +82,7 @@ class RebuildPlan:
         )
 
 
-def record_staged_month(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
+def record_staged_month(con: Connection, as_of: date) -> date | None:
     """Before a staged load is published: the earliest month it changes against raw, kept on raw_incoming._load
     (publish_incoming copies it into ops.loads), and the customers whose changes reach before the last closed
     month, with their months, in ops.load_customer_months. None, recorded as NULL (every month), on a first load."""
@@ -104,7 +104,7 @@ def record_staged_month(con: duckdb.DuckDBPyConnection, as_of: date) -> date | N
     return month
 
 
-def _subscriptions_changed(con: duckdb.DuckDBPyConnection) -> str | None:
+def _subscriptions_changed(con: Connection) -> str | None:
     """A temp table of every subscription whose rows or invoices' rows the staged load may change against raw,
     from the load's staged change list (kizuna.sources.changes) and the rows the gate moved out since
     (quarantined, their key unchanged); None, to compare whole tables, when that list does not cover both
@@ -142,7 +142,7 @@ def _subscriptions_changed(con: duckdb.DuckDBPyConnection) -> str | None:
     return _SUBSCRIPTIONS_CHANGED
 
 
-def _record_customer_months(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+def _record_customer_months(con: Connection, as_of: date) -> None:
     """ops.load_customer_months of the staged load (from _months_touched): from which month every customer is
     rebuilt (the last closed month, or an fx rate's earlier month) and the customers whose changes reach before."""
     ops.ensure(con, ops.LOAD_CUSTOMER_MONTHS)
@@ -218,7 +218,7 @@ def _tests_of_rebuilt_months(project_dir: Path) -> list[list[object]]:
     return found
 
 
-def plan(con: duckdb.DuckDBPyConnection, project_dir: Path, as_of: date, *, full_refresh: bool = False) -> RebuildPlan:
+def plan(con: Connection, project_dir: Path, as_of: date, *, full_refresh: bool = False) -> RebuildPlan:
     """The months the next build rebuilds: from the earliest month of every load published since the last good
     whole build; every month when that is not known, and from nothing when asked or when the fingerprint changed."""
     current = fingerprint(project_dir)
@@ -267,9 +267,7 @@ def plan(con: duckdb.DuckDBPyConnection, project_dir: Path, as_of: date, *, full
     )
 
 
-def _plan_customers(
-    con: duckdb.DuckDBPyConnection, load_ids: list[str], month: date, as_of: date
-) -> tuple[date | None, int]:
+def _plan_customers(con: Connection, load_ids: list[str], month: date, as_of: date) -> tuple[date | None, int]:
     """(every customer from, how many customers from their own month), with those customers written to
     ops.rebuild_customers; (None, 0) for whole months from `month`: no change before the last closed month, a load
     without its customers recorded, or more than MAX_CUSTOMER_SHARE of the customers."""
@@ -301,7 +299,7 @@ def _plan_customers(
     return every_from, int(count)
 
 
-def _plan_snapshot_customers(con: duckdb.DuckDBPyConnection, load_ids: list[str], every_from: date) -> int | None:
+def _plan_snapshot_customers(con: Connection, load_ids: list[str], every_from: date) -> int | None:
     """How many customers the scoring snapshots rebuild from their own month, written to
     ops.rebuild_snapshot_customers: those the movements rebuild by customer (ops.rebuild_customers) and those whose
     other snapshot inputs changed (ops.load_snapshot_customers), before `every_from`. None (every snapshot): a load
@@ -332,16 +330,14 @@ def _plan_snapshot_customers(con: duckdb.DuckDBPyConnection, load_ids: list[str]
     return int(count)
 
 
-def _customer_count(con: duckdb.DuckDBPyConnection) -> int:
+def _customer_count(con: Connection) -> int:
     if not table_exists(con, RAW_SCHEMA, "customers"):
         return 0
     (count,) = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.customers").fetchone() or (0,)
     return int(count)
 
 
-def _tested_from(
-    con: duckdb.DuckDBPyConnection, started_at: object, last_as_of: date | None, first: date
-) -> date | None:
+def _tested_from(con: Connection, started_at: object, last_as_of: date | None, first: date) -> date | None:
     """The first month whose rows this build may write to the month-keyed incremental tables, or None (every row).
 
     They delete from the earlier of `first` (their first month to rebuild, every customer's) and the last month they
@@ -358,7 +354,7 @@ def _tested_from(
     return min(months)
 
 
-def _last_good_build(con: duckdb.DuckDBPyConnection) -> tuple[object, str | None, date | None] | None:
+def _last_good_build(con: Connection) -> tuple[object, str | None, date | None] | None:
     """(started_at, fingerprint, as_of) of the latest passed build of every model (not a --select), or None."""
     if not table_exists(con, OPS_SCHEMA, "dbt_builds"):
         return None

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from datetime import date
 
-import duckdb
-
 from kizuna.core import ops
+from kizuna.core.connection import Connection
 from kizuna.core.contract import TABLES_BY_NAME
 from kizuna.core.warehouse import (
     INCOMING_SCHEMA,
@@ -44,7 +43,7 @@ READ_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-def changed_days(con: duckdb.DuckDBPyConnection, before: str, after: str) -> str:
+def changed_days(con: Connection, before: str, after: str) -> str:
     """SQL (customer_id, day): per row a change from schema `before` to `after` adds or removes in the columns the
     snapshot models read, its customer and earliest day (a changed row counts twice: old and new). A table
     missing from `after` counts as empty (it is published empty); one missing from `before` is skipped (a first
@@ -71,7 +70,7 @@ def changed_days(con: duckdb.DuckDBPyConnection, before: str, after: str) -> str
     return " union all ".join(parts) or "select cast(null as varchar) as customer_id, cast(null as date) as day"
 
 
-def _keys_staged(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def _keys_staged(con: Connection, table: str) -> bool:
     """Whether the staged change keys of `table` still describe it: ingest compared it with raw (not a full
     refresh) and the gate has not rewritten it (quarantined rows, normalised values) since."""
     if not TABLES_BY_NAME[table].key or not compared_with_raw(con, table):
@@ -89,7 +88,7 @@ def _keys_staged(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(now == row[0])
 
 
-def record_snapshot_customers(con: duckdb.DuckDBPyConnection, load_id: str | None, as_of: date) -> None:
+def record_snapshot_customers(con: Connection, load_id: str | None, as_of: date) -> None:
     """ops.load_snapshot_customers of the staged load: a NULL-customer row (recorded), and each customer whose
     changes reach before the as-of month (the scoring snapshot, on the as-of day, is rebuilt whole every day)."""
     if load_id is None or not table_exists(con, RAW_SCHEMA, "customers"):

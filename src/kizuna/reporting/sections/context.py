@@ -9,9 +9,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
+from kizuna.core.connection import Connection
 from kizuna.reporting.charts import Chart
 from kizuna.reporting.sections.labels import LABELS, REASON_LABELS
 
@@ -39,7 +39,7 @@ class Section:
 class ReportContext:
     """What every section needs: a read-only connection, the date, the language and where snapshots live."""
 
-    con: duckdb.DuckDBPyConnection
+    con: Connection
     as_of: date
     lang: str
     currency: str
