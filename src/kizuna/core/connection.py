@@ -13,17 +13,44 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger(__name__)
 
-Connection: TypeAlias = duckdb.DuckDBPyConnection
-"""A connection to the warehouse (or to a scratch database, below)."""
+
+class Connection(Protocol):
+    """A connection to the warehouse (or to a scratch database, below): what kizuna's modules may call on one.
+
+    DuckDB's connection is one as it is; another engine's implements these calls (issue 24). Like DuckDB's, a
+    connection runs one statement at a time: `execute` returns the connection itself, whose fetch methods and
+    `description` then read that statement's result. Parameters are `?` (positional) or `$name` (a dict).
+    """
+
+    def execute(self, query: str, parameters: object = None, /) -> Connection: ...
+    def executemany(self, query: str, parameters: object = None, /) -> Connection: ...
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+    def fetchmany(self, size: int = 1, /) -> list[tuple[Any, ...]]: ...
+    def df(self) -> pd.DataFrame: ...
+    def fetchnumpy(self) -> dict[str, Any]: ...
+    @property
+    def description(self) -> Sequence[tuple[Any, ...]]: ...
+    def register(self, view_name: str, python_object: object, /) -> Connection: ...
+    def unregister(self, view_name: str, /) -> Connection: ...
+    def cursor(self) -> Connection: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Connection: ...
+    def __exit__(self, exc_type: object, exc: object, traceback: object, /) -> None: ...
+
+
 WarehouseError = duckdb.Error
 """What a statement the engine refuses raises (a missing table, a constraint, a type)."""
 ENGINE_VERSION: str = duckdb.__version__
