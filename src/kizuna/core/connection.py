@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
+from kizuna.core.postgres_warehouse import PostgresConnection, PostgresError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -51,8 +53,8 @@ class Connection(Protocol):
     def __exit__(self, exc_type: object, exc: object, traceback: object, /) -> None: ...
 
 
-WarehouseError = duckdb.Error
-"""What a statement the engine refuses raises (a missing table, a constraint, a type)."""
+WarehouseError: tuple[type[Exception], ...] = (duckdb.Error, PostgresError)
+"""What a statement the engine refuses raises (a missing table, a constraint, a type): `except WarehouseError`."""
 ENGINE_VERSION: str = duckdb.__version__
 """The engine's version: stored beside what it computed where a new version could compute it differently."""
 
@@ -110,9 +112,22 @@ def waiting_message(path: Path, holder: str, wait_seconds: float, setting: str |
     return f"waiting for the warehouse, held by {holder}; {limit}. File: {path}"
 
 
+def is_server_url(target: Path | str) -> bool:
+    """Whether a warehouse setting names a PostgreSQL server (postgresql://…) rather than a DuckDB file."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
 @contextmanager
-def connect(path: Path, *, read_only: bool = False) -> Iterator[Connection]:
-    """Open the warehouse and always close it, so the next step (or dbt) can take the file."""
+def connect(path: Path | str, *, read_only: bool = False) -> Iterator[Connection]:
+    """Open the warehouse and always close it, so the next step (or dbt) can take the file.
+
+    A `postgresql://` URL opens a session on that server instead (kizuna.core.postgres_warehouse); the Python steps'
+    SQL is DuckDB's still, so only what tests/core/test_warehouse_engines.py shows runs there today (issue 24)."""
+    if is_server_url(path):
+        with PostgresConnection(str(path), read_only=read_only) as server:
+            yield server
+        return
+    path = Path(path)
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist yet: run `kizuna run` or `kizuna ingest` first")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,11 +12,14 @@ from typing import Any
 from kizuna.campaigns.context import active_customer_contexts, customer_context, has_context_marts, recipient_context
 from kizuna.campaigns.spec import CampaignFileError, load_campaigns
 from kizuna.core import ops
-from kizuna.core.connection import Connection, WarehouseError
+from kizuna.core.connection import Connection, WarehouseError, WarehouseLockedError
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import WarehouseLockedError, connect, table_exists
+from kizuna.core.warehouse import connect, table_exists
 
 log = logging.getLogger(__name__)
+
+# The warehouse cannot be read now: another process holds the file, or the engine refused.
+_UNREADABLE: tuple[type[Exception], ...] = (WarehouseLockedError, *WarehouseError)
 
 SAMPLE_CONTEXT = "sample"
 LIMIT = 30
@@ -51,7 +54,7 @@ def list_samples(settings: Settings, template: str) -> tuple[list[Sample], str |
             if recipients:
                 return samples + recipients, None
             return samples + _customers(con), None
-    except (WarehouseLockedError, WarehouseError) as exc:
+    except _UNREADABLE as exc:
         return samples, f"warehouse not readable now ({exc}); showing sample_context only"
 
 

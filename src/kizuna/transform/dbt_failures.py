@@ -14,6 +14,9 @@ from kizuna.core.connection import Connection, WarehouseError, WarehouseLockedEr
 
 log = logging.getLogger(__name__)
 
+# The warehouse cannot be read now: another process holds the file, or the engine refused.
+_UNREADABLE: tuple[type[Exception], ...] = (WarehouseLockedError, *WarehouseError)
+
 EXAMPLES = 3  # example rows per failed test, as the quality gate's report shows a few per check
 _MAX_COLUMNS = 4  # columns of an example row: the first ones, the keys by our models' convention
 _REF = re.compile(r"ref\(\s*['\"]([^'\"]+)['\"]\s*\)")
@@ -124,7 +127,7 @@ def describe(target_dir: Path, warehouse: Path, results: list[dict[str, Any]]) -
         if warehouse.exists():
             try:
                 con = stack.enter_context(connect(warehouse, read_only=True))
-            except (WarehouseError, WarehouseLockedError) as exc:
+            except _UNREADABLE as exc:
                 log.info("no example rows: the warehouse could not be opened read-only: %s", exc)
         return [_describe_one(r, nodes, con) for r in failed]
 
