@@ -27,6 +27,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from kizuna.core.runtime import quiet_third_parties
 from kizuna.core.settings import Settings
 from tests.postgres_server import postgres_server  # noqa: F401  (session fixture: one PostgreSQL server)
+from tests.warehouse_engines import engine_con, engine_target  # noqa: F401  (a warehouse on each engine)
 
 quiet_third_parties()
 

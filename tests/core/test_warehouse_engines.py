@@ -7,7 +7,6 @@ Each test runs on a DuckDB file and on a database of the session's real PostgreS
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,23 +19,15 @@ from kizuna.core.connection import Connection, WarehouseError, connect
 from kizuna.core.postgres_warehouse import pyformat
 from tests.postgres_server import PostgresServer
 
-ENGINES = ["duckdb", "postgresql"]
 
-
-@pytest.fixture(params=ENGINES)
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
-    if request.param == "duckdb":
-        return tmp_path / "warehouse.duckdb"
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    name = f"engines_{abs(hash(request.node.nodeid)) % 10**8}"
-    server.create_database(name)
-    return server.url(name)
+@pytest.fixture
+def target(engine_target: Path | str) -> Path | str:
+    return engine_target
 
 
 @pytest.fixture
-def con(target: Path | str) -> Iterator[Connection]:
-    with connect(target) as opened:
-        yield opened
+def con(engine_con: Connection) -> Connection:
+    return engine_con
 
 
 def test_parameters_in_order_by_name_and_by_number_and_text_left_alone(con: Connection) -> None:

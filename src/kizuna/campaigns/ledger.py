@@ -208,9 +208,10 @@ def _events_ready(con: Connection) -> bool:
 def unknown_sends(con: Connection, campaign: str | None = None) -> list[UnknownSend]:
     """Every 'unknown' row (of one campaign, or all), oldest first, with the loaded events that mention it."""
     evidence = (
+        # the earliest event's message id; array_agg(...)[1] rather than arg_min: the same on DuckDB and PostgreSQL
         f"""SELECT coalesce(send_id, message_key) AS send_id, count(*) AS events,
-                   arg_min(split_part(sg_message_id, '.', 1), coalesce(event_timestamp, 0))
-                       FILTER (WHERE sg_message_id IS NOT NULL) AS provider_message_id
+                   (array_agg(split_part(sg_message_id, '.', 1) ORDER BY coalesce(event_timestamp, 0), sg_event_id)
+                       FILTER (WHERE sg_message_id IS NOT NULL))[1] AS provider_message_id
             FROM {ops.EMAIL_EVENTS.name} WHERE coalesce(send_id, message_key) IS NOT NULL GROUP BY 1"""
         if _events_ready(con)
         else "SELECT NULL::VARCHAR AS send_id, 0 AS events, NULL::VARCHAR AS provider_message_id WHERE false"
