@@ -18,6 +18,7 @@ import pytest
 from kizuna.core.locks import WarehouseBusyError, wait_until_free, writer_lock
 from kizuna.core.settings import PROJECT_DIR
 from tests.ops.conftest import AS_OF, base_env, tool, write_sources_by_hand
+from tests.postgres_server import PostgresServer
 
 HOLD_DUCKDB = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(120)"
 HOLD_READ_ONLY = (
@@ -31,8 +32,15 @@ HOLD_WRITER = (
 )
 
 
+HOLD_SERVER_WRITER = (
+    "import sys, time; from kizuna.core.locks import writer_lock\n"
+    "with writer_lock(sys.argv[1], wait_seconds=0, flow_run_id='flow-run-of-the-other'):\n"
+    "    print('ready', flush=True); time.sleep(120)"
+)
+
+
 @contextmanager
-def holder(code: str, warehouse: Path) -> Iterator[subprocess.Popen[str]]:
+def holder(code: str, warehouse: Path | str) -> Iterator[subprocess.Popen[str]]:
     """A separate process running code on the warehouse; yields once it says 'ready'; SIGKILLed at the end."""
     proc = subprocess.Popen(
         [sys.executable, "-c", code, str(warehouse)],
@@ -78,6 +86,27 @@ def test_another_run_holding_the_writer_lock_is_named_and_a_sigkill_frees_it(war
         proc.wait(timeout=10)
         with writer_lock(warehouse, wait_seconds=2):  # the kernel released the dead process's lock
             pass
+
+
+def test_on_postgresql_the_writer_lock_is_a_sessions_advisory_lock_named_and_freed_by_a_sigkill(
+    postgres_server: PostgresServer,
+) -> None:
+    postgres_server.create_database("locks")
+    url = postgres_server.url("locks", password="pg-pass-9012")
+    with holder(HOLD_SERVER_WRITER, url) as proc:
+        with pytest.raises(WarehouseBusyError) as caught, writer_lock(url, wait_seconds=0.5):
+            pass
+        said = str(caught.value)
+        assert f"kizuna pid {proc.pid} run flow-run-of-the-other (server process" in said, said
+        assert "KIZUNA_WAREHOUSE_WAIT_SECONDS" in said and "pg-pass-9012" not in said
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        # The server ended the dead process's session, and its lock. The lock is a session's, not a process's:
+        # a second session of this process is another writer.
+        with writer_lock(url, wait_seconds=5), pytest.raises(WarehouseBusyError), writer_lock(url, wait_seconds=0):
+            pass
+    with writer_lock(url, wait_seconds=0):  # released on leaving
+        wait_until_free(url, wait_seconds=0)  # a server lets every session in: nothing to wait for
 
 
 def test_a_run_waits_for_the_writer_lock_while_it_is_briefly_held(warehouse: Path) -> None:
