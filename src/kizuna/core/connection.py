@@ -106,7 +106,7 @@ def holder_from_error(message: str) -> str | None:
     return describe_pid(int(found.group(1))) if found else None
 
 
-def waiting_message(path: Path, holder: str, wait_seconds: float, setting: str | None) -> str:
+def waiting_message(path: Path | str, holder: str, wait_seconds: float, setting: str | None) -> str:
     """The one line every writer shows when it starts waiting for the file, whoever holds it."""
     limit = f"giving up after {wait_seconds:.0f} s" + (f" ({setting})" if setting else "")
     return f"waiting for the warehouse, held by {holder}; {limit}. File: {path}"
@@ -147,7 +147,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> Iterator[Connection
 
 @contextmanager
 def connect_when_free(
-    path: Path,
+    path: Path | str,
     *,
     wait_seconds: float,
     read_only: bool = False,

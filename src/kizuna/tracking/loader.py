@@ -90,28 +90,38 @@ def _read_cursor(con: Connection, store: str) -> tuple[str, int]:
 _COLUMN_NAMES = [name for name, _ in EVENT_COLUMNS]
 _OFFSET, _PAYLOAD = _COLUMN_NAMES.index("segment_offset"), _COLUMN_NAMES.index("payload")
 _INCOMING = ", ".join(f"unnest(?::{kind}[]) AS {name}" for name, kind in EVENT_COLUMNS)
+_COLUMN_LIST = ", ".join(_COLUMN_NAMES)
+# Portable SQL (DuckDB and PostgreSQL): no QUALIFY, no BY NAME, no arg_min (docs/scaling.md).
 _INSERT_NEW = f"""
-    INSERT INTO {ops.EMAIL_EVENTS.name} BY NAME
+    INSERT INTO {ops.EMAIL_EVENTS.name} ({_COLUMN_LIST}, loaded_at)
     WITH by_event_id AS (
-        SELECT * FROM _incoming AS i
-        WHERE NOT EXISTS (SELECT 1 FROM {ops.EMAIL_EVENTS.name} AS e WHERE e.sg_event_id = i.sg_event_id)
-        QUALIFY row_number() OVER (PARTITION BY sg_event_id ORDER BY segment_offset) = 1
+        SELECT * FROM (
+            SELECT i.*, row_number() OVER (PARTITION BY sg_event_id ORDER BY segment_offset) AS nth_with_id
+            FROM _incoming AS i
+            WHERE NOT EXISTS (SELECT 1 FROM {ops.EMAIL_EVENTS.name} AS e WHERE e.sg_event_id = i.sg_event_id)
+        ) AS numbered
+        WHERE nth_with_id = 1
     ),
     by_content AS (
         -- retried batches have come with new sg_event_ids: the same message, event, second and url is one event
-        SELECT * FROM by_event_id AS b
-        WHERE b.sg_message_id IS NULL OR NOT EXISTS (
-            SELECT 1 FROM {ops.EMAIL_EVENTS.name} AS e
-            WHERE e.sg_message_id = b.sg_message_id AND e.event = b.event
-              AND e.event_timestamp IS NOT DISTINCT FROM b.event_timestamp AND e.url IS NOT DISTINCT FROM b.url)
-        QUALIFY b.sg_message_id IS NULL OR row_number() OVER (
-            PARTITION BY sg_message_id, event, event_timestamp, url ORDER BY segment_offset) = 1
+        SELECT * FROM (
+            SELECT b.*, row_number() OVER (
+                PARTITION BY sg_message_id, event, event_timestamp, url ORDER BY segment_offset) AS nth_alike
+            FROM by_event_id AS b
+            WHERE b.sg_message_id IS NULL OR NOT EXISTS (
+                SELECT 1 FROM {ops.EMAIL_EVENTS.name} AS e
+                WHERE e.sg_message_id = b.sg_message_id AND e.event = b.event
+                  AND e.event_timestamp IS NOT DISTINCT FROM b.event_timestamp AND e.url IS NOT DISTINCT FROM b.url)
+        ) AS numbered
+        WHERE sg_message_id IS NULL OR nth_alike = 1
     )
-    SELECT *, timezone('UTC', now()) AS loaded_at FROM by_content"""
+    SELECT {_COLUMN_LIST}, timezone('UTC', now()) FROM by_content
+    RETURNING 1"""
 _SUPPRESSING = ", ".join(f"'{e}'" for e in SUPPRESSING_EVENTS)
 _UPSERT_SUPPRESSIONS = f"""
     INSERT INTO {ops.SUPPRESSIONS.name} (email, reason, source, suppressed_at, detail)
-    SELECT email, arg_min(reason, seen_at), 'sendgrid', min(seen_at), arg_min(sg_event_id, seen_at)
+    SELECT email, (array_agg(reason ORDER BY seen_at) FILTER (WHERE seen_at IS NOT NULL))[1], 'sendgrid',
+           min(seen_at), (array_agg(sg_event_id ORDER BY seen_at) FILTER (WHERE seen_at IS NOT NULL))[1]
     FROM (
         SELECT lower(trim(email)) AS email, sg_event_id, coalesce(event_at, received_at) AS seen_at,
                CASE WHEN event = 'bounce' AND bounce_type = 'blocked' THEN 'blocked' ELSE event END AS reason
@@ -119,12 +129,14 @@ _UPSERT_SUPPRESSIONS = f"""
         WHERE event IN ({_SUPPRESSING}) AND nullif(trim(email), '') IS NOT NULL
         UNION ALL
         -- opt-outs among the rejects (e.g. a broken timestamp): set aside, and suppressed all the same
-        SELECT lower(trim(email)), sg_event_id, seen_at, reason FROM _salvaged WHERE nullif(trim(email), '') IS NOT NULL)
+        SELECT lower(trim(email)), sg_event_id, seen_at, reason FROM _salvaged WHERE nullif(trim(email), '') IS NOT NULL
+    ) AS seen
     GROUP BY email
     ON CONFLICT (email) DO UPDATE
         SET reason = excluded.reason, source = excluded.source, suppressed_at = excluded.suppressed_at,
             detail = excluded.detail
-        WHERE excluded.suppressed_at < suppressions.suppressed_at OR suppressions.suppressed_at IS NULL"""
+        WHERE excluded.suppressed_at < suppressions.suppressed_at OR suppressions.suppressed_at IS NULL
+    RETURNING 1"""
 
 
 def _stage(con: Connection, chunk: _Chunk) -> None:
@@ -148,8 +160,9 @@ def _stage(con: Connection, chunk: _Chunk) -> None:
                 good.append(row)
         chunk.rows = good
         _create_incoming(con, good)
+    con.execute("DROP TABLE IF EXISTS _salvaged")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _salvaged AS SELECT unnest(?::VARCHAR[]) AS email, unnest(?::VARCHAR[]) AS "
+        "CREATE TEMPORARY TABLE _salvaged AS SELECT unnest(?::VARCHAR[]) AS email, unnest(?::VARCHAR[]) AS "
         "reason, unnest(?::VARCHAR[]) AS sg_event_id, unnest(?::TIMESTAMP[]) AS seen_at",
         [list(c) for c in zip(*chunk.salvaged, strict=True)] if chunk.salvaged else [[], [], [], []],
     )
@@ -157,7 +170,8 @@ def _stage(con: Connection, chunk: _Chunk) -> None:
 
 def _create_incoming(con: Connection, rows: list[tuple[Any, ...]]) -> None:
     columns = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in EVENT_COLUMNS]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT {_INCOMING}", columns)
+    con.execute("DROP TABLE IF EXISTS _incoming")
+    con.execute(f"CREATE TEMPORARY TABLE _incoming AS SELECT {_INCOMING}", columns)
 
 
 def _commit_chunk(con: Connection, store: str, expected: tuple[str, int], chunk: _Chunk, result: LoadResult) -> bool:
@@ -198,14 +212,21 @@ def _commit_chunk(con: Connection, store: str, expected: tuple[str, int], chunk:
 
 
 def _count(cursor: Connection) -> int:
-    row = cursor.fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    """Rows a statement ending in RETURNING 1 wrote (DuckDB would also answer a count; PostgreSQL does not)."""
+    return len(cursor.fetchall())
 
 
 def load_events(
-    settings: Settings, *, wait_seconds: float | None = None, max_bytes_per_transaction: int = 32 * 1024 * 1024
+    settings: Settings,
+    *,
+    wait_seconds: float | None = None,
+    max_bytes_per_transaction: int = 32 * 1024 * 1024,
+    warehouse: Path | str | None = None,
 ) -> LoadResult:
     """Load everything new in the event store into the warehouse; see the module docstring for the guarantees.
+
+    ``warehouse`` defaults to settings.warehouse; a postgresql:// URL loads into a PostgreSQL warehouse (the
+    loader's SQL is the same on both engines: tests/tracking/test_loader_engines.py).
 
     Each transaction covers at most ``max_bytes_per_transaction`` of segment data, and the warehouse is closed
     between transactions, so a backlog never keeps the daily run waiting long. If the file stays held for
@@ -214,19 +235,20 @@ def load_events(
     started = time.monotonic()
     deadline = started + (settings.events_load_wait_seconds if wait_seconds is None else wait_seconds)
     store = _store_key(settings)
+    target = settings.warehouse if warehouse is None else warehouse
     result = LoadResult()
     cursor: tuple[str, int] | None = None
     try:
         while True:
             if cursor is None:
-                with connect_when_free(settings.warehouse, wait_seconds=max(0.0, deadline - time.monotonic())) as con:
+                with connect_when_free(target, wait_seconds=max(0.0, deadline - time.monotonic())) as con:
                     ensure_tracking_tables(con)
                     cursor = _read_cursor(con, store)
             # Files are read and parsed with the warehouse closed.
             chunk = next_chunk(list_segments(Path(settings.events_dir)), cursor, max_bytes_per_transaction)
             if chunk is None:
                 break
-            with connect_when_free(settings.warehouse, wait_seconds=max(0.0, deadline - time.monotonic())) as con:
+            with connect_when_free(target, wait_seconds=max(0.0, deadline - time.monotonic())) as con:
                 committed = _commit_chunk(con, store, cursor, chunk, result)
             cursor = (chunk.segment, chunk.offset) if committed else None
     except WarehouseLockedError as exc:
