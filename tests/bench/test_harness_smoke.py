@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,6 @@ def test_the_chart_draws_both_day_two_runs_with_whole_names(tmp_path: Path) -> N
     report.chart(results, chart)
     svg = chart.read_text(encoding="utf-8")
     assert "kizuna run, day 2, full refresh</text>" in svg  # the whole name, not cut to "…"
+    # the x axis is labelled at the measured sizes alone (its own log ticks drew "30,00040,000" on top of each other)
+    ticks = re.findall(r">([0-9][0-9,]*)</text>", svg)
+    assert "10,000" in ticks and "1,000,000" in ticks and "30,000" not in ticks and "20,000" not in ticks
