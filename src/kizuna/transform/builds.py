@@ -112,8 +112,7 @@ def assert_latest_build_passed(con: Connection) -> None:
     """Refuse to go on (e.g. to send) unless the most recent dbt build on this warehouse passed."""
     row = (
         con.execute(
-            f"""SELECT status, strftime(started_at, '%Y-%m-%d %H:%M'), strftime(finished_at, '%Y-%m-%d %H:%M'),
-                       as_of, detail
+            f"""SELECT status, started_at, finished_at, as_of, detail
                 FROM {ops.DBT_BUILDS.name} ORDER BY started_at DESC, finished_at DESC NULLS FIRST LIMIT 1"""
         ).fetchone()
         if table_exists(con, OPS_SCHEMA, "dbt_builds")
@@ -124,7 +123,8 @@ def assert_latest_build_passed(con: Connection) -> None:
             "no dbt build is recorded on this warehouse: nothing is sent until one passes (`kizuna build` or "
             "`kizuna run`)"
         )
-    status, started, finished, as_of, detail = row
+    status, started_at, finished_at, as_of, detail = row
+    started, finished = (f"{t:%Y-%m-%d %H:%M}" if t else None for t in (started_at, finished_at))
     if status == "passed":
         return
     if status == "running":
