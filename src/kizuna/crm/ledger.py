@@ -77,7 +77,7 @@ def record_account_ids(con: Connection, crm: str, ids: Mapping[str, str]) -> Non
         con,
         f"""INSERT INTO {ops.CRM_SYNC} (crm, object, kizuna_key, crm_id, customer_id, state, updated_at)
             SELECT $crm, '{ACCOUNT}', customer_id, crm_id, customer_id, 'created', $now FROM v
-            ON CONFLICT DO UPDATE SET crm_id = excluded.crm_id, updated_at = excluded.updated_at""",
+            ON CONFLICT (crm, object, kizuna_key) DO UPDATE SET crm_id = excluded.crm_id, updated_at = excluded.updated_at""",
         {"customer_id": list(ids), "crm_id": list(ids.values())},
         crm=crm,
         now=_now(),
