@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from kizuna.campaigns import ledger
-from kizuna.core import ops
+from kizuna.core import flow_runs, ops
 from kizuna.core.connection import Connection
+from kizuna.reporting.summary import sends_by_state
 
 CAMPAIGN = "renewal_reminder"
 
@@ -81,6 +82,13 @@ def test_the_send_ledger_keeps_its_promises_on_each_engine(engine_con: Connectio
     assert ledger.unknown_sends(con)[0].provider_message_id == "pm-2"  # the earliest event's
     assert ledger.reconcile_from_events(con) == 1
     assert ledger.counts(con, CAMPAIGN) == {"accepted": 2, "pending": 1}
+    assert sends_by_state(con) == {CAMPAIGN: {"accepted": 2, "pending": 1}}  # the run summary's section
+
+    # The run's rows lead to its Prefect flow run: stamped once, and the ids recorded.
+    assert flow_runs.stamp(con, str(ops.SEND_LEDGER), "run_id", "r2", "flow-run-2") == 2
+    assert flow_runs.stamp(con, str(ops.SEND_LEDGER), "run_id", "r2", "flow-run-3") == 0
+    flow_runs.record_run(con, "flow-run-2", "daily", run_id="r2", load_id=None)
+    assert con.execute(f"SELECT flow, run_id FROM {ops.FLOW_RUNS}").fetchall() == [("daily", "r2")]
 
     # k3 was never attempted: releasing run 2's claims drops it; an earlier run's pending keys go the same way.
     ledger.release(con, "r2", CAMPAIGN)

@@ -205,7 +205,7 @@ def sends_by_state(con: Connection) -> dict[str, dict[str, int]]:
         return {}
     out: dict[str, dict[str, int]] = {}
     for campaign, state, rows in con.execute(
-        f"SELECT campaign, state, count(*) FROM {ops.SEND_LEDGER} GROUP BY ALL ORDER BY ALL"
+        f"SELECT campaign, state, count(*) FROM {ops.SEND_LEDGER} GROUP BY 1, 2 ORDER BY 1, 2"
     ).fetchall():
         out.setdefault(str(campaign), {})[str(state)] = int(rows)
     return out

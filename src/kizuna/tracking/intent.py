@@ -55,8 +55,9 @@ def record_intent_links(con: Connection, templates_dir: Path) -> IntentLinksReco
     columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[], [], [], [], [], []]
     con.execute("BEGIN TRANSACTION")
     try:
+        con.execute("DROP TABLE IF EXISTS _declared")
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _declared AS
+            """CREATE TEMPORARY TABLE _declared AS
                SELECT unnest(?::VARCHAR[]) AS template, unnest(?::VARCHAR[]) AS url,
                       unnest(?::VARCHAR[]) AS url_prefix, unnest(?::BOOLEAN[]) AS is_prefix,
                       unnest(?::VARCHAR[]) AS intent, unnest(?::VARCHAR[]) AS link_name""",
