@@ -14,6 +14,7 @@ import pytest
 
 from bench.events.loadgen import Signer
 from kizuna.core.settings import Settings
+from kizuna.tracking.store import EventStore
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +47,17 @@ def event(event_id: str, kind: str = "delivered", **fields: Any) -> dict[str, An
         "template": "renewal_notice",
         **fields,
     }
+
+
+def store_events(settings: Settings, *batches: list[dict[str, Any]]) -> None:
+    """Append each batch to the settings' event store, as the webhook receiver does (one segment per store)."""
+    store = EventStore(settings.events_dir, settings.events_segment_max_bytes)
+    store.open()
+    try:
+        for batch in batches:
+            store.append(batch)
+    finally:
+        store.close()
 
 
 def body_of(events: list[dict[str, Any]]) -> bytes:

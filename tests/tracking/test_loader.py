@@ -15,18 +15,8 @@ import pytest
 from kizuna.core.settings import Settings
 from kizuna.tracking import loader
 from kizuna.tracking.loader import load_events
-from kizuna.tracking.store import EventStore, encode_batch, list_segments
-from tests.tracking.conftest import event
-
-
-def _store(settings: Settings, *batches: list[dict[str, Any]]) -> None:
-    store = EventStore(settings.events_dir, settings.events_segment_max_bytes)
-    store.open()
-    try:
-        for batch in batches:
-            store.append(batch)
-    finally:
-        store.close()
+from kizuna.tracking.store import encode_batch, list_segments
+from tests.tracking.conftest import event, store_events
 
 
 def _query(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
@@ -42,13 +32,13 @@ def _count(settings: Settings) -> int:
 
 
 def test_load_twice_loads_once(tracking_settings: Settings) -> None:
-    _store(tracking_settings, [event(f"e{i}") for i in range(5)], [event(f"f{i}", "open") for i in range(3)])
+    store_events(tracking_settings, [event(f"e{i}") for i in range(5)], [event(f"f{i}", "open") for i in range(3)])
     first = load_events(tracking_settings)
     assert (first.inserted, first.duplicates, first.deferred) == (8, 0, False)
     again = load_events(tracking_settings)
     assert (again.inserted, again.lines_read) == (0, 0)
     assert _count(tracking_settings) == 8
-    _store(tracking_settings, [event("g1", "click", url="https://x.jp")])  # a restarted receiver: new segment
+    store_events(tracking_settings, [event("g1", "click", url="https://x.jp")])  # a restarted receiver: new segment
     assert load_events(tracking_settings).inserted == 1
     assert _count(tracking_settings) == 9
     assert len(list_segments(tracking_settings.events_dir)) == 2
@@ -56,7 +46,7 @@ def test_load_twice_loads_once(tracking_settings: Settings) -> None:
 
 def test_duplicates_sendgrid_sends_are_dropped(tracking_settings: Settings) -> None:
     original = event("e1", "click", url="https://x.jp/a")
-    _store(
+    store_events(
         tracking_settings,
         [original, event("e2", "click", url="https://x.jp/b")],
         [original],  # the same event again
@@ -71,12 +61,12 @@ def test_duplicates_sendgrid_sends_are_dropped(tracking_settings: Settings) -> N
         "e3",
         "e4",
     ]
-    _store(tracking_settings, [{**original, "sg_event_id": "later-retry"}])  # across loads too
+    store_events(tracking_settings, [{**original, "sg_event_id": "later-retry"}])  # across loads too
     assert load_events(tracking_settings).inserted == 0
 
 
 def test_custom_args_are_columns(tracking_settings: Settings) -> None:
-    _store(tracking_settings, [event("e1", "open", sg_machine_open=True, locale="ja", message_key=None)])
+    store_events(tracking_settings, [event("e1", "open", sg_machine_open=True, locale="ja", message_key=None)])
     load_events(tracking_settings)
     row = _query(
         tracking_settings,
@@ -87,7 +77,7 @@ def test_custom_args_are_columns(tracking_settings: Settings) -> None:
 
 
 def test_incomplete_last_line_waits_without_advancing(tracking_settings: Settings) -> None:
-    _store(tracking_settings, [event("e1"), event("e2")])
+    store_events(tracking_settings, [event("e1"), event("e2")])
     segment = list_segments(tracking_settings.events_dir)[0]
     line = encode_batch([event("e3")], received_at=datetime.now(UTC))
     with segment.open("ab") as fh:
@@ -102,11 +92,11 @@ def test_incomplete_last_line_waits_without_advancing(tracking_settings: Setting
 
 
 def test_crash_debris_in_a_closed_segment_is_set_aside(tracking_settings: Settings) -> None:
-    _store(tracking_settings, [event("e1")])
+    store_events(tracking_settings, [event("e1")])
     segment = list_segments(tracking_settings.events_dir)[0]
     with segment.open("ab") as fh:
         fh.write(b'{"received_at":"2025-01-01T00:00:00Z","event":{"sg_ev')  # receiver killed mid-write
-    _store(tracking_settings, [event("e2")])  # the restarted receiver writes a new segment
+    store_events(tracking_settings, [event("e2")])  # the restarted receiver writes a new segment
     result = load_events(tracking_settings)
     assert (result.inserted, result.rejected) == (2, 1)
     assert _query(tracking_settings, "SELECT reason FROM ops.email_event_rejects")[0][0].startswith("incomplete")
@@ -116,7 +106,7 @@ def test_crash_debris_in_a_closed_segment_is_set_aside(tracking_settings: Settin
 def test_failure_inside_the_transaction_keeps_cursor_and_events_together(
     tracking_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _store(tracking_settings, [event("e1"), event("u1", "unsubscribe")])
+    store_events(tracking_settings, [event("e1"), event("u1", "unsubscribe")])
     monkeypatch.setattr(loader, "_UPSERT_SUPPRESSIONS", "SELECT no_such_column FROM _incoming")
     with pytest.raises(duckdb.Error):
         load_events(tracking_settings)
@@ -127,7 +117,7 @@ def test_failure_inside_the_transaction_keeps_cursor_and_events_together(
 
 
 def test_suppressions_upserted_earliest_kept(tracking_settings: Settings) -> None:
-    _store(
+    store_events(
         tracking_settings,
         [
             event("d1", "delivered", email="ok@example.co.jp"),
@@ -149,7 +139,7 @@ def test_suppressions_upserted_earliest_kept(tracking_settings: Settings) -> Non
         ("spam@example.co.jp", "spamreport", "sendgrid", "s1"),
         ("taro@example.co.jp", "group_unsubscribe", "sendgrid", "u0"),
     ]
-    _store(tracking_settings, [event("u2", "unsubscribe", email="taro@example.co.jp", timestamp=1_735_800_000)])
+    store_events(tracking_settings, [event("u2", "unsubscribe", email="taro@example.co.jp", timestamp=1_735_800_000)])
     load_events(tracking_settings)  # a later opt-out does not move the first one
     assert _query(tracking_settings, "SELECT detail FROM ops.suppressions WHERE email = 'taro@example.co.jp'") == [
         ("u0",)
@@ -174,7 +164,7 @@ def _hold_warehouse(path: Path, seconds: float) -> subprocess.Popen[str]:
 
 
 def test_held_warehouse_is_waited_for(tracking_settings: Settings) -> None:
-    _store(tracking_settings, [event("e1"), event("e2")])
+    store_events(tracking_settings, [event("e1"), event("e2")])
     holder = _hold_warehouse(tracking_settings.warehouse, 2.0)
     started = time.monotonic()
     result = load_events(tracking_settings, wait_seconds=20)
@@ -184,7 +174,7 @@ def test_held_warehouse_is_waited_for(tracking_settings: Settings) -> None:
 
 
 def test_warehouse_held_too_long_defers_and_loses_nothing(tracking_settings: Settings) -> None:
-    _store(tracking_settings, [event("e1"), event("e2")])
+    store_events(tracking_settings, [event("e1"), event("e2")])
     holder = _hold_warehouse(tracking_settings.warehouse, 4.0)
     try:
         result = load_events(tracking_settings, wait_seconds=1.0)

@@ -7,30 +7,18 @@ outcome expected of both (tests/tracking/test_loader.py covers the rest on DuckD
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from kizuna.core.connection import connect
 from kizuna.core.settings import Settings
 from kizuna.tracking.loader import load_events
-from kizuna.tracking.store import EventStore
-from tests.tracking.conftest import event
-
-
-def _store(settings: Settings, *batches: list[dict[str, Any]]) -> None:
-    store = EventStore(settings.events_dir, settings.events_segment_max_bytes)
-    store.open()
-    try:
-        for batch in batches:
-            store.append(batch)
-    finally:
-        store.close()
+from tests.tracking.conftest import event, store_events
 
 
 def test_events_load_once_with_their_suppressions_on_each_engine(
     tracking_settings: Settings, engine_target: Path | str
 ) -> None:
     original = event("e1", "click", url="https://x.jp/a")
-    _store(
+    store_events(
         tracking_settings,
         [original, event("e2", "open", sg_machine_open=True, locale="ja"), original],  # the same event twice
         [{**original, "sg_event_id": "retried-with-new-id"}],  # a retried batch: new id, same content
@@ -43,7 +31,7 @@ def test_events_load_once_with_their_suppressions_on_each_engine(
     first = load_events(tracking_settings, warehouse=engine_target)
     assert (first.inserted, first.duplicates, first.suppressions, first.deferred) == (5, 2, 2, False)
     assert load_events(tracking_settings, warehouse=engine_target).lines_read == 0  # nothing twice
-    _store(tracking_settings, [event("u2", "unsubscribe", email="taro@example.co.jp", timestamp=1_735_800_000)])
+    store_events(tracking_settings, [event("u2", "unsubscribe", email="taro@example.co.jp", timestamp=1_735_800_000)])
     assert load_events(tracking_settings, warehouse=engine_target).inserted == 1
     with connect(engine_target, read_only=True) as con:
         ids = con.execute("SELECT sg_event_id FROM ops.email_events ORDER BY sg_event_id").fetchall()
