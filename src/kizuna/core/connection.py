@@ -1,4 +1,5 @@
-"""Opening the DuckDB warehouse file: one writer at a time, a memory limit, waiting while another process holds it.
+"""Opening the warehouse: a DuckDB file (a memory limit, waiting while another process holds it) or, for a
+postgresql:// URL, a session on a PostgreSQL server (kizuna.core.postgres_warehouse).
 
 The one module that imports duckdb (import contract "warehouse-engine" in pyproject.toml): every other module names
 a connection `Connection`, catches `WarehouseError` and opens the warehouse with `connect`, so the engine behind the
@@ -121,8 +122,8 @@ def is_server_url(target: Path | str) -> bool:
 def connect(path: Path | str, *, read_only: bool = False) -> Iterator[Connection]:
     """Open the warehouse and always close it, so the next step (or dbt) can take the file.
 
-    A `postgresql://` URL opens a session on that server instead (kizuna.core.postgres_warehouse); the Python steps'
-    SQL is DuckDB's still, so only what tests/core/test_warehouse_engines.py shows runs there today (issue 24)."""
+    A `postgresql://` URL opens a session on that server instead (kizuna.core.postgres_warehouse): the modules whose
+    SQL runs there are listed in docs/scaling.md, each tested on both engines (tests/warehouse_engines.py)."""
     if is_server_url(path):
         with PostgresConnection(str(path), read_only=read_only) as server:
             yield server
