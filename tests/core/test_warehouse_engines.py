@@ -72,6 +72,10 @@ def test_results_as_frames_and_arrays(con: Connection) -> None:
     assert list(frame.columns) == ["n", "s", "d", "m"]
     assert frame["n"].tolist() == [1, 2] and frame["s"].iloc[0] == "あ" and pd.isna(frame["s"].iloc[1])
     assert pd.Timestamp(frame["d"].iloc[0]) == pd.Timestamp("2026-02-01") and float(frame["m"].iloc[0]) == 12.5
+    # the pandas types DuckDB's df() gives, which code comparing with a Timestamp or summing money relies on
+    assert pd.api.types.is_datetime64_any_dtype(frame["d"]) and frame["d"].iloc[0] == pd.Timestamp("2026-02-01")
+    assert frame["m"].dtype == "float64" and pd.isna(frame["m"].iloc[1])
+    assert pd.api.types.is_integer_dtype(frame["n"])
     arrays = con.execute("SELECT 3 AS a UNION ALL SELECT 4 ORDER BY a").fetchnumpy()
     assert list(np.asarray(arrays["a"])) == [3, 4]
 

@@ -169,10 +169,15 @@ class PostgresConnection:
         return [tuple(row) for row in self._cur.fetchmany(size)]
 
     def df(self) -> pd.DataFrame:
+        """The result as DuckDB's df() gives it: dates and timestamps as datetime64, numerics as float64,
+        integers and booleans nullable only when a NULL is among them, text as text."""
         import pandas as pd
 
-        names = [d[0] for d in self.description]
-        return pd.DataFrame.from_records(self.fetchall(), columns=names)
+        description = list(self.description)
+        frame = pd.DataFrame.from_records(self.fetchall(), columns=[d[0] for d in description])
+        for i, column in enumerate(description):
+            frame.isetitem(i, _as_duckdb_gives(frame.iloc[:, i], column[1]))
+        return frame
 
     def fetchnumpy(self) -> dict[str, Any]:
         frame = self.df()
@@ -229,6 +234,28 @@ def _as_warehouse_error() -> Iterator[None]:
 def _message(exc: psycopg2.Error) -> str:
     """The server's own words (never the connection string: psycopg2 does not put it in its messages)."""
     return (exc.pgerror or str(exc)).strip()
+
+
+# PostgreSQL type OIDs (pg_type) of the columns whose pandas type DuckDB's df() chooses differently from the
+# Python values psycopg2 returns.
+_DATES, _TIMESTAMPTZ = {1082, 1114}, 1184
+_FLOATS, _INTEGERS, _BOOLEAN = {700, 701, 1700}, {20, 21, 23}, 16
+
+
+def _as_duckdb_gives(column: pd.Series, type_code: int) -> pd.Series:
+    import pandas as pd
+
+    if type_code in _DATES:
+        return pd.to_datetime(column).astype("datetime64[us]")
+    if type_code == _TIMESTAMPTZ:
+        return pd.to_datetime(column, utc=True).astype("datetime64[us, UTC]")
+    if type_code in _FLOATS:
+        return pd.to_numeric(column.astype(object).where(column.notna(), None), errors="coerce").astype("float64")
+    if type_code in _INTEGERS:
+        return column.astype("Int64" if column.isna().any() else "int64")
+    if type_code == _BOOLEAN:
+        return column.astype("boolean" if column.isna().any() else "bool")
+    return column
 
 
 def _quote(name: str) -> str:

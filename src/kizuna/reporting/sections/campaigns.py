@@ -78,7 +78,7 @@ def _mrr_change_since_selection(ctx: ReportContext, section: Section) -> None:
         ),
         measured AS (
             SELECT p.campaign, p.variant, p.customer_id,
-                   coalesce(t.mrr, 0)::DOUBLE AS mrr_then, coalesce(n.mrr, 0)::DOUBLE AS mrr_now,
+                   coalesce(t.mrr, 0)::DOUBLE PRECISION AS mrr_then, coalesce(n.mrr, 0)::DOUBLE PRECISION AS mrr_now,
                    coalesce(t.mrr, 0) > 0 AND coalesce(n.mrr, 0) = 0 AS churned
             FROM picked p
             LEFT JOIN marts.customer_mrr_monthly t ON t.customer_id = p.customer_id AND t.month = p.selected_month

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 
 from kizuna.reporting import charts
@@ -19,11 +21,14 @@ def cohort_retention(ctx: ReportContext) -> Section:
     rates = [
         c for c in ("logo_retention_rate", "net_mrr_retention_rate") if c in ctx.columns("cohort_retention_monthly")
     ]
+    # The first cohort shown, COHORTS - 1 months before the reporting month (in Python: the same on every engine).
+    back = ctx.reporting_month.year * 12 + ctx.reporting_month.month - 1 - (COHORTS - 1)
+    first_cohort = date(back // 12, back % 12 + 1, 1)
     frame = ctx.df(
         f"""SELECT cohort_month, months_since_start, {", ".join(rates)}
             FROM marts.cohort_retention_monthly
-            WHERE cohort_month >= ?::DATE - to_months(?) AND months_since_start <= ? AND month <= ?""",
-        [ctx.reporting_month, COHORTS - 1, COHORTS - 1, ctx.reporting_month],
+            WHERE cohort_month >= ? AND months_since_start <= ? AND month <= ?""",
+        [first_cohort, COHORTS - 1, ctx.reporting_month],
     )
     frame["y"] = pd.to_datetime(frame["cohort_month"]).dt.strftime("%Y-%m")
     frame["x"] = frame["months_since_start"].astype(int)

@@ -33,9 +33,9 @@ def existing_revenue(ctx: ReportContext) -> Section:
     month = ctx.reporting_month
     optional = [c for c in ("starting_customers", "churned_customers", "customer_churn_rate", "nrr", "grr")]
     optional = [c for c in optional if c in ctx.columns(mart)]
-    extra = "".join(f", {c}::DOUBLE AS {c}" for c in optional)
+    extra = "".join(f", {c}::DOUBLE PRECISION AS {c}" for c in optional)
     frame = ctx.df(
-        f"""SELECT breakdown, band, existing_mrr::DOUBLE AS existing_mrr{extra}
+        f"""SELECT breakdown, band, existing_mrr::DOUBLE PRECISION AS existing_mrr{extra}
             FROM marts.{mart} WHERE month = ? AND breakdown IN ('company_size', 'tenure') ORDER BY breakdown, band""",
         [month],
     )
@@ -93,11 +93,11 @@ def churn_reasons(ctx: ReportContext) -> Section:
     if not ctx.require(section, mart, "breakdown", "band", "churned_customers"):
         return section
     first = date(ctx.reporting_month.year - 1, ctx.reporting_month.month, 1)
-    churned_mrr = ", sum(churned_mrr)::DOUBLE AS churned_mrr" if "churned_mrr" in ctx.columns(mart) else ""
+    churned_mrr = ", sum(churned_mrr)::DOUBLE PRECISION AS churned_mrr" if "churned_mrr" in ctx.columns(mart) else ""
     frame = ctx.df(
-        f"""SELECT band AS reason, sum(churned_customers)::DOUBLE AS churned_customers{churned_mrr}
+        f"""SELECT band AS reason, sum(churned_customers)::DOUBLE PRECISION AS churned_customers{churned_mrr}
             FROM marts.{mart} WHERE breakdown = 'cancel_reason' AND month > ? AND month <= ?
-            GROUP BY band HAVING sum(churned_customers) > 0 ORDER BY churned_customers DESC""",
+            GROUP BY band HAVING sum(churned_customers) > 0 ORDER BY churned_customers DESC, reason""",
         [first, ctx.reporting_month],
     )
     if frame.empty:

@@ -32,7 +32,7 @@ def inside_sales(ctx: ReportContext) -> Section:
     if not present:
         return section
     frame = ctx.df(
-        f"""SELECT month, {", ".join(f"{c}::DOUBLE AS {c}" for c in present)} FROM marts.{mart}
+        f"""SELECT month, {", ".join(f"{c}::DOUBLE PRECISION AS {c}" for c in present)} FROM marts.{mart}
             WHERE month <= ? ORDER BY month DESC LIMIT 12""",
         [ctx.reporting_month],
     ).sort_values("month")

@@ -70,7 +70,7 @@ def rep_figures(ctx: ReportContext, columns: list[RepColumn], months: int) -> Re
     first = months_back(last, months - 1)
     window = "month BETWEEN ? AND ?"
     reps = ctx.df(
-        f"""SELECT owner_email, {", ".join(f"sum({c.column})::DOUBLE AS {c.column}" for c in columns)}
+        f"""SELECT owner_email, {", ".join(f"sum({c.column})::DOUBLE PRECISION AS {c.column}" for c in columns)}
             FROM marts.{OWNER_MART} WHERE {window} GROUP BY owner_email ORDER BY owner_email""",
         [first, last],
     ).set_index("owner_email")
@@ -79,7 +79,7 @@ def rep_figures(ctx: ReportContext, columns: list[RepColumn], months: int) -> Re
     team: dict[str, float] = {}
     for mart, chosen, source in ((TEAM_MART, from_team, "team"), (OWNER_MART, from_owners, "owners_add_up")):
         if chosen:
-            sums = ", ".join(f"sum({getattr(c, source)})::DOUBLE" for c in chosen)
+            sums = ", ".join(f"sum({getattr(c, source)})::DOUBLE PRECISION" for c in chosen)
             row = ctx.con.execute(f"SELECT {sums} FROM marts.{mart} WHERE {window}", [first, last]).fetchone()
             team |= {c.column: float(v or 0) for c, v in zip(chosen, row or [None] * len(chosen), strict=True)}
     return RepFigures(first, last, reps, pd.Series({c.column: team[c.column] for c in columns}, dtype=float))

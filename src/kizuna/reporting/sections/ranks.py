@@ -26,15 +26,15 @@ def ranks(ctx: ReportContext) -> Section:
         # Ranks are today's (the customers mart keeps no history), counts and MRR the reporting month's, so
         # the totals are the headline's; customers paying then but without a rank now show as "none".
         frame = ctx.df(
-            """SELECT coalesce(c.rank, ?) AS rank, count(*) AS customers, sum(m.mrr)::DOUBLE AS mrr
+            """SELECT coalesce(c.rank, ?) AS rank, count(*) AS customers, sum(m.mrr)::DOUBLE PRECISION AS mrr
                FROM marts.customer_mrr_monthly m LEFT JOIN marts.customers c ON c.customer_id = m.customer_id
-               WHERE m.month = ? AND m.is_customer GROUP BY ALL ORDER BY rank""",
+               WHERE m.month = ? AND m.is_customer GROUP BY 1 ORDER BY rank""",
             [none, month],
         )
         section.notes.append(ctx.t("rank_basis", as_of=ctx.as_of.isoformat(), month=month.strftime("%Y-%m"), none=none))
     else:
         frame = ctx.df(
-            """SELECT rank, count(*) AS customers, sum(mrr)::DOUBLE AS mrr FROM marts.customers
+            """SELECT rank, count(*) AS customers, sum(mrr)::DOUBLE PRECISION AS mrr FROM marts.customers
                WHERE status = 'active' AND rank IS NOT NULL GROUP BY rank ORDER BY rank"""
         )
     frame["category"] = frame["rank"]

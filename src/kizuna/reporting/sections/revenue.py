@@ -21,7 +21,7 @@ def mrr_bridge(ctx: ReportContext) -> Section:
     present = [s for s in steps if s in ctx.columns("mrr_kpis_monthly")]
     for absent in sorted(set(steps) - set(present)):
         section.missing.append(ctx.t("missing_column", mart="mrr_kpis_monthly", column=absent))
-    cols = ", ".join(f"{c}::DOUBLE AS {c}" for c in ["starting_mrr", *present, "ending_mrr"])
+    cols = ", ".join(f"{c}::DOUBLE PRECISION AS {c}" for c in ["starting_mrr", *present, "ending_mrr"])
     month = ctx.reporting_month
     frame = ctx.df(f"SELECT {cols} FROM marts.mrr_kpis_monthly WHERE month = ?", [month])
     if frame.empty:
@@ -60,7 +60,7 @@ def mrr_bridge(ctx: ReportContext) -> Section:
 
 def _kpi_trend(ctx: ReportContext, columns: Sequence[str]) -> pd.DataFrame:
     present = [c for c in columns if c in ctx.columns("mrr_kpis_monthly")]
-    cols = ", ".join(f"{c}::DOUBLE AS {c}" for c in present)
+    cols = ", ".join(f"{c}::DOUBLE PRECISION AS {c}" for c in present)
     return ctx.df(
         f"SELECT month, {cols} FROM marts.mrr_kpis_monthly WHERE month <= ? ORDER BY month DESC LIMIT ?",
         [ctx.reporting_month, TREND_MONTHS],
