@@ -9,6 +9,7 @@ from typing import Any
 
 from kizuna.campaigns.spec import Audience, Campaign, CampaignFileError, suggestion
 from kizuna.core.connection import Connection, WarehouseError
+from kizuna.core.sql_dialect import Dialect, dialect_of
 from kizuna.core.warehouse import table_exists
 from kizuna.sources.fx import DEFAULT_REPORTING_CURRENCY
 
@@ -18,18 +19,19 @@ SCORES_TABLE = "marts.customer_scores"
 
 
 class _Sql:
-    """Collects predicates with their parameters, and the JSON 'reasons' that explain each match."""
+    """Collects predicates with their parameters, and the JSON 'reasons' that explain each match: (key, SQL)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
         self.where: list[str] = []
         self.params: list[Any] = []
-        self.reasons: list[str] = []
+        self.reasons: list[tuple[str, str]] = []
 
     def add(self, predicate: str, *params: Any, reason: tuple[str, str] | None = None) -> None:
         self.where.append(predicate)
         self.params += params
         if reason:
-            self.reasons.append(f"'{reason[0]}': {reason[1]}")
+            self.reasons.append(reason)
 
     def range(self, column: str, key: str, bounds: Any, *, null_is_infinite: bool = False) -> None:
         """min/max bounds on a column; with null_is_infinite a null lies beyond every number (passes any min,
@@ -40,18 +42,18 @@ class _Sql:
             self.add(f"({column} >= ? OR {column} IS NULL)" if null_is_infinite else f"{column} >= ?", bounds.min)
         if bounds.max is not None:
             self.add(f"{column} <= ?", bounds.max)
-        self.reasons.append(f"'{key}': {column}")
+        self.reasons.append((key, column))
 
 
 def _literal(value: str | list[str]) -> str:
     """A SQL literal for text shown in the reasons JSON (reasons are built before the parameters bind)."""
     if isinstance(value, list):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
+        return "ARRAY[" + ", ".join(_literal(v) for v in value) + "]"  # a list on DuckDB, an array on PostgreSQL
     return "'" + value.replace("'", "''") + "'"
 
 
-def _products(column: str) -> str:
-    return f"list_transform(string_split(coalesce({column}, ''), ','), lambda x: trim(x))"
+def _products(q: _Sql, column: str) -> str:
+    return q.dialect.text_items(column)
 
 
 # Audience keys read from marts.customer_scores, each with the column prefix of its plain-words factors.
@@ -74,8 +76,9 @@ def missing_scores_note(con: Connection, campaign: Campaign, as_of: date) -> str
     return f"no scores as of {as_of.isoformat()}: the audience filters on scores, so nobody is selected"
 
 
-# DuckDB's binder names the missing column: 'Referenced column "x" not found' or 'does not have a column named "x"'.
-_MISSING_COLUMN = re.compile(r'column (?:named )?"([^"]+)"')
+# The engine names the missing column: DuckDB 'Referenced column "x" not found' or 'does not have a column named
+# "x"', PostgreSQL 'column c.x does not exist'.
+_MISSING_COLUMN = re.compile(r'column (?:named )?"([^"]+)"|column ([\w.]+) does not exist')
 
 
 def check_where(con: Connection, campaign: Campaign) -> None:
@@ -85,14 +88,20 @@ def check_where(con: Connection, campaign: Campaign) -> None:
     if not where or not table_exists(con, "marts", "customers"):
         return
     # Read before the check: a failed statement aborts the caller's transaction (preview runs in one).
-    columns = [str(r[0]) for r in con.execute("DESCRIBE marts.customers").fetchall()]
+    columns = [
+        str(r[0])
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
+            "AND table_name = 'customers' ORDER BY ordinal_position"
+        ).fetchall()
+    ]
     try:
         con.execute(f"SELECT 1 FROM marts.customers AS c WHERE ({where}) LIMIT 0").fetchall()
     except WarehouseError as exc:
         first = str(exc).split("\n", 1)[0]
         found = _MISSING_COLUMN.search(first)
         if found:
-            column = found.group(1).rsplit(".", 1)[-1]
+            column = (found.group(1) or found.group(2)).rsplit(".", 1)[-1]
             problem = f"no column {column!r} in marts.customers (alias c) ({suggestion(column, columns)})"
         else:
             problem = first
@@ -123,19 +132,24 @@ def audience_sql(
     a = campaign.audience
     if con is not None:
         check_where(con, campaign)
-    q = _Sql()
+    q = _Sql(dialect_of(con))
     scores = _score_filters(q, campaign, as_of, con)
     _customer_filters(q, a, as_of)
     source, source_params, columns = _occasion(q, a, as_of, currency)
-    reasons = "to_json({" + ", ".join(q.reasons or ["'all': true"]) + "})::VARCHAR"
+    reasons = q.dialect.json_object(q.reasons or [("all", "true")])
     extra = "".join(f"c.{name} AS customer_{name}, " for name in customer_columns if name.isidentifier())
     sql = f"""
         SELECT c.customer_id, c.name AS customer_name, c.owner_email, {columns}, {extra}
                c.status AS customer_status, {reasons} AS reasons,
-               {"to_json(c)::VARCHAR" if with_context else "NULL::VARCHAR"} AS context
+               {_row_json(q.dialect) if with_context else "NULL::VARCHAR"} AS context
         FROM marts.customers c {source} {scores}
         {"WHERE " + " AND ".join(q.where) if q.where else ""}"""
     return sql, source_params + q.params
+
+
+def _row_json(dialect: Dialect) -> str:
+    """The customer's whole row as JSON text (a template's context)."""
+    return "row_to_json(c)::text" if dialect.is_postgres else "to_json(c)::VARCHAR"
 
 
 def _score_filters(q: _Sql, campaign: Campaign, as_of: date, con: Connection | None) -> str:
@@ -151,7 +165,7 @@ def _score_filters(q: _Sql, campaign: Campaign, as_of: date, con: Connection | N
     for key, factors in SCORE_KEYS:
         if getattr(a, key) is not None:  # the probability and the words behind it, for a reviewer
             q.range(f"sc.{key}", key, getattr(a, key))
-            q.reasons.append(f"'{factors}_en': sc.{factors}_en, '{factors}_ja': sc.{factors}_ja")
+            q.reasons += [(f"{factors}_en", f"sc.{factors}_en"), (f"{factors}_ja", f"sc.{factors}_ja")]
     return f"JOIN {SCORES_TABLE} sc ON sc.customer_id = c.customer_id AND sc.as_of = DATE '{as_of.isoformat()}'"
 
 
@@ -160,9 +174,7 @@ def _customer_filters(q: _Sql, a: Audience, as_of: date) -> None:
     if a.status:
         q.add("c.status = ?", a.status, reason=("status", "c.status"))
     if a.churned_within_days:
-        q.range(
-            f"date_diff('day', c.churned_month, DATE '{as_of.isoformat()}')", "churned_days_ago", a.churned_within_days
-        )
+        q.range(f"(DATE '{as_of.isoformat()}' - c.churned_month)", "churned_days_ago", a.churned_within_days)
     q.range("c.tenure_months", "tenure_months", a.tenure_months)
     q.range("c.current_mrr", "mrr", a.mrr)
     q.range("c.plan_usage_ratio", "plan_usage_ratio", a.plan_usage_ratio)
@@ -172,18 +184,18 @@ def _customer_filters(q: _Sql, a: Audience, as_of: date) -> None:
         q.add("c.rank IN (SELECT unnest(?::VARCHAR[]))", a.ranks, reason=("rank", "c.rank"))
     if a.products_held:
         q.add(
-            f"list_has_all({_products('c.products_held')}, ?::VARCHAR[])",
+            f"{_products(q, 'c.products_held')} @> ?::VARCHAR[]",
             a.products_held,
             reason=("products_held", "c.products_held"),
         )
     if a.products_not_held:
         q.add(
-            f"NOT list_has_any({_products('c.products_held')}, ?::VARCHAR[])",
+            f"NOT ({_products(q, 'c.products_held')} && ?::VARCHAR[])",
             a.products_not_held,
             reason=("products_not_held", _literal(a.products_not_held)),
         )
     if a.plans:
-        q.add(f"list_has_any({_products('c.plans_held')}, ?::VARCHAR[])", a.plans, reason=("plans", "c.plans_held"))
+        q.add(f"{_products(q, 'c.plans_held')} && ?::VARCHAR[]", a.plans, reason=("plans", "c.plans_held"))
     for signal in a.signals or []:
         if not signal.name.replace("_", "").isalnum():
             raise ValueError(f"signal name {signal.name!r}: use letters, digits and _")
@@ -195,7 +207,7 @@ def _customer_filters(q: _Sql, a: Audience, as_of: date) -> None:
             signal.within_days,
             reason=(
                 f"signal_{signal.name}",
-                f"(SELECT any_value(signal_detail) FROM marts.customer_signals g "
+                f"(SELECT min(signal_detail) FROM marts.customer_signals g "
                 f"WHERE g.customer_id = c.customer_id AND g.signal = {_literal(signal.name)})",
             ),
         )
@@ -212,21 +224,22 @@ def _occasion(q: _Sql, a: Audience, as_of: date, currency: str) -> tuple[str, li
         if a.contract_term_months:
             term = "AND r.contract_term_months IN (SELECT unnest(?::INTEGER[]))"
             term_params = [a.contract_term_months]
+        first = q.dialect.first_by
         source = f"""JOIN (
             SELECT r.customer_id, min(r.renewal_on) AS renewal_on,
-                   arg_min(r.days_to_renewal, r.renewal_on) AS days_to_renewal,
-                   arg_min(r.product, r.renewal_on) AS product, arg_min(r.plan, r.renewal_on) AS plan,
-                   arg_min(r.mrr, r.renewal_on) AS renewal_mrr, arg_min(r.currency, r.renewal_on) AS currency,
-                   arg_min(r.contract_term_months, r.renewal_on) AS renewal_term
+                   {first("r.days_to_renewal", "r.renewal_on")} AS days_to_renewal,
+                   {first("r.product", "r.renewal_on")} AS product, {first("r.plan", "r.renewal_on")} AS plan,
+                   {first("r.mrr", "r.renewal_on")} AS renewal_mrr, {first("r.currency", "r.renewal_on")} AS currency,
+                   {first("r.contract_term_months", "r.renewal_on")} AS renewal_term
             FROM marts.subscription_renewals r
             WHERE r.days_to_renewal BETWEEN 0 AND ? {term}
             GROUP BY r.customer_id) s USING (customer_id)"""
         source_params: list[Any] = [a.renewal_within_days, *term_params]
-        q.reasons.append("'renewal_on': s.renewal_on, 'days_to_renewal': s.days_to_renewal")
+        q.reasons += [("renewal_on", "s.renewal_on"), ("days_to_renewal", "s.days_to_renewal")]
         if a.contract_term_months:
-            q.reasons.append("'contract_term_months': s.renewal_term")
+            q.reasons.append(("contract_term_months", "s.renewal_term"))
         columns = """s.renewal_on, s.days_to_renewal, s.product, s.plan, s.renewal_mrr AS mrr, s.currency,
-                     s.renewal_term AS contract_term_months, strftime(s.renewal_on, '%Y-%m-%d') AS occasion"""
+                     s.renewal_term AS contract_term_months, CAST(s.renewal_on AS VARCHAR) AS occasion"""
     else:
         source, source_params = "", []
         if a.contract_term_months:
@@ -237,7 +250,8 @@ def _occasion(q: _Sql, a: Audience, as_of: date, currency: str) -> tuple[str, li
             )
         # One message per customer per campaign and calendar month: a monthly campaign reaches people again
         # next month, never twice within one.
-        columns = f"""NULL::DATE AS renewal_on, NULL::INTEGER AS days_to_renewal, NULL AS product, NULL AS plan,
+        columns = f"""NULL::DATE AS renewal_on, NULL::INTEGER AS days_to_renewal, NULL::VARCHAR AS product,
+                      NULL::VARCHAR AS plan,
                       c.current_mrr AS mrr, {_literal(currency)} AS currency, c.contract_term_months,
                       '{as_of.strftime("%Y-%m")}' AS occasion"""
     return source, source_params, columns

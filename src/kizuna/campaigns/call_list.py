@@ -10,6 +10,7 @@ from kizuna.campaigns.audience import SCORES_TABLE, audience_sql, has_scores, mi
 from kizuna.campaigns.spec import Campaign
 from kizuna.core import ops
 from kizuna.core.connection import Connection
+from kizuna.core.sql_dialect import dialect_of
 from kizuna.core.warehouse import table_exists
 from kizuna.reporting.export import neutralise
 from kizuna.reporting.summary import CampaignSummary
@@ -47,8 +48,9 @@ def build_call_list(con: Connection, campaign: Campaign, run_id: str, as_of: dat
     audience, params = audience_sql(
         campaign, as_of, with_context=False, con=con, customer_columns=("rank", "days_since_last_touch")
     )
+    latest_intent = dialect_of(con).last_by("e.intent", "e.created_at")
     intent = (
-        "(SELECT arg_max(e.intent, e.created_at) FROM marts.engagement_csqls e WHERE e.customer_id = a.customer_id "
+        f"(SELECT {latest_intent} FROM marts.engagement_csqls e WHERE e.customer_id = a.customer_id "
         f"AND e.is_counted AND e.created_on BETWEEN DATE '{as_of.isoformat()}' - {FRESH_INTENT_DAYS} "
         f"AND DATE '{as_of.isoformat()}')"
         if table_exists(con, "marts", "engagement_csqls")
@@ -63,7 +65,7 @@ def build_call_list(con: Connection, campaign: Campaign, run_id: str, as_of: dat
         churn_risk = "sc.churn_risk"
         top_factor = f"split_part(sc.churn_factors_{campaign.locale}, '{SEPARATOR[campaign.locale]}', 1)"
     else:
-        scores, churn_risk, top_factor = "", "NULL::DOUBLE", "NULL"
+        scores, churn_risk, top_factor = "", "NULL::DOUBLE PRECISION", "NULL::VARCHAR"
     # customer_id last: the order is total, so the first max_recipients rows and their priorities are those of
     # numbering the whole audience.
     order = (
@@ -77,7 +79,7 @@ def build_call_list(con: Connection, campaign: Campaign, run_id: str, as_of: dat
             WITH audience AS ({audience}),
             enriched AS (
                 SELECT a.*, {signal_count} AS signal_count, {intent} AS intent, {follow_up} AS is_follow_up_due,
-                       a.customer_rank AS rank, TRY_CAST(a.customer_days_since_last_touch AS INTEGER)
+                       a.customer_rank AS rank, CAST(a.customer_days_since_last_touch AS INTEGER)
                            AS days_since_last_touch,
                        {churn_risk} AS churn_risk, {top_factor} AS top_factor
                 FROM audience a {scores}
