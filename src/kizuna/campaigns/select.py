@@ -18,6 +18,7 @@ from kizuna.campaigns.spec import Campaign, Roles
 from kizuna.core import ops
 from kizuna.core.connection import Connection
 from kizuna.core.settings import Settings
+from kizuna.core.sql_dialect import Dialect, dialect_of
 from kizuna.email.consent import lawful_basis_sql, suppressed_sql
 from kizuna.sources.fx import reporting_currency
 
@@ -112,10 +113,11 @@ def select_recipients(
     parts = (
         _candidates(con, campaign, as_of, settings),
         _reasoned(con, campaign, run_id, settings),
-        _capped(campaign, run_id, as_of),
+        _capped(campaign, run_id, as_of, dialect_of(con)),
     )
+    con.execute("DROP TABLE IF EXISTS _selection")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _selection AS WITH " + ",".join(sql for sql, _ in parts),
+        "CREATE TEMPORARY TABLE _selection AS WITH " + ",".join(sql for sql, _ in parts),
         [param for _, params in parts for param in params],
     )
     if campaign.owner_policy == "owner_digest":
@@ -133,11 +135,12 @@ def _candidates(con: Connection, campaign: Campaign, as_of: date, settings: Sett
     contact_filter, contact_params = _contact_filter(campaign)
     lawful_basis = lawful_basis_sql(con, settings.lawful_basis, customer_status="v.customer_status")
     holdout_basis_points = round(campaign.holdout_percent * 100)
+    dialect = dialect_of(con)
     sql = f"""
         audience AS ({audience}),
         variants AS (
             -- Deterministic per campaign and customer: a customer stays in its group across runs.
-            SELECT *, CASE WHEN ('0x' || substr(md5(? || ':' || customer_id), 1, 8))::UBIGINT % 10000 < ?
+            SELECT *, CASE WHEN {dialect.bucket_of("? || ':' || customer_id")} % 10000 < ?
                            THEN 'holdout' ELSE 'treatment' END AS variant
             FROM audience
         ),
@@ -152,7 +155,7 @@ def _candidates(con: Connection, campaign: Campaign, as_of: date, settings: Sett
             -- The idempotency key of one message: same campaign, contact and occasion never get two.
             SELECT *,
                    CASE WHEN contact_id IS NOT NULL
-                        THEN substr(sha256(? || chr(31) || contact_id || chr(31) || occasion), 1, 32) END
+                        THEN substr({dialect.sha256_hex("? || chr(31) || contact_id || chr(31) || occasion")}, 1, 32) END
                        AS message_key
             FROM candidates
         )"""
@@ -166,10 +169,11 @@ def _reasoned(con: Connection, campaign: Campaign, run_id: str, settings: Settin
     max_emails = min(settings.frequency_max_emails, freq.max_emails if freq else settings.frequency_max_emails)
     freq_days = max(settings.frequency_days, freq.days if freq else settings.frequency_days)
     owner_excluded = campaign.owner_policy in ("exclude", "owner_digest")
+    dialect = dialect_of(con)
     sql = f"""
         recent AS (
             SELECT email, count(*) AS sends FROM {ops.SEND_LEDGER.name}
-            WHERE state IN {SETTLED_STATES} AND claimed_at >= timezone('UTC', now()) - to_days(?::INTEGER)
+            WHERE state IN {SETTLED_STATES} AND claimed_at >= timezone('UTC', now()) - ?::INTEGER * INTERVAL '1 day'
             GROUP BY email
         ),
         held_out AS (
@@ -180,28 +184,20 @@ def _reasoned(con: Connection, campaign: Campaign, run_id: str, settings: Settin
             WHERE campaign = ? AND variant = 'holdout' AND run_id <> ?
               AND run_id IN (SELECT run_id FROM {ops.SEND_LEDGER.name} WHERE campaign = ? AND state IN {SETTLED_STATES})
         ),
-        first_of_email AS (
-            -- Who an address shared by several candidates goes to: opted in first, then by customer and contact
-            -- (unique together). A group's minimum, not a row number over the wide rows: the same first, cheaper.
-            SELECT email,
-                   min({{'consent': CASE WHEN is_marketing_opted_in THEN 0 WHEN NOT is_marketing_opted_in THEN 1
-                                         ELSE 2 END,
-                         'customer_id': customer_id, 'contact_id': contact_id}}) AS first_key
-            FROM keyed WHERE email IS NOT NULL GROUP BY email
-        ),
+        first_of_email AS ({_first_of_email(dialect)}),
         reasoned AS (
             SELECT k.*,
                    coalesce(l.run_id = ?, false) AS sent_by_this_run,
                    CASE
                      -- A re-run of this run_id keeps what it sent itself: selected again (claim leaves it alone)
                      -- and first in line for max_recipients, so retrying a run never mails past its cap.
-                     WHEN sent_by_this_run THEN NULL
+                     WHEN coalesce(l.run_id = ?, false) THEN NULL
                      WHEN k.contact_id IS NULL THEN 'no_contact'
-                     WHEN NOT regexp_matches(coalesce(k.email, ''), ?) THEN 'invalid_email'
+                     WHEN NOT {dialect.matches("coalesce(k.email, '')", "?")} THEN 'invalid_email'
                      WHEN {suppressed_sql(con, "k.email")} THEN 'suppressed'
                      WHEN k.lawful_basis IS NULL THEN 'no_marketing_consent'
                      WHEN ? AND k.owner_email IS NOT NULL THEN 'owner_policy'
-                     WHEN f.first_key.customer_id <> k.customer_id OR f.first_key.contact_id <> k.contact_id
+                     WHEN f.first_customer_id <> k.customer_id OR f.first_contact_id <> k.contact_id
                        THEN 'duplicate_email'
                      WHEN l.message_key IS NOT NULL THEN 'already_sent'
                      WHEN k.variant = 'holdout' AND h.message_key IS NOT NULL THEN 'already_held_out'
@@ -214,17 +210,98 @@ def _reasoned(con: Connection, campaign: Campaign, run_id: str, settings: Settin
             LEFT JOIN held_out h ON h.message_key = k.message_key
             LEFT JOIN first_of_email f ON f.email = k.email
         )"""
-    params = [freq_days, campaign.name, run_id, campaign.name, run_id, EMAIL_PATTERN, owner_excluded, max_emails]
+    params = [
+        freq_days,
+        campaign.name,
+        run_id,
+        campaign.name,
+        run_id,
+        run_id,
+        EMAIL_PATTERN,
+        owner_excluded,
+        max_emails,
+    ]
     return sql, params
 
 
-def _capped(campaign: Campaign, run_id: str, as_of: date) -> tuple[str, list[Any]]:
+def _capped(campaign: Campaign, run_id: str, as_of: date, dialect: Dialect) -> tuple[str, list[Any]]:
     """CTE capped and the rows of _selection: max_recipients applied to both groups alike."""
     holdout_basis_points = round(campaign.holdout_percent * 100)
     # Both groups must be the same slice of the ranked audience, or the lift compares the most urgent renewals
     # with everyone: the holdout keeps the first max_recipients × h / (1 − h) of its eligible rows (rounded) by
     # the same ordering (h = the holdout fraction; h ≤ 0.5, so never a division by zero).
     holdout_cap = round(campaign.max_recipients * holdout_basis_points / (10_000 - holdout_basis_points))
+    capping, capping_params = _over_cap(dialect, campaign.max_recipients, holdout_cap)
+    sql = f"""
+        {capping}
+        SELECT ?::VARCHAR AS run_id, ?::DATE AS as_of, ?::VARCHAR AS campaign, variant, customer_id, customer_name,
+               contact_id, contact_name, email, locale, owner_email,
+               CASE WHEN ? = 'cc_owner' THEN owner_email END AS cc_email,
+               CASE WHEN ? = 'send_from_owner' THEN owner_email END AS from_email,
+               occasion, renewal_on, days_to_renewal, product, plan, mrr, currency, contract_term_months,
+               message_key, exclusion_reason IS NULL AND variant = 'treatment' AS is_selected,
+               {dialect.json_patch("reasons", [("lawful_basis", "lawful_basis")])} AS reasons, context,
+               exclusion_reason
+        FROM capped
+        """
+    params = [
+        *capping_params,
+        run_id,
+        as_of,
+        campaign.name,
+        campaign.owner_policy,
+        campaign.owner_policy,
+    ]
+    return sql, params
+
+
+# _selection's columns that campaign_recipients holds, in its order (the row's context follows them).
+_RECIPIENT_COLUMNS = (
+    "run_id", "as_of", "campaign", "variant", "customer_id", "customer_name", "contact_id", "contact_name", "email",
+    "locale", "owner_email", "cc_email", "from_email", "occasion", "renewal_on", "days_to_renewal", "product", "plan",
+    "mrr", "currency", "contract_term_months", "message_key", "is_selected", "reasons",
+)  # fmt: skip
+
+
+def _first_of_email(dialect: Dialect) -> str:
+    """The CTE body naming who an address shared by several candidates goes to: opted in first, then by customer
+    and contact (unique together)."""
+    consent = "CASE WHEN is_marketing_opted_in THEN 0 WHEN NOT is_marketing_opted_in THEN 1 ELSE 2 END"
+    if dialect.is_postgres:  # ids compared byte by byte, as DuckDB compares them
+        return f"""
+            SELECT DISTINCT ON (email) email, customer_id AS first_customer_id, contact_id AS first_contact_id
+            FROM keyed WHERE email IS NOT NULL
+            ORDER BY email, {consent}, customer_id COLLATE "C", contact_id COLLATE "C"
+            """
+    # A group's minimum, not a row number over the wide rows: the same first, cheaper (at 1M customers).
+    return f"""
+            SELECT email, first_key.customer_id AS first_customer_id, first_key.contact_id AS first_contact_id
+            FROM (
+                SELECT email, min({{'consent': {consent}, 'customer_id': customer_id, 'contact_id': contact_id}})
+                           AS first_key
+                FROM keyed WHERE email IS NOT NULL GROUP BY email
+            ) AS firsts"""
+
+
+def _over_cap(dialect: Dialect, treatment_cap: int, holdout_cap: int) -> tuple[str, list[Any]]:
+    """CTEs keyed_for_cap … capped: each group's eligible rows past its cap become over_cap, in the order unsent
+    first (a re-run keeps what it sent), the nearest renewal, customer, contact."""
+    if dialect.is_postgres:  # a row number per group; ids compared byte by byte, as DuckDB compares them
+        sql = """
+        keyed_for_cap AS (
+            SELECT *, CASE WHEN reason IS NULL THEN row_number() OVER (
+                           PARTITION BY variant = 'treatment', reason IS NULL
+                           ORDER BY NOT sent_by_this_run, days_to_renewal IS NULL, coalesce(days_to_renewal, 0),
+                                    customer_id COLLATE "C", contact_id COLLATE "C") END AS cap_rank
+            FROM reasoned
+        ),
+        capped AS (
+            SELECT k.*,
+                   CASE WHEN k.reason IS NULL AND k.cap_rank > CASE k.variant WHEN 'treatment' THEN ? ELSE ? END
+                        THEN 'over_cap' ELSE k.reason END AS exclusion_reason
+            FROM keyed_for_cap k
+        )"""
+        return sql, [treatment_cap, holdout_cap]
     sql = """
         keyed_for_cap AS (
             -- The order of a group's eligible rows (unique: a contact once per customer).
@@ -249,31 +326,8 @@ def _capped(campaign: Campaign, run_id: str, as_of: date) -> tuple[str, list[Any
                             ELSE c.holdout_rows > ? AND (? = 0 OR k.cap_key > c.holdout_last) END
                         THEN 'over_cap' ELSE k.reason END AS exclusion_reason
             FROM keyed_for_cap k CROSS JOIN cap_cut c
-        )
-        SELECT ?::VARCHAR AS run_id, ?::DATE AS as_of, ?::VARCHAR AS campaign, variant, customer_id, customer_name,
-               contact_id, contact_name, email, locale, owner_email,
-               CASE WHEN ? = 'cc_owner' THEN owner_email END AS cc_email,
-               CASE WHEN ? = 'send_from_owner' THEN owner_email END AS from_email,
-               occasion, renewal_on, days_to_renewal, product, plan, mrr, currency, contract_term_months,
-               message_key, exclusion_reason IS NULL AND variant = 'treatment' AS is_selected,
-               json_merge_patch(reasons, json_object('lawful_basis', lawful_basis))::VARCHAR AS reasons, context,
-               exclusion_reason
-        FROM capped
-        """
-    treatment_cap = campaign.max_recipients
-    params = [
-        max(treatment_cap, 1),
-        max(holdout_cap, 1),
-        treatment_cap,
-        treatment_cap,
-        holdout_cap,
-        holdout_cap,
-        run_id,
-        as_of,
-        campaign.name,
-        campaign.owner_policy,
-        campaign.owner_policy,
-    ]
+        )"""
+    params = [max(treatment_cap, 1), max(holdout_cap, 1), treatment_cap, treatment_cap, holdout_cap, holdout_cap]
     return sql, params
 
 
@@ -281,7 +335,7 @@ def _write_selection(con: Connection, campaign: Campaign, run_id: str, as_of: da
     """_selection into recipients (with the customer's row as context) and exclusions; the counts."""
     con.execute(
         f"""INSERT INTO {ops.CAMPAIGN_RECIPIENTS.name}
-            SELECT s.* EXCLUDE (exclusion_reason, context), coalesce(s.context, to_json(c)::VARCHAR)
+            SELECT {", ".join(f"s.{name}" for name in _RECIPIENT_COLUMNS)}, coalesce(s.context, {dialect_of(con).row_json("c")})
             FROM _selection s LEFT JOIN marts.customers c ON c.customer_id = s.customer_id
             WHERE s.exclusion_reason IS NULL"""
     )

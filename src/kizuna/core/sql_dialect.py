@@ -49,6 +49,33 @@ class Dialect:
             return f"(array_agg({value} ORDER BY {order} DESC) FILTER (WHERE {order} IS NOT NULL AND {value} IS NOT NULL))[1]"
         return f"arg_max({value}, {order})"
 
+    def row_json(self, alias: str) -> str:
+        """A table alias's whole row as JSON text."""
+        return f"row_to_json({alias})::text" if self.is_postgres else f"to_json({alias})::VARCHAR"
+
+    def json_patch(self, json_text: str, pairs: Sequence[tuple[str, str]]) -> str:
+        """JSON text merge-patched with the pairs (RFC 7386, as DuckDB's json_merge_patch): each key set to its
+        value, or removed where the value is NULL."""
+        added = ", ".join(f"'{key}', {expr}" for key, expr in pairs)
+        if self.is_postgres:
+            keys = ", ".join(f"'{key}'" for key, _ in pairs)
+            return f"((({json_text})::jsonb - ARRAY[{keys}]) || jsonb_strip_nulls(jsonb_build_object({added})))::text"
+        return f"json_merge_patch({json_text}, json_object({added}))::VARCHAR"
+
+    def bucket_of(self, text: str) -> str:
+        """A number from 0 to 2³² − 1 drawn from a text's MD5 (the same on both engines, so the same groups)."""
+        if self.is_postgres:
+            return f"('x' || substr(md5({text}), 1, 8))::bit(32)::bigint"
+        return f"('0x' || substr(md5({text}), 1, 8))::UBIGINT"
+
+    def sha256_hex(self, text: str) -> str:
+        """The SHA-256 of a text's UTF-8 bytes, as 64 hexadecimal digits."""
+        return f"encode(sha256(convert_to({text}, 'UTF8')), 'hex')" if self.is_postgres else f"sha256({text})"
+
+    def matches(self, text: str, pattern: str) -> str:
+        """Whether a regular expression (anchored by the caller where it must be) finds a match in the text."""
+        return f"({text} ~ {pattern})" if self.is_postgres else f"regexp_matches({text}, {pattern})"
+
 
 DUCKDB = Dialect("duckdb")
 POSTGRES = Dialect("postgresql")
