@@ -63,6 +63,18 @@ def _add_owner_digests(con: Connection, campaign: Campaign) -> None:
     One digest per owner, campaign and calendar month (its occasion); the accounts stay excluded with reason
     owner_policy, so their contacts get nothing from this campaign.
     """
+    dialect = dialect_of(con)
+    if dialect.is_postgres:  # each account once, in a stable order
+        account = (
+            "jsonb_build_object('customer_id', customer_id, 'customer_name', customer_name, 'reasons', reasons::jsonb)"
+        )
+        accounts = f"jsonb_agg(DISTINCT {account} ORDER BY {account})"
+    else:
+        accounts = (
+            "list(DISTINCT {'customer_id': customer_id, 'customer_name': customer_name, 'reasons': reasons::JSON})"
+        )
+    context = dialect.json_object([("campaign", "?"), ("description", "?"), ("accounts", accounts)])
+    message_key = dialect.sha256_hex("? || chr(31) || 'owner:' || d.owner_email || chr(31) || d.occasion")
     con.execute(
         f"""
         INSERT INTO _selection
@@ -70,21 +82,18 @@ def _add_owner_digests(con: Connection, campaign: Campaign) -> None:
             SELECT * FROM _selection WHERE exclusion_reason = 'owner_policy' AND variant = 'treatment'
         ),
         digests AS (
-            SELECT any_value(run_id) AS run_id, any_value(as_of) AS as_of, owner_email,
-                   strftime(any_value(as_of), '%Y-%m') AS occasion, count(DISTINCT customer_id) AS accounts,
-                   to_json({{'campaign': ?, 'description': ?,
-                              'accounts': list(DISTINCT {{'customer_id': customer_id, 'customer_name': customer_name,
-                                                          'reasons': reasons::JSON}})}})::VARCHAR AS context
+            SELECT min(run_id) AS run_id, min(as_of) AS as_of, owner_email,
+                   substr(CAST(min(as_of) AS VARCHAR), 1, 7) AS occasion, count(DISTINCT customer_id) AS accounts,
+                   {context} AS context
             FROM owned GROUP BY owner_email
         ),
         keyed AS (
-            SELECT d.*, substr(sha256(? || chr(31) || 'owner:' || d.owner_email || chr(31) || d.occasion), 1, 32)
-                            AS message_key
+            SELECT d.*, substr({message_key}, 1, 32) AS message_key
             FROM digests d
         )
         SELECT k.run_id, k.as_of, ?, 'owner_digest', NULL, NULL, 'owner:' || k.owner_email, NULL, k.owner_email,
                ?, k.owner_email, NULL, NULL, k.occasion, NULL, NULL, NULL, NULL, NULL, NULL, NULL, k.message_key,
-               l.message_key IS NULL, to_json({{'accounts': k.accounts}})::VARCHAR, k.context,
+               l.message_key IS NULL, {dialect.json_object([("accounts", "k.accounts")])}, k.context,
                CASE WHEN l.message_key IS NOT NULL THEN 'already_sent' END
         FROM keyed k
         LEFT JOIN {ops.SEND_LEDGER.name} l ON l.message_key = k.message_key AND l.state IN {SETTLED_STATES}""",
