@@ -73,9 +73,8 @@ def test_the_warehouse_option_is_checked_the_same_way(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stdout
     assert done.stdout.strip().splitlines() == [
-        "error: --warehouse: a postgresql:// URL names a server; kizuna's Python steps (ingest, gate, campaigns, "
-        "tracking) open a DuckDB file only, so give a file path such as var/warehouse.duckdb (dbt alone builds the "
-        "marts on PostgreSQL: docs/scaling.md)"
+        "error: --warehouse: a postgresql:// URL names a server, and kizuna's daily run cannot use a server "
+        "warehouse yet (docs/scaling.md says which steps can), so give a file path such as var/warehouse.duckdb"
     ]
     assert not (tmp_path / "postgresql:").exists() and not (tmp_path / "var").exists()
 

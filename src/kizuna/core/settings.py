@@ -332,9 +332,8 @@ class Settings(BaseSettings):
         found = _URL_SCHEME.match(str(value)) if isinstance(value, str | Path) else None
         if found:  # name the scheme only: a URL may carry a password
             raise ValueError(
-                f"a {found.group(1)}:// URL names a server; kizuna's Python steps (ingest, gate, campaigns, "
-                "tracking) open a DuckDB file only, so give a file path such as var/warehouse.duckdb "
-                "(dbt alone builds the marts on PostgreSQL: docs/scaling.md)"
+                f"a {found.group(1)}:// URL names a server, and kizuna's daily run cannot use a server warehouse yet "
+                "(docs/scaling.md says which steps can), so give a file path such as var/warehouse.duckdb"
             )
         return value
 
