@@ -264,14 +264,6 @@ def _capped(campaign: Campaign, run_id: str, as_of: date, dialect: Dialect) -> t
     return sql, params
 
 
-# _selection's columns that campaign_recipients holds, in its order (the row's context follows them).
-_RECIPIENT_COLUMNS = (
-    "run_id", "as_of", "campaign", "variant", "customer_id", "customer_name", "contact_id", "contact_name", "email",
-    "locale", "owner_email", "cc_email", "from_email", "occasion", "renewal_on", "days_to_renewal", "product", "plan",
-    "mrr", "currency", "contract_term_months", "message_key", "is_selected", "reasons",
-)  # fmt: skip
-
-
 def _first_of_email(dialect: Dialect) -> str:
     """The CTE body naming who an address shared by several candidates goes to: opted in first, then by customer
     and contact (unique together)."""
@@ -342,9 +334,11 @@ def _over_cap(dialect: Dialect, treatment_cap: int, holdout_cap: int) -> tuple[s
 
 def _write_selection(con: Connection, campaign: Campaign, run_id: str, as_of: date) -> Selection:
     """_selection into recipients (with the customer's row as context) and exclusions; the counts."""
+    # every recipient column from the selection but the context, which falls back to the customer's row
+    recipient_columns = ", ".join(f"s.{name}" for name, _ in ops.SELECTION_COLUMNS if name != "context")
     con.execute(
         f"""INSERT INTO {ops.CAMPAIGN_RECIPIENTS.name}
-            SELECT {", ".join(f"s.{name}" for name in _RECIPIENT_COLUMNS)}, coalesce(s.context, {dialect_of(con).row_json("c")})
+            SELECT {recipient_columns}, coalesce(s.context, {dialect_of(con).row_json("c")})
             FROM _selection s LEFT JOIN marts.customers c ON c.customer_id = s.customer_id
             WHERE s.exclusion_reason IS NULL"""
     )

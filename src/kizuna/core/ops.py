@@ -152,12 +152,18 @@ def _migrate_ledger_from_sent_failed(con: Connection) -> None:
 
 SEND_LEDGER = OpsTable(f"{OPS_SCHEMA}.send_ledger", _LEDGER_COLUMNS, upgrade=_migrate_ledger_from_sent_failed)
 
-_SELECTION_COLUMNS = """
-    run_id VARCHAR, as_of DATE, campaign VARCHAR, variant VARCHAR, customer_id VARCHAR, customer_name VARCHAR,
-    contact_id VARCHAR, contact_name VARCHAR, email VARCHAR, locale VARCHAR, owner_email VARCHAR,
-    cc_email VARCHAR, from_email VARCHAR, occasion VARCHAR, renewal_on DATE, days_to_renewal INTEGER,
-    product VARCHAR, plan VARCHAR, mrr DECIMAL(18,2), currency VARCHAR, contract_term_months INTEGER,
-    message_key VARCHAR, is_selected BOOLEAN, reasons VARCHAR, context VARCHAR"""
+# (column, type) of a campaign selection's rows, in order: ops.campaign_recipients, and ops.campaign_exclusions with
+# exclusion_reason after them (kizuna.campaigns.select writes both).
+SELECTION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "VARCHAR"), ("as_of", "DATE"), ("campaign", "VARCHAR"), ("variant", "VARCHAR"),
+    ("customer_id", "VARCHAR"), ("customer_name", "VARCHAR"), ("contact_id", "VARCHAR"), ("contact_name", "VARCHAR"),
+    ("email", "VARCHAR"), ("locale", "VARCHAR"), ("owner_email", "VARCHAR"), ("cc_email", "VARCHAR"),
+    ("from_email", "VARCHAR"), ("occasion", "VARCHAR"), ("renewal_on", "DATE"), ("days_to_renewal", "INTEGER"),
+    ("product", "VARCHAR"), ("plan", "VARCHAR"), ("mrr", "DECIMAL(18,2)"), ("currency", "VARCHAR"),
+    ("contract_term_months", "INTEGER"), ("message_key", "VARCHAR"), ("is_selected", "BOOLEAN"),
+    ("reasons", "VARCHAR"), ("context", "VARCHAR"),
+)  # fmt: skip
+_SELECTION_COLUMNS = ", ".join(f"{name} {kind}" for name, kind in SELECTION_COLUMNS)
 
 
 def _set_aside_recipients_v1(con: Connection) -> None:
