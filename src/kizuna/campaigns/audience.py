@@ -52,10 +52,6 @@ def _literal(value: str | list[str]) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _products(q: _Sql, column: str) -> str:
-    return q.dialect.text_items(column)
-
-
 # Audience keys read from marts.customer_scores, each with the column prefix of its plain-words factors.
 SCORE_KEYS = (("churn_risk", "churn_factors"), ("expansion_propensity", "expansion_factors"))
 
@@ -141,15 +137,10 @@ def audience_sql(
     sql = f"""
         SELECT c.customer_id, c.name AS customer_name, c.owner_email, {columns}, {extra}
                c.status AS customer_status, {reasons} AS reasons,
-               {_row_json(q.dialect) if with_context else "NULL::VARCHAR"} AS context
+               {q.dialect.row_json("c") if with_context else "NULL::VARCHAR"} AS context
         FROM marts.customers c {source} {scores}
         {"WHERE " + " AND ".join(q.where) if q.where else ""}"""
     return sql, source_params + q.params
-
-
-def _row_json(dialect: Dialect) -> str:
-    """The customer's whole row as JSON text (a template's context)."""
-    return "row_to_json(c)::text" if dialect.is_postgres else "to_json(c)::VARCHAR"
 
 
 def _score_filters(q: _Sql, campaign: Campaign, as_of: date, con: Connection | None) -> str:
@@ -184,18 +175,18 @@ def _customer_filters(q: _Sql, a: Audience, as_of: date) -> None:
         q.add("c.rank IN (SELECT unnest(?::VARCHAR[]))", a.ranks, reason=("rank", "c.rank"))
     if a.products_held:
         q.add(
-            f"{_products(q, 'c.products_held')} @> ?::VARCHAR[]",
+            f"{q.dialect.text_items('c.products_held')} @> ?::VARCHAR[]",
             a.products_held,
             reason=("products_held", "c.products_held"),
         )
     if a.products_not_held:
         q.add(
-            f"NOT ({_products(q, 'c.products_held')} && ?::VARCHAR[])",
+            f"NOT ({q.dialect.text_items('c.products_held')} && ?::VARCHAR[])",
             a.products_not_held,
             reason=("products_not_held", _literal(a.products_not_held)),
         )
     if a.plans:
-        q.add(f"{_products(q, 'c.plans_held')} && ?::VARCHAR[]", a.plans, reason=("plans", "c.plans_held"))
+        q.add(f"{q.dialect.text_items('c.plans_held')} && ?::VARCHAR[]", a.plans, reason=("plans", "c.plans_held"))
     for signal in a.signals or []:
         if not signal.name.replace("_", "").isalnum():
             raise ValueError(f"signal name {signal.name!r}: use letters, digits and _")

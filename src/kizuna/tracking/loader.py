@@ -19,6 +19,7 @@ from kizuna.core import ops
 from kizuna.core.connection import Connection, WarehouseError
 from kizuna.core.ops import EVENT_COLUMNS as EVENT_COLUMNS
 from kizuna.core.settings import Settings
+from kizuna.core.sql_dialect import first_by_array
 from kizuna.core.warehouse import WarehouseLockedError, connect_when_free
 from kizuna.email.consent import SUPPRESSING_EVENTS
 from kizuna.tracking.events import Chunk as _Chunk
@@ -91,7 +92,7 @@ _COLUMN_NAMES = [name for name, _ in EVENT_COLUMNS]
 _OFFSET, _PAYLOAD = _COLUMN_NAMES.index("segment_offset"), _COLUMN_NAMES.index("payload")
 _INCOMING = ", ".join(f"unnest(?::{kind}[]) AS {name}" for name, kind in EVENT_COLUMNS)
 _COLUMN_LIST = ", ".join(_COLUMN_NAMES)
-# Portable SQL (DuckDB and PostgreSQL): no QUALIFY, no BY NAME, no arg_min (docs/scaling.md).
+# One SQL text for DuckDB and PostgreSQL: no QUALIFY, no BY NAME, arg_min as first_by_array (docs/scaling.md).
 _INSERT_NEW = f"""
     INSERT INTO {ops.EMAIL_EVENTS.name} ({_COLUMN_LIST}, loaded_at)
     WITH by_event_id AS (
@@ -120,8 +121,8 @@ _INSERT_NEW = f"""
 _SUPPRESSING = ", ".join(f"'{e}'" for e in SUPPRESSING_EVENTS)
 _UPSERT_SUPPRESSIONS = f"""
     INSERT INTO {ops.SUPPRESSIONS.name} (email, reason, source, suppressed_at, detail)
-    SELECT email, (array_agg(reason ORDER BY seen_at) FILTER (WHERE seen_at IS NOT NULL))[1], 'sendgrid',
-           min(seen_at), (array_agg(sg_event_id ORDER BY seen_at) FILTER (WHERE seen_at IS NOT NULL))[1]
+    SELECT email, {first_by_array("reason", "seen_at")}, 'sendgrid', min(seen_at),
+           {first_by_array("sg_event_id", "seen_at")}
     FROM (
         SELECT lower(trim(email)) AS email, sg_event_id, coalesce(event_at, received_at) AS seen_at,
                CASE WHEN event = 'bounce' AND bounce_type = 'blocked' THEN 'blocked' ELSE event END AS reason
