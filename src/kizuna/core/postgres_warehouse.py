@@ -38,11 +38,20 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"[0-9]+")
 
 
-def pyformat(query: str, parameters: object = None) -> tuple[str, Sequence[Any] | Mapping[str, Any] | None]:
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+
+def pyformat(query: str, parameters: object = None) -> tuple[str, Params]:
     """The statement and its parameters as psycopg2 takes them: `?` → `%s`, `$name` → `%(name)s`, `$1` → `%s`
     (its values reordered), `%` → `%%`; text in quotes ('…', "…") and comments is left as it is."""
     if parameters is None:
         return query, None
+    sql, numbered = _rewritten(query)
+    return sql, _bound(parameters, numbered)
+
+
+def _rewritten(query: str) -> tuple[str, list[int]]:
+    """pyformat's statement, and the order of its `$n` parameters (empty: none numbered)."""
     out: list[str] = []
     numbered: list[int] = []
     i, n = 0, len(query)
@@ -85,15 +94,17 @@ def pyformat(query: str, parameters: object = None) -> tuple[str, Sequence[Any] 
         else:
             out.append(ch)
             i += 1
-    sql = "".join(out)
+    return "".join(out), numbered
+
+
+def _bound(parameters: object, numbered: list[int]) -> Params:
+    """pyformat's parameters for a statement rewritten by _rewritten."""
     if isinstance(parameters, Mapping):
-        return sql, {str(k): _value(v) for k, v in parameters.items()}
+        return {str(k): _value(v) for k, v in parameters.items()}
     if not isinstance(parameters, Sequence) or isinstance(parameters, str | bytes):
         raise TypeError(f"parameters must be a sequence or a mapping, not {type(parameters).__name__}")
     values = [_value(v) for v in parameters]
-    if numbered:
-        values = [values[k - 1] for k in numbered]
-    return sql, values
+    return [values[k - 1] for k in numbered] if numbered else values
 
 
 def _value(value: object) -> object:
@@ -130,8 +141,8 @@ class PostgresConnection:
         rows = list(parameters) if isinstance(parameters, Sequence | Iterator) else []
         if not rows:
             return self
-        sql, _ = pyformat(query, rows[0])
-        converted = [pyformat(query, row)[1] for row in rows]
+        sql, numbered = _rewritten(query)  # once: only the rows' values differ
+        converted = [_bound(row, numbered) for row in rows]
         cur = self._conn.cursor()
         with _as_warehouse_error():
             psycopg2.extras.execute_batch(cur, sql, converted, page_size=1000)
@@ -250,7 +261,7 @@ def _as_duckdb_gives(column: pd.Series, type_code: int) -> pd.Series:
     if type_code == _TIMESTAMPTZ:
         return pd.to_datetime(column, utc=True).astype("datetime64[us, UTC]")
     if type_code in _FLOATS:
-        return pd.to_numeric(column.astype(object).where(column.notna(), None), errors="coerce").astype("float64")
+        return column.astype("float64")  # Decimal and None (psycopg2's numeric and NULL) become float and NaN
     if type_code in _INTEGERS:
         return column.astype("Int64" if column.isna().any() else "int64")
     if type_code == _BOOLEAN:
