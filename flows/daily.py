@@ -89,7 +89,7 @@ def daily(
         run_id = new_load_id()
         pipeline.record_flow_run(settings, flow_run_id, "daily", run_id=run_id, load_id=verdict.load_id)
 
-    sent = send_campaigns(warehouse=str(settings.warehouse), as_of=as_of, run_id=run_id) if send else []
+    sent = send_campaigns(warehouse=settings.warehouse_parameter, as_of=as_of, run_id=run_id) if send else []
     summary = pipeline.summarise(settings, as_of, staged, verdict, built, sent, flow_run_id=flow_run_id)
     publish_artifacts(summary)
     get_run_logger().info("daily run finished: %s", summary.rows_loaded)

@@ -98,7 +98,7 @@ class warehouse_task:  # a decorator, named like prefect's @task
 def run_writer_lock(settings: Settings) -> Iterator[None]:
     """The warehouse's writer lock, naming this flow run to whoever waits for it."""
     flow_run_id = flow_runs.current_flow_run_id()
-    with writer_lock(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds, flow_run_id=flow_run_id):
+    with writer_lock(settings.warehouse_target, wait_seconds=settings.warehouse_wait_seconds, flow_run_id=flow_run_id):
         yield
 
 
@@ -200,7 +200,7 @@ def settle_hold(
         )
         return replace(held, note=f"no decision within {settings.approval_timeout_seconds} s; the hold stays waiting")
     decision: holds.Decision = "approved" if answer.decision == "approve" else "rejected"
-    with run_writer_lock(settings), connect(settings.warehouse) as con:
+    with run_writer_lock(settings), connect(settings.warehouse_target) as con:
         try:
             decided = holds.decide(
                 con, run_id, held.campaign, decision, answer.approver, allow_self=settings.approval_allow_self

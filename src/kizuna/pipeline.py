@@ -49,7 +49,7 @@ def import_step_libraries() -> None:
 
 def wait_for_warehouse(settings: Settings) -> None:
     """Wait until no other process holds the DuckDB file (an analyst's session), up to the configured wait."""
-    wait_until_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds)
+    wait_until_free(settings.warehouse_target, wait_seconds=settings.warehouse_wait_seconds)
 
 
 def ingest(settings: Settings) -> IngestResult:
@@ -77,7 +77,7 @@ def gate(settings: Settings, as_of: date, *, accept_drop: bool = False, accept_o
 def prepare_marts_inputs(settings: Settings) -> None:
     """The ops tables the engagement models read exist (empty on a fresh warehouse), so dbt always builds."""
     wait_for_warehouse(settings)
-    with connect(settings.warehouse) as con:
+    with connect(settings.warehouse_target) as con:
         ensure_tracking_tables(con, settings.templates_dir)  # and the intent links templates declare now
 
 
@@ -96,7 +96,7 @@ def build(
     """
     settings.require_checkout()
     wait_for_warehouse(settings)
-    with connect(settings.warehouse) as con:
+    with connect(settings.warehouse_target) as con:
         months = rebuild_plan.plan(con, settings.dbt_project_dir, as_of, full_refresh=settings.full_refresh)
     rebuilt = months.describe()
     logger.info("dbt build, incremental models: %s; scoring snapshots: %s", rebuilt, months.describe_snapshots())
@@ -174,13 +174,13 @@ def record_flow_run(
     settings: Settings, flow_run_id: str | None, flow: str, *, run_id: str | None, load_id: str | None = None
 ) -> None:
     """Remember which flow run a kizuna run id (and load id) belongs to, in ops.flow_runs (caller holds the lock)."""
-    with connect(settings.warehouse) as con:
+    with connect(settings.warehouse_target) as con:
         flow_runs.record_run(con, flow_run_id, flow, run_id=run_id, load_id=load_id)
 
 
 def stamp_sends(settings: Settings, run_id: str, flow_run_id: str | None) -> None:
     """Name the flow run on the send-ledger rows of run_id, so each leads to its run's logs (caller holds the lock)."""
-    with connect(settings.warehouse) as con:
+    with connect(settings.warehouse_target) as con:
         flow_runs.stamp(con, ops.SEND_LEDGER.name, "run_id", run_id, flow_run_id)
 
 
@@ -262,9 +262,9 @@ def crm_sync(settings: Settings, as_of: date, *, dry_run: bool = False) -> SyncS
     dry_run); a dry run sends and writes nothing and returns the diff."""
     target = crm_target(settings)
     wait_for_warehouse(settings)
-    with connect(settings.warehouse, read_only=True) as con:
+    with connect(settings.warehouse_target, read_only=True) as con:
         plan = build_plan(con, settings, as_of)
-    with connect(settings.warehouse, read_only=dry_run) as con:
+    with connect(settings.warehouse_target, read_only=dry_run) as con:
         return sync(con, settings, target, plan, dry_run=dry_run)
 
 
@@ -278,13 +278,13 @@ def summarise(
     flow_run_id: str | None = None,
 ) -> RunSummary:
     """What the run loaded, checked, built and sent, with the KPIs of the marts it built."""
-    with connect(settings.warehouse, read_only=True) as con:
+    with connect(settings.warehouse_target, read_only=True) as con:
         kpis = last_full_month_kpis(con, as_of)
         months = kpi_months(con, as_of)
         by_state = sends_by_state(con)
     return RunSummary(
         as_of=as_of,
-        warehouse=str(settings.warehouse),
+        warehouse=settings.warehouse_label,
         rows_loaded=staged.rows,
         skipped_sources=staged.skipped,
         unchanged_sources=staged.unchanged,

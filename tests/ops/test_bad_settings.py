@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kizuna.cli import app
-from kizuna.core.settings import Settings
+from kizuna.core.settings import Settings, settings_with
 from tests.ops.conftest import tool, workspace_env
 
 runner = CliRunner()
@@ -44,26 +44,47 @@ def test_the_secret_of_a_bad_setting_is_never_shown(monkeypatch: pytest.MonkeyPa
 
 
 SERVER_URL = "postgresql://kizuna:pg-pass-1234@db.internal:5432/kizuna"
+OTHER_SERVER_URL = "mysql://kizuna:my-pass-1234@db.internal:3306/kizuna"
 
 
-def test_a_server_url_as_the_warehouse_is_refused_without_showing_its_password(
+def test_a_url_of_another_server_as_the_warehouse_is_refused_without_showing_its_password(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # Before: the URL became the relative path "postgresql:/kizuna:pg-pass-1234@db.internal:5432/kizuna", a new
+    # Before: the URL became the relative path "mysql:/kizuna:my-pass-1234@db.internal:3306/kizuna", a new
     # DuckDB file under folders named after the password, and the run's outputs printed it.
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("KIZUNA_WAREHOUSE", SERVER_URL)
+    monkeypatch.setenv("KIZUNA_WAREHOUSE", OTHER_SERVER_URL)
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: KIZUNA_WAREHOUSE: a postgresql:// URL names a server")
-    assert "pg-pass-1234" not in result.output and "file path" in lines[0]
-    assert not (tmp_path / "postgresql:").exists()
+    assert len(lines) == 1 and lines[0].startswith("error: KIZUNA_WAREHOUSE: a mysql:// URL names a server")
+    assert "my-pass-1234" not in result.output and "postgresql://" in lines[0] and "file path" in lines[0]
+    assert not (tmp_path / "mysql:").exists()
+
+
+def test_the_server_url_setting_takes_postgresql_only_and_never_shows_a_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KIZUNA_WAREHOUSE_URL", OTHER_SERVER_URL)
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: KIZUNA_WAREHOUSE_URL: is a mysql:// URL"), lines
+    assert "my-pass-1234" not in result.output
 
 
 def test_the_warehouse_option_is_checked_the_same_way(tmp_path: Path) -> None:
     done = subprocess.run(
-        [tool("python"), "-m", "kizuna.cli", "run", "--warehouse", SERVER_URL, "--source-dir", str(tmp_path / "none")],
+        [
+            tool("python"),
+            "-m",
+            "kizuna.cli",
+            "run",
+            "--warehouse",
+            OTHER_SERVER_URL,
+            "--source-dir",
+            str(tmp_path / "none"),
+        ],
         env=workspace_env(tmp_path),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -73,10 +94,51 @@ def test_the_warehouse_option_is_checked_the_same_way(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stdout
     assert done.stdout.strip().splitlines() == [
-        "error: --warehouse: a postgresql:// URL names a server, and kizuna's daily run cannot use a server "
-        "warehouse yet (docs/scaling.md says which steps can), so give a file path such as var/warehouse.duckdb"
+        "error: --warehouse: a mysql:// URL names a server kizuna cannot use as its warehouse: give a postgresql:// "
+        "URL (docs/scaling.md) or a DuckDB file path such as var/warehouse.duckdb"
     ]
-    assert not (tmp_path / "postgresql:").exists() and not (tmp_path / "var").exists()
+    assert not (tmp_path / "mysql:").exists() and not (tmp_path / "var").exists()
+
+
+@pytest.mark.parametrize("how", ["KIZUNA_WAREHOUSE", "KIZUNA_WAREHOUSE_URL", "option"])
+def test_a_postgresql_url_is_the_warehouse_kept_secret(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    if how == "option":
+        settings = settings_with(warehouse=SERVER_URL)
+    else:
+        monkeypatch.setenv(how, SERVER_URL)
+        settings = Settings()
+    assert settings.warehouse_target == SERVER_URL  # what connect() opens
+    assert settings.warehouse_label == "postgresql://kizuna@db.internal:5432/kizuna"
+    assert settings.warehouse_parameter is None  # a flow never gets it as a parameter (Prefect stores those)
+    assert not settings.warehouse_missing
+    assert "pg-pass-1234" not in repr(settings) and "pg-pass-1234" not in str(settings.model_dump())
+
+
+def test_an_explicit_file_wins_over_a_server_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIZUNA_WAREHOUSE_URL", SERVER_URL)
+    settings = settings_with(warehouse="other.duckdb")
+    assert settings.warehouse_target == Path("other.duckdb") and settings.warehouse_parameter == "other.duckdb"
+
+
+def test_a_server_that_cannot_be_reached_is_one_line_without_the_password(tmp_path: Path) -> None:
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    url = "postgresql://kizuna:pg-pass-1234@127.0.0.1:1/kizuna"
+    done = subprocess.run(
+        [tool("python"), "-m", "kizuna.cli", "check", "--warehouse", url],
+        env=workspace_env(tmp_path),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0, done.stdout
+    assert "pg-pass-1234" not in done.stdout and "Traceback" not in done.stdout, done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(
+        "error: cannot reach the PostgreSQL warehouse postgresql://kizuna@127.0.0.1:1/kizuna: connection to server"
+    ), done.stdout
+    assert lines[1].startswith("what to do: check that the server runs and KIZUNA_WAREHOUSE_URL"), done.stdout
 
 
 @pytest.mark.parametrize("path", ["var/warehouse.duckdb", "/data/kizuna/warehouse.duckdb", "exports:2026/w.duckdb"])

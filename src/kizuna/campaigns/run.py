@@ -219,7 +219,7 @@ def _call_list(settings: Settings, campaign: Campaign, run_id: str, as_of: date)
     from kizuna.campaigns.call_list import build_call_list, export_call_list_csv
     from kizuna.reporting.call_list_xlsx import write_call_list
 
-    with connect_once_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds) as con:
+    with connect_once_free(settings.warehouse_target, wait_seconds=settings.warehouse_wait_seconds) as con:
         assert_marts_usable(con)
         summary = build_call_list(con, campaign, run_id, as_of)
         path = settings.var_dir / "call_lists" / f"{as_of.isoformat()}-{campaign.name}.csv"
@@ -256,7 +256,7 @@ def run_campaign(
     own_backend = backend is None
     backend = backend or make_backend(settings)
     try:
-        with connect_once_free(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds) as con:
+        with connect_once_free(settings.warehouse_target, wait_seconds=settings.warehouse_wait_seconds) as con:
             assert_marts_usable(con)  # never send from a load that failed the gate, or marts whose build failed
             ledger.ensure_ledger(con)
             interrupted = ledger.recover_interrupted(con, campaign.name, backend.name, backend.idempotent_per_key)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -71,7 +70,7 @@ def preview(
     day = business_day(as_of, settings)
     try:
         campaign = find_campaign(settings.campaigns_dir, name, _templates(settings))
-        with connect(settings.warehouse) as con:
+        with connect(settings.warehouse_target) as con:
             result = preview_campaign(con, settings, campaign, day)
     except (CampaignFileError, ValueError, FileNotFoundError) as exc:
         raise fail(exc) from exc
@@ -118,7 +117,7 @@ def send(
         campaign = find_campaign(settings.campaigns_dir, name, _templates(settings))
         if dry_run:
             out = settings.var_dir / "dry-run" / f"{campaign.name}-{day.isoformat()}"
-            with connect(settings.warehouse) as con:
+            with connect(settings.warehouse_target) as con:
                 result = preview_campaign(con, settings, campaign, day, render_to=out)
             console.print(f"dry run: {result.rendered} messages rendered, none sent; samples in {out}")
             return
@@ -157,7 +156,7 @@ def list_holds(warehouse: Warehouse = None) -> None:
     from kizuna.campaigns.holds import approve_command, waiting_holds
     from kizuna.core.warehouse import connect
 
-    with connect(settings_with(warehouse=warehouse).warehouse) as con:
+    with connect(settings_with(warehouse=warehouse).warehouse_target) as con:
         waiting = waiting_holds(con)
     if not waiting:
         console.print("no campaign is waiting for approval")
@@ -173,13 +172,13 @@ def list_holds(warehouse: Warehouse = None) -> None:
         )
 
 
-def _decide(run_id: str, campaign: str, decision: str, by: str, warehouse: Path | None) -> None:
+def _decide(run_id: str, campaign: str, decision: str, by: str, warehouse: str | None) -> None:
     from kizuna.campaigns.holds import HoldError, decide
     from kizuna.core.warehouse import connect
 
     settings = settings_with(warehouse=warehouse)
     try:
-        with waiting_for_warehouse(settings), connect(settings.warehouse) as con:
+        with waiting_for_warehouse(settings), connect(settings.warehouse_target) as con:
             decide(con, run_id, campaign, decision, by, allow_self=settings.approval_allow_self)  # type: ignore[arg-type]
     except HoldError as exc:
         raise fail(exc) from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -16,12 +17,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from kizuna.core.runlog import Terminal
-from kizuna.core.settings import Settings
+from kizuna.core.settings import WAREHOUSE_URL_ENV, Settings
 
 err = Console(stderr=True)
 
 SourceDir = Annotated[Path | None, typer.Option(help="Directory of source files (default: KIZUNA_SOURCE_DIR).")]
-Warehouse = Annotated[Path | None, typer.Option(help="DuckDB file (default: KIZUNA_WAREHOUSE).")]
+# Text, not a Path: pathlib would fold a postgresql:// URL's "//" and make it a relative file name.
+Warehouse = Annotated[
+    str | None,
+    typer.Option(help="DuckDB file, or a PostgreSQL server as postgresql://… (default: KIZUNA_WAREHOUSE)."),
+]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="Business date YYYY-MM-DD (default: today, Tokyo).")]
 FullRefresh = Annotated[
     bool,
@@ -35,6 +40,24 @@ Verbose = Annotated[
     bool,
     typer.Option("--verbose", "-v", help="Also show what goes to the run log (Prefect, dbt, Great Expectations)."),
 ]
+
+
+@contextmanager
+def flow_warehouse(settings: Settings) -> Iterator[str | None]:
+    """The warehouse parameter of a flow run in this process: a DuckDB file's path; None for a server, whose URL
+    reaches the flow's own settings through KIZUNA_WAREHOUSE_URL only (Prefect stores and shows parameters)."""
+    if settings.warehouse_url is None:
+        yield str(settings.warehouse)
+        return
+    saved = os.environ.get(WAREHOUSE_URL_ENV)
+    os.environ[WAREHOUSE_URL_ENV] = settings.warehouse_url.get_secret_value()
+    try:
+        yield None
+    finally:
+        if saved is None:
+            os.environ.pop(WAREHOUSE_URL_ENV, None)
+        else:
+            os.environ[WAREHOUSE_URL_ENV] = saved
 
 
 def business_day(value: str | None, settings: Settings) -> date:
@@ -65,7 +88,7 @@ def waiting_for_warehouse(settings: Settings, *, in_session: bool = False) -> It
     from kizuna.core.warehouse import WarehouseLockedError
 
     if in_session:
-        with writing(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds):
+        with writing(settings.warehouse_target, wait_seconds=settings.warehouse_wait_seconds):
             yield
         return
     notice = logging.StreamHandler(sys.stderr)
@@ -74,7 +97,7 @@ def waiting_for_warehouse(settings: Settings, *, in_session: bool = False) -> It
     logger = logging.getLogger("kizuna")
     logger.addHandler(notice)
     try:
-        with writing(settings.warehouse, wait_seconds=settings.warehouse_wait_seconds):
+        with writing(settings.warehouse_target, wait_seconds=settings.warehouse_wait_seconds):
             logger.removeHandler(notice)
             yield
     except (WarehouseBusyError, WarehouseLockedError) as exc:
@@ -110,6 +133,8 @@ _WHAT_TO_DO: dict[str, str] = {
     "ProjectDirError": "point KIZUNA_PROJECT_DIR at the kizuna checkout and run again; nothing was changed.",
     "GateFailedError": "fix those rows in the source files (the report lists them all) and run again.",
     "ConnectorError": "check the connection and its settings (docs/sources.md), then run again; nothing was loaded.",
+    "WarehouseUnreachableError": "check that the server runs and KIZUNA_WAREHOUSE_URL's user, password, host, port "
+    "and database, then run again; nothing was changed.",
     "DbtBuildError": "fix the data or the model named above and run again; until then use the marts of the last "
     "good run with care (they may be partly rebuilt).",
 }

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kizuna.cli.common import Warehouse, fail
-from kizuna.core.settings import Settings
+from kizuna.cli.common import Warehouse, fail, flow_warehouse
+from kizuna.core.settings import Settings, settings_with
 
 app = typer.Typer(
     help="SendGrid Event Webhook: receive signed events, load them into the warehouse.", no_args_is_help=True
@@ -49,9 +49,9 @@ def load(
     """Run the events-load flow once: new stored events into ops.email_events, exactly once."""
     from flows.events_load import events_load
 
-    result = events_load(
-        events_dir=str(events_dir) if events_dir else None, warehouse=str(warehouse) if warehouse else None
-    )
+    settings = settings_with(warehouse=warehouse)
+    with flow_warehouse(settings) as warehouse_parameter:
+        result = events_load(events_dir=str(events_dir) if events_dir else None, warehouse=warehouse_parameter)
     console.print(result.describe(), highlight=False)
 
 

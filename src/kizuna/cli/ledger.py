@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,11 +21,11 @@ err = Console(stderr=True, soft_wrap=True)
 CampaignOption = Annotated[str | None, typer.Option("--campaign", help="Only this campaign's sends.")]
 
 
-def _settings(warehouse: Path | None) -> Settings:
+def _settings(warehouse: str | None) -> Settings:
     """Settings for a warehouse that must exist already: the ledger is in it."""
     settings = settings_with(warehouse=warehouse)
-    if not settings.warehouse.exists():
-        raise fail(f"no warehouse at {settings.warehouse} (KIZUNA_WAREHOUSE)")
+    if settings.warehouse_missing:
+        raise fail(f"no warehouse at {settings.warehouse_label} (KIZUNA_WAREHOUSE)")
     return settings
 
 
@@ -42,7 +41,7 @@ def unknown(campaign: CampaignOption = None, warehouse: Warehouse = None) -> Non
     from kizuna.campaigns import ledger
     from kizuna.core.warehouse import connect
 
-    with connect(_settings(warehouse).warehouse) as con:
+    with connect(_settings(warehouse).warehouse_target) as con:
         ledger.ensure_ledger(con)
         sends = ledger.unknown_sends(con, campaign)
         loaded_at = ledger.last_events_load(con)
@@ -75,7 +74,7 @@ def reconcile(campaign: CampaignOption = None, warehouse: Warehouse = None) -> N
     from kizuna.core.warehouse import connect
 
     settings = _settings(warehouse)
-    with waiting_for_warehouse(settings), connect(settings.warehouse) as con:
+    with waiting_for_warehouse(settings), connect(settings.warehouse_target) as con:
         ledger.ensure_ledger(con)
         done = ledger.reconcile_from_events(con, campaign)
         left = len(ledger.unknown_sends(con, campaign))
@@ -114,7 +113,7 @@ def release(
         err.print("name send ids, or use --campaign NAME --all", highlight=False)
         raise typer.Exit(code=2)
     settings = _settings(warehouse)
-    with waiting_for_warehouse(settings), connect(settings.warehouse) as con:
+    with waiting_for_warehouse(settings), connect(settings.warehouse_target) as con:
         ledger.ensure_ledger(con)
         chosen = list(send_ids or []) or [s.send_id for s in ledger.unknown_sends(con, campaign)]
         result = ledger.release_unknown(

@@ -82,6 +82,8 @@ def studio(
 def sql(warehouse: Warehouse = None) -> None:
     """A read-only SQL shell on the warehouse (the duckdb CLI if installed, else a minimal prompt)."""
     settings = settings_with(warehouse=warehouse)
+    if settings.warehouse_url is not None:
+        raise fail(f"the warehouse is a PostgreSQL server ({settings.warehouse_label}): query it with psql")
     path = settings.warehouse
     if not path.exists():
         raise fail(f"warehouse {path} does not exist yet: run `kizuna run` first")
@@ -134,7 +136,7 @@ def export(
     path = out or exports_dir(settings.var_dir) / f"{mart}.{fmt}"
     try:
         grain = mart_grain(settings.dbt_project_dir, mart)
-        path, rows = export_mart(settings.warehouse, mart, fmt, path, grain)  # type: ignore[arg-type]
+        path, rows = export_mart(settings.warehouse_target, mart, fmt, path, grain)  # type: ignore[arg-type]
     except (ExportError, FileNotFoundError, WarehouseLockedError) as exc:
         raise fail(exc) from exc
     err.print(f"{rows:,} rows")
@@ -181,7 +183,7 @@ def call_list(
 
     settings = settings_with(warehouse=warehouse)
     try:
-        with connect(settings.warehouse, read_only=True) as con:
+        with connect(settings.warehouse_target, read_only=True) as con:
             if not table_exists(con, "ops", "call_list"):
                 raise fail("ops.call_list does not exist yet: a call-list campaign writes it during `kizuna run`")
             path, rows = write_call_list(con, out, run_id, _lang(lang))  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from kizuna.cli.common import (
     Verbose,
     Warehouse,
     business_day,
+    flow_warehouse,
     run_session,
     waiting_for_warehouse,
 )
@@ -132,9 +133,13 @@ def run(
 
         pipeline.import_step_libraries()  # while the server starts, not inside the gate and the build
         server_started()
-        summary = daily(
-            source_dir=str(settings.source_dir), warehouse=str(settings.warehouse), as_of=day, full_refresh=full_refresh
-        )
+        with flow_warehouse(settings) as warehouse_parameter:
+            summary = daily(
+                source_dir=str(settings.source_dir),
+                warehouse=warehouse_parameter,
+                as_of=day,
+                full_refresh=full_refresh,
+            )
         term.display.close()
         summary.log = str(term.log)
         if term.is_terminal:

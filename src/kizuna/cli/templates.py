@@ -23,10 +23,10 @@ def _selection_variables(settings: Settings) -> tuple[set[str], set[str] | None]
     the keys of the digest context campaign selection built (None when no digest was ever selected)."""
     from kizuna.core.warehouse import connect, table_exists
 
-    if not settings.warehouse.exists():
+    if settings.warehouse_missing:
         return None
     try:
-        with connect(settings.warehouse, read_only=True) as con:
+        with connect(settings.warehouse_target, read_only=True) as con:
             if not table_exists(con, "ops", "campaign_recipients"):
                 return None
             rows = con.execute(
@@ -110,15 +110,15 @@ def _customer_context(settings: Settings, customer_id: str) -> dict[str, Any]:
     from kizuna.campaigns.context import CONTEXT_MARTS, customer_context
     from kizuna.core.warehouse import connect, table_exists
 
-    if not settings.warehouse.exists():
-        raise fail(f"--customer needs the warehouse {settings.warehouse}; run `kizuna run` first")
-    with connect(settings.warehouse, read_only=True) as con:
+    if settings.warehouse_missing:
+        raise fail(f"--customer needs the warehouse {settings.warehouse_label}; run `kizuna run` first")
+    with connect(settings.warehouse_target, read_only=True) as con:
         for mart in CONTEXT_MARTS:
             if not table_exists(con, "marts", mart):
-                raise fail(f"--customer needs marts.{mart} in {settings.warehouse}; run `kizuna build` first")
+                raise fail(f"--customer needs marts.{mart} in {settings.warehouse_label}; run `kizuna build` first")
         context = customer_context(con, customer_id)
     if context is None:
-        raise fail(f"customer {customer_id!r} is not in marts.customers of {settings.warehouse}")
+        raise fail(f"customer {customer_id!r} is not in marts.customers of {settings.warehouse_label}")
     return context
 
 

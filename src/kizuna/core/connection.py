@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import duckdb
 
 from kizuna.core.postgres_warehouse import PostgresConnection, PostgresError
+from kizuna.core.settings import is_server_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -111,11 +112,6 @@ def waiting_message(path: Path | str, holder: str, wait_seconds: float, setting:
     """The one line every writer shows when it starts waiting for the file, whoever holds it."""
     limit = f"giving up after {wait_seconds:.0f} s" + (f" ({setting})" if setting else "")
     return f"waiting for the warehouse, held by {holder}; {limit}. File: {path}"
-
-
-def is_server_url(target: Path | str) -> bool:
-    """Whether a warehouse setting names a PostgreSQL server (postgresql://…) rather than a DuckDB file."""
-    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
 @contextmanager

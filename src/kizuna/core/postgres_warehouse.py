@@ -20,10 +20,12 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
+from kizuna.core.settings import without_password
+
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PostgresConnection", "PostgresError", "pyformat"]
+__all__ = ["PostgresConnection", "PostgresError", "WarehouseUnreachableError", "pyformat"]
 
 
 class PostgresError(Exception):
@@ -32,6 +34,10 @@ class PostgresError(Exception):
     def __init__(self, message: str, sqlstate: str | None = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
+
+
+class WarehouseUnreachableError(PostgresError):
+    """The PostgreSQL warehouse could not be reached or refused the login (names the server without password)."""
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -123,7 +129,10 @@ class PostgresConnection:
         try:
             self._conn = psycopg2.connect(dsn)
         except psycopg2.Error as exc:
-            raise PostgresError(_message(exc), exc.pgcode) from None
+            said = " ".join(line.strip() for line in _message(exc).splitlines() if line.strip())
+            raise WarehouseUnreachableError(
+                f"cannot reach the PostgreSQL warehouse {without_password(dsn)}: {said}", exc.pgcode
+            ) from None
         self._conn.set_session(readonly=read_only, autocommit=True)
         self._cur: psycopg2.extensions.cursor | None = None
 

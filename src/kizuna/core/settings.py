@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -15,6 +16,8 @@ DEMO_UNSUBSCRIBE_SECRET = "kizuna-demo-only-secret"
 MIN_UNSUBSCRIBE_SECRET_LENGTH = 16
 # A URL's scheme at the start of a warehouse setting (also once pathlib has folded its "//" into "/").
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
+# The environment variable naming a server warehouse (Settings.warehouse_url).
+WAREHOUSE_URL_ENV = "KIZUNA_WAREHOUSE_URL"
 # The paths under var_dir that follow it unless set on their own (KIZUNA_VAR_DIR=/data moves the warehouse too).
 UNDER_VAR_DIR = {
     "source_dir": "demo-data",
@@ -48,6 +51,12 @@ class Settings(BaseSettings):
     )
     warehouse: Path = Field(
         Path("var/warehouse.duckdb"), description="The DuckDB file; default var_dir/warehouse.duckdb."
+    )
+    warehouse_url: SecretStr | None = Field(
+        None,
+        description="A PostgreSQL server as the warehouse instead of the DuckDB file: postgresql://user:password@"
+        "host:port/database (docs/scaling.md). A secret: kizuna names it without its password and never passes it "
+        "to a flow as a parameter. KIZUNA_WAREHOUSE or --warehouse given such a URL set this.",
     )
     outbox_dir: Path = Field(
         Path("var/outbox"), description="The local outbox: one .eml per message; default var_dir/outbox."
@@ -325,16 +334,37 @@ class Settings(BaseSettings):
         description="Fonts with Japanese glyphs for report charts; default: Debian's fonts-noto-cjk directories.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _server_url_is_a_secret(cls, data: object) -> object:
+        # KIZUNA_WAREHOUSE=postgresql://… (or --warehouse) names a server: it becomes warehouse_url, a secret.
+        if isinstance(data, dict) and isinstance(data.get("warehouse"), str) and is_server_url(data["warehouse"]):
+            data = dict(data)
+            data["warehouse_url"] = SecretStr(data.pop("warehouse"))
+        return data
+
     @field_validator("warehouse", mode="before")
     @classmethod
     def _warehouse_is_a_file(cls, value: object) -> object:
-        # A server URL would otherwise become a relative path ("postgresql:/…") and a new DuckDB file in it.
+        # Any other URL would become a relative path ("mysql:/…") and a new DuckDB file in it.
         found = _URL_SCHEME.match(str(value)) if isinstance(value, str | Path) else None
         if found:  # name the scheme only: a URL may carry a password
             raise ValueError(
-                f"a {found.group(1)}:// URL names a server, and kizuna's daily run cannot use a server warehouse yet "
-                "(docs/scaling.md says which steps can), so give a file path such as var/warehouse.duckdb"
+                f"a {found.group(1)}:// URL names a server kizuna cannot use as its warehouse: give a postgresql:// "
+                "URL (docs/scaling.md) or a DuckDB file path such as var/warehouse.duckdb"
             )
+        return value
+
+    @field_validator("warehouse_url", mode="before")
+    @classmethod
+    def _warehouse_url_is_postgresql(cls, value: object) -> object:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text in (None, ""):
+            return None
+        found = _URL_SCHEME.match(str(text))
+        if not is_server_url(str(text)):  # name the scheme only: the URL may carry a password
+            scheme = f"a {found.group(1)}:// URL" if found else "not a URL"
+            raise ValueError(f"is {scheme}: give postgresql://user:password@host:port/database")
         return value
 
     @field_validator("var_dir")
@@ -420,6 +450,27 @@ class Settings(BaseSettings):
             raise ProjectDirError(problem)
 
     @property
+    def warehouse_target(self) -> Path | str:
+        """What kizuna.core.connection.connect opens: the server's URL (password included) or the DuckDB file."""
+        return self.warehouse_url.get_secret_value() if self.warehouse_url else self.warehouse
+
+    @property
+    def warehouse_label(self) -> str:
+        """The warehouse as outputs, logs and messages name it: the file, or the server's URL without password."""
+        return without_password(self.warehouse_url.get_secret_value()) if self.warehouse_url else str(self.warehouse)
+
+    @property
+    def warehouse_missing(self) -> bool:
+        """Whether no warehouse exists yet to read: the DuckDB file is not there (a server's database is)."""
+        return self.warehouse_url is None and not self.warehouse.exists()
+
+    @property
+    def warehouse_parameter(self) -> str | None:
+        """The warehouse as a flow parameter may carry it: the file's path; None for a server (its URL is secret,
+        and the flow's own settings read it from KIZUNA_WAREHOUSE_URL)."""
+        return None if self.warehouse_url else str(self.warehouse)
+
+    @property
     def dbt_project_dir(self) -> Path:
         return self.project_dir / "dbt_project"
 
@@ -450,6 +501,24 @@ class Settings(BaseSettings):
         return self.var_dir / "models"
 
 
+def is_server_url(target: Path | str) -> bool:
+    """Whether a warehouse setting names a PostgreSQL server (postgresql://…) rather than a DuckDB file."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def without_password(url: str) -> str:
+    """A server URL as it may be shown: postgresql://user@host:5432/db (no password, no query string)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = (f"{parts.username}@" if parts.username else "") + (f"[{host}]" if ":" in host else host)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc += f":{port}" if port else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def settings_with(
     *,
     source_dir: Path | str | None = None,
@@ -466,6 +535,9 @@ def settings_with(
         overrides["full_refresh"] = True
     if source_dir:
         overrides["source_dir"] = Path(source_dir)
-    if warehouse:
+    if warehouse and is_server_url(str(warehouse)):
+        overrides["warehouse_url"] = SecretStr(str(warehouse))
+    elif warehouse:  # an explicit file wins over a server named by KIZUNA_WAREHOUSE_URL
         overrides["warehouse"] = Path(warehouse)
+        overrides["warehouse_url"] = None
     return Settings(**overrides)  # type: ignore[arg-type]

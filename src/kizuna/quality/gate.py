@@ -152,7 +152,7 @@ def gate_and_publish(
     file, row and column broke which rule. `accept_drop` lets a person confirm a load much smaller than the
     last good one, `accept_outliers` values far beyond it (otherwise both are held as suspicious).
     """
-    with connect(settings.warehouse) as con:
+    with connect(settings.warehouse_target) as con:
         load_id = staged_load_id(con)
         if load_id is None:
             raise RuntimeError("nothing is staged: run `kizuna ingest` first")
@@ -179,7 +179,7 @@ def gate_and_publish(
     # connection the publish's transaction grew on top of them: the first run's peak at 1M (issue 22,
     # docs/benchmarks.md "The first run's peak at 1M"). The staged load waits in the file meanwhile.
     with connect_when_free(
-        settings.warehouse, wait_seconds=settings.warehouse_wait_seconds, setting=WAIT_SETTING
+        settings.warehouse_target, wait_seconds=settings.warehouse_wait_seconds, setting=WAIT_SETTING
     ) as con:
         if before_publish is not None:
             before_publish(con)

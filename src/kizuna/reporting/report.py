@@ -120,7 +120,7 @@ def build_report(settings: Settings, as_of: date, lang: Lang = "ja", out_dir: Pa
     font_dir = register_cjk_fonts(settings.report_font_dir)
     result = ReportResult(out / f"{stem}.html", as_of, lang, font_dir=font_dir)
     started = time.monotonic()
-    with connect(settings.warehouse, read_only=True) as con:
+    with connect(settings.warehouse_target, read_only=True) as con:
         ctx = ReportContext(con, as_of, lang, reporting_currency(settings), out / "snapshots")
         latest = _latest_month(con, ctx)
         for build in SECTIONS:
@@ -151,7 +151,7 @@ def build_report(settings: Settings, as_of: date, lang: Lang = "ja", out_dir: Pa
                 headline=headline,
                 sections=result.sections,
                 png_dir=png_dir.name,
-                warehouse=str(settings.warehouse),
+                warehouse=settings.warehouse_label,
                 font_missing=font_dir is None,
             )
         )

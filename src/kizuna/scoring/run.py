@@ -120,7 +120,7 @@ def features_as_of(con: Connection) -> date:
 
 def _train(settings: Settings, as_of: date, now: datetime) -> ModelBundle:
     def connection() -> AbstractContextManager[Connection]:
-        return connect(settings.warehouse, read_only=True)
+        return connect(settings.warehouse_target, read_only=True)
 
     bundle = train_models(
         connection, as_of, settings.scores_model, settings.scores_seed, settings.scores_validation_months, now
@@ -134,7 +134,7 @@ def train_and_store(settings: Settings, as_of: date | None = None, *, now: datet
     """The weekly training: train on the warehouse as dbt last built it and make the result the current model
     (unless it is trained as of an earlier day than the current one: a backfill does not replace it)."""
     now = now or datetime.now(UTC).replace(tzinfo=None)
-    with connect(settings.warehouse, read_only=True) as con:
+    with connect(settings.warehouse_target, read_only=True) as con:
         built_as_of = features_as_of(con)
     if as_of is not None and as_of != built_as_of:
         raise ValueError(
@@ -193,7 +193,7 @@ def score_warehouse(
     trained after this day) or with `retrain`, train one on the warehouse first and store it."""
     scored_at = scored_at or datetime.now(UTC).replace(tzinfo=None)
     stored, reason = (None, "retraining was asked for") if retrain else usable_model(settings, as_of, scored_at)
-    with connect(settings.warehouse) as con:
+    with connect(settings.warehouse_target) as con:
         built_as_of = scoring_snapshot_on(con)
     if built_as_of is not None and built_as_of != as_of:
         raise ValueError(
@@ -209,12 +209,12 @@ def score_warehouse(
     with threadpool_limits(limits=predict_threads(settings)):
         # after training, with connections of their own: the training data, DuckDB's buffers of those reads and
         # the day's customers are not held at once (docs/scores.md, "Memory")
-        with connect(settings.warehouse, read_only=True) as con:
+        with connect(settings.warehouse_target, read_only=True) as con:
             scoring = load_scoring_rows(con)
         customers = score_customers(scoring, bundle.scores)
         del scoring
         customers["model_version"], customers["scored_at"] = bundle.version, scored_at
-        with connect(settings.warehouse) as con:
+        with connect(settings.warehouse_target) as con:
             deals = forecast_deals(con, as_of, bundle.deal_model)
             deals["model_version"], deals["as_of"], deals["scored_at"] = bundle.version, as_of, scored_at
             write_marts(con, customers, deals)

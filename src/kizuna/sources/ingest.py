@@ -77,7 +77,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
     total = 0
     tmp_dir = settings.tmp_dir / f"ingest-{result.load_id}"
     try:
-        with connect(settings.warehouse) as con:
+        with connect(settings.warehouse_target) as con:
             con.execute(f"SET TimeZone = '{settings.timezone}'")
             con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
             con.execute(f"CREATE SCHEMA {INCOMING_SCHEMA}")

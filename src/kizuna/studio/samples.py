@@ -46,10 +46,10 @@ def campaigns_using(settings: Settings, template: str) -> list[str]:
 def list_samples(settings: Settings, template: str) -> tuple[list[Sample], str | None]:
     """The choices for a template, and a note when the warehouse could not be read."""
     samples = [Sample(SAMPLE_CONTEXT, "sample_context (meta.yml)")]
-    if not settings.warehouse.exists():
-        return samples, f"no warehouse at {settings.warehouse}: only meta.yml's sample_context"
+    if settings.warehouse_missing:
+        return samples, f"no warehouse at {settings.warehouse_label}: only meta.yml's sample_context"
     try:
-        with connect(settings.warehouse, read_only=True) as con:
+        with connect(settings.warehouse_target, read_only=True) as con:
             recipients = _recipients(con, campaigns_using(settings, template))
             if recipients:
                 return samples + recipients, None
@@ -104,7 +104,7 @@ def sample_context(settings: Settings, sample_context: dict[str, Any], key: str)
     if key == SAMPLE_CONTEXT:
         return dict(sample_context)
     kind, _, rest = key.partition("/")
-    with connect(settings.warehouse, read_only=True) as con:
+    with connect(settings.warehouse_target, read_only=True) as con:
         if kind == "recipient":
             campaign, run_id, contact_id = rest.split("/", 2)
             cur = con.execute(

@@ -236,7 +236,7 @@ def load_events(
     started = time.monotonic()
     deadline = started + (settings.events_load_wait_seconds if wait_seconds is None else wait_seconds)
     store = _store_key(settings)
-    target = settings.warehouse if warehouse is None else warehouse
+    target = settings.warehouse_target if warehouse is None else warehouse
     result = LoadResult()
     cursor: tuple[str, int] | None = None
     try:

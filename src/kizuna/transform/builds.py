@@ -101,7 +101,7 @@ def recorded(
 
 def _quietly(write: Callable[[Connection], str | None], settings: Settings) -> str | None:
     try:
-        with connect(settings.warehouse) as con:
+        with connect(settings.warehouse_target) as con:
             return write(con)
     except Exception as exc:  # e.g. another process holds the file: dbt will say so itself
         log.warning("could not record the dbt build in %s: %s", ops.DBT_BUILDS.name, exc)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kizuna.core.connection import Connection, WarehouseError, WarehouseLockedError, connect
+from kizuna.core.connection import Connection, WarehouseError, WarehouseLockedError, connect, is_server_url
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def _examples(con: Connection | None, sql: str, column: str | None) -> list[str]
         return []
 
 
-def describe(target_dir: Path, warehouse: Path, results: list[dict[str, Any]]) -> list[Failure]:
+def describe(target_dir: Path, warehouse: Path | str, results: list[dict[str, Any]]) -> list[Failure]:
     """The failed nodes of a dbt command (its run_results entries) in plain words, with example rows read from the
     warehouse (read-only, after dbt closed it)."""
     failed = [r for r in results if str(r.get("status")) in ("error", "fail", "runtime error")]
@@ -124,7 +124,7 @@ def describe(target_dir: Path, warehouse: Path, results: list[dict[str, Any]]) -
         nodes = {}
     with ExitStack() as stack:
         con: Connection | None = None
-        if warehouse.exists():
+        if is_server_url(warehouse) or Path(warehouse).exists():
             try:
                 con = stack.enter_context(connect(warehouse, read_only=True))
             except _UNREADABLE as exc:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from kizuna.core.settings import Settings
 from kizuna.transform.builds import recorded
@@ -120,7 +121,7 @@ def dbt_env(
     without `tested_from` every data test reads every row.
     """
     return {
-        "KIZUNA_WAREHOUSE": str(Path(settings.warehouse).resolve()),
+        **_warehouse_env(settings),
         "DO_NOT_TRACK": "1",
         AS_OF_ENV: as_of.isoformat(),
         REBUILD_FROM_MONTH_ENV: rebuild_from_month.replace(day=1).isoformat() if rebuild_from_month else "",
@@ -130,6 +131,25 @@ def dbt_env(
         REBUILD_SNAPSHOTS_FROM_ENV: rebuild_snapshots_from.replace(day=1).isoformat() if rebuild_snapshots_from else "",
         TESTED_FROM_ENV: tested_from.replace(day=1).isoformat() if tested_from else "",
     }
+
+
+def _warehouse_env(settings: Settings) -> dict[str, str]:
+    """What profiles.yml reads to reach the warehouse: the DuckDB file, or the `postgres` target's KIZUNA_PG_*."""
+    if settings.warehouse_url is None:
+        return {"KIZUNA_WAREHOUSE": str(Path(settings.warehouse).resolve())}
+    url = urlsplit(settings.warehouse_url.get_secret_value())
+    return {
+        "KIZUNA_PG_HOST": unquote(url.hostname or "127.0.0.1"),
+        "KIZUNA_PG_PORT": str(url.port or 5432),
+        "KIZUNA_PG_USER": unquote(url.username or ""),
+        "KIZUNA_PG_PASSWORD": unquote(url.password or ""),
+        "KIZUNA_PG_DBNAME": unquote(url.path.lstrip("/")),
+    }
+
+
+def dbt_target(settings: Settings) -> str:
+    """The profiles.yml output dbt builds with: `dev` (the DuckDB file) or `postgres` (a server warehouse)."""
+    return "dev" if settings.warehouse_url is None else "postgres"
 
 
 def dbt_args(settings: Settings, command: str, extra: list[str] | None = None) -> list[str]:
@@ -146,6 +166,8 @@ def dbt_args(settings: Settings, command: str, extra: list[str] | None = None) -
         str(target / "target"),
         "--log-path",
         str(target / "logs"),
+        "--target",
+        dbt_target(settings),
     ]
     if not sys.stdout.isatty():
         # dbt colours its output even into a pipe or a file (the run log): raw escape codes there.
@@ -313,7 +335,7 @@ def failure_lines(settings: Settings, result: BuildResult) -> list[str]:
         entries = json.loads(path.read_text(encoding="utf-8")).get("results", [])
     except (OSError, ValueError):
         entries = []
-    described = dbt_failures.describe(path.parent, Path(settings.warehouse), entries)
+    described = dbt_failures.describe(path.parent, settings.warehouse_target, entries)
     seen = {f.node_id for f in described}
     lines = [line for failure in described for line in failure.lines()]
     lines += [f"{n.name}: {n.status}: {n.message}" for n in result.failed if n.name not in seen]
