@@ -14,6 +14,7 @@ import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
@@ -220,6 +221,11 @@ class PostgresConnection:
         with self._conn.cursor() as cur, _as_warehouse_error():
             cur.copy_expert(f"COPY {_quote(view_name)} FROM STDIN WITH (FORMAT csv, NULL '\\N')", text)
         return self
+
+    def copy_csv(self, table: str, path: Path) -> None:
+        """Append a headerless CSV file (an empty field NULL, a quoted empty one '') to `table` (quoted as SQL)."""
+        with path.open(encoding="utf-8") as text, self._conn.cursor() as cur, _as_warehouse_error():
+            cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv)", text)
 
     def unregister(self, view_name: str, /) -> PostgresConnection:
         return self.execute(f"DROP TABLE IF EXISTS pg_temp.{_quote(view_name)}")

@@ -15,7 +15,18 @@ from kizuna.core.connection import Connection
 from kizuna.core.contract import TABLES, TABLES_BY_NAME, Table
 from kizuna.core.errors import Finding, SourceContractError, SourceError
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import INCOMING_SCHEMA, ChangeCounts, connect, stage_change_list, stage_changes
+from kizuna.core.warehouse import (
+    INCOMING_SCHEMA,
+    RAW_SCHEMA,
+    STATE_SCHEMA,
+    ChangeCounts,
+    connect,
+    copy_schema_from_server,
+    copy_staged_to_server,
+    stage_change_list,
+    stage_changes,
+    table_exists,
+)
 from kizuna.sources.changes import (
     UNCHANGED,
     PublishedLoad,
@@ -67,6 +78,8 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
     ConnectorError when a pull fails; the raw schema, cursors and mirrors are not touched either way:
     `kizuna.core.warehouse.publish_incoming` publishes them together after the gate.
     """
+    if settings.warehouse_url is not None:
+        return _stage_for_server(settings, progress)
     routing = load_routing(settings)
     mapping = mapping_from_options(routing.options.get(FILES, {}), settings.mappings_dir, settings.sources_config)
     source_dir = settings.source_dir
@@ -131,6 +144,42 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return result
+
+
+def _stage_for_server(settings: Settings, progress: Callable[[str], None] | None) -> IngestResult:
+    """Stage for a PostgreSQL warehouse: DuckDB parses the sources into a staging file under tmp_dir, with the same
+    reader, contract and findings as for a DuckDB warehouse (the connectors' state copied in from the server), and
+    the staged tables are copied to the server's incoming schema, where the gate checks them and publishes.
+
+    Every load on a server is a full refresh (settings say so): each file parsed, each row gated, each raw table
+    published whole; the per-key comparison of the incremental day is DuckDB's (docs/scaling.md). Its change counts
+    are therefore known on a table's first load only (every row inserted).
+    """
+    staging = settings.tmp_dir / "server-staging.duckdb"
+    local = settings.model_copy(update={"warehouse": staging, "warehouse_url": None, "full_refresh": True})
+    for leftover in (staging, staging.with_name(staging.name + ".wal")):
+        leftover.unlink(missing_ok=True)  # a staging file of a run that died: never reused
+    try:
+        with connect(settings.warehouse_target) as server:
+            with connect(staging) as con:
+                copy_schema_from_server(server, con, STATE_SCHEMA)
+            result = stage_sources(local, progress)
+            with connect(staging, read_only=True) as con:
+                copy_staged_to_server(con, server, settings.tmp_dir / f"ingest-{result.load_id}")
+            published = {t.name for t in TABLES if table_exists(server, RAW_SCHEMA, t.name)}
+            if published:  # compared with nothing on the staging side: counts unknown against the server's raw
+                server.execute(
+                    f"UPDATE {INCOMING_SCHEMA}._load SET inserted_rows = NULL, updated_rows = NULL, "
+                    f"deleted_rows = NULL WHERE table_name IN ({', '.join('?' for _ in published)})",
+                    sorted(published),
+                )
+            for staged in result.staged:
+                if staged.table in published:
+                    staged.changes = None
+            return result
+    finally:
+        for leftover in (staging, staging.with_name(staging.name + ".wal")):
+            leftover.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
