@@ -11,13 +11,13 @@ from functools import partial
 
 from prefect import flow
 
-from flows.support import AsOfParameter, alert_on_failure, run_writer_lock, settle_hold, warehouse_task
+from flows.support import AsOfParameter, alert_on_failure, flow_settings, run_writer_lock, settle_hold, warehouse_task
 from kizuna import pipeline
 from kizuna.campaigns.spec import Campaign
 from kizuna.core import flow_runs
 from kizuna.core.dates import business_today
 from kizuna.core.runlog import step
-from kizuna.core.settings import Settings, settings_with
+from kizuna.core.settings import Settings
 from kizuna.reporting.summary import CampaignSummary
 from kizuna.sources.ingest import new_load_id
 
@@ -36,7 +36,7 @@ def campaigns(
 
     run_id names this run's selections and sends (the daily run passes its own); a new one when unset.
     """
-    settings = settings_with(warehouse=warehouse)
+    settings = flow_settings(warehouse=warehouse)
     as_of = as_of or business_today(settings.timezone)
     run_id = run_id or new_load_id()
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.support import AsOfParameter, alert_on_failure, run_writer_lock, warehouse_task
+from flows.support import AsOfParameter, alert_on_failure, flow_settings, run_writer_lock, warehouse_task
 from kizuna import pipeline
 from kizuna.core.dates import business_today
-from kizuna.core.settings import Settings, settings_with
+from kizuna.core.settings import Settings
 from kizuna.crm.sync import SyncSummary
 
 
@@ -26,7 +26,7 @@ def crm_sync_task(settings: Settings, as_of: AsOfParameter, dry_run: bool) -> Sy
 @flow(name="crm-sync", log_prints=False, on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def crm_sync(warehouse: str | None = None, as_of: AsOfParameter = None, dry_run: bool = False) -> SyncSummary | None:
     """Sync account fields and tasks for as_of (default today in KIZUNA_TIMEZONE) to KIZUNA_CRM_TARGET."""
-    settings = settings_with(warehouse=warehouse)
+    settings = flow_settings(warehouse=warehouse)
     logger = get_run_logger()
     if settings.crm_target == "none":
         logger.info("no CRM to write to (KIZUNA_CRM_TARGET=none): nothing synced")

@@ -11,6 +11,7 @@ from flows.campaigns import campaigns as send_campaigns
 from flows.support import (
     AsOfParameter,
     alert_on_failure,
+    flow_settings,
     node_tasks_wanted,
     prefect_dbt_invoker,
     publish_artifacts,
@@ -20,7 +21,7 @@ from flows.support import (
 from kizuna import pipeline
 from kizuna.core import flow_runs
 from kizuna.core.dates import business_today
-from kizuna.core.settings import Settings, settings_with
+from kizuna.core.settings import Settings
 from kizuna.quality.gate import GateVerdict
 from kizuna.reporting.summary import RunSummary
 from kizuna.scoring.run import ScoreResult
@@ -74,7 +75,7 @@ def daily(
     rebuild its incremental models from nothing (docs/incremental.md).
     send=False builds the marts and leaves the sends to the `campaigns` deployment, later inside the send window.
     """
-    settings = settings_with(source_dir=source_dir, warehouse=warehouse, full_refresh=full_refresh)
+    settings = flow_settings(source_dir=source_dir, warehouse=warehouse, full_refresh=full_refresh)
     as_of = as_of or business_today(settings.timezone)
     flow_run_id = flow_runs.current_flow_run_id()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from kizuna.core.settings import Settings, settings_with
+from flows.support import flow_settings
+from kizuna.core.settings import Settings
 from kizuna.tracking.loader import LoadResult, load_events
 
 
@@ -17,7 +18,7 @@ def load_new_events(settings: Settings) -> LoadResult:
 @flow(name="events-load", log_prints=False)
 def events_load(events_dir: str | None = None, warehouse: str | None = None) -> LoadResult:
     """Load stored events exactly once. A warehouse held by the daily run defers the load; it does not fail."""
-    settings = settings_with(warehouse=warehouse, events_dir=events_dir)
+    settings = flow_settings(warehouse=warehouse, events_dir=events_dir)
     result = load_new_events(settings)
     logger = get_run_logger()
     if result.deferred:

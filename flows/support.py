@@ -26,7 +26,7 @@ from kizuna.campaigns import holds
 from kizuna.core import alerts, flow_runs
 from kizuna.core.dates import parse_as_of
 from kizuna.core.locks import WarehouseBusyError, writer_lock
-from kizuna.core.settings import Settings
+from kizuna.core.settings import Settings, is_server_url, settings_with
 from kizuna.core.warehouse import WarehouseLockedError, connect
 from kizuna.reporting.summary import CampaignSummary, RunSummary
 from kizuna.transform import dbt_runner
@@ -34,6 +34,24 @@ from kizuna.transform import dbt_runner
 P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
+
+
+# --- settings from a flow's parameters ---------------------------------------------------------------------
+
+
+class ServerUrlParameterError(ValueError):
+    """A flow was given a server warehouse's URL as its warehouse parameter."""
+
+
+def flow_settings(*, warehouse: str | None = None, **more: Any) -> Settings:
+    """settings_with for a flow's parameters. A server URL is refused as a parameter (its password would sit in
+    Prefect's database and UI with the run): the worker's environment gives it as KIZUNA_WAREHOUSE_URL instead."""
+    if warehouse and is_server_url(str(warehouse)):
+        raise ServerUrlParameterError(
+            "the warehouse parameter names a PostgreSQL server: Prefect keeps a run's parameters and shows them, "
+            "password included; set KIZUNA_WAREHOUSE_URL in the worker's environment and leave the parameter empty"
+        )
+    return settings_with(warehouse=warehouse, **more)
 
 
 # --- the as_of parameter -------------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.support import AsOfParameter, alert_on_failure, run_writer_lock, warehouse_task
+from flows.support import AsOfParameter, alert_on_failure, flow_settings, run_writer_lock, warehouse_task
 from kizuna import pipeline
-from kizuna.core.settings import Settings, settings_with
+from kizuna.core.settings import Settings
 from kizuna.scoring.report import REPORT_FILE
 
 
@@ -28,7 +28,7 @@ def train(settings: Settings, as_of: date | None) -> str:
 def train_scores(warehouse: str | None = None, as_of: AsOfParameter = None) -> str:
     """Train on the features the last daily run built (as_of: check they are as of this day) and make the model
     current; the evaluation report (metrics, baseline, calibration chart) is the run's artifact."""
-    settings = settings_with(warehouse=warehouse)
+    settings = flow_settings(warehouse=warehouse)
     with run_writer_lock(settings):
         directory = train(settings, as_of)
     report = Path(directory) / REPORT_FILE

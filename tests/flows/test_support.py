@@ -76,3 +76,18 @@ def test_through_prefect_dbt_each_node_is_a_task_run_and_a_failed_test_fails_the
     assert sum(n.startswith("model ") for n in names) == nodes.count("model") >= 3, names
     assert sum(n.startswith("test ") for n in names) == len([n for n in nodes.nodes if n.resource_type == "test"])
     assert [n.name.rsplit(".", 1)[0] for n in nodes.failed] == ["test.kizuna.unique_stg_crm__customers_customer_id"]
+
+
+@pytest.mark.parametrize("flow_name", ["daily", "campaigns", "events_load", "crm_sync", "train_scores"])
+def test_a_flow_given_a_server_url_as_its_warehouse_parameter_refuses_it_without_the_password(
+    prefect_harness: None, flow_name: str
+) -> None:
+    # Before: the flow took it (Prefect keeps and shows a run's parameters, password included) as a DuckDB path.
+    import importlib
+
+    from flows.support import ServerUrlParameterError
+
+    flow_function = getattr(importlib.import_module(f"flows.{flow_name}"), flow_name)
+    with pytest.raises(ServerUrlParameterError) as refused:
+        flow_function(warehouse="postgresql://kizuna:pw-in-a-parameter@db.internal/kizuna")
+    assert "KIZUNA_WAREHOUSE_URL" in str(refused.value) and "pw-in-a-parameter" not in str(refused.value)
