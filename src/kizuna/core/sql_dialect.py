@@ -82,6 +82,51 @@ class Dialect:
         """Whether a regular expression (anchored by the caller where it must be) finds a match in the text."""
         return f"({text} ~ {pattern})" if self.is_postgres else f"regexp_matches({text}, {pattern})"
 
+    def full_match(self, text: str, pattern: str) -> str:
+        """Whether a regular expression matches the whole text (DuckDB's regexp_full_match)."""
+        if self.is_postgres:
+            return f"({text} ~ ('^(?:' || {pattern} || ')$'))"
+        return f"regexp_full_match({text}, {pattern})"
+
+    def regexp_group(self, text: str, pattern: str, group: int) -> str:
+        """The text a capturing group of a matching regular expression took (NULL on PostgreSQL, '' on DuckDB,
+        where it does not match: callers pick matching rows first)."""
+        if self.is_postgres:
+            return f"(regexp_match({text}, {pattern}))[{group}]"
+        return f"regexp_extract({text}, {pattern}, {group})"
+
+    def json_text(self, json_text: str, key: str) -> str:
+        """A top-level field of a JSON text, as text (NULL when missing); keys are kizuna's own column names."""
+        if self.is_postgres:
+            return f"(({json_text})::json ->> '{key}')"
+        return f"json_extract_string({json_text}, '$.\"{key}\"')"
+
+    def quantile(self, value: str, fraction: float) -> str:
+        """An aggregate: the continuous (interpolated) quantile of `value` at `fraction`, as both engines compute it."""
+        if self.is_postgres:
+            return f"percentile_cont({fraction}) WITHIN GROUP (ORDER BY {value})"
+        return f"quantile_cont({value}, {fraction})"
+
+    def hash_of(self, parts: Sequence[str]) -> str:
+        """One value per combination of the parts' values (NULLs included), for membership within one engine only:
+        DuckDB's 64-bit hash (a rare collision is the caller's to tolerate), PostgreSQL's MD5 of them as JSON."""
+        if self.is_postgres:
+            return f"md5(json_build_array({', '.join(parts)})::text)"
+        return f"hash({', '.join(parts)})"
+
+    def temp_tables(self) -> str:
+        """A query of the names (`table_name`) of this session's temporary tables."""
+        if self.is_postgres:
+            return (
+                "SELECT relname::text AS table_name FROM pg_class "
+                "WHERE relnamespace = pg_my_temp_schema() AND relkind = 'r'"
+            )
+        return "SELECT table_name FROM duckdb_tables() WHERE temporary"
+
+    def byte_order(self, text: str) -> str:
+        """A text to order by as DuckDB orders text, byte by byte, whatever the server's collation."""
+        return f'{text} COLLATE "C"' if self.is_postgres else text
+
 
 DUCKDB = Dialect("duckdb")
 POSTGRES = Dialect("postgresql")

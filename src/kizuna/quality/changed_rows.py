@@ -10,13 +10,13 @@ the same is kept out of the load again, without being reported again.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from kizuna.core import ops
 from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES_BY_NAME
+from kizuna.core.sql_dialect import dialect_of
 from kizuna.core.warehouse import (
     INCOMING_SCHEMA,
     LOAD_CHANGES_STAGING,
@@ -40,14 +40,20 @@ _REFERENCE = re.compile(
 _DUPLICATE_COLUMNS = re.compile(r"AND \(([^()]*)\) IN \(SELECT ")
 SCOPE = "_gate_scope"
 _CHANGED_ROWS = "_changed_rows_"
-_PROVENANCE = json.dumps({SOURCE_FILE_COLUMN: None, SOURCE_ROW_COLUMN: None})
+_PROVENANCE = [(SOURCE_FILE_COLUMN, "NULL"), (SOURCE_ROW_COLUMN, "NULL")]  # json_patch pairs: the keys removed
 
 
 def is_incremental(con: Connection, table: str, full_refresh: bool) -> bool:
     """Whether this load compared `table` with a published one (`compared_with_raw`: the staged change list
     names its changed keys, none when its file was unchanged) and was not ingested or checked with
-    --full-refresh; else every row is checked, as on a first load."""
+    --full-refresh; else every row is checked, as on a first load.
+
+    Not a keyless table on PostgreSQL: the change list names its rows by their hash as DuckDB's staging computes it
+    (kizuna.core.warehouse.change_key), which PostgreSQL cannot compute; every row is checked, with the same
+    verdict (the rows the change list would have spared passed when they were published)."""
     if full_refresh or not column_exists(con, INCOMING_SCHEMA, "_load", "full_refresh"):
+        return False
+    if TABLES_BY_NAME[table].key is None and dialect_of(con).is_postgres:
         return False
     row = con.execute(f"SELECT bool_or(full_refresh) FROM {INCOMING_SCHEMA}._load").fetchone()
     return not (row and row[0]) and compared_with_raw(con, table)
@@ -65,7 +71,9 @@ def changed(con: Connection, schema: str, table: str, changes: str = "true") -> 
             f"WHERE table_name = '{table}' AND ({changes}))"
         )
     rows = f"{_CHANGED_ROWS}{schema}_{table}"
-    made = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [rows]).fetchone()
+    made = con.execute(
+        f"SELECT count(*) FROM ({dialect_of(con).temp_tables()}) AS t WHERE table_name = ?", [rows]
+    ).fetchone()
     if not (made and made[0]):
         con.execute(
             f'CREATE TEMP TABLE {rows} AS SELECT t.{SOURCE_ROW_COLUMN}, c.change FROM {schema}."{table}" t '
@@ -78,10 +86,9 @@ def changed(con: Connection, schema: str, table: str, changes: str = "true") -> 
 
 def forget_changed(con: Connection) -> None:
     """Drop the rows `changed` hashed: the staged tables are about to change (published, or checked again)."""
-    for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, ?)", [_CHANGED_ROWS]
-    ).fetchall():
-        con.execute(f'DROP TABLE "{name}"')
+    for (name,) in con.execute(f"SELECT table_name FROM ({dialect_of(con).temp_tables()}) AS t").fetchall():
+        if str(name).startswith(_CHANGED_ROWS):
+            con.execute(f'DROP TABLE "{name}"')
 
 
 def _literal(value: Any) -> str:
@@ -136,9 +143,11 @@ def gate_scope(
             return None
     present = changed(con, schema, suite.table, "change <> 'deleted'")
     if any("_gate_changed" in c for c in unchanged_may_fail):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _gate_changed AS SELECT * FROM {staged} WHERE {present}")
+        con.execute("DROP TABLE IF EXISTS _gate_changed")
+        con.execute(f"CREATE TEMP TABLE _gate_changed AS SELECT * FROM {staged} WHERE {present}")
     condition = " OR ".join(f"({c})" for c in [present, *unchanged_may_fail])
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE} AS SELECT * FROM {staged} WHERE {condition}")
+    con.execute(f"DROP TABLE IF EXISTS {SCOPE}")
+    con.execute(f"CREATE TEMP TABLE {SCOPE} AS SELECT * FROM {staged} WHERE {condition}")
     con.execute("DROP TABLE IF EXISTS _gate_changed")
     return scoped
 
@@ -157,7 +166,7 @@ def _values_gone(con: Connection, table: str, column: str) -> str | None:
     )
     if table_exists(con, INCOMING_SCHEMA, "_quarantine"):
         gone += (
-            f" UNION SELECT json_extract_string(record, '$.{column}') FROM {INCOMING_SCHEMA}._quarantine "
+            f" UNION SELECT {dialect_of(con).json_text('record', column)} FROM {INCOMING_SCHEMA}._quarantine "
             f"WHERE table_name = '{table}'"
         )
     return gone
@@ -199,7 +208,7 @@ def rows_to_check(
     condition = " OR ".join(f"({f})" for f in failing)
     return (
         f"{present} UNION SELECT {SOURCE_ROW_COLUMN} FROM "
-        f"(SELECT {SOURCE_ROW_COLUMN}, {columns} FROM {staged}) WHERE {condition}"
+        f"(SELECT {SOURCE_ROW_COLUMN}, {columns} FROM {staged}) AS derived WHERE {condition}"
     )
 
 
@@ -216,15 +225,19 @@ def keep_out_quarantined(con: Connection, table: str, rechecked_rules: set[str])
         return 0
     staged = f'{INCOMING_SCHEMA}."{table}"'
     inserted = changed(con, INCOMING_SCHEMA, table, "change = 'inserted'")
+    dialect = dialect_of(con)
+    # Both sides as the same engine writes JSON text (PostgreSQL's through jsonb: one spacing and key order)
+    row, record = dialect.json_patch(dialect.row_json("t"), _PROVENANCE), dialect.json_patch("record", _PROVENANCE)
+    rechecked = " AND ".join(f"rule <> {_literal(rule)}" for rule in sorted(rechecked_rules)) or "true"
     before = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
     con.execute(
         f"""DELETE FROM {staged} WHERE {SOURCE_ROW_COLUMN} IN (
                 SELECT {SOURCE_ROW_COLUMN} FROM {staged} t WHERE {inserted}
-                AND json_merge_patch(to_json(t), ?)::VARCHAR IN (
-                    SELECT json_merge_patch(record, ?)::VARCHAR FROM {ops.QUARANTINE_ROWS} WHERE table_name = ?
+                AND {row} IN (
+                    SELECT {record} FROM {ops.QUARANTINE_ROWS} WHERE table_name = ?
                     GROUP BY record
-                    HAVING bool_and(rule NOT IN (SELECT unnest(?::VARCHAR[])))))""",
-        [_PROVENANCE, _PROVENANCE, table, sorted(rechecked_rules)],
+                    HAVING bool_and({rechecked})))""",
+        [table],
     )
     after = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
     return int(before[0] if before else 0) - int(after[0] if after else 0)

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
 from kizuna.core.errors import Finding
+from kizuna.core.sql_dialect import dialect_of
 
 # An address with a display name, as mail clients and CRM exports write it (RFC 5322 name-addr):
 # `"Taro Sato" <taro@example.co.jp>`, `佐藤 太郎 <taro@example.co.jp>`, `<taro@example.co.jp>`. The display name
 # says nothing kizuna uses, and the address inside is what a plain column holds: keep the address.
 _NAME_ADDR = r'^\s*(?:"[^"]*"|[^"<>@]*?)\s*<\s*([^<>\s@]+@[^<>\s@]+)\s*>\s*$'
 
-# normaliser name -> (RE2 pattern a value must match in full, the group kept, what the change is called)
+# normaliser name -> (pattern a value must match in full, the group kept, what the change is called); in the syntax
+# DuckDB's RE2 and PostgreSQL's regular expressions share
 NORMALISERS: dict[str, tuple[str, int, str]] = {
     "email_address": (_NAME_ADDR, 1, "address with a display name: kept the address"),
 }
@@ -38,15 +40,17 @@ def normalise_column(con: Connection, schema: str, table: str, column: str, kind
     """Rewrite the values of one staged column that match the normaliser; None when none did."""
     pattern, group, change = NORMALISERS[kind]
     target = f'{schema}."{table}"'
-    matches = f"regexp_full_match(\"{column}\", '{pattern}')"
+    dialect, quoted = dialect_of(con), f'"{column}"'
+    matches = dialect.full_match(quoted, f"'{pattern}'")
     row = con.execute(
-        f"SELECT count(*), arg_min({SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN}), min({SOURCE_ROW_COLUMN}), "
-        f'arg_min("{column}", {SOURCE_ROW_COLUMN}) FROM {target} WHERE {matches}'
+        f"SELECT count(*), {dialect.first_by(SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN)}, min({SOURCE_ROW_COLUMN}), "
+        f"{dialect.first_by(quoted, SOURCE_ROW_COLUMN)} FROM {target} WHERE {matches}"
     ).fetchone()
     if not row or not row[0]:
         return None
     count, file, first_row, before = row
-    con.execute(f'UPDATE {target} SET "{column}" = regexp_extract("{column}", \'{pattern}\', {group}) WHERE {matches}')
+    kept = dialect.regexp_group(quoted, f"'{pattern}'", group)
+    con.execute(f"UPDATE {target} SET {quoted} = {kept} WHERE {matches}")
     after = con.execute(
         f'SELECT "{column}" FROM {target} WHERE {SOURCE_ROW_COLUMN} = ? LIMIT 1', [first_row]
     ).fetchone()

@@ -8,6 +8,7 @@ from typing import Any
 from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES, TABLES_BY_NAME
 from kizuna.core.errors import Finding
+from kizuna.core.sql_dialect import Dialect, dialect_of
 from kizuna.core.warehouse import INCOMING_SCHEMA, LOAD_CHANGES_STAGING, RAW_SCHEMA, table_exists
 from kizuna.quality.changed_rows import changed
 from kizuna.quality.quarantine import QUARANTINE_STAGING
@@ -45,7 +46,7 @@ def suite_source(suite: SuiteFile, schema: str, *reading: str) -> str:
         for name, sql in suite.derived_columns.items()
         if not reading or any(re.search(rf"\b{re.escape(name)}\b", text) for text in reading)
     )
-    return f'(SELECT *{derived} FROM {schema}."{suite.table}")'
+    return f'(SELECT *{derived} FROM {schema}."{suite.table}") AS {schema}_{suite.table}'
 
 
 def _count(con: Connection, schema: str, table: str) -> int | None:
@@ -59,7 +60,8 @@ def _count_and_sample(
     con: Connection, query: str, params: list[object], order: str
 ) -> tuple[int, list[tuple[Any, ...]]]:
     """How many rows a check's query finds, and the first SAMPLE_ROWS of them in `order`, computing it once."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _check_rows AS {query}", params)
+    con.execute("DROP TABLE IF EXISTS _check_rows")
+    con.execute(f"CREATE TEMP TABLE _check_rows AS {query}", params)
     try:
         total_row = con.execute("SELECT count(*) FROM _check_rows").fetchone()
         sample = con.execute(f"SELECT * FROM _check_rows ORDER BY {order} LIMIT {SAMPLE_ROWS}").fetchall()
@@ -89,14 +91,14 @@ def exact_duplicates(con: Connection, table: str, suite_name: str, *, incrementa
     staged = f'{INCOMING_SCHEMA}."{table}"'
     if incremental:
         present = changed(con, INCOMING_SCHEMA, table, "change <> 'deleted'")
-        staged = f"(SELECT * FROM {staged} WHERE {present})"
+        staged = f"(SELECT * FROM {staged} WHERE {present}) AS changed_rows"
     repeats = f"""
-        SELECT {SOURCE_FILE_COLUMN} AS file, {SOURCE_ROW_COLUMN} AS row, first_row FROM (
+        SELECT {SOURCE_FILE_COLUMN} AS file, {SOURCE_ROW_COLUMN} AS source_row, first_row FROM (
             SELECT {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN},
                    row_number() OVER w AS n, min({SOURCE_ROW_COLUMN}) OVER w AS first_row
             FROM {staged} WINDOW w AS (PARTITION BY {partition} ORDER BY {SOURCE_ROW_COLUMN})
-        ) WHERE n > 1"""
-    total, sample = _count_and_sample(con, repeats, [], "row")
+        ) AS numbered WHERE n > 1"""
+    total, sample = _count_and_sample(con, repeats, [], "source_row")
     rule = "repeats an earlier row exactly"
     return CheckResult(
         suite=suite_name,
@@ -162,19 +164,21 @@ def drop_checks(
 
 def _why_quarantined(con: Connection, table: str) -> str:
     """The rules that moved a table's rows to quarantine, most rows first, and a hint for ids that changed case."""
+    dialect = dialect_of(con)
     reasons = con.execute(
         f"SELECT rule, count(DISTINCT source_row) AS n FROM {QUARANTINE_STAGING} WHERE table_name = ? "
-        "GROUP BY rule ORDER BY n DESC, rule",
+        f"GROUP BY rule ORDER BY n DESC, {dialect.byte_order('rule')}",
         [table],
     ).fetchall()
     text = "; ".join(f"{n:,} {rule}" for rule, n in reasons)
     if table == "customers" or not table_exists(con, INCOMING_SCHEMA, "customers"):
         return text
     # An export that changed the case of ids (or padded them) makes every record an orphan: say so, since the
-    # rows look fine to a person who compares them by eye.
+    # rows look fine to a person who compares them by eye. The example is the first such row's id and customer.
     cased = con.execute(
-        f"""SELECT count(DISTINCT q.source_row), any_value(q.id), any_value(c.customer_id)
-            FROM (SELECT source_row, json_extract_string(record, '$.customer_id') AS id
+        f"""SELECT count(DISTINCT q.source_row), {dialect.first_by("q.id", "q.source_row")},
+                   {dialect.first_by("c.customer_id", "q.source_row")}
+            FROM (SELECT source_row, {dialect.json_text("record", "customer_id")} AS id
                   FROM {QUARANTINE_STAGING} WHERE table_name = ?) q
             JOIN {INCOMING_SCHEMA}.customers c ON lower(trim(q.id)) = lower(trim(c.customer_id))
             WHERE q.id NOT IN (SELECT customer_id FROM {INCOMING_SCHEMA}.customers)""",
@@ -203,7 +207,9 @@ def _total_check(
     def total(schema: str) -> float:
         if not table_exists(con, schema, table):
             return 0.0
-        row = con.execute(f"SELECT ({aggregate})::DOUBLE FROM {suite_source(suite, schema, aggregate)}").fetchone()
+        row = con.execute(
+            f"SELECT ({aggregate})::DOUBLE PRECISION FROM {suite_source(suite, schema, aggregate)}"
+        ).fetchone()
         return float(row[0] or 0) if row else 0.0
 
     previous, would = total(RAW_SCHEMA), total(INCOMING_SCHEMA)
@@ -244,16 +250,12 @@ def outlier_checks(con: Connection, suite: SuiteFile, factor: float, *, incremen
     ]
 
 
-def _entity(columns: list[str]) -> str:
+def _entity(dialect: Dialect, columns: list[str]) -> str:
     """An entity's key as one hash of its parts as text (the change list's keys and a quarantined record's fields
     are text). Two entities sharing a hash only add an unchanged entity to the measured ones, which cannot
     exceed its own baseline (outlier_checks): the verdict is the same, and hashing 15M rows is cheaper than
     building a list per row (invoices and usage at 1M customers: ≈ 2 of 8 CPU s of the outlier checks)."""
-    return _hash([f'CAST("{k}" AS VARCHAR)' for k in columns])
-
-
-def _hash(parts: list[str]) -> str:
-    return "hash(" + ", ".join(parts) + ")"
+    return dialect.hash_of([f'CAST("{k}" AS VARCHAR)' for k in columns])
 
 
 def _touched_entities(con: Connection, suite: SuiteFile, spec: OutlierSpec) -> str:
@@ -264,17 +266,19 @@ def _touched_entities(con: Connection, suite: SuiteFile, spec: OutlierSpec) -> s
     (a customer's subscriptions, a keyless table's) are the changed rows' own, found in both tables (at 1M
     customers, a pass over 15M invoices staged and 15M published, ≈ 1.1 s of CPU, that the change list spares)."""
     table = TABLES_BY_NAME[suite.table]
+    dialect = dialect_of(con)
     if table.key is not None and list(spec.key) == [table.key]:
         parts = [
-            f"SELECT {_hash(['key'])} FROM {LOAD_CHANGES_STAGING} WHERE table_name = '{table.name}' AND key IS NOT NULL"
+            f"SELECT {dialect.hash_of(['key'])} FROM {LOAD_CHANGES_STAGING} "
+            f"WHERE table_name = '{table.name}' AND key IS NOT NULL"
         ]
     else:
         parts = [
-            f'SELECT {_entity(spec.key)} FROM {schema}."{table.name}" WHERE {changed(con, schema, table.name)}'
+            f'SELECT {_entity(dialect, spec.key)} FROM {schema}."{table.name}" WHERE {changed(con, schema, table.name)}'
             for schema in (INCOMING_SCHEMA, RAW_SCHEMA)
         ]
     if table_exists(con, INCOMING_SCHEMA, QUARANTINE_STAGING.partition(".")[2]):  # rows the gate moved out
-        fields = _hash([f"json_extract_string(record, '$.\"{k}\"')" for k in spec.key])
+        fields = dialect.hash_of([dialect.json_text("record", k) for k in spec.key])
         parts.append(f"SELECT {fields} FROM {QUARANTINE_STAGING} WHERE table_name = '{table.name}'")
     return " UNION ".join(parts)
 
@@ -302,6 +306,12 @@ def _single_sum(value: str) -> str | None:
     return inner if depth == 0 else None
 
 
+def _grouped_by(keys: str, segment: str, spec: OutlierSpec) -> str:
+    """GROUP BY an entity's key columns and its segment (when the segment is a constant, not it: PostgreSQL
+    refuses a text constant there)."""
+    return f"GROUP BY {keys}, {segment}" if spec.segment else f"GROUP BY {keys}"
+
+
 def _everyone(suite: SuiteFile, spec: OutlierSpec, keys: str, segment: str) -> str:
     """Every entity's value in the last good load (segment, value), for the percentile.
 
@@ -309,7 +319,8 @@ def _everyone(suite: SuiteFile, spec: OutlierSpec, keys: str, segment: str) -> s
     was published): a `sum(x)` is then its row's x, read without grouping 15M rows by key (10x faster at 1M).
     Rows with an empty key are grouped as before (uniqueness rules let empty keys repeat)."""
     source = suite_source(suite, RAW_SCHEMA, spec.value, keys, segment)
-    grouped = f"SELECT {keys}, {segment} AS _segment, ({spec.value})::DOUBLE AS _value FROM {source}"
+    grouped = f"SELECT {keys}, {segment} AS _segment, ({spec.value})::DOUBLE PRECISION AS _value FROM {source}"
+    group_by = _grouped_by(keys, segment, spec)
     per_row = _single_sum(spec.value)
     unique = any(
         e["type"] in UNIQUENESS
@@ -318,11 +329,11 @@ def _everyone(suite: SuiteFile, spec: OutlierSpec, keys: str, segment: str) -> s
         for e in suite.expectations
     )
     if per_row is None or not unique:
-        return f"{grouped} GROUP BY ALL"
+        return f"{grouped} {group_by}"
     present = " AND ".join(f'"{k}" IS NOT NULL' for k in spec.key)
     return (
-        f"SELECT {segment} AS _segment, ({per_row})::DOUBLE AS _value FROM {source} WHERE {present} "
-        f"UNION ALL SELECT _segment, _value FROM ({grouped} WHERE NOT ({present}) GROUP BY ALL)"
+        f"SELECT {segment} AS _segment, ({per_row})::DOUBLE PRECISION AS _value FROM {source} WHERE {present} "
+        f"UNION ALL SELECT _segment, _value FROM ({grouped} WHERE NOT ({present}) {group_by}) AS keyless"
     )
 
 
@@ -340,22 +351,25 @@ def _outlier_check(
     segment = _segment_expr(suite.table, spec.segment)
     key_text = ", ".join(f"'{k} ' || CAST(\"{k}\" AS VARCHAR)" for k in spec.key)
     joined = " AND ".join(f'cur."{k}" IS NOT DISTINCT FROM prev."{k}"' for k in spec.key)
-    only = "" if touched is None or factor < 1 else f" WHERE {_entity(spec.key)} IN ({touched})"
+    dialect = dialect_of(con)
+    only = "" if touched is None or factor < 1 else f" WHERE {_entity(dialect, spec.key)} IN ({touched})"
     reads = (spec.value, keys, segment, key_text)
+    group_by = _grouped_by(keys, segment, spec)
     sql = f"""
         WITH cur AS (
-            SELECT {keys}, {segment} AS _segment, ({spec.value})::DOUBLE AS _value,
-                   arg_min({SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN}) AS _file, min({SOURCE_ROW_COLUMN}) AS _row,
-                   concat_ws(', ', {key_text}) AS _key
-            FROM {suite_source(suite, INCOMING_SCHEMA, *reads)}{only} GROUP BY ALL
+            SELECT {keys}, {segment} AS _segment, ({spec.value})::DOUBLE PRECISION AS _value,
+                   {dialect.first_by(SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN)} AS _file,
+                   min({SOURCE_ROW_COLUMN}) AS _row, concat_ws(', ', {key_text}) AS _key
+            FROM {suite_source(suite, INCOMING_SCHEMA, *reads)}{only} {group_by}
         ),
         everyone AS ({_everyone(suite, spec, keys, segment)}),
         prev AS (
-            SELECT {keys}, {segment} AS _segment, ({spec.value})::DOUBLE AS _value
-            FROM {suite_source(suite, RAW_SCHEMA, *reads)}{only} GROUP BY ALL
+            SELECT {keys}, {segment} AS _segment, ({spec.value})::DOUBLE PRECISION AS _value
+            FROM {suite_source(suite, RAW_SCHEMA, *reads)}{only} {group_by}
         ),
         usual AS (
-            SELECT _segment, quantile_cont(_value, {PERCENTILE}) AS _p99 FROM everyone WHERE _value > 0 GROUP BY ALL
+            SELECT _segment, {dialect.quantile("_value", PERCENTILE)} AS _p99 FROM everyone WHERE _value > 0
+            GROUP BY _segment
         ),
         compared AS (
             SELECT cur._file, cur._row, cur._key, cur._segment, cur._value, prev._value AS _own, usual._p99,
@@ -366,7 +380,7 @@ def _outlier_check(
         )
         SELECT _file, _row, _key, _segment, _value, _own, _p99 FROM compared
         WHERE _baseline > 0 AND _value > ? * _baseline"""
-    total, sample = _count_and_sample(con, sql, [factor], "_value DESC")
+    total, sample = _count_and_sample(con, sql, [factor], "_value DESC, _file, _row")
     findings = []
     for file, row, key, seg, value, own, p99 in sample:
         unit = f" {seg}" if seg else ""

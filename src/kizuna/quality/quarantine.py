@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from kizuna.core import ops
 from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_ROW_COLUMN
+from kizuna.core.sql_dialect import dialect_of
 from kizuna.core.warehouse import INCOMING_SCHEMA
 from kizuna.quality.validate import CheckResult
 
@@ -27,8 +28,9 @@ def quarantine_rows(con: Connection, load_id: str, table: str, file: str, failur
     if not findings:
         return 0
     ops.ensure(con, _STAGING)
+    con.execute("DROP TABLE IF EXISTS _findings")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _findings (load_id VARCHAR, table_name VARCHAR, source_file VARCHAR, "
+        "CREATE TEMP TABLE _findings (load_id VARCHAR, table_name VARCHAR, source_file VARCHAR, "
         "source_row BIGINT, column_name VARCHAR, rule VARCHAR, value VARCHAR, severity VARCHAR)"
     )
     con.executemany("INSERT INTO _findings VALUES (?, ?, ?, ?, ?, ?, ?, ?)", findings)
@@ -36,7 +38,7 @@ def quarantine_rows(con: Connection, load_id: str, table: str, file: str, failur
     con.execute(
         f"""INSERT INTO {QUARANTINE_STAGING}
             SELECT f.load_id, timezone('UTC', now()), f.table_name, f.source_file, f.source_row, f.column_name,
-                   f.rule, f.value, f.severity, to_json(t)::VARCHAR
+                   f.rule, f.value, f.severity, {dialect_of(con).row_json("t")}
             FROM _findings f JOIN {staged} t ON t.{SOURCE_ROW_COLUMN} = f.source_row"""
     )
     before = con.execute(f"SELECT count(*) FROM {staged}").fetchone()

@@ -248,7 +248,7 @@ def _with_duplicate_flags(suite: SuiteFile) -> tuple[list[dict[str, Any]], dict[
             # reads right on the few rows an incremental gate checks (kizuna.quality.changed_rows).
             derived[flag] = (
                 f'{present} AND ({quoted}) IN (SELECT {quoted} FROM {{schema}}."{suite.table}" '
-                f"WHERE {present} GROUP BY ALL HAVING count(*) > 1)"
+                f"WHERE {present} GROUP BY {quoted} HAVING count(*) > 1)"
             )
             rule = "duplicate value" if len(columns) == 1 else "duplicate key"
             meta = {"rule": rule, "column": ", ".join(columns), **(e.get("meta") or {})}
@@ -284,23 +284,26 @@ def _create_gate_frame(
     source: str | None = None,
 ) -> None:
     """The temp table `name`: only the needed columns of the staged table (or `source`, a part of it whose
-    derived columns are computed over it), money as DOUBLE; only the source rows the query `rows` selects, if
+    derived columns are computed over it), money as DOUBLE PRECISION; only the source rows the query `rows` selects, if
     given (derived columns still computed over the whole table: some are windows)."""
     cols = []
     for c in TABLES_BY_NAME[table].columns:
         if c.name in needed:
-            cols.append(f'"{c.name}"::DOUBLE AS "{c.name}"' if c.type is ColumnType.MONEY else f'"{c.name}"')
+            cols.append(f'"{c.name}"::DOUBLE PRECISION AS "{c.name}"' if c.type is ColumnType.MONEY else f'"{c.name}"')
     cols += [f'({sql.format(schema=schema)}) AS "{name}"' for name, sql in derived.items() if name in needed]
     cols += [SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN]
     where = f" WHERE {SOURCE_ROW_COLUMN} IN ({rows})" if rows is not None else ""
     origin = source or f'{schema}."{table}"'
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM (SELECT {', '.join(cols)} FROM {origin}){where}")
+    con.execute(f"DROP TABLE IF EXISTS {name}")
+    con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM (SELECT {', '.join(cols)} FROM {origin}) AS frame{where}")
 
 
-# The first source row of every `chunk_rows` rows of a table: chunk boundaries that hold rows.
+# The first source row of every `chunk_rows` rows of a table: chunk boundaries that hold rows. (The row's rank
+# less its remainder: `//` is DuckDB's, and `/` divides integers exactly on PostgreSQL only.)
 _CHUNK_STARTS = (
-    f"SELECT DISTINCT min({SOURCE_ROW_COLUMN}) FROM (SELECT {SOURCE_ROW_COLUMN}, "
-    f"(row_number() OVER (ORDER BY {SOURCE_ROW_COLUMN}) - 1) // ? AS c FROM {{rows}}) GROUP BY c ORDER BY 1"
+    f"SELECT min({SOURCE_ROW_COLUMN}) AS start FROM (SELECT {SOURCE_ROW_COLUMN}, "
+    f"row_number() OVER (ORDER BY {SOURCE_ROW_COLUMN}) - 1 AS n FROM {{rows}}) AS ranked "
+    "GROUP BY n - n % ? ORDER BY start"
 )
 
 
@@ -349,13 +352,13 @@ def validate_table(
     try:
         row = con.execute(
             f"SELECT count(*), min({SOURCE_ROW_COLUMN}), max({SOURCE_ROW_COLUMN}), "
-            f"any_value({SOURCE_FILE_COLUMN}) FROM {rows_table}"
+            f"min({SOURCE_FILE_COLUMN}) FROM {rows_table}"
         ).fetchone()
         total, low, high, file = row or (0, None, None, None)
         if checked is not None:
             checked[suite.name] = int(total)
         if not file and rows_table != "_gate_frame":  # the file a finding names, even when no row is checked
-            any_file = con.execute(f'SELECT any_value({SOURCE_FILE_COLUMN}) FROM {schema}."{suite.table}"').fetchone()
+            any_file = con.execute(f'SELECT min({SOURCE_FILE_COLUMN}) FROM {schema}."{suite.table}"').fetchone()
             file = any_file[0] if any_file else None
         file = file or f"{suite.table}.csv"
         dates = [
