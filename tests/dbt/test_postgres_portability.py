@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
+from kizuna.core.connection import Connection
 from tests.dbt.helpers import NO_UNIT_TESTS, Build, dbt_build, load_source_dir, normalised, run_dbt
 from tests.postgres_server import PG_DATABASE, PostgresServer
 
@@ -125,7 +128,7 @@ def test_mart_is_the_same_on_postgres_and_duckdb(builds: Builds, mart: str) -> N
 def test_the_reports_sections_read_the_same_from_postgres_as_from_duckdb(builds: Builds, tmp_path: Path) -> None:
     """The monthly report's sections (issue 24: the reporting step on a server warehouse): every table and note
     a section shows, read from the marts dbt built on PostgreSQL, equals what the DuckDB build gives."""
-    from kizuna.core.connection import Connection, connect
+    from kizuna.core.connection import connect
     from kizuna.reporting.sections import SECTIONS, ReportContext
 
     def shown(con: Connection, name: str) -> dict[str, object]:
@@ -172,7 +175,7 @@ def test_campaign_audiences_selection_and_the_call_list_are_the_same_on_postgres
     from kizuna.campaigns.select import select_recipients
     from kizuna.campaigns.spec import load_campaigns
     from kizuna.core import ops
-    from kizuna.core.connection import Connection, connect
+    from kizuna.core.connection import connect
     from kizuna.core.settings import Settings
 
     campaigns = load_campaigns(Settings().campaigns_dir)
@@ -220,3 +223,142 @@ def test_campaign_audiences_selection_and_the_call_list_are_the_same_on_postgres
             if got[i] != row
         ]
         assert len(got) == len(expected) and not differing, (name, len(got), len(expected), differing[:3])
+
+
+SCORED_AT = datetime(2026, 11, 23, 6, 0)
+
+
+def _scored(con: Connection) -> dict[str, pd.DataFrame]:
+    """The scoring step on one warehouse, as score_warehouse runs it on its connections: train on the marts, score
+    the as-of customers and open deals, write marts.customer_scores and marts.deal_forecasts; and both read back."""
+    from kizuna.core.settings import Settings
+    from kizuna.scoring.deals import forecast_deals
+    from kizuna.scoring.features import load_scoring_rows
+    from kizuna.scoring.run import score_customers, write_marts
+    from kizuna.scoring.training import train_models
+
+    @contextmanager
+    def this_connection() -> Iterator[Connection]:
+        yield con
+
+    settings = Settings()
+    bundle = train_models(
+        this_connection,
+        AS_OF,
+        settings.scores_model,
+        settings.scores_seed,
+        settings.scores_validation_months,
+        SCORED_AT,
+    )
+    customers = score_customers(load_scoring_rows(con), bundle.scores)
+    customers["model_version"], customers["scored_at"] = bundle.version, SCORED_AT
+    deals = forecast_deals(con, AS_OF, bundle.deal_model)
+    deals["model_version"], deals["as_of"], deals["scored_at"] = bundle.version, AS_OF, SCORED_AT
+    write_marts(con, customers, deals)
+    return {
+        "customer_scores": con.execute("SELECT * FROM marts.customer_scores ORDER BY customer_id").df(),
+        "deal_forecasts": con.execute("SELECT * FROM marts.deal_forecasts ORDER BY deal_id").df(),
+    }
+
+
+def test_scores_and_deal_forecasts_are_the_same_on_postgres_and_duckdb(builds: Builds) -> None:
+    """The scoring step (issue 24) trains on the features dbt built on PostgreSQL and writes the same scores,
+    factors, forecasts and bands as on the DuckDB build: same customers and deals, probabilities to 1e-9."""
+    from kizuna.core.connection import connect
+
+    with duckdb.connect(str(builds.duckdb.warehouse)) as duck:  # as above: dbt-duckdb holds the file's configuration
+        on_duckdb = _scored(duck)
+    with connect(builds.postgres.url(PG_DATABASE)) as pg:
+        on_postgres = _scored(pg)
+    scores, deals = on_duckdb["customer_scores"], on_duckdb["deal_forecasts"]
+    assert len(scores) > 100 and deals["win_probability"].notna().sum() > 10  # something to compare
+    assert scores["churn_factors_en"].str.len().gt(0).any()
+    for table, expected in on_duckdb.items():
+        got = on_postgres[table]
+        assert list(got.columns) == list(expected.columns), table
+        pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9, atol=1e-12, obj=table)
+    # the same order of customers by risk (what campaigns and call lists rank by), and the same deal bands
+    for column in ("churn_risk", "expansion_propensity"):
+        ranked = [
+            s.sort_values([column, "customer_id"], ascending=[False, True])["customer_id"].tolist()
+            for s in (scores, on_postgres["customer_scores"])
+        ]
+        assert ranked[0] == ranked[1], column
+    assert on_postgres["deal_forecasts"]["activity_band"].tolist() == deals["activity_band"].tolist()
+
+
+def test_the_training_sample_is_the_same_customers_on_postgres_and_duckdb(builds: Builds) -> None:
+    """Beyond MAX_TRAINING_ROWS the training rows are a sample of customers drawn from their ids and the seed:
+    the same customers, with all their snapshots, on both engines."""
+    from kizuna.core.connection import connect
+    from kizuna.scoring.features import load_training_rows
+
+    def sampled(con: Connection) -> tuple[pd.DataFrame, int, pd.DataFrame]:
+        whole, labelled = load_training_rows(con, 7)
+        sample, _ = load_training_rows(con, 7, max_rows=labelled // 3)
+        return whole, labelled, sample
+
+    with duckdb.connect(str(builds.duckdb.warehouse)) as duck:
+        whole, labelled, on_duckdb = sampled(duck)
+    with connect(builds.postgres.url(PG_DATABASE), read_only=True) as pg:
+        _, pg_labelled, on_postgres = sampled(pg)
+    assert pg_labelled == labelled == len(whole)
+    assert 0.2 * labelled < len(on_duckdb) < 0.5 * labelled  # about a third: a sample, not everything
+    kept = set(on_duckdb["customer_id"])
+    assert len(on_duckdb) == whole["customer_id"].isin(kept).sum()  # every snapshot of a sampled customer
+    pd.testing.assert_frame_equal(on_postgres, on_duckdb)
+
+
+# Columns dbt types differently on PostgreSQL (the values are equal): divide_rounded's round() is an unconstrained
+# numeric there, DuckDB's a DECIMAL(18,2); date differences and counts are other integer or double types.
+TYPED_DIFFERENTLY_BY_DBT = {
+    "mrr_kpis_monthly": {"arpa"},
+    "existing_customer_revenue_monthly": {"average_mrr_per_existing_customer"},
+    "customers": {
+        "days_to_renewal",
+        "days_since_last_touch",
+        "touches_last_90_days",
+        "conversations_last_90_days",
+        "tickets_last_90_days",
+    },
+    "subscription_renewals": {"days_to_renewal"},
+}
+
+
+def test_mart_exports_are_the_same_files_from_postgres_and_duckdb(builds: Builds, tmp_path: Path) -> None:
+    """`kizuna export` of the marts dbt built (issue 24): from PostgreSQL the same Parquet columns and rows, and
+    the same CSV bytes, as from the DuckDB build, sorted by each mart's grain; but for the columns dbt itself types
+    differently on PostgreSQL (TYPED_DIFFERENTLY_BY_DBT), whose values are equal."""
+    from decimal import Decimal
+
+    from kizuna.core.connection import connect
+    from kizuna.reporting.export import mart_grain, write_export
+    from tests.dbt.helpers import PROJECT_DIR
+
+    def exported(con: Connection, name: str) -> dict[str, tuple[bytes, dict[str, str], list[tuple[object, ...]]]]:
+        out = {}
+        for mart in MARTS:
+            grain = mart_grain(PROJECT_DIR, mart)
+            csv, parquet = tmp_path / name / f"{mart}.csv", tmp_path / name / f"{mart}.parquet"
+            assert write_export(con, mart, "csv", csv, grain) == write_export(con, mart, "parquet", parquet, grain)
+            with duckdb.connect() as reader:
+                read = f"FROM read_parquet('{parquet}')"
+                types = {r[0]: r[1] for r in reader.sql(f"DESCRIBE SELECT * {read}").fetchall()}
+                values = [
+                    tuple(float(v) if isinstance(v, Decimal) else v for v in row)
+                    for row in reader.sql(f"SELECT * {read}").fetchall()
+                ]
+            out[mart] = (csv.read_bytes(), types, values)
+        return out
+
+    with duckdb.connect(str(builds.duckdb.warehouse)) as duck:
+        on_duckdb = exported(duck, "duckdb")
+    with connect(builds.postgres.url(PG_DATABASE), read_only=True) as pg:
+        on_postgres = exported(pg, "postgres")
+    for mart, (csv, types, values) in on_duckdb.items():
+        pg_csv, pg_types, pg_values = on_postgres[mart]
+        assert values and pg_values == values, mart
+        assert list(pg_types) == list(types), mart
+        assert {c for c in types if pg_types[c] != types[c]} == TYPED_DIFFERENTLY_BY_DBT.get(mart, set()), mart
+        if not any(types[c].startswith("DECIMAL") for c in TYPED_DIFFERENTLY_BY_DBT.get(mart, ())):
+            assert pg_csv == csv, mart  # a DECIMAL(18,2) typed as a double is written 1.5, not 1.50

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Any, Literal
 
 import yaml
 
-from kizuna.core.connection import Connection
+from kizuna.core.connection import Connection, is_server_url, scratch
+from kizuna.core.sql_dialect import dialect_of
 from kizuna.core.warehouse import connect
 from kizuna.reporting.files import atomic_output
 
@@ -89,41 +91,110 @@ def mart_grain(dbt_project_dir: Path, mart: str) -> list[str] | None:
     return None
 
 
+# A column's information_schema.columns data_type (upper case) as DuckDB declares the type: how a server's rows
+# are typed in the scratch DuckDB that writes its files.
+_DUCKDB_TYPES = {
+    "TEXT": "VARCHAR",
+    "CHARACTER VARYING": "VARCHAR",
+    "CHARACTER": "VARCHAR",
+    "DOUBLE PRECISION": "DOUBLE",
+    "REAL": "FLOAT",
+    "TIMESTAMP WITHOUT TIME ZONE": "TIMESTAMP",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
+    "TIME WITHOUT TIME ZONE": "TIME",
+}
+# The types a server's rows keep in the scratch DuckDB (and DECIMAL): any other (JSON, arrays) is written as text.
+_SCRATCH_TYPES = frozenset(
+    (
+        "VARCHAR",
+        "DOUBLE",
+        "FLOAT",
+        "BIGINT",
+        "INTEGER",
+        "SMALLINT",
+        "BOOLEAN",
+        "DATE",
+        "TIME",
+        "TIMESTAMP",
+        "TIMESTAMPTZ",
+    )
+)
+# A formula's first character, as a regular expression in SQL (FORMULA_PREFIXES)
+_FORMULA = "'^[=+\\-@\\t\\r]'"
+
+
+def _columns(con: Connection, mart: str) -> list[tuple[str, str]]:
+    """The mart's columns in order, each with its type as DuckDB names it, on either engine."""
+    rows = con.execute(
+        "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+        "WHERE table_schema = 'marts' AND table_name = ? ORDER BY ordinal_position",
+        [mart],
+    ).fetchall()
+    out = []
+    for name, data_type, precision, scale in rows:
+        kind = str(data_type).upper()
+        if kind == "NUMERIC":  # a server's; unconstrained (no precision): a double, as DuckDB's df() reads it
+            kind = f"DECIMAL({precision},{scale})" if precision is not None else "DOUBLE"
+        out.append((str(name), _DUCKDB_TYPES.get(kind, kind)))
+    return out
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _order_by(con: Connection, mart: str, grain: Sequence[str] | None) -> str:
-    """ORDER BY the grain's columns that the table has; without a grain every column, so the order is stable."""
-    present = [
-        str(r[0])
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = ? "
-            "ORDER BY ordinal_position",
-            [mart],
-        ).fetchall()
-    ]
-    keys = [c for c in grain or [] if c in present] or present
-    return " ORDER BY " + ", ".join('"' + c.replace('"', '""') + '" NULLS LAST' for c in keys)
+    """ORDER BY the grain's columns that the table has; without a grain every column, so the order is stable.
+    Text in byte order, as DuckDB sorts it, whatever a server's collation."""
+    present = dict(_columns(con, mart))
+    keys = [c for c in grain or [] if c in present] or list(present)
+    dialect = dialect_of(con)
+    return " ORDER BY " + ", ".join(
+        (dialect.byte_order(_quoted(c)) if present[c] == "VARCHAR" else _quoted(c)) + " NULLS LAST" for c in keys
+    )
 
 
 def _select(con: Connection, mart: str, *, neutralised: bool, order_by: str = "") -> str:
     """SELECT of every column, text columns neutralised in SQL so DuckDB streams the file itself."""
-    cols = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = 'marts' AND table_name = ? ORDER BY ordinal_position",
-        [mart],
-    ).fetchall()
+    dialect = dialect_of(con)
     exprs = []
-    for name, data_type in cols:
-        ident = '"' + str(name).replace('"', '""') + '"'
-        if neutralised and str(data_type).upper() == "VARCHAR":
+    for name, kind in _columns(con, mart):
+        ident = _quoted(name)
+        if neutralised and kind == "VARCHAR":
             exprs.append(
-                f"CASE WHEN regexp_matches({ident}, '^[=+\\-@\\t\\r]') THEN '''' || {ident} ELSE {ident} END AS {ident}"
+                f"CASE WHEN {dialect.matches(ident, _FORMULA)} THEN '''' || {ident} ELSE {ident} END AS {ident}"
             )
         else:
             exprs.append(ident)
     return f'SELECT {", ".join(exprs)} FROM marts."{mart}"{order_by}'
 
 
+@contextmanager
+def _written_by_duckdb(con: Connection, mart: str, select: str) -> Iterator[tuple[Connection, str]]:
+    """A DuckDB connection and a SELECT of the rows for it to COPY to a file: the warehouse itself on DuckDB; for a
+    server warehouse a scratch DuckDB holding the rows, read in batches as text and cast to the mart's types, so
+    both engines' files come from one writer, with the same bytes and column types."""
+    if not dialect_of(con).is_postgres:
+        yield con, select
+        return
+    import pandas as pd
+
+    columns = [(n, k if k in _SCRATCH_TYPES or k.startswith("DECIMAL(") else "VARCHAR") for n, k in _columns(con, mart)]
+    names = [name for name, _ in columns]
+    as_text = ", ".join(f"CAST({_quoted(n)} AS TEXT) AS {_quoted(n)}" for n in names)
+    typed = ", ".join(f"CAST({_quoted(n)} AS {kind}) AS {_quoted(n)}" for n, kind in columns)
+    with scratch() as local:
+        local.execute(f"CREATE TABLE server_rows ({', '.join(f'{_quoted(n)} {kind}' for n, kind in columns)})")
+        cur = con.execute(f"SELECT {as_text} FROM ({select}) AS mart")
+        while rows := cur.fetchmany(_BATCH):
+            local.register("server_batch", pd.DataFrame(rows, columns=names, dtype=object))
+            local.execute(f"INSERT INTO server_rows SELECT {typed} FROM server_batch")
+            local.unregister("server_batch")
+        yield local, "SELECT * FROM server_rows"  # in the order inserted (DuckDB's preserve_insertion_order)
+
+
 def export_mart(
-    warehouse: Path, mart: str, fmt: Format, out: Path, grain: Sequence[str] | None = None
+    warehouse: Path | str, mart: str, fmt: Format, out: Path, grain: Sequence[str] | None = None
 ) -> tuple[Path, int]:
     """Write marts.<mart> to out, rows sorted by grain (see mart_grain); returns the path and the number of rows.
 
@@ -133,21 +204,30 @@ def export_mart(
     with connect(warehouse, read_only=True) as con:
         known = marts(con)
         if mart not in known:
-            raise ExportError(f"no mart {mart!r} in {warehouse} (marts: {', '.join(known) or 'none yet'})")
-        count_row = con.execute(f'SELECT count(*) FROM marts."{mart}"').fetchone()
-        rows = int(count_row[0]) if count_row else 0
-        if fmt == "xlsx" and rows > XLSX_MAX_ROWS:
-            raise ExportError(f"marts.{mart} has {rows:,} rows, more than a worksheet holds: use csv or parquet")
-        order_by = _order_by(con, mart, grain)
-        with atomic_output(out) as tmp:
+            where = "the server warehouse" if is_server_url(warehouse) else str(warehouse)  # never its password
+            raise ExportError(f"no mart {mart!r} in {where} (marts: {', '.join(known) or 'none yet'})")
+        return out, write_export(con, mart, fmt, out, grain)
+
+
+def write_export(con: Connection, mart: str, fmt: Format, out: Path, grain: Sequence[str] | None = None) -> int:
+    """export_mart's file from an open warehouse, DuckDB's or a server's (whose rows a scratch DuckDB writes to
+    CSV and Parquet, so the files are the same); the number of rows."""
+    count_row = con.execute(f'SELECT count(*) FROM marts."{mart}"').fetchone()
+    rows = int(count_row[0]) if count_row else 0
+    if fmt == "xlsx" and rows > XLSX_MAX_ROWS:
+        raise ExportError(f"marts.{mart} has {rows:,} rows, more than a worksheet holds: use csv or parquet")
+    order_by = _order_by(con, mart, grain)
+    with atomic_output(out) as tmp:
+        if fmt == "xlsx":
+            _write_xlsx(con, mart, _select(con, mart, neutralised=False, order_by=order_by), rows, tmp)
+            return rows
+        select = _select(con, mart, neutralised=fmt == "csv", order_by=order_by)
+        with _written_by_duckdb(con, mart, select) as (writer, rows_select):
             if fmt == "parquet":
-                select = _select(con, mart, neutralised=False, order_by=order_by)
-                con.execute(f"COPY ({select}) TO '{_sql_path(tmp)}' (FORMAT parquet)")
-            elif fmt == "csv":
-                _write_csv(con, _select(con, mart, neutralised=True, order_by=order_by), tmp)
+                writer.execute(f"COPY ({rows_select}) TO '{_sql_path(tmp)}' (FORMAT parquet)")
             else:
-                _write_xlsx(con, mart, _select(con, mart, neutralised=False, order_by=order_by), rows, tmp)
-    return out, rows
+                _write_csv(writer, rows_select, tmp)
+    return rows
 
 
 def _sql_path(path: Path) -> str:

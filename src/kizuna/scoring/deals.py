@@ -34,8 +34,8 @@ DEAL_FEATURES = (
 # The deals created by the as-of date, closed ones or open ones ($closed), and the touches before each one's creation.
 _DEALS_CTES = """
 deals AS (
-    SELECT deal_id, customer_id, deal_type, stage, CAST(amount AS DOUBLE) AS amount, created_at, closed_at, is_won,
-           lead_source
+    SELECT deal_id, customer_id, deal_type, stage, CAST(amount AS DOUBLE PRECISION) AS amount, created_at, closed_at,
+           is_won, lead_source
     FROM staging.stg_crm__deals
     WHERE CAST(created_at AS DATE) <= $as_of AND (closed_at IS NOT NULL) = $closed
 ),
@@ -47,7 +47,7 @@ before_creation AS (
     SELECT d.deal_id, count(t.customer_id) AS touches_30_days_before
     FROM deals d LEFT JOIN touches t
       ON t.customer_id = d.customer_id AND t.occurred_at < d.created_at
-     AND t.occurred_at >= d.created_at - INTERVAL 30 DAY  -- a feature: fixed, whatever the window
+     AND t.occurred_at >= d.created_at - INTERVAL '30 days'  -- a feature: fixed, whatever the window
     GROUP BY d.deal_id
 )"""
 _FEATURES_JOIN = """
@@ -67,7 +67,7 @@ last_touches AS (
     SELECT customer_id, max(occurred_at) AS last_touch_at,
            -- the touch types of the last days before the as-of date, as counted before wins (PRECEDING_SQL)
            string_agg(DISTINCT activity_type, ',' ORDER BY activity_type)
-               FILTER (WHERE occurred_at >= $as_of - INTERVAL {TOUCH_WINDOW_DAYS} DAY) AS recent_touch_types
+               FILTER (WHERE occurred_at >= $as_of - INTERVAL '{TOUCH_WINDOW_DAYS} days') AS recent_touch_types
     FROM touches
     -- only the deals' customers: the open deals' are a tenth of those with touches at 1M customers
     WHERE customer_id IN (SELECT customer_id FROM deals)
@@ -120,7 +120,7 @@ preceding AS (
     SELECT DISTINCT w.deal_id, w.deal_type, w.rank, a.activity_type
     FROM won w JOIN staging.stg_crm__activities a
       ON a.customer_id = w.customer_id AND a.occurred_at < w.closed_at
-     AND a.occurred_at >= w.closed_at - INTERVAL {TOUCH_WINDOW_DAYS} DAY
+     AND a.occurred_at >= w.closed_at - INTERVAL '{TOUCH_WINDOW_DAYS} days'
      AND a.activity_type IN ('call', 'meeting', 'email', 'visit')
 ),
 won_counts AS (
@@ -130,7 +130,7 @@ touch_counts AS (
     SELECT deal_type, rank, activity_type, count(*) AS deals
     FROM preceding GROUP BY GROUPING SETS ((deal_type, rank, activity_type), (deal_type, activity_type))
 )
-SELECT t.deal_type, t.rank, t.activity_type, t.deals / n.won_deals AS share, n.won_deals
+SELECT t.deal_type, t.rank, t.activity_type, CAST(t.deals AS DOUBLE PRECISION) / n.won_deals AS share, n.won_deals
 FROM touch_counts t JOIN won_counts n ON n.deal_type = t.deal_type AND n.rank IS NOT DISTINCT FROM t.rank
 ORDER BY t.deal_type, t.rank NULLS FIRST, share DESC, t.activity_type
 """

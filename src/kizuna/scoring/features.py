@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from kizuna.core.connection import Connection
+from kizuna.core.sql_dialect import dialect_of
 
 FEATURES_TABLE = "intermediate.int_customer_features_monthly"
 
@@ -226,11 +227,15 @@ def load_training_rows(con: Connection, seed: int, max_rows: int = MAX_TRAINING_
         raise ValueError(f"{FEATURES_TABLE} is empty: run `kizuna run` (dbt build) on a warehouse with customers first")
     labelled = int(row[1])
     sample = ""
+    dialect = dialect_of(con)
     if labelled > max_rows:
-        # hash of id and seed: the same customers every run with the same seed, whatever the row order
-        sample = f"AND hash(customer_id || '#{int(seed)}') % 1000000 < {int(max_rows / labelled * 1_000_000)}"
+        # a bucket of id and seed: the same customers every run with the same seed, whatever the row order, and on
+        # either engine (MD5, where DuckDB's hash may change with its version)
+        bucket = dialect.bucket_of(f"customer_id || '#{int(seed)}'")
+        sample = f"AND {bucket} < {int(max_rows / labelled * 2**32)}"
     frame = con.execute(
-        f"SELECT {columns} FROM {FEATURES_TABLE} WHERE has_outcome {sample} ORDER BY snapshot_on, customer_id"
+        f"SELECT {columns} FROM {FEATURES_TABLE} WHERE has_outcome {sample} "
+        f"ORDER BY snapshot_on, {dialect.byte_order('customer_id')}"
     ).df()
     return _typed(frame), labelled
 
@@ -238,7 +243,8 @@ def load_training_rows(con: Connection, seed: int, max_rows: int = MAX_TRAINING_
 def load_scoring_rows(con: Connection) -> pd.DataFrame:
     """The as-of snapshot: one row per customer to score."""
     columns = ", ".join(COLUMNS)
-    frame = con.execute(f"SELECT {columns} FROM {FEATURES_TABLE} WHERE is_scoring_snapshot ORDER BY customer_id").df()
+    order = dialect_of(con).byte_order("customer_id")
+    frame = con.execute(f"SELECT {columns} FROM {FEATURES_TABLE} WHERE is_scoring_snapshot ORDER BY {order}").df()
     return _typed(frame)
 
 

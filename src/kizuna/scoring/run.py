@@ -72,21 +72,25 @@ def write_marts(con: Connection, customers: pd.DataFrame, deals: pd.DataFrame) -
     try:
         con.execute("BEGIN TRANSACTION")
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {MARTS_SCHEMA}")
+        # a drop and a create, not CREATE OR REPLACE: PostgreSQL has no such statement for tables
+        con.execute(f"DROP TABLE IF EXISTS {MARTS_SCHEMA}.customer_scores")
         con.execute(
-            f"""CREATE OR REPLACE TABLE {MARTS_SCHEMA}.customer_scores AS
+            f"""CREATE TABLE {MARTS_SCHEMA}.customer_scores AS
             SELECT CAST(customer_id AS VARCHAR) AS customer_id, CAST(as_of AS DATE) AS as_of,
-                   CAST(churn_risk AS DOUBLE) AS churn_risk, CAST(expansion_propensity AS DOUBLE) AS expansion_propensity,
+                   CAST(churn_risk AS DOUBLE PRECISION) AS churn_risk,
+                   CAST(expansion_propensity AS DOUBLE PRECISION) AS expansion_propensity,
                    churn_factors_ja, churn_factors_en, expansion_factors_ja, expansion_factors_en,
                    model_version, CAST(scored_at AS TIMESTAMP) AS scored_at
             FROM customer_scores_frame ORDER BY customer_id"""
         )
+        con.execute(f"DROP TABLE IF EXISTS {MARTS_SCHEMA}.deal_forecasts")
         con.execute(
-            f"""CREATE OR REPLACE TABLE {MARTS_SCHEMA}.deal_forecasts AS
+            f"""CREATE TABLE {MARTS_SCHEMA}.deal_forecasts AS
             SELECT CAST(deal_id AS VARCHAR) AS deal_id, CAST(customer_id AS VARCHAR) AS customer_id, deal_type, stage,
-                   CAST(amount AS DOUBLE) AS amount, CAST(created_at AS TIMESTAMP) AS created_at,
-                   CAST(win_probability AS DOUBLE) AS win_probability,
+                   CAST(amount AS DOUBLE PRECISION) AS amount, CAST(created_at AS TIMESTAMP) AS created_at,
+                   CAST(win_probability AS DOUBLE PRECISION) AS win_probability,
                    CAST(expected_close_month AS DATE) AS expected_close_month,
-                   CAST(expected_amount AS DOUBLE) AS expected_amount,
+                   CAST(expected_amount AS DOUBLE PRECISION) AS expected_amount,
                    CAST(last_activity_on AS DATE) AS last_activity_on,
                    CAST(days_since_last_activity AS BIGINT) AS days_since_last_activity, activity_band,
                    next_action_ja, next_action_en, risk_ja, risk_en, model_version, CAST(as_of AS DATE) AS as_of,

@@ -50,9 +50,9 @@ def earliest_month_changed(con: Connection, before: str, after: str, as_of: date
     For the daily run: `before` the last good load (raw), `after` the staged one (raw_incoming). A table missing
     from `after` (no file: it is published empty) counts as empty.
     """
-    (found,) = con.execute(f"select min({month_of('day')}) from ({touched_days(con, before, after)})").fetchone() or (
-        None,
-    )
+    (found,) = con.execute(
+        f"select min({month_of('day')}) from ({touched_days(con, before, after)}) as touched"
+    ).fetchone() or (None,)
     return earliest_month(found, as_of)
 
 
@@ -66,7 +66,11 @@ def _sources(con: Connection, before: str, after: str, only: str | None) -> tupl
     """SQL of what touched_days compares: subscriptions and invoices before and after (those of `only`'s
     subscriptions), fx rates after; a table missing from `after` counts as empty."""
     names = {
-        r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [after]).fetchall()
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+            [after],
+        ).fetchall()
     }
     subscriptions, invoices, fx_rates = (
         f"{after}.{t}" if t in names else f"(select * from {before}.{t} limit 0)" for t in READ_TABLES

@@ -89,9 +89,10 @@ def record_staged_month(con: Connection, as_of: date) -> date | None:
     month = None
     if all(table_exists(con, RAW_SCHEMA, table) for table in READ_TABLES):
         only = _subscriptions_changed(con)
+        con.execute("DROP TABLE IF EXISTS _months_touched")
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _months_touched AS SELECT customer_id, {month_of('day')} AS month "
-            f"FROM ({touched_days(con, RAW_SCHEMA, INCOMING_SCHEMA, only)}) WHERE day IS NOT NULL"
+            f"CREATE TEMP TABLE _months_touched AS SELECT customer_id, {month_of('day')} AS month "
+            f"FROM ({touched_days(con, RAW_SCHEMA, INCOMING_SCHEMA, only)}) AS touched WHERE day IS NOT NULL"
         )
         con.execute(f"DROP TABLE IF EXISTS {_SUBSCRIPTIONS_CHANGED}")
         (found,) = con.execute("SELECT min(month) FROM _months_touched").fetchone() or (None,)
@@ -129,15 +130,16 @@ def _subscriptions_changed(con: Connection) -> str | None:
         f"WHERE invoice_id IS NULL OR invoice_id::VARCHAR IN ({invoice_keys})"
         for schema in (RAW_SCHEMA, INCOMING_SCHEMA)
     )
+    con.execute(f"DROP TABLE IF EXISTS {_SUBSCRIPTIONS_CHANGED}")
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_SUBSCRIPTIONS_CHANGED} AS SELECT DISTINCT subscription_id FROM ("
+        f"CREATE TEMP TABLE {_SUBSCRIPTIONS_CHANGED} AS SELECT DISTINCT subscription_id FROM ("
         + " UNION ALL ".join(
             [
-                *(f"SELECT key AS subscription_id FROM ({k})" for k in keys["subscriptions"]),
-                f"SELECT subscription_id::VARCHAR AS subscription_id FROM ({of_invoices})",
+                *(f"SELECT key AS subscription_id FROM ({k}) AS listed" for k in keys["subscriptions"]),
+                f"SELECT subscription_id::VARCHAR AS subscription_id FROM ({of_invoices}) AS invoiced",
             ]
         )
-        + ") WHERE subscription_id IS NOT NULL"
+        + ") AS changed WHERE subscription_id IS NOT NULL"
     )
     return _SUBSCRIPTIONS_CHANGED
 
@@ -278,7 +280,7 @@ def _plan_customers(con: Connection, load_ids: list[str], month: date, as_of: da
     # Every load's NULL-customer row: the month it rebuilds every customer from (no row: not recorded).
     row = con.execute(
         f"""SELECT count(DISTINCT load_id), min(month) FROM {ops.LOAD_CUSTOMER_MONTHS}
-            WHERE customer_id IS NULL AND list_contains($loads::VARCHAR[], load_id)""",
+            WHERE customer_id IS NULL AND load_id = ANY($loads)""",
         {"loads": load_ids},
     ).fetchone()
     if row is None or row[0] < len(set(load_ids)) or row[1] is None:
@@ -287,7 +289,7 @@ def _plan_customers(con: Connection, load_ids: list[str], month: date, as_of: da
     con.execute(
         f"""INSERT INTO {ops.REBUILD_CUSTOMERS}
             SELECT customer_id, min(month) FROM {ops.LOAD_CUSTOMER_MONTHS}
-            WHERE customer_id IS NOT NULL AND list_contains($loads::VARCHAR[], load_id)
+            WHERE customer_id IS NOT NULL AND load_id = ANY($loads)
             GROUP BY customer_id HAVING min(month) < $every_from""",
         {"loads": load_ids, "every_from": every_from},
     )
@@ -308,7 +310,7 @@ def _plan_snapshot_customers(con: Connection, load_ids: list[str], every_from: d
     con.execute(f"DELETE FROM {ops.REBUILD_SNAPSHOT_CUSTOMERS}")
     (recorded,) = con.execute(
         f"""SELECT count(DISTINCT load_id) FROM {ops.LOAD_SNAPSHOT_CUSTOMERS}
-            WHERE customer_id IS NULL AND list_contains($loads::VARCHAR[], load_id)""",
+            WHERE customer_id IS NULL AND load_id = ANY($loads)""",
         {"loads": load_ids},
     ).fetchone() or (0,)
     if recorded < len(set(load_ids)):
@@ -319,8 +321,8 @@ def _plan_snapshot_customers(con: Connection, load_ids: list[str], every_from: d
                 SELECT customer_id, month FROM {ops.REBUILD_CUSTOMERS}
                 UNION ALL
                 SELECT customer_id, month FROM {ops.LOAD_SNAPSHOT_CUSTOMERS}
-                WHERE customer_id IS NOT NULL AND list_contains($loads::VARCHAR[], load_id)
-            ) GROUP BY customer_id HAVING min(month) < $every_from""",
+                WHERE customer_id IS NOT NULL AND load_id = ANY($loads)
+            ) AS touched GROUP BY customer_id HAVING min(month) < $every_from""",
         {"loads": load_ids, "every_from": every_from},
     )
     (count,) = con.execute(f"SELECT count(*) FROM {ops.REBUILD_SNAPSHOT_CUSTOMERS}").fetchone() or (0,)

@@ -65,7 +65,7 @@ def changed_days(con: Connection, before: str, after: str) -> str:
             old, new = f'(select {cols} from {before}."{table}")', f'(select {cols} from {after}."{table}")'
         parts.append(
             f"select cast(customer_id as varchar) as customer_id, {day} as day from "
-            f"(({old} except all {new}) union all ({new} except all {old}))"
+            f"(({old} except all {new}) union all ({new} except all {old})) as changed_rows"
         )
     return " union all ".join(parts) or "select cast(null as varchar) as customer_id, cast(null as date) as day"
 
@@ -99,7 +99,7 @@ def record_snapshot_customers(con: Connection, load_id: str | None, as_of: date)
     con.execute(
         f"""INSERT INTO {ops.LOAD_SNAPSHOT_CUSTOMERS}
             SELECT $load_id, customer_id, min(cast(date_trunc('month', day) as date))
-            FROM ({changed_days(con, RAW_SCHEMA, INCOMING_SCHEMA)})
+            FROM ({changed_days(con, RAW_SCHEMA, INCOMING_SCHEMA)}) AS changed
             WHERE customer_id IS NOT NULL AND day IS NOT NULL
             GROUP BY customer_id
             HAVING min(day) < $as_of_month""",
