@@ -192,7 +192,7 @@ def kpi_months(con: Connection, as_of: date, months: int = 12) -> list[dict[str,
     cols = _kpi_select(con)
     cur = con.execute(
         f"SELECT * FROM (SELECT {cols} FROM marts.mrr_kpis_monthly WHERE month < ? ORDER BY month DESC LIMIT ?) "
-        "ORDER BY month",
+        "AS latest ORDER BY month",
         [first_of_month, months],
     )
     names = [d[0] for d in cur.description]
