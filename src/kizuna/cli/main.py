@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import typer
 from pydantic import ValidationError
 
 from kizuna.core.runtime import quiet_third_parties
+from kizuna.core.settings import passwords_masked
 
 quiet_third_parties()
 
@@ -76,8 +78,13 @@ app.add_typer(crm.app, name="crm")
 
 def main() -> None:
     common.own_the_process()
+    args = sys.argv[1:]
+    # The command line as this process shows it to what it runs: dbt writes it to its log and run_results.json.
+    # Typer parses the real one; a URL's password never reaches those files (`ps` still shows the real one:
+    # docs/scaling.md says to prefer KIZUNA_WAREHOUSE_URL).
+    sys.argv[1:] = [passwords_masked(arg) for arg in args]
     try:
-        app()
+        app(args=args)
     except ValidationError as exc:
         if exc.title != "Settings":
             raise
@@ -97,7 +104,6 @@ def _leave_quickly() -> None:
     run as before. What stays frozen is never freed, so DuckDB's extension reports its own module's types and
     functions as "nanobind: leaked" at exit: only after a run session, whose log gets it, never the terminal."""
     import gc
-    import sys
 
     gc.collect()
     # Descriptors 1 and 2 are the run log here: say why the lines that may follow are expected.

@@ -527,6 +527,14 @@ def without_password(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
+
+
+def passwords_masked(text: str) -> str:
+    """Text with every URL's password taken out (scheme://user:secret@host → scheme://user@host)."""
+    return _URL_PASSWORD.sub(r"\1@", text)
+
+
 def settings_with(
     *,
     source_dir: Path | str | None = None,
