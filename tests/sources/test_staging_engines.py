@@ -93,6 +93,12 @@ def test_a_second_load_on_postgresql_replaces_raw_and_a_bad_file_keeps_it(
     write_sources(tmp_path / "src")
     stage_and_publish(settings)
 
+    # dbt's staging views read raw: PostgreSQL binds a view to its tables, so a publish that dropped them failed.
+    with connect(settings.warehouse_target) as con:
+        con.execute("CREATE SCHEMA staging")
+        con.execute("CREATE VIEW staging.customers AS SELECT customer_id, employee_count FROM raw.customers")
+        con.execute("CREATE VIEW staging.fx_rates AS SELECT currency, rate FROM raw.fx_rates")  # no file: empty
+
     write_sources(tmp_path / "src", extra_customer=True)
     result = stage_sources(settings)
     staged = {s.table: s for s in result.staged}
@@ -103,6 +109,13 @@ def test_a_second_load_on_postgresql_replaces_raw_and_a_bad_file_keeps_it(
         assert load_id == result.load_id
         publish_incoming(con, load_id)
         assert con.execute("SELECT count(*) FROM raw.customers").fetchone() == (4,)
+        assert con.execute("SELECT count(*) FROM staging.customers").fetchone() == (4,)
+        assert con.execute("SELECT count(*) FROM staging.fx_rates").fetchone() == (0,)
+        money = con.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'raw.subscriptions'::regclass "
+            "AND attname = 'mrr'"
+        ).fetchone()
+        assert money == ("numeric(18,2)",)  # the contract's money type, kept through every publish
 
     # A row the contract refuses: named by file, row and column; raw on the server keeps the last good load.
     write_csv(

@@ -175,3 +175,13 @@ def test_the_plan_from_loads_since_the_last_good_build_is_the_same_on_both_engin
     assert con.execute(f"SELECT * FROM {ops.REBUILD_CUSTOMERS}").fetchall() == [("C1", date(2025, 3, 1))]
     snapshots = con.execute(f"SELECT * FROM {ops.REBUILD_SNAPSHOT_CUSTOMERS} ORDER BY customer_id").fetchall()
     assert snapshots == [("C1", date(2025, 3, 1)), ("C2", date(2026, 4, 1))]
+
+
+def test_a_table_left_out_of_the_staged_load_counts_as_empty_on_both_engines(engine_con: Connection) -> None:
+    """No fx_rates file staged (it is published empty): February's revised rate and January's are both gone, so every
+    customer is rebuilt from January 2026; no subscription changed."""
+    con = engine_con
+    _load_billing(con, RAW_SCHEMA, SUBSCRIPTIONS, INVOICES, FX_RATES)
+    _load_billing(con, INCOMING_SCHEMA, SUBSCRIPTIONS, INVOICES, FX_RATES)
+    con.execute(f"DROP TABLE {INCOMING_SCHEMA}.fx_rates")
+    assert earliest_month_changed(con, RAW_SCHEMA, INCOMING_SCHEMA, AS_OF) == date(2026, 1, 1)

@@ -168,15 +168,28 @@ def _publish_on_server(con: Connection, load_id: str, staged: set[str]) -> dict[
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
         ops.upgrade_loads(con)
+        published = _server_columns(con, RAW_SCHEMA)
+        incoming = _server_columns(con, INCOMING_SCHEMA)
         for table in TABLES:
             raw = f'{RAW_SCHEMA}."{table.name}"'
-            con.execute(f"DROP TABLE IF EXISTS {raw}")
             if table.name in staged:
-                con.execute(f'CREATE TABLE {raw} AS SELECT * FROM {INCOMING_SCHEMA}."{table.name}"')
+                columns = incoming[table.name]
             else:
-                columns = [f'"{c.name}" {server_type(c.type.value)}' for c in table.columns]
-                columns += [f"{SOURCE_FILE_COLUMN} TEXT", f"{SOURCE_ROW_COLUMN} BIGINT"]
-                con.execute(f"CREATE TABLE {raw} ({', '.join(columns)})")
+                columns = [(c.name, server_type(c.type.value)) for c in table.columns]
+                columns += [(SOURCE_FILE_COLUMN, "TEXT"), (SOURCE_ROW_COLUMN, "BIGINT")]
+            if _same_columns(published.get(table.name), columns):
+                # The rows replaced, the table kept: dbt's staging views depend on it, and PostgreSQL binds a view
+                # to its tables (a drop would need CASCADE and leave no views until the next build).
+                con.execute(f"TRUNCATE {raw}")
+            else:
+                if table.name in published:
+                    log.info("raw.%s changes its columns: dbt's views on it are dropped until the build", table.name)
+                con.execute(f"DROP TABLE IF EXISTS {raw} CASCADE")
+                declared = ", ".join(f'"{c}" {k}' for c, k in columns)
+                con.execute(f"CREATE TABLE {raw} ({declared})")
+            if table.name in staged:
+                names = ", ".join(f'"{c}"' for c, _ in columns)
+                con.execute(f'INSERT INTO {raw} ({names}) SELECT {names} FROM {INCOMING_SCHEMA}."{table.name}"')
             row = con.execute(f"SELECT count(*) FROM {raw}").fetchone()
             counts[table.name] = int(row[0]) if row else 0
         con.register("_published_rows", _frame({"table_name": list(counts), "rows": list(counts.values())}))
@@ -213,6 +226,37 @@ def _publish_on_server(con: Connection, load_id: str, staged: set[str]) -> dict[
         con.execute("ROLLBACK")
         raise
     return counts
+
+
+def _server_columns(con: Connection, schema: str) -> dict[str, list[tuple[str, str]]]:
+    """Per table of a PostgreSQL schema, its columns in order with their exact types (`numeric(18,2)`, which
+    information_schema gives as `numeric`)."""
+    rows = con.execute(
+        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = ? AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum",
+        [schema],
+    ).fetchall()
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in rows:
+        tables.setdefault(str(table), []).append((str(column), str(kind)))
+    return tables
+
+
+# How format_type spells the types server_type declares under another name.
+_FORMAT_TYPE = {"timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone"}
+
+
+def _same_columns(have: list[tuple[str, str]] | None, want: list[tuple[str, str]]) -> bool:
+    """Whether a table's columns (names and format_type's types) are those wanted, in order."""
+
+    def canonical(kind: str) -> str:
+        kind = kind.lower().replace(", ", ",")
+        return _FORMAT_TYPE.get(kind, kind)
+
+    if have is None:
+        return False
+    return [(c, canonical(k)) for c, k in have] == [(c, canonical(k)) for c, k in want]
 
 
 def _frame(columns: dict[str, list[object]]) -> pd.DataFrame:

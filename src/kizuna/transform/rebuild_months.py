@@ -34,7 +34,7 @@ def _unpaid_since(invoices: str) -> str:
         select i.subscription_id, min(cast(i.issued_at as date)) as since
         from {invoices} as i
         left join (
-            select subscription_id, max(issued_at) as last_paid_at from {invoices}
+            select subscription_id, max(issued_at) as last_paid_at from {invoices} as paid
             where status = 'paid' group by subscription_id
         ) as p on i.subscription_id = p.subscription_id
         where i.status = 'open' and i.subscription_id is not null
@@ -79,9 +79,10 @@ def _sources(con: Connection, before: str, after: str, only: str | None) -> tupl
     if only is not None:
         kept = f"subscription_id in (select subscription_id from {only})"
         old_subscriptions, subscriptions = (
-            f"(select * from {t} where subscription_id is null or {kept})" for t in (old_subscriptions, subscriptions)
+            f"(select * from {t} as rows_of where subscription_id is null or {kept})"
+            for t in (old_subscriptions, subscriptions)
         )
-        old_invoices, invoices = (f"(select * from {t} where {kept})" for t in (old_invoices, invoices))
+        old_invoices, invoices = (f"(select * from {t} as rows_of where {kept})" for t in (old_invoices, invoices))
     return old_subscriptions, subscriptions, old_invoices, invoices, fx_rates
 
 
@@ -124,10 +125,10 @@ def touched_days(con: Connection, before: str, after: str, only: str | None = No
         from (select old_id as id from invoices_changed union select new_id from invoices_changed) as i
         inner join (
             select subscription_id, cast(customer_id as varchar) as customer_id, status, end_date
-            from {old_subscriptions}
+            from {old_subscriptions} as s_before
             union all
             select subscription_id, cast(customer_id as varchar) as customer_id, status, end_date
-            from {subscriptions}
+            from {subscriptions} as s_after
         ) as s
             on i.id = s.subscription_id
         left join unpaid_since_before as b on s.subscription_id = b.subscription_id
@@ -136,9 +137,9 @@ def touched_days(con: Connection, before: str, after: str, only: str | None = No
     ),
     fx_changed as (
         select month from (
-            (select {fx} from {before}.fx_rates except all select {fx} from {fx_rates})
+            (select {fx} from {before}.fx_rates except all select {fx} from {fx_rates} as fx_after)
             union all
-            (select {fx} from {fx_rates} except all select {fx} from {before}.fx_rates)
+            (select {fx} from {fx_rates} as fx_after except all select {fx} from {before}.fx_rates)
         ) as changed
     ),
     subscriptions_touched as (
