@@ -280,5 +280,19 @@ def test_the_daily_run_on_a_postgresql_warehouse_gives_the_same_summary_and_mart
             pd.testing.assert_frame_equal(
                 normalised(on_postgres, keys), normalised(on_duckdb, keys), check_dtype=False, rtol=1e-6, obj=mart
             )
+
+    # The next day on the same server (raw published, dbt's views on it): loads, builds and sends nothing twice.
+    from kizuna.demo.next_day import next_day_demo_data
+
+    day2, _ = next_day_demo_data(tmp_path / "src", tmp_path / "day2", seed=8)
+    again = daily(source_dir=str(tmp_path / "day2"), warehouse=None, as_of=day2)
+    assert again.rows_loaded["customers"] > 0 and again.models_built == summary.models_built
+    assert sum(c.sent for c in again.campaigns) < sum(c.sent for c in summary.campaigns)  # day 1's not again
+    assert sum(c.excluded.get("already_sent", 0) for c in again.campaigns) > 0
+    with connect(url, read_only=True) as pg:
+        assert pg.execute("SELECT count(DISTINCT load_id) FROM ops.loads").fetchone() == (2,)
+        twice = "SELECT count(*) FROM (SELECT contact_id FROM ops.send_ledger GROUP BY campaign, contact_id, occasion "
+        assert pg.execute(twice + "HAVING count(*) > 1) AS sent_twice").fetchone() == (0,)
+
     written = [p for p in (tmp_path / "var").rglob("*") if p.is_file()]
     assert written and not [p for p in written if SERVER_PASSWORD.encode() in p.read_bytes()]
