@@ -122,6 +122,19 @@ def workspace_env(ws: Path, **extra: str) -> dict[str, str]:
     )
 
 
+def kizuna(ws: Path, *args: str, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess[str]:
+    """`kizuna ARGS` in its own process, stdout and stderr piped into one stream as `> file 2>&1` would."""
+    return subprocess.run(
+        [tool("python"), "-m", "kizuna.cli", *args],
+        env=workspace_env(ws, **extra),
+        cwd=ws,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def write_sources_by_hand(directory: Path, customer_ids: list[str]) -> Path:
     """customers.csv and subscriptions.csv as a person might export them: one row per id given (repeats kept)."""
     from tests.conftest import write_csv

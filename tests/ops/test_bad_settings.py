@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ from typer.testing import CliRunner
 
 from kizuna.cli import app
 from kizuna.core.settings import Settings, settings_with
-from tests.ops.conftest import tool, workspace_env
+from tests.ops.conftest import kizuna
 
 runner = CliRunner()
 
@@ -74,24 +73,7 @@ def test_the_server_url_setting_takes_postgresql_only_and_never_shows_a_password
 
 
 def test_the_warehouse_option_is_checked_the_same_way(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            tool("python"),
-            "-m",
-            "kizuna.cli",
-            "run",
-            "--warehouse",
-            OTHER_SERVER_URL,
-            "--source-dir",
-            str(tmp_path / "none"),
-        ],
-        env=workspace_env(tmp_path),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
-    )
+    done = kizuna(tmp_path, "run", "--warehouse", OTHER_SERVER_URL, "--source-dir", str(tmp_path / "none"), timeout=120)
     assert done.returncode == 2, done.stdout
     assert done.stdout.strip().splitlines() == [
         "error: --warehouse: a mysql:// URL names a server kizuna cannot use as its warehouse: give a postgresql:// "
@@ -123,15 +105,7 @@ def test_an_explicit_file_wins_over_a_server_in_the_environment(monkeypatch: pyt
 def test_a_server_that_cannot_be_reached_is_one_line_without_the_password(tmp_path: Path) -> None:
     # Port 1 on loopback: nothing listens, the connection is refused at once.
     url = "postgresql://kizuna:pg-pass-1234@127.0.0.1:1/kizuna"
-    done = subprocess.run(
-        [tool("python"), "-m", "kizuna.cli", "check", "--warehouse", url],
-        env=workspace_env(tmp_path),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
-    )
+    done = kizuna(tmp_path, "check", "--warehouse", url, timeout=120)
     assert done.returncode != 0, done.stdout
     assert "pg-pass-1234" not in done.stdout and "Traceback" not in done.stdout, done.stdout
     lines = done.stdout.splitlines()

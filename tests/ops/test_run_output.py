@@ -5,25 +5,11 @@ from __future__ import annotations
 import csv
 import re
 import sqlite3
-import subprocess
 from pathlib import Path
 
-from tests.ops.conftest import AS_OF, tool, workspace_env, write_sources_by_hand
+from tests.ops.conftest import AS_OF, kizuna, write_sources_by_hand
 
 NOISE = ("Traceback", "nanobind", "ephemeral docs site", "START sql", "Finished in state", "\x1b[")
-
-
-def kizuna(ws: Path, *args: str, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess[str]:
-    """`kizuna ARGS` in its own process, stdout and stderr piped into one stream as `> file 2>&1` would."""
-    return subprocess.run(
-        [tool("python"), "-m", "kizuna.cli", *args],
-        env=workspace_env(ws, **extra),
-        cwd=ws,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def logged_path(output: str) -> Path:

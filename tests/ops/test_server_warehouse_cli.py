@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from tests.ops.conftest import AS_OF, tool, workspace_env
+from tests.ops.conftest import AS_OF, kizuna
 from tests.postgres_server import PostgresServer
 
 PASSWORD = "pw-on-the-command-line-5521"
@@ -19,15 +18,7 @@ def test_a_warehouse_url_on_the_command_line_leaves_its_password_in_no_file(
     # tables), after dbt has written both.
     postgres_server.create_database("cli_build")
     url = postgres_server.url("cli_build", password=PASSWORD)
-    done = subprocess.run(
-        [tool("python"), "-m", "kizuna.cli", "build", "--warehouse", url, "--as-of", AS_OF.isoformat()],
-        env=workspace_env(tmp_path),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=300,
-    )
+    done = kizuna(tmp_path, "build", "--warehouse", url, "--as-of", AS_OF.isoformat(), timeout=300)
     assert done.returncode == 1 and 'relation "raw.customers" does not exist' in done.stdout, done.stdout
     dbt_log = tmp_path / "var" / "dbt" / "logs" / "dbt.log"
     assert "--warehouse postgresql://kizuna@127.0.0.1" in dbt_log.read_text(encoding="utf-8")  # dbt logged it

@@ -105,11 +105,21 @@ def server_type(duckdb_type: str) -> str:
 
 
 def _schema_tables(con: Connection, schema: str) -> dict[str, list[tuple[str, str]]]:
-    rows = con.execute(
-        "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
-        "ORDER BY table_name, ordinal_position",
-        [schema],
-    ).fetchall()
+    """Per table of a schema, its columns in order with their types: information_schema's on DuckDB, PostgreSQL's
+    exact ones (`numeric(18,2)`, which its information_schema gives as `numeric`)."""
+    if isinstance(con, PostgresConnection):
+        query = (
+            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ? AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY c.relname, a.attnum"
+        )
+    else:
+        query = (
+            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+            "ORDER BY table_name, ordinal_position"
+        )
+    rows = con.execute(query, [schema]).fetchall()
     tables: dict[str, list[tuple[str, str]]] = {}
     for table, column, kind in rows:
         tables.setdefault(str(table), []).append((str(column), str(kind)))
@@ -168,8 +178,8 @@ def _publish_on_server(con: Connection, load_id: str, staged: set[str]) -> dict[
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
         ops.upgrade_loads(con)
-        published = _server_columns(con, RAW_SCHEMA)
-        incoming = _server_columns(con, INCOMING_SCHEMA)
+        published = _schema_tables(con, RAW_SCHEMA)
+        incoming = _schema_tables(con, INCOMING_SCHEMA)
         for table in TABLES:
             raw = f'{RAW_SCHEMA}."{table.name}"'
             if table.name in staged:
@@ -226,21 +236,6 @@ def _publish_on_server(con: Connection, load_id: str, staged: set[str]) -> dict[
         con.execute("ROLLBACK")
         raise
     return counts
-
-
-def _server_columns(con: Connection, schema: str) -> dict[str, list[tuple[str, str]]]:
-    """Per table of a PostgreSQL schema, its columns in order with their exact types (`numeric(18,2)`, which
-    information_schema gives as `numeric`)."""
-    rows = con.execute(
-        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = ? AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum",
-        [schema],
-    ).fetchall()
-    tables: dict[str, list[tuple[str, str]]] = {}
-    for table, column, kind in rows:
-        tables.setdefault(str(table), []).append((str(column), str(kind)))
-    return tables
 
 
 # How format_type spells the types server_type declares under another name.
