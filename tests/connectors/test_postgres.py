@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from kizuna.connectors.base import ChangeSink, ConnectorError
 from kizuna.connectors.postgres import PostgresConnector
 from kizuna.core.contract import TABLES_BY_NAME
-from kizuna.core.settings import Settings
+from kizuna.core.settings import Settings, settings_with
 from kizuna.core.warehouse import connect
 from kizuna.quality.gate import gate_and_publish
 from kizuna.sources.ingest import stage_sources
@@ -78,13 +78,19 @@ def pg_settings(settings: Settings, server: PostgresServer, tmp_path: Path, dsn:
 
 
 def test_contract_tables_load_from_postgres_and_follow_its_changes(
-    settings: Settings, source_db: PostgresServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    settings: Settings,
+    source_db: PostgresServer,
+    engine_target: Path | str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    s = pg_settings(settings, source_db, tmp_path)
+    """Into a DuckDB warehouse, and into a PostgreSQL one (the connector's state kept on the server between loads)."""
+    on_engine = settings_with(warehouse=str(engine_target), var_dir=settings.var_dir, source_dir=settings.source_dir)
+    s = pg_settings(on_engine, source_db, tmp_path)
     caplog.set_level(logging.DEBUG)
     stage_sources(s)
     gate_and_publish(s, AS_OF)
-    with connect(s.warehouse, read_only=True) as con:
+    with connect(s.warehouse_target, read_only=True) as con:
         customers = con.execute(
             "SELECT customer_id, name, employee_count, created_at, owner_email FROM raw.customers ORDER BY 1"
         ).fetchall()
@@ -107,13 +113,13 @@ def test_contract_tables_load_from_postgres_and_follow_its_changes(
         "WHERE subscription_id = 'S1'; INSERT INTO crm.accounts (customer_id, name) VALUES ('C4', '四号')",
     )
     stage_sources(s)  # staged for the gate
-    with connect(s.warehouse, read_only=True) as con:
+    with connect(s.warehouse_target, read_only=True) as con:
         after = con.execute("SELECT subscription_id, mrr FROM raw_incoming.subscriptions ORDER BY 1").fetchall()
         count = con.execute("SELECT count(*) FROM raw_incoming.customers").fetchone()
     assert after == [("S1", Decimal("90000.00")), ("S3", Decimal("199.99"))]  # a snapshot: the deleted row is gone
     assert count == (4,)
     assert PASSWORD not in caplog.text
-    for path in s.warehouse.parent.rglob("*"):
+    for path in tmp_path.rglob("*"):
         if path.is_file():
             assert PASSWORD.encode() not in path.read_bytes(), path
 
