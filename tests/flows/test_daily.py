@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -281,16 +282,36 @@ def test_the_daily_run_on_a_postgresql_warehouse_gives_the_same_summary_and_mart
                 normalised(on_postgres, keys), normalised(on_duckdb, keys), check_dtype=False, rtol=1e-6, obj=mart
             )
 
-    # The next day on the same server (raw published, dbt's views on it): loads, builds and sends nothing twice.
+    # The next day on the same server (raw published, dbt's views on it), as a user runs it: `kizuna run
+    # --warehouse postgresql://…` in its own process (on the session's Prefect server). Loads, builds, and sends
+    # no message twice.
+    from prefect.settings import PREFECT_API_URL
+
     from kizuna.demo.next_day import next_day_demo_data
+    from tests.ops.conftest import base_env, tool
 
     day2, _ = next_day_demo_data(tmp_path / "src", tmp_path / "day2", seed=8)
-    again = daily(source_dir=str(tmp_path / "day2"), warehouse=None, as_of=day2)
-    assert again.rows_loaded["customers"] > 0 and again.models_built == summary.models_built
-    assert sum(c.sent for c in again.campaigns) < sum(c.sent for c in summary.campaigns)  # day 1's not again
-    assert sum(c.excluded.get("already_sent", 0) for c in again.campaigns) > 0
+    done = subprocess.run(
+        [tool("python"), "-m", "kizuna.cli", "run", "--warehouse", url, "--as-of", day2.isoformat()],
+        env=base_env(
+            KIZUNA_SOURCE_DIR=str(tmp_path / "day2"),
+            KIZUNA_VAR_DIR=str(tmp_path / "var"),
+            KIZUNA_OUTBOX_DIR=str(tmp_path / "var" / "outbox"),
+            KIZUNA_DBT_NODE_TASKS="never",
+            PREFECT_API_URL=str(PREFECT_API_URL.value()),
+        ),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout
+    assert f"- warehouse: {summary.warehouse}\n" in done.stdout and SERVER_PASSWORD not in done.stdout
+    assert "- dbt build\n" in done.stdout and f"{summary.models_built} models built" in done.stdout
     with connect(url, read_only=True) as pg:
         assert pg.execute("SELECT count(DISTINCT load_id) FROM ops.loads").fetchone() == (2,)
+        assert pg.execute("SELECT max(as_of) FROM ops.campaign_recipients").fetchone() == (day2,)
         twice = "SELECT count(*) FROM (SELECT contact_id FROM ops.send_ledger GROUP BY campaign, contact_id, occasion "
         assert pg.execute(twice + "HAVING count(*) > 1) AS sent_twice").fetchone() == (0,)
 
