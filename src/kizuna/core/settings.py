@@ -382,14 +382,6 @@ class Settings(BaseSettings):
                 object.__setattr__(self, name, self.var_dir / leaf)
         return self
 
-    @model_validator(mode="after")
-    def _server_loads_whole(self) -> Settings:
-        # On a server warehouse every load is parsed, gated and built whole: the per-key hashes and change lists
-        # of the incremental day are DuckDB's (kizuna.core.raw_delta; docs/scaling.md).
-        if self.warehouse_url is not None and not self.full_refresh:
-            object.__setattr__(self, "full_refresh", True)
-        return self
-
     @field_validator("seed_addresses", mode="before")
     @classmethod
     def _split_seed_addresses(cls, value: object) -> object:

@@ -151,12 +151,14 @@ def _stage_for_server(settings: Settings, progress: Callable[[str], None] | None
     reader, contract and findings as for a DuckDB warehouse (the connectors' state copied in from the server), and
     the staged tables are copied to the server's incoming schema, where the gate checks them and publishes.
 
-    Every load on a server is a full refresh (settings say so): each file parsed, each row gated, each raw table
-    published whole; the per-key comparison of the incremental day is DuckDB's (docs/scaling.md). Its change counts
-    are therefore known on a table's first load only (every row inserted).
+    The staging file holds no published load, so every file is parsed and no key is listed as changed: the gate
+    checks every row and the publish replaces each raw table whole (the per-key comparison of DuckDB's incremental
+    day rests on its own hash; docs/scaling.md). The connectors still pull from their cursors, and dbt still
+    rebuilds from the earliest month the load changes (kizuna.transform.rebuild_plan compares raw with the staged
+    load on the server). A load's change counts are known on a table's first load only (every row inserted).
     """
     staging = settings.tmp_dir / "server-staging.duckdb"
-    local = settings.model_copy(update={"warehouse": staging, "warehouse_url": None, "full_refresh": True})
+    local = settings.model_copy(update={"warehouse": staging, "warehouse_url": None})
     for leftover in (staging, staging.with_name(staging.name + ".wal")):
         leftover.unlink(missing_ok=True)  # a staging file of a run that died: never reused
     try:
