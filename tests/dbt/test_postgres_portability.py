@@ -170,13 +170,17 @@ def test_campaign_audiences_selection_and_the_call_list_are_the_same_on_postgres
     """Every shipped campaign's audience and selection (recipients with their groups and message keys, and every
     exclusion with its reason) and the inside-sales call list (issue 24: campaigns on a server warehouse), from the
     marts dbt built on PostgreSQL, equal what the DuckDB build gives."""
+    from dataclasses import asdict
+
     from kizuna.campaigns.audience import audience_sql
     from kizuna.campaigns.call_list import CALL_LIST_TABLE, build_call_list
+    from kizuna.campaigns.context import active_customer_contexts
     from kizuna.campaigns.select import select_recipients
     from kizuna.campaigns.spec import load_campaigns
     from kizuna.core import ops
     from kizuna.core.connection import connect
     from kizuna.core.settings import Settings
+    from kizuna.crm.plan import build_plan
 
     campaigns = load_campaigns(Settings().campaigns_dir)
 
@@ -201,6 +205,14 @@ def test_campaign_audiences_selection_and_the_call_list_are_the_same_on_postgres
             out[str(table)] = rows(
                 con, f"SELECT * FROM {table} ORDER BY campaign, run_id, customer_id, contact_id NULLS FIRST"
             )
+        # What a template preview gives (`kizuna templates preview --customer`, the studio's samples) and what the
+        # CRM write-back wants (accounts' fields, the call list's and CSQLs' tasks).
+        out["contexts"] = [_comparable(c) for c in active_customer_contexts(con, 25)]
+        plan = build_plan(con, Settings(), AS_OF)
+        out["crm accounts"] = [
+            _comparable({"customer_id": a.customer_id, "owner_email": a.owner_email, **a.values}) for a in plan.accounts
+        ]
+        out["crm tasks"] = [_comparable(asdict(t)) for t in plan.tasks]
         return out
 
     def rows(con: Connection, sql: str) -> list[dict[str, object]]:
@@ -212,6 +224,7 @@ def test_campaign_audiences_selection_and_the_call_list_are_the_same_on_postgres
         on_duckdb = selected(duck)
     counts = {name: len(rows) for name, rows in on_duckdb.items()}
     assert counts["call list"] and sum(counts.values()) > len(counts), counts  # something to compare
+    assert counts["contexts"] and counts["crm accounts"] and counts["crm tasks"], counts
     assert any(r["variant"] == "owner_digest" for r in on_duckdb[str(ops.CAMPAIGN_RECIPIENTS)])
     with connect(builds.postgres.url(PG_DATABASE)) as pg:
         on_postgres = selected(pg)

@@ -9,7 +9,7 @@ import pytest
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import RAW_SCHEMA, connect
 from kizuna.quality.gate import GateFailedError, gate_and_publish
-from kizuna.quality.plausibility import _touched_entities
+from kizuna.quality.outliers import _touched_entities
 from kizuna.quality.suites import load_suites
 from kizuna.quality.verdict import GateVerdict
 from kizuna.sources.ingest import stage_sources

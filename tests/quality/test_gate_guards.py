@@ -105,7 +105,8 @@ def test_the_percentile_of_unique_entities_is_read_per_row_and_empty_keys_groupe
     count as one entity together, as the grouped form counts them."""
     import duckdb
 
-    from kizuna.quality.plausibility import _everyone, _segment_expr, suite_source
+    from kizuna.quality.outliers import _everyone, _segment_expr
+    from kizuna.quality.plausibility import suite_source
 
     suite = load_suite(Path(__file__).parents[2] / "expectations" / "raw_invoices.json")
     spec = suite.outliers[0]
@@ -137,7 +138,8 @@ def test_outlier_and_total_queries_compute_only_the_derived_columns_they_read(tm
     they leave it out; a derived column the value reads (subscriptions' mrr_normalised) stays in."""
     import duckdb
 
-    from kizuna.quality.plausibility import _everyone, _segment_expr, suite_source
+    from kizuna.quality.outliers import _everyone, _segment_expr
+    from kizuna.quality.plausibility import suite_source
 
     expectations = Path(__file__).parents[2] / "expectations"
     invoices, subscriptions = (load_suite(expectations / f"raw_{t}.json") for t in ("invoices", "subscriptions"))

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from kizuna.core.errors import SourceContractError
+from kizuna.core.publish import publish_load
 from kizuna.core.settings import Settings
-from kizuna.core.warehouse import connect, publish_incoming, staged_load_id, table_exists
+from kizuna.core.warehouse import connect, staged_load_id, table_exists
 from kizuna.sources.ingest import stage_sources
 from tests.conftest import write_csv
 from tests.dbt.helpers import normalised
@@ -55,7 +56,7 @@ def stage_and_publish(settings: Settings) -> dict[str, int]:
     with connect(settings.warehouse_target) as con:
         load_id = staged_load_id(con)
         assert load_id is not None
-        return publish_incoming(con, load_id)
+        return publish_load(con, load_id)
 
 
 def raw_table(target: Path | str, table: str, key: str) -> pd.DataFrame:
@@ -107,7 +108,7 @@ def test_a_second_load_on_postgresql_replaces_raw_and_a_bad_file_keeps_it(
     with connect(settings.warehouse_target) as con:
         load_id = staged_load_id(con)
         assert load_id == result.load_id
-        publish_incoming(con, load_id)
+        publish_load(con, load_id)
         assert con.execute("SELECT count(*) FROM raw.customers").fetchone() == (4,)
         assert con.execute("SELECT count(*) FROM staging.customers").fetchone() == (4,)
         assert con.execute("SELECT count(*) FROM staging.fx_rates").fetchone() == (0,)

@@ -20,8 +20,10 @@ _CUSTOMER_CONTEXT_SQL = """
         FROM marts.subscription_renewals WHERE days_to_renewal >= 0
     ),
     primary_contacts AS (
-        SELECT * FROM marts.contacts WHERE is_primary
-        QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY contact_id) = 1
+        SELECT * FROM (
+            SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY contact_id) AS contact_n
+            FROM marts.contacts WHERE is_primary
+        ) AS ranked WHERE contact_n = 1
     )
     SELECT c.*, c.name AS customer_name,
            ct.contact_id, ct.contact_name, ct.email, ct.locale,

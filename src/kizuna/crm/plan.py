@@ -16,6 +16,7 @@ from typing import Literal
 from kizuna.core.calendar import non_business_reason
 from kizuna.core.connection import Connection
 from kizuna.core.settings import Settings
+from kizuna.core.sql_dialect import dialect_of
 from kizuna.core.warehouse import table_exists
 from kizuna.crm.target import FieldSpec, Value
 from kizuna.scoring.next_actions import SIGNAL_COLUMNS, customer_next_actions
@@ -110,6 +111,7 @@ def build_plan(con: Connection, settings: Settings, as_of: date) -> Plan:
 def _accounts(con: Connection, as_of: date) -> list[AccountPlan]:
     scores = _exists(con, SCORES_TABLE)
     calls = _exists(con, "ops.call_list")
+    dialect = dialect_of(con)
     emails = _exists(con, "ops.campaign_recipients")
     score_cols = (
         "sc.churn_risk, sc.churn_factors_ja, sc.expansion_propensity, sc.expansion_factors_ja"
@@ -120,7 +122,7 @@ def _accounts(con: Connection, as_of: date) -> list[AccountPlan]:
         f"LEFT JOIN {SCORES_TABLE} sc ON sc.customer_id = c.customer_id AND sc.as_of = $as_of" if scores else ""
     )
     next_action = (
-        "(SELECT arg_max(l.next_action, l.run_id) FROM ops.call_list l "
+        f"(SELECT {dialect.last_by('l.next_action', 'l.run_id')} FROM ops.call_list l "
         "WHERE l.customer_id = c.customer_id AND l.as_of = $as_of)"
         if calls
         else "NULL"
@@ -134,7 +136,7 @@ def _accounts(con: Connection, as_of: date) -> list[AccountPlan]:
     sql = f"""
         SELECT c.customer_id, c.owner_email, c.rank, c.revenue_rank, c.growth_potential_score,
                c.relationship_score, c.health_score, {score_cols},
-               (SELECT string_agg(g.signal, ', ' ORDER BY g.signal) FROM marts.customer_signals g
+               (SELECT string_agg(g.signal, ', ' ORDER BY {dialect.byte_order("g.signal")}) FROM marts.customer_signals g
                  WHERE g.customer_id = c.customer_id) AS signals,
                {next_action} AS next_action, {last_touch} AS last_touch
         FROM marts.customers c {score_join}
@@ -196,14 +198,25 @@ def _link(settings: Settings, customer_id: str) -> str:
     return settings.crm_customer_url.replace("{customer_id}", customer_id)
 
 
+def _json_text(text: str) -> str:
+    """JSON text in one spacing (DuckDB's, compact), whichever engine wrote it, so a task reads the same on both."""
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))  # as DuckDB writes it
+    except ValueError:
+        return text
+
+
 def _call_tasks(con: Connection, settings: Settings, as_of: date) -> list[TaskPlan]:
     if not _exists(con, "ops.call_list"):
         return []
     rows = con.execute(
         """
         SELECT customer_id, customer_name, campaign, owner_email, rank, signals, hypothesis, next_action, reasons
-        FROM ops.call_list WHERE as_of = ? AND customer_id IS NOT NULL
-        QUALIFY row_number() OVER (PARTITION BY customer_id, campaign ORDER BY run_id DESC, priority) = 1
+        FROM (
+            SELECT *, row_number() OVER (PARTITION BY customer_id, campaign ORDER BY run_id DESC, priority) AS n
+            FROM ops.call_list WHERE as_of = ? AND customer_id IS NOT NULL
+        ) AS latest
+        WHERE n = 1
         ORDER BY customer_id, campaign
         """,
         [as_of],
@@ -212,7 +225,7 @@ def _call_tasks(con: Connection, settings: Settings, as_of: date) -> list[TaskPl
     for customer_id, name, campaign, owner, rank, signals, hypothesis, action, reasons in rows:
         reason = f"call:{campaign}:{customer_id}"
         lines = [f"{label}: {text}" for label, text in (("仮説", hypothesis), ("シグナル", signals)) if text]
-        lines += [f"理由: {reasons}"] if reasons else []
+        lines += [f"理由: {_json_text(reasons)}"] if reasons else []
         lines.append(f"kizuna: {_link(settings, customer_id)}")
         tasks.append(
             TaskPlan(

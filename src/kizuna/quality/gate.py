@@ -12,6 +12,7 @@ from kizuna.core import ops
 from kizuna.core.connection import Connection
 from kizuna.core.contract import TABLES, TABLES_BY_NAME
 from kizuna.core.locks import WAIT_SETTING
+from kizuna.core.publish import publish_load
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import (
     INCOMING_SCHEMA,
@@ -20,13 +21,13 @@ from kizuna.core.warehouse import (
     connect,
     connect_when_free,
     mark_rewritten,
-    publish_incoming,
     staged_load_id,
     table_exists,
 )
 from kizuna.quality.changed_rows import forget_changed, is_incremental, keep_out_quarantined
 from kizuna.quality.normalise import normalise_column
-from kizuna.quality.plausibility import drop_checks, exact_duplicates, outlier_checks
+from kizuna.quality.outliers import outlier_checks
+from kizuna.quality.plausibility import drop_checks, exact_duplicates
 from kizuna.quality.quarantine import quarantine_rows
 from kizuna.quality.records import name_records
 from kizuna.quality.report import write_reports
@@ -183,7 +184,7 @@ def gate_and_publish(
     ) as con:
         if before_publish is not None:
             before_publish(con)
-        verdict.published = publish_incoming(con, load_id)
+        verdict.published = publish_load(con, load_id)
     return verdict
 
 

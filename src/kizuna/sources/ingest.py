@@ -14,6 +14,7 @@ from kizuna.connectors.routing import FILES, load_routing
 from kizuna.core.connection import Connection
 from kizuna.core.contract import TABLES, TABLES_BY_NAME, Table
 from kizuna.core.errors import Finding, SourceContractError, SourceError
+from kizuna.core.publish import copy_schema_from_server, copy_staged_to_server
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import (
     INCOMING_SCHEMA,
@@ -21,8 +22,6 @@ from kizuna.core.warehouse import (
     STATE_SCHEMA,
     ChangeCounts,
     connect,
-    copy_schema_from_server,
-    copy_staged_to_server,
     stage_change_list,
     stage_changes,
     table_exists,
@@ -76,7 +75,7 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
 
     Raises SourceContractError (naming file, row, column) when any table breaks the contract, and
     ConnectorError when a pull fails; the raw schema, cursors and mirrors are not touched either way:
-    `kizuna.core.warehouse.publish_incoming` publishes them together after the gate.
+    `kizuna.core.publish.publish_load` publishes them together after the gate.
     """
     if settings.warehouse_url is not None:
         return _stage_for_server(settings, progress)
