@@ -181,6 +181,7 @@ def test_campaign_audiences_selection_and_the_call_list_are_the_same_on_postgres
     from kizuna.core.connection import connect
     from kizuna.core.settings import Settings
     from kizuna.crm.plan import build_plan
+    from kizuna.studio.samples import _recipients as studio_recipients
 
     campaigns = load_campaigns(Settings().campaigns_dir)
 
@@ -208,6 +209,7 @@ def test_campaign_audiences_selection_and_the_call_list_are_the_same_on_postgres
         # What a template preview gives (`kizuna templates preview --customer`, the studio's samples) and what the
         # CRM write-back wants (accounts' fields, the call list's and CSQLs' tasks).
         out["contexts"] = [_comparable(c) for c in active_customer_contexts(con, 25)]
+        out["studio samples"] = [asdict(sample) for sample in studio_recipients(con, [c.name for c in campaigns])]
         plan = build_plan(con, Settings(), AS_OF)
         out["crm accounts"] = [
             _comparable({"customer_id": a.customer_id, "owner_email": a.owner_email, **a.values}) for a in plan.accounts
@@ -224,7 +226,7 @@ def test_campaign_audiences_selection_and_the_call_list_are_the_same_on_postgres
         on_duckdb = selected(duck)
     counts = {name: len(rows) for name, rows in on_duckdb.items()}
     assert counts["call list"] and sum(counts.values()) > len(counts), counts  # something to compare
-    assert counts["contexts"] and counts["crm accounts"] and counts["crm tasks"], counts
+    assert counts["contexts"] and counts["crm accounts"] and counts["crm tasks"] and counts["studio samples"], counts
     assert any(r["variant"] == "owner_digest" for r in on_duckdb[str(ops.CAMPAIGN_RECIPIENTS)])
     with connect(builds.postgres.url(PG_DATABASE)) as pg:
         on_postgres = selected(pg)

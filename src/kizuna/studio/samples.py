@@ -14,6 +14,7 @@ from kizuna.campaigns.spec import CampaignFileError, load_campaigns
 from kizuna.core import ops
 from kizuna.core.connection import Connection, WarehouseError, WarehouseLockedError
 from kizuna.core.settings import Settings
+from kizuna.core.sql_dialect import dialect_of
 from kizuna.core.warehouse import connect, table_exists
 
 log = logging.getLogger(__name__)
@@ -61,16 +62,26 @@ def list_samples(settings: Settings, template: str) -> tuple[list[Sample], str |
 def _recipients(con: Connection, campaigns: list[str]) -> list[Sample]:
     if not campaigns or not table_exists(con, ops.CAMPAIGN_RECIPIENTS.schema, ops.CAMPAIGN_RECIPIENTS.table):
         return []
+    dialect = dialect_of(con)
+    order = ", ".join(
+        [
+            dialect.byte_order("r.campaign"),
+            f"{dialect.byte_order('r.variant')} DESC",
+            "r.days_to_renewal NULLS LAST",
+            dialect.byte_order("r.customer_id"),
+            dialect.byte_order("r.contact_id"),
+        ]
+    )
     rows = con.execute(
         f"""
         WITH latest AS (
-            SELECT campaign, arg_max(run_id, as_of) AS run_id FROM {ops.CAMPAIGN_RECIPIENTS}
-            WHERE campaign IN (SELECT unnest(?::VARCHAR[])) GROUP BY campaign
+            SELECT campaign, {dialect.last_by("run_id", "as_of")} AS run_id FROM {ops.CAMPAIGN_RECIPIENTS}
+            WHERE campaign = ANY(?) GROUP BY campaign
         )
         SELECT r.campaign, r.run_id, r.contact_id, r.customer_name, r.contact_name, r.locale, r.variant
         FROM {ops.CAMPAIGN_RECIPIENTS} r JOIN latest USING (campaign, run_id)
         WHERE r.contact_id IS NOT NULL
-        ORDER BY r.campaign, r.variant DESC, r.days_to_renewal NULLS LAST, r.customer_id, r.contact_id
+        ORDER BY {order}
         LIMIT {LIMIT}""",
         [campaigns],
     ).fetchall()
