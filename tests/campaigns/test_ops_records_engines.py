@@ -53,3 +53,21 @@ def test_a_held_campaign_waits_for_someone_elses_approval_on_each_engine(engine_
         "SELECT campaign, decided_by, decided_at IS NOT NULL FROM ops.campaign_holds ORDER BY campaign"
     ).fetchall()
     assert decided == [("renewal_reminder", "bob", True), ("winback", "alice", True)]
+
+
+def test_sends_wait_for_a_passed_gate_and_say_when_it_failed_on_each_engine(engine_con: Connection) -> None:
+    # Before: the failed gate's time was formatted with DuckDB's strftime, an error on PostgreSQL.
+    from kizuna.campaigns.run import assert_marts_usable
+    from kizuna.quality.gate import GateNotPassedError, record_verdict
+    from kizuna.quality.validate import CheckResult
+    from kizuna.quality.verdict import GateVerdict
+
+    failed = CheckResult(
+        "raw_customers", "customers", "expect_column_values_to_be_unique", "customer_id", "duplicate value",
+        "critical", False, 1,
+    )  # fmt: skip
+    record_verdict(engine_con, GateVerdict("20261207T010000000000Z-bad", [failed]))
+    with pytest.raises(
+        GateNotPassedError, match=r"failed the quality gate.* \(checked at \d{4}-\d\d-\d\d \d\d:\d\d UTC\)$"
+    ):
+        assert_marts_usable(engine_con)

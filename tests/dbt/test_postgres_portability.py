@@ -174,7 +174,7 @@ def test_campaign_audiences_selection_and_the_call_list_are_the_same_on_postgres
 
     from kizuna.campaigns.audience import audience_sql
     from kizuna.campaigns.call_list import CALL_LIST_TABLE, build_call_list
-    from kizuna.campaigns.context import active_customer_contexts
+    from kizuna.campaigns.context import active_customer_contexts, owner_digest_keys
     from kizuna.campaigns.select import select_recipients
     from kizuna.campaigns.spec import load_campaigns
     from kizuna.core import ops
@@ -202,6 +202,7 @@ def test_campaign_audiences_selection_and_the_call_list_are_the_same_on_postgres
                 select_recipients(con, campaign, "portability", AS_OF)
         digest = next(c for c in campaigns if c.name == "cross_sell_analytics")
         select_recipients(con, digest.model_copy(update={"owner_policy": "owner_digest"}), "digest", AS_OF)
+        out["owner digest's variables"] = sorted(owner_digest_keys(con))  # what `templates lint` checks against
         for table in (ops.CAMPAIGN_RECIPIENTS, ops.CAMPAIGN_EXCLUSIONS):
             out[str(table)] = rows(
                 con, f"SELECT * FROM {table} ORDER BY campaign, run_id, customer_id, contact_id NULLS FIRST"
@@ -226,6 +227,7 @@ def test_campaign_audiences_selection_and_the_call_list_are_the_same_on_postgres
         on_duckdb = selected(duck)
     counts = {name: len(rows) for name, rows in on_duckdb.items()}
     assert counts["call list"] and sum(counts.values()) > len(counts), counts  # something to compare
+    assert "accounts" in on_duckdb["owner digest's variables"], on_duckdb["owner digest's variables"]
     assert counts["contexts"] and counts["crm accounts"] and counts["crm tasks"] and counts["studio samples"], counts
     assert any(r["variant"] == "owner_digest" for r in on_duckdb[str(ops.CAMPAIGN_RECIPIENTS)])
     with connect(builds.postgres.url(PG_DATABASE)) as pg:

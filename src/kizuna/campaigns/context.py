@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from kizuna.core.connection import Connection
+from kizuna.core.sql_dialect import dialect_of
 from kizuna.core.warehouse import table_exists
 
 # The marts a customer's context is read from (a preview needs all three).
@@ -36,6 +37,15 @@ _CUSTOMER_CONTEXT_SQL = """
 def recipient_context(row: dict[str, Any]) -> dict[str, Any]:
     """A template's variables: the customer's mart row (context JSON) overlaid with the recipient row."""
     return {**json.loads(row.pop("context") or "{}"), **row}
+
+
+def owner_digest_keys(con: Connection) -> set[str]:
+    """The variables an owner digest's context gave its template, as campaign selection built it (none yet: empty)."""
+    rows = con.execute(
+        f"SELECT DISTINCT {dialect_of(con).json_keys('context')} FROM ops.campaign_recipients "
+        "WHERE variant = 'owner_digest' AND context IS NOT NULL"
+    ).fetchall()
+    return {str(r[0]) for r in rows}
 
 
 def has_context_marts(con: Connection) -> bool:

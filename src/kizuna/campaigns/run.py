@@ -203,13 +203,12 @@ def assert_marts_usable(con: Connection) -> None:
     except GateNotPassedError as exc:
         row = (
             con.execute(
-                "SELECT strftime(max(checked_at), '%Y-%m-%d %H:%M') FROM ops.gate_results "
-                "WHERE load_id = (SELECT max(load_id) FROM ops.gate_results)"
+                "SELECT max(checked_at) FROM ops.gate_results WHERE load_id = (SELECT max(load_id) FROM ops.gate_results)"
             ).fetchone()
             if table_exists(con, ops.GATE_RESULTS.schema, ops.GATE_RESULTS.table)
             else None
         )
-        when = f" (checked at {row[0]} UTC)" if row and row[0] else ""
+        when = f" (checked at {row[0]:%Y-%m-%d %H:%M} UTC)" if row and row[0] else ""
         raise GateNotPassedError(f"{exc}{when}") from None
     assert_latest_build_passed(con)
 

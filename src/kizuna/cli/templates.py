@@ -21,6 +21,7 @@ def _selection_variables(settings: Settings) -> tuple[set[str], set[str] | None]
     """What a campaign can give a template, if known: the columns of ops.campaign_recipients plus those of
     marts.customers (each recipient's customer row travels with it as context); and, for the owner digest,
     the keys of the digest context campaign selection built (None when no digest was ever selected)."""
+    from kizuna.campaigns.context import owner_digest_keys
     from kizuna.core.warehouse import connect, table_exists
 
     if settings.warehouse_missing:
@@ -33,13 +34,10 @@ def _selection_variables(settings: Settings) -> tuple[set[str], set[str] | None]
                 "SELECT column_name FROM information_schema.columns WHERE (table_schema = 'ops' AND "
                 "table_name = 'campaign_recipients') OR (table_schema = 'marts' AND table_name = 'customers')"
             ).fetchall()
-            digest = con.execute(
-                "SELECT DISTINCT unnest(json_keys(context::JSON)) FROM ops.campaign_recipients "
-                "WHERE variant = 'owner_digest' AND context IS NOT NULL"
-            ).fetchall()
+            digest = owner_digest_keys(con)
     except Exception:  # a held or damaged warehouse: lint without it, as without a warehouse
         return None
-    return {str(r[0]) for r in rows}, ({str(r[0]) for r in digest} or None)
+    return {str(r[0]) for r in rows}, (digest or None)
 
 
 def _unfillable(template: str, variables: list[str], selection: tuple[set[str], set[str] | None]) -> str | None:

@@ -123,6 +123,12 @@ class Dialect:
             )
         return "SELECT table_name FROM duckdb_tables() WHERE temporary"
 
+    def json_keys(self, json_text: str) -> str:
+        """A set-returning expression: the top-level keys of a JSON object's text, one row each."""
+        if self.is_postgres:
+            return f"json_object_keys(({json_text})::json)"
+        return f"unnest(json_keys(({json_text})::JSON))"
+
     def byte_order(self, text: str) -> str:
         """A text to order by as DuckDB orders text, byte by byte, whatever the server's collation."""
         return f'{text} COLLATE "C"' if self.is_postgres else text
