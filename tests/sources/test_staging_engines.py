@@ -11,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from kizuna.core.connection import WarehouseError
 from kizuna.core.errors import SourceContractError
-from kizuna.core.publish import publish_load
+from kizuna.core.publish import copy_staged_to_server, publish_load
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import connect, staged_load_id, table_exists
 from kizuna.sources.ingest import stage_sources
@@ -130,3 +131,27 @@ def test_a_second_load_on_postgresql_replaces_raw_and_a_bad_file_keeps_it(
     with connect(settings.warehouse_target, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM raw.subscriptions").fetchone() == (3,)
         assert con.execute("SELECT count(*) FROM raw.customers").fetchone() == (4,)
+
+
+def test_a_copy_to_the_server_that_fails_half_way_leaves_no_staged_load(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    # Before: the tables were copied straight into raw_incoming, _load among the first, so a copy that failed or was
+    # killed half way left a staged load whose missing tables the gate would have published empty.
+    postgres_server.create_database("copy_half_way")
+    url = postgres_server.url("copy_half_way")
+    with connect(url) as server:
+        server.execute("CREATE SCHEMA raw_incoming")  # an earlier staged load, not published
+        server.execute("CREATE TABLE raw_incoming._load (load_id TEXT)")
+        server.execute("INSERT INTO raw_incoming._load VALUES ('earlier')")
+    with connect(tmp_path / "staging.duckdb") as local:
+        local.execute("CREATE SCHEMA raw_incoming")
+        local.execute("CREATE TABLE raw_incoming._load AS SELECT 'today' AS load_id")
+        local.execute("CREATE TABLE raw_incoming.customers AS SELECT 'C1' AS customer_id")
+        local.execute("CREATE TABLE raw_incoming.zz_unreadable AS SELECT [1, 2] AS ids")  # not CSV PostgreSQL reads
+    with connect(tmp_path / "staging.duckdb", read_only=True) as local, connect(url) as server:
+        with pytest.raises(WarehouseError):
+            copy_staged_to_server(local, server, tmp_path / "copy")
+        assert staged_load_id(server) is None
+        schemas = server.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'raw%'")
+        assert schemas.fetchall() == []

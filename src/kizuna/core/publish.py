@@ -47,6 +47,8 @@ _SERVER_TYPES = {
 # What a server's load leaves out of the copy: the per-key hashes and change lists of DuckDB's incremental
 # publish (kizuna.core.raw_delta). On a server every load is checked and published whole (docs/scaling.md).
 _LOCAL_ONLY = (HASHES_PREFIX, REPLACE_PREFIX, LOAD_CHANGES_STAGING.partition(".")[2])
+# Where the staged tables are copied before they become the incoming schema in one rename.
+_COPYING_SCHEMA = f"{INCOMING_SCHEMA}_copying"
 
 
 def server_type(duckdb_type: str) -> str:
@@ -78,9 +80,19 @@ def _schema_tables(con: Connection, schema: str) -> dict[str, list[tuple[str, st
     return tables
 
 
+def forget_staged_on_server(server: Connection) -> None:
+    """Drop a staged load the server holds (and a copy a killed ingest left): a new load is being staged."""
+    server.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
+    server.execute(f"DROP SCHEMA IF EXISTS {_COPYING_SCHEMA} CASCADE")
+
+
 def copy_staged_to_server(local: Connection, server: Connection, tmp_dir: Path) -> list[str]:
-    """Replace the server's incoming schema by the staged tables of a DuckDB staging file, typed as DuckDB typed
-    them, rows through CSV and COPY (memory stays flat whatever the size); the tables copied."""
+    """Stage on the server the tables a DuckDB staging file staged, typed as DuckDB typed them, rows through CSV and
+    COPY (memory stays flat whatever the size); the tables copied.
+
+    They are copied into a schema of their own and renamed the incoming schema at the end: a copy that fails or is
+    killed half way leaves no staged load for the gate to publish (tables missing from it would be published empty).
+    """
     if not isinstance(server, PostgresConnection):
         raise TypeError("copy_staged_to_server copies into a PostgreSQL warehouse")
     tables = {
@@ -89,18 +101,26 @@ def copy_staged_to_server(local: Connection, server: Connection, tmp_dir: Path) 
         if not name.startswith(_LOCAL_ONLY) and name != _LOCAL_ONLY[-1]
     }
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    server.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
-    server.execute(f"CREATE SCHEMA {INCOMING_SCHEMA}")
-    for name, columns in tables.items():
-        quoted = f'{INCOMING_SCHEMA}."{name}"'
-        declared = ", ".join(f'"{column}" {server_type(kind)}' for column, kind in columns)
-        server.execute(f"CREATE TABLE {quoted} ({declared})")
-        csv = tmp_dir / f"copy-{name}.csv"
-        try:
-            local.execute(f"COPY (SELECT * FROM {quoted}) TO '{_sql_text(str(csv))}' (FORMAT csv, HEADER false)")
-            server.copy_csv(quoted, csv)
-        finally:
-            csv.unlink(missing_ok=True)
+    forget_staged_on_server(server)
+    server.execute(f"CREATE SCHEMA {_COPYING_SCHEMA}")
+    try:
+        for name, columns in tables.items():
+            target = f'{_COPYING_SCHEMA}."{name}"'
+            declared = ", ".join(f'"{column}" {server_type(kind)}' for column, kind in columns)
+            server.execute(f"CREATE TABLE {target} ({declared})")
+            csv = tmp_dir / f"copy-{name}.csv"
+            try:
+                local.execute(
+                    f"COPY (SELECT * FROM {INCOMING_SCHEMA}.\"{name}\") TO '{_sql_text(str(csv))}' "
+                    "(FORMAT csv, HEADER false)"
+                )
+                server.copy_csv(target, csv)
+            finally:
+                csv.unlink(missing_ok=True)
+        server.execute(f"ALTER SCHEMA {_COPYING_SCHEMA} RENAME TO {INCOMING_SCHEMA}")
+    except BaseException:
+        server.execute(f"DROP SCHEMA IF EXISTS {_COPYING_SCHEMA} CASCADE")
+        raise
     return list(tables)
 
 

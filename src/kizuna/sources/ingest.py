@@ -14,7 +14,7 @@ from kizuna.connectors.routing import FILES, load_routing
 from kizuna.core.connection import Connection
 from kizuna.core.contract import TABLES, TABLES_BY_NAME, Table
 from kizuna.core.errors import Finding, SourceContractError, SourceError
-from kizuna.core.publish import copy_schema_from_server, copy_staged_to_server
+from kizuna.core.publish import copy_schema_from_server, copy_staged_to_server, forget_staged_on_server
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import (
     INCOMING_SCHEMA,
@@ -162,6 +162,7 @@ def _stage_for_server(settings: Settings, progress: Callable[[str], None] | None
         leftover.unlink(missing_ok=True)  # a staging file of a run that died: never reused
     try:
         with connect(settings.warehouse_target) as server:
+            forget_staged_on_server(server)  # as a DuckDB warehouse's ingest: a failed one leaves nothing staged
             with connect(staging) as con:
                 copy_schema_from_server(server, con, STATE_SCHEMA)
             result = stage_sources(local, progress)
