@@ -47,7 +47,7 @@ def flow_warehouse(settings: Settings) -> Iterator[str | None]:
     """The warehouse parameter of a flow run in this process: a DuckDB file's path; None for a server, whose URL
     reaches the flow's own settings through KIZUNA_WAREHOUSE_URL only (Prefect stores and shows parameters)."""
     if settings.warehouse_url is None:
-        yield str(settings.warehouse)
+        yield settings.warehouse_parameter
         return
     saved = os.environ.get(WAREHOUSE_URL_ENV)
     os.environ[WAREHOUSE_URL_ENV] = settings.warehouse_url.get_secret_value()

@@ -14,6 +14,7 @@ from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES
 from kizuna.core.ops import OPS_SCHEMA
 from kizuna.core.postgres_warehouse import PostgresConnection
 from kizuna.core.raw_delta import HASHES_PREFIX, REPLACE_PREFIX
+from kizuna.core.sql_dialect import sql_literal
 from kizuna.core.warehouse import (
     INCOMING_SCHEMA,
     LOAD_CHANGES_STAGING,
@@ -111,7 +112,7 @@ def copy_staged_to_server(local: Connection, server: Connection, tmp_dir: Path) 
             csv = tmp_dir / f"copy-{name}.csv"
             try:
                 local.execute(
-                    f"COPY (SELECT * FROM {INCOMING_SCHEMA}.\"{name}\") TO '{_sql_text(str(csv))}' "
+                    f'COPY (SELECT * FROM {INCOMING_SCHEMA}."{name}") TO {sql_literal(str(csv))} '
                     "(FORMAT csv, HEADER false)"
                 )
                 server.copy_csv(target, csv)
@@ -136,10 +137,6 @@ def copy_schema_from_server(server: Connection, local: Connection, schema: str) 
             local.execute(f'CREATE OR REPLACE TABLE {schema}."{name}" AS SELECT * FROM _from_server')
         finally:
             local.unregister("_from_server")
-
-
-def _sql_text(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _publish_on_server(con: Connection, load_id: str, staged: set[str]) -> dict[str, int]:

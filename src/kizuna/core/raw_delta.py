@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 
 from kizuna.core.connection import ENGINE_VERSION, Connection
+from kizuna.core.sql_dialect import sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def stage_hashes(con: Connection, incoming_schema: str, table: str, side: str) -
         f"CREATE OR REPLACE TABLE {staged} AS SELECT key, sum(h) AS h, count(*) AS n, sum(p) AS p FROM ({side}) "
         "GROUP BY key"
     )
-    con.execute(f"COMMENT ON TABLE {staged} IS {_literal(f'{ENGINE_VERSION} {side}')}")
+    con.execute(f"COMMENT ON TABLE {staged} IS {sql_literal(f'{ENGINE_VERSION} {side}')}")
     return staged
 
 
@@ -164,7 +165,7 @@ def keep_hashes(con: Connection, incoming_schema: str, table: str, published: bo
             [incoming_schema, f"{HASHES_PREFIX}{table}"],
         ).fetchall()[0][0]
         con.execute(f"CREATE OR REPLACE TABLE {kept} AS SELECT * FROM {staged}")
-        con.execute(f"COMMENT ON TABLE {kept} IS {_literal(str(comment))}")
+        con.execute(f"COMMENT ON TABLE {kept} IS {sql_literal(str(comment))}")
     elif published and _replaces_by_key(con, replace) and _columns(con, HASHES_SCHEMA, table):
         con.execute(f"DELETE FROM {kept} WHERE key IN (SELECT key FROM {replace})")
         con.execute(f"INSERT INTO {kept} SELECT key, n_h, n_n, n_p FROM {replace} WHERE n_n > 0")
@@ -178,7 +179,3 @@ def _replaces_by_key(con: Connection, replace: str) -> bool:
     if not _columns(con, schema, name.strip('"')):
         return False
     return not _count(con, f"SELECT count(*) FROM {replace} WHERE key IS NULL")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -14,6 +14,11 @@ from kizuna.core.connection import Connection
 from kizuna.core.postgres_warehouse import PostgresConnection
 
 
+def sql_literal(text: str) -> str:
+    """A text as an SQL string literal, the same on both engines (a quote doubled)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def first_by_array(value: str, order: str, *, descending: bool = False) -> str:
     """An aggregate that runs on both engines: `value` of the row with the least (greatest) `order`, over the rows
     where neither is NULL, as DuckDB's arg_min (arg_max) does: a NULL value is passed over for the next row's."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from kizuna.core import ops
 from kizuna.core.connection import (  # noqa: F401  (re-exported: callers open the warehouse through this module)
@@ -30,9 +29,6 @@ from kizuna.core.raw_delta import (
     stage_hashes,
     stage_replace,
 )
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
