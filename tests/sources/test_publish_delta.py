@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from kizuna.core.contract import TABLES_BY_NAME
+from kizuna.core.raw_lines import materialize_staged
 from kizuna.core.settings import Settings
 from kizuna.core.warehouse import _side, connect, mark_rewritten, publish_incoming, staged_load_id
 from kizuna.quality.gate import gate_and_publish
@@ -26,9 +27,10 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, str]:
     return {t: str(con.execute(f'{sql} FROM {schema}."{t}" r').fetchall()[0][0]) for t in TABLES}
 
 
-def deltas(caplog: pytest.LogCaptureFixture) -> list[tuple[str, int, int]]:
-    """(table, published rows replaced, staged rows put instead) of every table published as a delta."""
-    return [r.args for r in caplog.records if r.name == "kizuna.core.raw_delta"]  # type: ignore[misc]
+def deltas(caplog: pytest.LogCaptureFixture, logger: str = "kizuna.core.raw_delta") -> list[tuple[str, int, int]]:
+    """(table, published rows replaced, staged rows put instead) of every table published as a delta: by its
+    replace list (raw_delta), or by its changed lines (logger kizuna.core.raw_lines)."""
+    return [r.args for r in caplog.records if r.name == logger]  # type: ignore[misc]
 
 
 def assert_kept_hashes_describe_raw(settings: Settings, tables: tuple[str, ...] = TABLES) -> None:
@@ -58,6 +60,7 @@ def test_a_day_two_is_published_as_a_delta_equal_to_a_copy(
     _day_one(settings)
     assert_kept_hashes_describe_raw(settings)  # kept from the first load on
     caplog.set_level(logging.INFO, logger="kizuna.core.raw_delta")
+    caplog.set_level(logging.INFO, logger="kizuna.core.raw_lines")
     rows = base_rows()
     customers = rows["customers"][1]
     customers[1][1] = "二号商事ホールディングス株式会社"  # C2 updated
@@ -86,12 +89,13 @@ def test_a_day_two_is_published_as_a_delta_equal_to_a_copy(
     assert moved == [("C1", 4), ("C2", 3), ("C3", 2), ("C4", 5)]
     assert contacts_left == [("P3", 3), ("P4", 4)]  # P1 quarantined, P2 deleted, P3 one row up
     assert usage_rows == [(2,), (3,), (4,)]
-    # The changed tables were applied to, not copied.
-    assert set(deltas(caplog)) == {
-        ("customers", 3, 4),  # C1, C3 moved, C2 updated; C4 inserted
-        ("contacts", 3, 2),  # P1 quarantined, P2 deleted, P3 moved; P3 and P4 put
+    # The changed tables were applied to, not copied: those staged from their changed lines by their rows,
+    # contacts (made a table by the gate's quarantine) by its replace list.
+    assert set(deltas(caplog, "kizuna.core.raw_lines")) == {
+        ("customers", 3, 4),  # rows 2-4 replaced (C3 and C1 moved there, C2 updated); C4 added at row 5
         ("usage", 3, 3),
     }
+    assert deltas(caplog) == [("contacts", 3, 2)]  # P1 quarantined, P2 deleted, P3 moved; P3 and P4 put
     assert ("customers", "C2", "updated") in load_changes(settings, result.load_id)
     assert_kept_hashes_describe_raw(settings)
     assert not any(k in ("C1", "C3") for _, k, _ in load_changes(settings, result.load_id))  # a move: no change
@@ -109,6 +113,7 @@ def test_a_table_the_gate_rewrote_is_compared_again_before_its_delta_is_applied(
     write_sources(settings.source_dir, rows)
     stage_sources(settings)
     with connect(settings.warehouse) as con:
+        materialize_staged(con, "raw_incoming", "customers")  # as the gate does before it writes
         con.execute("UPDATE raw_incoming.customers SET name = '三号' WHERE customer_id = 'C3'")
         mark_rewritten(con, "customers")
         caplog.set_level(logging.INFO, logger="kizuna.core.raw_delta")
@@ -133,7 +138,7 @@ def test_equal_rows_of_a_keyless_table_are_published_as_a_multiset(
     stage_sources(settings)
     with connect(settings.warehouse) as con:
         publish_incoming(con, str(staged_load_id(con)))
-    caplog.set_level(logging.INFO, logger="kizuna.core.raw_delta")
+    caplog.set_level(logging.INFO, logger="kizuna.core.raw_lines")
     rows["usage"] = (USAGE, [USAGE_ROWS[1], USAGE_ROWS[0], USAGE_ROWS[2], USAGE_ROWS[2]])
     write_sources(settings.source_dir, rows)
     stage_sources(settings)
@@ -144,7 +149,8 @@ def test_equal_rows_of_a_keyless_table_are_published_as_a_multiset(
     assert raw_fingerprint(settings)["usage"] == copies["usage"]
     assert usage == [("C1", "2026-10-01", 2), ("C1", "2026-09-01", 3), ("C3", "2026-10-01", 4), ("C3", "2026-10-01", 5)]
     assert_kept_hashes_describe_raw(settings, ("usage",))
-    assert deltas(caplog) == [("usage", 4, 4)]  # every row's hash group changed: each replaced
+    # Rows 2, 3 and 5 changed lines (row 4 kept its line): each replaced by a copy of a raw row with its line.
+    assert deltas(caplog, "kizuna.core.raw_lines") == [("usage", 3, 3)]
 
 
 def test_a_warehouse_without_kept_hashes_compares_with_raw_and_keeps_them(settings: Settings) -> None:

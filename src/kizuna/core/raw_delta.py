@@ -33,7 +33,7 @@ def replace_table(incoming_schema: str, table: str) -> str:
     return f'{incoming_schema}."{REPLACE_PREFIX}{table}"'
 
 
-def _columns(con: Connection, schema: str, table: str) -> list[tuple[str, str]]:
+def table_columns(con: Connection, schema: str, table: str) -> list[tuple[str, str]]:
     return [
         (str(r[0]), str(r[1]))
         for r in con.execute(
@@ -63,10 +63,10 @@ def apply_delta(
     Runs inside the caller's publishing transaction.
     """
     replace = replace_table(incoming_schema, table)
-    if not _columns(con, incoming_schema, f"{REPLACE_PREFIX}{table}"):
+    if not table_columns(con, incoming_schema, f"{REPLACE_PREFIX}{table}"):
         return False
-    columns = _columns(con, raw_schema, table)
-    if not columns or columns != _columns(con, incoming_schema, table):
+    columns = table_columns(con, raw_schema, table)
+    if not columns or columns != table_columns(con, incoming_schema, table):
         return False
     raw, staged = f'{raw_schema}."{table}"', f'{incoming_schema}."{table}"'
     sums = con.execute(
@@ -139,6 +139,36 @@ def stage_replace(con: Connection, raw_schema: str, incoming_schema: str, table:
     )
 
 
+def stage_replace_of_lines(
+    con: Connection, raw_schema: str, incoming_schema: str, table: str, sides: dict[str, str], out: str, added: str
+) -> bool:
+    """stage_replace for a table staged as raw minus some rows plus others (kizuna.core.raw_lines): per key, the
+    new side is the kept old side minus the sums of the rows left out plus those of the rows added, so no row
+    outside the change is hashed. out and added: SELECT key, h, p over those rows. False (nothing staged) when
+    the kept per-key hashes do not fit raw; the caller then compares whole sides."""
+    old = _stored(con, raw_schema, table, f"{ENGINE_VERSION} {sides[incoming_schema]}")
+    if old is None:
+        return False
+
+    def grouped(side: str) -> str:
+        return f"(SELECT key, sum(h) AS h, count(*) AS n, sum(p) AS p FROM ({side}) GROUP BY key)"
+
+    con.execute(
+        f"CREATE OR REPLACE TABLE {replace_table(incoming_schema, table)} AS "
+        f"WITH m AS {grouped(out)}, a AS {grouped(added)}, k AS (SELECT key FROM m UNION SELECT key FROM a), "
+        "s AS (SELECT k.key, o.h AS o_h, coalesce(o.n, 0) AS o_n, o.p AS o_p, "
+        "coalesce(o.n, 0) - coalesce(m.n, 0) + coalesce(a.n, 0) AS n_n, "
+        "coalesce(o.h, 0) - coalesce(m.h, 0) + coalesce(a.h, 0) AS n_h, "
+        "coalesce(o.p, 0) - coalesce(m.p, 0) + coalesce(a.p, 0) AS n_p "
+        f"FROM k LEFT JOIN {old} o ON o.key IS NOT DISTINCT FROM k.key "
+        "LEFT JOIN m ON m.key IS NOT DISTINCT FROM k.key LEFT JOIN a ON a.key IS NOT DISTINCT FROM k.key) "
+        "SELECT key, CASE WHEN n_n > 0 THEN n_h END AS n_h, n_n, o_h, o_n, CASE WHEN n_n > 0 THEN n_p END AS n_p, "
+        "o_p FROM s WHERE n_n <> o_n OR (CASE WHEN n_n > 0 THEN n_h END) IS DISTINCT FROM o_h "
+        "OR (CASE WHEN n_n > 0 THEN n_p END) IS DISTINCT FROM o_p"
+    )
+    return True
+
+
 def stage_hashes(con: Connection, incoming_schema: str, table: str, side: str) -> str:
     """Stage the staged table's per-key hashes whole (side: SELECT key, h, p over it), marked with the row hash
     that made them; the staged table's name."""
@@ -159,14 +189,14 @@ def keep_hashes(con: Connection, incoming_schema: str, table: str, published: bo
     staged = f'{incoming_schema}."{HASHES_PREFIX}{table}"'
     replace = replace_table(incoming_schema, table)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {HASHES_SCHEMA}")
-    if published and _columns(con, incoming_schema, f"{HASHES_PREFIX}{table}"):
+    if published and table_columns(con, incoming_schema, f"{HASHES_PREFIX}{table}"):
         comment = con.execute(
             "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
             [incoming_schema, f"{HASHES_PREFIX}{table}"],
         ).fetchall()[0][0]
         con.execute(f"CREATE OR REPLACE TABLE {kept} AS SELECT * FROM {staged}")
         con.execute(f"COMMENT ON TABLE {kept} IS {sql_literal(str(comment))}")
-    elif published and _replaces_by_key(con, replace) and _columns(con, HASHES_SCHEMA, table):
+    elif published and _replaces_by_key(con, replace) and table_columns(con, HASHES_SCHEMA, table):
         con.execute(f"DELETE FROM {kept} WHERE key IN (SELECT key FROM {replace})")
         con.execute(f"INSERT INTO {kept} SELECT key, n_h, n_n, n_p FROM {replace} WHERE n_n > 0")
     else:
@@ -176,6 +206,6 @@ def keep_hashes(con: Connection, incoming_schema: str, table: str, published: bo
 def _replaces_by_key(con: Connection, replace: str) -> bool:
     """A replace list is staged and every key of it can be found by `key IN (...)` (none is NULL)."""
     schema, _, name = replace.partition(".")
-    if not _columns(con, schema, name.strip('"')):
+    if not table_columns(con, schema, name.strip('"')):
         return False
     return not _count(con, f"SELECT count(*) FROM {replace} WHERE key IS NULL")

@@ -28,6 +28,15 @@ from kizuna.core.raw_delta import (
     replace_table,
     stage_hashes,
     stage_replace,
+    stage_replace_of_lines,
+)
+from kizuna.core.raw_lines import (
+    DELTA_PREFIX,
+    OUT_PREFIX,
+    is_view,
+    keep_lines,
+    publish_line_delta,
+    staged_name,
 )
 
 log = logging.getLogger(__name__)
@@ -98,9 +107,12 @@ def publish_incoming(con: Connection, load_id: str) -> dict[str, int]:
         # row_count is what raw holds once published; staged_rows what the file gave before the gate quarantined.
         ops.upgrade_loads(con)
         kept = _unchanged_tables(con)
+        rewritten = _rewritten_tables(con)
         for table in TABLES:
             if table.name in kept:
                 pass  # the file was not parsed again and the gate moved nothing out: raw keeps the very table
+            elif table.name in staged and publish_line_delta(con, RAW_SCHEMA, INCOMING_SCHEMA, table.name):
+                pass  # staged as raw's rows minus those whose line changed plus the changed lines' rows
             elif table.name in staged and apply_delta(con, RAW_SCHEMA, INCOMING_SCHEMA, table.name, _keys(con, table)):
                 pass  # the staged replace list applied: the changed and moved keys' rows replaced
             elif table.name in staged:
@@ -112,6 +124,7 @@ def publish_incoming(con: Connection, load_id: str) -> dict[str, int]:
                 con.execute(raw_table_ddl(table, RAW_SCHEMA))
             if table.name not in kept:
                 keep_hashes(con, INCOMING_SCHEMA, table.name, published=table.name in staged)
+                keep_lines(con, RAW_SCHEMA, INCOMING_SCHEMA, table.name, keep=table.name not in rewritten)
             row = con.execute(f'SELECT count(*) FROM {RAW_SCHEMA}."{table.name}"').fetchone()
             counts[table.name] = int(row[0]) if row else 0
         con.execute(
@@ -230,6 +243,14 @@ def _recount_rewritten(con: Connection, load_id: str, staged: set[str]) -> None:
         )
 
 
+def _rewritten_tables(con: Connection) -> set[str]:
+    """Tables whose values the gate rewrote (normalised): their rows no longer parse from their lines."""
+    if not column_exists(con, INCOMING_SCHEMA, "_load", "rewritten"):
+        return set()
+    rows = con.execute(f"SELECT table_name FROM {INCOMING_SCHEMA}._load WHERE rewritten").fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def _unchanged_tables(con: Connection) -> set[str]:
     """Tables staged as copies of raw (their file unchanged) that the gate left as they were (_recount_rewritten
     marks the others staged): raw keeps them as they are."""
@@ -284,13 +305,27 @@ def _keys(con: Connection, table: Table) -> dict[str, str]:
     return {s: f'"{table.key}"' if table.key else _row_hash(con, table, s) for s in (RAW_SCHEMA, INCOMING_SCHEMA)}
 
 
-def _side(con: Connection, table: Table, schema: str) -> str:
+def _side(con: Connection, table: Table, schema: str, rows: str | None = None) -> str:
     """SELECT key, h, p: each row's key (as its own type: grouping by text costs more), its hash and its hash
-    with the provenance (file, spreadsheet row)."""
+    with the provenance (file, spreadsheet row); over `rows` (SQL of some rows of the schema's table) if given."""
     row_hash = _row_hash(con, table, schema)
     key = f'"{table.key}"' if table.key else row_hash
     placed = f"hash({row_hash}, {SOURCE_FILE_COLUMN}, {SOURCE_ROW_COLUMN})"
-    return f'SELECT {key} AS key, {row_hash} AS h, {placed} AS p FROM {schema}."{table.name}"'
+    source = rows if rows is not None else f'{schema}."{table.name}"'
+    return f"SELECT {key} AS key, {row_hash} AS h, {placed} AS p FROM {source}"
+
+
+def _stage_replace_of_lines(con: Connection, table: Table, sides: dict[str, str]) -> bool:
+    """The replace list of a table staged as raw's rows minus its out rows plus its delta (kizuna.core.raw_lines),
+    from the kept per-key hashes and the hashes of those rows only; False when it is staged otherwise."""
+    if not is_view(con, INCOMING_SCHEMA, table.name):
+        return False
+    out_rows = f"(SELECT row FROM {staged_name(INCOMING_SCHEMA, OUT_PREFIX, table.name)})"
+    left_out = f'(SELECT * FROM {RAW_SCHEMA}."{table.name}" WHERE {SOURCE_ROW_COLUMN} IN {out_rows}) AS r'
+    added = _side(con, table, INCOMING_SCHEMA, staged_name(INCOMING_SCHEMA, DELTA_PREFIX, table.name))
+    return stage_replace_of_lines(
+        con, RAW_SCHEMA, INCOMING_SCHEMA, table.name, sides, _side(con, table, RAW_SCHEMA, left_out), added
+    )
 
 
 def stage_changes(con: Connection, table: Table, load_id: str) -> ChangeCounts:
@@ -325,7 +360,8 @@ def stage_changes(con: Connection, table: Table, load_id: str) -> ChangeCounts:
     # of those, the ones whose contract columns differ are the load's changes.
     replace = replace_table(INCOMING_SCHEMA, table.name)
     sides = {s: _side(con, table, s) for s in (RAW_SCHEMA, INCOMING_SCHEMA)}
-    stage_replace(con, RAW_SCHEMA, INCOMING_SCHEMA, table.name, sides)
+    if not _stage_replace_of_lines(con, table, sides):
+        stage_replace(con, RAW_SCHEMA, INCOMING_SCHEMA, table.name, sides)
     # Appended with the published row an update or deletion replaces (its dates say which months it touched), as
     # JSON, in one statement: the files' cursors append to the list at once (appends never conflict in DuckDB;
     # updating the rows afterwards could).

@@ -16,6 +16,7 @@ from typing import Any
 from kizuna.core import ops
 from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, TABLES_BY_NAME
+from kizuna.core.raw_lines import materialize_staged
 from kizuna.core.sql_dialect import dialect_of
 from kizuna.core.warehouse import (
     INCOMING_SCHEMA,
@@ -229,15 +230,16 @@ def keep_out_quarantined(con: Connection, table: str, rechecked_rules: set[str])
     # Both sides as the same engine writes JSON text (PostgreSQL's through jsonb: one spacing and key order)
     row, record = dialect.json_patch(dialect.row_json("t"), _PROVENANCE), dialect.json_patch("record", _PROVENANCE)
     rechecked = " AND ".join(f"rule <> {_literal(rule)}" for rule in sorted(rechecked_rules)) or "true"
-    before = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
-    con.execute(
-        f"""DELETE FROM {staged} WHERE {SOURCE_ROW_COLUMN} IN (
-                SELECT {SOURCE_ROW_COLUMN} FROM {staged} t WHERE {inserted}
+    kept_out = f"""SELECT {SOURCE_ROW_COLUMN} FROM {staged} t WHERE {inserted}
                 AND {row} IN (
                     SELECT {record} FROM {ops.QUARANTINE_ROWS} WHERE table_name = ?
                     GROUP BY record
-                    HAVING bool_and({rechecked})))""",
-        [table],
-    )
+                    HAVING bool_and({rechecked}))"""
+    found = con.execute(f"SELECT count(*) FROM ({kept_out}) AS kept_out", [table]).fetchone()
+    if not found or not found[0]:
+        return 0
+    materialize_staged(con, INCOMING_SCHEMA, table)  # a load of changed lines is staged as a view
+    before = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
+    con.execute(f"DELETE FROM {staged} WHERE {SOURCE_ROW_COLUMN} IN ({kept_out})", [table])
     after = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
     return int(before[0] if before else 0) - int(after[0] if after else 0)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN
 from kizuna.core.errors import Finding
+from kizuna.core.raw_lines import materialize_staged
 from kizuna.core.sql_dialect import dialect_of
 
 # An address with a display name, as mail clients and CRM exports write it (RFC 5322 name-addr):
@@ -50,6 +51,7 @@ def normalise_column(con: Connection, schema: str, table: str, column: str, kind
         return None
     count, file, first_row, before = row
     kept = dialect.regexp_group(quoted, f"'{pattern}'", group)
+    materialize_staged(con, schema, table)  # a load of changed lines is staged as a view
     con.execute(f"UPDATE {target} SET {quoted} = {kept} WHERE {matches}")
     after = con.execute(
         f'SELECT "{column}" FROM {target} WHERE {SOURCE_ROW_COLUMN} = ? LIMIT 1', [first_row]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from kizuna.core import ops
 from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_ROW_COLUMN
+from kizuna.core.raw_lines import materialize_staged
 from kizuna.core.sql_dialect import dialect_of
 from kizuna.core.warehouse import INCOMING_SCHEMA
 from kizuna.quality.validate import CheckResult
@@ -41,6 +42,7 @@ def quarantine_rows(con: Connection, load_id: str, table: str, file: str, failur
                    f.rule, f.value, f.severity, {dialect_of(con).row_json("t")}
             FROM _findings f JOIN {staged} t ON t.{SOURCE_ROW_COLUMN} = f.source_row"""
     )
+    materialize_staged(con, INCOMING_SCHEMA, table)  # a load of changed lines is staged as a view
     before = con.execute(f"SELECT count(*) FROM {staged}").fetchone()
     con.execute(f"DELETE FROM {staged} WHERE {SOURCE_ROW_COLUMN} IN (SELECT source_row FROM _findings)")
     after = con.execute(f"SELECT count(*) FROM {staged}").fetchone()

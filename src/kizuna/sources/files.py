@@ -16,12 +16,22 @@ from kizuna.core.errors import Finding, SourceError
 from kizuna.core.warehouse import ChangeCounts
 from kizuna.sources.csv_records import read_header, spreadsheet_rows
 from kizuna.sources.encoding import FileScan, detect_encoding, scan_file, to_utf8
+from kizuna.sources.line_delta import lines_fingerprint, stage_changed_lines, stage_lines
 from kizuna.sources.mapping import TableMapping, find_mapped_file, normalise_header
 from kizuna.sources.reading import MAX_FINDINGS_PER_FILE, load_text, load_typed, text_select, value_findings
 
 # A workbook whose parts expand to more than this is refused before it is parsed: a few hundred kilobytes of
 # zip can declare gigabytes of sheet XML (a zip bomb), which the Excel reader would expand in memory.
 MAX_XLSX_UNCOMPRESSED_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class LineReuse:
+    """What a file's lines are read against: its reading options' fingerprint, and the file name of its table's
+    last published load (None: parse the whole file, but keep its lines for the next load)."""
+
+    options: str
+    last_file: str | None
 
 
 @dataclass
@@ -197,11 +207,14 @@ def stage_file(
     tmp_dir: Path,
     mapping: TableMapping | None = None,
     scan: FileScan | None = None,
+    lines: LineReuse | None = None,
 ) -> tuple[StagedFile | None, list[Finding], int]:
     """Parse one file into `schema.<table>`. Returns the staged file (None on findings), findings, their total.
 
     With a mapping (kizuna.sources.mapping) the export's own headers, values and rows are read as the
-    contract's; findings then name the export's header beside the contract's column.
+    contract's; findings then name the export's header beside the contract's column. With `lines`, a UTF-8 CSV
+    file whose lines are its records has its lines hashed for the next load, and one whose last published load
+    kept them has only its changed lines parsed (kizuna.sources.line_delta).
     """
     if scan is None and path.suffix.lower() != ".xlsx":
         scan = scan_file(path)
@@ -216,6 +229,20 @@ def stage_file(
 
     target, text_table = f'{schema}."{table.name}"', f'{schema}."_text_{table.name}"'
     direct = scan if text_path == path else None  # the scan counted this very text's lines
+    fingerprint = None
+    if lines is not None and direct is not None and not (mapping and mapping.keep):
+        fingerprint = lines_fingerprint(path.name, header, lines.options)
+    if fingerprint is not None and lines is not None and lines.last_file == path.name and direct is not None:
+        args = (con, schema, table, path.name, text_path, header, source_of, mapping, direct.lines, fingerprint)
+        done = stage_changed_lines(*args, tmp_dir)
+        if done is not None and done[1]:
+            return None, done[1], done[2]
+        if done is not None:
+            return (
+                StagedFile(table.name, path.name, encoding, done[0], sha, _ignored(header, source_of, mapping), header),
+                [],
+                0,
+            )
     rows, refused, text = _load(con, table, path.name, text_path, header, source_of, mapping, target, direct)
     if refused:
         con.execute(f"DROP TABLE {target}")
@@ -223,18 +250,15 @@ def stage_file(
         findings, total = value_findings(con, table, path.name, text_table, named)
         con.execute(f"DROP TABLE {text_table}")
         return None, findings, total
+    if fingerprint is not None and direct is not None and rows == direct.lines - 1:
+        stage_lines(con, schema, table.name, text_path, fingerprint, rows)  # every line a record: kept for next time
+    return StagedFile(table.name, path.name, encoding, rows, sha, _ignored(header, source_of, mapping), header), [], 0
+
+
+def _ignored(header: list[str], source_of: dict[str, str], mapping: TableMapping | None) -> list[str]:
+    """The header's columns the load does not read."""
     used = set(source_of.values()) | {normalise_header(h) for h in (mapping.keep if mapping else {})}
-    ignored = [h for h in header if h and h not in used]
-    staged = StagedFile(
-        table.name,
-        path.name,
-        encoding,
-        rows,
-        sha,
-        ignored,
-        header,
-    )
-    return staged, [], 0
+    return [h for h in header if h and h not in used]
 
 
 def _load(

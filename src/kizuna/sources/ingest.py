@@ -35,7 +35,7 @@ from kizuna.sources.changes import (
     reuse_published,
 )
 from kizuna.sources.encoding import scan_file
-from kizuna.sources.files import StagedFile, file_sha256, find_file, missing_required_file, stage_file
+from kizuna.sources.files import LineReuse, StagedFile, file_sha256, find_file, missing_required_file, stage_file
 from kizuna.sources.fx import record_fx_currencies
 from kizuna.sources.mapping import TableMapping, mapping_from_options
 from kizuna.sources.pulls import Pulls
@@ -69,7 +69,9 @@ def new_load_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def stage_sources(settings: Settings, progress: Callable[[str], None] | None = None) -> IngestResult:
+def stage_sources(
+    settings: Settings, progress: Callable[[str], None] | None = None, *, keep_lines: bool = True
+) -> IngestResult:
     """Stage every raw table into the incoming schema: from files in settings.source_dir, or pulled by the
     connector the sources file routes it to (kizuna.connectors), with the same parser and rules.
 
@@ -99,7 +101,8 @@ def stage_sources(settings: Settings, progress: Callable[[str], None] | None = N
             try:
                 from_files = [t for t in TABLES if routing.source_of(t.name) == FILES]
                 reads = {
-                    t.name: _FileRead(source_dir, tmp_dir, mapping.of(t.name) if mapping else None) for t in from_files
+                    t.name: _FileRead(source_dir, tmp_dir, mapping.of(t.name) if mapping else None, keep_lines)
+                    for t in from_files
                 }
                 files_staged = _stage_files(
                     con, from_files, reads, settings.timezone, published, result.load_id, progress
@@ -165,7 +168,7 @@ def _stage_for_server(settings: Settings, progress: Callable[[str], None] | None
             forget_staged_on_server(server)  # as a DuckDB warehouse's ingest: a failed one leaves nothing staged
             with connect(staging) as con:
                 copy_schema_from_server(server, con, STATE_SCHEMA)
-            result = stage_sources(local, progress)
+            result = stage_sources(local, progress, keep_lines=False)  # a server keeps no lines (docs/scaling.md)
             with connect(staging, read_only=True) as con:
                 copy_staged_to_server(con, server, settings.tmp_dir / f"ingest-{result.load_id}")
             published = {t.name for t in TABLES if table_exists(server, RAW_SCHEMA, t.name)}
@@ -191,6 +194,7 @@ class _FileRead:
     source_dir: Path
     tmp_dir: Path
     mapping: TableMapping | None
+    keep_lines: bool = True  # hash a CSV file's lines for the next load, and parse only the changed ones
 
 
 def _stage_files(
@@ -265,7 +269,8 @@ def _stage_from_file(
     if progress:
         progress(path.name)
     try:
-        staged, findings, total = stage_file(con, table, path, INCOMING_SCHEMA, read.tmp_dir, read.mapping, scan)
+        lines = LineReuse(opts, last.source_file if last else None) if read.keep_lines else None
+        staged, findings, total = stage_file(con, table, path, INCOMING_SCHEMA, read.tmp_dir, read.mapping, scan, lines)
     except SourceError as exc:
         return None, [exc.finding], 1
     if staged is not None:

@@ -68,7 +68,7 @@ def _sources(con: Connection, before: str, after: str, only: str | None) -> tupl
     names = {
         r[0]
         for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type IN ('BASE TABLE', 'VIEW')",
             [after],
         ).fetchall()
     }
