@@ -23,6 +23,7 @@ PG_TYPES = {
     "SMALLINT": "smallint",
     "HUGEINT": "numeric(39, 0)",
     "UBIGINT": "numeric(20, 0)",
+    "UHUGEINT": "numeric(39, 0)",
     "DOUBLE": "double precision",
     "DATE": "date",
     "TIMESTAMP": "timestamp",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kizuna.core.connection import ENGINE_VERSION, Connection, WarehouseError
 from kizuna.core.contract import SOURCE_ROW_COLUMN, Table
-from kizuna.core.errors import Finding
+from kizuna.core.errors import Finding, SourceError
 from kizuna.core.raw_delta import table_columns
 from kizuna.core.raw_lines import (
     DELTA_PREFIX,
@@ -154,7 +154,10 @@ def _stage_delta(
         fh.writelines(f"{line}\n" for _, line in texts)
     rows_of = [int(row) for row, _ in texts]
     text = text_select(table, part, header, source_of, mapping, rows_of)
-    parsed, refused, _ = load_typed(con, table, file, part, len(header), text, delta)
+    try:
+        parsed, refused, _ = load_typed(con, table, file, part, len(header), text, delta)
+    except SourceError:
+        return None  # a line that is not a record of the header's fields: a whole read names its row in the file
     if refused:
         con.execute(f"DROP TABLE {delta}")
         text_table = staged_name(schema, "_text_", name)
