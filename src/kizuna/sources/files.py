@@ -16,7 +16,7 @@ from kizuna.core.errors import Finding, SourceError
 from kizuna.core.warehouse import ChangeCounts
 from kizuna.sources.csv_records import read_header, spreadsheet_rows
 from kizuna.sources.encoding import FileScan, detect_encoding, scan_file, to_utf8
-from kizuna.sources.line_delta import lines_fingerprint, stage_changed_lines, stage_lines
+from kizuna.sources.line_delta import FileReading, lines_fingerprint, stage_changed_lines, stage_lines
 from kizuna.sources.mapping import TableMapping, find_mapped_file, normalise_header
 from kizuna.sources.reading import MAX_FINDINGS_PER_FILE, load_text, load_typed, text_select, value_findings
 
@@ -229,20 +229,18 @@ def stage_file(
 
     target, text_table = f'{schema}."{table.name}"', f'{schema}."_text_{table.name}"'
     direct = scan if text_path == path else None  # the scan counted this very text's lines
-    fingerprint = None
-    if lines is not None and direct is not None and not (mapping and mapping.keep):
-        fingerprint = lines_fingerprint(path.name, header, lines.options)
-    if fingerprint is not None and lines is not None and lines.last_file == path.name and direct is not None:
-        args = (con, schema, table, path.name, text_path, header, source_of, mapping, direct.lines, fingerprint)
-        done = stage_changed_lines(*args, tmp_dir)
+    # Lines stand for records only in a file read as it is (UTF-8 CSV) and without a row filter.
+    by_lines = lines is not None and direct is not None and not (mapping and mapping.keep)
+    fingerprint = lines_fingerprint(path.name, header, lines.options) if by_lines and lines else None
+    staged = StagedFile(table.name, path.name, encoding, 0, sha, _ignored(header, source_of, mapping), header)
+    if fingerprint and lines and direct and lines.last_file == path.name:
+        reading = FileReading(table, path.name, text_path, header, source_of, mapping)
+        done = stage_changed_lines(con, schema, reading, direct.lines, fingerprint, tmp_dir)
         if done is not None and done[1]:
             return None, done[1], done[2]
         if done is not None:
-            return (
-                StagedFile(table.name, path.name, encoding, done[0], sha, _ignored(header, source_of, mapping), header),
-                [],
-                0,
-            )
+            staged.rows = done[0]
+            return staged, [], 0
     rows, refused, text = _load(con, table, path.name, text_path, header, source_of, mapping, target, direct)
     if refused:
         con.execute(f"DROP TABLE {target}")
@@ -250,9 +248,10 @@ def stage_file(
         findings, total = value_findings(con, table, path.name, text_table, named)
         con.execute(f"DROP TABLE {text_table}")
         return None, findings, total
-    if fingerprint is not None and direct is not None and rows == direct.lines - 1:
+    if fingerprint and direct and rows == direct.lines - 1:
         stage_lines(con, schema, table.name, text_path, fingerprint, rows)  # every line a record: kept for next time
-    return StagedFile(table.name, path.name, encoding, rows, sha, _ignored(header, source_of, mapping), header), [], 0
+    staged.rows = rows
+    return staged, [], 0
 
 
 def _ignored(header: list[str], source_of: dict[str, str], mapping: TableMapping | None) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from kizuna.core.connection import ENGINE_VERSION, Connection, WarehouseError
@@ -81,46 +82,49 @@ def stage_lines(con: Connection, schema: str, table: str, text_path: Path, finge
     return True
 
 
+@dataclass(frozen=True)
+class FileReading:
+    """How a file's records are read: its table, name, UTF-8 text, header (normalised), the header each contract
+    column is read from, and its mapping."""
+
+    table: Table
+    file: str
+    text_path: Path
+    header: list[str]
+    source_of: dict[str, str]
+    mapping: TableMapping | None
+
+
 def stage_changed_lines(
-    con: Connection,
-    schema: str,
-    table: Table,
-    file: str,
-    text_path: Path,
-    header: list[str],
-    source_of: dict[str, str],
-    mapping: TableMapping | None,
-    lines: int,
-    fingerprint: str,
-    tmp_dir: Path,
+    con: Connection, schema: str, reading: FileReading, lines: int, fingerprint: str, tmp_dir: Path
 ) -> tuple[int, list[Finding], int] | None:
     """Stage `schema.<table>` as raw plus the file's changed lines: (rows staged, findings, their total), or None
     (nothing staged) when the file must be read whole. `lines` is the file's line count, header included."""
-    if kept_lines(con, RAW_SCHEMA, table.name, fingerprint) is None:
+    name = reading.table.name
+    if kept_lines(con, RAW_SCHEMA, name, fingerprint) is None:
         return None
-    if not stage_lines(con, schema, table.name, text_path, fingerprint, lines - 1):
+    if not stage_lines(con, schema, name, reading.text_path, fingerprint, lines - 1):
         return None
-    done = _stage_delta(con, schema, table, file, text_path, header, source_of, mapping, tmp_dir)
-    con.execute(f"DROP TABLE IF EXISTS {staged_name(schema, _DIFF_PREFIX, table.name)}")
+    done = _stage_delta(con, schema, reading, tmp_dir)
+    con.execute(f"DROP TABLE IF EXISTS {staged_name(schema, _DIFF_PREFIX, name)}")
     if done is None or done[1]:
         for prefix in (STAGED_LINES_PREFIX, OUT_PREFIX, DELTA_PREFIX):
-            con.execute(f"DROP TABLE IF EXISTS {staged_name(schema, prefix, table.name)}")
+            con.execute(f"DROP TABLE IF EXISTS {staged_name(schema, prefix, name)}")
         if done is None:
-            log.info("%s: read whole (its changed lines cannot be staged alone)", file)
+            log.info("%s: read whole (its changed lines cannot be staged alone)", reading.file)
     return done
 
 
 def _stage_delta(
-    con: Connection,
-    schema: str,
-    table: Table,
-    file: str,
-    text_path: Path,
-    header: list[str],
-    source_of: dict[str, str],
-    mapping: TableMapping | None,
-    tmp_dir: Path,
+    con: Connection, schema: str, reading: FileReading, tmp_dir: Path
 ) -> tuple[int, list[Finding], int] | None:
+    table, file, text_path, header, mapping = (
+        reading.table,
+        reading.file,
+        reading.text_path,
+        reading.header,
+        reading.mapping,
+    )
     name = table.name
     today, kept = staged_name(schema, STAGED_LINES_PREFIX, name), f'{LINES_SCHEMA}."{name}"'
     diff, out = staged_name(schema, _DIFF_PREFIX, name), staged_name(schema, OUT_PREFIX, name)
@@ -153,7 +157,7 @@ def _stage_delta(
         csv.writer(fh, lineterminator="\n").writerow(header)
         fh.writelines(f"{line}\n" for _, line in texts)
     rows_of = [int(row) for row, _ in texts]
-    text = text_select(table, part, header, source_of, mapping, rows_of)
+    text = text_select(table, part, header, reading.source_of, mapping, rows_of)
     try:
         parsed, refused, _ = load_typed(con, table, file, part, len(header), text, delta)
     except SourceError:
