@@ -118,3 +118,19 @@ def test_a_server_that_cannot_be_reached_is_one_line_without_the_password(tmp_pa
 @pytest.mark.parametrize("path", ["var/warehouse.duckdb", "/data/kizuna/warehouse.duckdb", "exports:2026/w.duckdb"])
 def test_a_file_path_is_still_a_warehouse(path: str) -> None:
     assert Settings(warehouse=path).warehouse == Path(path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", [["run"], ["check"], ["ledger", "unknown"]])
+def test_an_option_taken_for_the_warehouse_path_is_refused_before_any_file_is_made(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # Before: `kizuna run --warehouse --help` (the path forgotten) took "--help" for the DuckDB file and left files
+    # named --help and --help.writer.lock in the working directory.
+    done = kizuna(tmp_path, *command, "--warehouse", "--help", timeout=120)
+    assert done.returncode == 2, done.stdout
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert lines == [
+        "error: --warehouse: '--help' looks like an option, not a file: give the DuckDB file's path after it, "
+        "such as var/warehouse.duckdb"
+    ]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("-")]

@@ -353,6 +353,12 @@ class Settings(BaseSettings):
                 f"a {found.group(1)}:// URL names a server kizuna cannot use as its warehouse: give a postgresql:// "
                 "URL (docs/scaling.md) or a DuckDB file path such as var/warehouse.duckdb"
             )
+        if isinstance(value, str | Path) and Path(value).name.startswith("-"):
+            # `--warehouse --help`, the path forgotten: the next option would become a DuckDB file of that name.
+            raise ValueError(
+                f"{Path(value).name!r} looks like an option, not a file: give the DuckDB file's path after it, "
+                "such as var/warehouse.duckdb"
+            )
         return value
 
     @field_validator("warehouse_url", mode="before")
