@@ -44,9 +44,18 @@ def table_columns(con: Connection, schema: str, table: str) -> list[tuple[str, s
     ]
 
 
-def _count(con: Connection, sql: str) -> int:
+def count_of(con: Connection, sql: str) -> int:
+    """The first value of a statement's first row as an int (a count, a sum, the rows a DELETE took); 0 if NULL."""
     row = con.execute(sql).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+def table_comment(con: Connection, schema: str, table: str) -> str | None:
+    """The comment a table was marked with (the fingerprint of what made it); None without one."""
+    row = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, table]
+    ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def apply_delta(
@@ -75,17 +84,20 @@ def apply_delta(
     new_rows, old_rows, null_keys = (int(sums[0]), int(sums[1]), int(sums[2])) if sums else (0, 0, 0)
     if null_keys:
         return False  # `key IN (...)` cannot find rows without a key
-    raw_rows, staged_rows = _count(con, f"SELECT count(*) FROM {raw}"), _count(con, f"SELECT count(*) FROM {staged}")
+    raw_rows, staged_rows = (
+        count_of(con, f"SELECT count(*) FROM {raw}"),
+        count_of(con, f"SELECT count(*) FROM {staged}"),
+    )
     if raw_rows - old_rows + new_rows != staged_rows:
         return False  # the replace list no longer describes the tables (the staged one was rewritten after it)
     if new_rows + old_rows > max(MAX_REPLACED_SHARE * staged_rows, MIN_REPLACED_LIMIT):
         return False
     if old_rows:
-        deleted = _count(con, f"DELETE FROM {raw} WHERE {key_of[raw_schema]} IN (SELECT key FROM {replace})")
+        deleted = count_of(con, f"DELETE FROM {raw} WHERE {key_of[raw_schema]} IN (SELECT key FROM {replace})")
         if deleted != old_rows:
             raise RuntimeError(f"publishing {table}: deleted {deleted:,} rows where the staged delta said {old_rows:,}")
     if new_rows:
-        inserted = _count(
+        inserted = count_of(
             con,
             f"INSERT INTO {raw} SELECT * FROM {staged} WHERE {key_of[incoming_schema]} IN (SELECT key FROM {replace})",
         )
@@ -106,13 +118,10 @@ HASHES_PREFIX = "_hashes__"
 def _stored(con: Connection, raw_schema: str, table: str, fingerprint: str) -> str | None:
     """The kept per-key hashes of raw.<table> (key, h, n, p) when they were made by the same row hash and
     describe as many rows as the table holds; else None (compare with the published rows themselves)."""
-    row = con.execute(
-        "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [HASHES_SCHEMA, table]
-    ).fetchone()
-    if not row or row[0] != fingerprint:
+    if table_comment(con, HASHES_SCHEMA, table) != fingerprint:
         return None
     stored = f'{HASHES_SCHEMA}."{table}"'
-    if _count(con, f"SELECT sum(n) FROM {stored}") != _count(con, f'SELECT count(*) FROM {raw_schema}."{table}"'):
+    if count_of(con, f"SELECT sum(n) FROM {stored}") != count_of(con, f'SELECT count(*) FROM {raw_schema}."{table}"'):
         return None
     return stored
 
@@ -190,10 +199,7 @@ def keep_hashes(con: Connection, incoming_schema: str, table: str, published: bo
     replace = replace_table(incoming_schema, table)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {HASHES_SCHEMA}")
     if published and table_columns(con, incoming_schema, f"{HASHES_PREFIX}{table}"):
-        comment = con.execute(
-            "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-            [incoming_schema, f"{HASHES_PREFIX}{table}"],
-        ).fetchall()[0][0]
+        comment = table_comment(con, incoming_schema, f"{HASHES_PREFIX}{table}")
         con.execute(f"CREATE OR REPLACE TABLE {kept} AS SELECT * FROM {staged}")
         con.execute(f"COMMENT ON TABLE {kept} IS {sql_literal(str(comment))}")
     elif published and _replaces_by_key(con, replace) and table_columns(con, HASHES_SCHEMA, table):
@@ -208,4 +214,4 @@ def _replaces_by_key(con: Connection, replace: str) -> bool:
     schema, _, name = replace.partition(".")
     if not table_columns(con, schema, name.strip('"')):
         return False
-    return not _count(con, f"SELECT count(*) FROM {replace} WHERE key IS NULL")
+    return not count_of(con, f"SELECT count(*) FROM {replace} WHERE key IS NULL")

@@ -21,6 +21,7 @@ import logging
 
 from kizuna.core.connection import Connection
 from kizuna.core.contract import SOURCE_ROW_COLUMN
+from kizuna.core.raw_delta import count_of, table_comment
 from kizuna.core.sql_dialect import sql_literal
 
 LINES_SCHEMA = "raw_lines"
@@ -35,18 +36,6 @@ def staged_name(incoming_schema: str, prefix: str, table: str) -> str:
     return f'{incoming_schema}."{prefix}{table}"'
 
 
-def _comment(con: Connection, schema: str, table: str) -> str | None:
-    row = con.execute(
-        "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, table]
-    ).fetchone()
-    return None if row is None or row[0] is None else str(row[0])
-
-
-def _count(con: Connection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
-
-
 def is_view(con: Connection, schema: str, table: str) -> bool:
     row = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ? "
@@ -58,10 +47,10 @@ def is_view(con: Connection, schema: str, table: str) -> bool:
 
 def kept_lines(con: Connection, raw_schema: str, table: str, fingerprint: str) -> str | None:
     """raw_lines.<table> when its fingerprint is `fingerprint` and it has one line per row of raw.<table>."""
-    if _comment(con, LINES_SCHEMA, table) != fingerprint:
+    if table_comment(con, LINES_SCHEMA, table) != fingerprint:
         return None
     kept = f'{LINES_SCHEMA}."{table}"'
-    if _count(con, f"SELECT count(*) FROM {kept}") != _count(con, f'SELECT count(*) FROM {raw_schema}."{table}"'):
+    if count_of(con, f"SELECT count(*) FROM {kept}") != count_of(con, f'SELECT count(*) FROM {raw_schema}."{table}"'):
         return None
     return kept
 
@@ -95,11 +84,11 @@ def publish_line_delta(con: Connection, raw_schema: str, incoming_schema: str, t
         return False
     out, delta = staged_name(incoming_schema, OUT_PREFIX, table), staged_name(incoming_schema, DELTA_PREFIX, table)
     raw = f'{raw_schema}."{table}"'
-    expected = _count(con, f"SELECT count(*) FROM {out}")
-    deleted = _count(con, f"DELETE FROM {raw} WHERE {SOURCE_ROW_COLUMN} IN (SELECT row FROM {out})")
+    expected = count_of(con, f"SELECT count(*) FROM {out}")
+    deleted = count_of(con, f"DELETE FROM {raw} WHERE {SOURCE_ROW_COLUMN} IN (SELECT row FROM {out})")
     if deleted != expected:
         raise RuntimeError(f"publishing {table}: deleted {deleted:,} rows where the staged lines said {expected:,}")
-    inserted = _count(con, f"INSERT INTO {raw} SELECT * FROM {delta}")
+    inserted = count_of(con, f"INSERT INTO {raw} SELECT * FROM {delta}")
     log.info("published %s from its changed lines: %d rows replaced by %d", table, deleted, inserted)
     return True
 
@@ -110,13 +99,13 @@ def keep_lines(con: Connection, raw_schema: str, incoming_schema: str, table: st
     kept (keep False, or no lines staged) when the file's lines cannot stand for its rows."""
     kept = f'{LINES_SCHEMA}."{table}"'
     staged = staged_name(incoming_schema, STAGED_LINES_PREFIX, table)
-    fingerprint = _comment(con, incoming_schema, f"{STAGED_LINES_PREFIX}{table}")
+    fingerprint = table_comment(con, incoming_schema, f"{STAGED_LINES_PREFIX}{table}")
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {LINES_SCHEMA}")
     if not keep or fingerprint is None:
         con.execute(f"DROP TABLE IF EXISTS {kept}")
         return
     out, delta = staged_name(incoming_schema, OUT_PREFIX, table), staged_name(incoming_schema, DELTA_PREFIX, table)
-    if is_view(con, incoming_schema, table) and _comment(con, LINES_SCHEMA, table) == fingerprint:
+    if is_view(con, incoming_schema, table) and table_comment(con, LINES_SCHEMA, table) == fingerprint:
         con.execute(f"DELETE FROM {kept} WHERE row IN (SELECT row FROM {out})")
         con.execute(
             f"INSERT INTO {kept} SELECT row, h FROM {staged} WHERE row IN (SELECT {SOURCE_ROW_COLUMN} FROM {delta})"

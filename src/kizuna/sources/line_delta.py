@@ -23,7 +23,7 @@ from pathlib import Path
 from kizuna.core.connection import ENGINE_VERSION, Connection, WarehouseError
 from kizuna.core.contract import SOURCE_ROW_COLUMN, Table
 from kizuna.core.errors import Finding, SourceError
-from kizuna.core.raw_delta import table_columns
+from kizuna.core.raw_delta import count_of, table_columns
 from kizuna.core.raw_lines import (
     DELTA_PREFIX,
     LINES_SCHEMA,
@@ -54,11 +54,6 @@ _NUMBERED = f"(SELECT (row_number() OVER () + 1)::BIGINT AS row, line FROM {_LIN
 def lines_fingerprint(file: str, header: list[str], options: str) -> str:
     """What decides how a line of the file parses: its name (provenance), header, reading options, DuckDB."""
     return json.dumps([ENGINE_VERSION, file, header, options], ensure_ascii=False)
-
-
-def _count(con: Connection, sql: str, params: list[object] | None = None) -> int:
-    row = con.execute(sql, params or []).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
 
 
 def stage_lines(con: Connection, schema: str, table: str, text_path: Path, fingerprint: str, rows: int) -> bool:
@@ -134,8 +129,8 @@ def _stage_delta(
         f"CREATE OR REPLACE TABLE {diff} AS SELECT row, t.h AS today, y.h AS kept FROM {today} t "
         f"FULL JOIN {kept} y USING (row) WHERE t.h IS DISTINCT FROM y.h"
     )
-    total = _count(con, f"SELECT count(*) FROM {today}")
-    changed = _count(con, f"SELECT count(*) FROM {diff}")
+    total = count_of(con, f"SELECT count(*) FROM {today}")
+    changed = count_of(con, f"SELECT count(*) FROM {diff}")
     if changed > MAX_CHANGED_SHARE * max(total, 1) and changed > 1_000:
         return None
     con.execute(f"CREATE OR REPLACE TABLE {out} AS SELECT row FROM {diff} WHERE kept IS NOT NULL")
@@ -179,7 +174,7 @@ def _stage_delta(
         f"JOIN ({moved}) m ON r.{SOURCE_ROW_COLUMN} = m.from_row"
     )
     stage_line_view(con, RAW_SCHEMA, schema, name)
-    staged = _count(con, f"SELECT count(*) FROM {raw}") - _count(con, f"SELECT count(*) FROM {out}")
-    staged += _count(con, f"SELECT count(*) FROM {delta}")
+    staged = count_of(con, f"SELECT count(*) FROM {raw}") - count_of(con, f"SELECT count(*) FROM {out}")
+    staged += count_of(con, f"SELECT count(*) FROM {delta}")
     log.info("%s: %d of %d lines changed, %d parsed", file, changed, total, len(texts))
     return staged, [], 0
